@@ -1,0 +1,115 @@
+"""ONNX Conv, 1-D and 2-D, any group count (so depthwise too), float32. Works channels-last:
+input NHWC, filters re-laid at compile time to OHWI, output NHWC."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from codegen.ir import Graph, Node, Tensor, channels_last
+from codegen.ops.base import (
+    FLOAT_TYPES,
+    Kernel,
+    Names,
+    OpDef,
+    apply_clamp,
+    attr,
+    clamp_statements,
+    describe_clamp,
+    register,
+    require_dtype,
+    unsupported,
+)
+from codegen.ops.spatial import Window, output_spatial, window
+
+
+@register("Conv")
+class Conv(OpDef):
+    attributes = frozenset({"auto_pad", "dilations", "group", "kernel_shape", "pads",
+                            "strides"})
+    accepts_clamp = True
+
+    def check(self, node: Node, graph: Graph) -> None:
+        super().check(node, graph)
+        x, w, *rest = graph.input_tensors(node)
+        require_dtype(node, x, FLOAT_TYPES)
+        if not w.is_const or any(b is not None and not b.is_const for b in rest):
+            raise unsupported(node, "weights or bias computed at run time",
+                              "constant weights and bias")
+        if x.rank not in (3, 4):
+            raise unsupported(node, f"{x.rank - 2}-D convolution", "1-D and 2-D")
+        group = attr(node, "group", 1)
+        if x.shape[1] % group or w.shape[0] % group or w.shape[1] * group != x.shape[1]:
+            raise unsupported(node, f"group {group} with {x.shape[1]} input channels and "
+                              f"weights {list(w.shape)}", "groups that divide the channels")
+
+    def geometry(self, node: Node, x: Tensor | np.ndarray, w: Tensor | np.ndarray) -> Window:
+        return window(node, tuple(x.shape[2:]), tuple(attr(node, "kernel_shape", w.shape[2:])))
+
+    def infer(self, node: Node, inputs: list[Tensor | None]):
+        x, w = inputs[0], inputs[1]
+        win = self.geometry(node, x, w)
+        return [((x.shape[0], w.shape[0], *output_spatial(win, x.rank - 2)), x.dtype)]
+
+    def reference(self, node: Node, x, w, b=None):
+        win = self.geometry(node, x, w)
+        group = attr(node, "group", 1)
+        x4, w4 = _as_2d(x), _as_2d(w)
+        t, lft, bot, r = win.pads
+        xp = np.pad(x4, ((0, 0), (0, 0), (t, bot), (lft, r))).astype(np.float64)
+        n, c = x4.shape[:2]
+        oc, icg, kh, kw = w4.shape
+        oh, ow = win.out_hw
+        (sh, sw), (dh, dw) = win.strides, win.dilations
+        y = np.zeros((n, oc, oh, ow))
+        ocg = oc // group
+        for g in range(group):
+            xg = xp[:, g * icg:(g + 1) * icg]
+            wg = w4[g * ocg:(g + 1) * ocg].astype(np.float64)
+            for ky in range(kh):
+                for kx in range(kw):
+                    patch = xg[:, :, ky * dh:ky * dh + sh * (oh - 1) + 1:sh,
+                               kx * dw:kx * dw + sw * (ow - 1) + 1:sw]
+                    y[:, g * ocg:(g + 1) * ocg] += np.einsum("nchw,oc->nohw", patch,
+                                                             wg[:, :, ky, kx])
+        if b is not None:
+            y += b.reshape(1, -1, 1, 1)
+        y = y.astype(np.float32).reshape((n, oc, *output_spatial(win, x.ndim - 2)))
+        return [apply_clamp(node, y)]
+
+    def layout(self, node: Node, graph: Graph):
+        x = graph.tensor(node.inputs[0])
+        return [channels_last(x.rank)] + [None] * (len(node.inputs) - 1), [channels_last(x.rank)]
+
+    def lower(self, node: Node, graph: Graph, names: Names) -> Kernel:
+        x, w, *rest = graph.input_tensors(node)
+        win = self.geometry(node, x, w)
+        group = attr(node, "group", 1)
+        w4 = _as_2d(w.data)
+        weights = {"w": np.ascontiguousarray(w4.transpose(0, 2, 3, 1), dtype=np.float32)}
+        bias = rest[0] if rest and rest[0] is not None else None
+        if bias is not None:
+            weights["b"] = bias.data.astype(np.float32)
+        oc, icg = w4.shape[:2]
+        context = {
+            "n": x.shape[0], "ih": win.in_hw[0], "iw": win.in_hw[1], "ic": x.shape[1],
+            "oh": win.out_hw[0], "ow": win.out_hw[1], "oc": oc,
+            "kh": win.kernel[0], "kw": win.kernel[1],
+            "sh": win.strides[0], "sw": win.strides[1],
+            "dh": win.dilations[0], "dw": win.dilations[1],
+            "pad_top": win.pads[0], "pad_left": win.pads[1],
+            "group": group, "icg": icg, "ocg": oc // group,
+            "has_bias": bias is not None,
+            "geometry": win.describe() + describe_clamp(node.clamp),
+            "clamp": clamp_statements("acc", node.clamp, "float"),
+        }
+        return Kernel("kernels/conv_f32.c.j2", context, weights)
+
+    def macs(self, node: Node, graph: Graph) -> int:
+        w = graph.tensor(node.inputs[1])
+        y = graph.tensor(node.outputs[0])
+        return y.size * int(np.prod(w.shape[1:]))
+
+
+def _as_2d(array):
+    """View a 1-D convolution's (N, C, W) arrays as (N, C, 1, W)."""
+    return array if array.ndim == 4 else array.reshape(*array.shape[:2], 1, array.shape[2])

@@ -1,0 +1,160 @@
+"""Unary elementwise operators (Relu, LeakyRelu, Clip, Sigmoid, Tanh, Cast to float): one flat
+loop over the tensor in whatever memory order it has, so they never force a copy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+from codegen.ir import Graph, Node, Tensor
+from codegen.ops.base import (
+    FLOAT_TYPES,
+    NUMERIC_TYPES,
+    Kernel,
+    Names,
+    OpDef,
+    add_op,
+    attr,
+    clamp_statements,
+    require_dtype,
+    unsupported,
+)
+
+SIGNED_AND_FLOAT = ("float32", "int8", "int16", "int32", "int64")
+Statements = Callable[[Node, str], list[str]]
+
+
+@dataclass(frozen=True)
+class Elementwise:
+    """How one unary operator computes: C statements that update `v` (given the node and
+    the C type), and the numpy reference of the same."""
+
+    dtypes: tuple[str, ...]
+    attributes: frozenset[str]
+    statements: Statements
+    reference: Callable[[Node, np.ndarray], np.ndarray]
+
+
+def _leaky_relu(node: Node, ctype: str) -> list[str]:
+    from codegen.emit import c_float  # emit imports the registry; import late
+    return [f"v = v < 0.0f ? {c_float(attr(node, 'alpha', 0.01))} * v : v;"]
+
+
+ELEMENTWISE: dict[str, Elementwise] = {
+    "Relu": Elementwise(
+        SIGNED_AND_FLOAT, frozenset(),
+        lambda n, ctype: [f"v = v > 0 ? v : {'0.0f' if ctype == 'float' else '0'};"],
+        lambda n, x: np.maximum(x, np.zeros((), x.dtype))),
+    "LeakyRelu": Elementwise(
+        FLOAT_TYPES, frozenset({"alpha"}), _leaky_relu,
+        lambda n, x: np.where(x < 0, np.float32(attr(n, "alpha", 0.01)) * x, x).astype(x.dtype)),
+    # Clip's bounds are applied by the shared clamp (template and apply_clamp).
+    "Clip": Elementwise(NUMERIC_TYPES, frozenset({"min", "max"}), lambda n, ctype: [],
+                        lambda n, x: x),
+    "Sigmoid": Elementwise(
+        FLOAT_TYPES, frozenset(), lambda n, ctype: ["v = 1.0f / (1.0f + expf(-v));"],
+        lambda n, x: (1 / (1 + np.exp(-x))).astype(x.dtype)),
+    "Tanh": Elementwise(FLOAT_TYPES, frozenset(), lambda n, ctype: ["v = tanhf(v);"],
+                        lambda n, x: np.tanh(x)),
+}
+
+
+def activation_bounds(graph: Graph, node: Node) -> tuple[float, float] | None:
+    """(low, high) of a Relu, or of a Clip whose bounds are constants; None otherwise.
+    Clip takes its bounds as attributes before opset 11 and as inputs after."""
+    if node.op == "Relu":
+        return (0.0, np.inf)
+    low, high = float(attr(node, "min", -np.inf)), float(attr(node, "max", np.inf))
+    for index in (1, 2):
+        if len(node.inputs) > index and node.inputs[index]:
+            tensor = graph.tensor(node.inputs[index])
+            if not tensor.is_const:
+                return None
+            if index == 1:
+                low = float(tensor.data)
+            else:
+                high = float(tensor.data)
+    return (low, high)
+
+
+class UnaryOp(OpDef):
+    """A registered unary operator, driven by its ELEMENTWISE entry."""
+
+    def __init__(self, spec: Elementwise):
+        self.spec = spec
+        self.attributes = spec.attributes
+
+    def check(self, node: Node, graph: Graph) -> None:
+        super().check(node, graph)
+        require_dtype(node, graph.tensor(node.inputs[0]), self.spec.dtypes)
+        if node.op == "Clip" and activation_bounds(graph, node) is None:
+            raise unsupported(node, "min or max computed at run time", "constant min and max")
+
+    def infer(self, node: Node, inputs: list[Tensor | None]):
+        return [(inputs[0].shape, inputs[0].dtype)]
+
+    def reference(self, node: Node, *inputs):
+        x = inputs[0]
+        with np.errstate(over="ignore"):
+            y = self.spec.reference(node, x)
+        if node.op == "Clip":
+            low, high = _clip_bounds(node, inputs)
+            y = np.minimum(np.maximum(x, low), high).astype(x.dtype)
+        return [y]
+
+    def layout(self, node: Node, graph: Graph):
+        order = graph.tensor(node.inputs[0]).memory_order
+        return [None] * len(node.inputs), [order]
+
+    def lower(self, node: Node, graph: Graph, names: Names) -> Kernel:
+        x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
+        statements = self.spec.statements(node, y.ctype)
+        note = ""
+        if node.op == "Clip":
+            bounds = activation_bounds(graph, node)
+            statements = clamp_statements("v", bounds, y.ctype)
+            note = f", clipped to [{bounds[0]:g}, {bounds[1]:g}]"
+        context = {"size": y.size, "in_dtype": x.dtype, "out_dtype": y.dtype,
+                   "out_ctype": y.ctype, "load": self.load(x, y), "note": note,
+                   "statements": statements}
+        return Kernel("kernels/unary.c.j2", context)
+
+    def load(self, x: Tensor, y: Tensor) -> str:
+        return "x0[i]"
+
+
+class CastOp(UnaryOp):
+    """Cast to float32 from any numeric type (the only cast a float model needs)."""
+
+    def __init__(self):
+        super().__init__(Elementwise(NUMERIC_TYPES + ("bool",), frozenset({"to", "saturate"}),
+                                     lambda n, ctype: [], lambda n, x: x.astype(np.float32)))
+
+    def check(self, node: Node, graph: Graph) -> None:
+        super().check(node, graph)
+        if attr(node, "to", 0) != onnx.TensorProto.FLOAT:
+            target = onnx.TensorProto.DataType.Name(attr(node, "to", 0))
+            raise unsupported(node, f"cast to {target}", "cast to FLOAT")
+
+    def infer(self, node: Node, inputs: list[Tensor | None]):
+        return [(inputs[0].shape, "float32")]
+
+    def load(self, x: Tensor, y: Tensor) -> str:
+        return "(float)x0[i]"
+
+
+def _clip_bounds(node: Node, inputs) -> tuple:
+    low, high = attr(node, "min", -np.inf), attr(node, "max", np.inf)
+    if len(inputs) > 1 and inputs[1] is not None:
+        low = inputs[1]
+    if len(inputs) > 2 and inputs[2] is not None:
+        high = inputs[2]
+    return low, high
+
+
+for _op_type, _spec in ELEMENTWISE.items():
+    add_op(_op_type, UnaryOp(_spec))
+add_op("Cast", CastOp())

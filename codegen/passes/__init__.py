@@ -1,0 +1,19 @@
+"""Graph rewrites, each a function on an ir.Graph, run in the order PIPELINE lists them."""
+
+from codegen.passes.fold_batchnorm import fold_batchnorm
+from codegen.passes.fold_constants import fold_constants
+from codegen.passes.fuse_activation import fuse_activation
+from codegen.passes.fuse_gemm import fuse_gemm
+from codegen.passes.layout import assign_layout
+from codegen.passes.resolve import resolve
+from codegen.passes.views import mark_views
+
+# Before layout: rewrites in the model's own terms. After: memory order and storage.
+SIMPLIFY = [fold_constants, resolve, fold_batchnorm, fuse_gemm, fuse_activation]
+LOWER = [assign_layout, mark_views]
+PIPELINE = SIMPLIFY + LOWER
+
+
+def run_pipeline(graph, passes=PIPELINE) -> None:
+    for rewrite in passes:
+        rewrite(graph)

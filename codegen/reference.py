@@ -1,0 +1,20 @@
+"""Run an ir.Graph with the operators' numpy references: ariel's own oracle for the whole
+compiled graph, valid before or after any pass (layout copies are identities)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from codegen.ir import Graph
+from codegen.ops import REGISTRY
+
+
+def run_graph(graph: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    values: dict[str, np.ndarray] = {n: t.data for n, t in graph.tensors.items() if t.is_const}
+    values.update(zip(graph.inputs, inputs, strict=True))
+    for node in graph.nodes:
+        args = [values[n] if n else None for n in node.inputs]
+        for name, value in zip(node.outputs, REGISTRY[node.op].reference(node, *args),
+                               strict=True):
+            values[name] = value
+    return [values[n] for n in graph.outputs]

@@ -1,0 +1,86 @@
+"""Helpers the tests share: build small ONNX models, compile them to C for the host, run."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
+
+from codegen.compile import CompiledModel, compile_graph
+from codegen.frontend import ModelSource, fix_input_shapes, to_graph
+from codegen.hostrun import HostModel, build_host_library
+
+_builds = itertools.count()
+
+
+def single_node_model(op: str, inputs: dict[str, np.ndarray], constants: dict[str, np.ndarray]
+                      | None = None, opset: int = 17, n_outputs: int = 1, **attrs
+                      ) -> onnx.ModelProto:
+    """A model of one node. `inputs` become graph inputs (their arrays give shape and dtype),
+    `constants` initializers; the node reads them in the order given (inputs first). A name
+    of "" in `constants` stands for an omitted optional input."""
+    constants = constants or {}
+    graph_inputs = [helper.make_tensor_value_info(name, _elem_type(value), value.shape)
+                    for name, value in inputs.items()]
+    initializers = [numpy_helper.from_array(value, name) for name, value in constants.items()
+                    if name]
+    outputs = [f"y{i}" for i in range(n_outputs)]
+    node = helper.make_node(op, [*inputs, *constants], outputs, name=f"{op.lower()}_node",
+                            **attrs)
+    graph = helper.make_graph([node], f"{op.lower()}_test", graph_inputs,
+                              [helper.make_empty_tensor_value_info(o)
+                               for o in outputs], initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    # Let ONNX fill in the outputs' types, so the model passes onnx.checker like a real one.
+    return onnx.shape_inference.infer_shapes(model, strict_mode=True)
+
+
+def _elem_type(value: np.ndarray) -> int:
+    return helper.np_dtype_to_tensor_dtype(value.dtype)
+
+
+def compile_onnx(model: onnx.ModelProto, name: str = "m") -> CompiledModel:
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    fix_input_shapes(model, {})
+    graph = to_graph(model, name)
+    return compile_graph(graph, ModelSource(f"{name}.onnx", "0" * 64, []), "tests")
+
+
+def run_on_host(model: onnx.ModelProto, inputs: list[np.ndarray], workdir: Path,
+                name: str = "m") -> list[np.ndarray]:
+    """Compile `model` to C, build it for the host and run it on `inputs`."""
+    compiled = compile_onnx(model, name)
+    library = build_host_library(compiled.files, workdir / f"build{next(_builds)}")
+    return HostModel(library, compiled.info).run(*inputs)
+
+
+def run_reference(model: onnx.ModelProto, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """The independent oracle: onnx.reference on the same model."""
+    names = [i.name for i in model.graph.input]
+    return ReferenceEvaluator(model).run(None, dict(zip(names, inputs, strict=True)))
+
+
+def assert_matches_reference(model: onnx.ModelProto, inputs: list[np.ndarray], workdir: Path,
+                             rtol: float = 1e-5, atol: float = 1e-5) -> None:
+    """Generated C (host build) against onnx.reference, and ariel's own numpy reference of
+    the compiled graph against onnx.reference too."""
+    expected = run_reference(model, inputs)
+    actual = run_on_host(model, inputs, workdir)
+    assert len(actual) == len(expected)
+    for got, want in zip(actual, expected, strict=True):
+        assert got.shape == want.shape, (got.shape, want.shape)
+        assert got.dtype == want.dtype, (got.dtype, want.dtype)
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+
+
+def random_array(rng: np.random.Generator, shape, dtype=np.float32, low=-1.0, high=1.0
+                 ) -> np.ndarray:
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return rng.integers(max(info.min, -100), min(info.max, 100), size=shape, dtype=dtype)
+    return rng.uniform(low, high, size=shape).astype(dtype)
