@@ -1,0 +1,98 @@
+"""`ariel build`: compile a model, write a firmware project for a board, build its ELF and
+report its memory, all into one output folder that appears only if everything worked."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from codegen import __version__
+from codegen.boards import Board
+from codegen.compile import CompiledModel, compile_model, current_command
+from codegen.elf import MemoryUse, memory_use
+from codegen.emit import environment
+from codegen.errors import DoesNotFitError
+from codegen.outdir import MARKER, staged_output
+from codegen.report import memory_table
+from codegen.resources import data_dir
+from codegen.toolchain import run_make
+
+FIRMWARE_SOURCES = ["startup.c", "semihost.c", "harness.c"]
+ELF_PATH = Path("build") / "firmware.elf"
+
+
+@dataclass
+class BuildResult:
+    outdir: Path
+    compiled: CompiledModel
+    memory: MemoryUse
+
+    @property
+    def report(self) -> str:
+        return memory_table(self.memory, self.compiled.info)
+
+
+def build(model: Path, board: Board, outdir: Path, precision: str = "float",
+          input_shapes: dict | None = None, name: str | None = None,
+          progress: Callable[[str], None] = lambda message: None) -> BuildResult:
+    progress(f"compiling {model}")
+    command = current_command()
+    compiled = compile_model(model, input_shapes, name, command)
+    progress(f"{sum(1 for k in compiled.info.kernels)} kernels, arena "
+             f"{compiled.plan.arena_size:,} bytes; building firmware for {board.name}")
+    with staged_output(outdir) as staging:
+        write_project(staging, compiled, board, command)
+        try:
+            run_make(staging)
+        except DoesNotFitError as exc:
+            info = compiled.info
+            raise DoesNotFitError(
+                f"the firmware does not fit {board.name} (flash {board.flash.size:,} B, RAM "
+                f"{board.ram.size:,} B): {exc}. The model needs {info.weights_bytes:,} B of "
+                f"weights in flash and a {info.arena_size:,} B arena plus a "
+                f"{board.stack_bytes:,} B stack in RAM; choose a board with more memory "
+                "(see `ariel boards`)") from None
+        memory = memory_use(staging / ELF_PATH, board)
+        metadata = _metadata(compiled, board, precision, command, model)
+        (staging / MARKER).write_text(json.dumps(metadata, indent=2) + "\n")
+        shutil.copyfile(model, staging / "model.onnx")
+    return BuildResult(Path(outdir), compiled, memory)
+
+
+def write_project(folder: Path, compiled: CompiledModel, board: Board, command: str) -> None:
+    """The model's C, the firmware sources, the linker script and a Makefile."""
+    env = environment()
+    info = compiled.info
+    model_dir, firmware_dir = folder / "model", folder / "firmware"
+    model_dir.mkdir()
+    for filename, text in compiled.files.items():
+        (model_dir / filename).write_text(text)
+    header = compiled.files[f"{info.prefix}.h"].split("*/\n", 1)[0] + "*/\n"
+    (model_dir / "ariel_model.h").write_text(env.get_template("firmware/ariel_model.h.j2")
+                                             .render(header=header, prefix=info.prefix,
+                                                     guard=info.prefix.upper()))
+    shutil.copytree(data_dir("firmware"), firmware_dir)
+    (firmware_dir / "linker.ld").write_text(
+        env.get_template("firmware/linker.ld.j2").render(board=board))
+    sources = sorted(f"model/{f}" for f in compiled.files if f.endswith(".c"))
+    sources += [f"firmware/{f}" for f in FIRMWARE_SOURCES]
+    (folder / "Makefile").write_text(env.get_template("firmware/Makefile.j2").render(
+        version=__version__, board=board, command=command, sources=sources))
+    (folder / "memory_plan.txt").write_text(compiled.plan.timeline() + "\n")
+
+
+def _metadata(compiled: CompiledModel, board: Board, precision: str, command: str,
+              model: Path) -> dict:
+    return {
+        "ariel_version": __version__,
+        "command": command,
+        "model": {"file": "model.onnx", "source": str(model), "sha256": compiled.source.sha256},
+        "board": board.name,
+        "precision": precision,
+        "elf": str(ELF_PATH),
+        "notes": compiled.source.notes,
+        "model_info": compiled.info.to_dict(),
+    }

@@ -1,0 +1,71 @@
+"""Flash and RAM use of a firmware ELF, read with pyelftools, against the board's limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from elftools.elf.constants import SH_FLAGS
+from elftools.elf.elffile import ELFFile
+
+from codegen.boards import Board
+
+
+@dataclass
+class Section:
+    name: str
+    size: int
+    in_flash: bool  # occupies flash (code, constants, initial values of .data)
+    in_ram: bool  # occupies RAM at run time
+
+
+@dataclass
+class MemoryUse:
+    board: Board
+    sections: list[Section]
+    symbols: dict[str, int] = field(default_factory=dict)  # size of named objects
+
+    @property
+    def flash(self) -> int:
+        return sum(s.size for s in self.sections if s.in_flash)
+
+    @property
+    def ram(self) -> int:
+        return sum(s.size for s in self.sections if s.in_ram)
+
+    def section(self, name: str) -> int:
+        return sum(s.size for s in self.sections if s.name == name)
+
+    def symbols_with_prefix(self, prefix: str) -> int:
+        return sum(size for name, size in self.symbols.items() if name.startswith(prefix))
+
+
+def memory_use(elf_path: Path, board: Board) -> MemoryUse:
+    with open(elf_path, "rb") as handle:
+        elf = ELFFile(handle)
+        segments = [seg for seg in elf.iter_segments() if seg["p_type"] == "PT_LOAD"]
+        sections = []
+        for sec in elf.iter_sections():
+            if not sec["sh_flags"] & SH_FLAGS.SHF_ALLOC or sec["sh_size"] == 0:
+                continue
+            address = sec["sh_addr"]
+            load = _load_address(segments, address)
+            loaded = sec["sh_type"] != "SHT_NOBITS"
+            sections.append(Section(sec.name, sec["sh_size"],
+                                    in_flash=loaded and board.flash.contains(load),
+                                    in_ram=board.ram.contains(address)))
+        symbols = {}
+        table = elf.get_section_by_name(".symtab")
+        if table is not None:
+            for sym in table.iter_symbols():
+                if sym["st_info"]["type"] == "STT_OBJECT" and sym["st_size"]:
+                    symbols[sym.name] = sym["st_size"]
+    return MemoryUse(board, sections, symbols)
+
+
+def _load_address(segments, address: int) -> int:
+    """Where a section's bytes are stored (its LMA): .data runs in RAM but loads from flash."""
+    for seg in segments:
+        if seg["p_vaddr"] <= address < seg["p_vaddr"] + max(seg["p_memsz"], 1):
+            return seg["p_paddr"] + address - seg["p_vaddr"]
+    return address

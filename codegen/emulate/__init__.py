@@ -1,0 +1,1 @@
+"""Running firmware without a board: QEMU (and later instrumented runs)."""

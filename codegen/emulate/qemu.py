@@ -1,0 +1,62 @@
+"""Run a firmware ELF in QEMU with semihosting, in a folder that holds its input and output
+files, with a time limit; faults and hangs become clear errors."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from codegen.boards import Board
+from codegen.errors import ArielError, FirmwareError
+from codegen.toolchain import require_tool
+
+# Exit statuses of the harness and fault handler (firmware/harness.c, firmware/startup.c).
+EXIT_BAD_INPUT = 1
+EXIT_FAULT = 3
+
+
+@dataclass
+class QemuRun:
+    returncode: int
+    console: str  # what the firmware printed
+    stderr: str
+
+
+def qemu_command(board: Board, elf: Path, extra: list[str] | None = None) -> list[str]:
+    if not board.qemu_machine:
+        raise ArielError(f"board {board.name} has no QEMU machine; it cannot be simulated")
+    return [require_tool("qemu-system-arm"), "-M", board.qemu_machine, "-nographic",
+            "-monitor", "none", "-serial", "none",
+            "-semihosting-config", "enable=on,target=native", "-kernel", str(elf),
+            *(extra or [])]
+
+
+def run_qemu(board: Board, elf: Path, workdir: Path, timeout: float,
+             extra: list[str] | None = None) -> QemuRun:
+    """Run until the firmware exits; raise FirmwareError if it faults or runs too long."""
+    command = qemu_command(board, elf.absolute(), extra)
+    try:
+        result = subprocess.run(command, cwd=workdir, capture_output=True, text=True,
+                                stdin=subprocess.DEVNULL, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        printed = (exc.stdout or b"").decode(errors="replace") if isinstance(
+            exc.stdout, bytes) else (exc.stdout or "")
+        raise FirmwareError(
+            f"the firmware did not finish within {timeout:g} s in QEMU {board.qemu_machine} "
+            f"(stopped); it may hang, or need a longer --timeout"
+            + (f"; it printed: {_last_line(printed)}" if printed.strip() else "")) from None
+    run = QemuRun(result.returncode, result.stdout, result.stderr)
+    if run.returncode == EXIT_FAULT:
+        raise FirmwareError(f"the firmware faulted in QEMU {board.qemu_machine}: "
+                            f"{_last_line(run.console)}")
+    if run.returncode != 0:
+        said = _last_line(run.console) or _last_line(run.stderr) or "no message"
+        raise FirmwareError(f"the firmware stopped with status {run.returncode} in QEMU "
+                            f"{board.qemu_machine}: {said}")
+    return run
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""

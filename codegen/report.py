@@ -1,0 +1,46 @@
+"""Human-readable reports: the memory table printed after a build."""
+
+from __future__ import annotations
+
+from codegen.elf import MemoryUse
+from codegen.emit import ModelInfo
+
+
+def _kib(n: int) -> str:
+    return f"{n / 1024:,.1f} KiB"
+
+
+def memory_table(use: MemoryUse, info: ModelInfo) -> str:
+    board = use.board
+    weights = use.symbols_with_prefix(f"{info.prefix}_n")
+    arena = use.symbols.get("arena", info.arena_size)
+    stack = use.section(".stack")
+    rodata = use.section(".rodata")
+    code = use.section(".text") + use.section(".isr_vector") + use.section(".ARM.exidx")
+    data = use.section(".data")
+    bss = use.section(".bss")
+
+    def row(label: str, used: int, limit: int | None = None, indent: int = 2) -> str:
+        text = f"{' ' * indent}{label:<24}{used:>12,}"
+        if limit:
+            text += f"{limit:>12,}{100 * used / limit:>7.1f}%"
+        return text
+
+    bound = info.arena_lower_bound
+    plan_note = ("reaches the lower bound" if arena <= bound else
+                 f"{arena - bound:,} B above the lower bound of {bound:,} B")
+    lines = [
+        f"Memory on {board.name} ({board.description})",
+        f"  {'':<24}{'bytes':>12}{'of':>12}{'use':>8}",
+        row("flash", use.flash, board.flash.size),
+        row("code", code, indent=4),
+        row("weights", weights, indent=4),
+        row("other constants", rodata - weights, indent=4),
+        row("initial .data", data, indent=4),
+        row("RAM", use.ram, board.ram.size),
+        row("arena (activations)", arena, indent=4),
+        row("stack", stack, indent=4),
+        row("other .data/.bss", data + bss - arena, indent=4),
+        f"  arena plan {arena:,} B, lower bound {bound:,} B: the plan {plan_note}",
+    ]
+    return "\n".join(lines)

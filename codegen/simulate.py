@@ -1,0 +1,136 @@
+"""`ariel simulate`: run a built firmware on inputs in an emulator and collect its outputs."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from codegen.boards import get_board
+from codegen.emit import ModelInfo, TensorInfo
+from codegen.emulate.qemu import run_qemu
+from codegen.errors import ArielError
+from codegen.outdir import MARKER
+
+DEFAULT_TIMEOUT = 300.0
+
+
+@dataclass
+class Build:
+    """A build folder as `ariel build` left it."""
+
+    folder: Path
+    metadata: dict
+
+    @property
+    def info(self) -> ModelInfo:
+        return ModelInfo.from_dict(self.metadata["model_info"])
+
+    @property
+    def elf(self) -> Path:
+        return self.folder / self.metadata["elf"]
+
+    @property
+    def board(self):
+        return get_board(self.metadata["board"])
+
+
+def open_build(folder: Path) -> Build:
+    marker = Path(folder) / MARKER
+    if not marker.is_file():
+        raise ArielError(f"'{folder}' is not an ariel build folder (no {MARKER}); create one "
+                         "with `ariel build MODEL.onnx --board BOARD -o FOLDER`")
+    build = Build(Path(folder), json.loads(marker.read_text()))
+    if not build.elf.is_file():
+        raise ArielError(f"'{build.elf}' is missing; rebuild with `make -C {folder}` or "
+                         "`ariel build`")
+    return build
+
+
+def load_inputs(path: Path, info: ModelInfo) -> list[np.ndarray]:
+    """Read X.npy (one input model) or X.npz (keyed by input name) as a list, per model
+    input, of arrays shaped (N, *input shape)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArielError(f"inputs file '{path}' not found")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise ArielError(f"cannot read '{path}' as .npy/.npz: {exc}") from exc
+    if isinstance(loaded, np.ndarray):
+        if len(info.inputs) != 1:
+            names = ", ".join(t.name for t in info.inputs)
+            raise ArielError(f"the model has {len(info.inputs)} inputs ({names}); give them "
+                             "as an .npz file with one array per input name")
+        arrays = {info.inputs[0].name: loaded}
+    else:
+        arrays = {name: loaded[name] for name in loaded.files}
+    batches = []
+    for spec in info.inputs:
+        if spec.name not in arrays:
+            raise ArielError(f"'{path}' has no array for input '{spec.name}'")
+        batches.append(_as_batch(arrays[spec.name], spec))
+    counts = {len(b) for b in batches}
+    if len(counts) != 1:
+        raise ArielError(f"the inputs in '{path}' hold different numbers of samples: {counts}")
+    if counts == {0}:
+        raise ArielError(f"'{path}' holds no inputs")
+    return batches
+
+
+def _as_batch(array: np.ndarray, spec: TensorInfo) -> np.ndarray:
+    """Accept one input (the model's shape), N inputs (N, *shape), or N inputs without a
+    leading batch dimension of 1 (N, *shape[1:])."""
+    shape = tuple(spec.shape)
+    if array.dtype != np.dtype(spec.dtype):
+        raise ArielError(f"input '{spec.name}' must be {spec.dtype}, got {array.dtype} "
+                         f"(convert with array.astype(np.{spec.dtype}))")
+    if array.shape == shape:
+        return array.reshape(1, *shape)
+    if array.shape[1:] == shape:
+        return array
+    if shape and shape[0] == 1 and array.shape[1:] == shape[1:]:
+        return array.reshape(len(array), *shape)
+    raise ArielError(f"input '{spec.name}' has shape {list(array.shape)}; the model takes "
+                     f"{list(shape)}, so give {list(shape)} or [N, {', '.join(map(str, shape))}]")
+
+
+@dataclass
+class Simulation:
+    outputs: list[np.ndarray]  # per model output, shaped (N, *output shape)
+    count: int
+    seconds: float
+    console: str
+
+
+def simulate(build: Build, inputs: list[np.ndarray], timeout: float = DEFAULT_TIMEOUT
+             ) -> Simulation:
+    info = build.info
+    count = len(inputs[0])
+    with tempfile.TemporaryDirectory(prefix="ariel-sim-") as workdir:
+        work = Path(workdir)
+        with open(work / "input.bin", "wb") as handle:
+            for n in range(count):
+                for batch in inputs:
+                    handle.write(np.ascontiguousarray(batch[n]).tobytes())
+        start = time.monotonic()
+        run = run_qemu(build.board, build.elf, work, timeout)
+        seconds = time.monotonic() - start
+        raw = (work / "output.bin").read_bytes() if (work / "output.bin").exists() else b""
+    record = sum(o.nbytes for o in info.outputs)
+    if len(raw) != record * count:
+        raise ArielError(f"the firmware wrote {len(raw)} bytes of outputs, expected "
+                         f"{record * count} ({count} x {record})")
+    outputs, offset = [], 0
+    per_output = [[] for _ in info.outputs]
+    for _ in range(count):
+        for index, spec in enumerate(info.outputs):
+            chunk = raw[offset:offset + spec.nbytes]
+            per_output[index].append(np.frombuffer(chunk, dtype=spec.dtype).reshape(spec.shape))
+            offset += spec.nbytes
+    outputs = [np.stack(arrays) for arrays in per_output]
+    return Simulation(outputs, count, seconds, run.console)
