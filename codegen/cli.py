@@ -1,0 +1,165 @@
+"""The `ariel` command line: inspect, boards, build, simulate."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import click
+import numpy as np
+
+from codegen import __version__
+from codegen.boards import DEFAULT_BOARD, all_boards, get_board
+from codegen.errors import ArielError
+from codegen.frontend import parse_input_shapes
+
+
+class ArielGroup(click.Group):
+    """Turns ariel's errors into one line on stderr and a non-zero exit, never a traceback
+    (set ARIEL_DEBUG=1 to see the traceback of an internal error)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ArielError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:
+            if os.environ.get("ARIEL_DEBUG"):
+                traceback.print_exc()
+            click.echo(f"internal error: {type(exc).__name__}: {exc} (this is a bug in ariel; "
+                       "rerun with ARIEL_DEBUG=1 for details)", err=True)
+            sys.exit(70)
+
+
+def progress(message: str) -> None:
+    click.echo(f"ariel: {message}", err=True)
+
+
+input_shape_option = click.option(
+    "--input-shape", "input_shapes", multiple=True, metavar="NAME=D0,D1,...",
+    help="Fix the shape of an input whose dimensions are dynamic (repeatable).")
+
+
+@click.group(cls=ArielGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ariel")
+def main() -> None:
+    """ariel: ONNX models to microcontroller firmware, measured before you buy a board."""
+
+
+@main.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@input_shape_option
+def inspect(model: Path, input_shapes: tuple[str, ...]) -> None:
+    """Show every node of MODEL: shapes, MACs, parameters, and whether ariel supports it."""
+    from codegen.inspect_model import format_inspection, inspect as run_inspect
+
+    click.echo(format_inspection(run_inspect(model, parse_input_shapes(input_shapes))))
+
+
+@main.command()
+def boards() -> None:
+    """List the boards ariel can build for."""
+    rows = [("board", "core", "FPU", "clock", "flash", "RAM", "emulator")]
+    for b in all_boards():
+        rows.append((b.name + (" (default)" if b.name == DEFAULT_BOARD else ""), b.core,
+                     b.fpu, f"{b.clock_hz / 1e6:g} MHz", _size(b.flash.size),
+                     _size(b.ram.size), b.emulator))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _size(n: int) -> str:
+    return f"{n // (1024 * 1024)} MiB" if n % (1024 * 1024) == 0 else f"{n // 1024} KiB"
+
+
+@main.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--board", "board_name", default=DEFAULT_BOARD, show_default=True,
+              help="Target board (see `ariel boards`).")
+@click.option("-o", "--output", "outdir", required=True, type=click.Path(path_type=Path),
+              help="Folder for the generated project and firmware.")
+@click.option("--precision", type=click.Choice(["float"]), default="float", show_default=True,
+              help="Numeric precision of the generated kernels.")
+@click.option("--name", help="C name prefix for the model (default: from the file name).")
+@input_shape_option
+@click.option("--show-plan", is_flag=True, help="Print the arena plan as a timeline.")
+def build(model: Path, board_name: str, outdir: Path, precision: str, name: str | None,
+          input_shapes: tuple[str, ...], show_plan: bool) -> None:
+    """Compile MODEL to C and build firmware for a board into OUTDIR."""
+    from codegen.build import build as run_build
+
+    board = get_board(board_name)
+    result = run_build(model, board, outdir, precision, parse_input_shapes(input_shapes),
+                       name, progress)
+    for note in result.compiled.source.notes:
+        progress(f"note: {note}")
+    if show_plan:
+        click.echo(result.compiled.plan.timeline())
+    click.echo(result.report)
+    click.echo(f"firmware: {outdir / 'build' / 'firmware.elf'} (rebuild with "
+               f"`make -C {outdir}`)")
+
+
+@main.command()
+@click.argument("outdir", type=click.Path(path_type=Path))
+@click.option("--inputs", "inputs_path", required=True, type=click.Path(path_type=Path),
+              help="X.npy with N inputs (N, *input shape), or .npz keyed by input name.")
+@click.option("--outputs", "outputs_path", type=click.Path(path_type=Path),
+              help="Write the outputs here: .npy (N, *output shape), or .npz by output name.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path),
+              help="Write a machine-readable report here.")
+@click.option("--compare", is_flag=True,
+              help="Also run the ONNX model in onnxruntime and report the largest difference.")
+@click.option("--timeout", default=300.0, show_default=True,
+              help="Seconds before a firmware run is stopped as hung.")
+def simulate(outdir: Path, inputs_path: Path, outputs_path: Path | None,
+             json_path: Path | None, compare: bool, timeout: float) -> None:
+    """Run the firmware in OUTDIR in QEMU on each input and collect its outputs."""
+    from codegen.simulate import load_inputs, open_build, simulate as run_simulation
+    from codegen.simulate_report import compare_with_onnxruntime, summary_json, summary_text
+
+    build_folder = open_build(outdir)
+    info = build_folder.info
+    if outputs_path is not None and len(info.outputs) > 1 and outputs_path.suffix != ".npz":
+        raise ArielError(f"the model has {len(info.outputs)} outputs; write them to an .npz")
+    inputs = load_inputs(inputs_path, info)
+    progress(f"running {len(inputs[0])} inference(s) on {build_folder.board.name} "
+             f"({build_folder.board.emulator})")
+    result = run_simulation(build_folder, inputs, timeout)
+    comparison = compare_with_onnxruntime(build_folder, inputs, result) if compare else None
+    click.echo(summary_text(build_folder, result, comparison))
+    if outputs_path is not None:
+        _save_outputs(outputs_path, info, result.outputs)
+    if json_path is not None:
+        _write_atomic(json_path, json.dumps(summary_json(build_folder, result, comparison),
+                                            indent=2) + "\n")
+
+
+def _save_outputs(path: Path, info, outputs: list[np.ndarray]) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "wb") as handle:
+        if path.suffix == ".npz":
+            np.savez(handle, **{o.name: a for o, a in zip(info.outputs, outputs, strict=True)})
+        else:
+            np.save(handle, outputs[0])
+    temporary.replace(path)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
+
+
+if __name__ == "__main__":
+    main()
