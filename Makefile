@@ -1,0 +1,15 @@
+# The two commands of the README, and the pieces they are made of.
+.PHONY: setup demo test lint bench
+
+setup:
+	scripts/setup.sh
+
+demo: setup
+	scripts/demo.sh
+
+test: setup
+	.venv/bin/python -m pytest -n 2 -q
+	.venv/bin/ruff check codegen tests examples bench
+
+lint:
+	.venv/bin/ruff check codegen tests examples bench
