@@ -1,0 +1,200 @@
+"""Every bad input of `ariel build` and `ariel simulate` gets one clear line on stderr, a
+non-zero exit, no traceback, and no output folder left behind."""
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+from onnx import TensorProto, helper, numpy_helper
+
+from codegen.cli import main
+
+pytestmark = pytest.mark.qemu
+
+
+def tiny_model(path: Path, op: str = "Relu", dims=(1, 3, 8, 8), **attrs) -> Path:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, list(dims))
+    w = numpy_helper.from_array(np.full((2, dims[1], 3, 3), 0.1, np.float32), "w")
+    conv = helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv")
+    last = helper.make_node(op, ["c"], ["y"], name="last", **attrs)
+    graph = helper.make_graph([conv, last], "tiny", [x],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.save(onnx.shape_inference.infer_shapes(model), path)
+    return path
+
+
+def run(args, env=None):
+    result = CliRunner().invoke(main, [str(a) for a in args], env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def assert_clean_error(code, stderr, *patterns):
+    assert code not in (0, None)
+    assert "Traceback" not in stderr
+    error_lines = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1, stderr
+    for pattern in patterns:
+        assert re.search(pattern, error_lines[0]), (pattern, error_lines[0])
+
+
+def test_missing_model(tmp_path):
+    code, _, err = run(["build", tmp_path / "nope.onnx", "-o", tmp_path / "out"])
+    assert_clean_error(code, err, "not found")
+    assert not (tmp_path / "out").exists()
+
+
+def test_corrupt_model(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07garbage that is not protobuf\xff\xff")
+    code, _, err = run(["build", bad, "-o", tmp_path / "a" / "b" / "out"])
+    assert_clean_error(code, err, "not a (readable|valid) ONNX model")
+    assert not (tmp_path / "a").exists(), "parent folders created for the build are removed"
+
+
+def test_dynamic_shape_suggests_input_shape(tmp_path):
+    model = tiny_model(tmp_path / "m.onnx", dims=(1, 3, "height", 8))
+    code, _, err = run(["build", model, "-o", tmp_path / "out"])
+    assert_clean_error(code, err, "dynamic shape", r"--input-shape x=1,3,N,8")
+    assert not (tmp_path / "out").exists()
+    code, out, err = run(["build", model, "-o", tmp_path / "out", "--input-shape", "x=1,3,6,8"])
+    assert code == 0, err
+    assert (tmp_path / "out" / "build" / "firmware.elf").is_file()
+
+
+def test_dynamic_batch_is_set_to_one(tmp_path):
+    model = tiny_model(tmp_path / "m.onnx", dims=("batch", 3, 8, 8))
+    code, _, err = run(["build", model, "-o", tmp_path / "out"])
+    assert code == 0, err
+    assert "batch dimension 'batch' set to 1" in err
+
+
+def test_unknown_board(tmp_path):
+    model = tiny_model(tmp_path / "m.onnx")
+    code, _, err = run(["build", model, "--board", "arduino-uno", "-o", tmp_path / "out"])
+    assert_clean_error(code, err, "unknown board 'arduino-uno'", "mps2-an386")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unsupported_operator_names_node_op_and_alternatives(tmp_path):
+    model = tiny_model(tmp_path / "m.onnx", op="Erf")
+    code, _, err = run(["build", model, "-o", tmp_path / "out"])
+    assert_clean_error(code, err, "node 'last'", "operator Erf is not supported",
+                       "supported operators: .*Conv")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unsupported_feature_of_a_supported_operator(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4, 4])
+    w = numpy_helper.from_array(np.ones((2, 2, 3, 3, 3), np.float32), "w")
+    node = helper.make_node("Conv", ["x", "w"], ["y"], name="conv3d")
+    graph = helper.make_graph([node], "c3", [x], [
+        helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 2, 2, 2])], [w])
+    path = tmp_path / "c3.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    code, _, err = run(["build", path, "-o", tmp_path / "out"])
+    assert_clean_error(code, err, "node 'conv3d' \\(Conv\\)", "3-D convolution is not supported",
+                       "supported: 1-D and 2-D")
+    assert not (tmp_path / "out").exists()
+
+
+def test_existing_non_ariel_folder_is_not_overwritten(tmp_path):
+    model = tiny_model(tmp_path / "m.onnx")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    code, _, err = run(["build", model, "-o", tmp_path / "mine"])
+    assert_clean_error(code, err, "not an ariel build")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_toolchain_missing(tmp_path):
+    model = tiny_model(tmp_path / "m.onnx")
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    os.symlink("/usr/bin/make", bare / "make")
+    code, _, err = run(["build", model, "-o", tmp_path / "out"], env={"PATH": str(bare)})
+    assert_clean_error(code, err, "arm-none-eabi-gcc not found", "apt-get install")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("built")
+    model = tiny_model(folder / "m.onnx")
+    code, _, err = run(["build", model, "-o", folder / "out"])
+    assert code == 0, err
+    return folder / "out"
+
+
+def test_inputs_of_wrong_dtype(built, tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((2, 1, 3, 8, 8)))
+    code, _, err = run(["simulate", built, "--inputs", tmp_path / "x.npy",
+                        "--outputs", tmp_path / "y.npy"])
+    assert_clean_error(code, err, "must be float32, got float64")
+    assert not (tmp_path / "y.npy").exists()
+
+
+def test_inputs_of_wrong_shape(built, tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((2, 3, 8, 7), np.float32))
+    code, _, err = run(["simulate", built, "--inputs", tmp_path / "x.npy"])
+    assert_clean_error(code, err, r"has shape \[2, 3, 8, 7\]", r"takes \[1, 3, 8, 8\]")
+
+
+def test_qemu_missing(built, tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((1, 3, 8, 8), np.float32))
+    code, _, err = run(["simulate", built, "--inputs", tmp_path / "x.npy"],
+                       env={"PATH": str(tmp_path)})
+    assert_clean_error(code, err, "qemu-system-arm not found")
+
+
+def test_not_a_build_folder(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((1, 3, 8, 8), np.float32))
+    code, _, err = run(["simulate", tmp_path, "--inputs", tmp_path / "x.npy"])
+    assert_clean_error(code, err, "not an ariel build folder")
+
+
+def _rebuild_with(built: Path, tmp_path: Path, statement: str) -> Path:
+    """A copy of the build whose run function starts with `statement`, rebuilt with make."""
+    import shutil
+    import subprocess
+
+    copy = tmp_path / "broken"
+    shutil.copytree(built, copy)
+    source = next((copy / "model").glob("m.c"))
+    text = source.read_text().replace("void m_run(uint8_t *arena)\n{\n",
+                                      "void m_run(uint8_t *arena)\n{\n    " + statement + "\n")
+    source.write_text(text)
+    subprocess.run(["make", "-s", "-C", str(copy)], check=True, capture_output=True)
+    return copy
+
+
+def test_firmware_fault_is_reported(built, tmp_path):
+    broken = _rebuild_with(built, tmp_path, "__builtin_trap();")
+    np.save(tmp_path / "x.npy", np.zeros((1, 3, 8, 8), np.float32))
+    code, _, err = run(["simulate", broken, "--inputs", tmp_path / "x.npy"])
+    assert_clean_error(code, err, "faulted", "pc=0x[0-9a-f]{8}")
+
+
+def test_firmware_hang_hits_the_time_limit(built, tmp_path):
+    broken = _rebuild_with(built, tmp_path, "for (volatile int spin = 1; spin;) {}")
+    np.save(tmp_path / "x.npy", np.zeros((1, 3, 8, 8), np.float32))
+    code, _, err = run(["simulate", broken, "--inputs", tmp_path / "x.npy", "--timeout", "2"])
+    assert_clean_error(code, err, "did not finish within 2 s")
+
+
+def test_model_too_big_for_the_board_says_by_how_much(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1024])
+    node = helper.make_node("Mul", ["x", "w"], ["y"], name="big")
+    w = numpy_helper.from_array(np.ones((300, 1024), np.float32), "w")  # 1.2 MB of weights
+    graph = helper.make_graph([node], "big", [x],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [300, 1024])],
+                              [w])
+    path = tmp_path / "big.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    code, _, err = run(["build", path, "--board", "netduinoplus2", "-o", tmp_path / "out"])
+    assert_clean_error(code, err, "does not fit netduinoplus2", r"FLASH overflowed by [\d,]+ bytes")
+    assert not (tmp_path / "out").exists()
