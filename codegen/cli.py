@@ -60,7 +60,8 @@ def main() -> None:
 @input_shape_option
 def inspect(model: Path, input_shapes: tuple[str, ...]) -> None:
     """Show every node of MODEL: shapes, MACs, parameters, and whether ariel supports it."""
-    from codegen.inspect_model import format_inspection, inspect as run_inspect
+    from codegen.inspect_model import format_inspection
+    from codegen.inspect_model import inspect as run_inspect
 
     click.echo(format_inspection(run_inspect(model, parse_input_shapes(input_shapes))))
 
@@ -125,7 +126,8 @@ def build(model: Path, board_name: str, outdir: Path, precision: str, name: str 
 def simulate(outdir: Path, inputs_path: Path, outputs_path: Path | None,
              json_path: Path | None, compare: bool, timeout: float) -> None:
     """Run the firmware in OUTDIR in QEMU on each input and collect its outputs."""
-    from codegen.simulate import load_inputs, open_build, simulate as run_simulation
+    from codegen.simulate import load_inputs, open_build
+    from codegen.simulate import simulate as run_simulation
     from codegen.simulate_report import compare_with_onnxruntime, summary_json, summary_text
 
     build_folder = open_build(outdir)

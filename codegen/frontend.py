@@ -89,6 +89,9 @@ def fix_input_shapes(model: onnx.ModelProto, overrides: dict[str, tuple[int, ...
         for index, dim in enumerate(dims):
             if _is_static(dim):
                 continue
+            if dim.HasField("dim_value") and dim.dim_value == 0:
+                raise UnsupportedError(f"input '{value.name}' has a dimension of size 0; "
+                                       "ariel does not support empty tensors")
             if index == 0:
                 label = dim.dim_param or "?"
                 dim.dim_value = 1

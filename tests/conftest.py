@@ -16,3 +16,18 @@ def pytest_collection_modifyitems(config, items):
                 if missing:
                     item.add_marker(pytest.mark.skip(
                         reason=f"needs {', '.join(missing)} (run `make setup`)"))
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print how many of ONNX's backend node cases ran, so the count is visible in CI."""
+    reports = [r for outcome in ("passed", "failed") for r in terminalreporter.stats.get(outcome, [])
+               if "test_onnx_node_case[" in r.nodeid and r.when == "call"]
+    if not reports:
+        return
+    kinds: dict[str, int] = {}
+    for report in reports:
+        kind = dict(report.user_properties).get("conformance", "failed")
+        kinds[kind] = kinds.get(kind, 0) + 1
+    terminalreporter.write_line(
+        f"ONNX backend node cases for the supported operators: {len(reports)}; "
+        + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())))

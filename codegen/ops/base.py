@@ -140,13 +140,17 @@ def clamp_statements(var: str, bounds: tuple[float, float] | None, ctype: str) -
     if bounds is None:
         return []
     low, high = bounds
+    return limit_statements(var, None if np.isneginf(low) else c_literal(low, ctype),
+                            None if np.isposinf(high) else c_literal(high, ctype))
+
+
+def limit_statements(var: str, low: str | None, high: str | None) -> list[str]:
+    """Clamp statements for C expressions `low` and `high` (None: no limit on that side)."""
     statements = []
-    if not np.isneginf(low):
-        statements.append(f"{var} = {var} < {c_literal(low, ctype)} ? "
-                          f"{c_literal(low, ctype)} : {var};")
-    if not np.isposinf(high):
-        statements.append(f"{var} = {var} > {c_literal(high, ctype)} ? "
-                          f"{c_literal(high, ctype)} : {var};")
+    if low is not None:
+        statements.append(f"{var} = {var} < {low} ? {low} : {var};")
+    if high is not None:
+        statements.append(f"{var} = {var} > {high} ? {high} : {var};")
     return statements
 
 

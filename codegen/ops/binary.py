@@ -8,7 +8,6 @@ import numpy as np
 
 from codegen.ir import Graph, Node, Tensor
 from codegen.ops.base import (
-    FLOAT_TYPES,
     NUMERIC_TYPES,
     Kernel,
     Names,
@@ -91,6 +90,8 @@ class BinaryOp(OpDef):
     def expression(self, ctype: str, a: str, b: str) -> str:
         if ctype == "float":
             return f"{a} {self.symbol} {b}"
+        if self.symbol == "/":
+            return f"({ctype})({a} / {b})"  # signed: truncates toward zero, as ONNX wants
         wide = UNSIGNED_OF[ctype]
         return f"({ctype})(({wide}){a} {self.symbol} ({wide}){b})"
 
@@ -108,4 +109,12 @@ def _describe(tensor: Tensor) -> str:
 add_op("Add", BinaryOp("+", np.add, NUMERIC_TYPES))
 add_op("Sub", BinaryOp("-", np.subtract, NUMERIC_TYPES))
 add_op("Mul", BinaryOp("*", np.multiply, NUMERIC_TYPES))
-add_op("Div", BinaryOp("/", np.divide, FLOAT_TYPES))
+def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """ONNX Div: true division for floats, truncation toward zero for integers."""
+    if np.issubdtype(a.dtype, np.floating):
+        return np.divide(a, b)
+    quotient = np.abs(a.astype(np.int64)) // np.abs(b.astype(np.int64))
+    return np.where((a < 0) != (b < 0), -quotient, quotient)
+
+
+add_op("Div", BinaryOp("/", _divide, NUMERIC_TYPES))

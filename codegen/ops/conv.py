@@ -15,6 +15,7 @@ from codegen.ops.base import (
     attr,
     clamp_statements,
     describe_clamp,
+    param_of,
     register,
     require_dtype,
     unsupported,
@@ -31,10 +32,8 @@ class Conv(OpDef):
     def check(self, node: Node, graph: Graph) -> None:
         super().check(node, graph)
         x, w, *rest = graph.input_tensors(node)
-        require_dtype(node, x, FLOAT_TYPES)
-        if not w.is_const or any(b is not None and not b.is_const for b in rest):
-            raise unsupported(node, "weights or bias computed at run time",
-                              "constant weights and bias")
+        for tensor in (x, w, *rest):
+            require_dtype(node, tensor, FLOAT_TYPES)
         if x.rank not in (3, 4):
             raise unsupported(node, f"{x.rank - 2}-D convolution", "1-D and 2-D")
         group = attr(node, "group", 1)
@@ -84,13 +83,27 @@ class Conv(OpDef):
         x, w, *rest = graph.input_tensors(node)
         win = self.geometry(node, x, w)
         group = attr(node, "group", 1)
-        w4 = _as_2d(w.data)
-        weights = {"w": np.ascontiguousarray(w4.transpose(0, 2, 3, 1), dtype=np.float32)}
+        oc, icg = w.shape[:2]
+        weights = {}
+        if w.is_const:
+            # Stored OHWI, so the innermost loop over input channels reads consecutive words.
+            weights["w"] = np.ascontiguousarray(_as_2d(w.data).transpose(0, 2, 3, 1),
+                                                dtype=np.float32)
+            w_name = names.weight("w")
+            w_strides = (win.kernel[0] * win.kernel[1] * icg, win.kernel[1] * icg, icg, 1)
+        else:
+            # Filters computed at run time are read where they lie (OIHW, or OIW for 1-D).
+            w_name = param_of(node, graph, w.name)
+            w_strides = _filter_strides(w)
         bias = rest[0] if rest and rest[0] is not None else None
-        if bias is not None:
+        if bias is not None and bias.is_const:
             weights["b"] = bias.data.astype(np.float32)
-        oc, icg = w4.shape[:2]
+        bias_name = (None if bias is None else
+                     names.weight("b") if bias.is_const else param_of(node, graph, bias.name))
         context = {
+            "w": w_name, "b": bias_name,
+            "w_stride_o": w_strides[0], "w_stride_h": w_strides[1],
+            "w_stride_w": w_strides[2], "w_stride_i": w_strides[3],
             "n": x.shape[0], "ih": win.in_hw[0], "iw": win.in_hw[1], "ic": x.shape[1],
             "oh": win.out_hw[0], "ow": win.out_hw[1], "oc": oc,
             "kh": win.kernel[0], "kw": win.kernel[1],
@@ -98,7 +111,6 @@ class Conv(OpDef):
             "dh": win.dilations[0], "dw": win.dilations[1],
             "pad_top": win.pads[0], "pad_left": win.pads[1],
             "group": group, "icg": icg, "ocg": oc // group,
-            "has_bias": bias is not None,
             "geometry": win.describe() + describe_clamp(node.clamp),
             "clamp": clamp_statements("acc", node.clamp, "float"),
         }
@@ -108,6 +120,15 @@ class Conv(OpDef):
         w = graph.tensor(node.inputs[1])
         y = graph.tensor(node.outputs[0])
         return y.size * int(np.prod(w.shape[1:]))
+
+
+def _filter_strides(w: Tensor) -> tuple[int, int, int, int]:
+    """Strides of a run-time filter tensor along output channel, height, width, input
+    channel (a 1-D filter has height 1)."""
+    strides = w.strides
+    if w.rank == 3:
+        return strides[0], 0, strides[2], strides[1]
+    return strides[0], strides[2], strides[3], strides[1]
 
 
 def _as_2d(array):

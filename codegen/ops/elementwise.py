@@ -18,7 +18,8 @@ from codegen.ops.base import (
     OpDef,
     add_op,
     attr,
-    clamp_statements,
+    limit_statements,
+    param_of,
     require_dtype,
     unsupported,
 )
@@ -90,8 +91,6 @@ class UnaryOp(OpDef):
     def check(self, node: Node, graph: Graph) -> None:
         super().check(node, graph)
         require_dtype(node, graph.tensor(node.inputs[0]), self.spec.dtypes)
-        if node.op == "Clip" and activation_bounds(graph, node) is None:
-            raise unsupported(node, "min or max computed at run time", "constant min and max")
 
     def infer(self, node: Node, inputs: list[Tensor | None]):
         return [(inputs[0].shape, inputs[0].dtype)]
@@ -114,9 +113,9 @@ class UnaryOp(OpDef):
         statements = self.spec.statements(node, y.ctype)
         note = ""
         if node.op == "Clip":
-            bounds = activation_bounds(graph, node)
-            statements = clamp_statements("v", bounds, y.ctype)
-            note = f", clipped to [{bounds[0]:g}, {bounds[1]:g}]"
+            low, high = _clip_limits(node, graph, y.ctype)
+            statements = limit_statements("v", low, high)
+            note = f", clipped to [{low or '-inf'}, {high or 'inf'}]"
         context = {"size": y.size, "in_dtype": x.dtype, "out_dtype": y.dtype,
                    "out_ctype": y.ctype, "load": self.load(x, y), "note": note,
                    "statements": statements}
@@ -144,6 +143,23 @@ class CastOp(UnaryOp):
 
     def load(self, x: Tensor, y: Tensor) -> str:
         return "(float)x0[i]"
+
+
+def _clip_limits(node: Node, graph: Graph, ctype: str) -> tuple[str | None, str | None]:
+    """Clip's bounds as C expressions: literals for constants (attributes before opset 11,
+    inputs after), the first element of the input for bounds computed at run time."""
+    from codegen.emit import c_literal  # emit imports the registry; import late
+    limits: list[str | None] = []
+    for index, name in ((1, "min"), (2, "max")):
+        if len(node.inputs) > index and node.inputs[index]:
+            tensor = graph.tensor(node.inputs[index])
+            limits.append(c_literal(tensor.data.reshape(-1)[0], ctype) if tensor.is_const
+                          else f"{param_of(node, graph, tensor.name)}[0]")
+        elif name in node.attrs:
+            limits.append(c_literal(node.attrs[name], ctype))
+        else:
+            limits.append(None)
+    return limits[0], limits[1]
 
 
 def _clip_bounds(node: Node, inputs) -> tuple:

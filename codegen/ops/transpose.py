@@ -59,7 +59,10 @@ class Relayout(OpDef):
         x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
         bounds, (in_strides, out_strides) = collapse(
             output_loops(y), [operand_strides(x, y), operand_strides(y, y)])
+        # A constant model output is copied out of its array in flash.
+        weights = {"source": np.ascontiguousarray(x.data)} if x.is_const else {}
         return Kernel("kernels/copy.c.j2", {
             "bounds": bounds, "in_strides": in_strides, "out_strides": out_strides,
+            "source": names.weight("source") if x.is_const else "x0",
             "ctype": y.ctype, "shape": list(y.shape),
-            "in_order": list(x.memory_order), "out_order": list(y.memory_order)})
+            "in_order": list(x.memory_order), "out_order": list(y.memory_order)}, weights)

@@ -28,7 +28,7 @@ def assign_layout(graph: Graph) -> None:
             graph.tensor(name).order = tuple(order)
     for name in list(graph.outputs):
         tensor = graph.tensor(name)
-        if not same_layout(tensor, row_major(tensor.rank)):
+        if tensor.is_const or not same_layout(tensor, row_major(tensor.rank)):
             _relayout_output(graph, name)
 
 
@@ -56,12 +56,13 @@ def _relayout(graph: Graph, name: str, order: tuple[int, ...], before: Node,
 
 
 def _relayout_output(graph: Graph, name: str) -> None:
-    """Give graph output `name` the model's layout: its producer now writes a renamed
-    tensor and a copy writes `name` row-major."""
+    """Give graph output `name` the model's layout in the arena: its producer now writes a
+    renamed tensor (or it stays a constant) and a copy writes `name` row-major."""
     source = graph.tensor(name)
     internal = graph.fresh_name(name)
-    graph.tensors[internal] = Tensor(internal, source.shape, source.dtype, order=source.order,
-                                     quant=source.quant)
+    graph.tensors[internal] = Tensor(internal, source.shape, source.dtype, data=source.data,
+                                     order=source.order, quant=source.quant)
+    source.data = None  # a constant output is copied into the arena like any other
     for node in graph.nodes:
         node.inputs = [internal if n == name else n for n in node.inputs]
         node.outputs = [internal if n == name else n for n in node.outputs]

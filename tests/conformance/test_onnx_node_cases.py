@@ -1,0 +1,129 @@
+"""ONNX's own backend node test cases (built in memory by the installed onnx package) for
+every operator ariel supports, compiled to C, built for the host and run.
+
+A case either passes numerically or is rejected with ariel's UnsupportedError for a reason
+listed here: a data type ariel does not hold (double, float16, ...), or a named feature in
+EXPECTED_UNSUPPORTED. Anything else fails, including a listed case that starts to compile
+(so the list cannot go stale).
+
+ariel generates code for static shapes, so a shape or axes given as a graph input is
+rejected; those cases are then run again with that input frozen into an initializer, and
+must pass numerically."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import onnx
+import pytest
+
+from codegen.errors import UnsupportedError
+from codegen.hostrun import HostModel, build_host_library
+from codegen.ir import C_TYPES
+from codegen.ops import REGISTRY
+from tests.support import compile_onnx
+
+# Cases rejected on purpose, with the reason. Data-type rejections are found automatically.
+EXPECTED_UNSUPPORTED: dict[str, str] = {
+    "test_reshape_allowzero_reordered": "an empty input tensor (a dimension of size 0)",
+}
+
+# Inputs (by position) that carry a shape or axes, which ariel needs at compile time.
+SHAPE_INPUTS = {"Reshape": (1,), "Squeeze": (1,), "Unsqueeze": (1,)}
+RUN_TIME_SHAPE = "shape or axes given at run time"
+
+
+def _collect():
+    from onnx.backend.test.case.node import collect_testcases
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cases = collect_testcases()
+    supported = set(REGISTRY) | {"Constant"}
+    return [c for c in cases
+            if all(n.op_type in supported and n.domain in ("", "ai.onnx")
+                   for n in c.model.graph.node)]
+
+
+CASES = _collect()
+
+
+def shape_inputs(model: onnx.ModelProto) -> set[str]:
+    """Graph inputs that feed a shape or axes slot."""
+    graph_inputs = {i.name for i in model.graph.input}
+    return {node.input[p] for node in model.graph.node
+            for p in SHAPE_INPUTS.get(node.op_type, ()) if len(node.input) > p
+            and node.input[p] in graph_inputs}
+
+
+def freeze(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> onnx.ModelProto:
+    """`model` with the named graph inputs turned into initializers holding `values`."""
+    frozen = onnx.ModelProto.FromString(model.SerializeToString())
+    kept = [i for i in frozen.graph.input if i.name not in values]
+    del frozen.graph.input[:]
+    frozen.graph.input.extend(kept)
+    frozen.graph.initializer.extend(onnx.numpy_helper.from_array(v, n) for n, v in values.items())
+    return frozen
+
+
+def uses_unsupported_type(model: onnx.ModelProto) -> str | None:
+    """The first data type of the case's inputs/outputs that ariel does not hold, if any."""
+    for value in [*model.graph.input, *model.graph.output]:
+        if not value.type.HasField("tensor_type"):
+            return "non-tensor value"
+        elem = value.type.tensor_type.elem_type
+        name = onnx.TensorProto.DataType.Name(elem)
+        try:
+            dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem)).name
+        except Exception:
+            return name
+        if dtype not in C_TYPES:
+            return name
+    return None
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_onnx_node_case(case, tmp_path, record_property):
+    frozen = shape_inputs(case.model)
+    reason = (EXPECTED_UNSUPPORTED.get(case.name) or uses_unsupported_type(case.model)
+              or (RUN_TIME_SHAPE if frozen else None))
+    try:
+        compiled = compile_onnx(case.model, "case")
+    except UnsupportedError as exc:
+        assert reason, f"{case.name} rejected without an expected reason: {exc}"
+        if reason == RUN_TIME_SHAPE:
+            assert "computed at run time" in str(exc)
+            run_frozen(case, frozen, tmp_path)
+            record_property("conformance", "computed with shape inputs frozen")
+        else:
+            record_property("conformance", "rejected: unsupported type or feature")
+        return
+    assert not reason, f"{case.name} is listed as unsupported ({reason}) but compiles"
+    host = HostModel(build_host_library(compiled.files, tmp_path), compiled.info)
+    for inputs, expected in case.data_sets:
+        check_outputs(case, host.run(*inputs), expected)
+    record_property("conformance", "computed")
+
+
+def run_frozen(case, frozen: set[str], tmp_path) -> None:
+    names = [i.name for i in case.model.graph.input]
+    for index, (inputs, expected) in enumerate(case.data_sets):
+        values = dict(zip(names, inputs, strict=True))
+        model = freeze(case.model, {n: np.asarray(values[n]) for n in frozen})
+        compiled = compile_onnx(model, "case")
+        host = HostModel(build_host_library(compiled.files, tmp_path / str(index)),
+                         compiled.info)
+        check_outputs(case, host.run(*[v for n, v in values.items() if n not in frozen]),
+                      expected)
+
+
+def check_outputs(case, outputs: list[np.ndarray], expected: list[np.ndarray]) -> None:
+    rtol = max(case.rtol, 1e-4)
+    atol = max(case.atol, 1e-6)
+    assert len(outputs) == len(expected)
+    for got, want in zip(outputs, expected, strict=True):
+        want = np.asarray(want)
+        assert got.shape == want.shape
+        assert got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=case.name)
