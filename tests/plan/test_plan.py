@@ -1,0 +1,100 @@
+"""The static arena plan: no two buffers alive at the same time overlap, every buffer fits
+the arena, the lower bound is really a bound, and views share their source's storage."""
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from codegen.plan import ALIGNMENT, Buffer, _first_fit
+from tests.support import compile_onnx
+
+
+def chain_model(channels: list[int]) -> onnx.ModelProto:
+    """x -> Conv1x1 -> Conv1x1 -> ... with the given channel counts (so buffer sizes vary)."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels[0], 4, 4])
+    nodes, inits, prev = [], [], "x"
+    for i, (cin, cout) in enumerate(zip(channels, channels[1:])):
+        inits.append(numpy_helper.from_array(np.full((cout, cin, 1, 1), 0.1, np.float32),
+                                             f"w{i}"))
+        nodes.append(helper.make_node("Conv", [prev, f"w{i}"], [f"c{i}"]))
+        prev = f"c{i}"
+    graph = helper.make_graph(nodes, "chain", [x],
+                              [helper.make_tensor_value_info(prev, TensorProto.FLOAT, None)],
+                              inits)
+    return onnx.shape_inference.infer_shapes(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
+
+
+def residual_model() -> onnx.ModelProto:
+    """A ResNet-like block: the skip connection keeps a buffer alive across two convs."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 6, 6])
+    w = numpy_helper.from_array(np.full((4, 4, 3, 3), 0.05, np.float32), "w")
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["a"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["a"], ["b"]),
+        helper.make_node("Conv", ["b", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["d"]),
+        helper.make_node("Conv", ["d", "w"], ["e"], pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["e", "b"], ["f"]),
+        helper.make_node("Reshape", ["f", "shape"], ["y"]),
+    ]
+    shape = numpy_helper.from_array(np.array([1, 144], np.int64), "shape")
+    graph = helper.make_graph(nodes, "res", [x],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [w, shape])
+    return onnx.shape_inference.infer_shapes(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
+
+
+def assert_valid_plan(plan):
+    buffers = list(plan.buffers.values())
+    for buf in buffers:
+        assert buf.offset % ALIGNMENT == 0
+        assert 0 <= buf.offset and buf.offset + buf.size <= plan.arena_size
+    for i, a in enumerate(buffers):
+        for b in buffers[i + 1:]:
+            if a.overlaps(b):
+                assert a.offset + a.size <= b.offset or b.offset + b.size <= a.offset, (a, b)
+    assert plan.lower_bound <= plan.arena_size
+
+
+@pytest.mark.parametrize("model", [chain_model([4, 6, 5, 12, 7, 3]), residual_model()],
+                         ids=["chain", "residual"])
+def test_plan_is_valid(model):
+    assert_valid_plan(compile_onnx(model).plan)
+
+
+def test_chain_reaches_lower_bound():
+    plan = compile_onnx(chain_model([4, 4, 4, 4, 4])).plan
+    assert plan.arena_size == plan.lower_bound
+
+
+def test_lower_bound_counts_the_skip_connection():
+    compiled = compile_onnx(residual_model())
+    # At the second convolution the skip input, the conv input and its output are alive.
+    one = 4 * 6 * 6 * 4
+    assert compiled.plan.lower_bound >= 3 * one
+    assert_valid_plan(compiled.plan)
+
+
+def test_views_share_storage():
+    compiled = compile_onnx(residual_model())
+    graph, plan = compiled.graph, compiled.plan
+    reshape = next(n for n in graph.nodes if n.op == "Reshape")
+    assert plan.offset(reshape.outputs[0]) == plan.offset(reshape.inputs[0])
+    assert "Reshape" not in [k["op"] for k in compiled.info.kernels]
+
+
+def test_first_fit_takes_the_lowest_gap():
+    placed = [Buffer("a", 32, 0, 5, offset=0), Buffer("b", 32, 0, 5, offset=64)]
+    assert _first_fit(Buffer("c", 32, 1, 2), placed, ALIGNMENT) == 32
+    assert _first_fit(Buffer("d", 48, 1, 2), placed, ALIGNMENT) == 96
+
+
+def test_timeline_lists_every_buffer():
+    plan = compile_onnx(residual_model()).plan
+    text = plan.timeline()
+    for name in plan.buffers:
+        assert name in text
+    assert f"arena {plan.arena_size} bytes" in text
