@@ -1,0 +1,74 @@
+"""Real input data that needs no download: the shipped ToyCar log-mel frames and sklearn digits."""
+
+from pathlib import Path
+
+import numpy as np
+
+from codegen.errors import ArielError
+from codegen.resources import data_dir
+
+# One normal ToyCar recording (machine id 01) from MLPerf Tiny, as log-mel frames: see
+# examples/README.md for its origin and format.
+TOYCAR_FILE = "ad_toycar_normal_id01.bin"
+TOYCAR_MELS = 128
+# The anomaly-detection autoencoder sees this many consecutive frames at once (5 x 128 = 640).
+TOYCAR_CONTEXT = 5
+
+# The digits split is fixed so that training scripts, tests and calibration all hold out the
+# same images; changing either value changes every accuracy quoted in examples/README.md.
+DIGITS_TEST_SIZE = 0.3
+DIGITS_SEED = 0
+
+
+def examples_dir() -> Path:
+    """The examples folder: at the top of a checkout, or inside the installed package."""
+    return data_dir("examples")
+
+
+def toycar_frames(path: str | Path | None = None) -> np.ndarray:
+    """The log-mel frames of a ToyCar .bin file as float32 (frames, 128)."""
+    path = Path(path) if path is not None else examples_dir() / "data" / TOYCAR_FILE
+    if not path.is_file():
+        raise ArielError(f"{path}: no such file (the ToyCar log-mel frames)")
+    raw = path.read_bytes()
+    row_bytes = TOYCAR_MELS * 4
+    if not raw or len(raw) % row_bytes:
+        raise ArielError(f"{path}: {len(raw)} bytes is not a whole number of "
+                         f"{TOYCAR_MELS}-value float32 frames")
+    # The file is little-endian whatever the host; hand back native float32.
+    return np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(-1, TOYCAR_MELS)
+
+
+def toycar_windows(path: str | Path | None = None) -> np.ndarray:
+    """Inputs for the ToyCar autoencoder: float32 (N, 640), N = frames - 4 (196 by default).
+
+    Window i is frames i..i+4 flattened frame after frame (hop 1), which is how MLPerf Tiny
+    builds the model's 640-value input. The shape drops the model's leading batch 1, which
+    `ariel simulate --inputs` accepts as N inputs.
+    """
+    frames = toycar_frames(path)
+    count = len(frames) - TOYCAR_CONTEXT + 1
+    if count < 1:
+        raise ArielError(f"{path}: {len(frames)} frames, fewer than the "
+                         f"{TOYCAR_CONTEXT} one window needs")
+    windows = np.lib.stride_tricks.sliding_window_view(frames, TOYCAR_CONTEXT, axis=0)
+    # sliding_window_view puts the window axis last: (N, 128, 5) -> (N, 5, 128) -> (N, 640).
+    return np.ascontiguousarray(windows.transpose(0, 2, 1)).reshape(count, -1)
+
+
+def digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """scikit-learn's 1,797 8x8 digits, split 70/30 stratified with a fixed seed.
+
+    Returns x_train, y_train, x_test, y_test: images float32 (N, 1, 8, 8) in 0..1 (the raw
+    pixels are counts 0..16) and labels int64 (N,); 1,257 train and 540 test images.
+    """
+    # Imported here so that the rest of ariel does not pay scikit-learn's import time.
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = (digits.images / 16.0).astype(np.float32)[:, None, :, :]
+    labels = digits.target.astype(np.int64)
+    x_train, x_test, y_train, y_test = train_test_split(
+        images, labels, test_size=DIGITS_TEST_SIZE, random_state=DIGITS_SEED, stratify=labels)
+    return x_train, y_train, x_test, y_test

@@ -1,0 +1,121 @@
+"""The shipped example data: ToyCar windows, the digits split, and the files' checksums."""
+
+import hashlib
+import re
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from sklearn.datasets import load_digits
+
+from codegen.datasets import digits_split, examples_dir, toycar_frames, toycar_windows
+from codegen.errors import ArielError
+
+EXAMPLES = examples_dir()
+
+
+def test_examples_dir_holds_models_and_data():
+    assert (EXAMPLES / "models" / "ad_autoencoder_toycar.onnx").is_file()
+    assert (EXAMPLES / "data" / "ad_toycar_normal_id01.bin").is_file()
+
+
+def test_toycar_windows_shape_and_dtype():
+    windows = toycar_windows()
+    assert windows.shape == (196, 640)
+    assert windows.dtype == np.float32
+    assert windows.flags.c_contiguous
+
+
+def test_toycar_windows_are_five_raw_frames_with_hop_one():
+    # Read the file independently of codegen.datasets: 200 frames of 128 LE float32.
+    raw = np.fromfile(EXAMPLES / "data" / "ad_toycar_normal_id01.bin", dtype="<f4")
+    frames = raw.reshape(200, 128)
+    windows = toycar_windows()
+    for i, window in enumerate(windows):
+        np.testing.assert_array_equal(window, frames[i:i + 5].reshape(640))
+    np.testing.assert_array_equal(toycar_frames(), frames)
+
+
+def test_toycar_windows_from_another_file(tmp_path):
+    frames = np.arange(7 * 128, dtype="<f4").reshape(7, 128)
+    path = tmp_path / "short.bin"
+    frames.tofile(path)
+    windows = toycar_windows(path)
+    assert windows.shape == (3, 640)
+    np.testing.assert_array_equal(windows[2], frames[2:7].reshape(-1))
+
+
+@pytest.mark.parametrize("size", [0, 100, 4 * 128 * 4])
+def test_toycar_rejects_a_bad_file(tmp_path, size):
+    path = tmp_path / "bad.bin"
+    path.write_bytes(bytes(size))
+    with pytest.raises(ArielError):
+        toycar_windows(path)
+
+
+def test_toycar_missing_file(tmp_path):
+    with pytest.raises(ArielError, match="no such file"):
+        toycar_windows(tmp_path / "absent.bin")
+
+
+def test_digits_split_shapes_dtypes_and_range():
+    x_train, y_train, x_test, y_test = digits_split()
+    assert x_train.shape == (1257, 1, 8, 8) and x_test.shape == (540, 1, 8, 8)
+    assert y_train.shape == (1257,) and y_test.shape == (540,)
+    assert x_train.dtype == x_test.dtype == np.float32
+    assert y_train.dtype == y_test.dtype == np.int64
+    assert x_train.min() == 0.0 and x_train.max() == 1.0
+
+
+def test_digits_split_is_a_fixed_stratified_partition():
+    x_train, y_train, x_test, y_test = digits_split()
+    digits = load_digits()
+    # Together the two parts are exactly the 1,797 images (as a multiset of rows).
+    both = np.concatenate([x_train, x_test]).reshape(-1, 64) * 16
+    for ours, theirs in zip(np.unique(both, axis=0, return_counts=True),
+                            np.unique(digits.data, axis=0, return_counts=True), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    # Stratified: each class is in the test part in the data set's proportion, to one image.
+    per_class = np.bincount(digits.target)
+    assert np.all(np.abs(np.bincount(y_test, minlength=10) - 0.3 * per_class) <= 1)
+    # The same split every time.
+    again = digits_split()
+    for a, b in zip((x_train, y_train, x_test, y_test), again, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def _sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _sha256sums() -> dict[str, str]:
+    lines = (EXAMPLES / "SHA256SUMS").read_text().splitlines()
+    return {name: digest for digest, name in (line.split() for line in lines if line)}
+
+
+def test_shipped_files_match_their_sha256():
+    sums = _sha256sums()
+    shipped = {f"{p.parent.name}/{p.name}" for p in EXAMPLES.glob("*/*")
+               if p.suffix in (".onnx", ".bin")}
+    assert set(sums) == shipped
+    for name, digest in sums.items():
+        assert _sha256(EXAMPLES / name) == digest, name
+
+
+def test_readme_lists_the_same_sha256():
+    table = re.findall(r"^\| `([\w./]+)` \| `([0-9a-f]{64})` \|$",
+                       (EXAMPLES / "README.md").read_text(), flags=re.MULTILINE)
+    assert dict(table) == _sha256sums()
+
+
+@pytest.mark.parametrize("model, shape, least", [
+    ("digits_cnn.onnx", (1, 1, 8, 8), 0.98),
+    ("digits_mlp.onnx", (1, 64), 0.97),
+])
+def test_digits_models_classify_the_held_out_images(model, shape, least):
+    _, _, x_test, y_test = digits_split()
+    session = ort.InferenceSession(str(EXAMPLES / "models" / model),
+                                   providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    predicted = [session.run(None, {name: x.reshape(shape)})[0].argmax() for x in x_test]
+    assert np.mean(np.array(predicted) == y_test) >= least
