@@ -1,0 +1,242 @@
+"""ONNX AveragePool and MaxPool (1-D and 2-D windows, channels-last like Conv), and
+GlobalAveragePool and GlobalMaxPool. A window that covers the whole input, as the pooling at
+the end of most classifiers does, is lowered as a reduction over the spatial axes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from codegen.ir import Graph, Node, Tensor, channels_last
+from codegen.ops.base import (
+    FLOAT_TYPES,
+    Kernel,
+    Names,
+    OpDef,
+    add_op,
+    attr,
+    require_dtype,
+    unsupported,
+)
+from codegen.ops.reduce import (
+    MAX,
+    MEAN,
+    Reduction,
+    lower_reduction,
+    reduce_reference,
+    reduced_order,
+    reduced_shape,
+)
+from codegen.ops.spatial import Window, output_spatial, window
+
+WINDOW_ATTRIBUTES = frozenset({"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads",
+                               "strides"})
+
+
+@dataclass(frozen=True)
+class Pooling:
+    """What tells AveragePool from MaxPool: how a window's values are combined, the data
+    types the kernel handles, and the attributes beyond the window's own."""
+
+    reduction: Reduction
+    dtypes: tuple[str, ...]
+    extra_attributes: frozenset[str]
+    summary: str
+
+
+AVERAGE = Pooling(MEAN, FLOAT_TYPES, frozenset({"count_include_pad"}), "average")
+# A maximum needs no arithmetic, so the integer types come for free.
+MAXIMUM = Pooling(MAX, ("float32", "int8", "uint8"), frozenset({"storage_order"}), "maximum")
+
+
+def spatial_axes(rank: int) -> tuple[int, ...]:
+    return tuple(range(2, rank))
+
+
+def tap_positions(win: Window, axis: int) -> np.ndarray:
+    """Input coordinate of each (output position, kernel tap) along `axis` (0: H, 1: W)."""
+    out = np.arange(win.out_hw[axis])[:, None] * win.strides[axis]
+    taps = np.arange(win.kernel[axis])[None, :] * win.dilations[axis]
+    return out - win.pads[axis] + taps
+
+
+def tap_inside(win: Window, axis: int, include_padding: bool) -> np.ndarray:
+    """Which taps count: those on the input, or with `include_padding` those on the input
+    or its explicit padding (never those past it, which only ceil_mode creates)."""
+    position = tap_positions(win, axis)
+    low, high = 0, win.in_hw[axis]
+    if include_padding:
+        low, high = -win.pads[axis], high + win.pads[axis + 2]
+    return (position >= low) & (position < high)
+
+
+def tap_counts(win: Window, include_padding: bool) -> tuple[np.ndarray, np.ndarray]:
+    """How many taps each output row and each output column averages over; a window's
+    count is the product of its row's and its column's."""
+    return tuple(tap_inside(win, axis, include_padding).sum(axis=1) for axis in (0, 1))
+
+
+def is_whole_input(win: Window) -> bool:
+    """True when the one window is exactly the input: no padding, every value once."""
+    return (win.out_hw == (1, 1) and win.kernel == win.in_hw and not any(win.pads)
+            and all(d == 1 or k == 1 for d, k in zip(win.dilations, win.kernel, strict=True)))
+
+
+class WindowPool(OpDef):
+    """AveragePool or MaxPool, as its Pooling entry says."""
+
+    def __init__(self, pooling: Pooling):
+        self.pooling = pooling
+        self.attributes = WINDOW_ATTRIBUTES | pooling.extra_attributes
+
+    def check(self, node: Node, graph: Graph) -> None:
+        super().check(node, graph)
+        x = graph.tensor(node.inputs[0])
+        require_dtype(node, x, self.pooling.dtypes)
+        if len(node.outputs) > 1:
+            raise unsupported(node, "the Indices output", "the pooled values only")
+        if attr(node, "storage_order", 0) != 0:
+            raise unsupported(node, "storage_order 1 (column-major indices)", "storage_order 0")
+        if x.rank not in (3, 4):
+            raise unsupported(node, f"{x.rank - 2}-D pooling", "1-D and 2-D")
+        win = self.geometry(node, x.shape)
+        if any(not count.all() for count in tap_counts(win, include_padding=False)):
+            raise unsupported(node, f"a window that lies wholly in the padding "
+                              f"({win.describe()})", "windows that overlap the input")
+
+    def geometry(self, node: Node, shape: tuple[int, ...]) -> Window:
+        return window(node, tuple(shape[2:]), tuple(attr(node, "kernel_shape", ())),
+                      bool(attr(node, "ceil_mode", 0)))
+
+    def include_padding(self, node: Node) -> bool:
+        return self.pooling is AVERAGE and bool(attr(node, "count_include_pad", 0))
+
+    def infer(self, node: Node, inputs: list[Tensor | None]):
+        x = inputs[0]
+        win = self.geometry(node, x.shape)
+        return [((*x.shape[:2], *output_spatial(win, x.rank - 2)), x.dtype)]
+
+    def reference(self, node: Node, x):
+        win = self.geometry(node, x.shape)
+        x4 = x.reshape(*x.shape[:2], *win.in_hw)
+        rows, cols = (np.clip(tap_positions(win, axis), 0, win.in_hw[axis] - 1)
+                      for axis in (0, 1))
+        # (N, C, out row, tap row, out column, tap column)
+        taps = x4[:, :, rows][..., cols]
+        inside = (tap_inside(win, 0, False)[:, :, None, None]
+                  & tap_inside(win, 1, False)[None, None, :, :])
+        identity = self.pooling.reduction.identity(x.dtype)
+        taps = np.where(inside, taps.astype(np.float64) if x.dtype.kind == "f" else taps,
+                        identity)
+        y = self.pooling.reduction.combine(taps, axis=(3, 5))
+        if self.pooling.reduction.divides:
+            count_h, count_w = tap_counts(win, self.include_padding(node))
+            y = y / (count_h[:, None] * count_w[None, :])
+        return [y.astype(x.dtype).reshape(*x.shape[:2], *output_spatial(win, x.ndim - 2))]
+
+    def layout(self, node: Node, graph: Graph):
+        x = graph.tensor(node.inputs[0])
+        if is_whole_input(self.geometry(node, x.shape)):
+            return [None], [reduced_order(x, spatial_axes(x.rank), keepdims=True)]
+        return [channels_last(x.rank)], [channels_last(x.rank)]
+
+    def lower(self, node: Node, graph: Graph, names: Names) -> Kernel:
+        x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
+        win = self.geometry(node, x.shape)
+        if is_whole_input(win):
+            return lower_reduction(self.pooling.reduction, x, y, spatial_axes(x.rank),
+                                   f"{self.pooling.summary} over a window that is the whole "
+                                   f"input ({win.describe()})")
+        inside = [tap_inside(win, axis, False) for axis in (0, 1)]
+        context = {
+            "ctype": x.ctype, "dtype": x.dtype, "n": x.shape[0], "channels": x.shape[1],
+            "ih": win.in_hw[0], "iw": win.in_hw[1], "oh": win.out_hw[0], "ow": win.out_hw[1],
+            "kh": win.kernel[0], "kw": win.kernel[1],
+            "iy": _position(win, 0, "oy", "ky"), "ix": _position(win, 1, "ox", "kx"),
+            "check_h": not inside[0].all(), "check_w": not inside[1].all(),
+            "geometry": win.describe() + (", ceil_mode" if attr(node, "ceil_mode", 0) else ""),
+            "init": _literal(self.pooling.reduction.identity(np.dtype(x.dtype)), x.ctype),
+            "fold": self.pooling.reduction.fold("out[c]", "xp[c]"),
+            "divisor": None, "summary": f"{self.pooling.summary} of the taps on the input",
+        }
+        weights: dict[str, np.ndarray] = {}
+        if self.pooling.reduction.divides:
+            include = self.include_padding(node)
+            context["divisor"], weights = _divisor(win, include, names)
+            context["summary"] = ("average, dividing by the taps on the input or its padding"
+                                  if include else context["summary"])
+        return Kernel("kernels/pool_window.c.j2", context, weights)
+
+
+def _position(win: Window, axis: int, out: str, tap: str) -> str:
+    """The C expression for the input coordinate of tap `tap` of output position `out`."""
+    terms = [_scaled(out, win.strides[axis]), _scaled(tap, win.dilations[axis])]
+    pad = win.pads[axis]
+    return f"{terms[0]} - {pad} + {terms[1]}" if pad else f"{terms[0]} + {terms[1]}"
+
+
+def _scaled(name: str, factor: int) -> str:
+    return name if factor == 1 else f"{name} * {factor}"
+
+
+def _divisor(win: Window, include_padding: bool, names: Names
+             ) -> tuple[str, dict[str, np.ndarray]]:
+    """The C expression each window's sum is divided by: one constant when every window
+    counts the same number of taps (the usual case), else a product of per-row and
+    per-column counts read from small tables (small integers, so the product is exact)."""
+    constant, tables, weights = 1, [], {}
+    for key, index, counts in zip(("count_h", "count_w"), ("oy", "ox"),
+                                  tap_counts(win, include_padding), strict=True):
+        if (counts == counts[0]).all():
+            constant *= int(counts[0])
+            continue
+        weights[key] = counts.astype(np.float32)
+        tables.append(f"{names.weight(key)}[{index}]")
+    if not tables:
+        return _literal(constant, "float"), weights
+    factors = tables + ([_literal(constant, "float")] if constant != 1 else [])
+    expression = " * ".join(factors)
+    return (f"({expression})" if len(factors) > 1 else expression), weights
+
+
+def _literal(value, ctype: str) -> str:
+    from codegen.emit import c_literal  # emit imports the registry; import late
+    return c_literal(value, ctype)
+
+
+class GlobalPool(OpDef):
+    """GlobalAveragePool or GlobalMaxPool: a reduction over every spatial axis, any rank and
+    any memory order; output [N, C, 1, ...]."""
+
+    def __init__(self, pooling: Pooling):
+        self.pooling = pooling
+
+    def check(self, node: Node, graph: Graph) -> None:
+        super().check(node, graph)
+        x = graph.tensor(node.inputs[0])
+        require_dtype(node, x, FLOAT_TYPES)
+        if x.rank < 3:
+            raise unsupported(node, f"a rank-{x.rank} input", "inputs [N, C, spatial...]")
+
+    def infer(self, node: Node, inputs: list[Tensor | None]):
+        x = inputs[0]
+        return [(reduced_shape(x.shape, spatial_axes(x.rank), True), x.dtype)]
+
+    def reference(self, node: Node, x):
+        return [reduce_reference(self.pooling.reduction, x, spatial_axes(x.ndim), True)]
+
+    def layout(self, node: Node, graph: Graph):
+        x = graph.tensor(node.inputs[0])
+        return [None], [reduced_order(x, spatial_axes(x.rank), keepdims=True)]
+
+    def lower(self, node: Node, graph: Graph, names: Names) -> Kernel:
+        x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
+        return lower_reduction(self.pooling.reduction, x, y, spatial_axes(x.rank),
+                               f"{self.pooling.summary} over the spatial axes")
+
+
+add_op("AveragePool", WindowPool(AVERAGE))
+add_op("MaxPool", WindowPool(MAXIMUM))
+add_op("GlobalAveragePool", GlobalPool(AVERAGE))
+add_op("GlobalMaxPool", GlobalPool(MAXIMUM))
