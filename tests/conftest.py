@@ -20,7 +20,8 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_terminal_summary(terminalreporter):
     """Print how many of ONNX's backend node cases ran, so the count is visible in CI."""
-    reports = [r for outcome in ("passed", "failed") for r in terminalreporter.stats.get(outcome, [])
+    stats = terminalreporter.stats
+    reports = [r for outcome in ("passed", "failed") for r in stats.get(outcome, [])
                if "test_onnx_node_case[" in r.nodeid and r.when == "call"]
     if not reports:
         return

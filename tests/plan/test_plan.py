@@ -14,7 +14,7 @@ def chain_model(channels: list[int]) -> onnx.ModelProto:
     """x -> Conv1x1 -> Conv1x1 -> ... with the given channel counts (so buffer sizes vary)."""
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels[0], 4, 4])
     nodes, inits, prev = [], [], "x"
-    for i, (cin, cout) in enumerate(zip(channels, channels[1:])):
+    for i, (cin, cout) in enumerate(zip(channels[:-1], channels[1:], strict=True)):
         inits.append(numpy_helper.from_array(np.full((cout, cin, 1, 1), 0.1, np.float32),
                                              f"w{i}"))
         nodes.append(helper.make_node("Conv", [prev, f"w{i}"], [f"c{i}"]))
