@@ -115,7 +115,8 @@ class Tensor:
 @dataclass
 class Node:
     """One operator. `clamp` holds a fused activation as (low, high) bounds, so Relu is
-    (0, inf) and Relu6 is (0, 6)."""
+    (0, inf) and Relu6 is (0, 6). `opset` is the version of the node's operator set, for
+    operators whose meaning changed between versions (0: not known yet, read as the latest)."""
 
     name: str
     op: str
@@ -125,6 +126,7 @@ class Node:
     domain: str = ""
     clamp: tuple[float, float] | None = None
     proto: Any = None  # the original onnx.NodeProto, kept for constant folding
+    opset: int = 0
 
 
 @dataclass

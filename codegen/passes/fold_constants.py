@@ -19,7 +19,8 @@ def fold_constants(graph: Graph) -> None:
             kept.append(node)
             continue
         for name, value in zip(node.outputs, values, strict=True):
-            value = np.ascontiguousarray(value)
+            # ascontiguousarray alone would turn a scalar into shape (1,)
+            value = np.ascontiguousarray(value).reshape(np.shape(value))
             graph.tensors[name] = Tensor(name, tuple(value.shape), value.dtype.name, data=value)
     graph.nodes = kept
     graph.remove_unused()

@@ -17,6 +17,8 @@ def resolve(graph: Graph) -> None:
             raise ArielError(f"input '{name}' has no static shape; give it with --input-shape")
         check_dtype_supported(tensor)
     for node in graph.nodes:
+        if node.domain in ("", "ai.onnx"):
+            node.opset = graph.opset
         problem = operator_problem(node)
         if problem is None:
             try:
