@@ -1,0 +1,98 @@
+"""BatchNormalization in inference mode: standalone (constant statistics folded to a scale and
+shift, or statistics fed at run time), on channels-last data, with a fused Relu, and after a
+Conv where the fold_batchnorm pass removes it; against onnx.reference through host-compiled
+C and through ariel's numpy reference of the compiled graph."""
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from codegen.errors import UnsupportedError
+from codegen.ir import channels_last
+from tests.ops.test_gemm import chain, check
+from tests.support import compile_onnx, random_array, single_node_model
+
+STATISTICS = ("scale", "bias", "mean", "var")
+
+
+def statistics(rng, channels: int) -> dict[str, np.ndarray]:
+    values = {name: random_array(rng, (channels,)) for name in STATISTICS}
+    values["var"] = random_array(rng, (channels,), low=0.2, high=2.0)
+    return values
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (2, 4, 7), (2, 3, 4, 5), (1, 1, 3, 3)], ids=str)
+@pytest.mark.parametrize("epsilon", [None, 1e-2])
+def test_standalone_batchnorm_with_constant_statistics(shape, epsilon, tmp_path):
+    rng = np.random.default_rng(1)
+    x = random_array(rng, shape)
+    attrs = {} if epsilon is None else {"epsilon": epsilon}
+    model = single_node_model("BatchNormalization", {"x": x}, statistics(rng, shape[1]),
+                              **attrs)
+    compiled = compile_onnx(model)
+    assert [n.op for n in compiled.graph.nodes] == ["BatchNormalization"]
+    check(model, [x], tmp_path)
+
+
+def test_statistics_fed_at_run_time_as_onnx_test_cases_do(tmp_path):
+    rng = np.random.default_rng(2)
+    x = random_array(rng, (2, 3, 4, 5))
+    stats = statistics(rng, 3)
+    model = single_node_model("BatchNormalization", {"x": x, **stats}, epsilon=1e-2)
+    check(model, [x, *stats.values()], tmp_path)
+
+
+def test_channels_last_input_keeps_its_order(tmp_path):
+    """A Conv with a fused Relu cannot take the BatchNormalization, which then runs on the
+    Conv's channels-last output, reading its per-channel values through strides."""
+    rng = np.random.default_rng(3)
+    x = random_array(rng, (1, 2, 6, 6))
+    model = chain([helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+                   helper.make_node("Relu", ["c"], ["r"]),
+                   helper.make_node("BatchNormalization", ["r", *STATISTICS], ["y"])],
+                  {"x": x}, {"w": random_array(rng, (3, 2, 3, 3)), **statistics(rng, 3)},
+                  ["y"], opset=15)
+    graph = compile_onnx(model).graph
+    bn = next(n for n in graph.nodes if n.op == "BatchNormalization")
+    assert graph.tensor(bn.outputs[0]).order == channels_last(4)
+    check(model, [x], tmp_path)
+
+
+def test_relu_after_batchnorm_is_fused(tmp_path):
+    rng = np.random.default_rng(4)
+    x = random_array(rng, (1, 4, 3, 3))
+    model = chain([helper.make_node("BatchNormalization", ["x", *STATISTICS], ["b"]),
+                   helper.make_node("Relu", ["b"], ["y"])], {"x": x}, statistics(rng, 4),
+                  ["y"], opset=15)
+    graph = compile_onnx(model).graph
+    assert [(n.op, n.clamp) for n in graph.nodes] == [("BatchNormalization", (0.0, np.inf))]
+    check(model, [x], tmp_path)
+
+
+def test_conv_then_batchnorm_is_folded(tmp_path):
+    rng = np.random.default_rng(5)
+    x = random_array(rng, (1, 3, 7, 7))
+    model = chain([helper.make_node("Conv", ["x", "w", "cb"], ["c"], pads=[1, 1, 1, 1]),
+                   helper.make_node("BatchNormalization", ["c", *STATISTICS], ["y"],
+                                    epsilon=1e-3)],
+                  {"x": x}, {"w": random_array(rng, (4, 3, 3, 3)),
+                             "cb": random_array(rng, (4,)), **statistics(rng, 4)},
+                  ["y"], opset=15)
+    graph = compile_onnx(model).graph
+    assert not any(n.op == "BatchNormalization" for n in graph.nodes)
+    check(model, [x], tmp_path)
+
+
+@pytest.mark.parametrize("opset, attrs, outputs", [
+    (15, {"training_mode": 1}, ["y", "running_mean", "running_var"]),
+    (9, {}, ["y", "mean_out", "var_out", "saved_mean", "saved_var"]),
+], ids=["training_mode", "statistics_as_outputs"])
+def test_training_mode_is_rejected(opset, attrs, outputs):
+    rng = np.random.default_rng(6)
+    x = random_array(rng, (2, 3, 4))
+    shapes = {name: (3,) for name in outputs} | {"y": x.shape}
+    model = chain([helper.make_node("BatchNormalization", ["x", *STATISTICS], outputs,
+                                    **attrs)], {"x": x}, statistics(rng, 3), outputs, opset,
+                  shapes)
+    with pytest.raises(UnsupportedError, match="training mode"):
+        compile_onnx(model)
