@@ -126,7 +126,7 @@ def to_graph(model: onnx.ModelProto, name: str) -> Graph:
     for init in g.initializer:
         data = numpy_helper.to_array(init)
         tensors[init.name] = Tensor(init.name, tuple(data.shape), _dtype_name(data.dtype),
-                                    data=np.ascontiguousarray(data))
+                                    data=np.ascontiguousarray(data).reshape(data.shape))
     for value in [*g.input, *g.value_info, *g.output]:
         if value.name in tensors:
             continue
@@ -214,7 +214,7 @@ def _attribute_value(attribute: onnx.AttributeProto):
 
 def _constant_value(proto: onnx.NodeProto, attrs: dict, node_name: str) -> np.ndarray:
     if "value" in attrs:
-        return np.ascontiguousarray(attrs["value"])
+        return np.ascontiguousarray(attrs["value"]).reshape(np.shape(attrs["value"]))
     for key, dtype in (("value_float", np.float32), ("value_int", np.int64)):
         if key in attrs:
             return np.array(attrs[key], dtype=dtype)
