@@ -93,19 +93,21 @@ def format_inspection(result: Inspection, name_width: int = 36) -> str:
         for n in names:
             lines.append(f"  {label:<7}{n}: {_shape_text(graph, n)}")
     lines.append("")
-    header = (f"{'#':>3}  {'node':<{name_width}} {'op':<18} {'input':<22} {'output':<22} "
-              f"{'MACs':>12} {'params':>9}  supported")
-    lines += [header, "-" * len(header)]
+    cells = [("#", "node", "op", "input", "output", "MACs", "params", "supported")]
     for r in result.rows:
         name = r.name if len(r.name) <= name_width else "…" + r.name[-(name_width - 1):]
-        status = "yes" if r.problem is None else f"NO: {r.problem}"
-        lines.append(f"{r.index:>3}  {name:<{name_width}} {r.op:<18} "
-                     f"{' '.join(r.inputs):<22} {r.output:<22} {r.macs:>12,} {r.params:>9,}  "
-                     f"{status}")
+        cells.append((str(r.index), name, r.op, " ".join(r.inputs), r.output, f"{r.macs:,}",
+                      f"{r.params:,}", "yes" if r.problem is None else f"NO: {r.problem}"))
+    widths = [max(len(row[i]) for row in cells) for i in range(7)]
+    right = {0, 5, 6}
+    rows = ["  ".join(cell.rjust(w) if i in right else cell.ljust(w)
+                      for i, (cell, w) in enumerate(zip(row[:7], widths, strict=True)))
+            + "  " + row[7] for row in cells]
+    rule = "-" * len(rows[0])
+    lines += [rows[0], rule, *rows[1:], rule]
     total_macs = sum(r.macs for r in result.rows)
     total_params = sum(r.params for r in result.rows)
     unsupported = [r for r in result.rows if r.problem]
-    lines.append("-" * len(header))
     lines.append(f"{len(result.rows)} nodes, {total_macs:,} MACs, {total_params:,} parameters "
                  f"({_bytes(graph)} of constants); "
                  + ("every node is supported" if not unsupported else
