@@ -1,5 +1,6 @@
 """The four MLPerf Tiny models end to end: `ariel build` for the default board, `ariel
-simulate` in QEMU, outputs compared with onnxruntime on the same inputs.
+simulate` in QEMU, outputs compared with onnxruntime on the same inputs; and the two digits
+models (exported from PyTorch and from skl2onnx) on the other boards, on real digits.
 
 Inputs: the anomaly-detection model gets real ToyCar log-mel windows (examples/data). No
 images or speech ship with MLPerf Tiny, so the other three get seeded random inputs in the
@@ -14,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from codegen.cli import main
-from codegen.datasets import toycar_windows
+from codegen.datasets import digits_split, toycar_windows
 from codegen.resources import data_dir
 
 pytestmark = pytest.mark.qemu
@@ -26,6 +27,9 @@ def inputs_for(model: str) -> np.ndarray:
     rng = np.random.default_rng(7)
     if model == "ad_autoencoder_toycar":
         return toycar_windows()[::49][:4].reshape(4, 1, 640)
+    if model.startswith("digits"):
+        x_test = digits_split()[2][:6]
+        return x_test.reshape(6, 1, 64) if model == "digits_mlp" else x_test[:, None]
     low, high, shape = {
         "resnet8_cifar10": (0.0, 255.0, (1, 3, 32, 32)),
         "vww_mobilenet_96": (0.0, 1.0, (1, 3, 96, 96)),
@@ -40,15 +44,19 @@ def onnxruntime_outputs(model_path: Path, x: np.ndarray) -> np.ndarray:
     return np.stack([session.run(None, {name: sample})[0] for sample in x])
 
 
-@pytest.mark.parametrize("model", ["resnet8_cifar10", "ad_autoencoder_toycar",
-                                   "vww_mobilenet_96", "kws_dscnn"])
-def test_model_in_qemu_matches_onnxruntime(model, tmp_path):
+@pytest.mark.parametrize("model,board", [
+    ("resnet8_cifar10", "mps2-an386"), ("ad_autoencoder_toycar", "mps2-an386"),
+    ("vww_mobilenet_96", "mps2-an386"), ("kws_dscnn", "mps2-an386"),
+    # A CNN exported from PyTorch and an MLP from skl2onnx, on the other two boards.
+    ("digits_cnn", "netduinoplus2"), ("digits_mlp", "mps2-an500"),
+])
+def test_model_in_qemu_matches_onnxruntime(model, board, tmp_path):
     path = MODELS / f"{model}.onnx"
     out = tmp_path / "build"
     runner = CliRunner()
-    result = runner.invoke(main, ["build", str(path), "--board", "mps2-an386", "-o", str(out)])
+    result = runner.invoke(main, ["build", str(path), "--board", board, "-o", str(out)])
     assert result.exit_code == 0, result.output + result.stderr
-    assert "Memory on mps2-an386" in result.stdout
+    assert f"Memory on {board}" in result.stdout
 
     x = inputs_for(model)
     np.save(tmp_path / "x.npy", x)
