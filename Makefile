@@ -9,7 +9,7 @@ demo: setup
 
 test: setup
 	.venv/bin/python -m pytest -n 2 -q
-	.venv/bin/ruff check codegen tests examples bench
+	.venv/bin/ruff check .
 
 lint:
-	.venv/bin/ruff check codegen tests examples bench
+	.venv/bin/ruff check .
