@@ -9,9 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import onnx
+
 from codegen import __version__
 from codegen.boards import Board
-from codegen.compile import CompiledModel, compile_model, current_command
+from codegen.compile import CompiledModel, Options, compile_model, current_command
 from codegen.elf import MemoryUse, memory_use
 from codegen.emit import environment
 from codegen.errors import DoesNotFitError
@@ -22,6 +24,7 @@ from codegen.toolchain import run_make
 
 FIRMWARE_SOURCES = ["startup.c", "semihost.c", "harness.c"]
 ELF_PATH = Path("build") / "firmware.elf"
+QUANTIZED_MODEL = "model_qdq.onnx"
 
 
 @dataclass
@@ -35,12 +38,12 @@ class BuildResult:
         return memory_table(self.memory, self.compiled.info)
 
 
-def build(model: Path, board: Board, outdir: Path, precision: str = "float",
-          input_shapes: dict | None = None, name: str | None = None,
+def build(model: Path, board: Board, outdir: Path, options: Options | None = None,
           progress: Callable[[str], None] = lambda message: None) -> BuildResult:
-    progress(f"compiling {model}")
+    options = options or Options()
+    progress(f"compiling {model} ({options.precision})")
     command = current_command()
-    compiled = compile_model(model, input_shapes, name, command)
+    compiled = compile_model(model, options, command)
     progress(f"{sum(1 for k in compiled.info.kernels)} kernels, arena "
              f"{compiled.plan.arena_size:,} bytes; building firmware for {board.name}")
     with staged_output(outdir) as staging:
@@ -56,9 +59,11 @@ def build(model: Path, board: Board, outdir: Path, precision: str = "float",
                 f"{board.stack_bytes:,} B stack in RAM; choose a board with more memory "
                 "(see `ariel boards`)") from None
         memory = memory_use(staging / ELF_PATH, board)
-        metadata = _metadata(compiled, board, precision, command, model)
+        metadata = _metadata(compiled, board, options, command, model)
         (staging / MARKER).write_text(json.dumps(metadata, indent=2) + "\n")
         shutil.copyfile(model, staging / "model.onnx")
+        if compiled.quantized_model is not None:
+            onnx.save(compiled.quantized_model, staging / QUANTIZED_MODEL)
     return BuildResult(Path(outdir), compiled, memory)
 
 
@@ -84,14 +89,16 @@ def write_project(folder: Path, compiled: CompiledModel, board: Board, command: 
     (folder / "memory_plan.txt").write_text(compiled.plan.timeline() + "\n")
 
 
-def _metadata(compiled: CompiledModel, board: Board, precision: str, command: str,
+def _metadata(compiled: CompiledModel, board: Board, options: Options, command: str,
               model: Path) -> dict:
     return {
         "ariel_version": __version__,
         "command": command,
-        "model": {"file": "model.onnx", "source": str(model), "sha256": compiled.source.sha256},
+        "model": {"file": "model.onnx", "source": str(model), "sha256": compiled.source.sha256,
+                  "quantized_file": QUANTIZED_MODEL if compiled.quantized_model else None},
         "board": board.name,
-        "precision": precision,
+        "precision": options.precision,
+        "io": options.io,
         "elf": str(ELF_PATH),
         "notes": compiled.source.notes,
         "model_info": compiled.info.to_dict(),

@@ -89,19 +89,30 @@ def _size(n: int) -> str:
               help="Target board (see `ariel boards`).")
 @click.option("-o", "--output", "outdir", required=True, type=click.Path(path_type=Path),
               help="Folder for the generated project and firmware.")
-@click.option("--precision", type=click.Choice(["float"]), default="float", show_default=True,
-              help="Numeric precision of the generated kernels.")
+@click.option("--precision", type=click.Choice(["float", "int8"]), default="float",
+              show_default=True, help="Numeric precision of the generated kernels.")
+@click.option("--calib", "calibration", metavar="DATA",
+              help="int8: calibration inputs (.npy, .npz with x and optional y) or a built-in "
+                   "data set (digits, toycar).")
+@click.option("--calib-method", type=click.Choice(["minmax", "entropy", "percentile"]),
+              default="minmax", show_default=True, help="int8: how ranges are calibrated.")
+@click.option("--io", type=click.Choice(["float", "int8"]), default="float", show_default=True,
+              help="int8: give the firmware float inputs/outputs (quantized inside) or the "
+                   "int8 tensors themselves.")
 @click.option("--name", help="C name prefix for the model (default: from the file name).")
 @input_shape_option
 @click.option("--show-plan", is_flag=True, help="Print the arena plan as a timeline.")
-def build(model: Path, board_name: str, outdir: Path, precision: str, name: str | None,
-          input_shapes: tuple[str, ...], show_plan: bool) -> None:
+def build(model: Path, board_name: str, outdir: Path, precision: str, calibration: str | None,
+          calib_method: str, io: str, name: str | None, input_shapes: tuple[str, ...],
+          show_plan: bool) -> None:
     """Compile MODEL to C and build firmware for a board into OUTDIR."""
     from codegen.build import build as run_build
+    from codegen.compile import Options
 
     board = get_board(board_name)
-    result = run_build(model, board, outdir, precision, parse_input_shapes(input_shapes),
-                       name, progress)
+    options = Options(precision, calibration, calib_method, io,
+                      parse_input_shapes(input_shapes), name)
+    result = run_build(model, board, outdir, options, progress)
     for note in result.compiled.source.notes:
         progress(f"note: {note}")
     if show_plan:

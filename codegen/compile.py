@@ -1,17 +1,41 @@
-"""From an ONNX file (or ModelProto) to C sources in memory: front end, passes, plan, emit."""
+"""From an ONNX file to C sources in memory: front end, (quantization), passes, plan, emit."""
 
 from __future__ import annotations
 
 import shlex
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import onnx
+
 from codegen.emit import ModelInfo, emit_model, file_header
-from codegen.frontend import ModelSource, c_identifier, load_graph
+from codegen.errors import ArielError
+from codegen.frontend import (
+    ModelSource,
+    c_identifier,
+    fix_input_shapes,
+    load_model,
+    sha256_of,
+    to_graph,
+)
 from codegen.ir import Graph
-from codegen.passes import run_pipeline
+from codegen.passes import PIPELINE, run_pipeline
 from codegen.plan import MemoryPlan, plan_memory
+
+PRECISIONS = ("float", "int8")
+
+
+@dataclass
+class Options:
+    """How to compile: precision, and for int8 the calibration and the I/O type."""
+
+    precision: str = "float"
+    calibration: str | None = None  # a .npy/.npz path or a built-in data set name
+    method: str = "minmax"
+    io: str = "float"  # "int8": the model's inputs and outputs are its int8 tensors
+    input_shapes: dict = field(default_factory=dict)
+    name: str | None = None
 
 
 @dataclass
@@ -21,22 +45,76 @@ class CompiledModel:
     files: dict[str, str]
     info: ModelInfo
     source: ModelSource
+    quantized_model: onnx.ModelProto | None = None  # the QDQ model ariel made, if any
+    calibration: object = None  # the CalibrationData used, if any
 
 
-def compile_model(path: str | Path, input_shapes: dict | None = None, name: str | None = None,
+def compile_model(path: str | Path, options: Options | None = None,
                   command: str | None = None) -> CompiledModel:
-    graph, source = load_graph(path, input_shapes, name)
-    return compile_graph(graph, source, command)
+    options = options or Options()
+    model = load_model(path)
+    notes = fix_input_shapes(model, options.input_shapes)
+    source = ModelSource(str(path), sha256_of(path), notes)
+    name = c_identifier(options.name or Path(path).stem)
+    if options.precision == "float":
+        if options.io != "float":
+            raise ArielError("--io int8 needs --precision int8")
+        return compile_graph(to_graph(model, name), source, command)
+    return compile_int8(model, name, source, options, command)
+
+
+def compile_int8(model: onnx.ModelProto, name: str, source: ModelSource, options: Options,
+                 command: str | None, calibration=None) -> CompiledModel:
+    """The int8 path: quantize a float model on calibration data (a CalibrationData, or
+    read from options.calibration), or take an already quantized one, then lower it."""
+    from codegen.quant.calibrate import load_calibration, quantize_float_model
+    from codegen.quant.lower import expose_int8_io, lower_quantized
+    from codegen.quant.scheme import check_scheme, is_quantized_model
+
+    quantized = None
+    if not is_quantized_model(model):
+        if options.calibration is None and calibration is None:
+            raise ArielError("--precision int8 needs calibration data for a float model: "
+                             "--calib DATA (a .npy or .npz of real inputs, or a built-in "
+                             "data set: digits, toycar)")
+        if calibration is None:
+            calibration = load_calibration(options.calibration, _model_inputs(model))
+        model = quantized = quantize_float_model(model, calibration, options.method)
+        source.notes.append(f"quantized with ONNX Runtime's quantize_static ({options.method}) "
+                            f"on {calibration.count} samples from {calibration.source}")
+    check_scheme(model)
+    graph = to_graph(model, name)
+    lower_quantized(graph)
+    if options.io == "int8":
+        expose_int8_io(graph)
+    compiled = compile_graph(graph, source, command)
+    compiled.quantized_model, compiled.calibration = quantized, calibration
+    return compiled
 
 
 def compile_graph(graph: Graph, source: ModelSource, command: str | None = None
                   ) -> CompiledModel:
-    run_pipeline(graph)
+    run_pipeline(graph, PIPELINE)
     plan = plan_memory(graph)
     prefix = c_identifier(graph.name)
     header = file_header(Path(source.path).name, source.sha256, command or current_command())
     files, info = emit_model(graph, plan, prefix, header)
     return CompiledModel(graph, plan, files, info, source)
+
+
+def _model_inputs(model: onnx.ModelProto) -> list[tuple[str, tuple[int, ...], str]]:
+    """(name, shape, numpy dtype) of each graph input that is not an initializer."""
+    import numpy as np
+
+    initializers = {i.name for i in model.graph.initializer}
+    inputs = []
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        tensor_type = value.type.tensor_type
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)).name
+        inputs.append((value.name, tuple(d.dim_value for d in tensor_type.shape.dim), dtype))
+    return inputs
 
 
 def current_command() -> str:

@@ -1,5 +1,6 @@
 """Run an ir.Graph with the operators' numpy references: ariel's own oracle for the whole
-compiled graph, valid before or after any pass (layout copies are identities)."""
+compiled graph, valid before or after any pass (layout copies are identities). Quantized
+nodes run their bit-exact integer reference."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import numpy as np
 
 from codegen.ir import Graph
 from codegen.ops import REGISTRY
+from codegen.ops.base import is_quantized
 
 
 def run_graph(graph: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
@@ -14,7 +16,9 @@ def run_graph(graph: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
     values.update(zip(graph.inputs, inputs, strict=True))
     for node in graph.nodes:
         args = [values[n] if n else None for n in node.inputs]
-        for name, value in zip(node.outputs, REGISTRY[node.op].reference(node, *args),
-                               strict=True):
+        op = REGISTRY[node.op]
+        outputs = (op.reference_s8(node, graph, *args) if is_quantized(graph, node)
+                   else op.reference(node, *args))
+        for name, value in zip(node.outputs, outputs, strict=True):
             values[name] = value
     return [values[n] for n in graph.outputs]

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from codegen.arrays import as_batch
 from codegen.boards import get_board
-from codegen.emit import ModelInfo, TensorInfo
+from codegen.emit import ModelInfo
 from codegen.emulate.qemu import run_qemu
 from codegen.errors import ArielError
 from codegen.outdir import MARKER
@@ -73,30 +74,13 @@ def load_inputs(path: Path, info: ModelInfo) -> list[np.ndarray]:
     for spec in info.inputs:
         if spec.name not in arrays:
             raise ArielError(f"'{path}' has no array for input '{spec.name}'")
-        batches.append(_as_batch(arrays[spec.name], spec))
+        batches.append(as_batch(arrays[spec.name], spec.name, spec.shape, spec.dtype))
     counts = {len(b) for b in batches}
     if len(counts) != 1:
         raise ArielError(f"the inputs in '{path}' hold different numbers of samples: {counts}")
     if counts == {0}:
         raise ArielError(f"'{path}' holds no inputs")
     return batches
-
-
-def _as_batch(array: np.ndarray, spec: TensorInfo) -> np.ndarray:
-    """Accept one input (the model's shape), N inputs (N, *shape), or N inputs without a
-    leading batch dimension of 1 (N, *shape[1:])."""
-    shape = tuple(spec.shape)
-    if array.dtype != np.dtype(spec.dtype):
-        raise ArielError(f"input '{spec.name}' must be {spec.dtype}, got {array.dtype} "
-                         f"(convert with array.astype(np.{spec.dtype}))")
-    if array.shape == shape:
-        return array.reshape(1, *shape)
-    if array.shape[1:] == shape:
-        return array
-    if shape and shape[0] == 1 and array.shape[1:] == shape[1:]:
-        return array.reshape(len(array), *shape)
-    raise ArielError(f"input '{spec.name}' has shape {list(array.shape)}; the model takes "
-                     f"{list(shape)}, so give {list(shape)} or [N, {', '.join(map(str, shape))}]")
 
 
 @dataclass

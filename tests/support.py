@@ -10,7 +10,7 @@ import onnx
 from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-from codegen.compile import CompiledModel, compile_graph
+from codegen.compile import CompiledModel, Options, compile_graph, compile_int8
 from codegen.frontend import ModelSource, fix_input_shapes, to_graph
 from codegen.hostrun import HostModel, build_host_library
 
@@ -49,6 +49,26 @@ def compile_onnx(model: onnx.ModelProto, name: str = "m") -> CompiledModel:
     fix_input_shapes(model, {})
     graph = to_graph(model, name)
     return compile_graph(graph, ModelSource(f"{name}.onnx", "0" * 64, []), "tests")
+
+
+def compile_onnx_int8(model: onnx.ModelProto, calibration: dict[str, np.ndarray] | None = None,
+                      io: str = "int8", name: str = "m") -> CompiledModel:
+    """The int8 path on an in-memory model: a float model is quantized by ONNX Runtime on
+    `calibration` (input name -> (N, *shape) arrays); a QDQ/QOperator model is taken as is.
+    With io="int8" the compiled model reads and writes the int8 tensors themselves."""
+    from codegen.quant.calibrate import CalibrationData
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    fix_input_shapes(model, {})
+    data = CalibrationData(calibration, None, "tests") if calibration is not None else None
+    return compile_int8(model, name, ModelSource(f"{name}.onnx", "0" * 64, []),
+                        Options(precision="int8", io=io), "tests", data)
+
+
+def host_model(compiled: CompiledModel, workdir: Path) -> HostModel:
+    """`compiled` built for the host and loaded."""
+    return HostModel(build_host_library(compiled.files, workdir / f"build{next(_builds)}"),
+                     compiled.info)
 
 
 def run_on_host(model: onnx.ModelProto, inputs: list[np.ndarray], workdir: Path,

@@ -55,6 +55,11 @@ class OpDef:
     is_view: ClassVar[bool] = False
     # True for operators whose kernel can apply a clamp (fused Relu or Clip) to its output.
     accepts_clamp: ClassVar[bool] = False
+    # True for operators with an int8 kernel: the QDQ lowering rewires them onto int8 tensors.
+    int8: ClassVar[bool] = False
+    # True when that kernel moves values without rescaling them (views, MaxPool, Concat), so
+    # its inputs and output must share one scale and zero point.
+    int8_same_scale: ClassVar[bool] = False
 
     # -- checks -------------------------------------------------------------------------
     def check(self, node: Node, graph: Graph) -> None:
@@ -72,6 +77,14 @@ class OpDef:
     def reference(self, node: Node, *inputs: np.ndarray | None) -> list[np.ndarray]:
         """The numpy reference: logical-layout arrays in, logical-layout arrays out."""
         raise NotImplementedError(f"{self.op_type}.reference")
+
+    def reference_s8(self, node: Node, graph: Graph, *inputs: np.ndarray | None
+                     ) -> list[np.ndarray]:
+        """The bit-exact integer reference of a quantized node (int8 in, int8 out; quant
+        parameters on the graph's tensors), using only integer arithmetic and the shared
+        fixed-point rule, as the C kernel does. Operators whose float reference is already
+        exact on integers (moves, max, views) keep this default."""
+        return self.reference(node, *inputs)
 
     # -- code generation ----------------------------------------------------------------
     def layout(self, node: Node, graph: Graph
@@ -156,6 +169,12 @@ def limit_statements(var: str, low: str | None, high: str | None) -> list[str]:
 
 def describe_clamp(bounds: tuple[float, float] | None) -> str:
     return "" if bounds is None else f", output clamped to [{bounds[0]:g}, {bounds[1]:g}]"
+
+
+def is_quantized(graph: Graph, node: Node) -> bool:
+    """True for a node lowered to integer arithmetic (its outputs are quantized int8)."""
+    return any(graph.tensor(n).quant is not None and graph.tensor(n).dtype == "int8"
+               for n in node.outputs)
 
 
 def apply_clamp(node: Node, y: np.ndarray) -> np.ndarray:

@@ -1,0 +1,88 @@
+"""The fixed-point rule: multipliers are accurate, and the C helper in ariel_runtime.h gives
+the numpy reference's results bit for bit, edges included."""
+
+import ctypes
+import subprocess
+
+import numpy as np
+import pytest
+
+from codegen.quant.fixedpoint import quantize_multiplier, quantize_multipliers, requantize
+from codegen.resources import data_dir
+
+C_SOURCE = r"""
+#include <stdint.h>
+#include "ariel_runtime.h"
+void requantize_many(const int32_t *acc, const int32_t *mult, const int32_t *shift,
+                     int32_t zero_point, int32_t low, int32_t high, int32_t *out, int n)
+{
+    for (int i = 0; i < n; ++i) {
+        out[i] = ariel_requantize(acc[i], mult[i], shift[i], zero_point, low, high);
+    }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def c_requantize(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fixedpoint")
+    (folder / "requant.c").write_text(C_SOURCE)
+    library = folder / "librequant.so"
+    subprocess.run(["gcc", "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC",
+                    f"-I{data_dir('firmware')}", str(folder / "requant.c"), "-o", str(library)],
+                   check=True)
+    lib = ctypes.CDLL(str(library))
+
+    def run(acc, mult, shift, zero_point, low, high):
+        acc, mult, shift = (np.ascontiguousarray(a, np.int32) for a in (acc, mult, shift))
+        out = np.zeros_like(acc)
+        pointer = ctypes.c_void_p
+        lib.requantize_many(pointer(acc.ctypes.data), pointer(mult.ctypes.data),
+                            pointer(shift.ctypes.data), zero_point, low, high,
+                            pointer(out.ctypes.data), len(acc))
+        return out
+    return run
+
+
+@pytest.mark.parametrize("real", [1e-9, 3.1e-5, 0.0039, 0.25, 0.5, 0.7071, 0.999999, 1.0, 3.5,
+                                  1000.0, 2.0**29])
+def test_multiplier_is_accurate(real):
+    multiplier, shift = quantize_multiplier(real)
+    assert 2**30 <= multiplier < 2**31
+    assert 1 <= shift <= 62
+    assert abs(multiplier * 2.0**-shift - real) <= real * 2**-30
+
+
+def test_zero_multiplier():
+    assert quantize_multiplier(0.0) == (0, 1)
+
+
+def test_c_helper_equals_numpy(c_requantize):
+    rng = np.random.default_rng(0)
+    n = 20000
+    acc = rng.integers(-2**31, 2**31, size=n, dtype=np.int64).astype(np.int32)
+    acc[:8] = [0, 1, -1, 2**31 - 1, -2**31, 12345, -12345, 64]
+    reals = np.exp(rng.uniform(np.log(1e-7), np.log(4.0), size=n))
+    mult, shift = quantize_multipliers(reals)
+    for zero_point, low, high in ((0, -128, 127), (-128, -128, 127), (17, -5, 100)):
+        want = requantize(acc, mult, shift, zero_point, low, high)
+        got = c_requantize(acc, mult, shift, zero_point, low, high)
+        np.testing.assert_array_equal(got, want)
+
+
+def test_rounds_half_up():
+    # multiplier 2**30 with shift 31 is exactly one half: x * 0.5 rounded half up.
+    acc = np.array([1, 3, -1, -3, 2, -2])
+    got = requantize(acc, 2**30, 31, 0, -1000, 1000)
+    np.testing.assert_array_equal(got, [1, 2, 0, -1, 1, -1])
+
+
+def test_against_float_rounding_within_one():
+    rng = np.random.default_rng(1)
+    acc = rng.integers(-2**20, 2**20, size=5000)
+    real = 0.0123
+    mult, shift = quantize_multiplier(real)
+    got = requantize(acc, mult, shift, 0, -2**31, 2**31 - 1)
+    want = np.floor(acc * real + 0.5)
+    assert np.abs(got - want).max() <= 1
+    assert (got == want).mean() > 0.999
