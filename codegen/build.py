@@ -15,9 +15,10 @@ from codegen import __version__
 from codegen.boards import Board
 from codegen.compile import CompiledModel, Options, compile_model, current_command
 from codegen.elf import MemoryUse, memory_use
-from codegen.emit import environment
+from codegen.emit import ModelInfo, environment
 from codegen.errors import DoesNotFitError
 from codegen.outdir import MARKER, staged_output
+from codegen.quant.report import QuantReport, format_report, quantization_report
 from codegen.report import memory_table
 from codegen.resources import data_dir
 from codegen.toolchain import run_make
@@ -32,10 +33,15 @@ class BuildResult:
     outdir: Path
     compiled: CompiledModel
     memory: MemoryUse
+    float_info: ModelInfo | None = None  # the same model in float32, for comparison
+    quantization: QuantReport | None = None
 
     @property
     def report(self) -> str:
-        return memory_table(self.memory, self.compiled.info)
+        table = memory_table(self.memory, self.compiled.info, self.float_info)
+        if self.quantization is None:
+            return table
+        return format_report(self.quantization) + "\n" + table
 
 
 def build(model: Path, board: Board, outdir: Path, options: Options | None = None,
@@ -44,7 +50,13 @@ def build(model: Path, board: Board, outdir: Path, options: Options | None = Non
     progress(f"compiling {model} ({options.precision})")
     command = current_command()
     compiled = compile_model(model, options, command)
-    progress(f"{sum(1 for k in compiled.info.kernels)} kernels, arena "
+    float_info, quantization = None, None
+    if options.precision == "int8":
+        progress("measuring quantization against the float model")
+        float_info = compile_model(model, Options(input_shapes=options.input_shapes,
+                                                  name=options.name), command).info
+        quantization = _quantization_report(model, compiled)
+    progress(f"{len(compiled.info.kernels)} kernels, arena "
              f"{compiled.plan.arena_size:,} bytes; building firmware for {board.name}")
     with staged_output(outdir) as staging:
         write_project(staging, compiled, board, command)
@@ -64,7 +76,14 @@ def build(model: Path, board: Board, outdir: Path, options: Options | None = Non
         shutil.copyfile(model, staging / "model.onnx")
         if compiled.quantized_model is not None:
             onnx.save(compiled.quantized_model, staging / QUANTIZED_MODEL)
-    return BuildResult(Path(outdir), compiled, memory)
+    return BuildResult(Path(outdir), compiled, memory, float_info, quantization)
+
+
+def _quantization_report(model: Path, compiled: CompiledModel) -> QuantReport:
+    calibration = compiled.calibration
+    return quantization_report(compiled.graph, onnx.load(str(model)) if calibration else None,
+                               compiled.quantized_model,
+                               calibration.inputs if calibration else None)
 
 
 def write_project(folder: Path, compiled: CompiledModel, board: Board, command: str) -> None:

@@ -1,4 +1,5 @@
-"""Real input data that needs no download: the shipped ToyCar log-mel frames and sklearn digits."""
+"""Real input data that needs no download: the shipped ToyCar log-mel frames, scikit-learn's
+digits and its two sample photographs."""
 
 from pathlib import Path
 
@@ -72,3 +73,28 @@ def digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     x_train, x_test, y_train, y_test = train_test_split(
         images, labels, test_size=DIGITS_TEST_SIZE, random_state=DIGITS_SEED, stratify=labels)
     return x_train, y_train, x_test, y_test
+
+
+def sample_image_crops(count: int, size: int, seed: int = 0) -> np.ndarray:
+    """Real photographs for calibrating image models: `count` square crops of scikit-learn's
+    two sample photos (a temple and a flower, 427x640, shipped in the wheel), at random
+    positions and scales, resized to size x size. float32 (count, 3, size, size) with pixel
+    values 0..255 (NCHW, as the MLPerf Tiny ONNX models take them); divide by 255 for models
+    trained on 0..1."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    photos = load_sample_images().images
+    rng = np.random.default_rng(seed)
+    crops = np.empty((count, 3, size, size), np.float32)
+    for index in range(count):
+        photo = photos[index % len(photos)]
+        height, width = photo.shape[:2]
+        side = int(rng.integers(min(height, width) // 4, min(height, width) + 1))
+        top = int(rng.integers(0, height - side + 1))
+        left = int(rng.integers(0, width - side + 1))
+        patch = Image.fromarray(photo[top:top + side, left:left + side])
+        resized = np.asarray(patch.resize((size, size), Image.Resampling.BILINEAR))
+        crops[index] = resized.transpose(2, 0, 1)
+    return crops
+

@@ -28,6 +28,9 @@ class TensorInfo:
     dtype: str
     offset: int
     nbytes: int
+    # For int8 inputs and outputs: real = scale * (q - zero_point).
+    scale: float | None = None
+    zero_point: int | None = None
 
 
 @dataclass
@@ -189,14 +192,22 @@ def emit_model(graph: Graph, plan: MemoryPlan, prefix: str, header: str
 
 def _tensor_info(graph: Graph, plan: MemoryPlan, name: str) -> TensorInfo:
     tensor = graph.tensor(name)
-    return TensorInfo(name, list(tensor.shape), tensor.dtype, plan.offset(name), tensor.nbytes)
+    info = TensorInfo(name, list(tensor.shape), tensor.dtype, plan.offset(name), tensor.nbytes)
+    if tensor.quant is not None:
+        info.scale = float(tensor.quant.scale)
+        info.zero_point = int(tensor.quant.zero_point)
+    return info
 
 
 def _io_comments(graph: Graph, plan: MemoryPlan) -> dict[str, list[str]]:
     def describe(name: str) -> str:
         t = graph.tensor(name)
-        return f"'{name}': {t.dtype} {list(t.shape)}, {t.nbytes} bytes at arena offset " \
-               f"{plan.offset(name)}"
+        text = (f"'{name}': {t.dtype} {list(t.shape)}, {t.nbytes} bytes at arena offset "
+                f"{plan.offset(name)}")
+        if t.quant is not None:
+            text += (f", real = {float(t.quant.scale):.9g} * (q - "
+                     f"{int(t.quant.zero_point)})")
+        return text
     return {"inputs": [describe(n) for n in graph.inputs],
             "outputs": [describe(n) for n in graph.outputs]}
 

@@ -137,6 +137,8 @@ class Graph:
     inputs: list[str]
     outputs: list[str]
     opset: int
+    # For int8 tensors made by the QDQ lowering: the float tensor each stands for, by name.
+    origins: dict[str, str] = field(default_factory=dict)
     _counter: itertools.count = field(default_factory=itertools.count, repr=False)
 
     def tensor(self, name: str) -> Tensor:

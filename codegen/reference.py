@@ -12,6 +12,12 @@ from codegen.ops.base import is_quantized
 
 
 def run_graph(graph: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    values = run_graph_values(graph, inputs)
+    return [values[n] for n in graph.outputs]
+
+
+def run_graph_values(graph: Graph, inputs: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Every tensor's value (constants included) after running the graph on `inputs`."""
     values: dict[str, np.ndarray] = {n: t.data for n, t in graph.tensors.items() if t.is_const}
     values.update(zip(graph.inputs, inputs, strict=True))
     for node in graph.nodes:
@@ -21,4 +27,4 @@ def run_graph(graph: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
                    else op.reference(node, *args))
         for name, value in zip(node.outputs, outputs, strict=True):
             values[name] = value
-    return [values[n] for n in graph.outputs]
+    return values

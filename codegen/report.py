@@ -10,7 +10,7 @@ def _kib(n: int) -> str:
     return f"{n / 1024:,.1f} KiB"
 
 
-def memory_table(use: MemoryUse, info: ModelInfo) -> str:
+def memory_table(use: MemoryUse, info: ModelInfo, float_info: ModelInfo | None = None) -> str:
     board = use.board
     weights = use.symbols_with_prefix(f"{info.prefix}_n")
     arena = use.symbols.get("arena", info.arena_size)
@@ -43,4 +43,10 @@ def memory_table(use: MemoryUse, info: ModelInfo) -> str:
         row("other .data/.bss", data + bss - arena, indent=4),
         f"  arena plan {arena:,} B, lower bound {bound:,} B: the plan {plan_note}",
     ]
+    if float_info is not None:
+        lines += [
+            f"  {'the same model':<24}{'int8':>12}{'float32':>12}",
+            f"  {'  weights':<24}{weights:>12,}{float_info.weights_bytes:>12,}",
+            f"  {'  arena':<24}{arena:>12,}{float_info.arena_size:>12,}",
+        ]
     return "\n".join(lines)

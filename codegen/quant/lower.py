@@ -59,6 +59,7 @@ def expose_int8_io(graph: Graph) -> None:
             for other in consumers[1:]:
                 graph.replace_uses(other.outputs[0], quantized)
             graph.inputs[graph.inputs.index(name)] = quantized
+            graph.origins[quantized] = name
             for consumer in consumers:
                 graph.nodes.remove(consumer)
     for name in list(graph.outputs):
@@ -159,6 +160,7 @@ def _absorb_qdq(graph: Graph, node: Node) -> None:
         new_inputs[pending_bias] = _quantized_bias(graph, node, new_inputs)
     quantized_out = quantizers[0].outputs[0]
     _quantize_tensor(graph, quantized_out, out_params[0])
+    graph.origins[quantized_out] = node.outputs[0]
     for other in quantizers[1:]:
         graph.replace_uses(other.outputs[0], quantized_out)
     for quantizer in quantizers:
