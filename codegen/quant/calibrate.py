@@ -50,7 +50,7 @@ def load_calibration(spec: str, model_inputs: list[tuple[str, tuple[int, ...], s
         batch = as_batch(arrays[name], name, shape, dtype, what="calibration data for input")
         if len(batch) == 0:
             raise ArielError(f"calibration data {source} is empty")
-        require_finite(batch, f"calibration data for input '{name}'")
+        require_finite(arrays[name], f"calibration data for input '{name}'")
         batches[name] = batch
     counts = {len(b) for b in batches.values()}
     if len(counts) != 1:
