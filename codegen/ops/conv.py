@@ -1,5 +1,6 @@
-"""ONNX Conv, 1-D and 2-D, any group count (so depthwise too), float32. Works channels-last:
-input NHWC, filters re-laid at compile time to OHWI, output NHWC."""
+"""ONNX Conv, 1-D and 2-D, any group count (so depthwise too), float32 and int8. Works
+channels-last: input NHWC, filters re-laid at compile time to OHWI, output NHWC. The int8
+kernel follows codegen/quant and shares its checks and output stage with gemm.py."""
 
 from __future__ import annotations
 
@@ -15,12 +16,22 @@ from codegen.ops.base import (
     attr,
     clamp_statements,
     describe_clamp,
+    is_quantized,
     param_of,
     register,
     require_dtype,
     unsupported,
 )
+from codegen.ops.gemm import (
+    accumulator_bound,
+    check_bound,
+    check_s8_product,
+    describe_quant,
+    product_stage,
+    requantize_context,
+)
 from codegen.ops.spatial import Window, output_spatial, window
+from codegen.quant.output_stage import zero_point_of
 
 
 @register("Conv")
@@ -28,18 +39,32 @@ class Conv(OpDef):
     attributes = frozenset({"auto_pad", "dilations", "group", "kernel_shape", "pads",
                             "strides"})
     accepts_clamp = True
+    int8 = True
 
     def check(self, node: Node, graph: Graph) -> None:
         super().check(node, graph)
         x, w, *rest = graph.input_tensors(node)
-        for tensor in (x, w, *rest):
-            require_dtype(node, tensor, FLOAT_TYPES)
+        quantized = is_quantized(graph, node)
+        if not quantized:
+            for tensor in (x, w, *rest):
+                require_dtype(node, tensor, FLOAT_TYPES)
         if x.rank not in (3, 4):
             raise unsupported(node, f"{x.rank - 2}-D convolution", "1-D and 2-D")
         group = attr(node, "group", 1)
         if x.shape[1] % group or w.shape[0] % group or w.shape[1] * group != x.shape[1]:
             raise unsupported(node, f"group {group} with {x.shape[1]} input channels and "
                               f"weights {list(w.shape)}", "groups that divide the channels")
+        if quantized:
+            if not w.is_const:
+                raise unsupported(node, "int8 filters computed at run time",
+                                  "constant int8 filters")
+            check_s8_product(node, graph, x, w, rest[0] if rest else None, 0)
+            check_bound(node, self.accumulator_bound(node, graph))
+
+    def accumulator_bound(self, node: Node, graph: Graph) -> int:
+        """Bound of the int32 accumulator (padded taps only make it smaller)."""
+        x, w, *rest = graph.input_tensors(node)
+        return accumulator_bound(x, w, rest[0] if rest else None, tuple(range(1, w.rank)))
 
     def geometry(self, node: Node, x: Tensor | np.ndarray, w: Tensor | np.ndarray) -> Window:
         return window(node, tuple(x.shape[2:]), tuple(attr(node, "kernel_shape", w.shape[2:])))
@@ -50,45 +75,59 @@ class Conv(OpDef):
         return [((x.shape[0], w.shape[0], *output_spatial(win, x.rank - 2)), x.dtype)]
 
     def reference(self, node: Node, x, w, b=None):
+        y = self.correlate(node, x.astype(np.float64), w.astype(np.float64))
+        if b is not None:
+            y += b.astype(np.float64).reshape(1, -1, *[1] * (x.ndim - 2))
+        return [apply_clamp(node, y.astype(np.float32))]
+
+    def reference_s8(self, node: Node, graph: Graph, x, w, b=None):
+        """Exact in int64: x minus its zero point, padded with zeros (a padded tap is a real
+        zero, as the kernel's skipped taps are), then the output stage per channel."""
+        x_tensor, w_tensor = graph.input_tensors(node)[:2]
+        acc = self.correlate(node, x.astype(np.int64) - zero_point_of(x_tensor),
+                             w.astype(np.int64))
+        if b is not None:
+            acc += b.astype(np.int64).reshape(1, -1, *[1] * (x.ndim - 2))
+        return [product_stage(graph, node, x_tensor, w_tensor).apply(acc, 1)]
+
+    def correlate(self, node: Node, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """sum over the window of x * w, in the arrays' own type (float64 or int64), with
+        zeros for padding; (N, C, spatial...) out."""
         win = self.geometry(node, x, w)
         group = attr(node, "group", 1)
         x4, w4 = _as_2d(x), _as_2d(w)
         t, lft, bot, r = win.pads
-        xp = np.pad(x4, ((0, 0), (0, 0), (t, bot), (lft, r))).astype(np.float64)
-        n, c = x4.shape[:2]
+        xp = np.pad(x4, ((0, 0), (0, 0), (t, bot), (lft, r)))
+        n = x4.shape[0]
         oc, icg, kh, kw = w4.shape
         oh, ow = win.out_hw
         (sh, sw), (dh, dw) = win.strides, win.dilations
-        y = np.zeros((n, oc, oh, ow))
+        y = np.zeros((n, oc, oh, ow), x.dtype)
         ocg = oc // group
         for g in range(group):
             xg = xp[:, g * icg:(g + 1) * icg]
-            wg = w4[g * ocg:(g + 1) * ocg].astype(np.float64)
+            wg = w4[g * ocg:(g + 1) * ocg]
             for ky in range(kh):
                 for kx in range(kw):
                     patch = xg[:, :, ky * dh:ky * dh + sh * (oh - 1) + 1:sh,
                                kx * dw:kx * dw + sw * (ow - 1) + 1:sw]
                     y[:, g * ocg:(g + 1) * ocg] += np.einsum("nchw,oc->nohw", patch,
                                                              wg[:, :, ky, kx])
-        if b is not None:
-            y += b.reshape(1, -1, 1, 1)
-        y = y.astype(np.float32).reshape((n, oc, *output_spatial(win, x.ndim - 2)))
-        return [apply_clamp(node, y)]
+        return y.reshape((n, oc, *output_spatial(win, x.ndim - 2)))
 
     def layout(self, node: Node, graph: Graph):
         x = graph.tensor(node.inputs[0])
         return [channels_last(x.rank)] + [None] * (len(node.inputs) - 1), [channels_last(x.rank)]
 
     def lower(self, node: Node, graph: Graph, names: Names) -> Kernel:
+        if is_quantized(graph, node):
+            return self.lower_s8(node, graph, names)
         x, w, *rest = graph.input_tensors(node)
         win = self.geometry(node, x, w)
-        group = attr(node, "group", 1)
         oc, icg = w.shape[:2]
         weights = {}
         if w.is_const:
-            # Stored OHWI, so the innermost loop over input channels reads consecutive words.
-            weights["w"] = np.ascontiguousarray(_as_2d(w.data).transpose(0, 2, 3, 1),
-                                                dtype=np.float32)
+            weights["w"] = _ohwi(w.data)
             w_name = names.weight("w")
             w_strides = (win.kernel[0] * win.kernel[1] * icg, win.kernel[1] * icg, icg, 1)
         else:
@@ -101,25 +140,61 @@ class Conv(OpDef):
         bias_name = (None if bias is None else
                      names.weight("b") if bias.is_const else param_of(node, graph, bias.name))
         context = {
+            **self.geometry_context(node, x, w),
             "w": w_name, "b": bias_name,
             "w_stride_o": w_strides[0], "w_stride_h": w_strides[1],
             "w_stride_w": w_strides[2], "w_stride_i": w_strides[3],
-            "n": x.shape[0], "ih": win.in_hw[0], "iw": win.in_hw[1], "ic": x.shape[1],
-            "oh": win.out_hw[0], "ow": win.out_hw[1], "oc": oc,
-            "kh": win.kernel[0], "kw": win.kernel[1],
-            "sh": win.strides[0], "sw": win.strides[1],
-            "dh": win.dilations[0], "dw": win.dilations[1],
-            "pad_top": win.pads[0], "pad_left": win.pads[1],
-            "group": group, "icg": icg, "ocg": oc // group,
             "geometry": win.describe() + describe_clamp(node.clamp),
             "clamp": clamp_statements("acc", node.clamp, "float"),
         }
         return Kernel("kernels/conv_f32.c.j2", context, weights)
 
+    def lower_s8(self, node: Node, graph: Graph, names: Names) -> Kernel:
+        """The int8 kernel: constant OHWI filters, int32 bias, the output stage per channel."""
+        x, w, *rest = graph.input_tensors(node)
+        bias = rest[0] if rest else None
+        out = graph.tensor(node.outputs[0])
+        stage = product_stage(graph, node, x, w)
+        weights = {"w": _ohwi(w.data), **stage.weights()}
+        if bias is not None:
+            weights["b"] = bias.data.astype(np.int32).reshape(-1)
+        notes = [f"x {describe_quant(x)}", f"w int8 OHWI, {describe_quant(w)}",
+                 "b int32 at scale s_x * s_w" if bias is not None else "no bias",
+                 f"y {describe_quant(out)}, clamped to [{stage.low}, {stage.high}]",
+                 f"int32 accumulator, |acc| <= {self.accumulator_bound(node, graph)} "
+                 f"(checked at compile time)",
+                 self.geometry(node, x, w).describe()]
+        context = {
+            **self.geometry_context(node, x, w),
+            "w": names.weight("w"), "b": names.weight("b") if bias is not None else None,
+            "input_offset": -zero_point_of(x), "notes": notes,
+            **requantize_context(stage, names, "oc"),
+        }
+        return Kernel("kernels/conv_s8.c.j2", context, weights)
+
+    def geometry_context(self, node: Node, x: Tensor, w: Tensor) -> dict:
+        """Sizes, window and groups, as both kernels name them."""
+        win = self.geometry(node, x, w)
+        group = attr(node, "group", 1)
+        oc, icg = w.shape[:2]
+        return {"n": x.shape[0], "ih": win.in_hw[0], "iw": win.in_hw[1], "ic": x.shape[1],
+                "oh": win.out_hw[0], "ow": win.out_hw[1], "oc": oc,
+                "kh": win.kernel[0], "kw": win.kernel[1],
+                "sh": win.strides[0], "sw": win.strides[1],
+                "dh": win.dilations[0], "dw": win.dilations[1],
+                "pad_top": win.pads[0], "pad_left": win.pads[1],
+                "group": group, "icg": icg, "ocg": oc // group}
+
     def macs(self, node: Node, graph: Graph) -> int:
         w = graph.tensor(node.inputs[1])
         y = graph.tensor(node.outputs[0])
         return y.size * int(np.prod(w.shape[1:]))
+
+
+def _ohwi(w: np.ndarray) -> np.ndarray:
+    """Constant filters stored OHWI, so the innermost loop over input channels reads
+    consecutive elements."""
+    return np.ascontiguousarray(_as_2d(w).transpose(0, 2, 3, 1))
 
 
 def _filter_strides(w: Tensor) -> tuple[int, int, int, int]:

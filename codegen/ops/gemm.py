@@ -1,7 +1,13 @@
-"""ONNX Gemm and MatMul, float32, as one kernel: each output element is an inner product over
-k of a row of A and a column of B. A constant factor is re-laid at compile time so that k
-is its contiguous axis (B is stored [N][K]); a factor computed at run time is read where it
-lies, through strides, whatever its memory order, so no copy is ever inserted for it."""
+"""ONNX Gemm and MatMul, float32 and int8, as one kernel per type: each output element is an
+inner product over k of a row of A and a column of B. A constant factor is re-laid at compile
+time so that k is its contiguous axis (B is stored [N][K]); a factor computed at run time is
+read where it lies, through strides, whatever its memory order, so no copy is ever inserted
+for it.
+
+The int8 kernels (here and in conv.py) share one shape, that of codegen/quant: an int32
+accumulator starts at the int32 bias, adds (x - zero_point_x) * w over the inner axis, and is
+requantized once by ariel_requantize with a per-channel multiplier and shift. The checks and
+output stage they share live at the end of this module."""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from codegen.ir import Graph, Node, Tensor, row_major
+from codegen.ir import C_TYPES, Graph, Node, Tensor, row_major
 from codegen.ops.base import (
     FLOAT_TYPES,
     Kernel,
@@ -20,14 +26,19 @@ from codegen.ops.base import (
     attr,
     clamp_statements,
     describe_clamp,
+    is_quantized,
+    normalize_axis,
     param_of,
     register,
     require_dtype,
     unsupported,
 )
 from codegen.ops.strided import collapse
+from codegen.quant.output_stage import OutputStage, output_stage, scale_of, zero_point_of
 
 TEMPLATE = "kernels/matmul_f32.c.j2"
+TEMPLATE_S8 = "kernels/matmul_s8.c.j2"
+INT32_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -59,15 +70,19 @@ class Product:
 
 
 class MatrixProduct(OpDef):
-    """What Gemm and MatMul share: layout, and rendering a Product."""
+    """What Gemm and MatMul share: layout, and rendering a Product (float32 or int8)."""
 
     accepts_clamp = True
+    int8 = True
 
     def layout(self, node: Node, graph: Graph):
         out = graph.tensor(node.outputs[0])
         return [None] * len(node.inputs), [row_major(out.rank)]
 
-    def render(self, node: Node, product: Product, out: Tensor) -> Kernel:
+    def render(self, node: Node, product: Product, out: Tensor, int8: dict | None = None
+               ) -> Kernel:
+        """The kernel of `product`: float32, or int8 when `int8` holds the integer kernel's
+        own values (see render_s8)."""
         y_strides = _row_major_strides((*product.batch, product.m, product.n))
         bounds, (a_batch, b_batch, y_batch) = collapse(
             list(product.batch), [list(product.a.batch), list(product.b.batch),
@@ -83,11 +98,41 @@ class MatrixProduct(OpDef):
             "y_row": linear([*loops, "m"], [*y_batch, product.n]),
             "a_k": linear(["k"], [product.a.inner]),
             "b_k": linear(["k"], [product.b.inner]),
-            "finish": product.finish + clamp_statements("acc", node.clamp, "float"),
-            "notes": [f"A {product.a.note}", f"B {product.b.note}", *product.notes,
-                      f"y {list(out.shape)} row-major, float32{describe_clamp(node.clamp)}"],
+            "notes": [f"A {product.a.note}", f"B {product.b.note}", *product.notes],
         }
+        if int8 is not None:
+            context.update(int8)
+            return Kernel(TEMPLATE_S8, context, product.weights)
+        context["finish"] = product.finish + clamp_statements("acc", node.clamp, "float")
+        context["notes"].append(f"y {list(out.shape)} row-major, float32"
+                                f"{describe_clamp(node.clamp)}")
         return Kernel(TEMPLATE, context, product.weights)
+
+    def render_s8(self, node: Node, graph: Graph, names: Names, product: Product,
+                  a: Tensor, b: Tensor, bias: str = "0") -> Kernel:
+        """The int8 kernel of `product`: A and B with their zero points removed (B's is 0 when
+        it is constant), `bias` (a C expression of m and n) as the accumulator's start, the
+        output stage per column n."""
+        out = graph.tensor(node.outputs[0])
+        stage = product_stage(graph, node, a, b)
+        product.weights.update(stage.weights())
+        product.notes += [f"A {describe_quant(a)}", f"B {describe_quant(b)}",
+                          f"y {list(out.shape)} row-major, int8, {describe_quant(out)}, "
+                          f"clamped to [{stage.low}, {stage.high}]",
+                          f"int32 accumulator, |acc| <= {self.accumulator_bound(node, graph)} "
+                          f"(checked at compile time)"]
+        int8 = {"a_offset": -zero_point_of(a), "b_offset": 0 if b.is_const else
+                -zero_point_of(b), "bias": bias, **requantize_context(stage, names, "n")}
+        return self.render(node, product, out, int8)
+
+    def b_inner_axis(self, node: Node, b: Tensor) -> int:
+        """The axis of B that the inner product runs along (k)."""
+        raise NotImplementedError
+
+    def accumulator_bound(self, node: Node, graph: Graph) -> int:
+        a, b, *rest = graph.input_tensors(node)
+        return accumulator_bound(a, b, rest[0] if rest else None,
+                                 (self.b_inner_axis(node, b),))
 
 
 @register("Gemm")
@@ -97,8 +142,10 @@ class Gemm(MatrixProduct):
     def check(self, node: Node, graph: Graph) -> None:
         super().check(node, graph)
         a, b, *rest = graph.input_tensors(node)
-        for tensor in (a, b, *rest):
-            require_dtype(node, tensor, FLOAT_TYPES)
+        quantized = is_quantized(graph, node)
+        if not quantized:
+            for tensor in (a, b, *rest):
+                require_dtype(node, tensor, FLOAT_TYPES)
         if a.rank != 2 or b.rank != 2:
             raise unsupported(node, f"A of rank {a.rank} and B of rank {b.rank}",
                               "2-D A and B")
@@ -111,6 +158,21 @@ class Gemm(MatrixProduct):
             raise unsupported(node, f"C {list(c.shape)} for an output [{m}, {n}]",
                               "C that broadcasts to the output (scalar, [N], [1,N], [M,1], "
                               "[M,N])")
+        if quantized:
+            for name in ("alpha", "beta"):
+                if attr(node, name, 1.0) != 1.0:
+                    raise unsupported(node, f"{name} {attr(node, name, 1.0):g} in int8",
+                                      "alpha and beta 1 (fold them into the scales)")
+            check_s8_product(node, graph, a, b, c, 1 - self.b_inner_axis(node, b))
+            check_bound(node, self.accumulator_bound(node, graph))
+
+    def b_inner_axis(self, node: Node, b: Tensor) -> int:
+        return 1 if attr(node, "transB", 0) else 0
+
+    def reference_s8(self, node: Node, graph: Graph, a, b, c=None):
+        a = a.T if attr(node, "transA", 0) else a
+        b = b.T if attr(node, "transB", 0) else b
+        return [product_s8(node, graph, a, b, c)]
 
     def matrix_shapes(self, node: Node, a_shape, b_shape):
         """(M, K) of op(A) and (K, N) of op(B), after the transpositions."""
@@ -148,6 +210,13 @@ class Gemm(MatrixProduct):
         value = "acc"
         notes = [f"{name} used transposed (trans{name}=1)" for name in ("A", "B")
                  if attr(node, f"trans{name}", 0)]
+        if is_quantized(graph, node):
+            bias = "0"
+            if c is not None:
+                bias, note = self.bias(node, graph, names, c, weights)
+                notes.append(note)
+            product = Product((), m, n, k, fa, fb, [], weights, notes)
+            return self.render_s8(node, graph, names, product, a, b, bias)
         if scale_a or scale_b:
             notes.append(f"alpha {alpha:g} folded into constant {'B' if scale_b else 'A'}")
         elif alpha != 1.0:
@@ -164,13 +233,16 @@ class Gemm(MatrixProduct):
     def bias(self, node: Node, graph: Graph, names: Names, c: Tensor,
              weights: dict[str, np.ndarray]) -> tuple[str, str]:
         """C times beta as a C expression of m and n, and a line describing it. A constant C
-        is multiplied by beta at compile time, in float32 as ONNX does."""
+        is multiplied by beta at compile time, in float32 as ONNX does; an int32 C (int8
+        kernels, where beta is 1) is used as it is."""
         beta = np.float32(attr(node, "beta", 1.0))
         scaled = "" if beta == 1 else f" times beta {float(beta):g}"
         if c.is_const:
-            data = (c.data.astype(np.float32) * beta).astype(np.float32)
+            data = c.data if c.dtype == "int32" else (c.data.astype(np.float32) * beta).astype(
+                np.float32)
             if data.size == 1:
-                return _c_float(data.reshape(-1)[0]), f"C {list(c.shape)}{scaled}, a literal"
+                return (_c_literal(data.reshape(-1)[0], C_TYPES[data.dtype.name]),
+                        f"C {list(c.shape)}{scaled}, a literal")
             weights["c"] = data
             strides = _bias_strides(c.shape, _row_major_strides(c.shape))
             return (f"{names.weight('c')}[{linear(['m', 'n'], strides)}]",
@@ -195,8 +267,10 @@ class MatMul(MatrixProduct):
     def check(self, node: Node, graph: Graph) -> None:
         super().check(node, graph)
         a, b = graph.input_tensors(node)
-        for tensor in (a, b):
-            require_dtype(node, tensor, FLOAT_TYPES)
+        quantized = is_quantized(graph, node)
+        if not quantized:
+            for tensor in (a, b):
+                require_dtype(node, tensor, FLOAT_TYPES)
         if a.rank == 0 or b.rank == 0:
             raise unsupported(node, "a scalar operand", "operands of rank 1 or more")
         if _inner(a.shape, is_b=False) != _inner(b.shape, is_b=True):
@@ -207,6 +281,9 @@ class MatMul(MatrixProduct):
         except ValueError:
             raise unsupported(node, f"batch axes of A {list(a.shape)} and B {list(b.shape)}",
                               "batch axes that broadcast as numpy does") from None
+        if quantized:
+            check_s8_product(node, graph, a, b, None, b.rank - 1 if b.rank > 1 else None)
+            check_bound(node, self.accumulator_bound(node, graph))
 
     def infer(self, node: Node, inputs: list[Tensor | None]):
         a, b = inputs
@@ -219,6 +296,12 @@ class MatMul(MatrixProduct):
         y = np.asarray(np.matmul(a.astype(np.float64), b.astype(np.float64)))
         return [apply_clamp(node, y.astype(np.float32))]
 
+    def reference_s8(self, node: Node, graph: Graph, a, b):
+        return [product_s8(node, graph, a, b)]
+
+    def b_inner_axis(self, node: Node, b: Tensor) -> int:
+        return b.rank - 2 if b.rank > 1 else 0
+
     def lower(self, node: Node, graph: Graph, names: Names) -> Kernel:
         a, b = graph.input_tensors(node)
         out = graph.tensor(node.outputs[0])
@@ -230,6 +313,8 @@ class MatMul(MatrixProduct):
         n = b.shape[-1] if b.rank > 1 else 1
         notes = [f"batch {list(batch)}, A and B broadcast to it"] if batch else []
         product = Product(batch, m, n, _inner(a.shape, is_b=False), fa, fb, [], weights, notes)
+        if is_quantized(graph, node):
+            return self.render_s8(node, graph, names, product, a, b)
         return self.render(node, product, out)
 
     def macs(self, node: Node, graph: Graph) -> int:
@@ -269,12 +354,12 @@ def linear(variables: Sequence[str], strides: Sequence[int]) -> str:
 
 
 def _canonical_data(data: np.ndarray, swap: bool) -> np.ndarray:
-    """A constant factor as a contiguous [..., outer, K] float32 array."""
+    """A constant factor as a contiguous [..., outer, K] array of its own type."""
     if data.ndim == 1:
         data = data.reshape(1, -1)
     elif swap:
         data = np.swapaxes(data, -1, -2)
-    return np.ascontiguousarray(data, dtype=np.float32)
+    return np.ascontiguousarray(data)
 
 
 def _canonical_view(shape: tuple[int, ...], strides: tuple[int, ...], swap: bool
@@ -345,3 +430,126 @@ def _foldable(tensor: Tensor, alpha: float) -> bool:
 def _c_float(value: float) -> str:
     from codegen.emit import c_float  # emit imports the registry; import late
     return c_float(value)
+
+
+def _c_literal(value, ctype: str) -> str:
+    from codegen.emit import c_literal  # emit imports the registry; import late
+    return c_literal(value, ctype)
+
+
+# -- int8: what the integer inner products of this module and conv.py share ----------------
+
+def check_s8_product(node: Node, graph: Graph, x: Tensor, w: Tensor, bias: Tensor | None,
+                     channel_axis: int | None) -> None:
+    """Raise unless the operands follow codegen/quant's scheme: x, w and the output int8; x
+    and the output one scale per tensor; w the same, or if constant symmetric with one
+    scale per output channel along `channel_axis` (None: w has no such axis); the bias a
+    constant int32 at scale s_x * s_w."""
+    out = graph.tensor(node.outputs[0])
+    for tensor in (x, w, out):
+        require_dtype(node, tensor, ("int8",))
+        if tensor.quant is None:
+            raise unsupported(node, f"int8 tensor '{tensor.name}' without a scale",
+                              "int8 tensors with quantization parameters")
+    for tensor in (x, out) if w.is_const else (x, w, out):
+        if np.size(tensor.quant.scale) != 1:
+            raise unsupported(node, f"per-channel quantization of activation '{tensor.name}'",
+                              "one scale and zero point per activation tensor")
+    if w.is_const:
+        if np.any(np.asarray(w.quant.zero_point) != 0):
+            raise unsupported(node, f"asymmetric weights '{w.name}' (zero point not 0)",
+                              "symmetric int8 weights")
+        scales = np.size(w.quant.scale)
+        axis = None if w.quant.axis is None else normalize_axis(w.quant.axis, w.rank)
+        if scales != 1 and (axis != channel_axis or scales != w.shape[channel_axis]):
+            raise unsupported(node, f"weights '{w.name}' quantized along axis {w.quant.axis} "
+                              f"with {scales} scales",
+                              "one scale per tensor" if channel_axis is None else
+                              f"one scale per tensor or per output channel (axis "
+                              f"{channel_axis})")
+    if bias is not None:
+        _check_bias(node, x, w, bias)
+
+
+def _check_bias(node: Node, x: Tensor, w: Tensor, bias: Tensor) -> None:
+    require_dtype(node, bias, ("int32",))
+    if not bias.is_const:
+        raise unsupported(node, f"bias '{bias.name}' computed at run time",
+                          "a constant int32 bias")
+    if bias.quant is None:
+        return
+    expected = (scale_of(x) * scale_of(w)).reshape(-1)
+    actual = scale_of(bias).reshape(-1)
+    same_scale = (expected.size == actual.size or 1 in (expected.size, actual.size)) and \
+        np.allclose(actual, expected, rtol=1e-5, atol=0)
+    if np.any(np.asarray(bias.quant.zero_point) != 0) or not same_scale:
+        raise unsupported(node, f"bias '{bias.name}' at scale {actual[:4].tolist()} with "
+                          f"zero point {np.asarray(bias.quant.zero_point).reshape(-1)[:4]}",
+                          "an int32 bias at scale s_x * s_w with zero point 0")
+
+
+def accumulator_bound(x: Tensor, w: Tensor, bias: Tensor | None, inner_axes: tuple[int, ...]
+                      ) -> int:
+    """The largest |acc| an int8 inner product can reach: |bias| + sum over its taps of
+    |x - zero_point_x| * |w - zero_point_w|, x at its worst and a constant w as it is. Every
+    partial sum the kernel forms obeys the same bound, so none can overflow either."""
+    x_span = _offset_span(x)
+    if w.is_const:
+        taps = int(np.abs(w.data.astype(np.int64)).sum(axis=inner_axes).max(initial=0))
+    else:
+        taps = _offset_span(w) * int(np.prod([w.shape[axis] for axis in inner_axes]))
+    start = 0 if bias is None else int(np.abs(bias.data.astype(np.int64)).max(initial=0))
+    return start + x_span * taps
+
+
+def check_bound(node: Node, bound: int) -> None:
+    """Refuse shapes and weights whose int32 accumulator could overflow (the kernels do not
+    check at run time)."""
+    if bound > INT32_MAX:
+        raise unsupported(node, f"an inner product whose int32 accumulator could reach {bound}",
+                          "|bias| + sum of |x - zero point| * |w| up to 2**31 - 1")
+
+
+def _offset_span(tensor: Tensor) -> int:
+    """The largest |q - zero_point| over int8 q."""
+    zero_point = zero_point_of(tensor)
+    return max(127 - zero_point, zero_point + 128)
+
+
+def product_stage(graph: Graph, node: Node, x: Tensor, w: Tensor) -> OutputStage:
+    """The output stage of an inner product of x and w: real y = s_x * s_w[c] * acc."""
+    real = scale_of(x) * scale_of(w) / scale_of(graph.tensor(node.outputs[0]))
+    return output_stage(graph, node, real)
+
+
+def product_s8(node: Node, graph: Graph, a: np.ndarray, b: np.ndarray,
+               c: np.ndarray | None = None) -> np.ndarray:
+    """Integer reference of a matrix product (A and B already as [.., M, K] and [.., K, N]):
+    (A - zero_point_a) @ (B - zero_point_b) + C exactly in int64, then the output stage
+    per column."""
+    x, w = graph.input_tensors(node)[:2]
+    acc = np.matmul(a.astype(np.int64) - zero_point_of(x), b.astype(np.int64) - zero_point_of(w))
+    if c is not None:
+        acc = acc + c.astype(np.int64)
+    return product_stage(graph, node, x, w).apply(acc, -1)
+
+
+def requantize_context(stage: OutputStage, names: Names, channel: str) -> dict:
+    """Template values for the closing ariel_requantize call: multiplier and shift as C
+    expressions (per-channel arrays indexed by `channel`, or literals), zero point, range."""
+    values = stage.context()
+    if values["per_channel"]:
+        mult, shift = (f"{names.weight(key)}[{channel}]" for key in ("mult", "shift"))
+    else:
+        mult, shift = str(values["multiplier"]), str(values["shift"])
+    return {"out_mult": mult, "out_shift": shift, "out_zero_point": values["zero_point"],
+            "out_low": values["low"], "out_high": values["high"]}
+
+
+def describe_quant(tensor: Tensor) -> str:
+    """A tensor's quantization parameters for a kernel's opening comment."""
+    scale = np.asarray(tensor.quant.scale).reshape(-1)
+    if scale.size == 1:
+        return f"scale {scale[0]:.6g}, zero point {zero_point_of(tensor)}"
+    return (f"{scale.size} scales along axis {tensor.quant.axis} ({scale.min():.6g} to "
+            f"{scale.max():.6g}), zero point 0")

@@ -1,0 +1,252 @@
+"""int8 Conv: float one-node models quantized by ONNX Runtime (QDQ) and hand-built QLinearConv
+models. The generated C (host build) equals ariel's integer reference bit for bit, and both
+agree with ONNX Runtime on the same quantized model within one unit (ONNX Runtime rounds in
+float, half to even; ariel rounds the exact product once, half up). The helpers here serve
+the int8 Gemm and MatMul tests too."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from codegen.compile import compile_graph
+from codegen.errors import UnsupportedError
+from codegen.frontend import ModelSource, to_graph
+from codegen.quant.lower import expose_int8_io, lower_quantized
+from codegen.quant.output_stage import clamp_range
+from codegen.reference import run_graph
+from tests.ops.test_gemm import chain
+from tests.support import compile_onnx_int8, host_model, single_node_model
+
+# Share of outputs that must equal ONNX Runtime's exactly (the rest differ by one unit).
+MIN_IDENTICAL = 0.97
+CALIBRATION_SAMPLES = 32
+
+
+def quantize_input(compiled, x: np.ndarray, index: int = 0) -> np.ndarray:
+    """A float input as the int8 tensor the compiled model reads, with its own parameters."""
+    quant = compiled.graph.tensor(compiled.graph.inputs[index]).quant
+    q = np.rint(x / np.float32(quant.scale)) + int(quant.zero_point)
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
+def onnxruntime_int8(model: onnx.ModelProto, feeds: dict[str, np.ndarray], output: str
+                     ) -> np.ndarray:
+    """ONNX Runtime on `model` from the named int8 tensors on (their producers, the input
+    QuantizeLinear nodes, are cut off) up to the int8 tensor `output`."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    graph = model.graph
+    declared = {value.name for value in graph.input}
+    for name, value in feeds.items():
+        for node in [n for n in graph.node if name in n.output]:
+            graph.node.remove(node)
+        if name not in declared:
+            graph.input.append(helper.make_tensor_value_info(name, TensorProto.INT8,
+                                                             value.shape))
+    used = {name for node in graph.node for name in node.input}
+    kept = [value for value in graph.input if value.name in used]
+    del graph.input[:]
+    graph.input.extend(kept)
+    del graph.output[:]
+    graph.output.append(helper.make_tensor_value_info(output, TensorProto.INT8, None))
+    session = onnxruntime.InferenceSession(model.SerializeToString(),
+                                           providers=["CPUExecutionProvider"])
+    return session.run([output], feeds)[0]
+
+
+def check_int8(compiled, inputs: list[list[np.ndarray]], tmp_path, label: str,
+               model: onnx.ModelProto | None = None) -> np.ndarray:
+    """For each list of int8 inputs: the host-built C equals run_graph exactly; against ONNX
+    Runtime on `model` (by default the QDQ model ariel quantized) at most one unit apart
+    and mostly identical. Returns the C outputs, stacked."""
+    host = host_model(compiled, tmp_path)
+    model = model if model is not None else compiled.quantized_model
+    outputs, differences = [], []
+    for xs in inputs:
+        got = host.run(*xs)[0]
+        assert got.dtype == np.int8
+        np.testing.assert_array_equal(got, run_graph(compiled.graph, xs)[0])
+        theirs = onnxruntime_int8(model, dict(zip(compiled.graph.inputs, xs, strict=True)),
+                                  compiled.graph.outputs[0])
+        assert theirs.shape == got.shape
+        differences.append(got.astype(np.int32) - theirs.astype(np.int32))
+        outputs.append(got)
+    difference = np.concatenate([d.reshape(-1) for d in differences])
+    identical = float(np.mean(difference == 0))
+    worst = int(np.abs(difference).max())
+    print(f"\n{label}: {identical:.2%} of {difference.size} outputs identical to ONNX Runtime, "
+          f"largest difference {worst} LSB")
+    assert worst <= 1
+    assert identical >= MIN_IDENTICAL
+    return np.stack(outputs)
+
+
+def int8_ops(compiled) -> list[str]:
+    """The compiled graph's operators, layout copies left out."""
+    return [n.op for n in compiled.graph.nodes if n.op != "ariel.Relayout"]
+
+
+CASES = {
+    "3x3_pad1": dict(x=(1, 3, 8, 8), w=(4, 3, 3, 3), pads=[1, 1, 1, 1]),
+    "stride2_asym_pads": dict(x=(1, 2, 9, 7), w=(3, 2, 3, 3), strides=[2, 2], pads=[0, 1, 2, 0]),
+    "strides_2x1": dict(x=(1, 3, 8, 6), w=(5, 3, 3, 2), strides=[2, 1], pads=[1, 0, 1, 1]),
+    "dilation": dict(x=(1, 2, 10, 10), w=(2, 2, 3, 3), dilations=[2, 2], pads=[2, 2, 2, 2]),
+    "depthwise": dict(x=(1, 4, 6, 6), w=(4, 1, 3, 3), group=4, pads=[1, 1, 1, 1]),
+    "depthwise_multiplier": dict(x=(1, 2, 5, 5), w=(6, 1, 3, 3), group=2),
+    "grouped": dict(x=(1, 4, 5, 5), w=(6, 2, 3, 3), group=2, pads=[1, 1, 1, 1]),
+    "pointwise_1x1": dict(x=(1, 8, 3, 3), w=(5, 8, 1, 1)),
+    "same_upper": dict(x=(1, 2, 7, 7), w=(3, 2, 4, 4), auto_pad="SAME_UPPER", strides=[2, 2]),
+    "conv1d": dict(x=(1, 3, 12), w=(4, 3, 5), pads=[2, 1], strides=[2]),
+    "batch2_no_bias": dict(x=(2, 2, 4, 4), w=(3, 2, 2, 2), bias=False),
+    "wide_16_channels": dict(x=(1, 16, 6, 6), w=(8, 16, 3, 3), pads=[1, 1, 1, 1]),
+}
+
+
+def conv_model(rng: np.random.Generator, spec: dict) -> tuple[onnx.ModelProto, tuple]:
+    spec = dict(spec)
+    x_shape, w_shape = spec.pop("x"), spec.pop("w")
+    constants = {"w": rng.uniform(-1, 1, w_shape).astype(np.float32)}
+    if spec.pop("bias", True):
+        constants["b"] = rng.uniform(-0.5, 0.5, w_shape[:1]).astype(np.float32)
+    model = single_node_model("Conv", {"x": np.zeros(x_shape, np.float32)}, constants,
+                              opset=13, **spec)
+    return model, x_shape
+
+
+def compile_conv(model: onnx.ModelProto, shape: tuple, rng: np.random.Generator,
+                 low: float = -0.4, high: float = 1.2):
+    """Quantized by ONNX Runtime on uniform samples in [low, high) (asymmetric by default,
+    so the input zero point is not 0), compiled with int8 inputs and outputs."""
+    calibration = rng.uniform(low, high, (CALIBRATION_SAMPLES, *shape)).astype(np.float32)
+    return compile_onnx_int8(model, {"x": calibration}, io="int8")
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_conv_s8(case, tmp_path):
+    rng = np.random.default_rng(10)
+    model, shape = conv_model(rng, CASES[case])
+    compiled = compile_conv(model, shape, rng)
+    assert int8_ops(compiled) == ["Conv"]
+    assert compiled.graph.tensor(compiled.graph.inputs[0]).quant.zero_point != 0
+    inputs = [[quantize_input(compiled, rng.uniform(-0.4, 1.2, shape).astype(np.float32))]
+              for _ in range(4)]
+    check_int8(compiled, inputs, tmp_path, f"Conv {case}")
+
+
+def test_conv_s8_saturates_at_both_ends(tmp_path):
+    """Calibrated on a narrow range, run on inputs beyond it: inputs and outputs saturate,
+    and the weights of each channel reach +-127."""
+    rng = np.random.default_rng(11)
+    model, shape = conv_model(rng, dict(x=(1, 4, 6, 6), w=(6, 4, 3, 3), pads=[1, 1, 1, 1]))
+    compiled = compile_conv(model, shape, rng, -0.25, 0.25)
+    conv = next(n for n in compiled.graph.nodes if n.op == "Conv")
+    w = compiled.graph.tensor(conv.inputs[1]).data
+    assert np.all(np.abs(w).reshape(len(w), -1).max(axis=1) == 127)
+    assert {127, -127} <= set(w.reshape(-1).tolist())
+    inputs = [[quantize_input(compiled, rng.uniform(-2, 2, shape).astype(np.float32))]
+              for _ in range(3)]
+    inputs += [[rng.choice(np.array([-128, 127], np.int8), shape)],
+               [np.full(shape, 127, np.int8)], [np.full(shape, -128, np.int8)]]
+    outputs = check_int8(compiled, inputs, tmp_path, "Conv saturation")
+    assert outputs.min() == -128 and outputs.max() == 127
+
+
+def conv_activation_model(rng, activation: str) -> onnx.ModelProto:
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1])]
+    constants = {"w": rng.uniform(-1, 1, (4, 3, 3, 3)).astype(np.float32),
+                 "b": rng.uniform(-0.5, 0.5, (4,)).astype(np.float32)}
+    if activation == "Relu":
+        nodes.append(helper.make_node("Relu", ["c"], ["y"]))
+    else:
+        nodes.append(helper.make_node("Clip", ["c", "low", "high"], ["y"]))
+        constants.update(low=np.array(0, np.float32), high=np.array(6, np.float32))
+    return chain(nodes, {"x": np.zeros((1, 3, 6, 6), np.float32)}, constants, ["y"], opset=13)
+
+
+@pytest.mark.parametrize("activation", ["Relu", "Clip"])
+def test_conv_s8_with_activation(activation, tmp_path):
+    """ONNX Runtime's quantizer drops a Relu or Clip(0, 6) into the output's range (zero
+    point -128 is the real zero); the kernel's int8 clamp then does the activation."""
+    rng = np.random.default_rng(12)
+    model = conv_activation_model(rng, activation)
+    compiled = compile_conv(model, (1, 3, 6, 6), rng, -1.5, 3.0)
+    assert int8_ops(compiled) == ["Conv"]
+    out = compiled.graph.tensor(compiled.graph.outputs[0]).quant
+    assert int(out.zero_point) == -128
+    inputs = [[quantize_input(compiled, rng.uniform(-1.5, 3.0, (1, 3, 6, 6)).astype(
+        np.float32))] for _ in range(4)]
+    outputs = check_int8(compiled, inputs, tmp_path, f"Conv+{activation}")
+    assert np.mean(outputs == -128) > 0.1
+    if activation == "Clip":
+        assert outputs.max() == 127  # real 6
+
+
+def test_fused_clamp_narrows_the_output_range(tmp_path):
+    """A clamp on the node (a fused activation) narrows [low, high] through OutputStage: the
+    result is the unclamped kernel's output clipped to the quantized bounds."""
+    rng = np.random.default_rng(13)
+    model, shape = conv_model(rng, CASES["3x3_pad1"])
+    plain = compile_conv(model, shape, rng)
+    graph = to_graph(onnx.ModelProto.FromString(
+        plain.quantized_model.SerializeToString()), "m")
+    lower_quantized(graph)
+    expose_int8_io(graph)
+    conv = next(n for n in graph.nodes if n.op == "Conv")
+    conv.clamp = (-0.2, 0.3)
+    low, high = clamp_range(graph.tensor(conv.outputs[0]).quant, conv.clamp)
+    assert -128 < low < high < 127
+    clamped = compile_graph(graph, ModelSource("m.onnx", "0" * 64, []), "tests")
+    x = [quantize_input(plain, rng.uniform(-0.4, 1.2, shape).astype(np.float32))]
+    want = np.clip(host_model(plain, tmp_path).run(*x)[0], low, high)
+    got = host_model(clamped, tmp_path).run(*x)[0]
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(run_graph(clamped.graph, x)[0], want)
+    assert got.min() == low and got.max() == high
+
+
+def qlinear_conv_model(rng, per_channel: bool, bias: np.ndarray | None = None
+                       ) -> onnx.ModelProto:
+    """A hand-built QLinearConv: int8 input and output, int8 symmetric filters."""
+    oc = 6
+    w = rng.integers(-127, 128, (oc, 3, 3, 3)).astype(np.int8)
+    w_scale = (rng.uniform(0.002, 0.01, oc) if per_channel else np.array(0.004)).astype(
+        np.float32)
+    bias = rng.integers(-3000, 3000, oc).astype(np.int32) if bias is None else bias
+    constants = {"x_scale": np.array(0.03, np.float32), "x_zero_point": np.array(-20, np.int8),
+                 "w": w, "w_scale": w_scale, "w_zero_point": np.zeros(w_scale.shape, np.int8),
+                 "y_scale": np.array(0.09, np.float32), "y_zero_point": np.array(5, np.int8),
+                 "b": bias}
+    node = helper.make_node("QLinearConv", ["x", *constants], ["y"], pads=[1, 0, 1, 1],
+                            strides=[2, 1])
+    graph = helper.make_graph(
+        [node], "qlinear_conv", [helper.make_tensor_value_info("x", TensorProto.INT8,
+                                                               [1, 3, 7, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.INT8, [1, oc, 4, 5])],
+        [numpy_helper.from_array(v, k) for k, v in constants.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+@pytest.mark.parametrize("per_channel", [True, False], ids=["per_channel", "per_tensor"])
+def test_qlinear_conv(per_channel, tmp_path):
+    rng = np.random.default_rng(14)
+    model = qlinear_conv_model(rng, per_channel)
+    compiled = compile_onnx_int8(model, None, io="int8")
+    assert int8_ops(compiled) == ["Conv"]
+    source = compiled.files["m.c"]
+    assert ("_mult[oc]" in source) == per_channel
+    inputs = [[rng.integers(-128, 128, (1, 3, 7, 6)).astype(np.int8)] for _ in range(4)]
+    label = "per channel" if per_channel else "per tensor"
+    check_int8(compiled, inputs, tmp_path, f"QLinearConv {label}", model=model)
+
+
+def test_conv_s8_refuses_an_accumulator_that_could_overflow():
+    rng = np.random.default_rng(15)
+    model = qlinear_conv_model(rng, True, bias=np.full(6, 2**31 - 1000, np.int32))
+    with pytest.raises(UnsupportedError, match="int32 accumulator could reach"):
+        compile_onnx_int8(model, None, io="int8")
