@@ -213,3 +213,17 @@ def _uint8_to_int8(graph: Graph) -> None:
         if tensor.is_const:
             tensor.data = (tensor.data.astype(np.int16) - 128).astype(np.int8)
         tensor.dtype = "int8"
+    # A QuantizeLinear or DequantizeLinear left at the float boundary names its own zero
+    # point: where its quantized tensor became int8, that zero point moves with it (else the
+    # node would still say uint8 and 128).
+    for node in graph.nodes:
+        if node.op not in ("QuantizeLinear", "DequantizeLinear") or len(node.inputs) < 3:
+            continue
+        quantized = node.outputs[0] if node.op == "QuantizeLinear" else node.inputs[0]
+        zero_point = graph.tensor(node.inputs[2]) if node.inputs[2] else None
+        if (graph.tensor(quantized).dtype == "int8" and zero_point is not None
+                and zero_point.dtype == "uint8" and zero_point.is_const):
+            name = graph.fresh_name(f"{zero_point.name}_int8")
+            graph.tensors[name] = Tensor(name, zero_point.shape, "int8", data=(
+                zero_point.data.astype(np.int16) - 128).astype(np.int8))
+            node.inputs[2] = name
