@@ -42,6 +42,10 @@ class Piece:
 @register("Concat")
 class Concat(OpDef):
     attributes = frozenset({"axis"})
+    # A copy: on int8, every input and the output share one scale and zero point (inputs
+    # quantized differently stay float between Dequantize/QuantizeLinear kernels).
+    int8 = True
+    int8_same_scale = True
 
     def check(self, node: Node, graph: Graph) -> None:
         super().check(node, graph)

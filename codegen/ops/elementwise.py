@@ -1,5 +1,12 @@
 """Unary elementwise operators (Relu, LeakyRelu, Clip, Sigmoid, Tanh, Cast to float): one flat
-loop over the tensor in whatever memory order it has, so they never force a copy."""
+loop over the tensor in whatever memory order it has, so they never force a copy.
+
+On int8 tensors with one scale and zero point each, any such function is exactly a table of
+256 outputs, one per input value: y[q] = quantize(f(dequantize(q))), worked out at compile
+time in float64 and rounded half to even as ONNX's QuantizeLinear rounds. The table goes to
+flash (256 bytes) and the kernel is one indexed load per element, whatever f costs in float.
+The operators share that kernel and differ only in the numpy function that fills the table
+(their float reference)."""
 
 from __future__ import annotations
 
@@ -23,6 +30,8 @@ from codegen.ops.base import (
     require_dtype,
     unsupported,
 )
+from codegen.ops.quantize import describe_quant, int8_quantized
+from codegen.quant.output_stage import INT8_MAX, INT8_MIN, scale_of, zero_point_of
 
 SIGNED_AND_FLOAT = ("float32", "int8", "int16", "int32", "int64")
 Statements = Callable[[Node, str], list[str]]
@@ -81,8 +90,22 @@ def activation_bounds(graph: Graph, node: Node) -> tuple[float, float] | None:
     return (low, high)
 
 
+def lookup_table(node: Node, graph: Graph, function: Callable[[np.ndarray], np.ndarray]
+                 ) -> np.ndarray:
+    """The 256 int8 outputs of `function` (real values in, real values out, float64) for
+    the inputs -128..127 of the node's int8 input, in that order."""
+    x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
+    q = np.arange(INT8_MIN, INT8_MAX + 1, dtype=np.int64)
+    real = float(scale_of(x)) * (q - zero_point_of(x)).astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        out = np.rint(function(real) / float(scale_of(y))) + zero_point_of(y)
+    return np.clip(np.nan_to_num(out, nan=INT8_MIN), INT8_MIN, INT8_MAX).astype(np.int8)
+
+
 class UnaryOp(OpDef):
     """A registered unary operator, driven by its ELEMENTWISE entry."""
+
+    int8 = True
 
     def __init__(self, spec: Elementwise):
         self.spec = spec
@@ -90,7 +113,14 @@ class UnaryOp(OpDef):
 
     def check(self, node: Node, graph: Graph) -> None:
         super().check(node, graph)
-        require_dtype(node, graph.tensor(node.inputs[0]), self.spec.dtypes)
+        x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
+        if int8_quantized(x) and int8_quantized(y):
+            if node.op == "Clip" and any(not t.is_const for t in graph.input_tensors(node)[1:]
+                                         if t is not None):
+                raise unsupported(node, "int8 Clip with bounds computed at run time",
+                                  "constant bounds")
+            return
+        require_dtype(node, x, self.spec.dtypes)
 
     def infer(self, node: Node, inputs: list[Tensor | None]):
         return [(inputs[0].shape, inputs[0].dtype)]
@@ -104,12 +134,21 @@ class UnaryOp(OpDef):
             y = np.minimum(np.maximum(x, low), high).astype(x.dtype)
         return [y]
 
+    def table(self, node: Node, graph: Graph) -> np.ndarray:
+        bounds = [t.data if t is not None else None for t in graph.input_tensors(node)[1:]]
+        return lookup_table(node, graph, lambda real: self.reference(node, real, *bounds)[0])
+
+    def reference_s8(self, node: Node, graph: Graph, x, *bounds):
+        return [self.table(node, graph)[x.astype(np.int64) - INT8_MIN]]
+
     def layout(self, node: Node, graph: Graph):
         order = graph.tensor(node.inputs[0]).memory_order
         return [None] * len(node.inputs), [order]
 
     def lower(self, node: Node, graph: Graph, names: Names) -> Kernel:
         x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
+        if int8_quantized(y):
+            return self.lower_s8(node, graph, names)
         statements = self.spec.statements(node, y.ctype)
         note = ""
         if node.op == "Clip":
@@ -121,12 +160,20 @@ class UnaryOp(OpDef):
                    "statements": statements}
         return Kernel("kernels/unary.c.j2", context)
 
+    def lower_s8(self, node: Node, graph: Graph, names: Names) -> Kernel:
+        x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
+        context = {"size": y.size, "table": names.weight("table"),
+                   "x_params": describe_quant(x), "y_params": describe_quant(y)}
+        return Kernel("kernels/lookup_s8.c.j2", context, {"table": self.table(node, graph)})
+
     def load(self, x: Tensor, y: Tensor) -> str:
         return "x0[i]"
 
 
 class CastOp(UnaryOp):
     """Cast to float32 from any numeric type (the only cast a float model needs)."""
+
+    int8 = False
 
     def __init__(self):
         super().__init__(Elementwise(NUMERIC_TYPES + ("bool",), frozenset({"to", "saturate"}),

@@ -1,6 +1,15 @@
 """ONNX AveragePool and MaxPool (1-D and 2-D windows, channels-last like Conv), and
 GlobalAveragePool and GlobalMaxPool. A window that covers the whole input, as the pooling at
-the end of most classifiers does, is lowered as a reduction over the spatial axes."""
+the end of most classifiers does, is lowered as a reduction over the spatial axes.
+
+int8 (one scale and zero point per tensor): the maxima move values unchanged, so input and
+output share their parameters. An average is integer only: per output element and channel
+the taps on the input are summed in int32, (taps on the input) * z_x is subtracted (a tap
+on the padding is a real 0, so it adds nothing), and the sum is requantized with the
+multiplier s_x / (s_y * count), count being the divisor ONNX uses (with or without the
+padding). Where windows at the borders count differently, each distinct (taps on the input,
+divisor) pair of a row and of a column is a class, and the few classes' offsets, multipliers
+and shifts are small tables indexed by output row and column; otherwise they are literals."""
 
 from __future__ import annotations
 
@@ -19,16 +28,23 @@ from codegen.ops.base import (
     require_dtype,
     unsupported,
 )
+from codegen.ops.quantize import c_add, describe_quant, int8_quantized
 from codegen.ops.reduce import (
     MAX,
+    MAX_SUMMED,
     MEAN,
     Reduction,
+    check_int8,
+    integer_sum,
     lower_reduction,
     reduce_reference,
+    reduce_reference_s8,
     reduced_order,
     reduced_shape,
 )
 from codegen.ops.spatial import Window, output_spatial, window
+from codegen.quant.fixedpoint import requantize
+from codegen.quant.output_stage import OutputStage, output_stage, scale_of, zero_point_of
 
 WINDOW_ATTRIBUTES = frozenset({"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads",
                                "strides"})
@@ -83,17 +99,66 @@ def is_whole_input(win: Window) -> bool:
             and all(d == 1 or k == 1 for d, k in zip(win.dilations, win.kernel, strict=True)))
 
 
+@dataclass(frozen=True)
+class AverageClasses:
+    """The int8 output stage of an AveragePool. Output rows fall into `n_rows` classes and
+    columns into `n_cols` by their (taps on the input, divisor) pair; window class
+    row class * n_cols + column class has the offset -(taps on the input) * z_x and the
+    multiplier s_x / (s_y * divisor)."""
+
+    row_class: np.ndarray  # class of each output row
+    col_class: np.ndarray  # class of each output column
+    n_rows: int
+    n_cols: int
+    offsets: np.ndarray  # int32 per window class
+    stage: OutputStage  # one multiplier and shift per window class
+
+    def apply(self, sums: np.ndarray) -> np.ndarray:
+        """Window sums [N, C, OH, OW] (int64) to int8 outputs."""
+        k = self.row_class[:, None] * self.n_cols + self.col_class[None, :]
+        s = self.stage
+        acc = np.asarray(sums, np.int64) + self.offsets[k].astype(np.int64)
+        return requantize(acc, s.multipliers[k].astype(np.int64), s.shifts[k].astype(np.int64),
+                          s.zero_point, s.low, s.high).astype(np.int8)
+
+
+def average_classes(graph: Graph, node: Node, win: Window, include_padding: bool
+                    ) -> AverageClasses:
+    x = graph.tensor(node.inputs[0])
+    classes = []
+    for axis in (0, 1):
+        pairs = list(zip(tap_inside(win, axis, False).sum(axis=1).tolist(),
+                         tap_inside(win, axis, include_padding).sum(axis=1).tolist(),
+                         strict=True))
+        distinct = sorted(set(pairs))
+        classes.append((distinct, np.array([distinct.index(p) for p in pairs], np.int64)))
+    (rows, row_class), (cols, col_class) = classes
+    taps = np.array([r[0] * c[0] for r in rows for c in cols], np.int64)
+    if taps.max() > MAX_SUMMED:
+        raise unsupported(node, f"an int8 average over {taps.max()} taps",
+                          f"at most {MAX_SUMMED} (an int32 accumulator)")
+    divisors = np.array([r[1] * c[1] for r in rows for c in cols], np.float64)
+    reals = float(scale_of(x)) / float(scale_of(graph.tensor(node.outputs[0]))) / divisors
+    return AverageClasses(row_class, col_class, len(rows), len(cols),
+                          (-taps * zero_point_of(x)).astype(np.int32),
+                          output_stage(graph, node, reals))
+
+
 class WindowPool(OpDef):
     """AveragePool or MaxPool, as its Pooling entry says."""
+
+    int8 = True
 
     def __init__(self, pooling: Pooling):
         self.pooling = pooling
         self.attributes = WINDOW_ATTRIBUTES | pooling.extra_attributes
+        self.int8_same_scale = pooling is MAXIMUM
 
     def check(self, node: Node, graph: Graph) -> None:
         super().check(node, graph)
         x = graph.tensor(node.inputs[0])
-        require_dtype(node, x, self.pooling.dtypes)
+        if not check_int8(node, graph, self.pooling.reduction):
+            require_dtype(node, x, self.pooling.dtypes)
         if len(node.outputs) > 1:
             raise unsupported(node, "the Indices output", "the pooled values only")
         if attr(node, "storage_order", 0) != 0:
@@ -119,21 +184,26 @@ class WindowPool(OpDef):
 
     def reference(self, node: Node, x):
         win = self.geometry(node, x.shape)
-        x4 = x.reshape(*x.shape[:2], *win.in_hw)
-        rows, cols = (np.clip(tap_positions(win, axis), 0, win.in_hw[axis] - 1)
-                      for axis in (0, 1))
-        # (N, C, out row, tap row, out column, tap column)
-        taps = x4[:, :, rows][..., cols]
-        inside = (tap_inside(win, 0, False)[:, :, None, None]
-                  & tap_inside(win, 1, False)[None, None, :, :])
         identity = self.pooling.reduction.identity(x.dtype)
-        taps = np.where(inside, taps.astype(np.float64) if x.dtype.kind == "f" else taps,
-                        identity)
-        y = self.pooling.reduction.combine(taps, axis=(3, 5))
+        y = self.pooling.reduction.combine(
+            _taps(win, x.astype(np.float64) if x.dtype.kind == "f" else x, identity),
+            axis=(3, 5))
         if self.pooling.reduction.divides:
             count_h, count_w = tap_counts(win, self.include_padding(node))
             y = y / (count_h[:, None] * count_w[None, :])
         return [y.astype(x.dtype).reshape(*x.shape[:2], *output_spatial(win, x.ndim - 2))]
+
+    def reference_s8(self, node: Node, graph: Graph, x):
+        if self.pooling is MAXIMUM:
+            return self.reference(node, x)
+        win = self.geometry(node, x.shape)
+        if is_whole_input(win):
+            axes = spatial_axes(x.ndim)
+            integer = integer_sum(MEAN, graph, node, int(np.prod([x.shape[a] for a in axes])))
+            return [reduce_reference_s8(MEAN, x, axes, True, integer)]
+        sums = _taps(win, x.astype(np.int64), 0).sum(axis=(3, 5))
+        y = average_classes(graph, node, win, self.include_padding(node)).apply(sums)
+        return [y.reshape(*x.shape[:2], *output_spatial(win, x.ndim - 2))]
 
     def layout(self, node: Node, graph: Graph):
         x = graph.tensor(node.inputs[0])
@@ -145,9 +215,11 @@ class WindowPool(OpDef):
         x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
         win = self.geometry(node, x.shape)
         if is_whole_input(win):
+            count = win.kernel[0] * win.kernel[1]
             return lower_reduction(self.pooling.reduction, x, y, spatial_axes(x.rank),
                                    f"{self.pooling.summary} over a window that is the whole "
-                                   f"input ({win.describe()})")
+                                   f"input ({win.describe()})",
+                                   integer_sum(self.pooling.reduction, graph, node, count))
         inside = [tap_inside(win, axis, False) for axis in (0, 1)]
         context = {
             "ctype": x.ctype, "dtype": x.dtype, "n": x.shape[0], "channels": x.shape[1],
@@ -163,10 +235,59 @@ class WindowPool(OpDef):
         weights: dict[str, np.ndarray] = {}
         if self.pooling.reduction.divides:
             include = self.include_padding(node)
-            context["divisor"], weights = _divisor(win, include, names)
             context["summary"] = ("average, dividing by the taps on the input or its padding"
                                   if include else context["summary"])
+            if int8_quantized(y):
+                return _lower_average_s8(node, graph, names, win, context)
+            context["divisor"], weights = _divisor(win, include, names)
         return Kernel("kernels/pool_window.c.j2", context, weights)
+
+
+def _taps(win: Window, x: np.ndarray, outside) -> np.ndarray:
+    """Every window's taps, [N, C, out row, tap row, out column, tap column]; taps off the
+    input hold `outside`."""
+    x4 = x.reshape(*x.shape[:2], *win.in_hw)
+    rows, cols = (np.clip(tap_positions(win, axis), 0, win.in_hw[axis] - 1) for axis in (0, 1))
+    taps = x4[:, :, rows][..., cols]
+    inside = (tap_inside(win, 0, False)[:, :, None, None]
+              & tap_inside(win, 1, False)[None, None, :, :])
+    return np.where(inside, taps, outside)
+
+
+def _lower_average_s8(node: Node, graph: Graph, names: Names, win: Window, context: dict
+                      ) -> Kernel:
+    """The int8 AveragePool kernel. Of the offset, multiplier and shift, each one that is
+    the same for every window is a literal; the others are tables indexed by window class
+    k, found from uint8 class tables of the output row and column. (With count_include_pad
+    the divisor is usually the same everywhere and only the offset changes at borders.)"""
+    x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
+    classes = average_classes(graph, node, win, bool(attr(node, "count_include_pad", 0)))
+    s = classes.stage
+    weights: dict[str, np.ndarray] = {}
+    values: dict[str, int | str] = {}
+    for key, array in (("offset", classes.offsets), ("mult", s.multipliers),
+                       ("shift", s.shifts)):
+        if (array == array[0]).all():
+            values[key] = int(array[0])
+        else:
+            weights[key] = array.astype(np.int32)
+            values[key] = f"{names.weight(key)}[k]"
+    terms = []
+    if weights and classes.n_rows > 1:
+        weights["row_class"] = classes.row_class.astype(np.uint8)
+        scaled = f" * {classes.n_cols}u" if classes.n_cols > 1 else ""
+        terms.append(f"{names.weight('row_class')}[oy]{scaled}")
+    if weights and classes.n_cols > 1:
+        weights["col_class"] = classes.col_class.astype(np.uint8)
+        terms.append(f"{names.weight('col_class')}[ox]")
+    offset = values["offset"]
+    context.update(
+        class_index=" + ".join(terms) or None, classes=int(classes.offsets.size),
+        acc=c_add("acc", offset) if isinstance(offset, int) else f"acc + {offset}",
+        mult_value=values["mult"], shift_value=values["shift"], zero_point=s.zero_point,
+        low=s.low, high=s.high,
+        x_params=describe_quant(x), y_params=describe_quant(y))
+    return Kernel("kernels/pool_average_s8.c.j2", context, weights)
 
 
 def _position(win: Window, axis: int, out: str, tap: str) -> str:
@@ -209,13 +330,17 @@ class GlobalPool(OpDef):
     """GlobalAveragePool or GlobalMaxPool: a reduction over every spatial axis, any rank and
     any memory order; output [N, C, 1, ...]."""
 
+    int8 = True
+
     def __init__(self, pooling: Pooling):
         self.pooling = pooling
+        self.int8_same_scale = pooling is MAXIMUM
 
     def check(self, node: Node, graph: Graph) -> None:
         super().check(node, graph)
         x = graph.tensor(node.inputs[0])
-        require_dtype(node, x, FLOAT_TYPES)
+        if not check_int8(node, graph, self.pooling.reduction):
+            require_dtype(node, x, FLOAT_TYPES)
         if x.rank < 3:
             raise unsupported(node, f"a rank-{x.rank} input", "inputs [N, C, spatial...]")
 
@@ -226,14 +351,23 @@ class GlobalPool(OpDef):
     def reference(self, node: Node, x):
         return [reduce_reference(self.pooling.reduction, x, spatial_axes(x.ndim), True)]
 
+    def reference_s8(self, node: Node, graph: Graph, x):
+        axes = spatial_axes(x.ndim)
+        integer = integer_sum(self.pooling.reduction, graph, node,
+                              int(np.prod([x.shape[a] for a in axes])))
+        return [reduce_reference_s8(self.pooling.reduction, x, axes, True, integer)]
+
     def layout(self, node: Node, graph: Graph):
         x = graph.tensor(node.inputs[0])
         return [None], [reduced_order(x, spatial_axes(x.rank), keepdims=True)]
 
     def lower(self, node: Node, graph: Graph, names: Names) -> Kernel:
         x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
-        return lower_reduction(self.pooling.reduction, x, y, spatial_axes(x.rank),
-                               f"{self.pooling.summary} over the spatial axes")
+        axes = spatial_axes(x.rank)
+        return lower_reduction(self.pooling.reduction, x, y, axes,
+                               f"{self.pooling.summary} over the spatial axes",
+                               integer_sum(self.pooling.reduction, graph, node,
+                                           int(np.prod([x.shape[a] for a in axes]))))
 
 
 add_op("AveragePool", WindowPool(AVERAGE))

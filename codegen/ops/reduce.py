@@ -1,6 +1,13 @@
 """ONNX ReduceMean, ReduceSum and ReduceMax over any axes of a tensor in any memory order,
-float32. The three differ only in their REDUCTIONS entry; the kernel and its lowering are
-shared, also with the pooling operators whose window covers the whole input."""
+float32 and int8. The three differ only in their REDUCTIONS entry; the kernel and its
+lowering are shared, also with the pooling operators whose window covers the whole input.
+
+int8 (one scale and zero point per tensor): ReduceMax moves values unchanged, so its input
+and output share their parameters. A sum or mean of n values is integer only: the values are
+summed in int32 (exact while n * 255 < 2**31), n * z_x is subtracted, and the output stage
+requantizes with the multiplier s_x / (s_y * n) for a mean (s_x / s_y for a sum), rounding
+once by the shared rule. Each output element has its own accumulator in a register, so a
+global average pool of an NHWC tensor is, per channel, one loop over H * W values."""
 
 from __future__ import annotations
 
@@ -20,7 +27,9 @@ from codegen.ops.base import (
     require_dtype,
     unsupported,
 )
+from codegen.ops.quantize import c_add, int8_quantized
 from codegen.ops.strided import collapse, operand_strides, output_loops
+from codegen.quant.output_stage import OutputStage, output_stage, scale_of, zero_point_of
 
 Axes = tuple[int, ...]
 
@@ -65,6 +74,65 @@ def reduce_reference(reduction: Reduction, x: np.ndarray, axes: Axes, keepdims: 
     return np.asarray(y).astype(x.dtype)
 
 
+@dataclass(frozen=True)
+class IntegerSum:
+    """How an int8 sum or mean of `count` values ends: (int32 sum + offset) requantized by
+    `stage`, where offset = -count * z_x removes the input's zero point."""
+
+    count: int
+    offset: int
+    stage: OutputStage
+
+    def apply(self, sums: np.ndarray) -> np.ndarray:
+        return self.stage.apply(np.asarray(sums, np.int64) + self.offset)
+
+    def result(self, acc: str) -> str:
+        """The C expression of the int8 result for accumulator `acc`."""
+        s = self.stage
+        return (f"(int8_t)ariel_requantize({c_add(acc, self.offset)}, "
+                f"{int(s.multipliers[0])}, {int(s.shifts[0])}, {s.zero_point}, {s.low}, "
+                f"{s.high})")
+
+
+# The largest number of int8 values whose sum (less count * zero point) fits int32.
+MAX_SUMMED = (2**31 - 1) // 256
+
+
+def integer_sum(reduction: Reduction, graph: Graph, node: Node, count: int
+                ) -> IntegerSum | None:
+    """The IntegerSum of a quantized sum or mean over `count` values; None for anything
+    else (float, or a maximum, which needs no arithmetic)."""
+    x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
+    if reduction is MAX or not (int8_quantized(x) and int8_quantized(y)):
+        return None
+    if count > MAX_SUMMED:
+        raise unsupported(node, f"an int8 {reduction.name} over {count} values",
+                          f"at most {MAX_SUMMED} values (an int32 accumulator)")
+    real = float(scale_of(x)) / float(scale_of(y)) / (count if reduction.divides else 1)
+    return IntegerSum(count, -count * zero_point_of(x), output_stage(graph, node, [real]))
+
+
+def check_int8(node: Node, graph: Graph, reduction: Reduction) -> bool:
+    """True when the node runs on int8 (checked: both sides quantized per tensor, and a
+    maximum keeps its parameters)."""
+    x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
+    if not (int8_quantized(x) and int8_quantized(y)):
+        return False
+    if reduction is MAX and (float(scale_of(x)), zero_point_of(x)) != (
+            float(scale_of(y)), zero_point_of(y)):
+        raise unsupported(node, "an int8 maximum with different input and output scales",
+                          "the same scale and zero point on both sides")
+    return True
+
+
+def reduce_reference_s8(reduction: Reduction, x: np.ndarray, axes: Axes, keepdims: bool,
+                        integer: IntegerSum | None) -> np.ndarray:
+    """The integer reference: a maximum as is, a sum or mean through `integer`."""
+    if integer is None:
+        return reduce_reference(reduction, x, axes, keepdims)
+    return integer.apply(np.sum(x.astype(np.int64), axis=axes, keepdims=keepdims))
+
+
 def reduced_shape(shape: tuple[int, ...], axes: Axes, keepdims: bool) -> tuple[int, ...]:
     if keepdims:
         return tuple(1 if a in axes else n for a, n in enumerate(shape))
@@ -80,24 +148,31 @@ def reduced_order(x: Tensor, axes: Axes, keepdims: bool) -> tuple[int, ...]:
     return tuple(kept.index(a) for a in x.memory_order if a in kept)
 
 
-def lower_reduction(reduction: Reduction, x: Tensor, y: Tensor, axes: Axes, heading: str
-                    ) -> Kernel:
+def lower_reduction(reduction: Reduction, x: Tensor, y: Tensor, axes: Axes, heading: str,
+                    integer: IntegerSum | None = None) -> Kernel:
     """The kernel that reduces `x` over `axes` into `y`, whatever their memory orders.
 
     When the reduced axes include the input's innermost one, each output element is
     accumulated in a register over inner loops (reduce_inner). Otherwise a kept axis is
     innermost, so the input is walked once in memory order and each value folded into its
     output element (reduce_outer): global pooling of an NHWC tensor becomes a sum over H*W
-    of contiguous rows of C channels."""
+    of contiguous rows of C channels. An int8 sum or mean (`integer`) always accumulates in
+    a register (int32, where y's int8 elements could not hold the sum)."""
     count = _count(x.shape, axes)
     divisor = _divisor(reduction, count)
     context = {
-        "ctype": x.ctype, "heading": heading,
+        "ctype": x.ctype, "acc_ctype": x.ctype, "heading": heading,
         "x_desc": f"{list(x.shape)} {_layout_name(x)}",
         "y_desc": f"{list(y.shape)} {_layout_name(y)}",
         "init": _literal(reduction.identity(np.dtype(x.dtype)), x.ctype),
         "values": f"{count} value{'s' if count != 1 else ''} per output element",
     }
+    if integer is not None:
+        s = integer.stage
+        context.update(acc_ctype="int32_t", values=context["values"] + (
+            f"; int8: (int32 sum - {count} * zx) requantized by {int(s.multipliers[0])} * "
+            f"2^-{int(s.shifts[0])}, zero point {s.zero_point}, range [{s.low}, {s.high}]"))
+        return _lower_inner(reduction, x, y, axes, None, context, integer)
     moving = [a for a in x.memory_order if x.shape[a] != 1]
     if not moving or moving[-1] in axes:
         return _lower_inner(reduction, x, y, axes, divisor, context)
@@ -105,7 +180,7 @@ def lower_reduction(reduction: Reduction, x: Tensor, y: Tensor, axes: Axes, head
 
 
 def _lower_inner(reduction: Reduction, x: Tensor, y: Tensor, axes: Axes, divisor: str | None,
-                 context: dict) -> Kernel:
+                 context: dict, integer: IntegerSum | None = None) -> Kernel:
     """Output elements in the output's memory order; the reduced axes as inner loops."""
     source = _source_axes(x.rank, y.rank, axes)
     x_strides = x.strides
@@ -120,8 +195,8 @@ def _lower_inner(reduction: Reduction, x: Tensor, y: Tensor, axes: Axes, divisor
     context.update(
         bounds=bounds, inner_bounds=inner, x_index=x_index, y_index=c_index(y_outer, "i"),
         fold=reduction.fold("acc", "v"),
-        result=f"acc / {divisor}" if divisor else "acc",
-        strategy="reduced axes innermost: one accumulator per output element")
+        result=integer.result("acc") if integer else (f"acc / {divisor}" if divisor else "acc"),
+        strategy="one accumulator per output element, the reduced axes as inner loops")
     return Kernel("kernels/reduce_inner.c.j2", context)
 
 
@@ -196,13 +271,17 @@ class ReduceOp(OpDef):
 
     attributes = frozenset({"axes", "keepdims", "noop_with_empty_axes"})
 
+    int8 = True
+
     def __init__(self, reduction: Reduction):
         self.reduction = reduction
+        self.int8_same_scale = reduction is MAX
 
     def check(self, node: Node, graph: Graph) -> None:
         super().check(node, graph)
         x, *rest = graph.input_tensors(node)
-        require_dtype(node, x, FLOAT_TYPES)
+        if not check_int8(node, graph, self.reduction):
+            require_dtype(node, x, FLOAT_TYPES)
         if rest and rest[0] is not None and not rest[0].is_const:
             raise unsupported(node, "axes computed at run time", "constant axes")
         self.axes(node, x.rank, rest[0].data if rest and rest[0] is not None else None)
@@ -234,6 +313,11 @@ class ReduceOp(OpDef):
         axes, keepdims = self._resolve(node, x.ndim, [x, *rest])
         return [reduce_reference(self.reduction, x, axes, keepdims)]
 
+    def reference_s8(self, node: Node, graph: Graph, x, *rest):
+        axes, keepdims = self._resolve(node, x.ndim, [x, *rest])
+        integer = integer_sum(self.reduction, graph, node, _count(x.shape, axes))
+        return [reduce_reference_s8(self.reduction, x, axes, keepdims, integer)]
+
     def layout(self, node: Node, graph: Graph):
         x = graph.tensor(node.inputs[0])
         axes, keepdims = self._resolve(node, x.rank, graph.input_tensors(node))
@@ -244,7 +328,8 @@ class ReduceOp(OpDef):
         axes, keepdims = self._resolve(node, x.rank, graph.input_tensors(node))
         heading = (f"{self.reduction.name} over axes {list(axes)}"
                    f"{'' if keepdims else ', axes dropped'}")
-        return lower_reduction(self.reduction, x, y, axes, heading)
+        return lower_reduction(self.reduction, x, y, axes, heading,
+                               integer_sum(self.reduction, graph, node, _count(x.shape, axes)))
 
 
 for _op_type, _reduction in (("ReduceMean", MEAN), ("ReduceSum", SUM), ("ReduceMax", MAX)):

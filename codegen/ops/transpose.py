@@ -21,6 +21,9 @@ def _perm(node: Node, rank: int) -> list[int]:
 class Transpose(OpDef):
     attributes = frozenset({"perm"})
     is_view = True
+    # Moves int8 values unchanged: input and output share scale and zero point.
+    int8 = True
+    int8_same_scale = True
 
     def check(self, node: Node, graph: Graph) -> None:
         super().check(node, graph)
@@ -45,6 +48,8 @@ class Relayout(OpDef):
     """Copy a tensor into the memory order in attribute `order` (logical value unchanged)."""
 
     attributes = frozenset({"order"})
+    int8 = True
+    int8_same_scale = True
 
     def infer(self, node: Node, inputs: list[Tensor | None]):
         return [(inputs[0].shape, inputs[0].dtype)]

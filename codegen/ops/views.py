@@ -12,6 +12,9 @@ from codegen.ops.base import NUMERIC_TYPES, OpDef, attr, normalize_axis, registe
 
 class ViewOp(OpDef):
     is_view = True
+    # On int8 tensors the bytes are the values: input and output share scale and zero point.
+    int8 = True
+    int8_same_scale = True
     # Which inputs after the first carry the new shape (they must be compile-time constants).
     constant_inputs: tuple[int, ...] = ()
 

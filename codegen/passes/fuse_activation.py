@@ -1,13 +1,20 @@
 """Fuse Relu and Clip into the node that produces their input, as clamp bounds applied by
 that kernel on its way out (the output of Conv, Gemm, Add, ... never goes back to memory
-unclamped)."""
+unclamped).
+
+On int8 the same holds when both nodes are integer kernels and the producer requantizes
+(Conv, Gemm, Add, ...; not a same-scale move such as MaxPool): the producer then writes the
+activation's output tensor directly, at that tensor's scale and zero point, and its output
+stage narrows the int8 range to the bounds (OutputStage's clamp_range). One rounding instead
+of two, and no table lookup."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from codegen.ir import Graph
+from codegen.ir import Graph, Node
 from codegen.ops import REGISTRY
+from codegen.ops.base import is_quantized
 from codegen.ops.elementwise import activation_bounds
 
 
@@ -20,10 +27,18 @@ def fuse_activation(graph: Graph) -> None:
         source = act.inputs[0]
         if len(graph.consumers(source)) != 1 or source in graph.outputs:
             continue
-        if graph.tensor(source).dtype != "float32" or len(producer.outputs) != 1:
+        if len(producer.outputs) != 1 or not _same_arithmetic(graph, producer, act):
             continue
         low, high = producer.clamp or (-np.inf, np.inf)
         producer.clamp = (max(low, bounds[0]), min(high, bounds[1]))
         producer.outputs = list(act.outputs)
         graph.nodes.remove(act)
         del graph.tensors[source]
+
+
+def _same_arithmetic(graph: Graph, producer: Node, act: Node) -> bool:
+    """Both float32, or both integer kernels with a producer that can requantize to the
+    activation's output parameters."""
+    if is_quantized(graph, act):
+        return is_quantized(graph, producer) and not REGISTRY[producer.op].int8_same_scale
+    return graph.tensor(act.inputs[0]).dtype == "float32"

@@ -27,6 +27,8 @@ from tests.support import compile_onnx
 # Cases rejected on purpose, with the reason. Data-type rejections are found automatically.
 EMPTY = "an empty tensor (a dimension of size 0)"
 POOL_3D = "3-D pooling (1-D and 2-D are supported)"
+PER_AXIS = "per-axis quantization of a run-time tensor (one scale per tensor is supported)"
+BLOCKED = "blocked quantization (block_size)"
 EXPECTED_UNSUPPORTED: dict[str, str] = {
     "test_reshape_allowzero_reordered": EMPTY,
     "test_reduce_max_empty_set": EMPTY,
@@ -39,6 +41,11 @@ EXPECTED_UNSUPPORTED: dict[str, str] = {
     "test_maxpool_with_argmax_2d_precomputed_strides": "MaxPool's Indices output",
     "test_batchnorm_example_training_mode": "BatchNormalization in training mode",
     "test_batchnorm_epsilon_training_mode": "BatchNormalization in training mode",
+    "test_quantizelinear_axis": PER_AXIS,
+    "test_dequantizelinear_axis": PER_AXIS,
+    "test_quantizelinear_blocked_asymmetric": BLOCKED,
+    "test_quantizelinear_blocked_symmetric": BLOCKED,
+    "test_dequantizelinear_blocked": BLOCKED,
     **{name: POOL_3D for name in (
         "test_averagepool_3d_default", "test_averagepool_3d_dilations_small",
         "test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_True",
