@@ -495,11 +495,13 @@ def accumulator_bound(x: Tensor, w: Tensor, bias: Tensor | None, inner_axes: tup
     partial sum the kernel forms obeys the same bound, so none can overflow either."""
     x_span = _offset_span(x)
     if w.is_const:
-        taps = int(np.abs(w.data.astype(np.int64)).sum(axis=inner_axes).max(initial=0))
+        taps = np.abs(w.data.astype(np.int64)).sum(axis=inner_axes).reshape(-1)
     else:
-        taps = _offset_span(w) * int(np.prod([w.shape[axis] for axis in inner_axes]))
-    start = 0 if bias is None else int(np.abs(bias.data.astype(np.int64)).max(initial=0))
-    return start + x_span * taps
+        taps = np.array([_offset_span(w) * int(np.prod([w.shape[a] for a in inner_axes]))])
+    start = np.zeros(1, np.int64) if bias is None else np.abs(
+        bias.data.astype(np.int64)).reshape(-1)
+    # Per output channel: a large bias and a heavy filter rarely share a channel.
+    return int((start + x_span * taps).max(initial=0))
 
 
 def check_bound(node: Node, bound: int) -> None:

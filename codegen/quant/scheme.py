@@ -27,6 +27,10 @@ def check_scheme(model: onnx.ModelProto) -> None:
     graph = model.graph
     types = _element_types(model)
     constants = {init.name: init for init in graph.initializer}
+    # The weights of multiply-accumulate operators must be symmetric; other quantized
+    # constants (an Add's operand, say) may have any zero point.
+    filters = {node.input[1] for node in graph.node
+               if node.op_type in ("Conv", "Gemm", "MatMul") and len(node.input) > 1}
     for node in graph.node:
         where = f"node '{node.name or node.op_type}' ({node.op_type})"
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
@@ -42,10 +46,9 @@ def check_scheme(model: onnx.ModelProto) -> None:
                 raise _error(where, "a scale computed at run time")
             if node.input[0] not in constants and numpy_helper.to_array(scale).size > 1:
                 raise _error(where, f"per-channel quantization of activation '{node.input[0]}'")
-        if node.op_type == "DequantizeLinear" and node.input[0] in constants:
-            weights = constants[node.input[0]]
-            if weights.data_type != TensorProto.INT32:
-                _check_symmetric(where, node.input[0], node.input[2:3], constants)
+        if (node.op_type == "DequantizeLinear" and node.output[0] in filters
+                and node.input[0] in constants):
+            _check_symmetric(where, node.input[0], node.input[2:3], constants)
         if node.op_type in ("QLinearConv", "QLinearMatMul"):
             weight_input = 3
             _check_type(where, node.input[weight_input], types.get(node.input[weight_input]),
