@@ -22,7 +22,8 @@ def pytest_terminal_summary(terminalreporter):
     """Print how many of ONNX's backend node cases ran, so the count is visible in CI."""
     stats = terminalreporter.stats
     reports = [r for outcome in ("passed", "failed") for r in stats.get(outcome, [])
-               if "test_onnx_node_case[" in r.nodeid and r.when == "call"]
+               if ("test_onnx_node_case[" in r.nodeid or "test_onnx_qoperator_case[" in r.nodeid)
+               and r.when == "call"]
     if not reports:
         return
     kinds: dict[str, int] = {}

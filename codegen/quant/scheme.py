@@ -34,6 +34,10 @@ def check_scheme(model: onnx.ModelProto) -> None:
     for node in graph.node:
         where = f"node '{node.name or node.op_type}' ({node.op_type})"
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        for name in _scale_inputs(node):
+            if name in constants and constants[name].data_type != TensorProto.FLOAT:
+                kind = TensorProto.DataType.Name(constants[name].data_type)
+                raise _error(where, f"scale '{name}' of type {kind} (float32 scales are)")
         if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
             if attrs.get("block_size", 0):
                 raise _error(where, f"blocked quantization (block_size {attrs['block_size']})")
@@ -49,11 +53,15 @@ def check_scheme(model: onnx.ModelProto) -> None:
         if (node.op_type == "DequantizeLinear" and node.output[0] in filters
                 and node.input[0] in constants):
             _check_symmetric(where, node.input[0], node.input[2:3], constants)
-        if node.op_type in ("QLinearConv", "QLinearMatMul"):
-            weight_input = 3
-            _check_type(where, node.input[weight_input], types.get(node.input[weight_input]),
-                        {TensorProto.INT8})
-            _check_symmetric(where, node.input[weight_input], node.input[5:6], constants)
+        if node.op_type in ("QLinearConv", "QLinearMatMul") and node.input[3] in constants:
+            _check_type(where, node.input[3], types.get(node.input[3]), {TensorProto.INT8})
+            _check_symmetric(where, node.input[3], node.input[5:6], constants)
+
+
+def _scale_inputs(node: onnx.NodeProto) -> list[str]:
+    positions = {"QuantizeLinear": (1,), "DequantizeLinear": (1,), "QLinearConv": (1, 4, 6),
+                 "QLinearMatMul": (1, 4, 6), "QLinearAdd": (1, 4, 6)}.get(node.op_type, ())
+    return [node.input[p] for p in positions if p < len(node.input)]
 
 
 def _element_types(model: onnx.ModelProto) -> dict[str, int]:

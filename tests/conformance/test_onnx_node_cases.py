@@ -22,7 +22,8 @@ from codegen.errors import UnsupportedError
 from codegen.hostrun import HostModel, build_host_library
 from codegen.ir import C_TYPES
 from codegen.ops import REGISTRY
-from tests.support import compile_onnx
+from codegen.quant.lower import QOPERATORS
+from tests.support import compile_onnx, compile_onnx_int8
 
 # Cases rejected on purpose, with the reason. Data-type rejections are found automatically.
 EMPTY = "an empty tensor (a dimension of size 0)"
@@ -75,6 +76,18 @@ def _collect():
 
 
 CASES = _collect()
+
+
+def _collect_qoperators():
+    from onnx.backend.test.case.node import collect_testcases
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return [c for c in collect_testcases()
+                if {n.op_type for n in c.model.graph.node} & set(QOPERATORS)]
+
+
+QCASES = _collect_qoperators()
 
 
 def shape_inputs(model: onnx.ModelProto) -> set[str]:
@@ -156,3 +169,48 @@ def check_outputs(case, outputs: list[np.ndarray], expected: list[np.ndarray]) -
         assert got.shape == want.shape
         assert got.dtype == want.dtype
         np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=case.name)
+
+
+def parameter_inputs(model: onnx.ModelProto) -> set[str]:
+    """Graph inputs holding a QOperator's scales and zero points (and QLinearConv's filter):
+    ariel needs them at compile time, so these cases run with them frozen."""
+    graph_inputs = {i.name for i in model.graph.input}
+    names = set()
+    for node in model.graph.node:
+        _, data, output, _ = QOPERATORS[node.op_type]
+        positions = [p for _, *params in data for p in params] + list(output)
+        if node.op_type == "QLinearConv":
+            positions.append(data[1][0])
+        names |= {node.input[p] for p in positions if p < len(node.input)}
+    return names & graph_inputs
+
+
+@pytest.mark.parametrize("case", QCASES, ids=[c.name for c in QCASES])
+def test_onnx_qoperator_case(case, tmp_path, record_property):
+    """QLinearConv/QLinearMatMul cases through the int8 path, quantization parameters frozen.
+    The expected outputs follow ONNX's float formula rounded half to even; ariel rounds once
+    in integers, half up, so an output may differ by one step at a tie."""
+    frozen = parameter_inputs(case.model)
+    names = [i.name for i in case.model.graph.input]
+    for index, (inputs, expected) in enumerate(case.data_sets):
+        values = dict(zip(names, inputs, strict=True))
+        model = freeze(case.model, {n: np.asarray(values[n]) for n in frozen})
+        try:
+            compiled = compile_onnx_int8(model, None, io="int8", name="case")
+        except UnsupportedError as exc:
+            assert any(reason in str(exc) for reason in QOPERATOR_REJECTIONS), str(exc)
+            record_property("conformance", "rejected: unsupported type or feature")
+            return
+        host = HostModel(build_host_library(compiled.files, tmp_path / str(index)),
+                         compiled.info)
+        outputs = host.run(*[v for n, v in values.items() if n not in frozen])
+        for got, want in zip(outputs, expected, strict=True):
+            assert got.dtype == np.asarray(want).dtype
+            difference = np.abs(got.astype(np.int32) - np.asarray(want).astype(np.int32))
+            assert difference.max() <= 1, case.name
+    record_property("conformance", "computed")
+
+
+# What the QOperator cases outside ariel's scheme are rejected for.
+QOPERATOR_REJECTIONS = ("is uint8", "of type FLOAT16", "asymmetric weights",
+                        "quantized type UINT8 of 'w'")
