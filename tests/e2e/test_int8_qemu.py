@@ -104,3 +104,20 @@ def test_int8_with_float_io_tracks_onnxruntime(tmp_path):
     session = onnxruntime.InferenceSession(str(qdq), providers=["CPUExecutionProvider"])
     want = np.stack([session.run(None, {"input_1": sample})[0] for sample in x])
     assert (firmware.argmax(-1) == want.argmax(-1)).all()
+
+
+def test_prequantized_qdq_model_builds_the_same_firmware(tmp_path):
+    """A QDQ model (here the one ariel's own int8 build saved) is taken as it is with no
+    calibration, and gives the same integer graph and outputs."""
+    calibration, tests = calibration_and_tests("kws_dscnn")
+    np.save(tmp_path / "calib.npy", calibration)
+    first = build(MODELS / "kws_dscnn.onnx", get_board("mps2-an386"), tmp_path / "a",
+                  Options(precision="int8", calibration=str(tmp_path / "calib.npy")))
+    second = build(tmp_path / "a" / "model_qdq.onnx", get_board("mps2-an386"), tmp_path / "b",
+                   Options(precision="int8"))
+    assert second.quantization.samples == 0
+    x = tests.reshape(len(tests), 1, 1, 49, 10)
+    np.testing.assert_array_equal(simulate(open_build(tmp_path / "a"), [x]).outputs[0],
+                                  simulate(open_build(tmp_path / "b"), [x]).outputs[0])
+    assert [k["op"] for k in first.compiled.info.kernels] == \
+        [k["op"] for k in second.compiled.info.kernels]
