@@ -6,9 +6,10 @@ documented and maintained."""
 
 from __future__ import annotations
 
+import io
 import logging
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,11 +162,13 @@ def _at_least_opset_13(model: onnx.ModelProto) -> onnx.ModelProto:
 
 @contextmanager
 def _quiet_onnxruntime():
-    """The quantizer logs advice on the root logger; ariel reports on its own."""
+    """The quantizer logs advice on the root logger and prints its calibrators' progress;
+    ariel reports on its own."""
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
     try:
-        yield
+        with redirect_stdout(io.StringIO()):
+            yield
     finally:
         root.setLevel(level)
