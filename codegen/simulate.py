@@ -93,28 +93,38 @@ class Simulation:
 
 def simulate(build: Build, inputs: list[np.ndarray], timeout: float = DEFAULT_TIMEOUT
              ) -> Simulation:
-    info = build.info
     count = len(inputs[0])
     with tempfile.TemporaryDirectory(prefix="ariel-sim-") as workdir:
         work = Path(workdir)
-        with open(work / "input.bin", "wb") as handle:
-            for n in range(count):
-                for batch in inputs:
-                    handle.write(np.ascontiguousarray(batch[n]).tobytes())
+        write_inputs(work, inputs)
         start = time.monotonic()
         run = run_qemu(build.board, build.elf, work, timeout)
         seconds = time.monotonic() - start
-        raw = (work / "output.bin").read_bytes() if (work / "output.bin").exists() else b""
+        outputs = read_outputs(work, build.info, count)
+    return Simulation(outputs, count, seconds, run.console)
+
+
+def write_inputs(folder: Path, inputs: list[np.ndarray]) -> None:
+    """input.bin for the harness: per inference, each model input's bytes in turn."""
+    with open(folder / "input.bin", "wb") as handle:
+        for n in range(len(inputs[0])):
+            for batch in inputs:
+                handle.write(np.ascontiguousarray(batch[n]).tobytes())
+
+
+def read_outputs(folder: Path, info: ModelInfo, count: int) -> list[np.ndarray]:
+    """The harness's output.bin, per model output shaped (count, *output shape)."""
+    path = folder / "output.bin"
+    raw = path.read_bytes() if path.exists() else b""
     record = sum(o.nbytes for o in info.outputs)
     if len(raw) != record * count:
         raise ArielError(f"the firmware wrote {len(raw)} bytes of outputs, expected "
                          f"{record * count} ({count} x {record})")
-    outputs, offset = [], 0
-    per_output = [[] for _ in info.outputs]
+    per_output: list[list[np.ndarray]] = [[] for _ in info.outputs]
+    offset = 0
     for _ in range(count):
         for index, spec in enumerate(info.outputs):
             chunk = raw[offset:offset + spec.nbytes]
             per_output[index].append(np.frombuffer(chunk, dtype=spec.dtype).reshape(spec.shape))
             offset += spec.nbytes
-    outputs = [np.stack(arrays) for arrays in per_output]
-    return Simulation(outputs, count, seconds, run.console)
+    return [np.stack(arrays) for arrays in per_output]

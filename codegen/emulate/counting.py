@@ -23,7 +23,7 @@ from elftools.elf.elffile import ELFFile
 from codegen.boards import Board
 from codegen.emulate.qemu import EXIT_FAULT, qemu_command
 from codegen.errors import ArielError, FirmwareError
-from codegen.simulate import Build
+from codegen.simulate import Build, read_outputs, write_inputs
 
 PLUGIN_DIR = Path(__file__).resolve().parent / "plugin"
 PLUGIN_FILES = ("ariel_count.c", "qemu_plugin_api.h")
@@ -382,27 +382,13 @@ def profile(build: Build, inputs: list[np.ndarray], *, timeout: float = DEFAULT_
             qemu_args: list[str] | None = None) -> Profile:
     """Count the instructions of `build` running `inputs` (per model input, arrays shaped
     (N, *shape), as codegen.simulate.load_inputs returns them)."""
-    info = build.info
     elf = build_profile_elf(build.folder)
     count = len(inputs[0])
     with tempfile.TemporaryDirectory(prefix="ariel-count-") as workdir:
         work = Path(workdir)
-        with open(work / "input.bin", "wb") as handle:
-            for n in range(count):
-                for batch in inputs:
-                    handle.write(np.ascontiguousarray(batch[n]).tobytes())
+        write_inputs(work, inputs)
         counts = count_instructions(build.board, elf, work, timeout=timeout, blocks=blocks,
                                     edges=edges, qemu_args=qemu_args)
-        raw = (work / "output.bin").read_bytes() if (work / "output.bin").exists() else b""
-    record = sum(o.nbytes for o in info.outputs)
-    if len(raw) != record * count:
-        raise ArielError(f"the profiling firmware wrote {len(raw)} bytes of outputs, expected "
-                         f"{record * count} ({count} x {record})")
-    outputs, offset = [[] for _ in info.outputs], 0
-    for _ in range(count):
-        for index, spec in enumerate(info.outputs):
-            chunk = raw[offset:offset + spec.nbytes]
-            outputs[index].append(np.frombuffer(chunk, dtype=spec.dtype).reshape(spec.shape))
-            offset += spec.nbytes
-    split = split_inferences(counts, info.kernels, count)
-    return Profile(counts, split, [np.stack(arrays) for arrays in outputs])
+        outputs = read_outputs(work, build.info, count)
+    split = split_inferences(counts, build.info.kernels, count)
+    return Profile(counts, split, outputs)
