@@ -13,3 +13,6 @@ test: setup
 
 lint:
 	.venv/bin/ruff check .
+
+bench: setup
+	.venv/bin/python bench/models.py --board $(or $(BOARD),mps2-an386)

@@ -134,8 +134,16 @@ def build(model: Path, board_name: str, outdir: Path, precision: str, calibratio
               help="Also run the ONNX model in onnxruntime and report the largest difference.")
 @click.option("--timeout", default=300.0, show_default=True,
               help="Seconds before a firmware run is stopped as hung.")
+@click.option("--profile", "profile_run", is_flag=True,
+              help="Count instructions per layer (exact) and estimate cycles, time and energy "
+                   "on the board; --json then holds the profile, and an HTML report is "
+                   "written (see --html).")
+@click.option("--html", "html_path", type=click.Path(path_type=Path),
+              help="With --profile: where to write the HTML report (default: "
+                   "OUTDIR/profile.html).")
 def simulate(outdir: Path, inputs_path: Path, outputs_path: Path | None,
-             json_path: Path | None, compare: bool, timeout: float) -> None:
+             json_path: Path | None, compare: bool, timeout: float, profile_run: bool,
+             html_path: Path | None) -> None:
     """Run the firmware in OUTDIR in QEMU on each input and collect its outputs."""
     from codegen.simulate import load_inputs, open_build
     from codegen.simulate import simulate as run_simulation
@@ -146,6 +154,9 @@ def simulate(outdir: Path, inputs_path: Path, outputs_path: Path | None,
     if outputs_path is not None and len(info.outputs) > 1 and outputs_path.suffix != ".npz":
         raise ArielError(f"the model has {len(info.outputs)} outputs; write them to an .npz")
     inputs = load_inputs(inputs_path, info)
+    if profile_run:
+        _profile(build_folder, inputs, timeout, json_path, html_path or outdir / "profile.html")
+        return
     progress(f"running {len(inputs[0])} inference(s) on {build_folder.board.name} "
              f"({build_folder.board.emulator})")
     result = run_simulation(build_folder, inputs, timeout)
@@ -156,6 +167,21 @@ def simulate(outdir: Path, inputs_path: Path, outputs_path: Path | None,
     if json_path is not None:
         _write_atomic(json_path, json.dumps(summary_json(build_folder, result, comparison),
                                             indent=2) + "\n")
+
+
+def _profile(build_folder, inputs, timeout: float, json_path: Path | None,
+             html_path: Path) -> None:
+    from codegen.profile_report import format_html, format_table
+    from codegen.profiling import run_profile
+
+    progress(f"profiling {len(inputs[0])} inference(s) on {build_folder.board.name} "
+             f"({build_folder.board.emulator}, instruction counting)")
+    report = run_profile(build_folder, inputs, timeout)
+    click.echo(format_table(report))
+    _write_atomic(html_path, format_html(report))
+    progress(f"HTML report: {html_path}")
+    if json_path is not None:
+        _write_atomic(json_path, json.dumps(report.to_dict(), indent=2) + "\n")
 
 
 def _save_outputs(path: Path, info, outputs: list[np.ndarray]) -> None:

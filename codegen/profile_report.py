@@ -1,0 +1,163 @@
+"""What `ariel simulate --profile` shows: per layer and per inference, exact instructions,
+estimated cycles, cycles per MAC, share of the total, estimated time at the board's clock
+and energy; as a table, as JSON, and as an HTML page with a bar chart."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import asdict, dataclass, field
+
+OP_COLOURS = {"Conv": "#4e79a7", "Gemm": "#f28e2b", "MatMul": "#f28e2b", "Add": "#59a14f",
+              "AveragePool": "#76b7b2", "GlobalAveragePool": "#76b7b2", "MaxPool": "#76b7b2",
+              "Softmax": "#edc948", "QuantizeLinear": "#b07aa1",
+              "DequantizeLinear": "#b07aa1", "ariel.Relayout": "#9c755f"}
+OTHER_COLOUR = "#bab0ac"
+
+
+@dataclass
+class LayerRow:
+    index: int  # the kernel's index in the generated run function
+    name: str
+    op: str
+    macs: int
+    instructions: float  # mean over the inferences profiled (exact per inference)
+    cycles: float | None = None
+    time_us: float | None = None
+    energy_uj: float | None = None
+
+    @property
+    def instructions_per_mac(self) -> float | None:
+        return self.instructions / self.macs if self.macs else None
+
+    @property
+    def cycles_per_mac(self) -> float | None:
+        return self.cycles / self.macs if self.macs and self.cycles is not None else None
+
+
+@dataclass
+class ProfileReport:
+    model: str
+    precision: str
+    board: str
+    core: str
+    clock_hz: int
+    inferences: int
+    layers: list[LayerRow]
+    between_layers: float  # the run function's own instructions (calls, hook overhead)
+    per_inference_instructions: list[int]  # exact, one per inference
+    arena_bytes: int
+    stack_bytes: int | None = None  # high-water mark of the stack
+    stack_reserved: int | None = None
+    total_cycles: float | None = None
+    time_ms: float | None = None
+    energy_uj: float | None = None
+    assumptions: list[str] = field(default_factory=list)
+
+    @property
+    def total_instructions(self) -> float:
+        return sum(self.per_inference_instructions) / max(len(self.per_inference_instructions), 1)
+
+    @property
+    def total_macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["total_instructions"] = self.total_instructions
+        data["total_macs"] = self.total_macs
+        for row, layer in zip(data["layers"], self.layers, strict=True):
+            row["instructions_per_mac"] = layer.instructions_per_mac
+            row["cycles_per_mac"] = layer.cycles_per_mac
+        return data
+
+
+def _share(value: float, total: float) -> str:
+    return f"{100 * value / total:5.1f}%" if total else "     -"
+
+
+def _number(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def format_table(report: ProfileReport, name_width: int = 34) -> str:
+    estimated = report.total_cycles is not None
+    lines = [f"Profile of {report.model} ({report.precision}) on {report.board} "
+             f"({report.core}, {report.clock_hz / 1e6:g} MHz), {report.inferences} "
+             f"inference(s): instructions are exact (QEMU); cycles, time and energy are "
+             f"estimates"]
+    header = (f"  {'#':>3}  {'op':<16}{'node':<{name_width}}{'MACs':>12}{'instructions':>14}"
+              f"{'instr/MAC':>10}")
+    if estimated:
+        header += f"{'cycles':>14}{'cyc/MAC':>9}{'share':>7}{'time us':>10}{'energy uJ':>11}"
+    lines += [header, "  " + "-" * (len(header) - 2)]
+    total = report.total_cycles if estimated else report.total_instructions
+    for row in report.layers:
+        name = row.name if len(row.name) < name_width else "…" + row.name[-(name_width - 2):]
+        text = (f"  {row.index:>3}  {row.op:<16}{name:<{name_width}}{row.macs:>12,}"
+                f"{row.instructions:>14,.0f}{_number(row.instructions_per_mac, 2):>10}")
+        if estimated:
+            text += (f"{_number(row.cycles):>14}{_number(row.cycles_per_mac, 2):>9}"
+                     f"{_share(row.cycles or 0, total):>7}{_number(row.time_us, 1):>10}"
+                     f"{_number(row.energy_uj, 2):>11}")
+        lines.append(text)
+    lines.append("  " + "-" * (len(header) - 2))
+    per_mac = report.total_instructions / report.total_macs if report.total_macs else None
+    lines.append(f"  per inference: {report.total_instructions:,.0f} instructions "
+                 f"({_number(per_mac, 2)} per MAC, {report.total_macs:,} MACs), of which "
+                 f"{report.between_layers:,.0f} in the run function between kernels")
+    if len(set(report.per_inference_instructions)) > 1:
+        lines.append(f"  instructions vary by input: {min(report.per_inference_instructions):,}"
+                     f"..{max(report.per_inference_instructions):,}")
+    if estimated:
+        lines.append(f"  estimated: {report.total_cycles:,.0f} cycles, {report.time_ms:.3f} ms "
+                     f"at {report.clock_hz / 1e6:g} MHz"
+                     + (f", {report.energy_uj:,.1f} uJ" if report.energy_uj is not None
+                        else ", no energy (the board file has no power figures)"))
+    memory = f"  memory: arena {report.arena_bytes:,} B"
+    if report.stack_bytes is not None:
+        memory += f", stack high-water {report.stack_bytes:,} B"
+        if report.stack_reserved:
+            memory += f" of {report.stack_reserved:,} B reserved"
+    lines.append(memory)
+    if report.assumptions:
+        lines.append("  assumptions:")
+        lines += [f"    - {text}" for text in report.assumptions]
+    return "\n".join(lines)
+
+
+def format_html(report: ProfileReport) -> str:
+    """A self-contained page: summary, a bar chart of each layer's cycles (or instructions),
+    the table, and the assumptions behind the estimates."""
+    measure = "cycles" if report.total_cycles is not None else "instructions"
+    values = [(row.cycles if measure == "cycles" else row.instructions) or 0
+              for row in report.layers]
+    largest = max(values, default=1) or 1
+    bar_height, label_width, chart_width = 22, 260, 560
+    bars = []
+    for position, (row, value) in enumerate(zip(report.layers, values, strict=True)):
+        y = position * bar_height
+        width = chart_width * value / largest
+        colour = OP_COLOURS.get(row.op, OTHER_COLOUR)
+        title = html.escape(f"{row.name}: {value:,.0f} {measure}, {row.macs:,} MACs")
+        bars.append(
+            f'<g><title>{title}</title>'
+            f'<text x="{label_width - 6}" y="{y + 15}" text-anchor="end">'
+            f'{row.index} {html.escape(row.op)}</text>'
+            f'<rect x="{label_width}" y="{y + 3}" width="{width:.1f}" height="{bar_height - 6}"'
+            f' fill="{colour}"/>'
+            f'<text x="{label_width + width + 6:.1f}" y="{y + 15}">{value:,.0f}</text></g>')
+    height = bar_height * len(values) + 10
+    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_width + chart_width + 120}" '
+           f'height="{height}" font-family="sans-serif" font-size="12">{"".join(bars)}</svg>')
+    summary = html.escape(format_table(report).split("\n", 1)[0])
+    table = html.escape(format_table(report))
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        f"<title>ariel profile: {html.escape(report.model)}</title>"
+        "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}"
+        "pre{font-size:12px;background:#f6f6f6;padding:1em;overflow-x:auto}</style></head>"
+        f"<body><h1>{html.escape(report.model)} on {html.escape(report.board)}</h1>"
+        f"<p>{summary}</p><h2>{measure.capitalize()} per layer</h2>{svg}"
+        f"<h2>Table</h2><pre>{table}</pre></body></html>\n")
