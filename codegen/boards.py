@@ -1,4 +1,10 @@
-"""The boards ariel knows: one TOML file each in boards/, loaded into a Board."""
+"""The boards ariel knows: one TOML file each in boards/, loaded into a Board.
+
+A board file describes the chip as it is (its real memory map, clock, flash wait states,
+supply current and voltage) and, in [emulator], the QEMU machine that runs its firmware. When
+that machine is not the chip itself (an STM32 dev kit emulated on an Arm MPS2 FPGA image with
+the same core), the firmware built for simulation is linked at the machine's addresses but
+with the chip's sizes, so anything that would not fit the chip fails to link."""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from codegen.errors import ArielError
 from codegen.resources import data_dir
 
 DEFAULT_BOARD = "mps2-an386"
+NO_FIGURE = "no published figure"
 
 
 @dataclass(frozen=True)
@@ -20,6 +27,59 @@ class Region:
     def contains(self, address: int) -> bool:
         return self.origin <= address < self.origin + self.size
 
+    @property
+    def end(self) -> int:
+        return self.origin + self.size
+
+    def to_dict(self) -> dict:
+        return {"origin": f"0x{self.origin:08X}", "size": self.size}
+
+
+@dataclass(frozen=True)
+class MemoryMap:
+    """Where code/constants (flash) and data (RAM) live for one build."""
+
+    name: str  # "chip" for the board's own map, else "qemu <machine>"
+    flash: Region
+    ram: Region
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "flash": self.flash.to_dict(), "ram": self.ram.to_dict()}
+
+
+@dataclass(frozen=True)
+class Emulator:
+    """The QEMU machine that runs this board's firmware and where that machine has memory.
+    `code`/`data` are None when the machine emulates the chip itself (same memory map)."""
+
+    qemu_machine: str | None
+    code: Region | None = None
+    data: Region | None = None
+
+    @property
+    def own_map(self) -> bool:
+        return self.code is None and self.data is None
+
+
+@dataclass(frozen=True)
+class Power:
+    """The chip's run-mode supply current and supply voltage, as its datasheet gives them.
+    Either figure may be missing (`note` then says why); energy estimates need both."""
+
+    supply_voltage_v: float | None = None
+    run_current_ma: float | None = None  # at the board's clock
+    run_current_ua_per_mhz: float | None = None  # scaled by the board's clock
+    condition: str = ""  # what the datasheet measured: regulator, caches, code location
+    note: str = NO_FIGURE
+
+    def run_current_a(self, clock_hz: int) -> float | None:
+        """The supply current at `clock_hz`, in amperes, or None if no figure is given."""
+        if self.run_current_ma is not None:
+            return self.run_current_ma * 1e-3
+        if self.run_current_ua_per_mhz is not None:
+            return self.run_current_ua_per_mhz * 1e-6 * clock_hz / 1e6
+        return None
+
 
 @dataclass(frozen=True)
 class Board:
@@ -29,9 +89,15 @@ class Board:
     fpu: str  # a -mfpu value, or "none"
     clock_hz: int
     stack_bytes: int
-    flash: Region
-    ram: Region
-    qemu_machine: str | None
+    chip: MemoryMap  # the chip's real memory map, from [memory]
+    emulation: Emulator
+    # Flash wait states at clock_hz (what the cycle model charges a flash access; None when
+    # the board file could not source the figure) and whether a cache or accelerator in
+    # front of the flash hides them on hits, and which.
+    wait_states: int | None = 0
+    wait_states_hidden: bool = False
+    wait_states_hidden_by: str = ""
+    power: Power = field(default_factory=Power)
     sources: dict[str, str] = field(default_factory=dict)
     path: Path | None = None
 
@@ -44,8 +110,48 @@ class Board:
         return flags + [f"-mfpu={self.fpu}", "-mfloat-abi=hard"]
 
     @property
+    def qemu_machine(self) -> str | None:
+        return self.emulation.qemu_machine
+
+    @property
     def emulator(self) -> str:
         return f"QEMU {self.qemu_machine}" if self.qemu_machine else "none"
+
+    @property
+    def link_map(self) -> MemoryMap:
+        """The map a simulation build is linked for: the chip's own map when the emulator is
+        the chip, else the emulator's addresses with the chip's sizes."""
+        emu = self.emulation
+        if emu.own_map:
+            return self.chip
+        flash = Region(emu.code.origin, self.chip.flash.size) if emu.code else self.chip.flash
+        ram = Region(emu.data.origin, self.chip.ram.size) if emu.data else self.chip.ram
+        return MemoryMap(f"qemu {emu.qemu_machine}", flash, ram)
+
+    @property
+    def flash(self) -> Region:
+        """Flash as the firmware is linked (see link_map): the board's size."""
+        return self.link_map.flash
+
+    @property
+    def ram(self) -> Region:
+        """RAM as the firmware is linked (see link_map): the board's size."""
+        return self.link_map.ram
+
+    @property
+    def map_summary(self) -> str:
+        """Which memory map a build uses, in one line, for reports."""
+        link, chip = self.link_map, self.chip
+        where = f"flash 0x{link.flash.origin:08X}, RAM 0x{link.ram.origin:08X}"
+        if link.name == "chip":
+            return f"the board's own map ({where})"
+        return (f"{self.qemu_machine}'s addresses ({where}) with {self.name}'s sizes; the "
+                f"chip's are 0x{chip.flash.origin:08X} and 0x{chip.ram.origin:08X}")
+
+    def memory_map_dict(self) -> dict:
+        """What ariel.json records about the map a build used."""
+        return {"linked_for": self.link_map.to_dict(), "chip": self.chip.to_dict(),
+                "emulator": self.qemu_machine}
 
 
 def board_files() -> list[Path]:
@@ -64,22 +170,65 @@ def get_board(name: str) -> Board:
     raise ArielError(f"unknown board '{name}'; known boards: {known} (see `ariel boards`)")
 
 
+def load_board(path: Path) -> Board:
+    """A board from any TOML file (tests use this for boards of their own)."""
+    return _load(Path(path))
+
+
+def _region(table: dict, origin: str = "origin", size: str = "size") -> Region:
+    return Region(int(table[origin]), int(table[size]))
+
+
+def _optional_float(table: dict, key: str) -> float | None:
+    return float(table[key]) if key in table else None
+
+
 def _load(path: Path) -> Board:
     try:
         data = tomllib.loads(path.read_text())
         memory = data["memory"]
-        return Board(
+        chip = MemoryMap("chip", _region(memory["flash"]), _region(memory["ram"]))
+        emu = data.get("emulator", {})
+        emulation = Emulator(
+            qemu_machine=emu.get("qemu_machine"),
+            code=_region(emu, "code_origin", "code_size") if "code_origin" in emu else None,
+            data=_region(emu, "data_origin", "data_size") if "data_origin" in emu else None)
+        timing = data.get("flash_timing", {})
+        power = data.get("power", {})
+        board = Board(
             name=data["name"],
             description=data["description"],
             core=data["core"],
             fpu=data.get("fpu", "none"),
             clock_hz=int(data["clock_hz"]),
             stack_bytes=int(data.get("stack_bytes", 8192)),
-            flash=Region(int(memory["flash"]["origin"]), int(memory["flash"]["size"])),
-            ram=Region(int(memory["ram"]["origin"]), int(memory["ram"]["size"])),
-            qemu_machine=data.get("emulator", {}).get("qemu_machine"),
+            chip=chip,
+            emulation=emulation,
+            wait_states=int(timing["wait_states"]) if "wait_states" in timing else None,
+            wait_states_hidden=bool(timing.get("hidden", False)),
+            wait_states_hidden_by=str(timing.get("hidden_by", "")),
+            power=Power(supply_voltage_v=_optional_float(power, "supply_voltage_v"),
+                        run_current_ma=_optional_float(power, "run_current_ma"),
+                        run_current_ua_per_mhz=_optional_float(power, "run_current_ua_per_mhz"),
+                        condition=str(power.get("condition", "")),
+                        note=str(power.get("note", NO_FIGURE))),
             sources=dict(data.get("sources", {})),
             path=path,
         )
-    except (KeyError, ValueError, tomllib.TOMLDecodeError) as exc:
+    except (KeyError, ValueError, TypeError, tomllib.TOMLDecodeError) as exc:
         raise ArielError(f"board file '{path}' is invalid: {exc}") from exc
+    _check_fits_emulator(board, path)
+    return board
+
+
+def _check_fits_emulator(board: Board, path: Path) -> None:
+    """The chip's sizes must fit the emulating machine's memory, or a firmware that fits the
+    chip could not run in the emulator."""
+    for what, chip_region, machine_region in (
+            ("flash", board.chip.flash, board.emulation.code),
+            ("RAM", board.chip.ram, board.emulation.data)):
+        if machine_region is not None and chip_region.size > machine_region.size:
+            raise ArielError(
+                f"board file '{path}' is invalid: {board.name}'s {what} "
+                f"({chip_region.size:,} B) is larger than QEMU {board.qemu_machine}'s memory "
+                f"for it ({machine_region.size:,} B at 0x{machine_region.origin:08X})")

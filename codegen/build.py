@@ -116,6 +116,9 @@ def _metadata(compiled: CompiledModel, board: Board, options: Options, command: 
         "model": {"file": "model.onnx", "source": str(model), "sha256": compiled.source.sha256,
                   "quantized_file": QUANTIZED_MODEL if compiled.quantized_model else None},
         "board": board.name,
+        # Which addresses the ELF is linked at (the emulator's or the chip's own) and the
+        # chip's real map beside them.
+        "memory_map": board.memory_map_dict(),
         "precision": options.precision,
         "io": options.io,
         "elf": str(ELF_PATH),

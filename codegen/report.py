@@ -31,6 +31,7 @@ def memory_table(use: MemoryUse, info: ModelInfo, float_info: ModelInfo | None =
                  f"{arena - bound:,} B above the lower bound of {bound:,} B")
     lines = [
         f"Memory on {board.name} ({board.description})",
+        f"  linked for {board.map_summary}",
         f"  {'':<24}{'bytes':>12}{'of':>12}{'use':>8}",
         row("flash", use.flash, board.flash.size),
         row("code", code, indent=4),

@@ -2,11 +2,15 @@
  * semihosting, run the model on each, append its outputs to output.bin.
  *
  * input.bin holds N records, each the model's inputs one after the other (their bytes as
- * they lie in the arena); output.bin receives N records of the outputs the same way. */
+ * they lie in the arena); output.bin receives N records of the outputs the same way.
+ *
+ * After a successful run it prints the stack's high-water mark (firmware/stack_usage.h),
+ * then "ariel: N inferences done" as its last line. */
 #include <stdint.h>
 
 #include "ariel_model.h"
 #include "semihost.h"
+#include "stack_usage.h"
 
 #define EXIT_BAD_INPUT 1
 
@@ -62,6 +66,9 @@ int main(void)
     }
     sh_close(output);
     sh_close(input);
+    /* Measured here, after every inference, and printed before the last line so that the
+     * last line stays the harness's own (error reports quote the last line). */
+    ariel_report_stack();
     console_write("ariel: ");
     console_write_uint(count);
     console_write(" inferences done\n");

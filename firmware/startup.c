@@ -1,12 +1,14 @@
-/* Reset and fault handling for Cortex-M: the vector table, .data/.bss set-up, FPU enable,
- * and a fault handler that reports where the firmware crashed instead of hanging. */
+/* Reset and fault handling for Cortex-M: the vector table, stack painting, .data/.bss
+ * set-up, FPU enable, and a fault handler that reports where the firmware crashed instead
+ * of hanging. */
 #include <stdint.h>
 #include <string.h>
 
 #include "semihost.h"
+#include "stack_usage.h"
 
 /* Linker script symbols (firmware/linker.ld). */
-extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _estack;
+extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _sstack, _estack;
 
 int main(void);
 void Reset_Handler(void);
@@ -39,8 +41,50 @@ __attribute__((section(".isr_vector"), used)) static void (*const vector_table[1
     Default_Handler, /* SysTick */
 };
 
+/* Fill the stack below the stack pointer with ARIEL_STACK_PAINT, so that the deepest use can
+ * be read back later. Everything below the stack pointer is free at this point (no handler
+ * can run yet), and the stores go through a volatile pointer so that the compiler cannot
+ * turn the loop into a call to memset, whose own frame would lie in the area being painted.
+ * noinline keeps it a leaf of its own: the stack pointer read here is below every byte in
+ * use. */
+__attribute__((noinline)) static void paint_stack(void)
+{
+    uint32_t *sp;
+    __asm__ volatile("mov %0, sp" : "=r"(sp));
+    for (volatile uint32_t *p = &_sstack; p < sp; ++p) {
+        *p = ARIEL_STACK_PAINT;
+    }
+}
+
+uint32_t ariel_stack_size(void)
+{
+    return (uint32_t)((uintptr_t)&_estack - (uintptr_t)&_sstack);
+}
+
+/* The stack grows down from _estack: the lowest word no longer holding the paint marks the
+ * deepest point reached. */
+uint32_t ariel_stack_high_water(void)
+{
+    const volatile uint32_t *p = &_sstack;
+    while (p < &_estack && *p == ARIEL_STACK_PAINT) {
+        ++p;
+    }
+    return (uint32_t)((uintptr_t)&_estack - (uintptr_t)p);
+}
+
+void ariel_report_stack(void)
+{
+    console_write("ariel: stack high-water ");
+    console_write_uint(ariel_stack_high_water());
+    console_write(" bytes of ");
+    console_write_uint(ariel_stack_size());
+    console_write("\n");
+}
+
 void Reset_Handler(void)
 {
+    /* First, before anything else has used the stack below this frame. */
+    paint_stack();
 #if defined(__ARM_FP)
     /* Grant full access to coprocessors 10 and 11 (the FPU) before any float instruction;
      * the barriers make the change take effect for the instructions that follow. */
