@@ -63,14 +63,25 @@ class Emulator:
 
 @dataclass(frozen=True)
 class Power:
-    """The chip's run-mode supply current and supply voltage, as its datasheet gives them.
-    Either figure may be missing (`note` then says why); energy estimates need both."""
+    """What the chip draws running at the board's clock: a datasheet's run-mode supply
+    current and voltage, or a power measured on the board itself. Figures may be missing
+    (`note` then says why); an energy estimate needs one or the other."""
 
     supply_voltage_v: float | None = None
     run_current_ma: float | None = None  # at the board's clock
     run_current_ua_per_mhz: float | None = None  # scaled by the board's clock
-    condition: str = ""  # what the datasheet measured: regulator, caches, code location
+    run_power_mw: float | None = None  # measured on the board, running at its clock
+    condition: str = ""  # what was measured: regulator, caches, code location, workload
     note: str = NO_FIGURE
+
+    def power_w(self, clock_hz: int) -> float | None:
+        """The power at `clock_hz`, in watts, or None when no figure is given."""
+        if self.run_power_mw is not None:
+            return self.run_power_mw * 1e-3
+        current = self.run_current_a(clock_hz)
+        if current is None or self.supply_voltage_v is None:
+            return None
+        return current * self.supply_voltage_v
 
     def run_current_a(self, clock_hz: int) -> float | None:
         """The supply current at `clock_hz`, in amperes, or None if no figure is given."""
@@ -210,6 +221,7 @@ def _load(path: Path) -> Board:
             power=Power(supply_voltage_v=_optional_float(power, "supply_voltage_v"),
                         run_current_ma=_optional_float(power, "run_current_ma"),
                         run_current_ua_per_mhz=_optional_float(power, "run_current_ua_per_mhz"),
+                        run_power_mw=_optional_float(power, "run_power_mw"),
                         condition=str(power.get("condition", "")),
                         note=str(power.get("note", NO_FIGURE))),
             sources=dict(data.get("sources", {})),
