@@ -17,7 +17,8 @@ pytestmark = pytest.mark.qemu
 def test_profile_table_json_and_html(tmp_path):
     runner = CliRunner()
     model = data_dir("examples") / "models" / "digits_cnn.onnx"
-    result = runner.invoke(main, ["build", str(model), "-o", str(tmp_path / "out")])
+    result = runner.invoke(main, ["build", str(model), "--board", "nucleo-l4r5zi", "-o",
+                                  str(tmp_path / "out")])
     assert result.exit_code == 0, result.stderr
     np.save(tmp_path / "x.npy", digits_split()[2][:3])
     result = runner.invoke(main, ["simulate", str(tmp_path / "out"), "--inputs",
@@ -34,6 +35,15 @@ def test_profile_table_json_and_html(tmp_path):
     for layer in report["layers"]:
         assert layer["op"] in result.stdout
         assert f"{layer['instructions']:,.0f}" in result.stdout
+    # Cycles come from the Cortex-M4 table (at least one per instruction), time from the
+    # board's 120 MHz, energy from its 78.0 mW.
+    assert report["total_cycles"] >= report["total_instructions"] - report["between_layers"]
+    assert report["time_ms"] == pytest.approx(report["total_cycles"] / 120e6 * 1e3)
+    assert report["energy_uj"] == pytest.approx(report["time_ms"] * 78.0, rel=1e-6)
+    assert sum(layer["cycles"] for layer in report["layers"]) == \
+        pytest.approx(report["total_cycles"])
+    assert 0 < report["stack_bytes"] < report["stack_reserved"]
+    assert any("Arm DDI 0439B" in line for line in report["assumptions"])
     page = (tmp_path / "out" / "profile.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and "<svg" in page
     assert page.count("<rect") == len(report["layers"])
