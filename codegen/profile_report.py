@@ -87,7 +87,7 @@ def format_table(report: ProfileReport, name_width: int = 34) -> str:
              f"({report.core}, {report.clock_hz / 1e6:g} MHz), {report.inferences} "
              f"inference(s): instructions are exact (QEMU); cycles, time and energy are "
              f"estimates"]
-    header = (f"  {'#':>3}  {'op':<16}{'node':<{name_width}}{'MACs':>12}{'instructions':>14}"
+    header = (f"  {'#':>3}  {'op':<18}{'node':<{name_width}}{'MACs':>12}{'instructions':>14}"
               f"{'instr/MAC':>10}")
     if estimated:
         header += f"{'cycles':>14}{'cyc/MAC':>9}{'share':>7}{'time us':>10}{'energy uJ':>11}"
@@ -95,7 +95,7 @@ def format_table(report: ProfileReport, name_width: int = 34) -> str:
     total = report.total_cycles if estimated else report.total_instructions
     for row in report.layers:
         name = row.name if len(row.name) < name_width else "…" + row.name[-(name_width - 2):]
-        text = (f"  {row.index:>3}  {row.op:<16}{name:<{name_width}}{row.macs:>12,}"
+        text = (f"  {row.index:>3}  {row.op:<18}{name:<{name_width}}{row.macs:>12,}"
                 f"{row.instructions:>14,.0f}{_number(row.instructions_per_mac, 2):>10}")
         if estimated:
             text += (f"{_number(row.cycles):>14}{_number(row.cycles_per_mac, 2):>9}"
