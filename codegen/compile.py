@@ -36,6 +36,7 @@ class Options:
     io: str = "float"  # "int8": the model's inputs and outputs are its int8 tensors
     input_shapes: dict = field(default_factory=dict)
     name: str | None = None
+    pin_inputs: bool = False  # keep the inputs at arena offset 0 for the whole run
 
 
 @dataclass
@@ -59,7 +60,7 @@ def compile_model(path: str | Path, options: Options | None = None,
     if options.precision == "float":
         if options.io != "float":
             raise ArielError("--io int8 needs --precision int8")
-        return compile_graph(to_graph(model, name), source, command)
+        return compile_graph(to_graph(model, name), source, command, options.pin_inputs)
     return compile_int8(model, name, source, options, command)
 
 
@@ -87,15 +88,15 @@ def compile_int8(model: onnx.ModelProto, name: str, source: ModelSource, options
     lower_quantized(graph)
     if options.io == "int8":
         expose_int8_io(graph)
-    compiled = compile_graph(graph, source, command)
+    compiled = compile_graph(graph, source, command, options.pin_inputs)
     compiled.quantized_model, compiled.calibration = quantized, calibration
     return compiled
 
 
-def compile_graph(graph: Graph, source: ModelSource, command: str | None = None
-                  ) -> CompiledModel:
+def compile_graph(graph: Graph, source: ModelSource, command: str | None = None,
+                  pin_inputs: bool = False) -> CompiledModel:
     run_pipeline(graph, PIPELINE)
-    plan = plan_memory(graph)
+    plan = plan_memory(graph, pin_inputs=pin_inputs)
     prefix = c_identifier(graph.name)
     header = file_header(Path(source.path).name, source.sha256, command or current_command())
     files, info = emit_model(graph, plan, prefix, header)

@@ -58,10 +58,22 @@ def align(size: int, alignment: int = ALIGNMENT) -> int:
     return (size + alignment - 1) // alignment * alignment
 
 
-def plan_memory(graph: Graph, alignment: int = ALIGNMENT) -> MemoryPlan:
+def plan_memory(graph: Graph, alignment: int = ALIGNMENT, pin_inputs: bool = False
+                ) -> MemoryPlan:
+    """Place every buffer. With `pin_inputs` the graph inputs sit at the start of the arena,
+    in order, and stay intact for the whole run: several models can then share one input
+    buffer and run one after the other on the same input (the adaptive dispatcher)."""
     buffers = _lifetimes(graph, alignment)
     placed: list[Buffer] = []
-    order = sorted(buffers.values(), key=lambda b: (-b.size, b.first, b.name))
+    if pin_inputs:
+        offset = 0
+        for name in graph.inputs:
+            buf = buffers[graph.storage(name)]
+            buf.first, buf.last, buf.offset = -1, len(graph.nodes), offset
+            offset = align(offset + buf.size, alignment)
+            placed.append(buf)
+    order = sorted((b for b in buffers.values() if b not in placed),
+                   key=lambda b: (-b.size, b.first, b.name))
     for buf in order:
         buf.offset = _first_fit(buf, [p for p in placed if p.overlaps(buf)], alignment)
         placed.append(buf)

@@ -98,3 +98,20 @@ def test_timeline_lists_every_buffer():
     for name in plan.buffers:
         assert name in text
     assert f"arena {plan.arena_size} bytes" in text
+
+
+def test_pinned_inputs_stay_at_the_start_for_the_whole_run():
+    from codegen.compile import compile_graph
+    from codegen.frontend import ModelSource, to_graph
+
+    model = residual_model()
+    graph = to_graph(onnx.ModelProto.FromString(model.SerializeToString()), "m")
+    compiled = compile_graph(graph, ModelSource("m.onnx", "0" * 64, []), "tests",
+                             pin_inputs=True)
+    plan = compiled.plan
+    pinned = plan.buffers[compiled.graph.storage(compiled.graph.inputs[0])]
+    assert pinned.offset == 0 and pinned.first == -1 and pinned.last == plan.steps
+    assert_valid_plan(plan)
+    for other in plan.buffers.values():
+        if other is not pinned:
+            assert other.offset >= pinned.size
