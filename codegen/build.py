@@ -59,18 +59,9 @@ def build(model: Path, board: Board, outdir: Path, options: Options | None = Non
     progress(f"{len(compiled.info.kernels)} kernels, arena "
              f"{compiled.plan.arena_size:,} bytes; building firmware for {board.name}")
     with staged_output(outdir) as staging:
-        write_project(staging, compiled, board, command)
-        try:
-            run_make(staging)
-        except DoesNotFitError as exc:
-            info = compiled.info
-            raise DoesNotFitError(
-                f"the firmware does not fit {board.name} (flash {board.flash.size:,} B, RAM "
-                f"{board.ram.size:,} B): {exc}. The model needs {info.weights_bytes:,} B of "
-                f"weights in flash and a {info.arena_size:,} B arena plus a "
-                f"{board.stack_bytes:,} B stack in RAM; choose a board with more memory "
-                "(see `ariel boards`)") from None
-        memory = memory_use(staging / ELF_PATH, board)
+        write_project(staging, compiled.files, compiled.info, board, command,
+                      compiled.plan.timeline())
+        memory = make_firmware(staging, compiled.info, board)
         metadata = _metadata(compiled, board, options, command, model)
         (staging / MARKER).write_text(json.dumps(metadata, indent=2) + "\n")
         shutil.copyfile(model, staging / "model.onnx")
@@ -86,26 +77,42 @@ def _quantization_report(model: Path, compiled: CompiledModel) -> QuantReport:
                                calibration.inputs if calibration else None)
 
 
-def write_project(folder: Path, compiled: CompiledModel, board: Board, command: str) -> None:
-    """The model's C, the firmware sources, the linker script and a Makefile."""
+def make_firmware(folder: Path, info: ModelInfo, board: Board) -> MemoryUse:
+    """Build the ELF with the project's Makefile and read its memory use; a link that does
+    not fit says what the model needs and where to look."""
+    try:
+        run_make(folder)
+    except DoesNotFitError as exc:
+        raise DoesNotFitError(
+            f"the firmware does not fit {board.name} (flash {board.flash.size:,} B, RAM "
+            f"{board.ram.size:,} B): {exc}. The model needs {info.weights_bytes:,} B of "
+            f"weights in flash and a {info.arena_size:,} B arena plus a "
+            f"{board.stack_bytes:,} B stack in RAM; choose a board with more memory "
+            "(see `ariel boards`)") from None
+    return memory_use(folder / ELF_PATH, board)
+
+
+def write_project(folder: Path, files: dict[str, str], info: ModelInfo, board: Board,
+                  command: str, plan_text: str) -> None:
+    """The generated C (`files`, driven through `info.prefix`'s API), the firmware sources,
+    the linker script and a Makefile."""
     env = environment()
-    info = compiled.info
     model_dir, firmware_dir = folder / "model", folder / "firmware"
     model_dir.mkdir()
-    for filename, text in compiled.files.items():
+    for filename, text in files.items():
         (model_dir / filename).write_text(text)
-    header = compiled.files[f"{info.prefix}.h"].split("*/\n", 1)[0] + "*/\n"
+    header = files[f"{info.prefix}.h"].split("*/\n", 1)[0] + "*/\n"
     (model_dir / "ariel_model.h").write_text(env.get_template("firmware/ariel_model.h.j2")
                                              .render(header=header, prefix=info.prefix,
                                                      guard=info.prefix.upper()))
     shutil.copytree(data_dir("firmware"), firmware_dir)
     (firmware_dir / "linker.ld").write_text(
         env.get_template("firmware/linker.ld.j2").render(board=board))
-    sources = sorted(f"model/{f}" for f in compiled.files if f.endswith(".c"))
+    sources = sorted(f"model/{f}" for f in files if f.endswith(".c"))
     sources += [f"firmware/{f}" for f in FIRMWARE_SOURCES]
     (folder / "Makefile").write_text(env.get_template("firmware/Makefile.j2").render(
         version=__version__, board=board, command=command, sources=sources))
-    (folder / "memory_plan.txt").write_text(compiled.plan.timeline() + "\n")
+    (folder / "memory_plan.txt").write_text(plan_text + "\n")
 
 
 def _metadata(compiled: CompiledModel, board: Board, options: Options, command: str,

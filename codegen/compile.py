@@ -52,8 +52,13 @@ class CompiledModel:
 
 def compile_model(path: str | Path, options: Options | None = None,
                   command: str | None = None) -> CompiledModel:
+    return compile_model_proto(load_model(path), path, options, command)
+
+
+def compile_model_proto(model: onnx.ModelProto, path: str | Path, options: Options | None = None,
+                        command: str | None = None) -> CompiledModel:
+    """compile_model on a model already in memory (`path` names the file it came from)."""
     options = options or Options()
-    model = load_model(path)
     notes = fix_input_shapes(model, options.input_shapes)
     source = ModelSource(str(path), sha256_of(path), notes)
     name = c_identifier(options.name or Path(path).stem)
