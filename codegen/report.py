@@ -10,9 +10,13 @@ def _kib(n: int) -> str:
     return f"{n / 1024:,.1f} KiB"
 
 
-def memory_table(use: MemoryUse, info: ModelInfo, float_info: ModelInfo | None = None) -> str:
+def memory_table(use: MemoryUse, info: ModelInfo, float_info: ModelInfo | None = None,
+                 weight_prefixes: list[str] | None = None) -> str:
+    """The ELF's flash and RAM by what they hold. Weights are the arrays named after the
+    model's prefix (or each stage's, in an adaptive build)."""
     board = use.board
-    weights = use.symbols_with_prefix(f"{info.prefix}_n")
+    weights = sum(use.symbols_with_prefix(f"{prefix}_n")
+                  for prefix in weight_prefixes or [info.prefix])
     arena = use.symbols.get("arena", info.arena_size)
     stack = use.section(".stack")
     rodata = use.section(".rodata")

@@ -1,0 +1,101 @@
+"""`ariel build --precision ari` (or --stage ...): every stage compiled, the dispatcher, and
+one firmware holding them all, reported stage by stage."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from codegen import __version__
+from codegen.ari.assemble import AriCompiled, compile_stages
+from codegen.ari.spec import AriOptions
+from codegen.boards import Board
+from codegen.build import ELF_PATH, make_firmware, write_project
+from codegen.compile import current_command
+from codegen.elf import MemoryUse
+from codegen.outdir import MARKER, staged_output
+from codegen.report import memory_table
+
+
+@dataclass
+class AriBuild:
+    outdir: Path
+    compiled: AriCompiled
+    memory: MemoryUse
+
+    @property
+    def report(self) -> str:
+        prefixes = [stage.info.prefix for stage in self.compiled.stages]
+        return stage_table(self.compiled) + "\n" + memory_table(
+            self.memory, self.compiled.info, weight_prefixes=prefixes)
+
+
+def build_ari(options: AriOptions, board: Board, outdir: Path,
+              progress: Callable[[str], None] = lambda message: None) -> AriBuild:
+    command = current_command()
+    progress("compiling " + ", then ".join(s.label for s in options.stages))
+    compiled = compile_stages(options, command)
+    progress(f"{len(compiled.info.kernels)} kernels in {len(options.stages)} stages, arena "
+             f"{compiled.info.arena_size:,} bytes; building firmware for {board.name}")
+    with staged_output(outdir) as staging:
+        write_project(staging, compiled.files, compiled.info, board, command,
+                      compiled.plan_text)
+        memory = make_firmware(staging, compiled.info, board)
+        (staging / MARKER).write_text(json.dumps(metadata(compiled, board, command), indent=2)
+                                      + "\n")
+        for index, stage in enumerate(options.stages):
+            shutil.copyfile(stage.model, staging / f"stage{index}.onnx")
+    return AriBuild(Path(outdir), compiled, memory)
+
+
+def metadata(compiled: AriCompiled, board: Board, command: str) -> dict:
+    options = compiled.options
+    first = options.stages[0]
+    return {
+        "ariel_version": __version__,
+        "command": command,
+        "model": {"file": "stage0.onnx", "source": str(first.model),
+                  "sha256": compiled.stages[0].source.sha256, "quantized_file": None},
+        "board": board.name,
+        "memory_map": board.memory_map_dict(),
+        "precision": "ari",
+        "io": "float",
+        "elf": str(ELF_PATH),
+        "notes": [note for stage in compiled.stages for note in stage.source.notes],
+        "model_info": compiled.info.to_dict(),
+        "ari": {
+            "stages": [{"model": str(s.model), "file": f"stage{i}.onnx",
+                        "precision": s.precision, "prefix": c.info.prefix,
+                        "weights_bytes": c.info.weights_bytes,
+                        "arena_size": c.info.arena_size,
+                        "macs": sum(k["macs"] for k in c.info.kernels),
+                        "kernels": len(c.info.kernels),
+                        "model_info": c.info.to_dict()}
+                       for i, (s, c) in enumerate(zip(options.stages, compiled.stages,
+                                                      strict=True))],
+            "margin": options.margin,
+            "scores": options.scores,
+            "decision_threshold": options.decision_threshold,
+            "thresholds": options.thresholds,
+            "calibration": options.calibration,
+        },
+    }
+
+
+def stage_table(compiled: AriCompiled) -> str:
+    """Each stage's weights and arena, and what the stages after the first add."""
+    stages = compiled.stages
+    lines = ["Stages (cheapest first; all share one arena and the input at offset 0)",
+             f"  {'#':>3}  {'stage':<36}{'MACs':>12}{'weights B':>12}{'arena B':>10}"]
+    for index, (stage, model) in enumerate(zip(compiled.options.stages, stages, strict=True)):
+        macs = sum(k["macs"] for k in model.info.kernels)
+        lines.append(f"  {index:>3}  {stage.label:<36}{macs:>12,}"
+                     f"{model.info.weights_bytes:>12,}{model.info.arena_size:>10,}")
+    extra = sum(m.info.weights_bytes for m in stages[1:])
+    arena_extra = compiled.info.arena_size - stages[0].info.arena_size
+    lines.append(f"  the later stages add {extra:,} B of weights and {max(arena_extra, 0):,} B "
+                 f"of arena over stage 0 alone")
+    return "\n".join(lines)
