@@ -84,13 +84,37 @@ def _size(n: int) -> str:
 
 
 @main.command()
-@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("model", type=click.Path(path_type=Path), required=False)
 @click.option("--board", "board_name", default=DEFAULT_BOARD, show_default=True,
               help="Target board (see `ariel boards`).")
 @click.option("-o", "--output", "outdir", required=True, type=click.Path(path_type=Path),
               help="Folder for the generated project and firmware.")
-@click.option("--precision", type=click.Choice(["float", "int8"]), default="float",
-              show_default=True, help="Numeric precision of the generated kernels.")
+@click.option("--precision", type=click.Choice(["float", "int8", "ari"]), default="float",
+              show_default=True,
+              help="Numeric precision of the generated kernels; ari: int8 first, the float "
+                   "model only when the int8 margin is thin (adaptive resolution).")
+@click.option("--stage", "stages", multiple=True, metavar="MODEL.onnx:PRECISION",
+              help="Adaptive builds: the stages, cheapest first (repeat; e.g. a little "
+                   "network in int8, then the big one in int8, then in float). Replaces MODEL "
+                   "and --precision ari.")
+@click.option("--margin", type=click.Choice(["top2", "binary"]), default="top2",
+              show_default=True, help="Adaptive builds: top-1 minus top-2 score, or the "
+              "distance of a single score to --decision-threshold.")
+@click.option("--scores", type=click.Choice(["model", "logits", "probabilities"]),
+              default="model", show_default=True,
+              help="Adaptive builds: take the margin on the model's outputs as they are, on "
+                   "logits (a final Softmax dropped) or on probabilities (one added).")
+@click.option("--decision-threshold", type=float, default=0.0, show_default=True,
+              help="Adaptive builds with --margin binary: the score separating the classes.")
+@click.option("--threshold", "thresholds", metavar="T[,T...]",
+              help="Adaptive builds: fixed thresholds, one per stage but the last (default: "
+                   "calibrated on --threshold-data).")
+@click.option("--threshold-data", metavar="DATA",
+              help="Adaptive builds: held-out data to calibrate the thresholds on (default: "
+                   "--calib).")
+@click.option("--target-agreement", type=float,
+              help="Adaptive builds: the agreement with the last stage the thresholds must "
+                   "reach on the held-out data (default: every input).")
 @click.option("--calib", "calibration", metavar="DATA",
               help="int8: calibration inputs (.npy, .npz with x and optional y) or a built-in "
                    "data set (digits, toycar).")
@@ -102,14 +126,23 @@ def _size(n: int) -> str:
 @click.option("--name", help="C name prefix for the model (default: from the file name).")
 @input_shape_option
 @click.option("--show-plan", is_flag=True, help="Print the arena plan as a timeline.")
-def build(model: Path, board_name: str, outdir: Path, precision: str, calibration: str | None,
-          calib_method: str, io: str, name: str | None, input_shapes: tuple[str, ...],
-          show_plan: bool) -> None:
+def build(model: Path | None, board_name: str, outdir: Path, precision: str,
+          stages: tuple[str, ...], margin: str, scores: str, decision_threshold: float,
+          thresholds: str | None, threshold_data: str | None, target_agreement: float | None,
+          calibration: str | None, calib_method: str, io: str, name: str | None,
+          input_shapes: tuple[str, ...], show_plan: bool) -> None:
     """Compile MODEL to C and build firmware for a board into OUTDIR."""
     from codegen.build import build as run_build
     from codegen.compile import Options
 
     board = get_board(board_name)
+    if precision == "ari" or stages:
+        _build_ari(model, board, outdir, stages, margin, scores, decision_threshold,
+                   thresholds, threshold_data or calibration, target_agreement, calibration,
+                   parse_input_shapes(input_shapes))
+        return
+    if model is None:
+        raise ArielError("give the MODEL to build (or --stage for an adaptive build)")
     options = Options(precision, calibration, calib_method, io,
                       parse_input_shapes(input_shapes), name)
     result = run_build(model, board, outdir, options, progress)
@@ -182,6 +215,86 @@ def _profile(build_folder, inputs, timeout: float, json_path: Path | None,
     progress(f"HTML report: {html_path}")
     if json_path is not None:
         _write_atomic(json_path, json.dumps(report.to_dict(), indent=2) + "\n")
+
+
+def _build_ari(model: Path | None, board, outdir: Path, stages: tuple[str, ...], margin: str,
+               scores: str, decision_threshold: float, thresholds: str | None,
+               threshold_data: str | None, target_agreement: float | None,
+               calibration: str | None, input_shapes: dict) -> None:
+    from codegen.ari.build import build_ari
+    from codegen.ari.spec import AriOptions, ari_stages, parse_stage, parse_thresholds
+
+    if stages and model is not None:
+        raise ArielError("give either MODEL with --precision ari or --stage ..., not both")
+    stage_list = [parse_stage(s) for s in stages] if stages else ari_stages(model) if model \
+        else []
+    if len(stage_list) < 2:
+        raise ArielError("an adaptive build needs at least two stages (MODEL with --precision "
+                         "ari gives int8 then float)")
+    if any(s.precision == "int8" for s in stage_list) and calibration is None:
+        raise ArielError("the int8 stages need calibration data: --calib DATA")
+    options = AriOptions(stage_list, calibration, margin, scores, decision_threshold,
+                         parse_thresholds(thresholds, len(stage_list)),
+                         input_shapes=input_shapes)
+    result = build_ari(options, board, outdir, progress)
+    click.echo(result.report)
+    if options.thresholds is None:
+        if threshold_data is None:
+            raise ArielError("give --threshold, or data to calibrate thresholds on "
+                             "(--threshold-data)")
+        _calibrate(outdir, threshold_data, target_agreement, None, 600.0, None, None)
+    click.echo(f"firmware: {outdir / 'build' / 'firmware.elf'} (rebuild with "
+               f"`make -C {outdir}`)")
+
+
+@main.command()
+@click.argument("outdir", type=click.Path(path_type=Path))
+@click.option("--data", "data_spec", required=True, metavar="DATA",
+              help="Held-out inputs: .npy, .npz with x (and y labels), or a built-in data set.")
+@click.option("--target-agreement", type=float,
+              help="Agreement with the last stage to reach (default: every input).")
+@click.option("--energy-budget", type=float, metavar="UJ",
+              help="Pick the most agreeing threshold within this expected energy per "
+                   "inference.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path),
+              help="Write the curve and the choice here.")
+@click.option("--html", "html_path", type=click.Path(path_type=Path),
+              help="Where to write the plot (default: OUTDIR/calibration.html).")
+@click.option("--timeout", default=600.0, show_default=True,
+              help="Seconds before a firmware run is stopped as hung.")
+def calibrate(outdir: Path, data_spec: str, target_agreement: float | None,
+              energy_budget: float | None, json_path: Path | None, html_path: Path | None,
+              timeout: float) -> None:
+    """Choose an adaptive build's thresholds on held-out data and rebuild its firmware."""
+    _calibrate(outdir, data_spec, target_agreement, energy_budget, timeout, json_path,
+               html_path)
+
+
+def _calibrate(outdir: Path, data_spec: str, target_agreement: float | None,
+               energy_budget: float | None, timeout: float, json_path: Path | None,
+               html_path: Path | None) -> None:
+    from codegen.ari.calibrate import calibrate as run_calibration
+    from codegen.ari.calibrate import format_html, format_table, to_dict
+    from codegen.quant.calibrate import load_calibration
+    from codegen.simulate import open_build
+
+    build_folder = open_build(outdir)
+    if "ari" not in build_folder.metadata:
+        raise ArielError(f"'{outdir}' is not an adaptive build (build it with --precision ari "
+                         "or --stage)")
+    if target_agreement is not None and not 0 < target_agreement <= 1:
+        raise ArielError(f"--target-agreement {target_agreement} must lie in (0, 1]")
+    spec = build_folder.info.inputs[0]
+    data = load_calibration(data_spec, [(spec.name, tuple(spec.shape), spec.dtype)])
+    progress(f"calibrating thresholds on {data.count} held-out inputs (stage costs measured "
+             "in QEMU)")
+    result = run_calibration(build_folder, data, target_agreement, energy_budget, timeout)
+    click.echo(format_table(result))
+    target = html_path or outdir / "calibration.html"
+    _write_atomic(target, format_html(result, f"thresholds of {outdir}"))
+    progress(f"calibration plot: {target}")
+    if json_path is not None:
+        _write_atomic(json_path, json.dumps(to_dict(result), indent=2) + "\n")
 
 
 def _save_outputs(path: Path, info, outputs: list[np.ndarray]) -> None:
