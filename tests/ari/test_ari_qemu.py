@@ -1,0 +1,108 @@
+"""Adaptive builds end to end: the firmware's decisions in QEMU equal the Python simulation
+of the dispatcher input by input; calibration picks the smallest threshold with full
+agreement; bad stage lists, thresholds and calibration data are refused clearly."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from codegen.ari.build import build_ari
+from codegen.ari.calibrate import calibrate
+from codegen.ari.host import stage_scores
+from codegen.ari.margins import answers
+from codegen.ari.margins import simulate as simulate_dispatch
+from codegen.ari.spec import AriOptions, Stage, ari_stages
+from codegen.boards import get_board
+from codegen.cli import main
+from codegen.datasets import basic_motions, digits_split
+from codegen.quant.calibrate import CalibrationData
+from codegen.resources import data_dir
+from codegen.simulate import open_build, simulate
+
+pytestmark = pytest.mark.qemu
+MODELS = data_dir("examples") / "models"
+DIGITS = MODELS / "digits_cnn.onnx"
+
+
+@pytest.fixture(scope="module")
+def digits_ari(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ari") / "out"
+    options = AriOptions(ari_stages(DIGITS), calibration="digits", thresholds=[9.0])
+    build_ari(options, get_board("nucleo-l4r5zi"), folder)
+    return open_build(folder)
+
+
+def test_firmware_decisions_equal_the_simulation(digits_ari):
+    x = digits_split()[2][:, None]  # all 540 held-out digits
+    scores, stage, margin = simulate(digits_ari, [x]).outputs
+    expected = simulate_dispatch(stage_scores(digits_ari, x), [9.0], "top2")
+    np.testing.assert_array_equal(stage.ravel(), expected.stage)
+    np.testing.assert_array_equal(margin.ravel(), expected.margin)
+    np.testing.assert_array_equal(answers(scores.reshape(len(x), -1), "top2"), expected.answer)
+    assert 0 < expected.stage.mean() < 1  # both stages answer some inputs
+
+
+def test_calibration_reaches_full_agreement_with_the_smallest_threshold(digits_ari):
+    _, _, x_test, y_test = digits_split()
+    held_out = CalibrationData({"input": x_test[:270, None]}, y_test[:270], "test half")
+    result = calibrate(digits_ari, held_out)
+    assert result.chosen.agreement == 1.0
+    smaller = [p for p in result.points if p.threshold < result.chosen.threshold]
+    assert all(p.agreement < 1.0 for p in smaller)
+    assert [c.label for c in result.costs] == ["digits_cnn:int8", "digits_cnn:float"]
+    assert all(c.energy_uj > 0 for c in result.costs)
+    metadata = json.loads((digits_ari.folder / "ariel.json").read_text())
+    assert metadata["ari"]["thresholds"] == result.thresholds
+    # The firmware now holds the chosen threshold: its decisions follow it.
+    x = x_test[:60, None]
+    stage = simulate(open_build(digits_ari.folder), [x]).outputs[1].ravel()
+    expected = simulate_dispatch(stage_scores(digits_ari, x), result.thresholds, "top2")
+    np.testing.assert_array_equal(stage, expected.stage)
+
+
+def test_too_few_calibration_samples(digits_ari):
+    x_test = digits_split()[2]
+    few = CalibrationData({"input": x_test[:10, None]}, None, "ten")
+    with pytest.raises(Exception, match="needs at least 20 held-out inputs"):
+        calibrate(digits_ari, few)
+    with pytest.raises(Exception, match="needs at least 1000 held-out inputs"):
+        calibrate(digits_ari, CalibrationData({"input": x_test[:100, None]}, None, "h"),
+                  target_agreement=0.999)
+
+
+def run(args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result.exit_code, result.stderr
+
+
+def test_bad_stage_lists_and_thresholds(tmp_path):
+    mlp = MODELS / "digits_mlp.onnx"  # takes [1, 64]; the CNN takes [1, 1, 8, 8]
+    code, err = run(["build", "--stage", f"{DIGITS}:int8", "--stage", f"{mlp}:float",
+                     "--calib", "digits", "--threshold", "1", "-o", tmp_path / "o"])
+    assert code == 1 and "must read the same input" in err and not (tmp_path / "o").exists()
+    code, err = run(["build", DIGITS, "--precision", "ari", "--calib", "digits",
+                     "--scores", "probabilities", "--threshold", "1.5", "-o", tmp_path / "o"])
+    assert code == 1 and "outside the margin range [0, 1]" in err
+    code, err = run(["build", DIGITS, "--precision", "ari", "--calib", "digits",
+                     "--threshold", "-2", "-o", tmp_path / "o"])
+    assert code == 1 and "outside the margin range" in err
+    code, err = run(["build", "--stage", f"{DIGITS}:int4", "-o", tmp_path / "o"])
+    assert code == 1 and "is not of the form MODEL.onnx:int8" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_cascade_of_different_networks(tmp_path):
+    """A big-little cascade: two networks on BasicMotions, little int8 then big float."""
+    x_train, _, x_test, _ = basic_motions()
+    np.save(tmp_path / "calib.npy", x_train)
+    stages = [Stage(MODELS / "basic_motions_little.onnx", "int8"),
+              Stage(MODELS / "basic_motions_big.onnx", "float")]
+    options = AriOptions(stages, calibration=str(tmp_path / "calib.npy"), thresholds=[1.0])
+    build_ari(options, get_board("mps2-an386"), tmp_path / "out")
+    folder = open_build(tmp_path / "out")
+    x = x_test[:, None]
+    stage = simulate(folder, [x]).outputs[1].ravel()
+    expected = simulate_dispatch(stage_scores(folder, x), [1.0], "top2")
+    np.testing.assert_array_equal(stage, expected.stage)
