@@ -309,36 +309,39 @@ class Split:
     shutdown: int  # after the last kernel: writing the outputs, closing files, exit
 
 
-def split_inferences(counts: Counts, kernels: list[dict], count: int) -> Split:
+def split_inferences(counts: Counts, kernels: list[dict], count: int,
+                     per_inference: list[list[dict]] | None = None) -> Split:
     """Give every segment its place: each inference calls begin and end once per kernel, in
     the order of `kernels` (ariel.json model_info.kernels), so the segments alternate
-    between layers and the gaps between them."""
+    between layers and the gaps between them. An adaptive build runs a different number of
+    kernels per inference: `per_inference` then lists each inference's kernels."""
+    sequences = per_inference if per_inference is not None else [kernels] * count
     closers = [s.closer for s in counts.segments]
-    expected = ["begin", "end"] * (len(kernels) * count) + ["exit"]
+    expected = ["begin", "end"] * sum(len(k) for k in sequences) + ["exit"]
     if closers != expected:
         got = closers.count("end")
-        raise ArielError(f"the hook calls do not match the build: expected {count} "
-                         f"inference(s) x {len(kernels)} kernel(s) of begin/end pairs, got "
-                         f"{got} end call(s) in {len(closers)} segment(s); is the ELF the "
-                         "profiling build of this model?")
+        raise ArielError(f"the hook calls do not match the build: expected "
+                         f"{sum(len(k) for k in sequences)} begin/end pairs over {count} "
+                         f"inference(s), got {got} end call(s) in {len(closers)} segment(s); "
+                         "is the ELF the profiling build of this model?")
     segments = counts.segments
     inferences = [InferenceCount(n, [], 0) for n in range(count)]
-    if not kernels:  # every node is a view: nothing runs, one segment covers the whole run
-        segments[0].kind = "startup"
-        return Split(inferences, segments[0].instructions, [0] * max(count - 1, 0), 0)
     segments[0].kind = "startup"
-    between = []
-    for j in range(len(kernels) * count):
-        n, position = divmod(j, len(kernels))
-        layer, gap = segments[2 * j + 1], segments[2 * j + 2]
-        layer.kind, layer.inference, layer.layer = "layer", n, kernels[position]["index"]
-        inferences[n].layers.append(LayerCount(kernels[position], layer.instructions, layer))
-        if position + 1 < len(kernels):
-            gap.kind, gap.inference = "between layers", n
-            inferences[n].between_layers += gap.instructions
-        elif n + 1 < count:
-            gap.kind = "between inferences"
-            between.append(gap.instructions)
+    if not any(sequences):  # every node is a view: one segment covers the whole run
+        return Split(inferences, segments[0].instructions, [0] * max(count - 1, 0), 0)
+    between, position = [], 1
+    for n, sequence in enumerate(sequences):
+        for step, kernel in enumerate(sequence):
+            layer, gap = segments[position], segments[position + 1]
+            position += 2
+            layer.kind, layer.inference, layer.layer = "layer", n, kernel["index"]
+            inferences[n].layers.append(LayerCount(kernel, layer.instructions, layer))
+            if step + 1 < len(sequence):
+                gap.kind, gap.inference = "between layers", n
+                inferences[n].between_layers += gap.instructions
+            elif n + 1 < count:
+                gap.kind = "between inferences"
+                between.append(gap.instructions)
     segments[-1].kind = "shutdown"
     return Split(inferences, segments[0].instructions, between, segments[-1].instructions)
 
@@ -379,7 +382,8 @@ class Profile:
 
 def profile(build: Build, inputs: list[np.ndarray], *, timeout: float = DEFAULT_TIMEOUT,
             blocks: bool = False, edges: bool = False,
-            qemu_args: list[str] | None = None) -> Profile:
+            qemu_args: list[str] | None = None,
+            per_inference: list[list[dict]] | None = None) -> Profile:
     """Count the instructions of `build` running `inputs` (per model input, arrays shaped
     (N, *shape), as codegen.simulate.load_inputs returns them)."""
     elf = build_profile_elf(build.folder)
@@ -390,5 +394,5 @@ def profile(build: Build, inputs: list[np.ndarray], *, timeout: float = DEFAULT_
         counts = count_instructions(build.board, elf, work, timeout=timeout, blocks=blocks,
                                     edges=edges, qemu_args=qemu_args)
         outputs = read_outputs(work, build.info, count)
-    split = split_inferences(counts, build.info.kernels, count)
+    split = split_inferences(counts, build.info.kernels, count, per_inference)
     return Profile(counts, split, outputs)

@@ -1,0 +1,46 @@
+"""The adaptive firmware measured as it runs: its real dispatcher on each input, counted in
+QEMU instruction by instruction, each inference's cycles estimated with the board core's
+table, and its energy from the board's figures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from codegen.emulate.counting import profile
+from codegen.emulate.cycles import estimate
+from codegen.energy import estimate as energy_estimate
+from codegen.profiling import board_memory
+from codegen.simulate import Build
+
+
+@dataclass
+class DispatchMeasurement:
+    stage: np.ndarray  # which stage answered each input (read back from the firmware)
+    instructions: np.ndarray  # per inference, exact
+    cycles: np.ndarray  # per inference, estimated
+    energy_uj: np.ndarray | None  # per inference, estimated; None without power figures
+
+
+def measure_dispatch(build: Build, inputs: np.ndarray, stages: np.ndarray,
+                     timeout: float = 900) -> DispatchMeasurement:
+    """Profile the firmware on `inputs`; `stages` (the simulation's decisions) says which
+    kernels each inference runs, and the firmware's own outputs must agree with it."""
+    kernels = build.info.kernels
+    per_stage = [[k for k in kernels if k["stage"] == s]
+                 for s in range(max(k["stage"] for k in kernels) + 1)]
+    sequences = [[k for s in range(int(last) + 1) for k in per_stage[s]] for last in stages]
+    measured = profile(build, [inputs], timeout=timeout, edges=True, per_inference=sequences)
+    answered = measured.outputs[1].reshape(-1)
+    memory = board_memory(build.board)
+    cycles = np.zeros(len(inputs))
+    instructions = np.zeros(len(inputs))
+    for segment in measured.counts.segments:
+        if segment.inference is not None:
+            cycles[segment.inference] += estimate(measured.counts, segment, build.board.core,
+                                                  memory).cycles
+            instructions[segment.inference] += segment.instructions
+    energies = [energy_estimate(build.board, round(c)).microjoules for c in cycles]
+    energy = None if any(e is None for e in energies) else np.array(energies)
+    return DispatchMeasurement(answered, instructions, cycles, energy)
