@@ -1,5 +1,5 @@
 # The two commands of the README, and the pieces they are made of.
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test lint bench evaluate
 
 setup:
 	scripts/setup.sh
@@ -16,3 +16,6 @@ lint:
 
 bench: setup
 	.venv/bin/python bench/models.py --board $(or $(BOARD),mps2-an386)
+
+evaluate: setup
+	.venv/bin/python bench/ari_evaluation.py --board $(or $(BOARD),nucleo-l4r5zi) --update-readme
