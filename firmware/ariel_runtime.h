@@ -3,6 +3,7 @@
 #define ARIEL_RUNTIME_H
 
 #include <stdint.h>
+#include <string.h>
 
 /* A model input or output: where it lives in the arena and how many bytes it holds. */
 typedef struct {
@@ -39,6 +40,369 @@ static inline int32_t ariel_requantize(int32_t acc, int32_t multiplier, int32_t 
 {
     const int64_t value = ariel_rounding_shift((int64_t)acc * multiplier, shift) + zero_point;
     return (int32_t)(value < low ? low : (value > high ? high : value));
+}
+
+/* ----------------------------------------------------------------------------------------
+ * Packed kernels: the helpers the Conv, Gemm and MatMul kernels call on weights that
+ * codegen/ops/conv.py and gemm.py re-laid at compile time in the order read here.
+ * ------------------------------------------------------------------------------------- */
+
+#define ARIEL_INLINE static inline __attribute__((always_inline))
+/* A packed kernel stays a function of its own: inlined into the run function, which calls
+ * it once, GCC would allocate its registers together with every other kernel's and spill
+ * inner-loop values. */
+#define ARIEL_KERNEL static __attribute__((noinline))
+
+/* Which int8 path the kernels compile. ARIEL_DSP is 1 on cores with the DSP extension
+ * (__ARM_FEATURE_DSP: Cortex-M4, M7, M33), where two 16 x 16-bit products are summed by one
+ * SMLAD; 0 elsewhere (Cortex-M0+, the host), where the plain C loops run. Both paths add the
+ * same exact integer products, so they give the same bits. Defining ARIEL_NO_DSP forces the
+ * plain path on a DSP core; ARIEL_EMULATE_DSP runs the DSP path anywhere on C twins of the
+ * instructions (tests use it on the host). */
+#if defined(__ARM_FEATURE_DSP) || defined(__ARM_FEATURE_SAT)
+#include <arm_acle.h>
+#endif
+#if defined(__ARM_FEATURE_DSP) && !defined(ARIEL_NO_DSP)
+#define ARIEL_DSP 1
+ARIEL_INLINE int32_t ariel_sxtb16(int32_t x) { return __sxtb16(x); }
+ARIEL_INLINE int32_t ariel_sxtab16(int32_t a, int32_t x) { return __sxtab16(a, x); }
+ARIEL_INLINE int32_t ariel_smlad(int32_t x, int32_t y, int32_t acc) { return __smlad(x, y, acc); }
+ARIEL_INLINE int32_t ariel_smlabb(int32_t x, int32_t y, int32_t acc) { return __smlabb(x, y, acc); }
+ARIEL_INLINE int32_t ariel_smlatt(int32_t x, int32_t y, int32_t acc) { return __smlatt(x, y, acc); }
+#elif defined(ARIEL_EMULATE_DSP)
+#define ARIEL_DSP 1
+/* C twins of the instructions, as the Armv7-M reference manual defines them: halfwords
+ * wrap to 16 bits, SMLAD's sum wraps to 32 bits. */
+ARIEL_INLINE int32_t ariel_halves(int32_t low, int32_t high)
+{
+    return (int32_t)(((uint32_t)high << 16) | ((uint32_t)low & 0xFFFFu));
+}
+ARIEL_INLINE int32_t ariel_bottom(int32_t x) { return (int16_t)(uint16_t)((uint32_t)x & 0xFFFFu); }
+ARIEL_INLINE int32_t ariel_top(int32_t x) { return (int16_t)(uint16_t)((uint32_t)x >> 16); }
+ARIEL_INLINE int32_t ariel_sxtb16(int32_t x)
+{
+    return ariel_halves((int8_t)(uint8_t)((uint32_t)x & 0xFFu),
+                        (int8_t)(uint8_t)(((uint32_t)x >> 16) & 0xFFu));
+}
+ARIEL_INLINE int32_t ariel_sxtab16(int32_t a, int32_t x)
+{
+    const int32_t b = ariel_sxtb16(x);
+    return ariel_halves(ariel_bottom(a) + ariel_bottom(b), ariel_top(a) + ariel_top(b));
+}
+ARIEL_INLINE int32_t ariel_smlad(int32_t x, int32_t y, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(ariel_bottom(x) * ariel_bottom(y))
+                     + (uint32_t)(ariel_top(x) * ariel_top(y)));
+}
+ARIEL_INLINE int32_t ariel_smlabb(int32_t x, int32_t y, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(ariel_bottom(x) * ariel_bottom(y)));
+}
+ARIEL_INLINE int32_t ariel_smlatt(int32_t x, int32_t y, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(ariel_top(x) * ariel_top(y)));
+}
+#else
+#define ARIEL_DSP 0
+#endif
+
+/* Four int8 values as one 32-bit word (a single LDR; Armv7-M loads unaligned words). */
+ARIEL_INLINE int32_t ariel_load_s8x4(const int8_t *p)
+{
+    int32_t word;
+    memcpy(&word, p, sizeof word);
+    return word;
+}
+
+/* value clamped to [low, high] (within the int8 range): SSAT where the core has it. */
+ARIEL_INLINE int32_t ariel_clamp_s8(int32_t value, int32_t low, int32_t high)
+{
+#if defined(__ARM_FEATURE_SAT)
+    value = __ssat(value, 8);
+    if (low > -128) {
+        value = value < low ? low : value;
+    }
+    if (high < 127) {
+        value = value > high ? high : value;
+    }
+    return value;
+#else
+    return value < low ? low : (value > high ? high : value);
+#endif
+}
+
+/* The output stage of ariel_requantize for shift >= 33, given shift33 = shift - 33
+ * (codegen/ops/gemm.py chooses it when every shift of a node is 33 or more). The same
+ * result in 32-bit steps. With v = acc * multiplier exact (|v| <= 2^62), ariel_requantize
+ * returns floor((v + 2^(shift-1)) / 2^shift). For any integer a and t >= 1,
+ *   floor((a + 2^(t-1)) / 2^t) = floor((floor(a / 2^(t-1)) + 1) / 2)
+ * (write a = q 2^(t-1) + r with 0 <= r < 2^(t-1): both sides are floor((q + 1) / 2), as
+ * r / 2^t < 1/2), and floor(v / 2^(shift-1)) = floor(h / 2^shift33) with h = floor(v / 2^32),
+ * the high word of the product (floor(floor(a / b) / c) = floor(a / (b c))). So the result
+ * is ((h >> shift33) + 1) >> 1, and with the zero point added, ((h >> shift33) + 1 + 2 zp) >> 1.
+ * |h| <= 2^30, so nothing leaves int32. On Armv7-M: SMULL, two shifts and an add. */
+ARIEL_INLINE int32_t ariel_requantize_hi(int32_t acc, int32_t multiplier, int32_t shift33,
+                                         int32_t zero_point, int32_t low, int32_t high)
+{
+    const int32_t h = (int32_t)(((int64_t)acc * multiplier) >> 32);
+    return ariel_clamp_s8(((h >> shift33) + 1 + 2 * zero_point) >> 1, low, high);
+}
+
+#if ARIEL_DSP
+/* -- int8 on the DSP extension ------------------------------------------------------------
+ * A column is a vector of int16 values stored as pairs in 32-bit words, each group of four
+ * values x0..x3 as (x0, x2), (x1, x3): the order in which SXTB16 widens a word of four int8
+ * values, and so the order in which a packed filter's four int8 weights w0..w3 widen too
+ * ((w0, w2) by SXTB16, (w1, w3) by SXTB16 of the word rotated by 8). One SMLAD then adds
+ * x0 w0 + x2 w2, the next x1 w1 + x3 w3. Two columns (two output pixels, or two rows of a
+ * matrix) are stored interleaved, group by group: column 0's two words, then column 1's,
+ * so that one pointer walks both; `stride` is the words from one group to the next (4 in
+ * such a pair, 2 in a column alone). */
+
+ARIEL_INLINE int32_t ariel_ror8(int32_t x)
+{
+    return (int32_t)(((uint32_t)x >> 8) | ((uint32_t)x << 24));
+}
+
+/* col = x + offset for n4 groups of four int8 values (offset: minus x's zero point, or 0
+ * when the zero point is folded into the bias). */
+ARIEL_INLINE void ariel_widen_s8(int32_t *col, const int8_t *x, int32_t n4, int32_t offset,
+                                 int32_t stride)
+{
+    const int32_t offset2 = (int32_t)(((uint32_t)offset & 0xFFFFu) * 0x10001u);
+    for (int32_t i = 0; i < n4; ++i) {
+        const int32_t word = ariel_load_s8x4(x);
+        col[0] = ariel_sxtab16(offset2, word);
+        col[1] = ariel_sxtab16(offset2, ariel_ror8(word));
+        col += stride;
+        x += 4;
+    }
+}
+
+/* n4 groups of four copies of `value` (what a padded tap reads). */
+ARIEL_INLINE void ariel_fill_s16(int32_t *col, int32_t value, int32_t n4, int32_t stride)
+{
+    const int32_t pair = (int32_t)(((uint32_t)value & 0xFFFFu) * 0x10001u);
+    for (int32_t i = 0; i < n4; ++i) {
+        col[0] = pair;
+        col[1] = pair;
+        col += stride;
+    }
+}
+
+/* acc[2 r + c] += column r . filter c over k4 groups of four, for a pair of columns and two
+ * filters interleaved four weights at a time (w0..w3 of filter 0, then of filter 1). Each
+ * weight word is widened once for both columns and each column word loaded once for both
+ * filters: 16 MACs in 8 SMLAD, 6 loads, 6 widenings (2 of them after a rotation). */
+ARIEL_INLINE void ariel_dot_2x2_s8(int32_t acc[4], const int32_t *col, const int8_t *w,
+                                   int32_t k4)
+{
+    int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
+    for (int32_t i = 0; i < k4; ++i) {
+        const int32_t w0 = ariel_load_s8x4(w), w1 = ariel_load_s8x4(w + 4);
+        const int32_t x0e = col[0], x0o = col[1], x1e = col[2], x1o = col[3];
+        const int32_t w0e = ariel_sxtb16(w0), w0o = ariel_sxtb16(ariel_ror8(w0));
+        a00 = ariel_smlad(x0e, w0e, a00);
+        a00 = ariel_smlad(x0o, w0o, a00);
+        a10 = ariel_smlad(x1e, w0e, a10);
+        a10 = ariel_smlad(x1o, w0o, a10);
+        const int32_t w1e = ariel_sxtb16(w1), w1o = ariel_sxtb16(ariel_ror8(w1));
+        a01 = ariel_smlad(x0e, w1e, a01);
+        a01 = ariel_smlad(x0o, w1o, a01);
+        a11 = ariel_smlad(x1e, w1e, a11);
+        a11 = ariel_smlad(x1o, w1o, a11);
+        col += 4;
+        w += 8;
+    }
+    acc[0] = a00;
+    acc[1] = a01;
+    acc[2] = a10;
+    acc[3] = a11;
+}
+
+/* acc[r] += column r . filter, for a pair of columns and one filter. */
+ARIEL_INLINE void ariel_dot_2x1_s8(int32_t acc[2], const int32_t *col, const int8_t *w,
+                                   int32_t k4)
+{
+    int32_t a0 = acc[0], a1 = acc[1];
+    for (int32_t i = 0; i < k4; ++i) {
+        const int32_t w0 = ariel_load_s8x4(w);
+        const int32_t we = ariel_sxtb16(w0), wo = ariel_sxtb16(ariel_ror8(w0));
+        a0 = ariel_smlad(col[0], we, a0);
+        a0 = ariel_smlad(col[1], wo, a0);
+        a1 = ariel_smlad(col[2], we, a1);
+        a1 = ariel_smlad(col[3], wo, a1);
+        col += 4;
+        w += 4;
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+}
+
+/* acc[c] += column . filter c, for one column (`stride` words per group) and two
+ * interleaved filters. */
+ARIEL_INLINE void ariel_dot_1x2_s8(int32_t acc[2], const int32_t *col, const int8_t *w,
+                                   int32_t k4, int32_t stride)
+{
+    int32_t a0 = acc[0], a1 = acc[1];
+    for (int32_t i = 0; i < k4; ++i) {
+        const int32_t w0 = ariel_load_s8x4(w), w1 = ariel_load_s8x4(w + 4);
+        const int32_t xe = col[0], xo = col[1];
+        a0 = ariel_smlad(xe, ariel_sxtb16(w0), a0);
+        a0 = ariel_smlad(xo, ariel_sxtb16(ariel_ror8(w0)), a0);
+        a1 = ariel_smlad(xe, ariel_sxtb16(w1), a1);
+        a1 = ariel_smlad(xo, ariel_sxtb16(ariel_ror8(w1)), a1);
+        col += stride;
+        w += 8;
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+}
+
+/* acc + column . filter, for one column and one filter. */
+ARIEL_INLINE int32_t ariel_dot_1x1_s8(int32_t acc, const int32_t *col, const int8_t *w,
+                                      int32_t k4, int32_t stride)
+{
+    for (int32_t i = 0; i < k4; ++i) {
+        const int32_t w0 = ariel_load_s8x4(w);
+        acc = ariel_smlad(col[0], ariel_sxtb16(w0), acc);
+        acc = ariel_smlad(col[1], ariel_sxtb16(ariel_ror8(w0)), acc);
+        col += stride;
+        w += 4;
+    }
+    return acc;
+}
+
+/* Depthwise, one tap for four channels: acc[j] += (x[j] + offset) * w[j], j = 0..3, with
+ * offset2 the offset in both halves. Channels 0 and 2 sit in the bottom and top halves of
+ * one widened word, 1 and 3 in the other; SMLABB and SMLATT take one half each. */
+ARIEL_INLINE void ariel_dw_tap4_s8(int32_t acc[4], const int8_t *x, const int8_t *w,
+                                   int32_t offset2)
+{
+    const int32_t xw = ariel_load_s8x4(x), ww = ariel_load_s8x4(w);
+    const int32_t xe = ariel_sxtab16(offset2, xw), xo = ariel_sxtab16(offset2, ariel_ror8(xw));
+    const int32_t we = ariel_sxtb16(ww), wo = ariel_sxtb16(ariel_ror8(ww));
+    acc[0] = ariel_smlabb(xe, we, acc[0]);
+    acc[2] = ariel_smlatt(xe, we, acc[2]);
+    acc[1] = ariel_smlabb(xo, wo, acc[1]);
+    acc[3] = ariel_smlatt(xo, wo, acc[3]);
+}
+#endif /* ARIEL_DSP */
+
+/* -- int8 in plain C: the same packed weights, one multiply-accumulate at a time ----------
+ * x is int8 (a row of the input, or a receptive field gathered into a buffer); the sums are
+ * those of the DSP helpers, term for term. */
+
+/* acc[c] += (x + offset) . filter c, two filters interleaved four weights at a time. */
+ARIEL_INLINE void ariel_dot_1x2_s8_c(int32_t acc[2], const int8_t *x, const int8_t *w,
+                                     int32_t k4, int32_t offset)
+{
+    int32_t a0 = acc[0], a1 = acc[1];
+    for (int32_t i = 0; i < k4; ++i) {
+        for (int32_t j = 0; j < 4; ++j) {
+            const int32_t value = (int32_t)x[j] + offset;
+            a0 += value * (int32_t)w[j];
+            a1 += value * (int32_t)w[4 + j];
+        }
+        x += 4;
+        w += 8;
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+}
+
+/* acc += (x + offset) . filter. */
+ARIEL_INLINE int32_t ariel_dot_1x1_s8_c(int32_t acc, const int8_t *x, const int8_t *w,
+                                        int32_t k4, int32_t offset)
+{
+    for (int32_t k = 0; k < 4 * k4; ++k) {
+        acc += ((int32_t)x[k] + offset) * (int32_t)w[k];
+    }
+    return acc;
+}
+
+/* -- float32 ------------------------------------------------------------------------------
+ * The float kernels' inner products, blocked like the int8 ones: two rows (output pixels,
+ * or rows of A) by four filters, the filters interleaved one weight at a time (w[4 k + c]),
+ * so that each input is loaded once for four filters and each weight once for two rows.
+ * Every output still adds its products one by one in k order, as a plain loop would. */
+
+/* acc[4 r + c] += x_r . filter c over k values. */
+ARIEL_INLINE void ariel_dot_2x4_f32(float acc[8], const float *x0, const float *x1,
+                                    const float *w, int32_t k)
+{
+    float a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    float b0 = acc[4], b1 = acc[5], b2 = acc[6], b3 = acc[7];
+    for (int32_t i = 0; i < k; ++i) {
+        const float u = x0[i], v = x1[i];
+        const float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
+        a0 += u * w0;
+        a1 += u * w1;
+        a2 += u * w2;
+        a3 += u * w3;
+        b0 += v * w0;
+        b1 += v * w1;
+        b2 += v * w2;
+        b3 += v * w3;
+        w += 4;
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+    acc[4] = b0;
+    acc[5] = b1;
+    acc[6] = b2;
+    acc[7] = b3;
+}
+
+/* acc[c] += x . filter c over k values, four filters interleaved. */
+ARIEL_INLINE void ariel_dot_1x4_f32(float acc[4], const float *x, const float *w, int32_t k)
+{
+    float a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    for (int32_t i = 0; i < k; ++i) {
+        const float u = x[i];
+        a0 += u * w[0];
+        a1 += u * w[1];
+        a2 += u * w[2];
+        a3 += u * w[3];
+        w += 4;
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
+/* acc[r] += x_r . filter over k values, one filter (contiguous). */
+ARIEL_INLINE void ariel_dot_2x1_f32(float acc[2], const float *x0, const float *x1,
+                                    const float *w, int32_t k)
+{
+    float a0 = acc[0], a1 = acc[1];
+    for (int32_t i = 0; i < k; ++i) {
+        a0 += x0[i] * w[i];
+        a1 += x1[i] * w[i];
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+}
+
+/* acc + x . filter over k values. */
+ARIEL_INLINE float ariel_dot_1x1_f32(float acc, const float *x, const float *w, int32_t k)
+{
+    for (int32_t i = 0; i < k; ++i) {
+        acc += x[i] * w[i];
+    }
+    return acc;
+}
+
+/* Depthwise, one tap for four channels: acc[j] += x[j] * w[j]. */
+ARIEL_INLINE void ariel_dw_tap4_f32(float acc[4], const float *x, const float *w)
+{
+    acc[0] += x[0] * w[0];
+    acc[1] += x[1] * w[1];
+    acc[2] += x[2] * w[2];
+    acc[3] += x[3] * w[3];
 }
 
 #endif

@@ -23,12 +23,18 @@ from codegen.ops.base import (
     unsupported,
 )
 from codegen.ops.gemm import (
+    SCRATCH_BUDGET,
     accumulator_bound,
+    bias_reader,
     check_bound,
     check_s8_product,
     describe_quant,
+    fold_zero_point,
+    pack_pairs,
+    pack_quads,
     product_stage,
-    requantize_context,
+    requantizer,
+    wrap_notes,
 )
 from codegen.ops.spatial import Window, output_spatial, window
 from codegen.quant.output_stage import zero_point_of
@@ -124,52 +130,116 @@ class Conv(OpDef):
             return self.lower_s8(node, graph, names)
         x, w, *rest = graph.input_tensors(node)
         win = self.geometry(node, x, w)
-        oc, icg = w.shape[:2]
-        weights = {}
-        if w.is_const:
-            weights["w"] = _ohwi(w.data)
-            w_name = names.weight("w")
-            w_strides = (win.kernel[0] * win.kernel[1] * icg, win.kernel[1] * icg, icg, 1)
-        else:
-            # Filters computed at run time are read where they lie (OIHW, or OIW for 1-D).
-            w_name = param_of(node, graph, w.name)
-            w_strides = _filter_strides(w)
+        geometry = self.geometry_context(node, x, w)
         bias = rest[0] if rest and rest[0] is not None else None
+        weights = {}
         if bias is not None and bias.is_const:
             weights["b"] = bias.data.astype(np.float32)
         bias_name = (None if bias is None else
                      names.weight("b") if bias.is_const else param_of(node, graph, bias.name))
+        clamp = clamp_statements("v", node.clamp, "float")
+        if not w.is_const:
+            return self.lower_runtime_filters(node, graph, names, weights, bias_name)
+        rows = _ohwi(w.data).reshape(w.shape[0], -1).astype(np.float32)
+        taps = geometry["kh"] * geometry["kw"]
+        context = {**geometry, "taps": taps, "b": bias_name, "clamp": clamp,
+                   "padded": any(win.pads),
+                   "geometry": win.describe() + describe_clamp(node.clamp)}
+        if geometry["icg"] == 1 and geometry["ocg"] == 1 and geometry["ic"] % 4 == 0:
+            weights["w"] = np.ascontiguousarray(
+                rows.reshape(-1, 4, taps).transpose(0, 2, 1)).reshape(-1)
+            return Kernel("kernels/conv_dw_f32.c.j2", context, weights)
+        ocg = geometry["ocg"]
+        weights["w"] = np.concatenate([pack_quads(rows[g * ocg:(g + 1) * ocg])
+                                       for g in range(geometry["group"])])
+        context.update(k=taps * geometry["icg"], pixels=win.out_hw[0] * win.out_hw[1],
+                       quads=ocg // 4)
+        return Kernel("kernels/conv_f32.c.j2", context, weights)
+
+    def lower_runtime_filters(self, node: Node, graph: Graph, names: Names,
+                              weights: dict[str, np.ndarray], bias_name: str | None) -> Kernel:
+        """Filters computed at run time are read where they lie (OIHW, or OIW for 1-D)."""
+        x, w = graph.input_tensors(node)[:2]
+        win = self.geometry(node, x, w)
+        w_strides = _filter_strides(w)
         context = {
             **self.geometry_context(node, x, w),
-            "w": w_name, "b": bias_name,
+            "w": param_of(node, graph, w.name), "b": bias_name,
             "w_stride_o": w_strides[0], "w_stride_h": w_strides[1],
             "w_stride_w": w_strides[2], "w_stride_i": w_strides[3],
             "geometry": win.describe() + describe_clamp(node.clamp),
             "clamp": clamp_statements("acc", node.clamp, "float"),
         }
-        return Kernel("kernels/conv_f32.c.j2", context, weights)
+        return Kernel("kernels/conv_f32_runtime.c.j2", context, weights)
 
     def lower_s8(self, node: Node, graph: Graph, names: Names) -> Kernel:
-        """The int8 kernel: constant OHWI filters, int32 bias, the output stage per channel."""
+        """The int8 kernel: constant filters re-laid for the path that reads them, int32 bias
+        with the input zero point folded in where it can be, the output stage per channel.
+        Depthwise convolutions of four channels at a time get a kernel of their own; every
+        other shape is an inner product per output pixel over its gathered receptive field,
+        unless that field is too large for the stack."""
         x, w, *rest = graph.input_tensors(node)
-        bias = rest[0] if rest else None
+        bias = rest[0].data if rest else None
         out = graph.tensor(node.outputs[0])
+        win = self.geometry(node, x, w)
+        geometry = self.geometry_context(node, x, w)
         stage = product_stage(graph, node, x, w)
-        weights = {"w": _ohwi(w.data), **stage.weights()}
-        if bias is not None:
-            weights["b"] = bias.data.astype(np.int32).reshape(-1)
-        notes = [f"x {describe_quant(x)}", f"w int8 OHWI, {describe_quant(w)}",
-                 "b int32 at scale s_x * s_w" if bias is not None else "no bias",
-                 f"y {describe_quant(out)}, clamped to [{stage.low}, {stage.high}]",
+        requant = requantizer(stage, names)
+        zero_point = zero_point_of(x)
+        rows = _ohwi(w.data).reshape(w.shape[0], -1)
+        folding = fold_zero_point(rows, bias, zero_point)
+        weights = dict(requant.weights)
+        notes = [f"x {describe_quant(x)}; {folding.note}",
+                 f"w {describe_quant(w)}",
+                 f"y {describe_quant(out)}, clamped to [{stage.low}, {stage.high}]; "
+                 f"{requant.note}",
                  f"int32 accumulator, |acc| <= {self.accumulator_bound(node, graph)} "
                  f"(checked at compile time)",
-                 self.geometry(node, x, w).describe()]
-        context = {
-            **self.geometry_context(node, x, w),
-            "w": names.weight("w"), "b": names.weight("b") if bias is not None else None,
-            "input_offset": -zero_point_of(x), "notes": notes,
-            **requantize_context(stage, names, "oc"),
-        }
+                 win.describe()]
+        context = {**geometry, "notes": notes, "offset": folding.offset,
+                   "widened": folding.widened,
+                   "zero_point": zero_point, "requantize": requant.call,
+                   "start": bias_reader(folding, names, weights), "w": names.weight("w")}
+        taps = geometry["kh"] * geometry["kw"]
+        k = taps * geometry["icg"]
+        if geometry["icg"] == 1 and geometry["ocg"] == 1 and geometry["ic"] % 4 == 0:
+            # [C/4][taps][4]: one word holds a tap's weights for four channels.
+            weights["w"] = np.ascontiguousarray(
+                rows.reshape(-1, 4, taps).transpose(0, 2, 1)).reshape(-1)
+            notes[1] += "; w packed [C/4][KH*KW][4] (one word: four channels of a tap)"
+            notes.append("path: depthwise, four channels per step. DSP (ARIEL_DSP): each tap "
+                         "widens four inputs and four weights with SXTB16 and takes the four "
+                         "products with SMLABB/SMLATT; plain C: the same sums one product at a "
+                         "time. Padded taps read a row of the zero point.")
+            return Kernel("kernels/conv_dw_s8.c.j2",
+                          {**context, "taps": taps, "notes": wrap_notes(notes)}, weights)
+        ocg = geometry["ocg"]
+        groups = [pack_pairs(rows[g * ocg:(g + 1) * ocg]) for g in range(geometry["group"])]
+        packed, k4 = np.concatenate([part for part, _ in groups]), groups[0][1]
+        staged = geometry["icg"] % 4 != 0
+        scratch = 4 * k4 + (k4 if staged else 0)
+        if scratch > SCRATCH_BUDGET:
+            weights["w"] = _ohwi(w.data)
+            notes[1] += "; w OHWI"
+            notes.append(f"path: plain C on every core, one output at a time: the DSP path "
+                         f"would widen receptive fields of {k} values into {scratch} bytes of "
+                         f"stack, over the {SCRATCH_BUDGET}-byte budget")
+            return Kernel("kernels/conv_direct_s8.c.j2", {**context, "notes": wrap_notes(notes)},
+                          weights)
+        weights["w"] = packed
+        notes[1] += (f"; w packed per group as filter pairs interleaved four weights at a "
+                     f"time, each filter's {k} OHWI weights padded to {k4}")
+        in_place = (geometry["kh"] == geometry["kw"] == 1 and not any(win.pads)
+                    and not staged)
+        notes.append(
+            "path: inner products over each output pixel's receptive field (K = "
+            f"{k}). DSP (ARIEL_DSP): two pixels' fields widened to int16 pairs on the stack "
+            f"({scratch} bytes), then two filters by two pixels per step, two MACs per SMLAD; "
+            "plain C: " + ("each pixel's input row read in place" if in_place else
+                           "each pixel's field gathered as int8") +
+            ", two filters per step. Padded taps read the zero point.")
+        context.update(k=k, k4=k4, staged=staged, in_place=in_place, pixels=win.out_hw[0] *
+                       win.out_hw[1], pad16=zero_point + folding.offset, notes=wrap_notes(notes))
         return Kernel("kernels/conv_s8.c.j2", context, weights)
 
     def geometry_context(self, node: Node, x: Tensor, w: Tensor) -> dict:

@@ -11,7 +11,8 @@ output stage they share live at the end of this module."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +39,8 @@ from codegen.quant.output_stage import OutputStage, output_stage, scale_of, zero
 
 TEMPLATE = "kernels/matmul_f32.c.j2"
 TEMPLATE_S8 = "kernels/matmul_s8.c.j2"
+TEMPLATE_S8_PACKED = "kernels/matmul_packed_s8.c.j2"
+TEMPLATE_F32_PACKED = "kernels/matmul_packed_f32.c.j2"
 INT32_MAX = 2**31 - 1
 
 
@@ -83,13 +86,10 @@ class MatrixProduct(OpDef):
                ) -> Kernel:
         """The kernel of `product`: float32, or int8 when `int8` holds the integer kernel's
         own values (see render_s8)."""
-        y_strides = _row_major_strides((*product.batch, product.m, product.n))
-        bounds, (a_batch, b_batch, y_batch) = collapse(
-            list(product.batch), [list(product.a.batch), list(product.b.batch),
-                                  list(y_strides[:-2])])
-        if bounds == [1]:  # collapse keeps one loop of one step when there is no batch
-            bounds, a_batch, b_batch, y_batch = [], [], [], []
-        loops = [f"i{j}" for j in range(len(bounds))]
+        bounds, loops, (a_batch, b_batch, y_batch) = _batch_loops(product)
+        if int8 is None and "b" in product.weights and not any(product.b.batch) and \
+                product.a.inner == 1:
+            return self.render_f32_packed(node, product, out)
         context = {
             "loops": bounds, "m": product.m, "n": product.n, "k": product.k,
             "a": product.a.array, "b": product.b.array,
@@ -108,6 +108,32 @@ class MatrixProduct(OpDef):
                                 f"{describe_clamp(node.clamp)}")
         return Kernel(TEMPLATE, context, product.weights)
 
+    def render_f32_packed(self, node: Node, product: Product, out: Tensor) -> Kernel:
+        """The float32 kernel for a constant B (stored [N][K], no batch axes of its own) and
+        an A whose k is contiguous: B packed four outputs at a time, two rows of A by four
+        outputs per step."""
+        m, n, k = product.m, product.n, product.k
+        bounds, loops, (a_batch, _, y_batch) = _batch_loops(product)
+        weights = dict(product.weights)
+        weights["b"] = pack_quads(weights["b"].reshape(n, k))
+        context = {
+            "loops": bounds, "m": m, "n": n, "k": k, "quads": n // 4,
+            "a": product.a.array,
+            "a_row": linear([*loops, "m"], [*a_batch, product.a.outer]),
+            "a_row_next": linear([*loops, "(m + 1)"], [*a_batch, product.a.outer]),
+            "y_row": linear([*loops, "m"], [*y_batch, n]),
+            "finish": product.finish + clamp_statements("acc", node.clamp, "float"),
+            "notes": [f"A {product.a.note}",
+                      f"B {product.b.note}; packed four outputs at a time, interleaved "
+                      f"weight by weight ([{n // 4}][{k}][4]), then the {n % 4} left over",
+                      *product.notes,
+                      f"y {list(out.shape)} row-major, float32{describe_clamp(node.clamp)}",
+                      "path: two rows of A by four outputs per step (each A value loaded "
+                      "once for four outputs, each weight once for two rows); each output "
+                      "adds its products in k order"]}
+        context["notes"] = wrap_notes(context["notes"])
+        return Kernel(TEMPLATE_F32_PACKED, context, weights)
+
     def render_s8(self, node: Node, graph: Graph, names: Names, product: Product,
                   a: Tensor, b: Tensor, bias: str = "0") -> Kernel:
         """The int8 kernel of `product`: A and B with their zero points removed (B's is 0 when
@@ -124,6 +150,55 @@ class MatrixProduct(OpDef):
         int8 = {"a_offset": -zero_point_of(a), "b_offset": 0 if b.is_const else
                 -zero_point_of(b), "bias": bias, **requantize_context(stage, names, "n")}
         return self.render(node, product, out, int8)
+
+    def render_s8_packed(self, node: Node, graph: Graph, names: Names, product: Product,
+                         a: Tensor, b: Tensor, c: Tensor | None = None) -> Kernel | None:
+        """The int8 kernel for a constant B, packed at compile time as ariel_runtime.h's
+        helpers read it, with A's zero point folded into the bias where it can be; None when
+        the product does not suit it (B computed at run time or with batch axes of its own,
+        A's k not contiguous, a bias that varies along m, or rows too long for the stack)."""
+        m, n, k = product.m, product.n, product.k
+        if not b.is_const or any(product.b.batch) or product.a.inner != 1:
+            return None
+        start = None
+        if c is not None:
+            full = np.broadcast_to(c.data.astype(np.int64).reshape(
+                (1,) * (2 - c.rank) + tuple(c.shape)), (m, n))
+            if not (full == full[:1]).all():
+                return None
+            start = full[0]
+        rows = product.weights["b"].reshape(n, k)
+        packed, k4 = pack_pairs(rows)
+        if 4 * k4 > SCRATCH_BUDGET:
+            return None
+        out = graph.tensor(node.outputs[0])
+        stage = product_stage(graph, node, a, b)
+        requant = requantizer(stage, names)
+        folding = fold_zero_point(rows, start, zero_point_of(a))
+        weights = {**{key: v for key, v in product.weights.items() if key != "b"},
+                   **requant.weights, "b": packed}
+        bias = bias_reader(folding, names, weights)
+        bounds, loops, (a_batch, _, y_batch) = _batch_loops(product)
+        notes = [f"A {product.a.note}; {describe_quant(a)}; {folding.note}",
+                 f"B {list(b.shape)} constant, {describe_quant(b)}; packed as filter pairs "
+                 f"interleaved four weights at a time, each of the {n} filters' {k} weights "
+                 f"padded to {k4}",
+                 *product.notes,
+                 f"y {list(out.shape)} row-major, int8, {describe_quant(out)}, clamped to "
+                 f"[{stage.low}, {stage.high}]; {requant.note}",
+                 f"int32 accumulator, |acc| <= {self.accumulator_bound(node, graph)} "
+                 f"(checked at compile time)",
+                 f"path: DSP (ARIEL_DSP): two rows of A widened to int16 pairs on the stack "
+                 f"({4 * k4} bytes), then two outputs of B by two rows per step, two MACs per "
+                 f"SMLAD; plain C: each row read in place, two outputs per step"]
+        context = {"loops": bounds, "m": m, "n": n, "k": k, "k4": k4, "a": product.a.array,
+                   "a_row": linear([*loops, "m"], [*a_batch, product.a.outer]),
+                   "a_row_next": linear([*loops, "(m + 1)"], [*a_batch, product.a.outer]),
+                   "y_row": linear([*loops, "m"], [*y_batch, n]),
+                   "b": names.weight("b"), "offset": folding.offset, "start": bias,
+                   "widened": folding.widened, "requantize": requant.call,
+                   "notes": wrap_notes(notes)}
+        return Kernel(TEMPLATE_S8_PACKED, context, weights)
 
     def b_inner_axis(self, node: Node, b: Tensor) -> int:
         """The axis of B that the inner product runs along (k)."""
@@ -211,6 +286,10 @@ class Gemm(MatrixProduct):
         notes = [f"{name} used transposed (trans{name}=1)" for name in ("A", "B")
                  if attr(node, f"trans{name}", 0)]
         if is_quantized(graph, node):
+            product = Product((), m, n, k, fa, fb, [], weights, list(notes))
+            packed = self.render_s8_packed(node, graph, names, product, a, b, c)
+            if packed is not None:
+                return packed
             bias = "0"
             if c is not None:
                 bias, note = self.bias(node, graph, names, c, weights)
@@ -314,7 +393,8 @@ class MatMul(MatrixProduct):
         notes = [f"batch {list(batch)}, A and B broadcast to it"] if batch else []
         product = Product(batch, m, n, _inner(a.shape, is_b=False), fa, fb, [], weights, notes)
         if is_quantized(graph, node):
-            return self.render_s8(node, graph, names, product, a, b)
+            packed = self.render_s8_packed(node, graph, names, product, a, b)
+            return packed or self.render_s8(node, graph, names, product, a, b)
         return self.render(node, product, out)
 
     def macs(self, node: Node, graph: Graph) -> int:
@@ -344,6 +424,18 @@ def factor(node: Node, graph: Graph, names: Names, key: str, tensor: Tensor, swa
                 f"read through strides")
     batch_strides = _batch_strides(shape[:-2], strides[:-2], batch)
     return Factor(array, batch_strides, strides[-2], strides[-1], note)
+
+
+def _batch_loops(product: Product) -> tuple[list[int], list[str], list[list[int]]]:
+    """The batch loops of `product` (collapsed), their variables, and the strides of A, B
+    and Y along them."""
+    y_strides = _row_major_strides((*product.batch, product.m, product.n))
+    bounds, strides = collapse(list(product.batch), [list(product.a.batch),
+                                                     list(product.b.batch),
+                                                     list(y_strides[:-2])])
+    if bounds == [1]:  # collapse keeps one loop of one step when there is no batch
+        bounds, strides = [], [[], [], []]
+    return bounds, [f"i{j}" for j in range(len(bounds))], strides
 
 
 def linear(variables: Sequence[str], strides: Sequence[int]) -> str:
@@ -546,6 +638,138 @@ def requantize_context(stage: OutputStage, names: Names, channel: str) -> dict:
         mult, shift = str(values["multiplier"]), str(values["shift"])
     return {"out_mult": mult, "out_shift": shift, "out_zero_point": values["zero_point"],
             "out_low": values["low"], "out_high": values["high"]}
+
+
+# Stack a kernel may take for the receptive fields it widens to int16 (the boards reserve
+# 8 KiB of stack; the rest of the firmware needs a few hundred bytes of it).
+SCRATCH_BUDGET = 4096
+INT8_SPAN = 128  # the largest |q| of an int8 value
+
+
+@dataclass
+class Folding:
+    """How an int8 kernel meets its input's zero point: `bias` (int64, per output channel)
+    starts each accumulator, `offset` is added to every input value in the inner loop."""
+
+    bias: np.ndarray
+    offset: int
+    note: str
+
+    @property
+    def widened(self) -> str:
+        """What a widened input holds, for the kernels' comments."""
+        return "the input as it is" if self.offset == 0 else f"the input plus {self.offset}"
+
+
+def wrap_notes(notes: list[str], width: int = 92) -> list[str]:
+    """A kernel comment's notes as lines of at most `width` characters, each note's later
+    lines indented by two."""
+    return [line for note in notes for line in textwrap.wrap(
+        note, width, subsequent_indent="  ", break_on_hyphens=False)]
+
+
+def fold_zero_point(rows: np.ndarray, bias: np.ndarray | None, zero_point: int) -> Folding:
+    """Fold the input zero point into the bias at compile time where the new sums cannot
+    overflow: sum over k of (x - zp) w[n, k] = sum of x w[n, k] - zp sum of w[n, k], so the
+    kernel starts at b[n] - zp sum_k w[n, k] and multiplies x as it is. `rows` are the
+    filters as [N, K]. Each partial sum the kernel then forms is that bias plus products x w
+    with |x| <= 128, so |acc| <= |b'| + 128 sum |w| bounds it; when that bound exceeds int32
+    the zero point is subtracted from each input instead (whose sums the accumulator bound
+    check_bound enforces already covers). Either way a padded tap must read zp itself, the
+    byte of real 0, which the kernels do."""
+    rows = rows.astype(np.int64)
+    start = np.zeros(len(rows), np.int64) if bias is None else bias.astype(np.int64).reshape(-1)
+    if zero_point == 0:
+        return Folding(start, 0, "x's zero point is 0")
+    folded = start - zero_point * rows.sum(axis=1)
+    bound = int((np.abs(folded) + INT8_SPAN * np.abs(rows).sum(axis=1)).max(initial=0))
+    if bound <= INT32_MAX:
+        return Folding(folded, 0, f"x's zero point {zero_point} folded into the bias at "
+                       f"compile time (b - zp * sum of w); with |x| <= 128 every partial sum "
+                       f"is within {bound} (checked)")
+    return Folding(start, -zero_point, f"x's zero point {zero_point} subtracted from each "
+                   f"input (folded, the sums could reach {bound}, beyond int32)")
+
+
+def pack_pairs(rows: np.ndarray) -> tuple[np.ndarray, int]:
+    """Filters [N, K] as the packed kernels read them: K padded with zeros to K4, a multiple
+    of 4; filters taken two at a time and interleaved four weights at a time (k0..k3 of
+    filter n, k0..k3 of filter n + 1, k4..k7 of filter n, ...); an odd last filter alone.
+    Filter n starts at n * K4 either way. Returns the array and K4."""
+    count, k = rows.shape
+    k4 = -(-k // 4) * 4
+    padded = np.zeros((count, k4), rows.dtype)
+    padded[:, :k] = rows
+    parts = [padded[n:n + 2].reshape(2, k4 // 4, 4).transpose(1, 0, 2).reshape(-1)
+             for n in range(0, count - 1, 2)]
+    if count % 2:
+        parts.append(padded[-1])
+    return np.concatenate(parts) if parts else padded.reshape(-1), k4
+
+
+def pack_quads(rows: np.ndarray) -> np.ndarray:
+    """Float filters [N, K] as the blocked float kernels read them: four at a time
+    interleaved one weight at a time ([N/4][K][4]), then the N % 4 left over one after the
+    other. Filter n of a quad starts at quad * 4K + n % 4, a left-over one at its row."""
+    quads, k = len(rows) // 4, rows.shape[1]
+    parts = [rows[:4 * quads].reshape(quads, 4, k).transpose(0, 2, 1).reshape(-1),
+             rows[4 * quads:].reshape(-1)]
+    return np.concatenate(parts).astype(np.float32)
+
+
+@dataclass
+class Requantizer:
+    """The closing output stage of a packed int8 kernel: constant arrays, and C for one
+    output (`call(acc, channel)`, both C expressions)."""
+
+    weights: dict[str, np.ndarray]
+    call: Callable[[str, str], str]
+    note: str
+
+
+def requantizer(stage: OutputStage, names: Names) -> Requantizer:
+    """ariel_requantize_hi (per channel: a table of multiplier and shift - 33) when every
+    shift is 33 or more, as in every model seen so far; else ariel_requantize."""
+    multipliers = stage.multipliers.reshape(-1).astype(np.int64)
+    shifts = stage.shifts.reshape(-1).astype(np.int64)
+    tail = f"{stage.zero_point}, {stage.low}, {stage.high})"
+    if shifts.min() >= 33:
+        note = "output stage ariel_requantize_hi (every shift >= 33)"
+        if multipliers.size > 1:
+            rq = names.weight("rq")
+            return Requantizer(
+                {"rq": np.stack([multipliers, shifts - 33], axis=1).astype(np.int32).reshape(-1)},
+                lambda acc, c: (f"(int8_t)ariel_requantize_hi({acc}, {rq}[2 * {_term(c)}], "
+                                f"{rq}[2 * {_term(c)} + 1], {tail}"),
+                note + "; rq: multiplier, shift - 33 per channel")
+        m, s = int(multipliers[0]), int(shifts[0])
+        return Requantizer({}, lambda acc, c: (f"(int8_t)ariel_requantize_hi({acc}, {m}, "
+                                               f"{s - 33}, {tail}"), note)
+    note = "output stage ariel_requantize (a shift below 33)"
+    if multipliers.size > 1:
+        mult, shift = names.weight("mult"), names.weight("shift")
+        return Requantizer({"mult": multipliers.astype(np.int32),
+                            "shift": shifts.astype(np.int32)},
+                           lambda acc, c: (f"(int8_t)ariel_requantize({acc}, {mult}[{c}], "
+                                           f"{shift}[{c}], {tail}"), note)
+    m, s = int(multipliers[0]), int(shifts[0])
+    return Requantizer({}, lambda acc, c: f"(int8_t)ariel_requantize({acc}, {m}, {s}, {tail}",
+                       note)
+
+
+def bias_reader(folding: Folding, names: Names, weights: dict[str, np.ndarray]
+                ) -> Callable[[str], str]:
+    """C for the accumulator's start of channel `c`: the folded int32 bias array, or 0."""
+    if not folding.bias.any():
+        return lambda c: "0"
+    weights["bias"] = folding.bias.astype(np.int32)
+    name = names.weight("bias")
+    return lambda c: f"{name}[{c}]"
+
+
+def _term(expression: str) -> str:
+    """`expression` safe to multiply (parenthesized unless a name or a number)."""
+    return expression if expression.replace("_", "").isalnum() else f"({expression})"
 
 
 def describe_quant(tensor: Tensor) -> str:

@@ -6,6 +6,8 @@ the int8 Gemm and MatMul tests too."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import onnx
 import onnxruntime
@@ -57,18 +59,30 @@ def onnxruntime_int8(model: onnx.ModelProto, feeds: dict[str, np.ndarray], outpu
     return session.run([output], feeds)[0]
 
 
+def emulated_dsp(compiled):
+    """`compiled` with its kernels' DSP path (ARIEL_DSP) on the host, on ariel_runtime.h's C
+    twins of the DSP instructions: the packing, the pairing and the sums of that path, checked
+    on every host test (tests/e2e/test_int8_dsp_qemu.py checks the real instructions)."""
+    files = dict(compiled.files)
+    files["m.c"] = "#define ARIEL_EMULATE_DSP 1\n" + files["m.c"]
+    return replace(compiled, files=files)
+
+
 def check_int8(compiled, inputs: list[list[np.ndarray]], tmp_path, label: str,
                model: onnx.ModelProto | None = None) -> np.ndarray:
-    """For each list of int8 inputs: the host-built C equals run_graph exactly; against ONNX
-    Runtime on `model` (by default the QDQ model ariel quantized) at most one unit apart
-    and mostly identical. Returns the C outputs, stacked."""
+    """For each list of int8 inputs: the host-built C, plain and with the DSP path emulated,
+    equals run_graph exactly; against ONNX Runtime on `model` (by default the QDQ model ariel
+    quantized) at most one unit apart and mostly identical. Returns the C outputs, stacked."""
     host = host_model(compiled, tmp_path)
+    dsp = host_model(emulated_dsp(compiled), tmp_path)
     model = model if model is not None else compiled.quantized_model
     outputs, differences = [], []
     for xs in inputs:
         got = host.run(*xs)[0]
         assert got.dtype == np.int8
-        np.testing.assert_array_equal(got, run_graph(compiled.graph, xs)[0])
+        want = run_graph(compiled.graph, xs)[0]
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(dsp.run(*xs)[0], want)
         theirs = onnxruntime_int8(model, dict(zip(compiled.graph.inputs, xs, strict=True)),
                                   compiled.graph.outputs[0])
         assert theirs.shape == got.shape
@@ -102,6 +116,13 @@ CASES = {
     "conv1d": dict(x=(1, 3, 12), w=(4, 3, 5), pads=[2, 1], strides=[2]),
     "batch2_no_bias": dict(x=(2, 2, 4, 4), w=(3, 2, 2, 2), bias=False),
     "wide_16_channels": dict(x=(1, 16, 6, 6), w=(8, 16, 3, 3), pads=[1, 1, 1, 1]),
+    # An odd count of output pixels and of filters: the kernels' single-pixel and
+    # single-filter tails.
+    "odd_pixels_and_filters": dict(x=(1, 3, 5, 5), w=(5, 3, 3, 3), pads=[1, 1, 1, 1]),
+    "depthwise_stride2": dict(x=(1, 8, 7, 7), w=(8, 1, 3, 3), group=8, strides=[2, 2],
+                              pads=[0, 0, 1, 1]),
+    # A receptive field of 1,152 values: too large to widen on the stack, so plain C only.
+    "large_field_plain_only": dict(x=(1, 128, 4, 4), w=(3, 128, 3, 3), pads=[1, 1, 1, 1]),
 }
 
 
@@ -239,7 +260,8 @@ def test_qlinear_conv(per_channel, tmp_path):
     compiled = compile_onnx_int8(model, None, io="int8")
     assert int8_ops(compiled) == ["Conv"]
     source = compiled.files["m.c"]
-    assert ("_mult[oc]" in source) == per_channel
+    # Per channel, the output stage reads a table (multiplier, rounding, shift) per channel.
+    assert ("_rq[2 * o]" in source) == per_channel
     inputs = [[rng.integers(-128, 128, (1, 3, 7, 6)).astype(np.int8)] for _ in range(4)]
     label = "per channel" if per_channel else "per tensor"
     check_int8(compiled, inputs, tmp_path, f"QLinearConv {label}", model=model)

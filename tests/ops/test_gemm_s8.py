@@ -65,6 +65,7 @@ GEMM_CASES = {
     "B_no_bias": dict(a=(3, 12), b=(12, 6)),
     "transA_transB": dict(a=(10, 2), b=(7, 10), c=(7,), transA=1, transB=1),
     "one_row_64_inputs": dict(a=(1, 64), b=(10, 64), c=(10,), transB=1),
+    "k_tail_odd_n": dict(a=(3, 10), b=(5, 10), c=(5,), transB=1),
     "run_time_B_bias": dict(a=(3, 8), b=(8, 4), c=(4,), b_constant=False),
     "run_time_transB": dict(a=(3, 8), b=(4, 8), c=(4,), b_constant=False, transB=1),
 }
@@ -77,9 +78,14 @@ def test_gemm_s8(case, tmp_path):
                         f"Gemm {case}")
     assert int8_ops(compiled) == ["Gemm"]
     source = compiled.files["m.c"]
-    if GEMM_CASES[case].get("b_constant", True):
-        assert "m_n00_gemm_b[n * " in source  # B stored [N][K] whatever transB says
-        assert "ariel_requantize(acc, m_n00_gemm_mult[n], m_n00_gemm_shift[n]" in source
+    spec = GEMM_CASES[case]
+    if spec.get("b_constant", True) and not spec.get("transA"):
+        # B packed at compile time whatever transB says, the output stage from a table.
+        assert "const int8_t *w = m_n00_gemm_b;" in source
+        assert "ariel_requantize_hi(acc[0], m_n00_gemm_rq[2 * n]" in source
+    elif spec.get("transA"):
+        # A transposed: its k is not contiguous, so the strided kernel reads it.
+        assert "ariel_dot_" not in source and "acc += (" in source
     else:
         assert "+ b_offset)" in source
 
@@ -157,7 +163,7 @@ def test_qlinear_matmul(case, tmp_path):
     model = qlinear_matmul_model(rng, **spec)
     compiled = compile_onnx_int8(model, None, io="int8")
     assert int8_ops(compiled) == ["MatMul"]
-    assert ("_mult[n]" in compiled.files["m.c"]) == spec["per_column"]
+    assert ("_rq[2 * n]" in compiled.files["m.c"]) == spec["per_column"]
     inputs = [[rng.integers(-128, 128, (2, 3, 16)).astype(np.int8)] for _ in range(4)]
     check_int8(compiled, inputs, tmp_path, f"QLinearMatMul {case}", model=model)
 

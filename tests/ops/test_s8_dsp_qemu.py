@@ -1,0 +1,135 @@
+"""The int8 Conv, Gemm and MatMul kernels on a real DSP core: one-node models built for
+mps2-an386 (a Cortex-M4, so __ARM_FEATURE_DSP and the SMLAD path), run in QEMU and compared
+with ariel's integer reference bit for bit; then the same firmware rebuilt with ARIEL_NO_DSP,
+which forces the plain C path on the same core, gives the same bytes. The host tests cover
+the plain path (the host has no DSP) and the DSP path on C twins of the instructions; these
+check the instructions themselves."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from codegen.boards import get_board
+from codegen.build import write_project
+from codegen.emulate.qemu import run_qemu
+from codegen.reference import run_graph
+from codegen.resources import data_dir
+from codegen.simulate import read_outputs, write_inputs
+from codegen.toolchain import run_make
+from tests.ops.test_conv_s8 import CASES as CONV_CASES
+from tests.ops.test_conv_s8 import compile_conv, conv_model, quantize_input
+from tests.ops.test_gemm_s8 import GEMM_CASES, HIGH, LOW, MATMUL_CASES, product_model
+from tests.support import compile_onnx_int8
+
+pytestmark = pytest.mark.qemu
+BOARD = "mps2-an386"
+SAMPLES = 3
+
+CONV = ["3x3_pad1", "stride2_asym_pads", "strides_2x1", "dilation", "depthwise",
+        "depthwise_multiplier", "grouped", "pointwise_1x1", "same_upper", "conv1d",
+        "batch2_no_bias", "wide_16_channels", "odd_pixels_and_filters", "depthwise_stride2",
+        "large_field_plain_only"]
+PRODUCTS = {f"Gemm {case}": ("Gemm", GEMM_CASES[case]) for case in
+            ["transB_bias", "one_row_64_inputs", "k_tail_odd_n", "run_time_B_bias",
+             "transA_transB"]}
+PRODUCTS.update({f"MatMul {case}": ("MatMul", MATMUL_CASES[case]) for case in
+                 ["batched_A_constant_2d_B", "2d_constant_B"]})
+
+
+def firmware(compiled, folder: Path, plain: bool = False) -> Path:
+    """`compiled` as a firmware project in `folder`, built (with ARIEL_NO_DSP if `plain`)."""
+    folder.mkdir()
+    write_project(folder, compiled.files, compiled.info, get_board(BOARD), "tests",
+                  compiled.plan.timeline())
+    if plain:
+        subprocess.run(["make", "-s", "-C", str(folder), "CC=arm-none-eabi-gcc -DARIEL_NO_DSP"],
+                       check=True, capture_output=True)
+    else:
+        run_make(folder)
+    return folder / "build" / "firmware.elf"
+
+
+def run_firmware(compiled, elf: Path, inputs: list[list[np.ndarray]], workdir: Path
+                 ) -> np.ndarray:
+    workdir.mkdir()
+    batches = [np.stack([sample[k] for sample in inputs]) for k in range(len(inputs[0]))]
+    write_inputs(workdir, batches)
+    run_qemu(get_board(BOARD), elf, workdir, timeout=120)
+    return read_outputs(workdir, compiled.info, len(inputs))[0]
+
+
+def uses(elf: Path, mnemonic: str) -> bool:
+    text = subprocess.run(["arm-none-eabi-objdump", "-d", str(elf)], capture_output=True,
+                          text=True, check=True).stdout
+    return f"\t{mnemonic}\t" in text
+
+
+def check_on_cortex_m4(compiled, inputs: list[list[np.ndarray]], tmp_path: Path,
+                       dsp_expected: bool = True) -> None:
+    """The firmware (DSP path) and the firmware with ARIEL_NO_DSP (plain path) both equal the
+    reference exactly, and only the first widens int8 pairs with SXTB16/SXTAB16 (GCC never
+    emits those for plain C; it may turn a plain 16-bit multiply-add into SMLABB)."""
+    want = np.stack([run_graph(compiled.graph, sample)[0] for sample in inputs])
+    dsp_elf = firmware(compiled, tmp_path / "dsp")
+    plain_elf = firmware(compiled, tmp_path / "plain", plain=True)
+    np.testing.assert_array_equal(run_firmware(compiled, dsp_elf, inputs, tmp_path / "a"), want)
+    np.testing.assert_array_equal(run_firmware(compiled, plain_elf, inputs, tmp_path / "b"),
+                                  want)
+    assert (uses(dsp_elf, "sxtb16") or uses(dsp_elf, "sxtab16")) == dsp_expected
+    assert not uses(plain_elf, "sxtb16") and not uses(plain_elf, "sxtab16")
+
+
+@pytest.mark.parametrize("case", CONV)
+def test_conv_s8_dsp_path_in_qemu(case, tmp_path):
+    rng = np.random.default_rng(40)
+    model, shape = conv_model(rng, CONV_CASES[case])
+    compiled = compile_conv(model, shape, rng)
+    inputs = [[quantize_input(compiled, rng.uniform(-0.4, 1.2, shape).astype(np.float32))]
+              for _ in range(SAMPLES)]
+    inputs.append([rng.choice(np.array([-128, 127], np.int8), shape)])
+    check_on_cortex_m4(compiled, inputs, tmp_path, case != "large_field_plain_only")
+
+
+@pytest.mark.parametrize("label", PRODUCTS)
+def test_products_s8_dsp_path_in_qemu(label, tmp_path):
+    rng = np.random.default_rng(41)
+    op, spec = PRODUCTS[label]
+    model = product_model(rng, op, **spec)
+    shapes = {i.name: tuple(d.dim_value for d in i.type.tensor_type.shape.dim)
+              for i in model.graph.input}
+    calibration = {name: rng.uniform(LOW, HIGH, (16, *shape)).astype(np.float32)
+                   for name, shape in shapes.items()}
+    compiled = compile_onnx_int8(model, calibration, io="int8")
+    inputs = [[quantize_input(compiled, rng.uniform(LOW, HIGH, shape).astype(np.float32), k)
+               for k, shape in enumerate(shapes.values())] for _ in range(SAMPLES)]
+    packed = spec.get("b_constant", True) and not spec.get("transA")
+    check_on_cortex_m4(compiled, inputs, tmp_path, packed)
+
+
+def test_plain_path_is_what_a_cortex_m0plus_compiles(tmp_path):
+    """Without the DSP extension (Cortex-M0+, Armv6-M) the kernels compile to the plain
+    path: the generated C of every kernel shape builds with the M0+ flags."""
+    compiler = shutil.which("arm-none-eabi-gcc")
+    rng = np.random.default_rng(42)
+    flags = ["-mcpu=cortex-m0plus", "-mthumb", "-mfloat-abi=soft", "-std=c11", "-O2",
+             "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion", "-Wshadow", "-c"]
+    models = {case: compile_conv(*conv_model(rng, CONV_CASES[case]), rng)
+              for case in ["3x3_pad1", "depthwise", "large_field_plain_only"]}
+    gemm = product_model(rng, "Gemm", **GEMM_CASES["k_tail_odd_n"])
+    models["gemm"] = compile_onnx_int8(gemm, {"a": rng.uniform(LOW, HIGH, (8, 3, 10)).astype(
+        np.float32)}, io="int8")
+    for label, compiled in models.items():
+        folder = tmp_path / label
+        folder.mkdir()
+        for name, text in compiled.files.items():
+            (folder / name).write_text(text)
+        result = subprocess.run([compiler, *flags, f"-I{data_dir('firmware')}", f"-I{folder}",
+                                 str(folder / "m.c"), "-o", str(folder / "m.o")],
+                                capture_output=True, text=True)
+        assert result.returncode == 0, f"{label}:\n{result.stderr}"
+        assert not uses(folder / "m.o", "sxtb16")
