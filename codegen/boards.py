@@ -9,9 +9,19 @@ with the chip's sizes, so anything that would not fit the chip fails to link."""
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from codegen.devkit import (
+    ClockTree,
+    Console,
+    Debug,
+    RenodeInfo,
+    parse_clock_tree,
+    parse_console,
+    parse_debug,
+    parse_renode,
+)
 from codegen.errors import ArielError
 from codegen.resources import data_dir
 
@@ -55,6 +65,7 @@ class Emulator:
     qemu_machine: str | None
     code: Region | None = None
     data: Region | None = None
+    qemu_args: tuple[str, ...] = ()  # extra QEMU options the machine needs for this board
 
     @property
     def own_map(self) -> bool:
@@ -111,6 +122,11 @@ class Board:
     power: Power = field(default_factory=Power)
     sources: dict[str, str] = field(default_factory=dict)
     path: Path | None = None
+    # The real dev kit (codegen/devkit.py): console UART, clock tree, pyOCD and Renode.
+    console: Console | None = None
+    clock_tree: ClockTree | None = None
+    debug: Debug | None = None
+    renode: RenodeInfo | None = None
 
     @property
     def arch_flags(self) -> list[str]:
@@ -159,6 +175,12 @@ class Board:
         return (f"{self.qemu_machine}'s addresses ({where}) with {self.name}'s sizes; the "
                 f"chip's are 0x{chip.flash.origin:08X} and 0x{chip.ram.origin:08X}")
 
+    def on_chip(self) -> Board:
+        """This board as a build for the chip itself sees it (`--io uart`): linked at the
+        chip's own memory map, whatever machine emulates its simulation builds."""
+        machine = self.qemu_machine if self.emulation.own_map else None
+        return replace(self, emulation=Emulator(machine))
+
     def memory_map_dict(self) -> dict:
         """What ariel.json records about the map a build used."""
         return {"linked_for": self.link_map.to_dict(), "chip": self.chip.to_dict(),
@@ -203,7 +225,8 @@ def _load(path: Path) -> Board:
         emulation = Emulator(
             qemu_machine=emu.get("qemu_machine"),
             code=_region(emu, "code_origin", "code_size") if "code_origin" in emu else None,
-            data=_region(emu, "data_origin", "data_size") if "data_origin" in emu else None)
+            data=_region(emu, "data_origin", "data_size") if "data_origin" in emu else None,
+            qemu_args=tuple(str(a) for a in emu.get("qemu_args", ())))
         timing = data.get("flash_timing", {})
         power = data.get("power", {})
         board = Board(
@@ -226,11 +249,26 @@ def _load(path: Path) -> Board:
                         note=str(power.get("note", NO_FIGURE))),
             sources=dict(data.get("sources", {})),
             path=path,
+            console=parse_console(data["console"]) if "console" in data else None,
+            clock_tree=parse_clock_tree(data["clock_tree"]) if "clock_tree" in data else None,
+            debug=parse_debug(data["debug"]) if "debug" in data else None,
+            renode=parse_renode(data["renode"]) if "renode" in data else None,
         )
     except (KeyError, ValueError, TypeError, tomllib.TOMLDecodeError) as exc:
         raise ArielError(f"board file '{path}' is invalid: {exc}") from exc
     _check_fits_emulator(board, path)
+    _check_clock_tree(board, path)
     return board
+
+
+def _check_clock_tree(board: Board, path: Path) -> None:
+    """The clock tree must give the board's clock exactly: it is what the firmware sets."""
+    tree = board.clock_tree
+    if tree is not None and round(tree.core_hz) != board.clock_hz:
+        raise ArielError(
+            f"board file '{path}' is invalid: its clock tree gives {tree.core_hz:,.0f} Hz "
+            f"({tree.source_hz:,} / {tree.pll_m} * {tree.pll_n} / {tree.pll_div} / "
+            f"{tree.core_div}), not clock_hz {board.clock_hz:,}")
 
 
 def _check_fits_emulator(board: Board, path: Path) -> None:

@@ -28,6 +28,14 @@ EXPECTED = {
                    "mps2-an500", 0),
     "netduinoplus2": ("cortex-m4", "fpv4-sp-d16", 168, (0x08000000, 1 * MIB),
                       (0x20000000, 128 * KIB), "netduinoplus2", 5),
+    "stm32f4-discovery": ("cortex-m4", "fpv4-sp-d16", 168, (0x08000000, 1 * MIB),
+                          (0x20000000, 128 * KIB), "netduinoplus2", 5),
+    "nucleo-h753zi": ("cortex-m7", "fpv5-d16", 400, (0x08000000, 2 * MIB),
+                      (0x24000000, 512 * KIB), "mps2-an500", 2),
+    "nucleo-h7a3zi-q": ("cortex-m7", "fpv5-d16", 280, (0x08000000, 2 * MIB),
+                        (0x24000000, 1 * MIB), "mps2-an500", 6),
+    "nucleo-g071rb": ("cortex-m0plus", "none", 64, (0x08000000, 128 * KIB),
+                      (0x20000000, 36 * KIB), "microbit", 2),
 }
 SOURCE_KEYS = {"memory", "clock", "flash_timing", "power"}
 

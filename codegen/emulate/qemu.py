@@ -29,7 +29,14 @@ def qemu_command(board: Board, elf: Path, extra: list[str] | None = None) -> lis
     return [require_tool("qemu-system-arm"), "-M", board.qemu_machine, "-nographic",
             "-monitor", "none", "-serial", "none",
             "-semihosting-config", "enable=on,target=native", "-kernel", str(elf),
-            *(extra or [])]
+            *_machine_args(board), *(extra or [])]
+
+
+def _machine_args(board: Board) -> tuple[str, ...]:
+    """Options the board file gives its QEMU machine (e.g. a larger SRAM for the micro:bit
+    machine that runs Cortex-M0+ boards); none for a bare machine description."""
+    emulation = getattr(board, "emulation", None)
+    return emulation.qemu_args if emulation is not None else ()
 
 
 def run_qemu(board: Board, elf: Path, workdir: Path, timeout: float,
