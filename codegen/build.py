@@ -15,13 +15,23 @@ from codegen import __version__
 from codegen.boards import Board
 from codegen.compile import CompiledModel, Options, compile_model, current_command
 from codegen.elf import MemoryUse, memory_use
+from codegen.elfcheck import check_elf
 from codegen.emit import ModelInfo, environment
-from codegen.errors import DoesNotFitError
+from codegen.errors import ArielError, DoesNotFitError
 from codegen.outdir import MARKER, staged_output
 from codegen.quant.report import QuantReport, format_report, quantization_report
+from codegen.renode import write_renode_files
 from codegen.report import memory_table
 from codegen.resources import data_dir
 from codegen.toolchain import run_make
+from codegen.uart import (
+    FirmwareFiles,
+    UartOptions,
+    load_test_input,
+    require_console,
+    uart_firmware,
+    uart_metadata,
+)
 
 FIRMWARE_SOURCES = ["startup.c", "semihost.c", "harness.c"]
 ELF_PATH = Path("build") / "firmware.elf"
@@ -45,8 +55,12 @@ class BuildResult:
 
 
 def build(model: Path, board: Board, outdir: Path, options: Options | None = None,
-          progress: Callable[[str], None] = lambda message: None) -> BuildResult:
+          progress: Callable[[str], None] = lambda message: None,
+          uart: UartOptions | None = None) -> BuildResult:
+    """`uart` makes a `--io uart` build for the real board (codegen/uart.py)."""
     options = options or Options()
+    if uart is not None:
+        require_console(board)
     progress(f"compiling {model} ({options.precision})")
     command = current_command()
     compiled = compile_model(model, options, command)
@@ -58,11 +72,23 @@ def build(model: Path, board: Board, outdir: Path, options: Options | None = Non
         quantization = _quantization_report(model, compiled)
     progress(f"{len(compiled.info.kernels)} kernels, arena "
              f"{compiled.plan.arena_size:,} bytes; building firmware for {board.name}")
+    target, firmware = board, None
+    if uart is not None:
+        progress(f"UART build: linked at {board.name}'s own memory map, console on "
+                 f"{board.console.peripheral}")
+        target = board.on_chip()
+        firmware = uart_firmware(compiled.files, compiled.info, board,
+                                 load_test_input(compiled.info, uart.inputs),
+                                 _header(compiled.files, compiled.info))
     with staged_output(outdir) as staging:
-        write_project(staging, compiled.files, compiled.info, board, command,
-                      compiled.plan.timeline())
-        memory = make_firmware(staging, compiled.info, board)
-        metadata = _metadata(compiled, board, options, command, model)
+        write_project(staging, compiled.files, compiled.info, target, command,
+                      compiled.plan.timeline(), firmware)
+        memory = make_firmware(staging, compiled.info, target)
+        metadata = _metadata(compiled, target, options, command, model)
+        if uart is not None:
+            metadata["console"] = uart_metadata(board, _check_uart_elf(staging, board,
+                                                                       progress))
+            write_renode_files(staging, board, compiled.info)
         (staging / MARKER).write_text(json.dumps(metadata, indent=2) + "\n")
         shutil.copyfile(model, staging / "model.onnx")
         if compiled.quantized_model is not None:
@@ -93,15 +119,16 @@ def make_firmware(folder: Path, info: ModelInfo, board: Board) -> MemoryUse:
 
 
 def write_project(folder: Path, files: dict[str, str], info: ModelInfo, board: Board,
-                  command: str, plan_text: str) -> None:
+                  command: str, plan_text: str, firmware: FirmwareFiles | None = None) -> None:
     """The generated C (`files`, driven through `info.prefix`'s API), the firmware sources,
-    the linker script and a Makefile."""
+    the linker script and a Makefile. `firmware` replaces the semihosting harness (a UART
+    build's sources and generated files)."""
     env = environment()
     model_dir, firmware_dir = folder / "model", folder / "firmware"
     model_dir.mkdir()
     for filename, text in files.items():
         (model_dir / filename).write_text(text)
-    header = files[f"{info.prefix}.h"].split("*/\n", 1)[0] + "*/\n"
+    header = _header(files, info)
     (model_dir / "ariel_model.h").write_text(env.get_template("firmware/ariel_model.h.j2")
                                              .render(header=header, prefix=info.prefix,
                                                      guard=info.prefix.upper()))
@@ -109,10 +136,31 @@ def write_project(folder: Path, files: dict[str, str], info: ModelInfo, board: B
     (firmware_dir / "linker.ld").write_text(
         env.get_template("firmware/linker.ld.j2").render(board=board))
     sources = sorted(f"model/{f}" for f in files if f.endswith(".c"))
-    sources += [f"firmware/{f}" for f in FIRMWARE_SOURCES]
+    if firmware is None:
+        sources += [f"firmware/{f}" for f in FIRMWARE_SOURCES]
+    else:
+        sources += firmware.sources
+        for relative, text in firmware.files.items():
+            (folder / relative).write_text(text)
     (folder / "Makefile").write_text(env.get_template("firmware/Makefile.j2").render(
         version=__version__, board=board, command=command, sources=sources))
     (folder / "memory_plan.txt").write_text(plan_text + "\n")
+
+
+def _check_uart_elf(folder: Path, board: Board, progress: Callable[[str], None]) -> str:
+    """A UART build's ELF must match its chip: vector table, memory map, console registers
+    (codegen/elfcheck.py). Returns the check's summary."""
+    check = check_elf(folder / ELF_PATH, board)
+    if not check.ok:
+        raise ArielError(f"the UART build for {board.name} does not match its board file: "
+                         + "; ".join(check.problems))
+    progress(check.summary(board))
+    return check.summary(board)
+
+
+def _header(files: dict[str, str], info: ModelInfo) -> str:
+    """The generated files' opening comment (version, model, command)."""
+    return files[f"{info.prefix}.h"].split("*/\n", 1)[0] + "*/\n"
 
 
 def _metadata(compiled: CompiledModel, board: Board, options: Options, command: str,

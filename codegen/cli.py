@@ -1,4 +1,4 @@
-"""The `ariel` command line: inspect, boards, build, simulate."""
+"""The `ariel` command line: inspect, boards, build, simulate, calibrate, flash."""
 
 from __future__ import annotations
 
@@ -120,22 +120,33 @@ def _size(n: int) -> str:
                    "data set (digits, toycar).")
 @click.option("--calib-method", type=click.Choice(["minmax", "entropy", "percentile"]),
               default="minmax", show_default=True, help="int8: how ranges are calibrated.")
-@click.option("--io", type=click.Choice(["float", "int8"]), default="float", show_default=True,
-              help="int8: give the firmware float inputs/outputs (quantized inside) or the "
-                   "int8 tensors themselves.")
+@click.option("--io", type=click.Choice(["float", "int8", "semihosting", "uart"]), multiple=True,
+              help="What the firmware reads and writes (repeatable, e.g. --io int8 --io uart). "
+                   "int8 builds: float tensors (quantized inside, the default) or the int8 "
+                   "tensors themselves. And how it talks: semihosting with the emulator (the "
+                   "default) or uart, for the real board: a console on the board's UART, "
+                   "clocks set up, the chip's own memory map, a test input in flash.")
+@click.option("--inputs", "test_inputs", type=click.Path(path_type=Path),
+              help="--io uart: X.npy/.npz whose first sample is built into the firmware as "
+                   "its test input (default: zeros).")
 @click.option("--name", help="C name prefix for the model (default: from the file name).")
 @input_shape_option
 @click.option("--show-plan", is_flag=True, help="Print the arena plan as a timeline.")
 def build(model: Path | None, board_name: str, outdir: Path, precision: str,
           stages: tuple[str, ...], margin: str, scores: str, decision_threshold: float,
           thresholds: str | None, threshold_data: str | None, target_agreement: float | None,
-          calibration: str | None, calib_method: str, io: str, name: str | None,
-          input_shapes: tuple[str, ...], show_plan: bool) -> None:
+          calibration: str | None, calib_method: str, io: tuple[str, ...],
+          test_inputs: Path | None, name: str | None, input_shapes: tuple[str, ...],
+          show_plan: bool) -> None:
     """Compile MODEL to C and build firmware for a board into OUTDIR."""
     from codegen.build import build as run_build
     from codegen.compile import Options
 
     board = get_board(board_name)
+    io, uart = _io_modes(io, test_inputs)
+    if uart is not None and (precision == "ari" or stages):
+        raise ArielError("--io uart is not available for adaptive builds (--precision ari, "
+                         "--stage) yet; build one model with --precision float or int8")
     if precision == "ari" or stages:
         _build_ari(model, board, outdir, stages, margin, scores, decision_threshold,
                    thresholds, threshold_data or calibration, target_agreement, calibration,
@@ -145,7 +156,7 @@ def build(model: Path | None, board_name: str, outdir: Path, precision: str,
         raise ArielError("give the MODEL to build (or --stage for an adaptive build)")
     options = Options(precision, calibration, calib_method, io,
                       parse_input_shapes(input_shapes), name)
-    result = run_build(model, board, outdir, options, progress)
+    result = run_build(model, board, outdir, options, progress, uart)
     for note in result.compiled.source.notes:
         progress(f"note: {note}")
     if show_plan:
@@ -155,10 +166,33 @@ def build(model: Path | None, board_name: str, outdir: Path, precision: str,
                f"`make -C {outdir}`)")
 
 
+def _io_modes(choices: tuple[str, ...], test_inputs: Path | None):
+    """--io's values split into the tensor type (float/int8) and the console (semihosting
+    or uart: UartOptions)."""
+    from codegen.uart import UartOptions
+
+    tensors = [c for c in choices if c in ("float", "int8")]
+    consoles = [c for c in choices if c in ("semihosting", "uart")]
+    for kind, given in (("tensor type (float, int8)", tensors),
+                        ("console (semihosting, uart)", consoles)):
+        if len(set(given)) > 1:
+            raise ArielError(f"--io gives two of the same kind, {' and '.join(given)}: choose "
+                             f"one {kind}")
+    uart = UartOptions(test_inputs) if consoles[:1] == ["uart"] else None
+    if test_inputs is not None and uart is None:
+        raise ArielError("--inputs builds a test input into a --io uart build; the emulator "
+                         "takes its inputs at run time (`ariel simulate OUTDIR --inputs X.npy`)")
+    return (tensors[0] if tensors else "float"), uart
+
+
 @main.command()
 @click.argument("outdir", type=click.Path(path_type=Path))
-@click.option("--inputs", "inputs_path", required=True, type=click.Path(path_type=Path),
-              help="X.npy with N inputs (N, *input shape), or .npz keyed by input name.")
+@click.option("--inputs", "inputs_path", type=click.Path(path_type=Path),
+              help="X.npy with N inputs (N, *input shape), or .npz keyed by input name "
+                   "(needed but for --io uart builds, which carry their own).")
+@click.option("--emulator", type=click.Choice(["qemu", "renode"]), default="qemu",
+              show_default=True,
+              help="renode: run a --io uart build's Robot test with renode-test.")
 @click.option("--outputs", "outputs_path", type=click.Path(path_type=Path),
               help="Write the outputs here: .npy (N, *output shape), or .npz by output name.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path),
@@ -174,15 +208,23 @@ def build(model: Path | None, board_name: str, outdir: Path, precision: str,
 @click.option("--html", "html_path", type=click.Path(path_type=Path),
               help="With --profile: where to write the HTML report (default: "
                    "OUTDIR/profile.html).")
-def simulate(outdir: Path, inputs_path: Path, outputs_path: Path | None,
-             json_path: Path | None, compare: bool, timeout: float, profile_run: bool,
-             html_path: Path | None) -> None:
+def simulate(outdir: Path, inputs_path: Path | None, emulator: str,
+             outputs_path: Path | None, json_path: Path | None, compare: bool, timeout: float,
+             profile_run: bool, html_path: Path | None) -> None:
     """Run the firmware in OUTDIR in QEMU on each input and collect its outputs."""
     from codegen.simulate import load_inputs, open_build
     from codegen.simulate import simulate as run_simulation
     from codegen.simulate_report import compare_with_onnxruntime, summary_json, summary_text
 
     build_folder = open_build(outdir)
+    if "console" in build_folder.metadata or emulator == "renode":
+        from codegen.uart_run import simulate_uart
+
+        for line in simulate_uart(build_folder, emulator, timeout, progress):
+            click.echo(line)
+        return
+    if inputs_path is None:
+        raise ArielError("give the inputs to run on: --inputs X.npy")
     info = build_folder.info
     if outputs_path is not None and len(info.outputs) > 1 and outputs_path.suffix != ".npz":
         raise ArielError(f"the model has {len(info.outputs)} outputs; write them to an .npz")
@@ -295,6 +337,30 @@ def _calibrate(outdir: Path, data_spec: str, target_agreement: float | None,
     progress(f"calibration plot: {target}")
     if json_path is not None:
         _write_atomic(json_path, json.dumps(to_dict(result), indent=2) + "\n")
+
+
+@main.command()
+@click.argument("outdir", type=click.Path(path_type=Path))
+@click.option("--probe", metavar="ID", help="The debug probe to use: part of its unique ID "
+              "(`pyocd list` shows them; default: the first one connected).")
+@click.option("--dry-run", is_flag=True,
+              help="Check the ELF against the board's memory map and print what would be "
+                   "written where, without a probe.")
+def flash(outdir: Path, probe: str | None, dry_run: bool) -> None:
+    """Write the --io uart firmware in OUTDIR to its dev kit with pyOCD."""
+    from codegen.flash import flash as run_flash
+    from codegen.flash import flash_plan, format_plan, target_status
+    from codegen.simulate import open_build
+
+    plan = flash_plan(open_build(outdir))
+    if dry_run:
+        for line in format_plan(plan, target_status(plan.target)):
+            click.echo(line)
+        return
+    run_flash(plan, probe, progress)
+    click.echo(f"flashed {plan.size:,} B to {plan.board.name} and reset it; its console is "
+               f"{plan.board.console.peripheral} at {plan.board.console.baud} baud on the "
+               "probe's virtual COM port")
 
 
 def _save_outputs(path: Path, info, outputs: list[np.ndarray]) -> None:

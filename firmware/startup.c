@@ -15,6 +15,9 @@ void Reset_Handler(void);
 void Default_Handler(void);
 void HardFault_Handler(void);
 void fault_report(const uint32_t *frame, uint32_t exc_return);
+/* A build that counts cycles with SysTick (firmware/board/cycles.c, Cortex-M0+) gives its
+ * own handler; elsewhere a SysTick exception is unexpected. */
+void SysTick_Handler(void) __attribute__((weak, alias("Default_Handler")));
 
 #define SCB_CPACR (*(volatile uint32_t *)0xE000ED88u)
 #define SCB_ICSR (*(volatile uint32_t *)0xE000ED04u)
@@ -38,7 +41,7 @@ __attribute__((section(".isr_vector"), used)) static void (*const vector_table[1
     Default_Handler, /* DebugMonitor */
     0,
     Default_Handler, /* PendSV */
-    Default_Handler, /* SysTick */
+    SysTick_Handler,
 };
 
 /* Fill the stack below the stack pointer with ARIEL_STACK_PAINT, so that the deepest use can

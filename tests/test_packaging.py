@@ -22,7 +22,7 @@ def wheel(tmp_path_factory):
 
 def test_wheel_carries_the_data_folders(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    for folder in ("templates", "firmware", "boards", "examples"):
+    for folder in ("templates", "firmware", "boards", "renode", "examples"):
         source = data_dir(folder)
         for path in source.rglob("*"):
             if path.is_file() and "__pycache__" not in path.parts:

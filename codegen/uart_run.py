@@ -1,0 +1,55 @@
+"""`ariel simulate` for a `--io uart` build: the firmware carries its own test input and
+prints on its console UART, so it runs where that UART exists: QEMU for the STM32F4 Discovery
+(netduinoplus2 has its USART2), Renode for the boards that have a Renode platform. The
+console lines are checked against the outputs computed at build time."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from codegen.emulate.serial import run_serial, serial_command
+from codegen.errors import ArielError, FirmwareError
+from codegen.renode import require_platform, run_renode_test
+from codegen.uart import EXPECTED_FILE, compare_with_expected, parse_console
+
+
+def simulate_uart(build, emulator: str, timeout: float,
+                  progress: Callable[[str], None]) -> list[str]:
+    """Run the UART build `build` (codegen.simulate.Build) in `emulator`; the lines to print.
+    Raises FirmwareError when it fails or its outputs are not the expected ones."""
+    board = build.board
+    if "console" not in build.metadata:
+        raise ArielError(f"'{build.folder}' talks through semihosting, which Renode does not "
+                         "run here; rebuild with --io uart for Renode, or simulate it in QEMU "
+                         "(--emulator qemu, the default)")
+    if emulator == "renode":
+        require_platform(board)
+        progress(f"running {build.folder}/renode/firmware.robot with renode-test")
+        run = run_renode_test(build.folder, timeout)
+        if not run.passed:
+            raise FirmwareError("the Renode test failed: " + _tail(run.output))
+        return [_tail(run.output, 20), "Renode: the firmware printed the expected outputs"]
+    serial_command(board, build.elf)  # says where to run it when QEMU has not the UART
+    progress(f"running the UART build on QEMU {board.qemu_machine}, console "
+             f"{board.console.peripheral} on -serial {board.console.qemu_serial}")
+    text = run_serial(board, build.elf, timeout)
+    console = parse_console(text)
+    expected = json.loads((build.folder / EXPECTED_FILE).read_text())
+    problems = compare_with_expected(console, expected)
+    if problems:
+        raise FirmwareError("the UART build's console disagrees with expected_output.json: "
+                            + "; ".join(problems))
+    notes = [f"QEMU {board.qemu_machine}: {len(console.runs)} runs, every output as computed "
+             "on the host at build time"]
+    if console.clock_problem:
+        notes.append(f"clock: {console.clock_problem}: QEMU does not model this chip's "
+                     "clock controller, so the firmware ran at its reset clock")
+    if not console.counter.startswith(("dwt", "systick")) or "not counting" in console.counter:
+        notes.append(f"cycles: {console.counter}; measure them on the board")
+    return [line for line in text.splitlines() if line.strip()] + notes
+
+
+def _tail(text: str, count: int = 5) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return "\n".join(lines[-count:]) if lines else "(no output)"
