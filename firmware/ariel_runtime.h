@@ -259,6 +259,36 @@ ARIEL_INLINE void ariel_dot_1x2_s8(int32_t acc[2], const int32_t *col, const int
     acc[1] = a1;
 }
 
+/* acc[c] += column . filter c for one column (`stride` words per group) and four filters:
+ * two interleaved pairs, the second `pair_stride` bytes after the first. Each column word
+ * is loaded once for four filters: 16 MACs in 8 SMLAD, 6 loads. */
+ARIEL_INLINE void ariel_dot_1x4_s8(int32_t acc[4], const int32_t *col, const int8_t *w,
+                                   int32_t pair_stride, int32_t k4, int32_t stride)
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    const int8_t *v = w + pair_stride;
+    for (int32_t i = 0; i < k4; ++i) {
+        const int32_t xe = col[0], xo = col[1];
+        const int32_t w0 = ariel_load_s8x4(w), w1 = ariel_load_s8x4(w + 4);
+        a0 = ariel_smlad(xe, ariel_sxtb16(w0), a0);
+        a0 = ariel_smlad(xo, ariel_sxtb16(ariel_ror8(w0)), a0);
+        a1 = ariel_smlad(xe, ariel_sxtb16(w1), a1);
+        a1 = ariel_smlad(xo, ariel_sxtb16(ariel_ror8(w1)), a1);
+        const int32_t v0 = ariel_load_s8x4(v), v1 = ariel_load_s8x4(v + 4);
+        a2 = ariel_smlad(xe, ariel_sxtb16(v0), a2);
+        a2 = ariel_smlad(xo, ariel_sxtb16(ariel_ror8(v0)), a2);
+        a3 = ariel_smlad(xe, ariel_sxtb16(v1), a3);
+        a3 = ariel_smlad(xo, ariel_sxtb16(ariel_ror8(v1)), a3);
+        col += stride;
+        w += 8;
+        v += 8;
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
 /* acc + column . filter, for one column and one filter. */
 ARIEL_INLINE int32_t ariel_dot_1x1_s8(int32_t acc, const int32_t *col, const int8_t *w,
                                       int32_t k4, int32_t stride)
@@ -273,19 +303,38 @@ ARIEL_INLINE int32_t ariel_dot_1x1_s8(int32_t acc, const int32_t *col, const int
     return acc;
 }
 
-/* Depthwise, one tap for four channels: acc[j] += (x[j] + offset) * w[j], j = 0..3, with
- * offset2 the offset in both halves. Channels 0 and 2 sit in the bottom and top halves of
- * one widened word, 1 and 3 in the other; SMLABB and SMLATT take one half each. */
-ARIEL_INLINE void ariel_dw_tap4_s8(int32_t acc[4], const int8_t *x, const int8_t *w,
-                                   int32_t offset2)
+/* Depthwise, four channels of `pixels` (1 or 2) output pixels over all taps:
+ *   acc[4 r + j] += sum over t of (tap[r taps + t][channel + j] + offset) * w[4 t + j].
+ * Channels 0 and 2 sit in the bottom and top halves of one widened word, 1 and 3 in the
+ * other; SMLABB and SMLATT take one half each. A tap's weight word is widened once for
+ * both pixels. */
+ARIEL_INLINE void ariel_dw_s8(int32_t *acc, int32_t pixels, const int8_t *const *tap,
+                              int32_t taps, int32_t channel, const int8_t *w, int32_t offset)
 {
-    const int32_t xw = ariel_load_s8x4(x), ww = ariel_load_s8x4(w);
-    const int32_t xe = ariel_sxtab16(offset2, xw), xo = ariel_sxtab16(offset2, ariel_ror8(xw));
-    const int32_t we = ariel_sxtb16(ww), wo = ariel_sxtb16(ariel_ror8(ww));
-    acc[0] = ariel_smlabb(xe, we, acc[0]);
-    acc[2] = ariel_smlatt(xe, we, acc[2]);
-    acc[1] = ariel_smlabb(xo, wo, acc[1]);
-    acc[3] = ariel_smlatt(xo, wo, acc[3]);
+    const int32_t offset2 = (int32_t)(((uint32_t)offset & 0xFFFFu) * 0x10001u);
+    int32_t a[8];
+#pragma GCC unroll 8
+    for (int32_t j = 0; j < 4 * pixels; ++j) {
+        a[j] = acc[j];
+    }
+    for (int32_t t = 0; t < taps; ++t) {
+        const int32_t ww = ariel_load_s8x4(w + 4 * t);
+        const int32_t we = ariel_sxtb16(ww), wo = ariel_sxtb16(ariel_ror8(ww));
+#pragma GCC unroll 2
+        for (int32_t r = 0; r < pixels; ++r) {
+            const int32_t xw = ariel_load_s8x4(tap[r * taps + t] + channel);
+            const int32_t xe = ariel_sxtab16(offset2, xw);
+            const int32_t xo = ariel_sxtab16(offset2, ariel_ror8(xw));
+            a[4 * r] = ariel_smlabb(xe, we, a[4 * r]);
+            a[4 * r + 2] = ariel_smlatt(xe, we, a[4 * r + 2]);
+            a[4 * r + 1] = ariel_smlabb(xo, wo, a[4 * r + 1]);
+            a[4 * r + 3] = ariel_smlatt(xo, wo, a[4 * r + 3]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int32_t j = 0; j < 4 * pixels; ++j) {
+        acc[j] = a[j];
+    }
 }
 #endif /* ARIEL_DSP */
 
@@ -321,88 +370,99 @@ ARIEL_INLINE int32_t ariel_dot_1x1_s8_c(int32_t acc, const int8_t *x, const int8
     return acc;
 }
 
+/* Depthwise, as ariel_dw_s8, one product at a time. */
+ARIEL_INLINE void ariel_dw_s8_c(int32_t *acc, int32_t pixels, const int8_t *const *tap,
+                                int32_t taps, int32_t channel, const int8_t *w, int32_t offset)
+{
+    for (int32_t t = 0; t < taps; ++t) {
+        for (int32_t r = 0; r < pixels; ++r) {
+            const int8_t *x = tap[r * taps + t] + channel;
+            for (int32_t j = 0; j < 4; ++j) {
+                acc[4 * r + j] += ((int32_t)x[j] + offset) * (int32_t)w[4 * t + j];
+            }
+        }
+    }
+}
+
 /* -- float32 ------------------------------------------------------------------------------
- * The float kernels' inner products, blocked like the int8 ones: two rows (output pixels,
- * or rows of A) by four filters, the filters interleaved one weight at a time (w[4 k + c]),
- * so that each input is loaded once for four filters and each weight once for two rows.
- * Every output still adds its products one by one in k order, as a plain loop would. */
+ * The float kernels' inner products, blocked for the FPU's 32 registers: up to four rows
+ * (output pixels, or rows of A) by four filters, the filters interleaved one weight at a
+ * time. Every output still adds its products one by one in k order, as a plain loop
+ * would. */
 
-/* acc[4 r + c] += x_r . filter c over k values. */
-ARIEL_INLINE void ariel_dot_2x4_f32(float acc[8], const float *x0, const float *x1,
-                                    const float *w, int32_t k)
+/* acc[cols r + c] += sum over taps t and i < k of x_r,t[i] * w[(t k + i) cols + c], for
+ * `rows` rows (1, 2 or 4) and `cols` filters (1, 4 or 8; rows * cols <= 16), with
+ * x_r,t = tap[r taps + t] + offset (an output pixel's taps, or a row of A with taps = 1):
+ * the filters interleaved weight by weight. Each input is loaded once for `cols` filters,
+ * each weight once for `rows` rows; the accumulators stay in registers across the taps
+ * (4 x 4 needs 24 of the 32). */
+ARIEL_INLINE void ariel_dot_f32(float *acc, int32_t rows, int32_t cols,
+                                const float *const *tap, int32_t taps, int32_t offset,
+                                const float *w, int32_t k)
 {
-    float a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    float b0 = acc[4], b1 = acc[5], b2 = acc[6], b3 = acc[7];
-    for (int32_t i = 0; i < k; ++i) {
-        const float u = x0[i], v = x1[i];
-        const float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
-        a0 += u * w0;
-        a1 += u * w1;
-        a2 += u * w2;
-        a3 += u * w3;
-        b0 += v * w0;
-        b1 += v * w1;
-        b2 += v * w2;
-        b3 += v * w3;
-        w += 4;
+    float a[16];
+#pragma GCC unroll 16
+    for (int32_t j = 0; j < rows * cols; ++j) {
+        a[j] = acc[j];
     }
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
-    acc[4] = b0;
-    acc[5] = b1;
-    acc[6] = b2;
-    acc[7] = b3;
+    for (int32_t t = 0; t < taps; ++t) {
+        const float *x[4];
+#pragma GCC unroll 4
+        for (int32_t r = 0; r < rows; ++r) {
+            x[r] = tap[r * taps + t] + offset;
+        }
+        for (int32_t i = 0; i < k; ++i) {
+            float u[4], v[8];
+#pragma GCC unroll 4
+            for (int32_t r = 0; r < rows; ++r) {
+                u[r] = x[r][i];
+            }
+#pragma GCC unroll 8
+            for (int32_t c = 0; c < cols; ++c) {
+                v[c] = w[c];
+            }
+#pragma GCC unroll 4
+            for (int32_t r = 0; r < rows; ++r) {
+#pragma GCC unroll 8
+                for (int32_t c = 0; c < cols; ++c) {
+                    a[r * cols + c] += u[r] * v[c];
+                }
+            }
+            w += cols;
+        }
+    }
+#pragma GCC unroll 16
+    for (int32_t j = 0; j < rows * cols; ++j) {
+        acc[j] = a[j];
+    }
 }
 
-/* acc[c] += x . filter c over k values, four filters interleaved. */
-ARIEL_INLINE void ariel_dot_1x4_f32(float acc[4], const float *x, const float *w, int32_t k)
+/* Depthwise, four channels of `pixels` (1 or 2) output pixels over all taps:
+ *   acc[4 r + j] += sum over t of tap[r taps + t][channel + j] * w[4 t + j],
+ * each tap's four weights loaded once for both pixels. */
+ARIEL_INLINE void ariel_dw_f32(float *acc, int32_t pixels, const float *const *tap,
+                               int32_t taps, int32_t channel, const float *w)
 {
-    float a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    for (int32_t i = 0; i < k; ++i) {
-        const float u = x[i];
-        a0 += u * w[0];
-        a1 += u * w[1];
-        a2 += u * w[2];
-        a3 += u * w[3];
-        w += 4;
+    float a[8];
+#pragma GCC unroll 8
+    for (int32_t j = 0; j < 4 * pixels; ++j) {
+        a[j] = acc[j];
     }
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
-}
-
-/* acc[r] += x_r . filter over k values, one filter (contiguous). */
-ARIEL_INLINE void ariel_dot_2x1_f32(float acc[2], const float *x0, const float *x1,
-                                    const float *w, int32_t k)
-{
-    float a0 = acc[0], a1 = acc[1];
-    for (int32_t i = 0; i < k; ++i) {
-        a0 += x0[i] * w[i];
-        a1 += x1[i] * w[i];
+    for (int32_t t = 0; t < taps; ++t) {
+        const float w0 = w[4 * t], w1 = w[4 * t + 1], w2 = w[4 * t + 2], w3 = w[4 * t + 3];
+#pragma GCC unroll 2
+        for (int32_t r = 0; r < pixels; ++r) {
+            const float *x = tap[r * taps + t] + channel;
+            a[4 * r] += x[0] * w0;
+            a[4 * r + 1] += x[1] * w1;
+            a[4 * r + 2] += x[2] * w2;
+            a[4 * r + 3] += x[3] * w3;
+        }
     }
-    acc[0] = a0;
-    acc[1] = a1;
-}
-
-/* acc + x . filter over k values. */
-ARIEL_INLINE float ariel_dot_1x1_f32(float acc, const float *x, const float *w, int32_t k)
-{
-    for (int32_t i = 0; i < k; ++i) {
-        acc += x[i] * w[i];
+#pragma GCC unroll 8
+    for (int32_t j = 0; j < 4 * pixels; ++j) {
+        acc[j] = a[j];
     }
-    return acc;
-}
-
-/* Depthwise, one tap for four channels: acc[j] += x[j] * w[j]. */
-ARIEL_INLINE void ariel_dw_tap4_f32(float acc[4], const float *x, const float *w)
-{
-    acc[0] += x[0] * w[0];
-    acc[1] += x[1] * w[1];
-    acc[2] += x[2] * w[2];
-    acc[3] += x[3] * w[3];
 }
 
 #endif

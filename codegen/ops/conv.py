@@ -30,8 +30,8 @@ from codegen.ops.gemm import (
     check_s8_product,
     describe_quant,
     fold_zero_point,
+    pack_blocks,
     pack_pairs,
-    pack_quads,
     product_stage,
     requantizer,
     wrap_notes,
@@ -148,9 +148,10 @@ class Conv(OpDef):
         if geometry["icg"] == 1 and geometry["ocg"] == 1 and geometry["ic"] % 4 == 0:
             weights["w"] = np.ascontiguousarray(
                 rows.reshape(-1, 4, taps).transpose(0, 2, 1)).reshape(-1)
-            return Kernel("kernels/conv_dw_f32.c.j2", context, weights)
+            return Kernel("kernels/conv_dw_f32.c.j2",
+                          {**context, "pixels": win.out_hw[0] * win.out_hw[1]}, weights)
         ocg = geometry["ocg"]
-        weights["w"] = np.concatenate([pack_quads(rows[g * ocg:(g + 1) * ocg])
+        weights["w"] = np.concatenate([pack_blocks(rows[g * ocg:(g + 1) * ocg])
                                        for g in range(geometry["group"])])
         context.update(k=taps * geometry["icg"], pixels=win.out_hw[0] * win.out_hw[1],
                        quads=ocg // 4)
@@ -207,12 +208,15 @@ class Conv(OpDef):
             weights["w"] = np.ascontiguousarray(
                 rows.reshape(-1, 4, taps).transpose(0, 2, 1)).reshape(-1)
             notes[1] += "; w packed [C/4][KH*KW][4] (one word: four channels of a tap)"
-            notes.append("path: depthwise, four channels per step. DSP (ARIEL_DSP): each tap "
-                         "widens four inputs and four weights with SXTB16 and takes the four "
-                         "products with SMLABB/SMLATT; plain C: the same sums one product at a "
-                         "time. Padded taps read a row of the zero point.")
+            notes.append("path: depthwise, four channels per step over the taps of one output "
+                         "pixel. DSP (ARIEL_DSP): each tap widens four inputs and four weights "
+                         "with SXTB16 and takes the products with SMLABB/SMLATT; plain C: the "
+                         "same sums one product at a time. Padded taps read a row of the zero "
+                         "point.")
             return Kernel("kernels/conv_dw_s8.c.j2",
-                          {**context, "taps": taps, "notes": wrap_notes(notes)}, weights)
+                          {**context, "taps": taps, "notes": wrap_notes(notes),
+                           "pixels": win.out_hw[0] * win.out_hw[1], "padded": any(win.pads)},
+                          weights)
         ocg = geometry["ocg"]
         groups = [pack_pairs(rows[g * ocg:(g + 1) * ocg]) for g in range(geometry["group"])]
         packed, k4 = np.concatenate([part for part, _ in groups]), groups[0][1]

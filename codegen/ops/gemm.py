@@ -114,23 +114,28 @@ class MatrixProduct(OpDef):
         outputs per step."""
         m, n, k = product.m, product.n, product.k
         bounds, loops, (a_batch, _, y_batch) = _batch_loops(product)
+        # One row (a vector times B) takes eight outputs per step: the FPU holds 8 sums,
+        # 8 weights and the input; more rows take four outputs each, up to 4 x 4.
+        width = 8 if m == 1 and not bounds else 4
         weights = dict(product.weights)
-        weights["b"] = pack_quads(weights["b"].reshape(n, k))
+        weights["b"] = pack_blocks(weights["b"].reshape(n, k), width)
         context = {
-            "loops": bounds, "m": m, "n": n, "k": k, "quads": n // 4,
+            "loops": bounds, "m": m, "n": n, "k": k, "width": width, "blocks": n // width,
             "a": product.a.array,
-            "a_row": linear([*loops, "m"], [*a_batch, product.a.outer]),
-            "a_row_next": linear([*loops, "(m + 1)"], [*a_batch, product.a.outer]),
-            "y_row": linear([*loops, "m"], [*y_batch, n]),
+            "a_row": lambda row: linear([*loops, _term(row)], [*a_batch, product.a.outer]),
+            "y_row": lambda row: linear([*loops, _term(row)], [*y_batch, n]),
             "finish": product.finish + clamp_statements("acc", node.clamp, "float"),
             "notes": [f"A {product.a.note}",
-                      f"B {product.b.note}; packed four outputs at a time, interleaved "
-                      f"weight by weight ([{n // 4}][{k}][4]), then the {n % 4} left over",
+                      f"B {product.b.note}; packed {width} outputs at a time, interleaved "
+                      f"weight by weight ([{n // width}][{k}][{width}]), then the "
+                      f"{n % width} left over",
                       *product.notes,
                       f"y {list(out.shape)} row-major, float32{describe_clamp(node.clamp)}",
-                      "path: two rows of A by four outputs per step (each A value loaded "
-                      "once for four outputs, each weight once for two rows); each output "
-                      "adds its products in k order"]}
+                      ("path: the row of A by eight outputs per step (each A value loaded "
+                       "once for eight outputs)" if width == 8 else
+                       "path: four rows of A by four outputs per step (each A value loaded "
+                       "once for four outputs, each weight once for four rows)") +
+                      "; each output adds its products in k order"]}
         context["notes"] = wrap_notes(context["notes"])
         return Kernel(TEMPLATE_F32_PACKED, context, weights)
 
@@ -707,13 +712,13 @@ def pack_pairs(rows: np.ndarray) -> tuple[np.ndarray, int]:
     return np.concatenate(parts) if parts else padded.reshape(-1), k4
 
 
-def pack_quads(rows: np.ndarray) -> np.ndarray:
-    """Float filters [N, K] as the blocked float kernels read them: four at a time
-    interleaved one weight at a time ([N/4][K][4]), then the N % 4 left over one after the
-    other. Filter n of a quad starts at quad * 4K + n % 4, a left-over one at its row."""
-    quads, k = len(rows) // 4, rows.shape[1]
-    parts = [rows[:4 * quads].reshape(quads, 4, k).transpose(0, 2, 1).reshape(-1),
-             rows[4 * quads:].reshape(-1)]
+def pack_blocks(rows: np.ndarray, width: int = 4) -> np.ndarray:
+    """Float filters [N, K] as the blocked float kernels read them: `width` at a time
+    interleaved one weight at a time ([N/width][K][width]), then the N % width left over one
+    after the other."""
+    blocks, k = len(rows) // width, rows.shape[1]
+    parts = [rows[:width * blocks].reshape(blocks, width, k).transpose(0, 2, 1).reshape(-1),
+             rows[width * blocks:].reshape(-1)]
     return np.concatenate(parts).astype(np.float32)
 
 

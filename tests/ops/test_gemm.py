@@ -151,8 +151,8 @@ def test_reshape_then_gemm_transB_as_in_the_real_models(tmp_path):
                              "b": random_array(rng, (10,))}, ["y"])
     compiled = compile_onnx(model)
     gemm = next(n for n in compiled.graph.nodes if n.op == "Gemm")
-    # B packed four outputs at a time, k contiguous for each: one row by four outputs.
-    assert "ariel_dot_1x4_f32(acc, a0, w, 64);" in compiled.files["m.c"]
+    # B packed eight outputs at a time, k contiguous for each: one row by eight outputs.
+    assert "ariel_dot_f32(acc, 1, 8, row, 1, 0, w, 64);" in compiled.files["m.c"]
     assert compiled.info.kernels[0]["macs"] == 10 * 64
     assert gemm.inputs[0] != "x"
     check(model, [x], tmp_path)

@@ -58,7 +58,7 @@ def test_constant_B_is_stored_with_k_contiguous():
     # [N][K] (k contiguous), packed four outputs at a time: [N/4][K][4], then the rest.
     packed = np.concatenate([b.T[:4].T.reshape(-1), b.T[4:].reshape(-1)])
     np.testing.assert_array_equal(kernel.weights["b"], packed)
-    assert "ariel_dot_2x4_f32(acc, a0, a1, w, 7);" in compiled.files["m.c"]
+    assert "ariel_dot_f32(acc, 2, 4, row, 1, 0, w, 7);" in compiled.files["m.c"]
     assert compiled.info.kernels[0]["macs"] == 3 * 5 * 7
 
 
