@@ -157,7 +157,15 @@ ARIEL_INLINE int32_t ariel_requantize_hi(int32_t acc, int32_t multiplier, int32_
  * x0 w0 + x2 w2, the next x1 w1 + x3 w3. Two columns (two output pixels, or two rows of a
  * matrix) are stored interleaved, group by group: column 0's two words, then column 1's,
  * so that one pointer walks both; `stride` is the words from one group to the next (4 in
- * such a pair, 2 in a column alone). */
+ * such a pair, 2 in a column alone).
+ *
+ * No overflow: SMLAD adds its two products to the accumulator exactly and keeps 32 bits.
+ * Every value an accumulator holds, here or in the plain path, is its start (the bias)
+ * plus the products of some of its taps, in whatever order, and codegen/ops/gemm.py checks
+ * at compile time that |start| + the sum of every |product| fits in int32: with the zero
+ * point subtracted, |b| + max|x - zp| sum |w| (accumulator_bound); with it folded into the
+ * bias, |b - zp sum w| + 128 sum |w| (fold_zero_point). Padded taps read zp (their product
+ * is 0, or zp w, which the folded start cancels) and padding weights are 0. */
 
 ARIEL_INLINE int32_t ariel_ror8(int32_t x)
 {
@@ -172,8 +180,13 @@ ARIEL_INLINE void ariel_widen_s8(int32_t *col, const int8_t *x, int32_t n4, int3
     const int32_t offset2 = (int32_t)(((uint32_t)offset & 0xFFFFu) * 0x10001u);
     for (int32_t i = 0; i < n4; ++i) {
         const int32_t word = ariel_load_s8x4(x);
-        col[0] = ariel_sxtab16(offset2, word);
-        col[1] = ariel_sxtab16(offset2, ariel_ror8(word));
+        if (offset == 0) {
+            col[0] = ariel_sxtb16(word);
+            col[1] = ariel_sxtb16(ariel_ror8(word));
+        } else {
+            col[0] = ariel_sxtab16(offset2, word);
+            col[1] = ariel_sxtab16(offset2, ariel_ror8(word));
+        }
         col += stride;
         x += 4;
     }

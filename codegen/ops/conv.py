@@ -243,7 +243,10 @@ class Conv(OpDef):
                            "each pixel's field gathered as int8") +
             ", two filters per step. Padded taps read the zero point.")
         context.update(k=k, k4=k4, staged=staged, in_place=in_place, pixels=win.out_hw[0] *
-                       win.out_hw[1], pad16=zero_point + folding.offset, notes=wrap_notes(notes))
+                       win.out_hw[1], pad16=zero_point + folding.offset, notes=wrap_notes(notes),
+                       padded=any(win.pads),
+                       # A row of taps is one run of kw * icg values when they are neighbours.
+                       row_runs=geometry["dw"] == 1 and geometry["group"] == 1)
         return Kernel("kernels/conv_s8.c.j2", context, weights)
 
     def geometry_context(self, node: Node, x: Tensor, w: Tensor) -> dict:

@@ -3,7 +3,8 @@ mps2-an386 (a Cortex-M4, so __ARM_FEATURE_DSP and the SMLAD path), run in QEMU a
 with ariel's integer reference bit for bit; then the same firmware rebuilt with ARIEL_NO_DSP,
 which forces the plain C path on the same core, gives the same bytes. The host tests cover
 the plain path (the host has no DSP) and the DSP path on C twins of the instructions; these
-check the instructions themselves."""
+check the instructions themselves. Last, the plain path on a Cortex-M0+ (Armv6-M, no DSP):
+built with its flags, and run in QEMU."""
 
 from __future__ import annotations
 
@@ -41,10 +42,10 @@ PRODUCTS.update({f"MatMul {case}": ("MatMul", MATMUL_CASES[case]) for case in
                  ["batched_A_constant_2d_B", "2d_constant_B"]})
 
 
-def firmware(compiled, folder: Path, plain: bool = False) -> Path:
+def firmware(compiled, folder: Path, plain: bool = False, board: str = BOARD) -> Path:
     """`compiled` as a firmware project in `folder`, built (with ARIEL_NO_DSP if `plain`)."""
     folder.mkdir()
-    write_project(folder, compiled.files, compiled.info, get_board(BOARD), "tests",
+    write_project(folder, compiled.files, compiled.info, get_board(board), "tests",
                   compiled.plan.timeline())
     if plain:
         subprocess.run(["make", "-s", "-C", str(folder), "CC=arm-none-eabi-gcc -DARIEL_NO_DSP"],
@@ -54,12 +55,12 @@ def firmware(compiled, folder: Path, plain: bool = False) -> Path:
     return folder / "build" / "firmware.elf"
 
 
-def run_firmware(compiled, elf: Path, inputs: list[list[np.ndarray]], workdir: Path
-                 ) -> np.ndarray:
+def run_firmware(compiled, elf: Path, inputs: list[list[np.ndarray]], workdir: Path,
+                 board: str = BOARD) -> np.ndarray:
     workdir.mkdir()
     batches = [np.stack([sample[k] for sample in inputs]) for k in range(len(inputs[0]))]
     write_inputs(workdir, batches)
-    run_qemu(get_board(BOARD), elf, workdir, timeout=120)
+    run_qemu(get_board(board), elf, workdir, timeout=120)
     return read_outputs(workdir, compiled.info, len(inputs))[0]
 
 
@@ -133,3 +134,19 @@ def test_plain_path_is_what_a_cortex_m0plus_compiles(tmp_path):
                                 capture_output=True, text=True)
         assert result.returncode == 0, f"{label}:\n{result.stderr}"
         assert not uses(folder / "m.o", "sxtb16")
+
+
+@pytest.mark.parametrize("case", ["3x3_pad1", "depthwise", "pointwise_1x1", "grouped"])
+def test_plain_path_on_a_cortex_m0plus_in_qemu(case, tmp_path):
+    """The plain path run on an Armv6-M core (NUCLEO-G071RB's Cortex-M0+, emulated on QEMU's
+    micro:bit) equals the reference exactly."""
+    rng = np.random.default_rng(43)
+    model, shape = conv_model(rng, CONV_CASES[case])
+    compiled = compile_conv(model, shape, rng)
+    inputs = [[quantize_input(compiled, rng.uniform(-0.4, 1.2, shape).astype(np.float32))]
+              for _ in range(SAMPLES)]
+    want = np.stack([run_graph(compiled.graph, sample)[0] for sample in inputs])
+    elf = firmware(compiled, tmp_path / "m0", board="nucleo-g071rb")
+    got = run_firmware(compiled, elf, inputs, tmp_path / "run", board="nucleo-g071rb")
+    np.testing.assert_array_equal(got, want)
+    assert not uses(elf, "sxtb16")
