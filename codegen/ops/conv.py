@@ -1,6 +1,12 @@
 """ONNX Conv, 1-D and 2-D, any group count (so depthwise too), float32 and int8. Works
-channels-last: input NHWC, filters re-laid at compile time to OHWI, output NHWC. The int8
-kernel follows codegen/quant and shares its checks and output stage with gemm.py."""
+channels-last: input NHWC, output NHWC, constant filters re-laid at compile time (OHWI, then
+packed in the order the kernels read them: see pack_pairs and pack_blocks in gemm.py).
+
+Each output pixel's taps are an inner product with each filter: float32 four pixels by four
+filters per step, int8 two by two on the DSP extension (two MACs per SMLAD) or in plain C
+elsewhere; depthwise convolutions of a multiple of four channels have a kernel of their own.
+The int8 kernels follow codegen/quant and share their checks, zero-point folding and output
+stage with gemm.py."""
 
 from __future__ import annotations
 

@@ -1,13 +1,18 @@
-"""ONNX Gemm and MatMul, float32 and int8, as one kernel per type: each output element is an
-inner product over k of a row of A and a column of B. A constant factor is re-laid at compile
-time so that k is its contiguous axis (B is stored [N][K]); a factor computed at run time is
-read where it lies, through strides, whatever its memory order, so no copy is ever inserted
-for it.
+"""ONNX Gemm and MatMul, float32 and int8: each output element is an inner product over k of
+a row of A and a column of B. A constant factor is re-laid at compile time so that k is its
+contiguous axis (B is stored [N][K]); a factor computed at run time is read where it lies,
+through strides, whatever its memory order, so no copy is ever inserted for it.
+
+A constant B (without batch axes of its own) with an A whose k is contiguous takes the packed
+kernels: B packed in the order they read it (pack_pairs for int8, pack_blocks for float32),
+several rows and outputs per step as in conv.py. Everything else takes the strided kernel.
 
 The int8 kernels (here and in conv.py) share one shape, that of codegen/quant: an int32
 accumulator starts at the int32 bias, adds (x - zero_point_x) * w over the inner axis, and is
-requantized once by ariel_requantize with a per-channel multiplier and shift. The checks and
-output stage they share live at the end of this module."""
+requantized once with a per-channel multiplier and shift. The packed ones fold the zero point
+into the bias where that cannot overflow (fold_zero_point) and requantize with
+ariel_requantize_hi where every shift allows (requantizer). The checks and output stage they
+share live at the end of this module."""
 
 from __future__ import annotations
 
