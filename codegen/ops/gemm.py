@@ -690,15 +690,15 @@ def fold_zero_point(rows: np.ndarray, bias: np.ndarray | None, zero_point: int) 
     rows = rows.astype(np.int64)
     start = np.zeros(len(rows), np.int64) if bias is None else bias.astype(np.int64).reshape(-1)
     if zero_point == 0:
-        return Folding(start, 0, "x's zero point is 0")
+        return Folding(start, 0, "the input's zero point is 0")
     folded = start - zero_point * rows.sum(axis=1)
     bound = int((np.abs(folded) + INT8_SPAN * np.abs(rows).sum(axis=1)).max(initial=0))
     if bound <= INT32_MAX:
-        return Folding(folded, 0, f"x's zero point {zero_point} folded into the bias at "
-                       f"compile time (b - zp * sum of w); with |x| <= 128 every partial sum "
-                       f"is within {bound} (checked)")
-    return Folding(start, -zero_point, f"x's zero point {zero_point} subtracted from each "
-                   f"input (folded, the sums could reach {bound}, beyond int32)")
+        return Folding(folded, 0, f"the input's zero point {zero_point} folded into the bias "
+                       f"at compile time (b - zp * sum of w); with |x| <= 128 every partial "
+                       f"sum is within {bound} (checked)")
+    return Folding(start, -zero_point, f"the input's zero point {zero_point} subtracted from "
+                   f"each input (folded, the sums could reach {bound}, beyond int32)")
 
 
 def pack_pairs(rows: np.ndarray) -> tuple[np.ndarray, int]:
