@@ -83,7 +83,10 @@ def build(model: Path, board: Board, outdir: Path, options: Options | None = Non
     with staged_output(outdir) as staging:
         write_project(staging, compiled.files, compiled.info, target, command,
                       compiled.plan.timeline(), firmware)
-        memory = make_firmware(staging, compiled.info, target)
+        memory = make_firmware(staging, compiled.info, target,
+                               float_weights_hint(options.float_weights,
+                                                  compiled.info.weights_bytes)
+                               if options.precision == "float" else "")
         metadata = _metadata(compiled, target, options, command, model)
         if uart is not None:
             metadata["console"] = uart_metadata(board, _check_uart_elf(staging, board,
@@ -103,19 +106,32 @@ def _quantization_report(model: Path, compiled: CompiledModel) -> QuantReport:
                                calibration.inputs if calibration else None)
 
 
-def make_firmware(folder: Path, info: ModelInfo, board: Board) -> MemoryUse:
+def make_firmware(folder: Path, info: ModelInfo, board: Board, hint: str = "") -> MemoryUse:
     """Build the ELF with the project's Makefile and read its memory use; a link that does
-    not fit says what the model needs and where to look."""
+    not fit says what the model needs and where to look (`hint`: what else could help)."""
     try:
         run_make(folder)
     except DoesNotFitError as exc:
+        if "FLASH" not in exc.regions:
+            hint = ""  # the float weights live in flash: their storage cannot help RAM
         raise DoesNotFitError(
             f"the firmware does not fit {board.name} (flash {board.flash.size:,} B, RAM "
             f"{board.ram.size:,} B): {exc}. The model needs {info.weights_bytes:,} B of "
             f"weights in flash and a {info.arena_size:,} B arena plus a "
-            f"{board.stack_bytes:,} B stack in RAM; choose a board with more memory "
-            "(see `ariel boards`)") from None
+            f"{board.stack_bytes:,} B stack in RAM; {hint}choose a board with more memory "
+            "(see `ariel boards`)", exc.regions) from None
     return memory_use(folder / ELF_PATH, board)
+
+
+def float_weights_hint(float_weights: str, float_bytes: int) -> str:
+    """What a build that does not fit could try about its float weights (`float_bytes` of
+    them), ending in '; ' or empty."""
+    if float_bytes == 0:
+        return ""
+    if float_weights == "fp32":
+        return (f"--float-weights fp16 would store the float weights ({float_bytes:,} B) in "
+                "about half the flash, or ")
+    return f"even with the float weights at half precision ({float_bytes:,} B), it does not; "
 
 
 def write_project(folder: Path, files: dict[str, str], info: ModelInfo, board: Board,
@@ -175,6 +191,7 @@ def _metadata(compiled: CompiledModel, board: Board, options: Options, command: 
         # chip's real map beside them.
         "memory_map": board.memory_map_dict(),
         "precision": options.precision,
+        "float_weights": options.float_weights,
         "io": options.io,
         "elf": str(ELF_PATH),
         "notes": compiled.source.notes,

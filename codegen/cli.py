@@ -115,6 +115,11 @@ def _size(n: int) -> str:
 @click.option("--target-agreement", type=float,
               help="Adaptive builds: the agreement with the last stage the thresholds must "
                    "reach on the held-out data (default: every input).")
+@click.option("--float-weights", type=click.Choice(["fp32", "fp16"]), default="fp32",
+              show_default=True,
+              help="How float models (and the float stages of an adaptive build) store their "
+                   "filters and matrices: fp16 halves their flash, each weight widened to "
+                   "float as it is loaded.")
 @click.option("--calib", "calibration", metavar="DATA",
               help="int8: calibration inputs (.npy, .npz with x and optional y) or a built-in "
                    "data set (digits, toycar).")
@@ -135,7 +140,7 @@ def _size(n: int) -> str:
 def build(model: Path | None, board_name: str, outdir: Path, precision: str,
           stages: tuple[str, ...], margin: str, scores: str, decision_threshold: float,
           thresholds: str | None, threshold_data: str | None, target_agreement: float | None,
-          calibration: str | None, calib_method: str, io: tuple[str, ...],
+          float_weights: str, calibration: str | None, calib_method: str, io: tuple[str, ...],
           test_inputs: Path | None, name: str | None, input_shapes: tuple[str, ...],
           show_plan: bool) -> None:
     """Compile MODEL to C and build firmware for a board into OUTDIR."""
@@ -150,12 +155,12 @@ def build(model: Path | None, board_name: str, outdir: Path, precision: str,
     if precision == "ari" or stages:
         _build_ari(model, board, outdir, stages, margin, scores, decision_threshold,
                    thresholds, threshold_data or calibration, target_agreement, calibration,
-                   parse_input_shapes(input_shapes))
+                   parse_input_shapes(input_shapes), float_weights)
         return
     if model is None:
         raise ArielError("give the MODEL to build (or --stage for an adaptive build)")
     options = Options(precision, calibration, calib_method, io,
-                      parse_input_shapes(input_shapes), name)
+                      parse_input_shapes(input_shapes), name, float_weights=float_weights)
     result = run_build(model, board, outdir, options, progress, uart)
     for note in result.compiled.source.notes:
         progress(f"note: {note}")
@@ -262,7 +267,7 @@ def _profile(build_folder, inputs, timeout: float, json_path: Path | None,
 def _build_ari(model: Path | None, board, outdir: Path, stages: tuple[str, ...], margin: str,
                scores: str, decision_threshold: float, thresholds: str | None,
                threshold_data: str | None, target_agreement: float | None,
-               calibration: str | None, input_shapes: dict) -> None:
+               calibration: str | None, input_shapes: dict, float_weights: str) -> None:
     from codegen.ari.build import build_ari
     from codegen.ari.spec import AriOptions, ari_stages, parse_stage, parse_thresholds
 
@@ -277,13 +282,13 @@ def _build_ari(model: Path | None, board, outdir: Path, stages: tuple[str, ...],
         raise ArielError("the int8 stages need calibration data: --calib DATA")
     options = AriOptions(stage_list, calibration, margin, scores, decision_threshold,
                          parse_thresholds(thresholds, len(stage_list)),
-                         input_shapes=input_shapes)
+                         float_weights=float_weights, input_shapes=input_shapes)
+    if options.thresholds is None and threshold_data is None:
+        raise ArielError("give --threshold, or data to calibrate thresholds on "
+                         "(--threshold-data)")
     result = build_ari(options, board, outdir, progress)
     click.echo(result.report)
     if options.thresholds is None:
-        if threshold_data is None:
-            raise ArielError("give --threshold, or data to calibrate thresholds on "
-                             "(--threshold-data)")
         _calibrate(outdir, threshold_data, target_agreement, None, 600.0, None, None)
     click.echo(f"firmware: {outdir / 'build' / 'firmware.elf'} (rebuild with "
                f"`make -C {outdir}`)")

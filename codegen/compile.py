@@ -24,6 +24,7 @@ from codegen.passes import PIPELINE, run_pipeline
 from codegen.plan import MemoryPlan, plan_memory
 
 PRECISIONS = ("float", "int8")
+FLOAT_WEIGHTS = ("fp32", "fp16")  # how a float model's filters and matrices are stored
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Options:
     input_shapes: dict = field(default_factory=dict)
     name: str | None = None
     pin_inputs: bool = False  # keep the inputs at arena offset 0 for the whole run
+    float_weights: str = "fp32"  # "fp16": stored at half precision, widened as loaded
 
 
 @dataclass
@@ -62,10 +64,18 @@ def compile_model_proto(model: onnx.ModelProto, path: str | Path, options: Optio
     notes = fix_input_shapes(model, options.input_shapes)
     source = ModelSource(str(path), sha256_of(path), notes)
     name = c_identifier(options.name or Path(path).stem)
+    if options.float_weights not in FLOAT_WEIGHTS:
+        raise ArielError(f"--float-weights {options.float_weights}: choose one of "
+                         f"{', '.join(FLOAT_WEIGHTS)}")
     if options.precision == "float":
         if options.io != "float":
             raise ArielError("--io int8 needs --precision int8")
-        return compile_graph(to_graph(model, name), source, command, options.pin_inputs)
+        return compile_graph(to_graph(model, name), source, command, options.pin_inputs,
+                             half_weights=options.float_weights == "fp16")
+    if options.float_weights != "fp32":
+        raise ArielError("--float-weights fp16 stores a float model's weights at half "
+                         "precision; an int8 model has none (use it with --precision float, "
+                         "or ari, where it applies to the float stages)")
     return compile_int8(model, name, source, options, command)
 
 
@@ -99,12 +109,15 @@ def compile_int8(model: onnx.ModelProto, name: str, source: ModelSource, options
 
 
 def compile_graph(graph: Graph, source: ModelSource, command: str | None = None,
-                  pin_inputs: bool = False) -> CompiledModel:
+                  pin_inputs: bool = False, half_weights: bool = False) -> CompiledModel:
     run_pipeline(graph, PIPELINE)
     plan = plan_memory(graph, pin_inputs=pin_inputs)
     prefix = c_identifier(graph.name)
     header = file_header(Path(source.path).name, source.sha256, command or current_command())
-    files, info = emit_model(graph, plan, prefix, header)
+    files, info = emit_model(graph, plan, prefix, header, half_weights)
+    if half_weights:
+        source.notes.append("float filters and matrices stored at half precision (IEEE "
+                            "float16, rounded to nearest), widened to float as loaded")
     return CompiledModel(graph, plan, files, info, source)
 
 

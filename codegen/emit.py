@@ -10,13 +10,17 @@ import jinja2
 import numpy as np
 
 from codegen import __version__
-from codegen.ir import C_TYPES, Graph
+from codegen.errors import ArielError
+from codegen.ir import C_TYPES, Graph, Node
 from codegen.ops import REGISTRY
 from codegen.ops.base import Names, kernel_params
 from codegen.plan import MemoryPlan
 from codegen.resources import data_dir
 
-VALUES_PER_LINE = {"float": 6, "default": 16}
+VALUES_PER_LINE = {"float": 6, "_Float16": 6, "default": 16}
+# Weights may also be stored at half precision (emit_model's half_weights), which no tensor
+# of a graph holds.
+WEIGHT_C_TYPES = {**C_TYPES, "float16": "_Float16"}
 
 
 @dataclass
@@ -109,12 +113,24 @@ def c_index(strides: list[int], prefix: str = "i") -> str:
 def c_array_body(data: np.ndarray, ctype: str) -> str:
     flat = data.reshape(-1)
     per_line = VALUES_PER_LINE.get(ctype, VALUES_PER_LINE["default"])
-    if ctype == "float":
+    if ctype in ("float", "_Float16"):
+        # Half-precision values are float32 values too: the literal converts exactly.
         items = [c_float(v) for v in flat.astype(np.float32)]
     else:
         items = [c_literal(v, ctype) for v in flat]
     lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
     return ",\n    ".join(lines)
+
+
+def to_half(weights: np.ndarray, node: Node) -> np.ndarray:
+    """`weights` rounded to IEEE half precision (to nearest, ties to even, as the C
+    compiler converts its literals); refused where a finite weight would become infinite."""
+    largest = float(np.abs(weights).max(initial=0.0))
+    if largest > float(np.finfo(np.float16).max):
+        raise ArielError(f"{node.op} '{node.name}' has a weight of magnitude {largest:.6g}, "
+                         f"beyond float16's largest value {float(np.finfo(np.float16).max):g}: "
+                         "build without --float-weights fp16 (keep fp32 weights)")
+    return weights.astype(np.float16)
 
 
 def file_header(source_name: str, sha256: str, command: str) -> str:
@@ -133,9 +149,11 @@ class WeightArray:
     comment: str
 
 
-def emit_model(graph: Graph, plan: MemoryPlan, prefix: str, header: str
-               ) -> tuple[dict[str, str], ModelInfo]:
-    """Render the model's C files. Returns {file name: text} and the model's metadata."""
+def emit_model(graph: Graph, plan: MemoryPlan, prefix: str, header: str,
+               half_weights: bool = False) -> tuple[dict[str, str], ModelInfo]:
+    """Render the model's C files. Returns {file name: text} and the model's metadata.
+    `half_weights`: the float kernels' multiplicands (filters, constant B) stored as IEEE
+    half precision, in half the flash."""
     env = environment()
     kernels, weights = [], []
     for index, node in enumerate(graph.nodes):
@@ -147,10 +165,14 @@ def emit_model(graph: Graph, plan: MemoryPlan, prefix: str, header: str
         fn = f"n{index:02d}_{_snake(node.op)}"
         names = Names(prefix, fn)
         lowered = op.lower(node, graph, names)
-        context = dict(lowered.context)
+        context = dict(lowered.context, half="")
         for key, array in sorted(lowered.weights.items()):
             symbol = names.weight(key)
-            ctype = C_TYPES[array.dtype.name]
+            if half_weights and key == lowered.multiplicand and array.dtype == np.float32:
+                array = to_half(array, node)
+                context["half"] = "h"
+            ctype = WEIGHT_C_TYPES[array.dtype.name]
+            context[f"{key}_ctype"] = ctype
             weights.append(WeightArray(symbol, ctype, array.size, array.nbytes,
                                        c_array_body(array, ctype),
                                        f"{node.op} '{node.name}': {key} "

@@ -10,7 +10,12 @@ class UnsupportedError(ArielError):
 
 
 class DoesNotFitError(ArielError):
-    """The firmware does not fit the board's flash or RAM."""
+    """The firmware does not fit the board's flash or RAM (`regions`: the linker script's
+    regions that overflowed, e.g. FLASH, RAM)."""
+
+    def __init__(self, message: str, regions: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.regions = regions
 
 
 class FirmwareError(ArielError):

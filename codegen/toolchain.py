@@ -38,5 +38,6 @@ def run_make(directory: Path) -> None:
     overflows = re.findall(r"region `(\w+)' overflowed by (\d+) bytes", output)
     if overflows:
         raise DoesNotFitError("; ".join(f"{region} overflowed by {int(n):,} bytes"
-                                        for region, n in overflows))
+                                        for region, n in overflows),
+                              tuple(region for region, _ in overflows))
     raise ArielError(f"firmware build failed:\n{output.strip()}")

@@ -398,84 +398,21 @@ ARIEL_INLINE void ariel_dw_s8_c(int32_t *acc, int32_t pixels, const int8_t *cons
 }
 
 /* -- float32 ------------------------------------------------------------------------------
- * The float kernels' inner products, blocked for the FPU's 32 registers: up to four rows
- * (output pixels, or rows of A) by four filters, the filters interleaved one weight at a
- * time. Every output still adds its products one by one in k order, as a plain loop
- * would. */
+ * The float kernels' inner products, written once in ariel_products_f32.inc for each type
+ * the weights may be stored in: float, and (where the compiler has it) IEEE half precision,
+ * widened to float as each weight is loaded (`ariel build --float-weights fp16`). */
+#define ARIEL_WEIGHT float
+#define ARIEL_PRODUCT(name) name
+#include "ariel_products_f32.inc"
+#undef ARIEL_WEIGHT
+#undef ARIEL_PRODUCT
 
-/* acc[cols r + c] += sum over taps t and i < k of x_r,t[i] * w[(t k + i) cols + c], for
- * `rows` rows (1, 2 or 4) and `cols` filters (1, 4 or 8; rows * cols <= 16), with
- * x_r,t = tap[r taps + t] + offset (an output pixel's taps, or a row of A with taps = 1):
- * the filters interleaved weight by weight. Each input is loaded once for `cols` filters,
- * each weight once for `rows` rows; the accumulators stay in registers across the taps
- * (4 x 4 needs 24 of the 32). */
-ARIEL_INLINE void ariel_dot_f32(float *acc, int32_t rows, int32_t cols,
-                                const float *const *tap, int32_t taps, int32_t offset,
-                                const float *w, int32_t k)
-{
-    float a[16];
-#pragma GCC unroll 16
-    for (int32_t j = 0; j < rows * cols; ++j) {
-        a[j] = acc[j];
-    }
-    for (int32_t t = 0; t < taps; ++t) {
-        const float *x[4];
-#pragma GCC unroll 4
-        for (int32_t r = 0; r < rows; ++r) {
-            x[r] = tap[r * taps + t] + offset;
-        }
-        for (int32_t i = 0; i < k; ++i) {
-            float u[4], v[8];
-#pragma GCC unroll 4
-            for (int32_t r = 0; r < rows; ++r) {
-                u[r] = x[r][i];
-            }
-#pragma GCC unroll 8
-            for (int32_t c = 0; c < cols; ++c) {
-                v[c] = w[c];
-            }
-#pragma GCC unroll 4
-            for (int32_t r = 0; r < rows; ++r) {
-#pragma GCC unroll 8
-                for (int32_t c = 0; c < cols; ++c) {
-                    a[r * cols + c] += u[r] * v[c];
-                }
-            }
-            w += cols;
-        }
-    }
-#pragma GCC unroll 16
-    for (int32_t j = 0; j < rows * cols; ++j) {
-        acc[j] = a[j];
-    }
-}
-
-/* Depthwise, four channels of `pixels` (1 or 2) output pixels over all taps:
- *   acc[4 r + j] += sum over t of tap[r taps + t][channel + j] * w[4 t + j],
- * each tap's four weights loaded once for both pixels. */
-ARIEL_INLINE void ariel_dw_f32(float *acc, int32_t pixels, const float *const *tap,
-                               int32_t taps, int32_t channel, const float *w)
-{
-    float a[8];
-#pragma GCC unroll 8
-    for (int32_t j = 0; j < 4 * pixels; ++j) {
-        a[j] = acc[j];
-    }
-    for (int32_t t = 0; t < taps; ++t) {
-        const float w0 = w[4 * t], w1 = w[4 * t + 1], w2 = w[4 * t + 2], w3 = w[4 * t + 3];
-#pragma GCC unroll 2
-        for (int32_t r = 0; r < pixels; ++r) {
-            const float *x = tap[r * taps + t] + channel;
-            a[4 * r] += x[0] * w0;
-            a[4 * r + 1] += x[1] * w1;
-            a[4 * r + 2] += x[2] * w2;
-            a[4 * r + 3] += x[3] * w3;
-        }
-    }
-#pragma GCC unroll 8
-    for (int32_t j = 0; j < 4 * pixels; ++j) {
-        acc[j] = a[j];
-    }
-}
+#ifdef __FLT16_MAX__
+#define ARIEL_WEIGHT _Float16
+#define ARIEL_PRODUCT(name) name##h
+#include "ariel_products_f32.inc"
+#undef ARIEL_WEIGHT
+#undef ARIEL_PRODUCT
+#endif
 
 #endif

@@ -65,7 +65,9 @@ def compile_stages(options: AriOptions, command: str | None = None) -> AriCompil
         compiled.append(compile_model_proto(model, stage.model, Options(
             precision=stage.precision, calibration=options.calibration, io="float",
             input_shapes=dict(options.input_shapes), name=f"s{index}_{stage.precision}",
-            pin_inputs=True), command))
+            pin_inputs=True,
+            float_weights=options.float_weights if stage.precision == "float" else "fp32"),
+            command))
     _check_compatible(options, compiled)
     if options.thresholds is not None:
         check_thresholds(options.thresholds, options.margin, options.scores)

@@ -13,7 +13,7 @@ from codegen import __version__
 from codegen.ari.assemble import AriCompiled, compile_stages
 from codegen.ari.spec import AriOptions
 from codegen.boards import Board
-from codegen.build import ELF_PATH, make_firmware, write_project
+from codegen.build import ELF_PATH, float_weights_hint, make_firmware, write_project
 from codegen.compile import current_command
 from codegen.elf import MemoryUse
 from codegen.outdir import MARKER, staged_output
@@ -43,7 +43,11 @@ def build_ari(options: AriOptions, board: Board, outdir: Path,
     with staged_output(outdir) as staging:
         write_project(staging, compiled.files, compiled.info, board, command,
                       compiled.plan_text)
-        memory = make_firmware(staging, compiled.info, board)
+        float_bytes = sum(model.info.weights_bytes for stage, model
+                          in zip(options.stages, compiled.stages, strict=True)
+                          if stage.precision == "float")
+        memory = make_firmware(staging, compiled.info, board,
+                               float_weights_hint(options.float_weights, float_bytes))
         (staging / MARKER).write_text(json.dumps(metadata(compiled, board, command), indent=2)
                                       + "\n")
         for index, stage in enumerate(options.stages):
@@ -76,6 +80,7 @@ def metadata(compiled: AriCompiled, board: Board, command: str) -> dict:
                         "model_info": c.info.to_dict()}
                        for i, (s, c) in enumerate(zip(options.stages, compiled.stages,
                                                       strict=True))],
+            "float_weights": options.float_weights,
             "margin": options.margin,
             "scores": options.scores,
             "decision_threshold": options.decision_threshold,

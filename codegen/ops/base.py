@@ -31,6 +31,10 @@ class Kernel:
     template: str
     context: dict[str, Any]
     weights: dict[str, np.ndarray] = field(default_factory=dict)
+    # The float weights the inputs are multiplied by (filters, a constant B): the array that
+    # may be stored at half precision (`--float-weights fp16`), its template reading it
+    # through `<key>_ctype` and the runtime's half-weight products.
+    multiplicand: str | None = None
 
 
 @dataclass(frozen=True)

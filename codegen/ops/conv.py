@@ -155,13 +155,14 @@ class Conv(OpDef):
             weights["w"] = np.ascontiguousarray(
                 rows.reshape(-1, 4, taps).transpose(0, 2, 1)).reshape(-1)
             return Kernel("kernels/conv_dw_f32.c.j2",
-                          {**context, "pixels": win.out_hw[0] * win.out_hw[1]}, weights)
+                          {**context, "pixels": win.out_hw[0] * win.out_hw[1]}, weights,
+                          multiplicand="w")
         ocg = geometry["ocg"]
         weights["w"] = np.concatenate([pack_blocks(rows[g * ocg:(g + 1) * ocg])
                                        for g in range(geometry["group"])])
         context.update(k=taps * geometry["icg"], pixels=win.out_hw[0] * win.out_hw[1],
                        quads=ocg // 4)
-        return Kernel("kernels/conv_f32.c.j2", context, weights)
+        return Kernel("kernels/conv_f32.c.j2", context, weights, multiplicand="w")
 
     def lower_runtime_filters(self, node: Node, graph: Graph, names: Names,
                               weights: dict[str, np.ndarray], bias_name: str | None) -> Kernel:

@@ -111,7 +111,8 @@ class MatrixProduct(OpDef):
         context["finish"] = product.finish + clamp_statements("acc", node.clamp, "float")
         context["notes"].append(f"y {list(out.shape)} row-major, float32"
                                 f"{describe_clamp(node.clamp)}")
-        return Kernel(TEMPLATE, context, product.weights)
+        return Kernel(TEMPLATE, context, product.weights,
+                      multiplicand="b" if "b" in product.weights else None)
 
     def render_f32_packed(self, node: Node, product: Product, out: Tensor) -> Kernel:
         """The float32 kernel for a constant B (stored [N][K], no batch axes of its own) and
@@ -142,7 +143,7 @@ class MatrixProduct(OpDef):
                        "once for four outputs, each weight once for four rows)") +
                       "; each output adds its products in k order"]}
         context["notes"] = wrap_notes(context["notes"])
-        return Kernel(TEMPLATE_F32_PACKED, context, weights)
+        return Kernel(TEMPLATE_F32_PACKED, context, weights, multiplicand="b")
 
     def render_s8(self, node: Node, graph: Graph, names: Names, product: Product,
                   a: Tensor, b: Tensor, bias: str = "0") -> Kernel:
