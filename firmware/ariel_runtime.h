@@ -106,6 +106,32 @@ ARIEL_INLINE int32_t ariel_smlatt(int32_t x, int32_t y, int32_t acc)
 #define ARIEL_DSP 0
 #endif
 
+/* rint(q) (half to even) confined to [low, high], NaN giving low: the integer part of
+ * QuantizeLinear. With a single-precision FPU, VCVTR converts in the FPSCR's rounding mode
+ * (to nearest, ties to even, by default) and saturates, so the rest is integer compares
+ * without branches. Elsewhere q is confined in float first; then q plus 1.5 * 2^23 lies in
+ * [2^23, 2^24], where the floats are the integers, so the addition rounds q and the sum's
+ * bit pattern is 0x4B400000 plus that integer (no call to newlib's software rintf). */
+ARIEL_INLINE int32_t ariel_rint_clamp(float q, int32_t low, int32_t high)
+{
+#if defined(__ARM_FP) && (__ARM_FP & 4)
+    float converted;
+    int32_t value;
+    __asm__("vcvtr.s32.f32 %0, %1" : "=t"(converted) : "t"(q));
+    memcpy(&value, &converted, sizeof value);
+    value = q == q ? value : low;
+    value = value < low ? low : value;
+    return value > high ? high : value;
+#else
+    q = q >= (float)low ? q : (float)low;
+    q = q <= (float)high ? q : (float)high;
+    const float sum = q + 12582912.0f;
+    int32_t bits;
+    memcpy(&bits, &sum, sizeof bits);
+    return bits - 0x4B400000;
+#endif
+}
+
 /* Four int8 values as one 32-bit word (a single LDR; Armv7-M loads unaligned words). */
 ARIEL_INLINE int32_t ariel_load_s8x4(const int8_t *p)
 {

@@ -201,12 +201,11 @@ class QuantizeLinear(QuantLinear):
         return [quantize(inputs[0], *_runtime_values(inputs, params), out.dtype)]
 
     def lower(self, node: Node, graph: Graph, names: Names) -> Kernel:
-        from codegen.emit import c_float  # emit imports the registry; import late
         y = graph.tensor(node.outputs[0])
         _, context = self.parameters(node, graph)
         info = np.iinfo(y.dtype)
         context.update(size=y.size, shape=list(y.shape), out_dtype=y.dtype, out_ctype=y.ctype,
-                       low=c_float(info.min), high=c_float(info.max))
+                       low=int(info.min), high=int(info.max))
         return Kernel("kernels/quantize_linear.c.j2", context)
 
 

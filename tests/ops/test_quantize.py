@@ -430,3 +430,23 @@ def test_kernel_zoo_on_host(tmp_path):
     samples = [{"x": rng.uniform(-2, 2, (1, 4, 7, 7)).astype(np.float32),
                 "b": rng.uniform(-1.5, 2, (1, 4, 7, 7)).astype(np.float32)} for _ in range(6)]
     check_int8(compiled, samples, tmp_path, qdq_model=qdq, min_identical=0.75)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("board", ["mps2-an386", "nucleo-g071rb"])
+@pytest.mark.parametrize("dtype,scale,zero_point", [
+    (np.int8, 0.0392, -17), (np.uint8, 0.125, 128), (np.int16, 0.001, 100)])
+def test_quantize_linear_on_the_cores(board, dtype, scale, zero_point, tmp_path):
+    """On the Cortex-M4F the kernel rounds with VCVTR and clamps in integers; on the
+    Cortex-M0+ (no FPU) it confines in float and rounds by adding 1.5 * 2^23: both equal the
+    reference bit for bit on ties, saturation edges, infinities and NaN."""
+    from tests.ops.test_s8_dsp_qemu import firmware, run_firmware, uses
+
+    model = quantize_model(dtype, scale, zero_point)
+    compiled = compile_onnx(model)
+    x = edge_values(scale, zero_point, dtype)
+    x.reshape(-1)[-1] = np.nan
+    elf = firmware(compiled, tmp_path / "build", board=board)
+    got = run_firmware(compiled, elf, [[x]], tmp_path / "run", board=board)[0]
+    np.testing.assert_array_equal(got, run_graph(compiled.graph, [x])[0])
+    assert uses(elf, "vcvtr.s32.f32") == (board == "mps2-an386")
