@@ -18,4 +18,4 @@ bench: setup
 	.venv/bin/python bench/models.py --board $(or $(BOARD),mps2-an386)
 
 evaluate: setup
-	.venv/bin/python bench/ari_evaluation.py --board $(or $(BOARD),nucleo-l4r5zi) --update-readme
+	.venv/bin/python bench/ari_evaluation.py $(if $(BOARD),--board $(BOARD)) --update-readme
