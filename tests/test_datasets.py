@@ -171,7 +171,7 @@ def test_basic_motions_missing_or_incomplete_file(tmp_path):
 
 # Correct test recordings out of 40, as examples/README.md quotes them.
 @pytest.mark.parametrize("model, least", [
-    ("basic_motions_little.onnx", 32),
+    ("basic_motions_little.onnx", 40),
     ("basic_motions_big.onnx", 40),
 ])
 def test_basic_motions_models_classify_the_test_recordings(model, least):
