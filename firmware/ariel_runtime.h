@@ -132,6 +132,35 @@ ARIEL_INLINE int32_t ariel_rint_clamp(float q, int32_t low, int32_t high)
 #endif
 }
 
+#if defined(__ARM_FP) && (__ARM_FP & 4) && defined(__ARM_FEATURE_SAT)
+/* rint(x / scale) for an 8-bit output, exact within +-2^19 and otherwise only its sign kept
+ * (NaN as negative), with a multiplication in place of the division (VDIV takes 14 cycles)
+ * wherever both give the same integer. p = x * reciprocal4096, where reciprocal4096 is 4096
+ * times 1 / scale rounded to float, is 4096 (x * (1 / scale)) rounded: for |x / scale| < 512
+ * it lies within 0.375 units of 2^-12 of 4096 times the rounded quotient x / scale (three
+ * roundings of 2^-24 relative), and VCVTR adds at most 0.5 more. So unless the 12 fraction
+ * bits of rint(p) are 2048, the quotient rounds to the same integer as rint(p) / 4096
+ * rounded half up; 2047 to 2049 (a unit to spare each side) and NaN take the division.
+ * Beyond 512 both saturate an 8-bit output alike. */
+ARIEL_INLINE int32_t ariel_quantize_8bit(float x, float scale, float reciprocal4096)
+{
+    const float product = x * reciprocal4096;
+    float converted;
+    int32_t fixed;
+    __asm__("vcvtr.s32.f32 %0, %1" : "=t"(converted) : "t"(product));
+    memcpy(&fixed, &converted, sizeof fixed);
+    if ((uint32_t)((fixed & 4095) - 2047) <= 2u || x != x) {
+        return ariel_rint_clamp(x / scale, -(1 << 20), 1 << 20);
+    }
+    return (fixed >> 12) + ((fixed >> 11) & 1);
+}
+ARIEL_INLINE int8_t ariel_saturate_s8(int32_t value) { return (int8_t)__ssat(value, 8); }
+ARIEL_INLINE uint8_t ariel_saturate_u8(int32_t value) { return (uint8_t)__usat(value, 8); }
+#define ARIEL_QUANTIZE_BY_RECIPROCAL 1
+#else
+#define ARIEL_QUANTIZE_BY_RECIPROCAL 0
+#endif
+
 /* Four int8 values as one 32-bit word (a single LDR; Armv7-M loads unaligned words). */
 ARIEL_INLINE int32_t ariel_load_s8x4(const int8_t *p)
 {

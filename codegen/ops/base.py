@@ -64,6 +64,9 @@ class OpDef:
     # True when that kernel moves values without rescaling them (views, MaxPool, Concat), so
     # its inputs and output must share one scale and zero point.
     int8_same_scale: ClassVar[bool] = False
+    # True for elementwise operators whose kernel writes its output in any memory order,
+    # whatever order it reads (passes/fold_relayout.py folds a following copy into them).
+    writes_any_order: ClassVar[bool] = False
 
     # -- checks -------------------------------------------------------------------------
     def check(self, node: Node, graph: Graph) -> None:

@@ -35,6 +35,7 @@ from codegen.ops.base import (
     require_dtype,
     unsupported,
 )
+from codegen.ops.strided import collapse, operand_strides, output_loops
 
 # Integer types a quantized tensor can have (ONNX allows more; ariel holds these).
 QUANTIZED_TYPES = ("int8", "uint8", "int16", "uint16")
@@ -117,6 +118,19 @@ def _runtime_values(inputs: tuple, params: Affine) -> tuple:
     return scale, zero_point
 
 
+def reciprocal4096(scale: float | None) -> np.float32 | None:
+    """4096 / scale as the 8-bit quantize kernel multiplies by it (ariel_quantize_8bit): 4096
+    times 1 / scale rounded to float32, exactly (a power of two), or None where that is not
+    a normal float or the scale is only known at run time."""
+    if scale is None:
+        return None
+    with np.errstate(over="ignore", divide="ignore"):
+        value = (np.float32(1) / np.float32(scale)) * np.float32(4096)
+    if not np.isfinite(value) or abs(value) < np.finfo(np.float32).tiny:
+        return None
+    return value
+
+
 class QuantLinear(OpDef):
     """What QuantizeLinear and DequantizeLinear share: attributes, the per-tensor check,
     the elementwise layout, and the C expressions of the parameters."""
@@ -169,6 +183,7 @@ class QuantLinear(OpDef):
 class QuantizeLinear(QuantLinear):
     attributes = QuantLinear.attributes | {"saturate", "precision"}
     quantized_position = 1
+    writes_any_order = True
 
     def check(self, node: Node, graph: Graph) -> None:
         super().check(node, graph)
@@ -201,11 +216,18 @@ class QuantizeLinear(QuantLinear):
         return [quantize(inputs[0], *_runtime_values(inputs, params), out.dtype)]
 
     def lower(self, node: Node, graph: Graph, names: Names) -> Kernel:
-        y = graph.tensor(node.outputs[0])
-        _, context = self.parameters(node, graph)
+        from codegen.emit import c_float  # emit imports the registry; import late
+        x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
+        params, context = self.parameters(node, graph)
         info = np.iinfo(y.dtype)
+        bounds, (in_strides, out_strides) = collapse(
+            output_loops(y), [operand_strides(x, y), operand_strides(y, y)])
         context.update(size=y.size, shape=list(y.shape), out_dtype=y.dtype, out_ctype=y.ctype,
-                       low=int(info.min), high=int(info.max))
+                       low=int(info.min), high=int(info.max), bounds=bounds,
+                       in_strides=in_strides, out_strides=out_strides,
+                       in_order=list(x.memory_order), out_order=list(y.memory_order))
+        reciprocal = reciprocal4096(params.scale) if info.bits == 8 else None
+        context["reciprocal4096"] = None if reciprocal is None else c_float(reciprocal)
         return Kernel("kernels/quantize_linear.c.j2", context)
 
 

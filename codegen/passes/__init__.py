@@ -2,6 +2,7 @@
 
 from codegen.passes.fold_batchnorm import fold_batchnorm
 from codegen.passes.fold_constants import fold_constants
+from codegen.passes.fold_relayout import fold_relayouts
 from codegen.passes.fuse_activation import fuse_activation
 from codegen.passes.fuse_gemm import fuse_gemm
 from codegen.passes.layout import assign_layout
@@ -10,7 +11,7 @@ from codegen.passes.views import mark_views
 
 # Before layout: rewrites in the model's own terms. After: memory order and storage.
 SIMPLIFY = [fold_constants, resolve, fold_batchnorm, fuse_gemm, fuse_activation]
-LOWER = [assign_layout, mark_views]
+LOWER = [assign_layout, fold_relayouts, mark_views]
 PIPELINE = SIMPLIFY + LOWER
 
 

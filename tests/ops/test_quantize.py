@@ -437,16 +437,28 @@ def test_kernel_zoo_on_host(tmp_path):
 @pytest.mark.parametrize("dtype,scale,zero_point", [
     (np.int8, 0.0392, -17), (np.uint8, 0.125, 128), (np.int16, 0.001, 100)])
 def test_quantize_linear_on_the_cores(board, dtype, scale, zero_point, tmp_path):
-    """On the Cortex-M4F the kernel rounds with VCVTR and clamps in integers; on the
-    Cortex-M0+ (no FPU) it confines in float and rounds by adding 1.5 * 2^23: both equal the
-    reference bit for bit on ties, saturation edges, infinities and NaN."""
+    """On the Cortex-M4F the kernel multiplies by 4096 / scale for 8-bit outputs (dividing
+    only where that cannot tell the integer), rounds with VCVTR and saturates in integers;
+    on the Cortex-M0+ (no FPU) it divides, confines in float and rounds by adding
+    1.5 * 2^23: both equal the reference bit for bit on ties and near-ties, saturation
+    edges, infinities and NaN, and ONNX Runtime where x is a number."""
     from tests.ops.test_s8_dsp_qemu import firmware, run_firmware, uses
 
-    model = quantize_model(dtype, scale, zero_point)
+    # Edges, then quotients at and around every half-integer of the range, a few units of
+    # 2^-14 apart: where the Cortex-M4F's multiplication cannot tell the integer and
+    # divides, and just outside that window, where it must not need to.
+    edges = edge_values(scale, zero_point, dtype).reshape(-1)
+    halves = np.arange(-300, 300) + 0.5
+    near = (halves[:, None] + np.arange(-4, 5) * 2.0 ** -14).reshape(-1)
+    x = np.concatenate([edges, near * scale, [np.nan]]).astype(np.float32)[None]
+    model = single_node_model("QuantizeLinear", {"x": x},
+                              {"scale": np.array(scale, np.float32),
+                               "zero_point": np.array(zero_point, dtype)}, opset=21)
     compiled = compile_onnx(model)
-    x = edge_values(scale, zero_point, dtype)
-    x.reshape(-1)[-1] = np.nan
     elf = firmware(compiled, tmp_path / "build", board=board)
     got = run_firmware(compiled, elf, [[x]], tmp_path / "run", board=board)[0]
     np.testing.assert_array_equal(got, run_graph(compiled.graph, [x])[0])
+    number = ~np.isnan(x)
+    np.testing.assert_array_equal(got[number], ort_session(model).run(None, {"x": x})[0][number])
     assert uses(elf, "vcvtr.s32.f32") == (board == "mps2-an386")
+    assert uses(elf, "vmul.f32") == (board == "mps2-an386" and dtype != np.int16)
