@@ -462,3 +462,27 @@ def test_quantize_linear_on_the_cores(board, dtype, scale, zero_point, tmp_path)
     np.testing.assert_array_equal(got[number], ort_session(model).run(None, {"x": x})[0][number])
     assert uses(elf, "vcvtr.s32.f32") == (board == "mps2-an386")
     assert uses(elf, "vmul.f32") == (board == "mps2-an386" and dtype != np.int16)
+
+
+def test_relayout_of_the_quantized_input_is_folded(tmp_path):
+    """A float NCHW input quantized for a channels-last Conv: the QuantizeLinear writes NHWC
+    itself (no Relayout kernel runs before the Conv), and the output still equals the integer
+    reference and the io="int8" build's, dequantized."""
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-1, 1, (1, 3, 6, 5)).astype(np.float32)
+    w = rng.uniform(-0.5, 0.5, (4, 3, 3, 3)).astype(np.float32)
+    model = single_node_model("Conv", {"x": x}, {"w": w}, pads=[1, 1, 1, 1])
+    samples = {"x": rng.uniform(-1, 1, (16, 1, 3, 6, 5)).astype(np.float32)}
+    floats = compile_onnx_int8(model, samples, io="float")
+    ints = compile_onnx_int8(model, samples, io="int8")
+    assert kernel_ops(floats)[:2] == ["QuantizeLinear", "Conv"]
+    quantize_node = floats.graph.nodes[0]
+    assert floats.graph.tensor(quantize_node.outputs[0]).memory_order == (0, 2, 3, 1)
+    host_f, host_i = host_model(floats, tmp_path), host_model(ints, tmp_path)
+    scale = ints.graph.tensor(ints.graph.inputs[0]).quant
+    out = ints.graph.tensor(ints.graph.outputs[0]).quant
+    for sample in samples["x"][:4]:
+        (got,) = host_f.run(sample)
+        np.testing.assert_array_equal(got, run_graph(floats.graph, [sample])[0])
+        (as_int8,) = host_i.run(quantize(sample, scale.scale, scale.zero_point, "int8"))
+        np.testing.assert_array_equal(got, dequantize(as_int8, out.scale, out.zero_point))
