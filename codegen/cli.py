@@ -97,6 +97,10 @@ def _size(n: int) -> str:
               help="Adaptive builds: the stages, cheapest first (repeat; e.g. a little "
                    "network in int8, then the big one in int8, then in float). Replaces MODEL "
                    "and --precision ari.")
+@click.option("--stages", "stage_file", type=click.Path(path_type=Path), metavar="FILE.toml",
+              help="Adaptive builds: the stages (and optionally their thresholds) from a "
+                   "config file of [[stage]] tables with model, precision and threshold, "
+                   "instead of --stage.")
 @click.option("--margin", type=click.Choice(["top2", "binary"]), default="top2",
               show_default=True, help="Adaptive builds: top-1 minus top-2 score, or the "
               "distance of a single score to --decision-threshold.")
@@ -138,7 +142,8 @@ def _size(n: int) -> str:
 @input_shape_option
 @click.option("--show-plan", is_flag=True, help="Print the arena plan as a timeline.")
 def build(model: Path | None, board_name: str, outdir: Path, precision: str,
-          stages: tuple[str, ...], margin: str, scores: str, decision_threshold: float,
+          stages: tuple[str, ...], stage_file: Path | None, margin: str, scores: str,
+          decision_threshold: float,
           thresholds: str | None, threshold_data: str | None, target_agreement: float | None,
           float_weights: str, calibration: str | None, calib_method: str, io: tuple[str, ...],
           test_inputs: Path | None, name: str | None, input_shapes: tuple[str, ...],
@@ -149,11 +154,12 @@ def build(model: Path | None, board_name: str, outdir: Path, precision: str,
 
     board = get_board(board_name)
     io, uart = _io_modes(io, test_inputs)
-    if uart is not None and (precision == "ari" or stages):
+    if uart is not None and (precision == "ari" or stages or stage_file):
         raise ArielError("--io uart is not available for adaptive builds (--precision ari, "
                          "--stage) yet; build one model with --precision float or int8")
-    if precision == "ari" or stages:
-        _build_ari(model, board, outdir, stages, margin, scores, decision_threshold,
+    if precision == "ari" or stages or stage_file:
+        _build_ari(model, board, outdir, stages, stage_file, margin, scores,
+                   decision_threshold,
                    thresholds, threshold_data or calibration, target_agreement, calibration,
                    parse_input_shapes(input_shapes), float_weights)
         return
@@ -264,24 +270,39 @@ def _profile(build_folder, inputs, timeout: float, json_path: Path | None,
         _write_atomic(json_path, json.dumps(report.to_dict(), indent=2) + "\n")
 
 
-def _build_ari(model: Path | None, board, outdir: Path, stages: tuple[str, ...], margin: str,
+def _build_ari(model: Path | None, board, outdir: Path, stages: tuple[str, ...],
+               stage_file: Path | None, margin: str,
                scores: str, decision_threshold: float, thresholds: str | None,
                threshold_data: str | None, target_agreement: float | None,
                calibration: str | None, input_shapes: dict, float_weights: str) -> None:
     from codegen.ari.build import build_ari
-    from codegen.ari.spec import AriOptions, ari_stages, parse_stage, parse_thresholds
+    from codegen.ari.spec import (
+        AriOptions,
+        ari_stages,
+        load_stage_file,
+        parse_stage,
+        parse_thresholds,
+    )
 
-    if stages and model is not None:
-        raise ArielError("give either MODEL with --precision ari or --stage ..., not both")
-    stage_list = [parse_stage(s) for s in stages] if stages else ari_stages(model) if model \
-        else []
+    if sum(bool(given) for given in (model, stages, stage_file)) > 1:
+        raise ArielError("give one of MODEL with --precision ari, --stage ..., or --stages "
+                         "FILE.toml")
+    file_thresholds = None
+    if stage_file is not None:
+        stage_list, file_thresholds = load_stage_file(stage_file)
+        if file_thresholds is not None and thresholds is not None:
+            raise ArielError(f"thresholds come from both {stage_file} and --threshold: give "
+                             "them in one place")
+    else:
+        stage_list = [parse_stage(s) for s in stages] if stages else \
+            ari_stages(model) if model else []
     if len(stage_list) < 2:
         raise ArielError("an adaptive build needs at least two stages (MODEL with --precision "
                          "ari gives int8 then float)")
     if any(s.precision == "int8" for s in stage_list) and calibration is None:
         raise ArielError("the int8 stages need calibration data: --calib DATA")
     options = AriOptions(stage_list, calibration, margin, scores, decision_threshold,
-                         parse_thresholds(thresholds, len(stage_list)),
+                         file_thresholds or parse_thresholds(thresholds, len(stage_list)),
                          float_weights=float_weights, input_shapes=input_shapes)
     if options.thresholds is None and threshold_data is None:
         raise ArielError("give --threshold, or data to calibrate thresholds on "

@@ -44,6 +44,53 @@ def parse_stage(text: str) -> Stage:
     return Stage(Path(path), precision)
 
 
+def load_stage_file(path: Path) -> tuple[list[Stage], list[float] | None]:
+    """The stages of a config file (`--stages FILE.toml`), cheapest first, and their
+    thresholds if it gives them:
+
+        [[stage]]
+        model = "little.onnx"   # relative to the file
+        precision = "int8"
+        threshold = 2.5         # every stage but the last, or none of them
+
+        [[stage]]
+        model = "big.onnx"
+        precision = "float"
+    """
+    import tomllib
+
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ArielError(f"--stages {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ArielError(f"--stages {path}: not valid TOML ({exc})") from None
+    entries = data.get("stage")
+    if not isinstance(entries, list) or not entries:
+        raise ArielError(f"--stages {path}: no [[stage]] tables (each with model and "
+                         "precision, cheapest first)")
+    stages, thresholds = [], []
+    for index, entry in enumerate(entries):
+        unknown = set(entry) - {"model", "precision", "threshold"}
+        if unknown or "model" not in entry or entry.get("precision") not in PRECISIONS:
+            raise ArielError(f"--stages {path}: stage {index} needs model = \"FILE.onnx\" and "
+                             f"precision = \"int8\" or \"float\" (and may give a threshold)"
+                             + (f"; unknown keys: {', '.join(sorted(unknown))}" if unknown
+                                else ""))
+        stages.append(Stage(Path(path).parent / entry["model"], entry["precision"]))
+        if "threshold" in entry:
+            thresholds.append((index, entry["threshold"]))
+    if not thresholds:
+        return stages, None
+    if [i for i, _ in thresholds] != list(range(len(stages) - 1)):
+        raise ArielError(f"--stages {path}: give a threshold for every stage but the last "
+                         f"(stages 0 to {len(stages) - 2}), or for none")
+    try:
+        return stages, [float(value) for _, value in thresholds]
+    except (TypeError, ValueError):
+        raise ArielError(f"--stages {path}: thresholds must be numbers") from None
+
+
 def ari_stages(model: Path) -> list[Stage]:
     """ARI on one model: its int8 version first, then the float one."""
     return [Stage(model, "int8"), Stage(model, "float")]

@@ -109,3 +109,37 @@ def test_cascade_of_different_networks(tmp_path):
     expected = simulate_dispatch(stage_scores(folder, x), [2.5], "top2")
     assert 0 < expected.stage.mean() < 1
     np.testing.assert_array_equal(stage, expected.stage)
+
+
+def test_stages_from_a_config_file(tmp_path):
+    """--stages FILE.toml: the stages and thresholds of a cascade from a file (model paths
+    relative to it); a file missing a precision, giving some thresholds but not all, or
+    giving thresholds that --threshold gives too, is refused before anything is built."""
+    x_train = basic_motions()[0]
+    np.save(tmp_path / "calib.npy", x_train)
+    config = tmp_path / "cascade.toml"
+    config.write_text(f'[[stage]]\nmodel = "{MODELS / "basic_motions_little.onnx"}"\n'
+                      'precision = "int8"\nthreshold = 2.5\n\n'
+                      f'[[stage]]\nmodel = "{MODELS / "basic_motions_big.onnx"}"\n'
+                      'precision = "float"\n')
+    code, err = run(["build", "--stages", config, "--calib", tmp_path / "calib.npy",
+                     "-o", tmp_path / "out"])
+    assert code == 0, err
+    ari = json.loads((tmp_path / "out" / "ariel.json").read_text())["ari"]
+    assert [(s["file"], s["precision"]) for s in ari["stages"]] == [("stage0.onnx", "int8"),
+                                                                    ("stage1.onnx", "float")]
+    assert ari["thresholds"] == [2.5]
+
+    code, err = run(["build", "--stages", config, "--calib", tmp_path / "calib.npy",
+                     "--threshold", "1", "-o", tmp_path / "o"])
+    assert code == 1 and "give them in one place" in err
+    config.write_text('[[stage]]\nmodel = "a.onnx"\n\n[[stage]]\nmodel = "b.onnx"\n'
+                      'precision = "float"\n')
+    code, err = run(["build", "--stages", config, "-o", tmp_path / "o"])
+    assert code == 1 and "stage 0 needs model" in err
+    config.write_text('[[stage]]\nmodel = "a.onnx"\nprecision = "int8"\n\n'
+                      '[[stage]]\nmodel = "b.onnx"\nprecision = "int8"\nthreshold = 1\n\n'
+                      '[[stage]]\nmodel = "c.onnx"\nprecision = "float"\n')
+    code, err = run(["build", "--stages", config, "-o", tmp_path / "o"])
+    assert code == 1 and "for every stage but the last" in err
+    assert not (tmp_path / "o").exists()
