@@ -89,8 +89,8 @@ def build(model: Path, board: Board, outdir: Path, options: Options | None = Non
                                if options.precision == "float" else "")
         metadata = _metadata(compiled, target, options, command, model)
         if uart is not None:
-            metadata["console"] = uart_metadata(board, _check_uart_elf(staging, board,
-                                                                       progress))
+            metadata["console"] = uart_metadata(board, check_uart_elf(staging, board,
+                                                                      progress))
             write_renode_files(staging, board, compiled.info)
         (staging / MARKER).write_text(json.dumps(metadata, indent=2) + "\n")
         shutil.copyfile(model, staging / "model.onnx")
@@ -163,7 +163,7 @@ def write_project(folder: Path, files: dict[str, str], info: ModelInfo, board: B
     (folder / "memory_plan.txt").write_text(plan_text + "\n")
 
 
-def _check_uart_elf(folder: Path, board: Board, progress: Callable[[str], None]) -> str:
+def check_uart_elf(folder: Path, board: Board, progress: Callable[[str], None]) -> str:
     """A UART build's ELF must match its chip: vector table, memory map, console registers
     (codegen/elfcheck.py). Returns the check's summary."""
     check = check_elf(folder / ELF_PATH, board)

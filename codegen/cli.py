@@ -154,14 +154,11 @@ def build(model: Path | None, board_name: str, outdir: Path, precision: str,
 
     board = get_board(board_name)
     io, uart = _io_modes(io, test_inputs)
-    if uart is not None and (precision == "ari" or stages or stage_file):
-        raise ArielError("--io uart is not available for adaptive builds (--precision ari, "
-                         "--stage) yet; build one model with --precision float or int8")
     if precision == "ari" or stages or stage_file:
         _build_ari(model, board, outdir, stages, stage_file, margin, scores,
                    decision_threshold,
                    thresholds, threshold_data or calibration, target_agreement, calibration,
-                   parse_input_shapes(input_shapes), float_weights)
+                   parse_input_shapes(input_shapes), float_weights, uart)
         return
     if model is None:
         raise ArielError("give the MODEL to build (or --stage for an adaptive build)")
@@ -274,7 +271,8 @@ def _build_ari(model: Path | None, board, outdir: Path, stages: tuple[str, ...],
                stage_file: Path | None, margin: str,
                scores: str, decision_threshold: float, thresholds: str | None,
                threshold_data: str | None, target_agreement: float | None,
-               calibration: str | None, input_shapes: dict, float_weights: str) -> None:
+               calibration: str | None, input_shapes: dict, float_weights: str,
+               uart=None) -> None:
     from codegen.ari.build import build_ari
     from codegen.ari.spec import (
         AriOptions,
@@ -304,10 +302,10 @@ def _build_ari(model: Path | None, board, outdir: Path, stages: tuple[str, ...],
     options = AriOptions(stage_list, calibration, margin, scores, decision_threshold,
                          file_thresholds or parse_thresholds(thresholds, len(stage_list)),
                          float_weights=float_weights, input_shapes=input_shapes)
-    if options.thresholds is None and threshold_data is None:
+    if options.thresholds is None and threshold_data is None and uart is None:
         raise ArielError("give --threshold, or data to calibrate thresholds on "
                          "(--threshold-data)")
-    result = build_ari(options, board, outdir, progress)
+    result = build_ari(options, board, outdir, progress, uart)
     click.echo(result.report)
     if options.thresholds is None:
         _calibrate(outdir, threshold_data, target_agreement, None, 600.0, None, None)
@@ -350,6 +348,10 @@ def _calibrate(outdir: Path, data_spec: str, target_agreement: float | None,
     if "ari" not in build_folder.metadata:
         raise ArielError(f"'{outdir}' is not an adaptive build (build it with --precision ari "
                          "or --stage)")
+    if "console" in build_folder.metadata:
+        raise ArielError(f"'{outdir}' is a --io uart build, which runs on the board, not in "
+                         "the emulator: calibrate an emulator build of the same stages and "
+                         "build the UART firmware with the thresholds it chose (--threshold)")
     if target_agreement is not None and not 0 < target_agreement <= 1:
         raise ArielError(f"--target-agreement {target_agreement} must lie in (0, 1]")
     spec = build_folder.info.inputs[0]

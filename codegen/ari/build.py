@@ -13,11 +13,20 @@ from codegen import __version__
 from codegen.ari.assemble import AriCompiled, compile_stages
 from codegen.ari.spec import AriOptions
 from codegen.boards import Board
-from codegen.build import ELF_PATH, float_weights_hint, make_firmware, write_project
+from codegen.build import (
+    ELF_PATH,
+    check_uart_elf,
+    float_weights_hint,
+    make_firmware,
+    write_project,
+)
 from codegen.compile import current_command
 from codegen.elf import MemoryUse
+from codegen.errors import ArielError
 from codegen.outdir import MARKER, staged_output
+from codegen.renode import write_renode_files
 from codegen.report import memory_table
+from codegen.uart import UartOptions, load_test_input, require_console, uart_firmware, uart_metadata
 
 
 @dataclass
@@ -34,22 +43,43 @@ class AriBuild:
 
 
 def build_ari(options: AriOptions, board: Board, outdir: Path,
-              progress: Callable[[str], None] = lambda message: None) -> AriBuild:
+              progress: Callable[[str], None] = lambda message: None,
+              uart: UartOptions | None = None) -> AriBuild:
+    """`uart`: the firmware for the real board (codegen/uart.py), which runs the dispatcher
+    on a test input in flash and checks the scores, stage and margin the host computed; its
+    thresholds must be fixed, since calibrating them needs the emulator."""
+    if uart is not None:
+        require_console(board)
+        if options.thresholds is None:
+            raise ArielError("an adaptive --io uart build needs fixed thresholds (--threshold, "
+                             "or the ones `ariel calibrate` chose on an emulator build of the "
+                             "same stages): calibrating them runs the stages in QEMU")
     command = current_command()
     progress("compiling " + ", then ".join(s.label for s in options.stages))
     compiled = compile_stages(options, command)
     progress(f"{len(compiled.info.kernels)} kernels in {len(options.stages)} stages, arena "
              f"{compiled.info.arena_size:,} bytes; building firmware for {board.name}")
+    target, firmware = board, None
+    if uart is not None:
+        progress(f"UART build: linked at {board.name}'s own memory map, console on "
+                 f"{board.console.peripheral}")
+        target = board.on_chip()
+        firmware = uart_firmware(compiled.files, compiled.info, board,
+                                 load_test_input(compiled.info, uart.inputs), compiled.header)
     with staged_output(outdir) as staging:
-        write_project(staging, compiled.files, compiled.info, board, command,
-                      compiled.plan_text)
+        write_project(staging, compiled.files, compiled.info, target, command,
+                      compiled.plan_text, firmware)
         float_bytes = sum(model.info.weights_bytes for stage, model
                           in zip(options.stages, compiled.stages, strict=True)
                           if stage.precision == "float")
-        memory = make_firmware(staging, compiled.info, board,
+        memory = make_firmware(staging, compiled.info, target,
                                float_weights_hint(options.float_weights, float_bytes))
-        (staging / MARKER).write_text(json.dumps(metadata(compiled, board, command), indent=2)
-                                      + "\n")
+        described = metadata(compiled, target, command)
+        if uart is not None:
+            described["console"] = uart_metadata(board, check_uart_elf(staging, board,
+                                                                       progress))
+            write_renode_files(staging, board, compiled.info)
+        (staging / MARKER).write_text(json.dumps(described, indent=2) + "\n")
         for index, stage in enumerate(options.stages):
             shutil.copyfile(stage.model, staging / f"stage{index}.onnx")
     return AriBuild(Path(outdir), compiled, memory)

@@ -177,3 +177,37 @@ def test_int8_on_the_m0plus_board_runs_in_qemu_bit_exact(tmp_path):
     host = HostModel(build_host_library(files, tmp_path / "host"), info)
     want = np.stack([host.run(sample)[0] for sample in x])
     assert np.array_equal(run.outputs[0], want)
+
+
+def test_adaptive_build_boots_in_qemu_on_the_stm32f4_discovery(tmp_path, digits):
+    """The adaptive dispatcher on the real board's firmware: its scores, answering stage and
+    margin on the test input in flash equal the host's (the dispatcher simulated on the same
+    stages), printed on USART2; `ariel calibrate` refuses the build (it needs the emulator);
+    the same build for NUCLEO-L4R5ZI passes the static ELF check."""
+    from codegen.ari.host import stage_scores
+    from codegen.ari.margins import simulate as simulate_dispatch
+    from codegen.simulate import open_build
+
+    out = tmp_path / "ari"
+    build([MODELS / "digits_cnn.onnx", "--precision", "ari", "--calib", "digits",
+           "--threshold", "6", "--board", "stm32f4-discovery", "--io", "uart",
+           "--inputs", digits, "-o", out])
+    result = CliRunner().invoke(main, ["simulate", str(out)])
+    assert result.exit_code == 0, result.output + result.stderr
+    console = parse_console(result.stdout)
+    assert console.passed and len(console.runs) == 3
+    expected = json.loads((out / "expected_output.json").read_text())
+    scores, stage, margin = (bytes.fromhex(o["hex"]) for o in expected["outputs"])
+    assert console.runs[0].outputs == {0: scores, 1: stage, 2: margin}
+    x = np.load(digits)[:1].astype(np.float32)
+    dispatch = simulate_dispatch(stage_scores(open_build(out), x), [6.0], "top2")
+    assert int.from_bytes(stage, "little") == dispatch.stage[0]
+
+    calibrate = CliRunner().invoke(main, ["calibrate", str(out), "--data", "digits"])
+    assert calibrate.exit_code == 1 and "is a --io uart build" in calibrate.stderr
+
+    build([MODELS / "digits_cnn.onnx", "--precision", "ari", "--calib", "digits",
+           "--threshold", "6", "--board", "nucleo-l4r5zi", "--io", "uart", "-o",
+           tmp_path / "l4"])
+    assert check_elf(tmp_path / "l4" / "build" / "firmware.elf",
+                     get_board("nucleo-l4r5zi")).ok

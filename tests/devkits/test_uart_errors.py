@@ -24,10 +24,11 @@ def test_uart_on_a_board_without_a_console(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_uart_with_an_adaptive_build(tmp_path):
-    code, _, err = run(["build", MODEL, "--precision", "ari", "--board", "nucleo-l4r5zi",
-                        "--io", "uart", "-o", tmp_path / "out"])
-    assert_clean_error(code, err, "--io uart is not available for adaptive builds")
+def test_uart_adaptive_build_without_fixed_thresholds(tmp_path):
+    code, _, err = run(["build", MODEL, "--precision", "ari", "--calib", "digits", "--board",
+                        "nucleo-l4r5zi", "--io", "uart", "-o", tmp_path / "out"])
+    assert_clean_error(code, err, "an adaptive --io uart build needs fixed thresholds")
+    assert not (tmp_path / "out").exists()
 
 
 def test_inputs_without_uart(tmp_path):
