@@ -72,14 +72,8 @@ def build(model: Path, board: Board, outdir: Path, options: Options | None = Non
         quantization = _quantization_report(model, compiled)
     progress(f"{len(compiled.info.kernels)} kernels, arena "
              f"{compiled.plan.arena_size:,} bytes; building firmware for {board.name}")
-    target, firmware = board, None
-    if uart is not None:
-        progress(f"UART build: linked at {board.name}'s own memory map, console on "
-                 f"{board.console.peripheral}")
-        target = board.on_chip()
-        firmware = uart_firmware(compiled.files, compiled.info, board,
-                                 load_test_input(compiled.info, uart.inputs),
-                                 _header(compiled.files, compiled.info))
+    target, firmware = uart_target(board, uart, compiled.files, compiled.info,
+                                   _header(compiled.files, compiled.info), progress)
     with staged_output(outdir) as staging:
         write_project(staging, compiled.files, compiled.info, target, command,
                       compiled.plan.timeline(), firmware)
@@ -161,6 +155,19 @@ def write_project(folder: Path, files: dict[str, str], info: ModelInfo, board: B
     (folder / "Makefile").write_text(env.get_template("firmware/Makefile.j2").render(
         version=__version__, board=board, command=command, sources=sources))
     (folder / "memory_plan.txt").write_text(plan_text + "\n")
+
+
+def uart_target(board: Board, uart: UartOptions | None, files: dict[str, str],
+                info: ModelInfo, header: str, progress: Callable[[str], None]
+                ) -> tuple[Board, FirmwareFiles | None]:
+    """The board a build is linked for (the chip's own map for a UART build) and, for a
+    UART build, its firmware files."""
+    if uart is None:
+        return board, None
+    progress(f"UART build: linked at {board.name}'s own memory map, console on "
+             f"{board.console.peripheral}")
+    firmware = uart_firmware(files, info, board, load_test_input(info, uart.inputs), header)
+    return board.on_chip(), firmware
 
 
 def check_uart_elf(folder: Path, board: Board, progress: Callable[[str], None]) -> str:

@@ -95,19 +95,9 @@ def basic_motions(path: str | Path | None = None
     training and 40 test recordings, 10 of each class in each, in the archive's order
     (grouped by class, not shuffled).
     """
-    path = Path(path) if path is not None else examples_dir() / "data" / BASIC_MOTIONS_FILE
-    if not path.is_file():
-        raise ArielError(f"{path}: no such file (the BasicMotions recordings)")
-    names = ("x_train", "y_train", "x_test", "y_test")
-    with np.load(path, allow_pickle=False) as saved:
-        missing = [name for name in names if name not in saved.files]
-        if missing:
-            raise ArielError(f"{path}: no {', '.join(missing)} in the file")
-        x_train, y_train, x_test, y_test = (saved[name] for name in names)
-    for x, y in ((x_train, y_train), (x_test, y_test)):
-        if x.ndim != 3 or x.shape[1:] != (6, 100) or y.shape != (len(x),):
-            raise ArielError(f"{path}: recordings {x.shape} and labels {y.shape} are not "
-                             "(N, 6, 100) and (N,)")
+    x_train, y_train, x_test, y_test = _load_split(
+        path or examples_dir() / "data" / BASIC_MOTIONS_FILE, "BasicMotions recordings",
+        "recordings", (6, 100))
     return (x_train.astype(np.float32, copy=False), y_train.astype(np.int64, copy=False),
             x_test.astype(np.float32, copy=False), y_test.astype(np.int64, copy=False))
 
@@ -123,23 +113,33 @@ def mnist(path: str | Path | None = None
     1,000 held-out images, 400 and 100 of each digit, each part in a shuffled order, so that
     any prefix of x_train mixes the digits (x_train[:200] serves for calibration).
     """
-    path = Path(path) if path is not None else examples_dir() / "data" / MNIST_FILE
+    x_train, y_train, x_test, y_test = _load_split(
+        path or examples_dir() / "data" / MNIST_FILE, "MNIST digits", "images", (28, 28))
+    return ((x_train[:, None] / np.float32(255)).astype(np.float32),
+            y_train.astype(np.int64),
+            (x_test[:, None] / np.float32(255)).astype(np.float32),
+            y_test.astype(np.int64))
+
+
+def _load_split(path: str | Path, contents: str, items: str, item_shape: tuple[int, ...]
+                ) -> tuple[np.ndarray, ...]:
+    """x_train, y_train, x_test, y_test as stored in an example .npz, each x of shape
+    (N, *item_shape) with one label per item; `contents` and `items` name them in errors."""
+    path = Path(path)
     if not path.is_file():
-        raise ArielError(f"{path}: no such file (the MNIST digits)")
+        raise ArielError(f"{path}: no such file (the {contents})")
     names = ("x_train", "y_train", "x_test", "y_test")
     with np.load(path, allow_pickle=False) as saved:
         missing = [name for name in names if name not in saved.files]
         if missing:
             raise ArielError(f"{path}: no {', '.join(missing)} in the file")
-        x_train, y_train, x_test, y_test = (saved[name] for name in names)
-    for x, y in ((x_train, y_train), (x_test, y_test)):
-        if x.ndim != 3 or x.shape[1:] != (28, 28) or y.shape != (len(x),):
-            raise ArielError(f"{path}: images {x.shape} and labels {y.shape} are not "
-                             "(N, 28, 28) and (N,)")
-    return ((x_train[:, None] / np.float32(255)).astype(np.float32),
-            y_train.astype(np.int64),
-            (x_test[:, None] / np.float32(255)).astype(np.float32),
-            y_test.astype(np.int64))
+        arrays = tuple(saved[name] for name in names)
+    for x, y in (arrays[:2], arrays[2:]):
+        if x.shape[1:] != item_shape or y.shape != (len(x),):
+            shape = ", ".join(str(n) for n in item_shape)
+            raise ArielError(f"{path}: {items} {x.shape} and labels {y.shape} are not "
+                             f"(N, {shape}) and (N,)")
+    return arrays
 
 
 def sample_image_crops(count: int, size: int, seed: int = 0) -> np.ndarray:

@@ -18,6 +18,7 @@ from codegen.build import (
     check_uart_elf,
     float_weights_hint,
     make_firmware,
+    uart_target,
     write_project,
 )
 from codegen.compile import current_command
@@ -26,7 +27,7 @@ from codegen.errors import ArielError
 from codegen.outdir import MARKER, staged_output
 from codegen.renode import write_renode_files
 from codegen.report import memory_table
-from codegen.uart import UartOptions, load_test_input, require_console, uart_firmware, uart_metadata
+from codegen.uart import UartOptions, require_console, uart_metadata
 
 
 @dataclass
@@ -59,13 +60,8 @@ def build_ari(options: AriOptions, board: Board, outdir: Path,
     compiled = compile_stages(options, command)
     progress(f"{len(compiled.info.kernels)} kernels in {len(options.stages)} stages, arena "
              f"{compiled.info.arena_size:,} bytes; building firmware for {board.name}")
-    target, firmware = board, None
-    if uart is not None:
-        progress(f"UART build: linked at {board.name}'s own memory map, console on "
-                 f"{board.console.peripheral}")
-        target = board.on_chip()
-        firmware = uart_firmware(compiled.files, compiled.info, board,
-                                 load_test_input(compiled.info, uart.inputs), compiled.header)
+    target, firmware = uart_target(board, uart, compiled.files, compiled.info,
+                                   compiled.header, progress)
     with staged_output(outdir) as staging:
         write_project(staging, compiled.files, compiled.info, target, command,
                       compiled.plan_text, firmware)
