@@ -33,7 +33,7 @@ from codegen.uart import (
     uart_metadata,
 )
 
-FIRMWARE_SOURCES = ["startup.c", "semihost.c", "harness.c"]
+FIRMWARE_SOURCES = ["startup.c", "semihost.c", "console_numbers.c", "harness.c"]
 ELF_PATH = Path("build") / "firmware.elf"
 QUANTIZED_MODEL = "model_qdq.onnx"
 

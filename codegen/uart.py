@@ -90,7 +90,8 @@ def host_outputs(files: dict[str, str], info: ModelInfo, sample: TestInput) -> l
 def uart_sources(board: Board) -> list[str]:
     """The firmware sources of a UART build for `board`, in link order."""
     console = board.console
-    sources = ["firmware/startup.c", "firmware/uart_console.c", "firmware/harness_uart.c",
+    sources = ["firmware/startup.c", "firmware/uart_console.c", "firmware/console_numbers.c",
+               "firmware/harness_uart.c",
                "firmware/board/cycles.c", f"firmware/board/{console.family}.c"]
     if console.kind in ("stm32-usart", "stm32-lpuart"):
         sources.append("firmware/board/stm32_usart.c")

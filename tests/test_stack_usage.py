@@ -65,6 +65,7 @@ def _high_water(tmp_path, board, array_bytes: int) -> StackUse:
          "-Werror", f"-DARRAY={array_bytes}u", f"-I{firmware}", "-nostartfiles",
          "--specs=nano.specs", "-T", str(folder / "linker.ld"), "-Wl,--gc-sections",
          str(folder / "main.c"), str(firmware / "startup.c"), str(firmware / "semihost.c"),
+         str(firmware / "console_numbers.c"),
          "-o", str(elf)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     run = run_qemu(board, elf, folder, timeout=60)

@@ -63,6 +63,18 @@ static inline void stm32_console_pins(uint32_t rcc_base)
     stm32_pin_alternate(ARIEL_GPIO_BASE, ARIEL_UART_TX_PIN, ARIEL_UART_AF);
 }
 
+/* What board_clock_init reports: the board file's clocks when the set-up went through
+ * (`problem` null), else the reset clock the core stayed on (`reset_hz`, named
+ * `reset_source`), with the reason. */
+static inline void stm32_report_clocks(ariel_clocks_t *clocks, const char *problem,
+                                       uint32_t reset_hz, const char *reset_source)
+{
+    clocks->problem = problem;
+    clocks->core_hz = problem ? reset_hz : ARIEL_CLOCK_HZ;
+    clocks->uart_hz = problem ? reset_hz : ARIEL_UART_KERNEL_HZ;
+    clocks->source = problem ? reset_source : ARIEL_CLOCK_SOURCE;
+}
+
 /* The second-generation USART and LPUART (firmware/board/stm32_usart.c). */
 void stm32_usart_start(uint32_t kernel_hz);
 

@@ -97,16 +97,7 @@ static const char *set_clock_tree(void)
 
 void board_clock_init(ariel_clocks_t *clocks)
 {
-    clocks->problem = set_clock_tree();
-    if (clocks->problem) {
-        clocks->core_hz = HSI_HZ;
-        clocks->uart_hz = HSI_HZ;
-        clocks->source = "HSI 16 MHz (the reset clock)";
-    } else {
-        clocks->core_hz = ARIEL_CLOCK_HZ;
-        clocks->uart_hz = ARIEL_UART_KERNEL_HZ;
-        clocks->source = ARIEL_CLOCK_SOURCE;
-    }
+    stm32_report_clocks(clocks, set_clock_tree(), HSI_HZ, "HSI 16 MHz (the reset clock)");
     cortex_m7_caches_enable();
 }
 

@@ -116,17 +116,11 @@ static const char *set_clock_tree(void)
 
 void board_clock_init(ariel_clocks_t *clocks)
 {
-    clocks->problem = set_clock_tree();
-    if (clocks->problem) {
+    const char *problem = set_clock_tree();
+    if (problem) {
         ARIEL_REG(RCC_CFGR) &= ~RCC_CFGR_HPRE_MASK;
-        clocks->core_hz = MSI_HZ;
-        clocks->uart_hz = MSI_HZ;
-        clocks->source = "MSI 4 MHz (the reset clock)";
-    } else {
-        clocks->core_hz = ARIEL_CLOCK_HZ;
-        clocks->uart_hz = ARIEL_UART_KERNEL_HZ;
-        clocks->source = ARIEL_CLOCK_SOURCE;
     }
+    stm32_report_clocks(clocks, problem, MSI_HZ, "MSI 4 MHz (the reset clock)");
 }
 
 void board_uart_init(uint32_t uart_hz)

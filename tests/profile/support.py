@@ -21,7 +21,8 @@ def build_firmware(folder: Path, board: Board, main_c: str, hooks: bool = True) 
     (folder / "main.c").write_text(main_c)
     (folder / "linker.ld").write_text(
         environment().get_template("firmware/linker.ld.j2").render(board=board))
-    sources = [folder / "main.c", firmware / "startup.c", firmware / "semihost.c"]
+    sources = [folder / "main.c", firmware / "startup.c", firmware / "semihost.c",
+               firmware / "console_numbers.c"]
     if hooks:
         sources.append(firmware / "profile.c")
     elf = folder / "firmware.elf"
