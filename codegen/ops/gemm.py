@@ -180,7 +180,10 @@ class MatrixProduct(OpDef):
             start = full[0]
         rows = product.weights["b"].reshape(n, k)
         packed, k4 = pack_pairs(rows)
-        if 4 * k4 > SCRATCH_BUDGET:
+        # The DSP path widens two rows of A at a time into int16 pairs (k4 words), or the one
+        # row there is (half that).
+        scratch_words = k4 if m > 1 else k4 // 2
+        if 4 * scratch_words > SCRATCH_BUDGET:
             return None
         out = graph.tensor(node.outputs[0])
         stage = product_stage(graph, node, a, b)
@@ -200,9 +203,10 @@ class MatrixProduct(OpDef):
                  f"int32 accumulator, |acc| <= {self.accumulator_bound(node, graph)} "
                  f"(checked at compile time)",
                  f"path: DSP (ARIEL_DSP): two rows of A widened to int16 pairs on the stack "
-                 f"({4 * k4} bytes), then two outputs of B by two rows per step, two MACs per "
-                 f"SMLAD; plain C: each row read in place, two outputs per step"]
-        context = {"loops": bounds, "m": m, "n": n, "k": k, "k4": k4, "a": product.a.array,
+                 f"({4 * scratch_words} bytes), then two outputs of B by two rows per step, "
+                 f"two MACs per SMLAD; plain C: each row read in place, two outputs per step"]
+        context = {"loops": bounds, "m": m, "n": n, "k": k, "k4": k4,
+                   "scratch_words": scratch_words, "a": product.a.array,
                    "a_row": linear([*loops, "m"], [*a_batch, product.a.outer]),
                    "a_row_next": linear([*loops, "(m + 1)"], [*a_batch, product.a.outer]),
                    "y_row": linear([*loops, "m"], [*y_batch, n]),

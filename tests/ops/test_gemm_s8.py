@@ -65,6 +65,9 @@ GEMM_CASES = {
     "B_no_bias": dict(a=(3, 12), b=(12, 6)),
     "transA_transB": dict(a=(10, 2), b=(7, 10), c=(7,), transA=1, transB=1),
     "one_row_64_inputs": dict(a=(1, 64), b=(10, 64), c=(10,), transB=1),
+    # One row whose widened copy (2 x 1,568 bytes) fits the stack budget that two rows'
+    # (6,272 bytes) would not: a classifier head after a flattened feature map.
+    "one_long_row": dict(a=(1, 1568), b=(10, 1568), c=(10,), transB=1),
     "k_tail_odd_n": dict(a=(3, 10), b=(5, 10), c=(5,), transB=1),
     "run_time_B_bias": dict(a=(3, 8), b=(8, 4), c=(4,), b_constant=False),
     "run_time_transB": dict(a=(3, 8), b=(4, 8), c=(4,), b_constant=False, transB=1),

@@ -36,8 +36,8 @@ CONV = ["3x3_pad1", "stride2_asym_pads", "strides_2x1", "dilation", "depthwise",
         "batch2_no_bias", "wide_16_channels", "odd_pixels_and_filters", "depthwise_stride2",
         "large_field_plain_only"]
 PRODUCTS = {f"Gemm {case}": ("Gemm", GEMM_CASES[case]) for case in
-            ["transB_bias", "one_row_64_inputs", "k_tail_odd_n", "run_time_B_bias",
-             "transA_transB"]}
+            ["transB_bias", "one_row_64_inputs", "one_long_row", "k_tail_odd_n",
+             "run_time_B_bias", "transA_transB"]}
 PRODUCTS.update({f"MatMul {case}": ("MatMul", MATMUL_CASES[case]) for case in
                  ["batched_A_constant_2d_B", "2d_constant_B"]})
 
