@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ from onnx.reference import ReferenceEvaluator
 from codegen.compile import CompiledModel, Options, compile_graph, compile_int8
 from codegen.frontend import ModelSource, fix_input_shapes, to_graph
 from codegen.hostrun import HostModel, build_host_library
+from codegen.resources import data_dir
 
 _builds = itertools.count()
 
@@ -69,6 +72,32 @@ def host_model(compiled: CompiledModel, workdir: Path) -> HostModel:
     """`compiled` built for the host and loaded."""
     return HostModel(build_host_library(compiled.files, workdir / f"build{next(_builds)}"),
                      compiled.info)
+
+
+# The firmware's warnings for a Cortex-M4F, as the generated Makefile sets them (objects
+# only: these builds check that generated C compiles, not that it links).
+CORTEX_M4_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard",
+                   "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion", "-c"]
+
+
+def compile_for_cortex_m4(compiled: CompiledModel, folder: Path) -> None:
+    """Write `compiled`'s files into `folder` and compile every C file of it with
+    arm-none-eabi-gcc and CORTEX_M4_FLAGS; fails on any warning, skips without the
+    compiler."""
+    import pytest
+
+    compiler = shutil.which("arm-none-eabi-gcc")
+    if compiler is None:
+        pytest.skip("arm-none-eabi-gcc is not installed (run `make setup`)")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in compiled.files.items():
+        (folder / name).write_text(text)
+    for name in sorted(n for n in compiled.files if n.endswith(".c")):
+        result = subprocess.run(
+            [compiler, *CORTEX_M4_FLAGS, f"-I{data_dir('firmware')}", f"-I{folder}",
+             str(folder / name), "-o", str(folder / f"{name}.o")],
+            capture_output=True, text=True)
+        assert result.returncode == 0, f"{folder.name}/{name}:\n{result.stderr}"
 
 
 def run_on_host(model: onnx.ModelProto, inputs: list[np.ndarray], workdir: Path,

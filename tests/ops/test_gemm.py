@@ -2,8 +2,6 @@
 of the compiled graph against onnx.reference; the fusions that produce Gemm (MatMul+Add) or
 feed it a clamp (Relu); the real models' shapes; and a build of the C for the Cortex-M4."""
 
-import shutil
-import subprocess
 
 import numpy as np
 import onnx
@@ -11,17 +9,14 @@ import pytest
 from onnx import helper, numpy_helper
 
 from codegen.reference import run_graph
-from codegen.resources import data_dir
 from tests.support import (
     assert_matches_reference,
+    compile_for_cortex_m4,
     compile_onnx,
     random_array,
     run_reference,
     single_node_model,
 )
-
-TARGET_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard",
-                "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion", "-c"]
 
 # shape of A, B and C (None: no C), which of them are constants, and the attributes.
 CASES = {
@@ -201,9 +196,6 @@ def test_alpha_is_not_folded_where_scaling_would_underflow():
 
 def test_generated_c_compiles_for_cortex_m4(tmp_path):
     """A chain of every operator of this group, built with the firmware's flags."""
-    compiler = shutil.which("arm-none-eabi-gcc")
-    if compiler is None:
-        pytest.skip("arm-none-eabi-gcc is not installed (run `make setup`)")
     rng = np.random.default_rng(8)
     x = random_array(rng, (1, 3, 4, 4))
     stats = {name: random_array(rng, (3,), low=0.5, high=1.5)
@@ -222,12 +214,5 @@ def test_generated_c_compiles_for_cortex_m4(tmp_path):
     compiled = compile_onnx(model)
     assert [n.op for n in compiled.graph.nodes] == [
         "BatchNormalization", "Concat", "Reshape", "Gemm", "MatMul", "Softmax"]
-    for name, text in compiled.files.items():
-        (tmp_path / name).write_text(text)
-    for source in ("m.c", "m_weights.c"):
-        result = subprocess.run(
-            [compiler, *TARGET_FLAGS, f"-I{data_dir('firmware')}", f"-I{tmp_path}",
-             str(tmp_path / source), "-o", str(tmp_path / f"{source}.o")],
-            capture_output=True, text=True)
-        assert result.returncode == 0, result.stderr
+    compile_for_cortex_m4(compiled, tmp_path / "target")
     check(model, [x], tmp_path / "host")

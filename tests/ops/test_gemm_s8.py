@@ -5,9 +5,6 @@ for the Cortex-M4 with the firmware's flags."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import numpy as np
 import onnx
 import pytest
@@ -16,7 +13,6 @@ from onnx import TensorProto, helper, numpy_helper
 from codegen.errors import UnsupportedError
 from codegen.ir import Graph, Node, QuantParams, Tensor
 from codegen.ops import REGISTRY
-from codegen.resources import data_dir
 from tests.ops.test_conv_s8 import (
     CALIBRATION_SAMPLES,
     check_int8,
@@ -24,8 +20,8 @@ from tests.ops.test_conv_s8 import (
     qlinear_conv_model,
     quantize_input,
 )
-from tests.ops.test_gemm import TARGET_FLAGS, chain
-from tests.support import compile_onnx_int8, single_node_model
+from tests.ops.test_gemm import chain
+from tests.support import compile_for_cortex_m4, compile_onnx_int8, single_node_model
 
 LOW, HIGH = -0.3, 1.0  # calibration and test inputs: asymmetric, so zero points are not 0
 
@@ -240,10 +236,6 @@ def cortex_m4_models() -> dict[str, onnx.ModelProto]:
 def test_int8_kernels_compile_for_cortex_m4(tmp_path):
     """Conv, Gemm and MatMul int8 files built with the firmware's flags (-Werror,
     -Wdouble-promotion: any float or double in an int8 kernel would show)."""
-    compiler = shutil.which("arm-none-eabi-gcc")
-    if compiler is None:
-        pytest.skip("arm-none-eabi-gcc is not installed (run `make setup`), so the int8 "
-                    "kernels were not built for the Cortex-M4")
     rng = np.random.default_rng(27)
     for label, model in cortex_m4_models().items():
         calibration = None
@@ -254,13 +246,4 @@ def test_int8_kernels_compile_for_cortex_m4(tmp_path):
         compiled = compile_onnx_int8(model, calibration, io="int8")
         kernels = compiled.files["m.c"].split("*/", 1)[1].split("void m_run")[0]
         assert "float" not in kernels and "double" not in kernels
-        folder = tmp_path / label
-        folder.mkdir()
-        for name, text in compiled.files.items():
-            (folder / name).write_text(text)
-        for source in ("m.c", "m_weights.c"):
-            result = subprocess.run(
-                [compiler, *TARGET_FLAGS, f"-I{data_dir('firmware')}", f"-I{folder}",
-                 str(folder / source), "-o", str(folder / f"{source}.o")],
-                capture_output=True, text=True)
-            assert result.returncode == 0, f"{label} {source}:\n{result.stderr}"
+        compile_for_cortex_m4(compiled, tmp_path / label)

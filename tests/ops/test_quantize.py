@@ -17,6 +17,7 @@ from codegen.errors import UnsupportedError
 from codegen.ops.quantize import dequantize, quantize
 from codegen.reference import run_graph
 from tests.support import (
+    compile_for_cortex_m4,
     compile_onnx,
     compile_onnx_int8,
     host_model,
@@ -358,10 +359,6 @@ def test_uint8_qdq_model_with_float_io(tmp_path):
         assert np.max(np.abs(got - want)) <= 1 / 256 * 1.0001
 
 
-TARGET_CFLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard",
-                 "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion", "-c"]
-
-
 def kernel_zoo() -> tuple[onnx.ModelProto, dict[str, tuple[float, int]]]:
     """x, b -> Add -> Relu -> AveragePool (borders) -> Sigmoid -> Mul -> MaxPool ->
     GlobalAveragePool -> Flatten -> Softmax, with the parameters of every tensor: one model
@@ -397,27 +394,14 @@ def kernel_zoo() -> tuple[onnx.ModelProto, dict[str, tuple[float, int]]]:
 def test_int8_model_compiles_for_cortex_m4(io, tmp_path):
     """The generated C of an int8 model builds for the Cortex-M4 with every warning an
     error, and uses no double."""
-    import shutil
-    import subprocess
-
-    from codegen.resources import data_dir
-
-    if shutil.which("arm-none-eabi-gcc") is None:
-        pytest.skip("needs arm-none-eabi-gcc (run `make setup`)")
     model, params = kernel_zoo()
     compiled = compile_onnx_int8(with_qdq(model, params), io=io)
     ops = kernel_ops(compiled)
     assert ops == [*(["QuantizeLinear"] * 2 if io == "float" else []), "Add", "AveragePool",
                    "Sigmoid", "Mul", "MaxPool", "GlobalAveragePool", "Softmax",
                    *(["DequantizeLinear"] if io == "float" else [])]
-    for name, text in compiled.files.items():
-        (tmp_path / name).write_text(text)
-    source = tmp_path / f"{compiled.info.prefix}.c"
-    assert "double" not in source.read_text()
-    result = subprocess.run(["arm-none-eabi-gcc", *TARGET_CFLAGS, f"-I{data_dir('firmware')}",
-                             f"-I{tmp_path}", str(source), "-o", str(tmp_path / "model.o")],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+    assert "double" not in compiled.files[f"{compiled.info.prefix}.c"]
+    compile_for_cortex_m4(compiled, tmp_path)
 
 
 def test_kernel_zoo_on_host(tmp_path):
