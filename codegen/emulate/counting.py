@@ -21,7 +21,7 @@ import numpy as np
 from elftools.elf.elffile import ELFFile
 
 from codegen.boards import Board
-from codegen.emulate.qemu import EXIT_FAULT, qemu_command
+from codegen.emulate.qemu import QemuRun, check_exit, last_line, qemu_command
 from codegen.errors import ArielError, FirmwareError
 from codegen.simulate import Build, read_outputs, write_inputs
 
@@ -250,16 +250,10 @@ def count_instructions(board: Board, elf: Path, workdir: Path, *,
         raise ArielError(f"QEMU refused ariel's counting plugin: {said}. It needs a QEMU with "
                          "TCG plugin support and plugin API version 1 (QEMU 7.2, Debian 12's "
                          "qemu-system-arm)")
-    if result.returncode == EXIT_FAULT:
-        raise FirmwareError(f"the firmware faulted in QEMU {board.qemu_machine}: "
-                            f"{_last_line(result.stdout)}")
-    if result.returncode != 0:
-        said = _last_line(result.stdout) or _last_line(result.stderr) or "no message"
-        raise FirmwareError(f"the firmware stopped with status {result.returncode} in QEMU "
-                            f"{board.qemu_machine}: {said}")
+    check_exit(board, QemuRun(result.returncode, result.stdout, result.stderr))
     if not output.is_file():
         raise ArielError("the counting plugin wrote no results; QEMU said: "
-                         + (_last_line(result.stderr) or "nothing"))
+                         + (last_line(result.stderr) or "nothing"))
     counts = parse_counts(output.read_text())
     counts.seconds, counts.console = seconds, result.stdout
     return counts
@@ -268,11 +262,6 @@ def count_instructions(board: Board, elf: Path, workdir: Path, *,
 def _escape(value: str) -> str:
     """QEMU's option syntax splits at commas; a doubled comma is a literal one."""
     return value.replace(",", ",,")
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else ""
 
 
 # ----------------------------------------------------------------------------- layers

@@ -52,18 +52,23 @@ def run_qemu(board: Board, elf: Path, workdir: Path, timeout: float,
         raise FirmwareError(
             f"the firmware did not finish within {timeout:g} s in QEMU {board.qemu_machine} "
             f"(stopped); it may hang, or need a longer --timeout"
-            + (f"; it printed: {_last_line(printed)}" if printed.strip() else "")) from None
+            + (f"; it printed: {last_line(printed)}" if printed.strip() else "")) from None
     run = QemuRun(result.returncode, result.stdout, result.stderr)
-    if run.returncode == EXIT_FAULT:
-        raise FirmwareError(f"the firmware faulted in QEMU {board.qemu_machine}: "
-                            f"{_last_line(run.console)}")
-    if run.returncode != 0:
-        said = _last_line(run.console) or _last_line(run.stderr) or "no message"
-        raise FirmwareError(f"the firmware stopped with status {run.returncode} in QEMU "
-                            f"{board.qemu_machine}: {said}")
+    check_exit(board, run)
     return run
 
 
-def _last_line(text: str) -> str:
+def check_exit(board: Board, run: QemuRun) -> None:
+    """Raise FirmwareError, with the last line it printed, unless the firmware exited 0."""
+    if run.returncode == EXIT_FAULT:
+        raise FirmwareError(f"the firmware faulted in QEMU {board.qemu_machine}: "
+                            f"{last_line(run.console)}")
+    if run.returncode != 0:
+        said = last_line(run.console) or last_line(run.stderr) or "no message"
+        raise FirmwareError(f"the firmware stopped with status {run.returncode} in QEMU "
+                            f"{board.qemu_machine}: {said}")
+
+
+def last_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1].strip() if lines else ""
