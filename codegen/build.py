@@ -13,13 +13,14 @@ import onnx
 
 from codegen import __version__
 from codegen.boards import Board
-from codegen.compile import CompiledModel, Options, compile_model, current_command
+from codegen.compiler.c import environment
+from codegen.compiler.compile import CompiledModel, Options, compile_model, current_command
+from codegen.compiler.emit import ModelInfo
+from codegen.compiler.quant.report import QuantReport, format_report, quantization_report
 from codegen.elf import MemoryUse, memory_use
 from codegen.elfcheck import check_elf
-from codegen.emit import ModelInfo, environment
 from codegen.errors import ArielError, DoesNotFitError
 from codegen.outdir import MARKER, staged_output
-from codegen.quant.report import QuantReport, format_report, quantization_report
 from codegen.renode import write_renode_files
 from codegen.report import memory_table
 from codegen.resources import data_dir

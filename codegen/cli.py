@@ -13,8 +13,8 @@ import numpy as np
 
 from codegen import __version__
 from codegen.boards import DEFAULT_BOARD, all_boards, get_board
+from codegen.compiler.frontend import parse_input_shapes
 from codegen.errors import ArielError
-from codegen.frontend import parse_input_shapes
 
 
 class ArielGroup(click.Group):
@@ -150,7 +150,7 @@ def build(model: Path | None, board_name: str, outdir: Path, precision: str,
           show_plan: bool) -> None:
     """Compile MODEL to C and build firmware for a board into OUTDIR."""
     from codegen.build import build as run_build
-    from codegen.compile import Options
+    from codegen.compiler.compile import Options
 
     board = get_board(board_name)
     io, uart = _io_modes(io, test_inputs)
@@ -341,7 +341,7 @@ def _calibrate(outdir: Path, data_spec: str, target_agreement: float | None,
                html_path: Path | None) -> None:
     from codegen.ari.calibrate import calibrate as run_calibration
     from codegen.ari.calibrate import format_html, format_table, to_dict
-    from codegen.quant.calibrate import load_calibration
+    from codegen.compiler.quant.calibrate import load_calibration
     from codegen.simulate import open_build
 
     build_folder = open_build(outdir)

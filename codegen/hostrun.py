@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codegen.emit import ModelInfo
+from codegen.compiler.emit import ModelInfo
 from codegen.errors import ArielError
 from codegen.resources import data_dir
 

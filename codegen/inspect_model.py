@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from codegen.compiler.frontend import load_graph
+from codegen.compiler.ir import Graph, Node
+from codegen.compiler.ops import REGISTRY
+from codegen.compiler.passes.resolve import operator_problem
 from codegen.errors import ArielError, UnsupportedError
-from codegen.frontend import load_graph
-from codegen.ir import Graph, Node
-from codegen.ops import REGISTRY
-from codegen.passes.resolve import operator_problem
 
 
 @dataclass

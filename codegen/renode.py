@@ -15,7 +15,7 @@ import jinja2
 
 from codegen import __version__
 from codegen.boards import Board
-from codegen.emit import ModelInfo
+from codegen.compiler.emit import ModelInfo
 from codegen.errors import ArielError, FirmwareError
 from codegen.resources import data_dir
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from codegen.compiler.emit import ModelInfo
 from codegen.elf import MemoryUse
-from codegen.emit import ModelInfo
 
 
 def _kib(n: int) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 
 from codegen.arrays import as_batch
 from codegen.boards import get_board
-from codegen.emit import ModelInfo
+from codegen.compiler.emit import ModelInfo
 from codegen.emulate.qemu import run_qemu
 from codegen.errors import ArielError
 from codegen.outdir import MARKER

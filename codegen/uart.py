@@ -16,8 +16,9 @@ import numpy as np
 
 from codegen import __version__
 from codegen.boards import Board
+from codegen.compiler.c import environment
+from codegen.compiler.emit import ModelInfo
 from codegen.devkit import SETTINGS
-from codegen.emit import ModelInfo, environment
 from codegen.errors import ArielError
 from codegen.hostrun import HostModel, build_host_library
 

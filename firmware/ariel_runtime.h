@@ -26,7 +26,8 @@ void ariel_profile_end(uint32_t layer);
 
 /* The one rounding rule of integer kernels: floor((value + 2^(shift-1)) / 2^shift), i.e. the
  * exact quotient rounded half up; 1 <= shift <= 62. (GCC's >> on a negative int64_t is an
- * arithmetic shift, which this relies on.) codegen/quant/fixedpoint.py is its numpy twin. */
+ * arithmetic shift, which this relies on.) codegen/compiler/quant/fixedpoint.py is its numpy
+ * twin. */
 static inline int64_t ariel_rounding_shift(int64_t value, int32_t shift)
 {
     return (value + ((int64_t)1 << (shift - 1))) >> shift;
@@ -44,7 +45,7 @@ static inline int32_t ariel_requantize(int32_t acc, int32_t multiplier, int32_t 
 
 /* ----------------------------------------------------------------------------------------
  * Packed kernels: the helpers the Conv, Gemm and MatMul kernels call on weights that
- * codegen/ops/conv.py and gemm.py re-laid at compile time in the order read here.
+ * codegen/compiler/ops/conv.py and gemm.py re-laid at compile time in the order read here.
  * ------------------------------------------------------------------------------------- */
 
 #define ARIEL_INLINE static inline __attribute__((always_inline))
@@ -187,7 +188,7 @@ ARIEL_INLINE int32_t ariel_clamp_s8(int32_t value, int32_t low, int32_t high)
 }
 
 /* The output stage of ariel_requantize for shift >= 33, given shift33 = shift - 33
- * (codegen/ops/gemm.py chooses it when every shift of a node is 33 or more). The same
+ * (codegen/compiler/ops/gemm.py chooses it when every shift of a node is 33 or more). The same
  * result in 32-bit steps. With v = acc * multiplier exact (|v| <= 2^62), ariel_requantize
  * returns floor((v + 2^(shift-1)) / 2^shift). For any integer a and t >= 1,
  *   floor((a + 2^(t-1)) / 2^t) = floor((floor(a / 2^(t-1)) + 1) / 2)
@@ -216,7 +217,7 @@ ARIEL_INLINE int32_t ariel_requantize_hi(int32_t acc, int32_t multiplier, int32_
  *
  * No overflow: SMLAD adds its two products to the accumulator exactly and keeps 32 bits.
  * Every value an accumulator holds, here or in the plain path, is its start (the bias)
- * plus the products of some of its taps, in whatever order, and codegen/ops/gemm.py checks
+ * plus the products of some of its taps, in whatever order, and codegen/compiler/ops/gemm.py checks
  * at compile time that |start| + the sum of every |product| fits in int32: with the zero
  * point subtracted, |b| + max|x - zp| sum |w| (accumulator_bound); with it folded into the
  * bias, |b - zp sum w| + 128 sum |w| (fold_zero_point). Padded taps read zp (their product

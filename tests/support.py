@@ -12,8 +12,8 @@ import onnx
 from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-from codegen.compile import CompiledModel, Options, compile_graph, compile_int8
-from codegen.frontend import ModelSource, fix_input_shapes, to_graph
+from codegen.compiler.compile import CompiledModel, Options, compile_graph, compile_int8
+from codegen.compiler.frontend import ModelSource, fix_input_shapes, to_graph
 from codegen.hostrun import HostModel, build_host_library
 from codegen.resources import data_dir
 
@@ -59,7 +59,7 @@ def compile_onnx_int8(model: onnx.ModelProto, calibration: dict[str, np.ndarray]
     """The int8 path on an in-memory model: a float model is quantized by ONNX Runtime on
     `calibration` (input name -> (N, *shape) arrays); a QDQ/QOperator model is taken as is.
     With io="int8" the compiled model reads and writes the int8 tensors themselves."""
-    from codegen.quant.calibrate import CalibrationData
+    from codegen.compiler.quant.calibrate import CalibrationData
 
     model = onnx.ModelProto.FromString(model.SerializeToString())
     fix_input_shapes(model, {})

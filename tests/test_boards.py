@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from codegen.boards import Region, all_boards, get_board, load_board
 from codegen.cli import main
-from codegen.emit import environment
+from codegen.compiler.c import environment
 from codegen.errors import ArielError
 
 KIB, MIB = 1024, 1024 * 1024

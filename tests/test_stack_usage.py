@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from codegen.boards import get_board
-from codegen.emit import environment
+from codegen.compiler.c import environment
 from codegen.emulate.qemu import run_qemu
 from codegen.resources import data_dir
 from codegen.stack_usage import StackUse, stack_high_water, stack_use

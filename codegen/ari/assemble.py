@@ -11,11 +11,12 @@ from pathlib import Path
 import onnx
 
 from codegen.ari.spec import AriOptions, check_thresholds
-from codegen.compile import CompiledModel, Options, compile_model_proto, current_command
-from codegen.emit import ModelInfo, TensorInfo, environment, file_header
+from codegen.compiler.c import environment
+from codegen.compiler.compile import CompiledModel, Options, compile_model_proto, current_command
+from codegen.compiler.emit import ModelInfo, TensorInfo, file_header
+from codegen.compiler.frontend import load_model, sha256_of
+from codegen.compiler.plan import align
 from codegen.errors import ArielError
-from codegen.frontend import load_model, sha256_of
-from codegen.plan import align
 
 PREFIX = "ari"
 

@@ -21,7 +21,7 @@ from codegen.build import (
     uart_target,
     write_project,
 )
-from codegen.compile import current_command
+from codegen.compiler.compile import current_command
 from codegen.elf import MemoryUse
 from codegen.errors import ArielError
 from codegen.outdir import MARKER, staged_output

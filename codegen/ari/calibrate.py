@@ -23,12 +23,12 @@ from codegen.ari.assemble import render_thresholds
 from codegen.ari.host import stage_scores
 from codegen.ari.margins import CurvePoint, as_rows, choose, curve, required_samples
 from codegen.ari.spec import AriOptions, Stage
+from codegen.compiler.quant.calibrate import CalibrationData
 from codegen.emulate.counting import profile
 from codegen.energy import estimate as energy_estimate
 from codegen.errors import ArielError
 from codegen.outdir import MARKER
 from codegen.profiling import report_from
-from codegen.quant.calibrate import CalibrationData
 from codegen.simulate import Build
 from codegen.toolchain import run_make
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codegen.emit import ModelInfo
+from codegen.compiler.emit import ModelInfo
 from codegen.errors import ArielError
 from codegen.hostrun import HostModel, build_host_library
 from codegen.simulate import Build

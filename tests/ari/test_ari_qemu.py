@@ -16,8 +16,8 @@ from codegen.ari.margins import simulate as simulate_dispatch
 from codegen.ari.spec import AriOptions, Stage, ari_stages
 from codegen.boards import get_board
 from codegen.cli import main
+from codegen.compiler.quant.calibrate import CalibrationData
 from codegen.datasets import basic_motions, digits_split
-from codegen.quant.calibrate import CalibrationData
 from codegen.resources import data_dir
 from codegen.simulate import open_build, simulate
 

@@ -18,11 +18,11 @@ import numpy as np
 import onnx
 import pytest
 
+from codegen.compiler.ir import C_TYPES
+from codegen.compiler.ops import REGISTRY
+from codegen.compiler.quant.lower import QOPERATORS
 from codegen.errors import UnsupportedError
 from codegen.hostrun import HostModel, build_host_library
-from codegen.ir import C_TYPES
-from codegen.ops import REGISTRY
-from codegen.quant.lower import QOPERATORS
 from tests.support import compile_onnx, compile_onnx_int8
 
 # Cases rejected on purpose, with the reason. Data-type rejections are found automatically.

@@ -161,7 +161,7 @@ def test_int8_uart_build_for_the_m0plus_board(tmp_path, digits):
 def test_int8_on_the_m0plus_board_runs_in_qemu_bit_exact(tmp_path):
     """The Cortex-M0+ has no DSP extension: the int8 kernels' plain C path runs on QEMU's
     micro:bit machine and gives the same bits as the generated C on the host."""
-    from codegen.emit import ModelInfo
+    from codegen.compiler.emit import ModelInfo
     from codegen.hostrun import HostModel, build_host_library
     from codegen.simulate import open_build, simulate
 

@@ -6,7 +6,7 @@ import pytest
 
 from codegen.boards import get_board
 from codegen.build import build
-from codegen.compile import Options
+from codegen.compiler.compile import Options
 from codegen.datasets import digits_split
 from codegen.resources import data_dir
 from codegen.simulate import open_build, simulate

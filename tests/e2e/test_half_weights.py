@@ -19,7 +19,7 @@ from codegen.ari.margins import simulate as simulate_dispatch
 from codegen.ari.spec import AriOptions, ari_stages
 from codegen.boards import get_board
 from codegen.cli import main
-from codegen.compile import Options, compile_model
+from codegen.compiler.compile import Options, compile_model
 from codegen.datasets import digits_split, toycar_windows
 from codegen.errors import ArielError
 from codegen.outdir import MARKER

@@ -15,11 +15,11 @@ import pytest
 
 from codegen.boards import get_board
 from codegen.build import build
-from codegen.compile import Options
+from codegen.compiler.compile import Options
+from codegen.compiler.quant.report import quantize_inputs
+from codegen.compiler.reference import run_graph
 from codegen.datasets import sample_image_crops, toycar_windows
 from codegen.hostrun import HostModel, build_host_library
-from codegen.quant.report import quantize_inputs
-from codegen.reference import run_graph
 from codegen.resources import data_dir
 from codegen.simulate import open_build, simulate
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from onnx import helper
 
+from codegen.compiler.ir import channels_last
 from codegen.errors import UnsupportedError
-from codegen.ir import channels_last
 from tests.ops.test_gemm import chain, check
 from tests.support import compile_onnx, random_array, single_node_model
 

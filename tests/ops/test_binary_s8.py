@@ -5,8 +5,8 @@ exactly and ONNX Runtime on the QDQ model within one step."""
 import numpy as np
 import pytest
 
-from codegen.ops.quantize import dequantize, quantize
-from codegen.reference import run_graph
+from codegen.compiler.ops.quantize import dequantize, quantize
+from codegen.compiler.reference import run_graph
 from tests.ops.test_quantize import (
     assert_integer_only,
     calibration,

@@ -7,7 +7,7 @@ import onnx
 import pytest
 from onnx import helper
 
-from codegen.ir import channels_last
+from codegen.compiler.ir import channels_last
 from tests.ops.test_gemm import chain, check
 from tests.support import compile_onnx, random_array
 

@@ -4,7 +4,7 @@ reference against onnx.reference."""
 import numpy as np
 import pytest
 
-from codegen.reference import run_graph
+from codegen.compiler.reference import run_graph
 from tests.support import (
     assert_matches_reference,
     compile_onnx,

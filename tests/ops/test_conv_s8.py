@@ -14,12 +14,12 @@ import onnxruntime
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from codegen.compile import compile_graph
+from codegen.compiler.compile import compile_graph
+from codegen.compiler.frontend import ModelSource, to_graph
+from codegen.compiler.quant.lower import expose_int8_io, lower_quantized
+from codegen.compiler.quant.output_stage import clamp_range
+from codegen.compiler.reference import run_graph
 from codegen.errors import UnsupportedError
-from codegen.frontend import ModelSource, to_graph
-from codegen.quant.lower import expose_int8_io, lower_quantized
-from codegen.quant.output_stage import clamp_range
-from codegen.reference import run_graph
 from tests.ops.test_gemm import chain
 from tests.support import compile_onnx_int8, host_model, single_node_model
 

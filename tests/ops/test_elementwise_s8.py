@@ -5,8 +5,8 @@ integer reference exactly and ONNX Runtime on the QDQ model within one step."""
 import numpy as np
 import pytest
 
-from codegen.ops import REGISTRY
-from codegen.ops.quantize import dequantize
+from codegen.compiler.ops import REGISTRY
+from codegen.compiler.ops.quantize import dequantize
 from tests.ops.test_quantize import (
     assert_integer_only,
     calibration,

@@ -8,7 +8,7 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
-from codegen.reference import run_graph
+from codegen.compiler.reference import run_graph
 from tests.support import (
     assert_matches_reference,
     compile_for_cortex_m4,

@@ -10,9 +10,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from codegen.compiler.ir import Graph, Node, QuantParams, Tensor
+from codegen.compiler.ops import REGISTRY
 from codegen.errors import UnsupportedError
-from codegen.ir import Graph, Node, QuantParams, Tensor
-from codegen.ops import REGISTRY
 from tests.ops.test_conv_s8 import (
     CALIBRATION_SAMPLES,
     check_int8,

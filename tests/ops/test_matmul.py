@@ -7,9 +7,9 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
+from codegen.compiler.ops import REGISTRY
+from codegen.compiler.ops.base import Names
 from codegen.errors import UnsupportedError
-from codegen.ops import REGISTRY
-from codegen.ops.base import Names
 from tests.ops.test_gemm import chain, check, frozen
 from tests.support import compile_onnx, random_array, single_node_model
 

@@ -8,8 +8,8 @@ import numpy as np
 import onnxruntime
 import pytest
 
+from codegen.compiler.reference import run_graph
 from codegen.errors import UnsupportedError
-from codegen.reference import run_graph
 from tests.ops.test_reduce import after_conv, check_against_onnx, kernel_of, reads_producer_directly
 from tests.support import (
     compile_for_cortex_m4,

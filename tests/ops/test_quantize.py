@@ -13,9 +13,9 @@ import onnxruntime
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from codegen.compiler.ops.quantize import dequantize, quantize
+from codegen.compiler.reference import run_graph
 from codegen.errors import UnsupportedError
-from codegen.ops.quantize import dequantize, quantize
-from codegen.reference import run_graph
 from tests.support import (
     compile_for_cortex_m4,
     compile_onnx,

@@ -6,8 +6,8 @@ import onnx
 import pytest
 from onnx import helper
 
+from codegen.compiler.reference import run_graph
 from codegen.errors import UnsupportedError
-from codegen.reference import run_graph
 from tests.support import (
     assert_matches_reference,
     compile_onnx,

@@ -1,5 +1,5 @@
 """ariel_requantize_hi, the 32-bit output stage the packed int8 kernels use for shifts of 33
-or more, equals ariel_requantize (and so codegen.quant.fixedpoint.requantize) on every
+or more, equals ariel_requantize (and so codegen.compiler.quant.fixedpoint.requantize) on every
 accumulator, multiplier, shift and zero point tried, extremes included."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import subprocess
 
 import numpy as np
 
+from codegen.compiler.quant.fixedpoint import requantize
 from codegen.hostrun import HOST_CFLAGS
-from codegen.quant.fixedpoint import requantize
 from codegen.resources import data_dir
 
 SOURCE = r"""

@@ -17,8 +17,8 @@ import pytest
 
 from codegen.boards import get_board
 from codegen.build import write_project
+from codegen.compiler.reference import run_graph
 from codegen.emulate.qemu import run_qemu
-from codegen.reference import run_graph
 from codegen.resources import data_dir
 from codegen.simulate import read_outputs, write_inputs
 from codegen.toolchain import run_make

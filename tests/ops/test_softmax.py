@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 import pytest
 
-from codegen.reference import run_graph
+from codegen.compiler.reference import run_graph
 from tests.support import (
     compile_onnx,
     random_array,

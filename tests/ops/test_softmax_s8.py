@@ -5,9 +5,9 @@ integer reference exactly and ONNX Runtime on the QDQ model within one step."""
 import numpy as np
 import pytest
 
+from codegen.compiler.ops.quantize import dequantize
+from codegen.compiler.reference import run_graph
 from codegen.errors import UnsupportedError
-from codegen.ops.quantize import dequantize
-from codegen.reference import run_graph
 from tests.ops.test_quantize import (
     assert_integer_only,
     calibration,

@@ -6,7 +6,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from codegen.plan import ALIGNMENT, Buffer, _first_fit
+from codegen.compiler.plan import ALIGNMENT, Buffer, _first_fit
 from tests.support import compile_onnx
 
 
@@ -101,8 +101,8 @@ def test_timeline_lists_every_buffer():
 
 
 def test_pinned_inputs_stay_at_the_start_for_the_whole_run():
-    from codegen.compile import compile_graph
-    from codegen.frontend import ModelSource, to_graph
+    from codegen.compiler.compile import compile_graph
+    from codegen.compiler.frontend import ModelSource, to_graph
 
     model = residual_model()
     graph = to_graph(onnx.ModelProto.FromString(model.SerializeToString()), "m")

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 from codegen.boards import Board
-from codegen.emit import environment
+from codegen.compiler.c import environment
 from codegen.resources import data_dir
 
 CFLAGS = ["-std=c11", "-O2", "-g", "-Wall", "-Wextra", "-Werror", "-ffunction-sections",

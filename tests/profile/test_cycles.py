@@ -12,7 +12,7 @@ import pytest
 
 from codegen.boards import all_boards, get_board
 from codegen.build import build
-from codegen.compile import Options
+from codegen.compiler.compile import Options
 from codegen.emulate.counting import Block, count_instructions, profile, split_inferences
 from codegen.emulate.cycles import (
     UNKNOWN,

@@ -6,9 +6,9 @@ work.)"""
 import numpy as np
 import onnx
 
-from codegen.compile import Options, compile_model
+from codegen.compiler.compile import Options, compile_model
+from codegen.compiler.reference import run_graph
 from codegen.datasets import digits_split
-from codegen.reference import run_graph
 from codegen.resources import data_dir
 
 MLP = data_dir("examples") / "models" / "digits_mlp.onnx"

@@ -7,7 +7,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from codegen.quant.fixedpoint import quantize_multiplier, quantize_multipliers, requantize
+from codegen.compiler.quant.fixedpoint import quantize_multiplier, quantize_multipliers, requantize
 from codegen.resources import data_dir
 
 C_SOURCE = r"""

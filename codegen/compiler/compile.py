@@ -1,0 +1,141 @@
+"""From an ONNX file to C sources in memory: front end, (quantization), passes, plan, emit."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+
+from codegen.compiler.emit import ModelInfo, emit_model, file_header
+from codegen.compiler.frontend import (
+    ModelSource,
+    c_identifier,
+    fix_input_shapes,
+    load_model,
+    sha256_of,
+    to_graph,
+)
+from codegen.compiler.ir import Graph
+from codegen.compiler.passes import PIPELINE, run_pipeline
+from codegen.compiler.plan import MemoryPlan, plan_memory
+from codegen.errors import ArielError
+
+PRECISIONS = ("float", "int8")
+FLOAT_WEIGHTS = ("fp32", "fp16")  # how a float model's filters and matrices are stored
+
+
+@dataclass
+class Options:
+    """How to compile: precision, and for int8 the calibration and the I/O type."""
+
+    precision: str = "float"
+    calibration: str | None = None  # a .npy/.npz path or a built-in data set name
+    method: str = "minmax"
+    io: str = "float"  # "int8": the model's inputs and outputs are its int8 tensors
+    input_shapes: dict = field(default_factory=dict)
+    name: str | None = None
+    pin_inputs: bool = False  # keep the inputs at arena offset 0 for the whole run
+    float_weights: str = "fp32"  # "fp16": stored at half precision, widened as loaded
+
+
+@dataclass
+class CompiledModel:
+    graph: Graph
+    plan: MemoryPlan
+    files: dict[str, str]
+    info: ModelInfo
+    source: ModelSource
+    quantized_model: onnx.ModelProto | None = None  # the QDQ model ariel made, if any
+    calibration: object = None  # the CalibrationData used, if any
+
+
+def compile_model(path: str | Path, options: Options | None = None,
+                  command: str | None = None) -> CompiledModel:
+    return compile_model_proto(load_model(path), path, options, command)
+
+
+def compile_model_proto(model: onnx.ModelProto, path: str | Path, options: Options | None = None,
+                        command: str | None = None) -> CompiledModel:
+    """compile_model on a model already in memory (`path` names the file it came from)."""
+    options = options or Options()
+    notes = fix_input_shapes(model, options.input_shapes)
+    source = ModelSource(str(path), sha256_of(path), notes)
+    name = c_identifier(options.name or Path(path).stem)
+    if options.float_weights not in FLOAT_WEIGHTS:
+        raise ArielError(f"--float-weights {options.float_weights}: choose one of "
+                         f"{', '.join(FLOAT_WEIGHTS)}")
+    if options.precision == "float":
+        if options.io != "float":
+            raise ArielError("--io int8 needs --precision int8")
+        return compile_graph(to_graph(model, name), source, command, options.pin_inputs,
+                             half_weights=options.float_weights == "fp16")
+    if options.float_weights != "fp32":
+        raise ArielError("--float-weights fp16 stores a float model's weights at half "
+                         "precision; an int8 model has none (use it with --precision float, "
+                         "or ari, where it applies to the float stages)")
+    return compile_int8(model, name, source, options, command)
+
+
+def compile_int8(model: onnx.ModelProto, name: str, source: ModelSource, options: Options,
+                 command: str | None, calibration=None) -> CompiledModel:
+    """The int8 path: quantize a float model on calibration data (a CalibrationData, or
+    read from options.calibration), or take an already quantized one, then lower it."""
+    from codegen.compiler.quant.calibrate import load_calibration, quantize_float_model
+    from codegen.compiler.quant.lower import expose_int8_io, lower_quantized
+    from codegen.compiler.quant.scheme import check_scheme, is_quantized_model
+
+    quantized = None
+    if not is_quantized_model(model):
+        if options.calibration is None and calibration is None:
+            raise ArielError("--precision int8 needs calibration data for a float model: "
+                             "--calib DATA (a .npy or .npz of real inputs, or a built-in "
+                             "data set: digits, toycar)")
+        if calibration is None:
+            calibration = load_calibration(options.calibration, _model_inputs(model))
+        model = quantized = quantize_float_model(model, calibration, options.method)
+        source.notes.append(f"quantized with ONNX Runtime's quantize_static ({options.method}) "
+                            f"on {calibration.count} samples from {calibration.source}")
+    check_scheme(model)
+    graph = to_graph(model, name)
+    lower_quantized(graph)
+    if options.io == "int8":
+        expose_int8_io(graph)
+    compiled = compile_graph(graph, source, command, options.pin_inputs)
+    compiled.quantized_model, compiled.calibration = quantized, calibration
+    return compiled
+
+
+def compile_graph(graph: Graph, source: ModelSource, command: str | None = None,
+                  pin_inputs: bool = False, half_weights: bool = False) -> CompiledModel:
+    run_pipeline(graph, PIPELINE)
+    plan = plan_memory(graph, pin_inputs=pin_inputs)
+    prefix = c_identifier(graph.name)
+    header = file_header(Path(source.path).name, source.sha256, command or current_command())
+    files, info = emit_model(graph, plan, prefix, header, half_weights)
+    if half_weights:
+        source.notes.append("float filters and matrices stored at half precision (IEEE "
+                            "float16, rounded to nearest), widened to float as loaded")
+    return CompiledModel(graph, plan, files, info, source)
+
+
+def _model_inputs(model: onnx.ModelProto) -> list[tuple[str, tuple[int, ...], str]]:
+    """(name, shape, numpy dtype) of each graph input that is not an initializer."""
+    import numpy as np
+
+    initializers = {i.name for i in model.graph.initializer}
+    inputs = []
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        tensor_type = value.type.tensor_type
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)).name
+        inputs.append((value.name, tuple(d.dim_value for d in tensor_type.shape.dim), dtype))
+    return inputs
+
+
+def current_command() -> str:
+    """The command line as the user typed it, program name shortened to `ariel`."""
+    return shlex.join(["ariel", *sys.argv[1:]])

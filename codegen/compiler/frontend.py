@@ -1,0 +1,231 @@
+"""Read an ONNX file into an ir.Graph: validate it, fix its input shapes, infer every shape."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper, shape_inference
+
+from codegen.compiler.ir import C_TYPES, Graph, Node, Tensor
+from codegen.errors import ArielError, UnsupportedError
+
+
+@dataclass
+class ModelSource:
+    """Where a graph came from, for generated-file headers and reports."""
+
+    path: str
+    sha256: str
+    notes: list[str]
+
+
+def load_model(path: str | Path) -> onnx.ModelProto:
+    """Read and check an ONNX file, with one clear error for a missing or corrupt file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArielError(f"model file '{path}' not found")
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # protobuf raises several unrelated types for corrupt bytes
+        raise ArielError(f"'{path}' is not a readable ONNX model ({_first_line(exc)})") from exc
+    if not model.graph.node and not model.graph.output:
+        raise ArielError(f"'{path}' is not a readable ONNX model (it has no graph)")
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        raise ArielError(f"'{path}' is not a valid ONNX model: {_first_line(exc)}") from exc
+    return model
+
+
+def sha256_of(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def parse_input_shapes(specs: tuple[str, ...] | list[str]) -> dict[str, tuple[int, ...]]:
+    """Parse --input-shape values of the form NAME=1,3,32,32."""
+    shapes = {}
+    for spec in specs:
+        name, sep, dims = spec.rpartition("=")
+        try:
+            shape = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            shape = ()
+        if not sep or not name or not shape or min(shape) < 1:
+            raise ArielError(f"--input-shape '{spec}' is not of the form NAME=1,3,32,32")
+        shapes[name] = shape
+    return shapes
+
+
+def fix_input_shapes(model: onnx.ModelProto, overrides: dict[str, tuple[int, ...]]
+                     ) -> list[str]:
+    """Give every graph input a static shape: the user's override, else 1 for a symbolic
+    leading (batch) dimension. Returns notes on what was assumed."""
+    notes = []
+    initializers = {init.name for init in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    names = {i.name for i in inputs}
+    for name in overrides:
+        if name not in names:
+            raise ArielError(f"--input-shape names '{name}', but the model's inputs are "
+                             f"{', '.join(sorted(names))}")
+    for value in inputs:
+        dims = value.type.tensor_type.shape.dim
+        if value.name in overrides:
+            shape = overrides[value.name]
+            if len(shape) != len(dims):
+                raise ArielError(f"--input-shape gives {len(shape)} dimensions for "
+                                 f"'{value.name}', which has {len(dims)}")
+            for dim, size in zip(dims, shape, strict=True):
+                if dim.HasField("dim_value") and dim.dim_value != size:
+                    raise ArielError(f"--input-shape {value.name}: dimension is fixed at "
+                                     f"{dim.dim_value} in the model, not {size}")
+                dim.dim_value = size
+            continue
+        for index, dim in enumerate(dims):
+            if _is_static(dim):
+                continue
+            if dim.HasField("dim_value") and dim.dim_value == 0:
+                raise UnsupportedError(f"input '{value.name}' has a dimension of size 0; "
+                                       "ariel does not support empty tensors")
+            if index == 0:
+                label = dim.dim_param or "?"
+                dim.dim_value = 1
+                notes.append(f"input '{value.name}': batch dimension '{label}' set to 1")
+                continue
+            shown = ",".join(_dim_text(d) for d in dims)
+            wanted = ",".join(_dim_text(d) if _is_static(d) else "N" for d in dims)
+            raise ArielError(
+                f"input '{value.name}' has a dynamic shape [{shown}] that ariel cannot "
+                f"resolve; give it with --input-shape {value.name}={wanted}")
+    return notes
+
+
+def _is_static(dim) -> bool:
+    return dim.HasField("dim_value") and dim.dim_value > 0
+
+
+def _dim_text(dim) -> str:
+    return str(dim.dim_value) if _is_static(dim) else (dim.dim_param or "?")
+
+
+def to_graph(model: onnx.ModelProto, name: str) -> Graph:
+    """Convert a shape-inferred ModelProto into an ir.Graph (constants become data)."""
+    try:
+        inferred = shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+    except Exception as exc:  # onnx raises InferenceError and, for some ops, RuntimeError
+        raise ArielError(f"ONNX shape inference failed: {_first_line(exc)}") from exc
+    g = inferred.graph
+    opset = next((o.version for o in inferred.opset_import if o.domain in ("", "ai.onnx")), 0)
+    tensors: dict[str, Tensor] = {}
+
+    for init in g.initializer:
+        data = numpy_helper.to_array(init)
+        tensors[init.name] = Tensor(init.name, tuple(data.shape), _dtype_name(data.dtype),
+                                    data=np.ascontiguousarray(data).reshape(data.shape))
+    for value in [*g.input, *g.value_info, *g.output]:
+        if value.name in tensors:
+            continue
+        tensors[value.name] = _tensor_from_value_info(value)
+
+    nodes = []
+    for index, proto in enumerate(g.node):
+        node_name = proto.name or f"{proto.op_type}_{index}"
+        attrs = {a.name: _attribute_value(a) for a in proto.attribute}
+        if proto.op_type == "Constant" and proto.domain in ("", "ai.onnx"):
+            out = proto.output[0]
+            data = _constant_value(proto, attrs, node_name)
+            tensors[out] = Tensor(out, tuple(data.shape), _dtype_name(data.dtype), data=data)
+            continue
+        for out in proto.output:
+            if out and out not in tensors:
+                tensors[out] = Tensor(out, None, "")  # filled in by our shape inference
+        nodes.append(Node(node_name, proto.op_type, list(proto.input),
+                          [o for o in proto.output if o], attrs, proto.domain, proto=proto))
+
+    inputs = [v.name for v in g.input if not tensors[v.name].is_const]
+    outputs = [v.name for v in g.output]
+    return Graph(name, tensors, nodes, inputs, outputs, opset)
+
+
+def load_graph(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = None,
+               name: str | None = None) -> tuple[Graph, ModelSource]:
+    """The front end in one call: file -> checked, static-shaped ir.Graph."""
+    model = load_model(path)
+    notes = fix_input_shapes(model, input_shapes or {})
+    graph = to_graph(model, c_identifier(name or Path(path).stem))
+    return graph, ModelSource(str(path), sha256_of(path), notes)
+
+
+def c_identifier(text: str) -> str:
+    """A C identifier derived from `text` (model and node names become function names)."""
+    ident = re.sub(r"[^0-9a-zA-Z_]", "_", text).strip("_").lower() or "model"
+    return f"m_{ident}" if ident[0].isdigit() else ident
+
+
+def _tensor_from_value_info(value: onnx.ValueInfoProto) -> Tensor:
+    ttype = value.type.tensor_type
+    if not value.type.HasField("tensor_type"):
+        raise UnsupportedError(f"'{value.name}' is not a tensor (sequences, maps and optionals "
+                               "are not supported)")
+    dtype = _onnx_dtype_name(ttype.elem_type, value.name)
+    if not ttype.HasField("shape"):
+        return Tensor(value.name, None, dtype)  # unknown until our own shape inference
+    dims = ttype.shape.dim
+    shape = tuple(d.dim_value for d in dims) if all(_is_static(d) for d in dims) else None
+    return Tensor(value.name, shape, dtype)
+
+
+def _onnx_dtype_name(elem_type: int, where: str) -> str:
+    if elem_type == 0:
+        return ""
+    try:
+        name = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type)).name
+    except Exception:
+        name = onnx.TensorProto.DataType.Name(elem_type).lower()
+    return "bool" if name == "bool" else name
+
+
+def _dtype_name(dtype: np.dtype) -> str:
+    return np.dtype(dtype).name
+
+
+def check_dtype_supported(tensor: Tensor) -> None:
+    if tensor.dtype not in C_TYPES:
+        raise UnsupportedError(
+            f"tensor '{tensor.name}' has data type {tensor.dtype or 'unknown'}; supported: "
+            f"{', '.join(C_TYPES)}")
+
+
+def _attribute_value(attribute: onnx.AttributeProto):
+    value = onnx.helper.get_attribute_value(attribute)
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, onnx.TensorProto):
+        return numpy_helper.to_array(value)
+    if isinstance(value, list) and value and isinstance(value[0], bytes):
+        return [v.decode() for v in value]
+    return value
+
+
+def _constant_value(proto: onnx.NodeProto, attrs: dict, node_name: str) -> np.ndarray:
+    if "value" in attrs:
+        return np.ascontiguousarray(attrs["value"]).reshape(np.shape(attrs["value"]))
+    for key, dtype in (("value_float", np.float32), ("value_int", np.int64)):
+        if key in attrs:
+            return np.array(attrs[key], dtype=dtype)
+    for key, dtype in (("value_floats", np.float32), ("value_ints", np.int64)):
+        if key in attrs:
+            return np.array(attrs[key], dtype=dtype)
+    raise UnsupportedError(f"node '{node_name}' (Constant): attribute "
+                           f"{', '.join(attrs) or '(none)'} is not supported; supported: "
+                           "value, value_float(s), value_int(s)")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]

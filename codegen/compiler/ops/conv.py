@@ -1,0 +1,295 @@
+"""ONNX Conv, 1-D and 2-D, any group count (so depthwise too), float32 and int8. Works
+channels-last: input NHWC, output NHWC, constant filters re-laid at compile time (OHWI, then
+packed in the order the kernels read them: see pack_pairs and pack_blocks in gemm.py).
+
+Each output pixel's taps are an inner product with each filter: float32 four pixels by four
+filters per step, int8 two by two on the DSP extension (two MACs per SMLAD) or in plain C
+elsewhere; depthwise convolutions of a multiple of four channels have a kernel of their own.
+The int8 kernels follow codegen/compiler/quant and share their checks, zero-point folding and output
+stage with gemm.py."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from codegen.compiler.ir import Graph, Node, Tensor, channels_last
+from codegen.compiler.ops.base import (
+    FLOAT_TYPES,
+    Kernel,
+    Names,
+    OpDef,
+    apply_clamp,
+    attr,
+    clamp_statements,
+    describe_clamp,
+    is_quantized,
+    param_of,
+    register,
+    require_dtype,
+    unsupported,
+)
+from codegen.compiler.ops.gemm import (
+    SCRATCH_BUDGET,
+    accumulator_bound,
+    bias_reader,
+    check_bound,
+    check_s8_product,
+    describe_quant,
+    fold_zero_point,
+    pack_blocks,
+    pack_pairs,
+    product_stage,
+    requantizer,
+    wrap_notes,
+)
+from codegen.compiler.ops.spatial import Window, output_spatial, window
+from codegen.compiler.quant.output_stage import zero_point_of
+
+
+@register("Conv")
+class Conv(OpDef):
+    attributes = frozenset({"auto_pad", "dilations", "group", "kernel_shape", "pads",
+                            "strides"})
+    accepts_clamp = True
+    int8 = True
+
+    def check(self, node: Node, graph: Graph) -> None:
+        super().check(node, graph)
+        x, w, *rest = graph.input_tensors(node)
+        quantized = is_quantized(graph, node)
+        if not quantized:
+            for tensor in (x, w, *rest):
+                require_dtype(node, tensor, FLOAT_TYPES)
+        if x.rank not in (3, 4):
+            raise unsupported(node, f"{x.rank - 2}-D convolution", "1-D and 2-D")
+        group = attr(node, "group", 1)
+        if x.shape[1] % group or w.shape[0] % group or w.shape[1] * group != x.shape[1]:
+            raise unsupported(node, f"group {group} with {x.shape[1]} input channels and "
+                              f"weights {list(w.shape)}", "groups that divide the channels")
+        if quantized:
+            if not w.is_const:
+                raise unsupported(node, "int8 filters computed at run time",
+                                  "constant int8 filters")
+            check_s8_product(node, graph, x, w, rest[0] if rest else None, 0)
+            check_bound(node, self.accumulator_bound(node, graph))
+
+    def accumulator_bound(self, node: Node, graph: Graph) -> int:
+        """Bound of the int32 accumulator (padded taps only make it smaller)."""
+        x, w, *rest = graph.input_tensors(node)
+        return accumulator_bound(x, w, rest[0] if rest else None, tuple(range(1, w.rank)))
+
+    def geometry(self, node: Node, x: Tensor | np.ndarray, w: Tensor | np.ndarray) -> Window:
+        return window(node, tuple(x.shape[2:]), tuple(attr(node, "kernel_shape", w.shape[2:])))
+
+    def infer(self, node: Node, inputs: list[Tensor | None]):
+        x, w = inputs[0], inputs[1]
+        win = self.geometry(node, x, w)
+        return [((x.shape[0], w.shape[0], *output_spatial(win, x.rank - 2)), x.dtype)]
+
+    def reference(self, node: Node, x, w, b=None):
+        y = self.correlate(node, x.astype(np.float64), w.astype(np.float64))
+        if b is not None:
+            y += b.astype(np.float64).reshape(1, -1, *[1] * (x.ndim - 2))
+        return [apply_clamp(node, y.astype(np.float32))]
+
+    def reference_s8(self, node: Node, graph: Graph, x, w, b=None):
+        """Exact in int64: x minus its zero point, padded with zeros (a padded tap is a real
+        zero, as the kernel's skipped taps are), then the output stage per channel."""
+        x_tensor, w_tensor = graph.input_tensors(node)[:2]
+        acc = self.correlate(node, x.astype(np.int64) - zero_point_of(x_tensor),
+                             w.astype(np.int64))
+        if b is not None:
+            acc += b.astype(np.int64).reshape(1, -1, *[1] * (x.ndim - 2))
+        return [product_stage(graph, node, x_tensor, w_tensor).apply(acc, 1)]
+
+    def correlate(self, node: Node, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """sum over the window of x * w, in the arrays' own type (float64 or int64), with
+        zeros for padding; (N, C, spatial...) out."""
+        win = self.geometry(node, x, w)
+        group = attr(node, "group", 1)
+        x4, w4 = _as_2d(x), _as_2d(w)
+        t, lft, bot, r = win.pads
+        xp = np.pad(x4, ((0, 0), (0, 0), (t, bot), (lft, r)))
+        n = x4.shape[0]
+        oc, icg, kh, kw = w4.shape
+        oh, ow = win.out_hw
+        (sh, sw), (dh, dw) = win.strides, win.dilations
+        y = np.zeros((n, oc, oh, ow), x.dtype)
+        ocg = oc // group
+        for g in range(group):
+            xg = xp[:, g * icg:(g + 1) * icg]
+            wg = w4[g * ocg:(g + 1) * ocg]
+            for ky in range(kh):
+                for kx in range(kw):
+                    patch = xg[:, :, ky * dh:ky * dh + sh * (oh - 1) + 1:sh,
+                               kx * dw:kx * dw + sw * (ow - 1) + 1:sw]
+                    y[:, g * ocg:(g + 1) * ocg] += np.einsum("nchw,oc->nohw", patch,
+                                                             wg[:, :, ky, kx])
+        return y.reshape((n, oc, *output_spatial(win, x.ndim - 2)))
+
+    def layout(self, node: Node, graph: Graph):
+        x = graph.tensor(node.inputs[0])
+        return [channels_last(x.rank)] + [None] * (len(node.inputs) - 1), [channels_last(x.rank)]
+
+    def lower(self, node: Node, graph: Graph, names: Names) -> Kernel:
+        if is_quantized(graph, node):
+            return self.lower_s8(node, graph, names)
+        x, w, *rest = graph.input_tensors(node)
+        win = self.geometry(node, x, w)
+        geometry = self.geometry_context(node, x, w)
+        bias = rest[0] if rest and rest[0] is not None else None
+        weights = {}
+        if bias is not None and bias.is_const:
+            weights["b"] = bias.data.astype(np.float32)
+        bias_name = (None if bias is None else
+                     names.weight("b") if bias.is_const else param_of(node, graph, bias.name))
+        clamp = clamp_statements("v", node.clamp, "float")
+        if not w.is_const:
+            return self.lower_runtime_filters(node, graph, names, weights, bias_name)
+        rows = _ohwi(w.data).reshape(w.shape[0], -1).astype(np.float32)
+        taps = geometry["kh"] * geometry["kw"]
+        context = {**geometry, "taps": taps, "b": bias_name, "clamp": clamp,
+                   "padded": any(win.pads),
+                   "geometry": win.describe() + describe_clamp(node.clamp)}
+        if geometry["icg"] == 1 and geometry["ocg"] == 1 and geometry["ic"] % 4 == 0:
+            weights["w"] = np.ascontiguousarray(
+                rows.reshape(-1, 4, taps).transpose(0, 2, 1)).reshape(-1)
+            return Kernel("kernels/conv_dw_f32.c.j2",
+                          {**context, "pixels": win.out_hw[0] * win.out_hw[1]}, weights,
+                          multiplicand="w")
+        ocg = geometry["ocg"]
+        weights["w"] = np.concatenate([pack_blocks(rows[g * ocg:(g + 1) * ocg])
+                                       for g in range(geometry["group"])])
+        context.update(k=taps * geometry["icg"], pixels=win.out_hw[0] * win.out_hw[1],
+                       quads=ocg // 4)
+        return Kernel("kernels/conv_f32.c.j2", context, weights, multiplicand="w")
+
+    def lower_runtime_filters(self, node: Node, graph: Graph, names: Names,
+                              weights: dict[str, np.ndarray], bias_name: str | None) -> Kernel:
+        """Filters computed at run time are read where they lie (OIHW, or OIW for 1-D)."""
+        x, w = graph.input_tensors(node)[:2]
+        win = self.geometry(node, x, w)
+        w_strides = _filter_strides(w)
+        context = {
+            **self.geometry_context(node, x, w),
+            "w": param_of(node, graph, w.name), "b": bias_name,
+            "w_stride_o": w_strides[0], "w_stride_h": w_strides[1],
+            "w_stride_w": w_strides[2], "w_stride_i": w_strides[3],
+            "geometry": win.describe() + describe_clamp(node.clamp),
+            "clamp": clamp_statements("acc", node.clamp, "float"),
+        }
+        return Kernel("kernels/conv_f32_runtime.c.j2", context, weights)
+
+    def lower_s8(self, node: Node, graph: Graph, names: Names) -> Kernel:
+        """The int8 kernel: constant filters re-laid for the path that reads them, int32 bias
+        with the input zero point folded in where it can be, the output stage per channel.
+        Depthwise convolutions of four channels at a time get a kernel of their own; every
+        other shape is an inner product per output pixel over its gathered receptive field,
+        unless that field is too large for the stack."""
+        x, w, *rest = graph.input_tensors(node)
+        bias = rest[0].data if rest else None
+        out = graph.tensor(node.outputs[0])
+        win = self.geometry(node, x, w)
+        geometry = self.geometry_context(node, x, w)
+        stage = product_stage(graph, node, x, w)
+        requant = requantizer(stage, names)
+        zero_point = zero_point_of(x)
+        rows = _ohwi(w.data).reshape(w.shape[0], -1)
+        folding = fold_zero_point(rows, bias, zero_point)
+        weights = dict(requant.weights)
+        notes = [f"x {describe_quant(x)}; {folding.note}",
+                 f"w {describe_quant(w)}",
+                 f"y {describe_quant(out)}, clamped to [{stage.low}, {stage.high}]; "
+                 f"{requant.note}",
+                 f"int32 accumulator, |acc| <= {self.accumulator_bound(node, graph)} "
+                 f"(checked at compile time)",
+                 win.describe()]
+        context = {**geometry, "notes": notes, "offset": folding.offset,
+                   "widened": folding.widened,
+                   "zero_point": zero_point, "requantize": requant.call,
+                   "start": bias_reader(folding, names, weights), "w": names.weight("w")}
+        taps = geometry["kh"] * geometry["kw"]
+        k = taps * geometry["icg"]
+        if geometry["icg"] == 1 and geometry["ocg"] == 1 and geometry["ic"] % 4 == 0:
+            # [C/4][taps][4]: one word holds a tap's weights for four channels.
+            weights["w"] = np.ascontiguousarray(
+                rows.reshape(-1, 4, taps).transpose(0, 2, 1)).reshape(-1)
+            notes[1] += "; w packed [C/4][KH*KW][4] (one word: four channels of a tap)"
+            notes.append("path: depthwise, four channels per step over the taps of one output "
+                         "pixel. DSP (ARIEL_DSP): each tap widens four inputs and four weights "
+                         "with SXTB16 and takes the products with SMLABB/SMLATT; plain C: the "
+                         "same sums one product at a time. Padded taps read a row of the zero "
+                         "point.")
+            return Kernel("kernels/conv_dw_s8.c.j2",
+                          {**context, "taps": taps, "notes": wrap_notes(notes),
+                           "pixels": win.out_hw[0] * win.out_hw[1], "padded": any(win.pads)},
+                          weights)
+        ocg = geometry["ocg"]
+        groups = [pack_pairs(rows[g * ocg:(g + 1) * ocg]) for g in range(geometry["group"])]
+        packed, k4 = np.concatenate([part for part, _ in groups]), groups[0][1]
+        staged = geometry["icg"] % 4 != 0
+        scratch = 4 * k4 + (k4 if staged else 0)
+        if scratch > SCRATCH_BUDGET:
+            weights["w"] = _ohwi(w.data)
+            notes[1] += "; w OHWI"
+            notes.append(f"path: plain C on every core, one output at a time: the DSP path "
+                         f"would widen receptive fields of {k} values into {scratch} bytes of "
+                         f"stack, over the {SCRATCH_BUDGET}-byte budget")
+            return Kernel("kernels/conv_direct_s8.c.j2", {**context, "notes": wrap_notes(notes)},
+                          weights)
+        weights["w"] = packed
+        notes[1] += (f"; w packed per group as filter pairs interleaved four weights at a "
+                     f"time, each filter's {k} OHWI weights padded to {k4}")
+        in_place = (geometry["kh"] == geometry["kw"] == 1 and not any(win.pads)
+                    and not staged)
+        notes.append(
+            "path: inner products over each output pixel's receptive field (K = "
+            f"{k}). DSP (ARIEL_DSP): two pixels' fields widened to int16 pairs on the stack "
+            f"({scratch} bytes), then two filters by two pixels per step, two MACs per SMLAD; "
+            "plain C: " + ("each pixel's input row read in place" if in_place else
+                           "each pixel's field gathered as int8") +
+            ", two filters per step. Padded taps read the zero point.")
+        context.update(k=k, k4=k4, staged=staged, in_place=in_place, pixels=win.out_hw[0] *
+                       win.out_hw[1], pad16=zero_point + folding.offset, notes=wrap_notes(notes),
+                       padded=any(win.pads),
+                       # A row of taps is one run of kw * icg values when they are neighbours.
+                       row_runs=geometry["dw"] == 1 and geometry["group"] == 1)
+        return Kernel("kernels/conv_s8.c.j2", context, weights)
+
+    def geometry_context(self, node: Node, x: Tensor, w: Tensor) -> dict:
+        """Sizes, window and groups, as both kernels name them."""
+        win = self.geometry(node, x, w)
+        group = attr(node, "group", 1)
+        oc, icg = w.shape[:2]
+        return {"n": x.shape[0], "ih": win.in_hw[0], "iw": win.in_hw[1], "ic": x.shape[1],
+                "oh": win.out_hw[0], "ow": win.out_hw[1], "oc": oc,
+                "kh": win.kernel[0], "kw": win.kernel[1],
+                "sh": win.strides[0], "sw": win.strides[1],
+                "dh": win.dilations[0], "dw": win.dilations[1],
+                "pad_top": win.pads[0], "pad_left": win.pads[1],
+                "group": group, "icg": icg, "ocg": oc // group}
+
+    def macs(self, node: Node, graph: Graph) -> int:
+        w = graph.tensor(node.inputs[1])
+        y = graph.tensor(node.outputs[0])
+        return y.size * int(np.prod(w.shape[1:]))
+
+
+def _ohwi(w: np.ndarray) -> np.ndarray:
+    """Constant filters stored OHWI, so the innermost loop over input channels reads
+    consecutive elements."""
+    return np.ascontiguousarray(_as_2d(w).transpose(0, 2, 3, 1))
+
+
+def _filter_strides(w: Tensor) -> tuple[int, int, int, int]:
+    """Strides of a run-time filter tensor along output channel, height, width, input
+    channel (a 1-D filter has height 1)."""
+    strides = w.strides
+    if w.rank == 3:
+        return strides[0], 0, strides[2], strides[1]
+    return strides[0], strides[2], strides[3], strides[1]
+
+
+def _as_2d(array):
+    """View a 1-D convolution's (N, C, W) arrays as (N, C, 1, W)."""
+    return array if array.ndim == 4 else array.reshape(*array.shape[:2], 1, array.shape[2])

@@ -1,0 +1,222 @@
+"""Unary elementwise operators (Relu, LeakyRelu, Clip, Sigmoid, Tanh, Cast to float): one flat
+loop over the tensor in whatever memory order it has, so they never force a copy.
+
+On int8 tensors with one scale and zero point each, any such function is exactly a table of
+256 outputs, one per input value: y[q] = quantize(f(dequantize(q))), worked out at compile
+time in float64 and rounded half to even as ONNX's QuantizeLinear rounds. The table goes to
+flash (256 bytes) and the kernel is one indexed load per element, whatever f costs in float.
+The operators share that kernel and differ only in the numpy function that fills the table
+(their float reference)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+from codegen.compiler.c import c_float, c_literal
+from codegen.compiler.ir import Graph, Node, Tensor
+from codegen.compiler.ops.base import (
+    FLOAT_TYPES,
+    NUMERIC_TYPES,
+    Kernel,
+    Names,
+    OpDef,
+    add_op,
+    attr,
+    limit_statements,
+    param_of,
+    require_dtype,
+    unsupported,
+)
+from codegen.compiler.ops.quantize import describe_quant, int8_quantized
+from codegen.compiler.quant.output_stage import INT8_MAX, INT8_MIN, scale_of, zero_point_of
+
+SIGNED_AND_FLOAT = ("float32", "int8", "int16", "int32", "int64")
+Statements = Callable[[Node, str], list[str]]
+
+
+@dataclass(frozen=True)
+class Elementwise:
+    """How one unary operator computes: C statements that update `v` (given the node and
+    the C type), and the numpy reference of the same."""
+
+    dtypes: tuple[str, ...]
+    attributes: frozenset[str]
+    statements: Statements
+    reference: Callable[[Node, np.ndarray], np.ndarray]
+
+
+def _leaky_relu(node: Node, ctype: str) -> list[str]:
+    return [f"v = v < 0.0f ? {c_float(attr(node, 'alpha', 0.01))} * v : v;"]
+
+
+ELEMENTWISE: dict[str, Elementwise] = {
+    "Relu": Elementwise(
+        SIGNED_AND_FLOAT, frozenset(),
+        lambda n, ctype: [f"v = v > 0 ? v : {'0.0f' if ctype == 'float' else '0'};"],
+        lambda n, x: np.maximum(x, np.zeros((), x.dtype))),
+    "LeakyRelu": Elementwise(
+        FLOAT_TYPES, frozenset({"alpha"}), _leaky_relu,
+        lambda n, x: np.where(x < 0, np.float32(attr(n, "alpha", 0.01)) * x, x).astype(x.dtype)),
+    # Clip's bounds are applied by the shared clamp (template and apply_clamp).
+    "Clip": Elementwise(NUMERIC_TYPES, frozenset({"min", "max"}), lambda n, ctype: [],
+                        lambda n, x: x),
+    "Sigmoid": Elementwise(
+        FLOAT_TYPES, frozenset(), lambda n, ctype: ["v = 1.0f / (1.0f + expf(-v));"],
+        lambda n, x: (1 / (1 + np.exp(-x))).astype(x.dtype)),
+    "Tanh": Elementwise(FLOAT_TYPES, frozenset(), lambda n, ctype: ["v = tanhf(v);"],
+                        lambda n, x: np.tanh(x)),
+}
+
+
+def activation_bounds(graph: Graph, node: Node) -> tuple[float, float] | None:
+    """(low, high) of a Relu, or of a Clip whose bounds are constants; None otherwise.
+    Clip takes its bounds as attributes before opset 11 and as inputs after."""
+    if node.op == "Relu":
+        return (0.0, np.inf)
+    low, high = float(attr(node, "min", -np.inf)), float(attr(node, "max", np.inf))
+    for index in (1, 2):
+        if len(node.inputs) > index and node.inputs[index]:
+            tensor = graph.tensor(node.inputs[index])
+            if not tensor.is_const:
+                return None
+            if index == 1:
+                low = float(tensor.data)
+            else:
+                high = float(tensor.data)
+    return (low, high)
+
+
+def lookup_table(node: Node, graph: Graph, function: Callable[[np.ndarray], np.ndarray]
+                 ) -> np.ndarray:
+    """The 256 int8 outputs of `function` (real values in, real values out, float64) for
+    the inputs -128..127 of the node's int8 input, in that order."""
+    x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
+    q = np.arange(INT8_MIN, INT8_MAX + 1, dtype=np.int64)
+    real = float(scale_of(x)) * (q - zero_point_of(x)).astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        out = np.rint(function(real) / float(scale_of(y))) + zero_point_of(y)
+    return np.clip(np.nan_to_num(out, nan=INT8_MIN), INT8_MIN, INT8_MAX).astype(np.int8)
+
+
+class UnaryOp(OpDef):
+    """A registered unary operator, driven by its ELEMENTWISE entry."""
+
+    int8 = True
+
+    def __init__(self, spec: Elementwise):
+        self.spec = spec
+        self.attributes = spec.attributes
+
+    def check(self, node: Node, graph: Graph) -> None:
+        super().check(node, graph)
+        x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
+        if int8_quantized(x) and int8_quantized(y):
+            if node.op == "Clip" and any(not t.is_const for t in graph.input_tensors(node)[1:]
+                                         if t is not None):
+                raise unsupported(node, "int8 Clip with bounds computed at run time",
+                                  "constant bounds")
+            return
+        require_dtype(node, x, self.spec.dtypes)
+
+    def infer(self, node: Node, inputs: list[Tensor | None]):
+        return [(inputs[0].shape, inputs[0].dtype)]
+
+    def reference(self, node: Node, *inputs):
+        x = inputs[0]
+        with np.errstate(over="ignore"):
+            y = self.spec.reference(node, x)
+        if node.op == "Clip":
+            low, high = _clip_bounds(node, inputs)
+            y = np.minimum(np.maximum(x, low), high).astype(x.dtype)
+        return [y]
+
+    def table(self, node: Node, graph: Graph) -> np.ndarray:
+        bounds = [t.data if t is not None else None for t in graph.input_tensors(node)[1:]]
+        return lookup_table(node, graph, lambda real: self.reference(node, real, *bounds)[0])
+
+    def reference_s8(self, node: Node, graph: Graph, x, *bounds):
+        return [self.table(node, graph)[x.astype(np.int64) - INT8_MIN]]
+
+    def layout(self, node: Node, graph: Graph):
+        order = graph.tensor(node.inputs[0]).memory_order
+        return [None] * len(node.inputs), [order]
+
+    def lower(self, node: Node, graph: Graph, names: Names) -> Kernel:
+        x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
+        if int8_quantized(y):
+            return self.lower_s8(node, graph, names)
+        statements = self.spec.statements(node, y.ctype)
+        note = ""
+        if node.op == "Clip":
+            low, high = _clip_limits(node, graph, y.ctype)
+            statements = limit_statements("v", low, high)
+            note = f", clipped to [{low or '-inf'}, {high or 'inf'}]"
+        context = {"size": y.size, "in_dtype": x.dtype, "out_dtype": y.dtype,
+                   "out_ctype": y.ctype, "load": self.load(x, y), "note": note,
+                   "statements": statements}
+        return Kernel("kernels/unary.c.j2", context)
+
+    def lower_s8(self, node: Node, graph: Graph, names: Names) -> Kernel:
+        x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
+        context = {"size": y.size, "table": names.weight("table"),
+                   "x_params": describe_quant(x), "y_params": describe_quant(y)}
+        return Kernel("kernels/lookup_s8.c.j2", context, {"table": self.table(node, graph)})
+
+    def load(self, x: Tensor, y: Tensor) -> str:
+        return "x0[i]"
+
+
+class CastOp(UnaryOp):
+    """Cast to float32 from any numeric type (the only cast a float model needs)."""
+
+    int8 = False
+
+    def __init__(self):
+        super().__init__(Elementwise(NUMERIC_TYPES + ("bool",), frozenset({"to", "saturate"}),
+                                     lambda n, ctype: [], lambda n, x: x.astype(np.float32)))
+
+    def check(self, node: Node, graph: Graph) -> None:
+        super().check(node, graph)
+        if attr(node, "to", 0) != onnx.TensorProto.FLOAT:
+            target = onnx.TensorProto.DataType.Name(attr(node, "to", 0))
+            raise unsupported(node, f"cast to {target}", "cast to FLOAT")
+
+    def infer(self, node: Node, inputs: list[Tensor | None]):
+        return [(inputs[0].shape, "float32")]
+
+    def load(self, x: Tensor, y: Tensor) -> str:
+        return "(float)x0[i]"
+
+
+def _clip_limits(node: Node, graph: Graph, ctype: str) -> tuple[str | None, str | None]:
+    """Clip's bounds as C expressions: literals for constants (attributes before opset 11,
+    inputs after), the first element of the input for bounds computed at run time."""
+    limits: list[str | None] = []
+    for index, name in ((1, "min"), (2, "max")):
+        if len(node.inputs) > index and node.inputs[index]:
+            tensor = graph.tensor(node.inputs[index])
+            limits.append(c_literal(tensor.data.reshape(-1)[0], ctype) if tensor.is_const
+                          else f"{param_of(node, graph, tensor.name)}[0]")
+        elif name in node.attrs:
+            limits.append(c_literal(node.attrs[name], ctype))
+        else:
+            limits.append(None)
+    return limits[0], limits[1]
+
+
+def _clip_bounds(node: Node, inputs) -> tuple:
+    low, high = attr(node, "min", -np.inf), attr(node, "max", np.inf)
+    if len(inputs) > 1 and inputs[1] is not None:
+        low = inputs[1]
+    if len(inputs) > 2 and inputs[2] is not None:
+        high = inputs[2]
+    return low, high
+
+
+for _op_type, _spec in ELEMENTWISE.items():
+    add_op(_op_type, UnaryOp(_spec))
+add_op("Cast", CastOp())

@@ -1,0 +1,125 @@
+"""Static memory plan: every activation gets an offset in one arena, decided at compile time.
+
+Buffers are placed largest first, each at the lowest offset that does not overlap a buffer
+alive at the same time (the greedy scheme TensorFlow Lite Micro uses). The lower bound is
+the largest total size of buffers alive at one step: no plan for this schedule can be
+smaller, so the report shows how close the plan comes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from codegen.compiler.ir import Graph
+from codegen.compiler.ops import REGISTRY
+
+ALIGNMENT = 16
+
+
+@dataclass
+class Buffer:
+    name: str  # the tensor that owns the storage
+    size: int  # bytes, rounded up to ALIGNMENT
+    first: int  # step that writes it (-1: a graph input, written before the run)
+    last: int  # last step that reads it (len(nodes): a graph output, read after the run)
+    offset: int = -1
+
+    def overlaps(self, other: Buffer) -> bool:
+        return self.first <= other.last and other.first <= self.last
+
+
+@dataclass
+class MemoryPlan:
+    buffers: dict[str, Buffer]
+    storage: dict[str, str]  # tensor -> owning buffer
+    arena_size: int
+    lower_bound: int
+    steps: int
+
+    def offset(self, tensor: str) -> int:
+        return self.buffers[self.storage[tensor]].offset
+
+    def timeline(self, width: int = 60) -> str:
+        """An ASCII picture of the plan: one row per buffer, time across, for debugging."""
+        steps = max(self.steps + 2, 1)
+        scale = min(1.0, width / steps)
+        rows = [f"{'offset':>8} {'bytes':>8}  lifetime (steps -1..{self.steps})"]
+        for buf in sorted(self.buffers.values(), key=lambda b: (b.offset, b.first)):
+            start = int((buf.first + 1) * scale)
+            end = max(start + 1, int((buf.last + 2) * scale))
+            bar = " " * start + "#" * (end - start)
+            rows.append(f"{buf.offset:>8} {buf.size:>8}  |{bar:<{int(steps * scale)}}| "
+                        f"{buf.name}")
+        rows.append(f"arena {self.arena_size} bytes; lower bound {self.lower_bound} bytes")
+        return "\n".join(rows)
+
+
+def align(size: int, alignment: int = ALIGNMENT) -> int:
+    return (size + alignment - 1) // alignment * alignment
+
+
+def plan_memory(graph: Graph, alignment: int = ALIGNMENT, pin_inputs: bool = False
+                ) -> MemoryPlan:
+    """Place every buffer. With `pin_inputs` the graph inputs sit at the start of the arena,
+    in order, and stay intact for the whole run: several models can then share one input
+    buffer and run one after the other on the same input (the adaptive dispatcher)."""
+    buffers = _lifetimes(graph, alignment)
+    placed: list[Buffer] = []
+    if pin_inputs:
+        offset = 0
+        for name in graph.inputs:
+            buf = buffers[graph.storage(name)]
+            buf.first, buf.last, buf.offset = -1, len(graph.nodes), offset
+            offset = align(offset + buf.size, alignment)
+            placed.append(buf)
+    order = sorted((b for b in buffers.values() if b not in placed),
+                   key=lambda b: (-b.size, b.first, b.name))
+    for buf in order:
+        buf.offset = _first_fit(buf, [p for p in placed if p.overlaps(buf)], alignment)
+        placed.append(buf)
+    arena = max((b.offset + b.size for b in placed), default=0)
+    storage = {name: graph.storage(name) for name in graph.tensors
+               if graph.storage(name) in buffers}
+    return MemoryPlan(buffers, storage, arena, _lower_bound(buffers, len(graph.nodes)),
+                      len(graph.nodes))
+
+
+def _lifetimes(graph: Graph, alignment: int) -> dict[str, Buffer]:
+    buffers: dict[str, Buffer] = {}
+
+    def touch(tensor: str, step: int) -> None:
+        if graph.tensor(tensor).is_const:
+            return
+        owner = graph.storage(tensor)
+        size = align(graph.tensor(tensor).nbytes, alignment)
+        buf = buffers.setdefault(owner, Buffer(owner, size, step, step))
+        buf.size = max(buf.size, size)
+        buf.first, buf.last = min(buf.first, step), max(buf.last, step)
+
+    for name in graph.inputs:
+        touch(name, -1)
+    for step, node in enumerate(graph.nodes):
+        for name in node.inputs:
+            if name:
+                touch(name, step)
+        # A view's output is its input's storage: it extends that lifetime, nothing more.
+        if not REGISTRY[node.op].is_view:
+            for name in node.outputs:
+                touch(name, step)
+    for name in graph.outputs:
+        touch(name, len(graph.nodes))
+    return buffers
+
+
+def _first_fit(buf: Buffer, neighbours: list[Buffer], alignment: int) -> int:
+    offset = 0
+    for other in sorted(neighbours, key=lambda b: b.offset):
+        if offset + buf.size <= other.offset:
+            break
+        offset = max(offset, align(other.offset + other.size, alignment))
+    return offset
+
+
+def _lower_bound(buffers: dict[str, Buffer], steps: int) -> int:
+    return max((sum(b.size for b in buffers.values() if b.first <= t <= b.last)
+                for t in range(-1, steps + 1)), default=0)
