@@ -35,11 +35,11 @@ from codegen.ari.host import stage_scores  # noqa: E402
 from codegen.ari.margins import answers, simulate  # noqa: E402
 from codegen.ari.measure import measure_dispatch  # noqa: E402
 from codegen.ari.spec import AriOptions, Stage  # noqa: E402
-from codegen.boards import get_board  # noqa: E402
 from codegen.compiler.quant.calibrate import CalibrationData  # noqa: E402
 from codegen.datasets import basic_motions, digits_split, mnist  # noqa: E402
 from codegen.errors import DoesNotFitError  # noqa: E402
 from codegen.simulate import open_build  # noqa: E402
+from codegen.target.boards import get_board  # noqa: E402
 
 MODELS = ROOT / "examples" / "models"
 BEGIN, END = "<!-- ari-evaluation:begin -->", "<!-- ari-evaluation:end -->"

@@ -20,11 +20,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from codegen.boards import get_board  # noqa: E402
 from codegen.build import build  # noqa: E402
 from codegen.compiler.compile import Options  # noqa: E402
 from codegen.profiling import run_profile  # noqa: E402
 from codegen.simulate import open_build  # noqa: E402
+from codegen.target.boards import get_board  # noqa: E402
 from tests.e2e.test_int8_qemu import calibration_and_tests  # noqa: E402
 
 MODELS = ["resnet8_cifar10", "vww_mobilenet_96", "kws_dscnn", "ad_autoencoder_toycar"]

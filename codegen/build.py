@@ -12,19 +12,19 @@ from pathlib import Path
 import onnx
 
 from codegen import __version__
-from codegen.boards import Board
 from codegen.compiler.c import environment
 from codegen.compiler.compile import CompiledModel, Options, compile_model, current_command
 from codegen.compiler.emit import ModelInfo
 from codegen.compiler.quant.report import QuantReport, format_report, quantization_report
-from codegen.elf import MemoryUse, memory_use
 from codegen.elfcheck import check_elf
 from codegen.errors import ArielError, DoesNotFitError
-from codegen.outdir import MARKER, staged_output
 from codegen.renode import write_renode_files
 from codegen.report import memory_table
 from codegen.resources import data_dir
-from codegen.toolchain import run_make
+from codegen.target.boards import Board
+from codegen.target.elf import MemoryUse, memory_use
+from codegen.target.outdir import MARKER, staged_output
+from codegen.target.toolchain import run_make
 from codegen.uart import (
     FirmwareFiles,
     UartOptions,

@@ -12,9 +12,9 @@ import click
 import numpy as np
 
 from codegen import __version__
-from codegen.boards import DEFAULT_BOARD, all_boards, get_board
 from codegen.compiler.frontend import parse_input_shapes
 from codegen.errors import ArielError
+from codegen.target.boards import DEFAULT_BOARD, all_boards, get_board
 
 
 class ArielGroup(click.Group):

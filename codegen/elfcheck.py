@@ -16,7 +16,7 @@ from capstone import arm as cs_arm
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
-from codegen.boards import Board
+from codegen.target.boards import Board
 
 # Console registers by driver, offsets from the UART's base.
 UART_REGISTERS = {

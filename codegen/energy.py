@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from codegen.boards import Board
+from codegen.target.boards import Board
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
 
-from codegen.boards import Board
 from codegen.errors import ArielError
+from codegen.target.boards import Board
 
 
 @dataclass

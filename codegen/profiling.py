@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from codegen.boards import Board
 from codegen.emulate.counting import Profile, profile
 from codegen.emulate.cycles import Memory, assumptions, estimate
 from codegen.energy import assumptions as energy_assumptions
 from codegen.energy import estimate as energy_estimate
 from codegen.profile_report import LayerRow, ProfileReport
 from codegen.simulate import Build
-from codegen.stack_usage import stack_use
+from codegen.target.boards import Board
+from codegen.target.stack_usage import stack_use
 
 
 def run_profile(build: Build, inputs: list[np.ndarray], timeout: float) -> ProfileReport:

@@ -14,10 +14,10 @@ from pathlib import Path
 import jinja2
 
 from codegen import __version__
-from codegen.boards import Board
 from codegen.compiler.emit import ModelInfo
 from codegen.errors import ArielError, FirmwareError
 from codegen.resources import data_dir
+from codegen.target.boards import Board
 
 FOLDER = "renode"
 SCRIPT = "firmware.resc"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from codegen.compiler.emit import ModelInfo
-from codegen.elf import MemoryUse
+from codegen.target.elf import MemoryUse
 
 
 def _kib(n: int) -> str:

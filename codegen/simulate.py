@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from codegen.arrays import as_batch
-from codegen.boards import get_board
 from codegen.compiler.emit import ModelInfo
 from codegen.emulate.qemu import run_qemu
 from codegen.errors import ArielError
-from codegen.outdir import MARKER
+from codegen.target.boards import get_board
+from codegen.target.outdir import MARKER
 
 DEFAULT_TIMEOUT = 300.0
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from codegen import __version__
-from codegen.boards import Board
 from codegen.compiler.c import environment
 from codegen.compiler.emit import ModelInfo
-from codegen.devkit import SETTINGS
 from codegen.errors import ArielError
 from codegen.hostrun import HostModel, build_host_library
+from codegen.target.board_kit import SETTINGS
+from codegen.target.boards import Board
 
 RUNS = 3  # inferences the firmware runs and checks after reset
 EXPECTED_FILE = "expected_output.json"
@@ -66,7 +66,7 @@ def require_console(board: Board) -> None:
 
 
 def _boards_with_console() -> list[str]:
-    from codegen.boards import all_boards
+    from codegen.target.boards import all_boards
 
     return [b.name for b in all_boards() if b.console is not None]
 

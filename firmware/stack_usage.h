@@ -15,7 +15,7 @@
 uint32_t ariel_stack_high_water(void);
 uint32_t ariel_stack_size(void);
 
-/* Print "ariel: stack high-water N bytes of M" on the console (codegen/stack_usage.py). */
+/* Print "ariel: stack high-water N bytes of M" on the console (codegen/target/stack_usage.py). */
 void ariel_report_stack(void);
 
 #endif

@@ -6,10 +6,10 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from codegen.boards import Region, all_boards, get_board, load_board
 from codegen.cli import main
 from codegen.compiler.c import environment
 from codegen.errors import ArielError
+from codegen.target.boards import Region, all_boards, get_board, load_board
 
 KIB, MIB = 1024, 1024 * 1024
 DEV_KITS = ["nucleo-l4r5zi", "disco-f746ng", "nrf52840-dk"]

@@ -5,8 +5,8 @@ from dataclasses import replace
 
 import pytest
 
-from codegen.boards import Power, get_board
 from codegen.energy import assumptions, estimate, seconds
+from codegen.target.boards import Power, get_board
 
 
 def board_with(power: Power, clock_hz: int):

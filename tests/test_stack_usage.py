@@ -5,11 +5,11 @@ import subprocess
 
 import pytest
 
-from codegen.boards import get_board
 from codegen.compiler.c import environment
 from codegen.emulate.qemu import run_qemu
 from codegen.resources import data_dir
-from codegen.stack_usage import StackUse, stack_high_water, stack_use
+from codegen.target.boards import get_board
+from codegen.target.stack_usage import StackUse, stack_high_water, stack_use
 
 
 def test_reads_the_last_high_water_line():

@@ -12,7 +12,6 @@ from pathlib import Path
 from codegen import __version__
 from codegen.ari.assemble import AriCompiled, compile_stages
 from codegen.ari.spec import AriOptions
-from codegen.boards import Board
 from codegen.build import (
     ELF_PATH,
     check_uart_elf,
@@ -22,11 +21,12 @@ from codegen.build import (
     write_project,
 )
 from codegen.compiler.compile import current_command
-from codegen.elf import MemoryUse
 from codegen.errors import ArielError
-from codegen.outdir import MARKER, staged_output
 from codegen.renode import write_renode_files
 from codegen.report import memory_table
+from codegen.target.boards import Board
+from codegen.target.elf import MemoryUse
+from codegen.target.outdir import MARKER, staged_output
 from codegen.uart import UartOptions, require_console, uart_metadata
 
 

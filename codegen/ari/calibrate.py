@@ -27,10 +27,10 @@ from codegen.compiler.quant.calibrate import CalibrationData
 from codegen.emulate.counting import profile
 from codegen.energy import estimate as energy_estimate
 from codegen.errors import ArielError
-from codegen.outdir import MARKER
 from codegen.profiling import report_from
 from codegen.simulate import Build
-from codegen.toolchain import run_make
+from codegen.target.outdir import MARKER
+from codegen.target.toolchain import run_make
 
 COST_SAMPLES = 3  # inputs profiled to measure each stage's cost (counts barely vary)
 

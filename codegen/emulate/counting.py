@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from elftools.elf.elffile import ELFFile
 
-from codegen.boards import Board
 from codegen.emulate.qemu import QemuRun, check_exit, last_line, qemu_command
 from codegen.errors import ArielError, FirmwareError
 from codegen.simulate import Build, read_outputs, write_inputs
+from codegen.target.boards import Board
 
 PLUGIN_DIR = Path(__file__).resolve().parent / "plugin"
 PLUGIN_FILES = ("ariel_count.c", "qemu_plugin_api.h")

@@ -7,9 +7,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from codegen.boards import Board
 from codegen.errors import ArielError, FirmwareError
-from codegen.toolchain import require_tool
+from codegen.target.boards import Board
+from codegen.target.toolchain import require_tool
 
 # Exit statuses of the harness and fault handler (firmware/harness.c, firmware/startup.c).
 EXIT_BAD_INPUT = 1

@@ -10,9 +10,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from codegen.boards import Board
 from codegen.errors import ArielError, FirmwareError
-from codegen.toolchain import require_tool
+from codegen.target.boards import Board
+from codegen.target.toolchain import require_tool
 
 DONE = ("ariel: done", "ariel: stopped with status", "ariel: fault at")
 

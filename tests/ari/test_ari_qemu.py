@@ -14,12 +14,12 @@ from codegen.ari.host import stage_scores
 from codegen.ari.margins import answers
 from codegen.ari.margins import simulate as simulate_dispatch
 from codegen.ari.spec import AriOptions, Stage, ari_stages
-from codegen.boards import get_board
 from codegen.cli import main
 from codegen.compiler.quant.calibrate import CalibrationData
 from codegen.datasets import basic_motions, digits_split
 from codegen.resources import data_dir
 from codegen.simulate import open_build, simulate
+from codegen.target.boards import get_board
 
 pytestmark = pytest.mark.qemu
 MODELS = data_dir("examples") / "models"

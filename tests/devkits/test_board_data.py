@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from codegen.boards import all_boards, get_board
-from codegen.devkit import parse_pin
 from codegen.errors import ArielError
+from codegen.target.board_kit import parse_pin
+from codegen.target.boards import all_boards, get_board
 from codegen.uart import board_config, require_console, uart_sources
 
 DEV_KITS = ["nucleo-l4r5zi", "disco-f746ng", "nrf52840-dk", "stm32f4-discovery",
@@ -127,7 +127,7 @@ def test_m0plus_board_simulates_on_the_microbit_with_a_larger_sram():
 
 
 def test_clock_tree_that_misses_the_clock_is_refused(tmp_path):
-    from codegen.boards import load_board
+    from codegen.target.boards import load_board
 
     text = get_board("nucleo-g071rb").path.read_text().replace("n = 8, div = 2", "n = 9, div = 2")
     path = tmp_path / "wrong.toml"

@@ -4,12 +4,12 @@ digits: the int8 accuracy is within one percentage point of the float accuracy."
 
 import pytest
 
-from codegen.boards import get_board
 from codegen.build import build
 from codegen.compiler.compile import Options
 from codegen.datasets import digits_split
 from codegen.resources import data_dir
 from codegen.simulate import open_build, simulate
+from codegen.target.boards import get_board
 
 pytestmark = pytest.mark.qemu
 MODEL = data_dir("examples") / "models" / "digits_cnn.onnx"

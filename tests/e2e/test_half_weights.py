@@ -17,14 +17,14 @@ from codegen.ari.build import build_ari
 from codegen.ari.host import stage_scores
 from codegen.ari.margins import simulate as simulate_dispatch
 from codegen.ari.spec import AriOptions, ari_stages
-from codegen.boards import get_board
 from codegen.cli import main
 from codegen.compiler.compile import Options, compile_model
 from codegen.datasets import digits_split, toycar_windows
 from codegen.errors import ArielError
-from codegen.outdir import MARKER
 from codegen.resources import data_dir
 from codegen.simulate import open_build, simulate
+from codegen.target.boards import get_board
+from codegen.target.outdir import MARKER
 from tests.support import single_node_model
 
 pytestmark = pytest.mark.qemu

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codegen.boards import get_board
 from codegen.build import build
 from codegen.compiler.compile import Options
 from codegen.compiler.quant.report import quantize_inputs
@@ -22,6 +21,7 @@ from codegen.datasets import sample_image_crops, toycar_windows
 from codegen.hostrun import HostModel, build_host_library
 from codegen.resources import data_dir
 from codegen.simulate import open_build, simulate
+from codegen.target.boards import get_board
 
 pytestmark = pytest.mark.qemu
 MODELS = data_dir("examples") / "models"

@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codegen.boards import get_board
 from codegen.build import write_project
 from codegen.compiler.reference import run_graph
 from codegen.emulate.qemu import run_qemu
 from codegen.resources import data_dir
 from codegen.simulate import read_outputs, write_inputs
-from codegen.toolchain import run_make
+from codegen.target.boards import get_board
+from codegen.target.toolchain import run_make
 from tests.ops.test_conv_s8 import CASES as CONV_CASES
 from tests.ops.test_conv_s8 import compile_conv, conv_model, quantize_input
 from tests.ops.test_gemm_s8 import GEMM_CASES, HIGH, LOW, MATMUL_CASES, product_model

@@ -6,9 +6,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from codegen.boards import Board
 from codegen.compiler.c import environment
 from codegen.resources import data_dir
+from codegen.target.boards import Board
 
 CFLAGS = ["-std=c11", "-O2", "-g", "-Wall", "-Wextra", "-Werror", "-ffunction-sections",
           "-fdata-sections", "-DARIEL_PROFILE"]

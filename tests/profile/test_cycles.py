@@ -10,7 +10,6 @@ import capstone
 import numpy as np
 import pytest
 
-from codegen.boards import all_boards, get_board
 from codegen.build import build
 from codegen.compiler.compile import Options
 from codegen.emulate.counting import Block, count_instructions, profile, split_inferences
@@ -28,6 +27,7 @@ from codegen.emulate.cycles import (
 from codegen.errors import ArielError
 from codegen.resources import data_dir
 from codegen.simulate import open_build
+from codegen.target.boards import all_boards, get_board
 from tests.profile.support import build_firmware
 
 M4 = load_core("cortex-m4")

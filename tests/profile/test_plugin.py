@@ -8,7 +8,6 @@ import zipfile
 
 import pytest
 
-from codegen.boards import get_board
 from codegen.emulate import counting
 from codegen.emulate.counting import (
     build_plugin,
@@ -19,6 +18,7 @@ from codegen.emulate.counting import (
 from codegen.emulate.qemu import qemu_command
 from codegen.errors import ArielError
 from codegen.resources import data_dir
+from codegen.target.boards import get_board
 from tests.profile.support import build_firmware
 
 MAIN = "int main(void) { return 0; }\n"

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from codegen.boards import get_board
 from codegen.emulate.counting import count_instructions, split_inferences
+from codegen.target.boards import get_board
 from tests.profile.support import build_firmware
 
 pytestmark = pytest.mark.qemu

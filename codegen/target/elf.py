@@ -8,7 +8,7 @@ from pathlib import Path
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
-from codegen.boards import Board
+from codegen.target.boards import Board
 
 
 @dataclass

@@ -12,7 +12,9 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from codegen.devkit import (
+from codegen.errors import ArielError
+from codegen.resources import data_dir
+from codegen.target.board_kit import (
     ClockTree,
     Console,
     Debug,
@@ -22,8 +24,6 @@ from codegen.devkit import (
     parse_debug,
     parse_renode,
 )
-from codegen.errors import ArielError
-from codegen.resources import data_dir
 
 DEFAULT_BOARD = "mps2-an386"
 NO_FIGURE = "no published figure"
@@ -122,7 +122,7 @@ class Board:
     power: Power = field(default_factory=Power)
     sources: dict[str, str] = field(default_factory=dict)
     path: Path | None = None
-    # The real dev kit (codegen/devkit.py): console UART, clock tree, pyOCD and Renode.
+    # The real dev kit (codegen/target/board_kit.py): console UART, clock tree, pyOCD and Renode.
     console: Console | None = None
     clock_tree: ClockTree | None = None
     debug: Debug | None = None
