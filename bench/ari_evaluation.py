@@ -38,7 +38,7 @@ from codegen.ari.spec import AriOptions, Stage  # noqa: E402
 from codegen.compiler.quant.calibrate import CalibrationData  # noqa: E402
 from codegen.datasets import basic_motions, digits_split, mnist  # noqa: E402
 from codegen.errors import DoesNotFitError  # noqa: E402
-from codegen.simulate import open_build  # noqa: E402
+from codegen.run.simulate import open_build  # noqa: E402
 from codegen.target.boards import get_board  # noqa: E402
 
 MODELS = ROOT / "examples" / "models"

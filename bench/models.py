@@ -22,8 +22,8 @@ sys.path.insert(0, str(ROOT))
 
 from codegen.build import build  # noqa: E402
 from codegen.compiler.compile import Options  # noqa: E402
-from codegen.profiling import run_profile  # noqa: E402
-from codegen.simulate import open_build  # noqa: E402
+from codegen.run.profiling import run_profile  # noqa: E402
+from codegen.run.simulate import open_build  # noqa: E402
 from codegen.target.boards import get_board  # noqa: E402
 from tests.e2e.test_int8_qemu import calibration_and_tests  # noqa: E402
 

@@ -220,8 +220,8 @@ def simulate(outdir: Path, inputs_path: Path | None, emulator: str,
              outputs_path: Path | None, json_path: Path | None, compare: bool, timeout: float,
              profile_run: bool, html_path: Path | None) -> None:
     """Run the firmware in OUTDIR in QEMU on each input and collect its outputs."""
-    from codegen.simulate import load_inputs, open_build
-    from codegen.simulate import simulate as run_simulation
+    from codegen.run.simulate import load_inputs, open_build
+    from codegen.run.simulate import simulate as run_simulation
     from codegen.simulate_report import compare_with_onnxruntime, summary_json, summary_text
 
     build_folder = open_build(outdir)
@@ -255,7 +255,7 @@ def simulate(outdir: Path, inputs_path: Path | None, emulator: str,
 def _profile(build_folder, inputs, timeout: float, json_path: Path | None,
              html_path: Path) -> None:
     from codegen.profile_report import format_html, format_table
-    from codegen.profiling import run_profile
+    from codegen.run.profiling import run_profile
 
     progress(f"profiling {len(inputs[0])} inference(s) on {build_folder.board.name} "
              f"({build_folder.board.emulator}, instruction counting)")
@@ -342,7 +342,7 @@ def _calibrate(outdir: Path, data_spec: str, target_agreement: float | None,
     from codegen.ari.calibrate import calibrate as run_calibration
     from codegen.ari.calibrate import format_html, format_table, to_dict
     from codegen.compiler.quant.calibrate import load_calibration
-    from codegen.simulate import open_build
+    from codegen.run.simulate import open_build
 
     build_folder = open_build(outdir)
     if "ari" not in build_folder.metadata:
@@ -382,7 +382,7 @@ def flash(outdir: Path, probe: str | None, dry_run: bool) -> None:
     """Write the --io uart firmware in OUTDIR to its dev kit with pyOCD."""
     from codegen.flash import flash as run_flash
     from codegen.flash import flash_plan, format_plan, target_status
-    from codegen.simulate import open_build
+    from codegen.run.simulate import open_build
 
     plan = flash_plan(open_build(outdir))
     if dry_run:

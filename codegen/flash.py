@@ -43,7 +43,7 @@ class FlashPlan:
 
 
 def flash_plan(build) -> FlashPlan:
-    """What writing `build` (codegen.simulate.Build) to its board means, checked against the
+    """What writing `build` (codegen.run.simulate.Build) to its board means, checked against the
     board's chip: every loaded segment inside its flash."""
     board = build.board
     if board.debug is None:

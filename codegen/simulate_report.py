@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from codegen.simulate import Build, Simulation
+from codegen.run.simulate import Build, Simulation
 
 MAX_ROWS = 10
 

@@ -18,7 +18,7 @@ from codegen import __version__
 from codegen.compiler.c import environment
 from codegen.compiler.emit import ModelInfo
 from codegen.errors import ArielError
-from codegen.hostrun import HostModel, build_host_library
+from codegen.run.hostrun import HostModel, build_host_library
 from codegen.target.board_kit import SETTINGS
 from codegen.target.boards import Board
 
@@ -75,7 +75,7 @@ def load_test_input(info: ModelInfo, path: Path | None) -> TestInput:
     """The first sample of `path` (.npy/.npz, as `ariel simulate --inputs` reads), or zeros."""
     if path is None:
         return TestInput([np.zeros(t.shape, dtype=t.dtype) for t in info.inputs], "zeros")
-    from codegen.simulate import load_inputs
+    from codegen.run.simulate import load_inputs
 
     batches = load_inputs(path, info)
     return TestInput([b[0] for b in batches], f"the first sample of '{Path(path).name}'")

@@ -8,15 +8,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from codegen.emulate.serial import run_serial, serial_command
 from codegen.errors import ArielError, FirmwareError
 from codegen.renode import require_platform, run_renode_test
+from codegen.run.emulate.serial import run_serial, serial_command
 from codegen.uart import EXPECTED_FILE, compare_with_expected, parse_console
 
 
 def simulate_uart(build, emulator: str, timeout: float,
                   progress: Callable[[str], None]) -> list[str]:
-    """Run the UART build `build` (codegen.simulate.Build) in `emulator`; the lines to print.
+    """Run the UART build `build` (codegen.run.simulate.Build) in `emulator`; the lines to print.
     Raises FirmwareError when it fails or its outputs are not the expected ones."""
     board = build.board
     if "console" not in build.metadata:

@@ -1,7 +1,7 @@
 /* The two hooks of a profiling build (make profile, -DARIEL_PROFILE): the generated run
  * function calls ariel_profile_begin(layer) before and ariel_profile_end(layer) after each
  * kernel. They do nothing: the emulator's counting plugin watches their addresses
- * (codegen/emulate/counting.py) and splits its instruction counts there.
+ * (codegen/run/emulate/counting.py) and splits its instruction counts there.
  *
  * noipa keeps each hook a real, separate function: not inlined, not merged with its twin
  * (identical bodies would otherwise be folded into one), so each has an address of its own

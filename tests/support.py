@@ -14,8 +14,8 @@ from onnx.reference import ReferenceEvaluator
 
 from codegen.compiler.compile import CompiledModel, Options, compile_graph, compile_int8
 from codegen.compiler.frontend import ModelSource, fix_input_shapes, to_graph
-from codegen.hostrun import HostModel, build_host_library
 from codegen.resources import data_dir
+from codegen.run.hostrun import HostModel, build_host_library
 
 _builds = itertools.count()
 

@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from codegen.energy import assumptions, estimate, seconds
+from codegen.run.energy import assumptions, estimate, seconds
 from codegen.target.boards import Power, get_board
 
 

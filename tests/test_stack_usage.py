@@ -6,8 +6,8 @@ import subprocess
 import pytest
 
 from codegen.compiler.c import environment
-from codegen.emulate.qemu import run_qemu
 from codegen.resources import data_dir
+from codegen.run.emulate.qemu import run_qemu
 from codegen.target.boards import get_board
 from codegen.target.stack_usage import StackUse, stack_high_water, stack_use
 

@@ -2,7 +2,7 @@
 
 1. Measure each stage's cost on the emulator: the profiling firmware runs with every
    threshold at +inf (so every stage runs), its instructions are counted exactly and its
-   cycles, time and energy estimated per stage (codegen/profiling.py).
+   cycles, time and energy estimated per stage (codegen/run/profiling.py).
 2. Run every stage on the held-out inputs on the host (the build's own C) for its scores.
 3. Choose thresholds from the last stage backwards: for each, the curve of escalation rate,
    agreement with the last stage, accuracy (with labels) and expected energy over every
@@ -24,11 +24,11 @@ from codegen.ari.host import stage_scores
 from codegen.ari.margins import CurvePoint, as_rows, choose, curve, required_samples
 from codegen.ari.spec import AriOptions, Stage
 from codegen.compiler.quant.calibrate import CalibrationData
-from codegen.emulate.counting import profile
-from codegen.energy import estimate as energy_estimate
 from codegen.errors import ArielError
-from codegen.profiling import report_from
-from codegen.simulate import Build
+from codegen.run.emulate.counting import profile
+from codegen.run.energy import estimate as energy_estimate
+from codegen.run.profiling import report_from
+from codegen.run.simulate import Build
 from codegen.target.outdir import MARKER
 from codegen.target.toolchain import run_make
 

@@ -10,8 +10,8 @@ import numpy as np
 
 from codegen.compiler.emit import ModelInfo
 from codegen.errors import ArielError
-from codegen.hostrun import HostModel, build_host_library
-from codegen.simulate import Build
+from codegen.run.hostrun import HostModel, build_host_library
+from codegen.run.simulate import Build
 
 
 def stage_infos(build: Build) -> list[ModelInfo]:

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from codegen.emulate.counting import profile
-from codegen.emulate.cycles import estimate
-from codegen.energy import estimate as energy_estimate
-from codegen.profiling import board_memory
-from codegen.simulate import Build
+from codegen.run.emulate.counting import profile
+from codegen.run.emulate.cycles import estimate
+from codegen.run.energy import estimate as energy_estimate
+from codegen.run.profiling import board_memory
+from codegen.run.simulate import Build
 
 
 @dataclass

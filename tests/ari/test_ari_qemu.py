@@ -18,7 +18,7 @@ from codegen.cli import main
 from codegen.compiler.quant.calibrate import CalibrationData
 from codegen.datasets import basic_motions, digits_split
 from codegen.resources import data_dir
-from codegen.simulate import open_build, simulate
+from codegen.run.simulate import open_build, simulate
 from codegen.target.boards import get_board
 
 pytestmark = pytest.mark.qemu

@@ -22,7 +22,7 @@ from codegen.compiler.ir import C_TYPES
 from codegen.compiler.ops import REGISTRY
 from codegen.compiler.quant.lower import QOPERATORS
 from codegen.errors import UnsupportedError
-from codegen.hostrun import HostModel, build_host_library
+from codegen.run.hostrun import HostModel, build_host_library
 from tests.support import compile_onnx, compile_onnx_int8
 
 # Cases rejected on purpose, with the reason. Data-type rejections are found automatically.

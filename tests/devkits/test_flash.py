@@ -13,7 +13,7 @@ from pyocd.flash.flash import Flash
 
 from codegen.cli import main
 from codegen.flash import elf_segments, flash, flash_plan
-from codegen.simulate import open_build
+from codegen.run.simulate import open_build
 from codegen.target.boards import get_board
 from tests.devkits.test_board_data import DEV_KITS
 from tests.e2e.test_models_qemu import MODELS

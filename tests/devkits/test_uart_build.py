@@ -162,8 +162,8 @@ def test_int8_on_the_m0plus_board_runs_in_qemu_bit_exact(tmp_path):
     """The Cortex-M0+ has no DSP extension: the int8 kernels' plain C path runs on QEMU's
     micro:bit machine and gives the same bits as the generated C on the host."""
     from codegen.compiler.emit import ModelInfo
-    from codegen.hostrun import HostModel, build_host_library
-    from codegen.simulate import open_build, simulate
+    from codegen.run.hostrun import HostModel, build_host_library
+    from codegen.run.simulate import open_build, simulate
 
     out = tmp_path / "g0"
     build([MODELS / "digits_cnn.onnx", "--board", "nucleo-g071rb", "--precision", "int8",
@@ -186,7 +186,7 @@ def test_adaptive_build_boots_in_qemu_on_the_stm32f4_discovery(tmp_path, digits)
     the same build for NUCLEO-L4R5ZI passes the static ELF check."""
     from codegen.ari.host import stage_scores
     from codegen.ari.margins import simulate as simulate_dispatch
-    from codegen.simulate import open_build
+    from codegen.run.simulate import open_build
 
     out = tmp_path / "ari"
     build([MODELS / "digits_cnn.onnx", "--precision", "ari", "--calib", "digits",

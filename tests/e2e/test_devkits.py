@@ -14,7 +14,7 @@ from elftools.elf.elffile import ELFFile
 from onnx import TensorProto, helper, numpy_helper
 
 from codegen.cli import main
-from codegen.simulate import open_build, simulate
+from codegen.run.simulate import open_build, simulate
 from codegen.target.boards import get_board
 from codegen.target.stack_usage import stack_use
 from tests.e2e.test_models_qemu import MODELS, inputs_for, onnxruntime_outputs

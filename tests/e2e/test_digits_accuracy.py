@@ -8,7 +8,7 @@ from codegen.build import build
 from codegen.compiler.compile import Options
 from codegen.datasets import digits_split
 from codegen.resources import data_dir
-from codegen.simulate import open_build, simulate
+from codegen.run.simulate import open_build, simulate
 from codegen.target.boards import get_board
 
 pytestmark = pytest.mark.qemu

@@ -22,7 +22,7 @@ from codegen.compiler.compile import Options, compile_model
 from codegen.datasets import digits_split, toycar_windows
 from codegen.errors import ArielError
 from codegen.resources import data_dir
-from codegen.simulate import open_build, simulate
+from codegen.run.simulate import open_build, simulate
 from codegen.target.boards import get_board
 from codegen.target.outdir import MARKER
 from tests.support import single_node_model

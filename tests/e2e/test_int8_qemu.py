@@ -18,9 +18,9 @@ from codegen.compiler.compile import Options
 from codegen.compiler.quant.report import quantize_inputs
 from codegen.compiler.reference import run_graph
 from codegen.datasets import sample_image_crops, toycar_windows
-from codegen.hostrun import HostModel, build_host_library
 from codegen.resources import data_dir
-from codegen.simulate import open_build, simulate
+from codegen.run.hostrun import HostModel, build_host_library
+from codegen.run.simulate import open_build, simulate
 from codegen.target.boards import get_board
 
 pytestmark = pytest.mark.qemu

@@ -10,8 +10,8 @@ import subprocess
 import numpy as np
 
 from codegen.compiler.quant.fixedpoint import requantize
-from codegen.hostrun import HOST_CFLAGS
 from codegen.resources import data_dir
+from codegen.run.hostrun import HOST_CFLAGS
 
 SOURCE = r"""
 #include <stdint.h>

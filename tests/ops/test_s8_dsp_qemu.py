@@ -17,9 +17,9 @@ import pytest
 
 from codegen.build import write_project
 from codegen.compiler.reference import run_graph
-from codegen.emulate.qemu import run_qemu
 from codegen.resources import data_dir
-from codegen.simulate import read_outputs, write_inputs
+from codegen.run.emulate.qemu import run_qemu
+from codegen.run.simulate import read_outputs, write_inputs
 from codegen.target.boards import get_board
 from codegen.target.toolchain import run_make
 from tests.ops.test_conv_s8 import CASES as CONV_CASES

@@ -1,4 +1,4 @@
-"""The cycle model (codegen/emulate/cycles.py and its tables): hand-written loops whose cycles
+"""The cycle model (codegen/run/emulate/cycles.py and its tables): hand-written loops whose cycles
 follow from the table are estimated exactly; every instruction of real firmware gets a
 class; the tables are consistent and cite their sources."""
 
@@ -12,8 +12,10 @@ import pytest
 
 from codegen.build import build
 from codegen.compiler.compile import Options
-from codegen.emulate.counting import Block, count_instructions, profile, split_inferences
-from codegen.emulate.cycles import (
+from codegen.errors import ArielError
+from codegen.resources import data_dir
+from codegen.run.emulate.counting import Block, count_instructions, profile, split_inferences
+from codegen.run.emulate.cycles import (
     UNKNOWN,
     Memory,
     assumptions,
@@ -24,9 +26,7 @@ from codegen.emulate.cycles import (
     load_core,
     total,
 )
-from codegen.errors import ArielError
-from codegen.resources import data_dir
-from codegen.simulate import open_build
+from codegen.run.simulate import open_build
 from codegen.target.boards import all_boards, get_board
 from tests.profile.support import build_firmware
 

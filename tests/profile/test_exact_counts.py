@@ -3,7 +3,7 @@ compiler cannot change it) are counted exactly, and counts repeat from run to ru
 
 import pytest
 
-from codegen.emulate.counting import count_instructions, split_inferences
+from codegen.run.emulate.counting import count_instructions, split_inferences
 from codegen.target.boards import get_board
 from tests.profile.support import build_firmware
 

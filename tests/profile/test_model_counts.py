@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from elftools.elf.elffile import ELFFile
 
 from codegen.cli import main
-from codegen.emulate.counting import PROFILE_ELF, hook_addresses, profile
 from codegen.resources import data_dir
-from codegen.simulate import open_build, simulate
+from codegen.run.emulate.counting import PROFILE_ELF, hook_addresses, profile
+from codegen.run.simulate import open_build, simulate
 
 pytestmark = pytest.mark.qemu
 

@@ -8,16 +8,16 @@ import zipfile
 
 import pytest
 
-from codegen.emulate import counting
-from codegen.emulate.counting import (
+from codegen.errors import ArielError
+from codegen.resources import data_dir
+from codegen.run.emulate import counting
+from codegen.run.emulate.counting import (
     build_plugin,
     count_instructions,
     hook_addresses,
     parse_counts,
 )
-from codegen.emulate.qemu import qemu_command
-from codegen.errors import ArielError
-from codegen.resources import data_dir
+from codegen.run.emulate.qemu import qemu_command
 from codegen.target.boards import get_board
 from tests.profile.support import build_firmware
 
@@ -110,5 +110,5 @@ def test_the_wheel_carries_the_plugin_source(tmp_path):
     wheel = next(tmp_path.glob("ariel-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in counting.PLUGIN_FILES:
-        assert f"codegen/emulate/plugin/{name}" in names
+        assert f"codegen/run/emulate/plugin/{name}" in names
     assert "codegen/_data/firmware/profile.c" in names

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from codegen.emulate.counting import count_instructions, split_inferences
+from codegen.run.emulate.counting import count_instructions, split_inferences
 from codegen.target.boards import get_board
 from tests.profile.support import build_firmware
 

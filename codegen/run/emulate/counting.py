@@ -1,7 +1,7 @@
 """Exact instruction counts from QEMU: per segment between the profiling hooks, hence per
 layer and per inference, plus the raw data a cycle model needs (translated blocks, their
 execution counts and the edges between them), measured by ariel's own TCG plugin
-(codegen/emulate/plugin/ariel_count.c, which documents the plugin's output format).
+(codegen/run/emulate/plugin/ariel_count.c, which documents the plugin's output format).
 
 The plugin is built with the host's gcc on first use into a cache folder keyed by the hash
 of its source, so a changed plugin is rebuilt and an unchanged one is built once."""
@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 from elftools.elf.elffile import ELFFile
 
-from codegen.emulate.qemu import QemuRun, check_exit, last_line, qemu_command
 from codegen.errors import ArielError, FirmwareError
-from codegen.simulate import Build, read_outputs, write_inputs
+from codegen.run.emulate.qemu import QemuRun, check_exit, last_line, qemu_command
+from codegen.run.simulate import Build, read_outputs, write_inputs
 from codegen.target.boards import Board
 
 PLUGIN_DIR = Path(__file__).resolve().parent / "plugin"
@@ -374,7 +374,7 @@ def profile(build: Build, inputs: list[np.ndarray], *, timeout: float = DEFAULT_
             qemu_args: list[str] | None = None,
             per_inference: list[list[dict]] | None = None) -> Profile:
     """Count the instructions of `build` running `inputs` (per model input, arrays shaped
-    (N, *shape), as codegen.simulate.load_inputs returns them)."""
+    (N, *shape), as codegen.run.simulate.load_inputs returns them)."""
     elf = build_profile_elf(build.folder)
     count = len(inputs[0])
     with tempfile.TemporaryDirectory(prefix="ariel-count-") as workdir:

@@ -2,7 +2,7 @@
 decoded with capstone, given a class, and costed from its core's table (cores/<core>.toml,
 with the sources of its figures), plus the pipeline rules the table names.
 
-What the counts hold (codegen/emulate/counting.py): per segment, how often each translated
+What the counts hold (codegen/run/emulate/counting.py): per segment, how often each translated
 block ran and how often control passed from one block to the next. That is enough for the
 rules that depend on neighbours: a branch is taken when the next block does not start at
 its fall-through address, and an instruction's predecessor is the one before it in its
@@ -22,8 +22,8 @@ from pathlib import Path
 import capstone
 from capstone import arm
 
-from codegen.emulate.counting import Block, Counts, Segment
 from codegen.errors import ArielError
+from codegen.run.emulate.counting import Block, Counts, Segment
 
 CORES_DIR = Path(__file__).resolve().parent / "cores"
 UNKNOWN = "unknown"  # the class of an instruction no table row covers

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from codegen.emulate.counting import Profile, profile
-from codegen.emulate.cycles import Memory, assumptions, estimate
-from codegen.energy import assumptions as energy_assumptions
-from codegen.energy import estimate as energy_estimate
 from codegen.profile_report import LayerRow, ProfileReport
-from codegen.simulate import Build
+from codegen.run.emulate.counting import Profile, profile
+from codegen.run.emulate.cycles import Memory, assumptions, estimate
+from codegen.run.energy import assumptions as energy_assumptions
+from codegen.run.energy import estimate as energy_estimate
+from codegen.run.simulate import Build
 from codegen.target.boards import Board
 from codegen.target.stack_usage import stack_use
 

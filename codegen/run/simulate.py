@@ -12,8 +12,8 @@ import numpy as np
 
 from codegen.arrays import as_batch
 from codegen.compiler.emit import ModelInfo
-from codegen.emulate.qemu import run_qemu
 from codegen.errors import ArielError
+from codegen.run.emulate.qemu import run_qemu
 from codegen.target.boards import get_board
 from codegen.target.outdir import MARKER
 
