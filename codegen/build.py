@@ -16,16 +16,9 @@ from codegen.compiler.c import environment
 from codegen.compiler.compile import CompiledModel, Options, compile_model, current_command
 from codegen.compiler.emit import ModelInfo
 from codegen.compiler.quant.report import QuantReport, format_report, quantization_report
-from codegen.elfcheck import check_elf
-from codegen.errors import ArielError, DoesNotFitError
-from codegen.renode import write_renode_files
-from codegen.report import memory_table
-from codegen.resources import data_dir
-from codegen.target.boards import Board
-from codegen.target.elf import MemoryUse, memory_use
-from codegen.target.outdir import MARKER, staged_output
-from codegen.target.toolchain import run_make
-from codegen.uart import (
+from codegen.devkit.elfcheck import check_elf
+from codegen.devkit.renode import write_renode_files
+from codegen.devkit.uart import (
     FirmwareFiles,
     UartOptions,
     load_test_input,
@@ -33,6 +26,13 @@ from codegen.uart import (
     uart_firmware,
     uart_metadata,
 )
+from codegen.errors import ArielError, DoesNotFitError
+from codegen.report import memory_table
+from codegen.resources import data_dir
+from codegen.target.boards import Board
+from codegen.target.elf import MemoryUse, memory_use
+from codegen.target.outdir import MARKER, staged_output
+from codegen.target.toolchain import run_make
 
 FIRMWARE_SOURCES = ["startup.c", "semihost.c", "console_numbers.c", "harness.c"]
 ELF_PATH = Path("build") / "firmware.elf"
@@ -58,7 +58,7 @@ class BuildResult:
 def build(model: Path, board: Board, outdir: Path, options: Options | None = None,
           progress: Callable[[str], None] = lambda message: None,
           uart: UartOptions | None = None) -> BuildResult:
-    """`uart` makes a `--io uart` build for the real board (codegen/uart.py)."""
+    """`uart` makes a `--io uart` build for the real board (codegen/devkit/uart.py)."""
     options = options or Options()
     if uart is not None:
         require_console(board)
@@ -173,7 +173,7 @@ def uart_target(board: Board, uart: UartOptions | None, files: dict[str, str],
 
 def check_uart_elf(folder: Path, board: Board, progress: Callable[[str], None]) -> str:
     """A UART build's ELF must match its chip: vector table, memory map, console registers
-    (codegen/elfcheck.py). Returns the check's summary."""
+    (codegen/devkit/elfcheck.py). Returns the check's summary."""
     check = check_elf(folder / ELF_PATH, board)
     if not check.ok:
         raise ArielError(f"the UART build for {board.name} does not match its board file: "

@@ -177,7 +177,7 @@ def build(model: Path | None, board_name: str, outdir: Path, precision: str,
 def _io_modes(choices: tuple[str, ...], test_inputs: Path | None):
     """--io's values split into the tensor type (float/int8) and the console (semihosting
     or uart: UartOptions)."""
-    from codegen.uart import UartOptions
+    from codegen.devkit.uart import UartOptions
 
     tensors = [c for c in choices if c in ("float", "int8")]
     consoles = [c for c in choices if c in ("semihosting", "uart")]
@@ -226,7 +226,7 @@ def simulate(outdir: Path, inputs_path: Path | None, emulator: str,
 
     build_folder = open_build(outdir)
     if "console" in build_folder.metadata or emulator == "renode":
-        from codegen.uart_run import simulate_uart
+        from codegen.devkit.uart_run import simulate_uart
 
         for line in simulate_uart(build_folder, emulator, timeout, progress):
             click.echo(line)
@@ -380,8 +380,8 @@ def _calibrate(outdir: Path, data_spec: str, target_agreement: float | None,
                    "written where, without a probe.")
 def flash(outdir: Path, probe: str | None, dry_run: bool) -> None:
     """Write the --io uart firmware in OUTDIR to its dev kit with pyOCD."""
-    from codegen.flash import flash as run_flash
-    from codegen.flash import flash_plan, format_plan, target_status
+    from codegen.devkit.flash import flash as run_flash
+    from codegen.devkit.flash import flash_plan, format_plan, target_status
     from codegen.run.simulate import open_build
 
     plan = flash_plan(open_build(outdir))

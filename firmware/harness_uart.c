@@ -15,7 +15,7 @@
  * and last:
  *   ariel: stack high-water N bytes of M
  *   ariel: done, RUNS runs, all outputs as expected | ariel: done, RUNS runs, K failed
- * The core then sleeps; press reset to run again. codegen/uart.py reads these lines. */
+ * The core then sleeps; press reset to run again. codegen/devkit/uart.py reads these lines. */
 #include <stdint.h>
 #include <string.h>
 

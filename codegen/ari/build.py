@@ -21,13 +21,13 @@ from codegen.build import (
     write_project,
 )
 from codegen.compiler.compile import current_command
+from codegen.devkit.renode import write_renode_files
+from codegen.devkit.uart import UartOptions, require_console, uart_metadata
 from codegen.errors import ArielError
-from codegen.renode import write_renode_files
 from codegen.report import memory_table
 from codegen.target.boards import Board
 from codegen.target.elf import MemoryUse
 from codegen.target.outdir import MARKER, staged_output
-from codegen.uart import UartOptions, require_console, uart_metadata
 
 
 @dataclass
@@ -46,7 +46,7 @@ class AriBuild:
 def build_ari(options: AriOptions, board: Board, outdir: Path,
               progress: Callable[[str], None] = lambda message: None,
               uart: UartOptions | None = None) -> AriBuild:
-    """`uart`: the firmware for the real board (codegen/uart.py), which runs the dispatcher
+    """`uart`: the firmware for the real board (codegen/devkit/uart.py), which runs the dispatcher
     on a test input in flash and checks the scores, stage and margin the host computed; its
     thresholds must be fixed, since calibrating them needs the emulator."""
     if uart is not None:

@@ -7,10 +7,10 @@ import re
 
 import pytest
 
+from codegen.devkit.uart import board_config, require_console, uart_sources
 from codegen.errors import ArielError
 from codegen.target.board_kit import parse_pin
 from codegen.target.boards import all_boards, get_board
-from codegen.uart import board_config, require_console, uart_sources
 
 DEV_KITS = ["nucleo-l4r5zi", "disco-f746ng", "nrf52840-dk", "stm32f4-discovery",
             "nucleo-h753zi", "nucleo-h7a3zi-q", "nucleo-g071rb"]

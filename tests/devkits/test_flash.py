@@ -12,7 +12,7 @@ from pyocd.core.memory_map import FlashRegion, MemoryMap, RamRegion
 from pyocd.flash.flash import Flash
 
 from codegen.cli import main
-from codegen.flash import elf_segments, flash, flash_plan
+from codegen.devkit.flash import elf_segments, flash, flash_plan
 from codegen.run.simulate import open_build
 from codegen.target.boards import get_board
 from tests.devkits.test_board_data import DEV_KITS
@@ -95,7 +95,7 @@ def test_missing_pack_is_named_with_its_install_command(uart_build):
 def test_no_probe_connected(uart_build, monkeypatch):
     name, out = uart_build
     if get_board(name).debug.pack:
-        monkeypatch.setattr("codegen.flash.target_status", lambda target: "pack")
+        monkeypatch.setattr("codegen.devkit.flash.target_status", lambda target: "pack")
     monkeypatch.setattr("pyocd.core.helpers.ConnectHelper.session_with_chosen_probe",
                         lambda **kwargs: None)
     code, _, err = run(["flash", out, "--probe", "0670FF"])
@@ -199,7 +199,7 @@ def test_flash_writes_every_segment_and_resets(uart_build, monkeypatch):
         calls.append(kwargs)
         return session
 
-    monkeypatch.setattr("codegen.flash.target_status", lambda target: "pack")
+    monkeypatch.setattr("codegen.devkit.flash.target_status", lambda target: "pack")
     monkeypatch.setattr("pyocd.core.helpers.ConnectHelper.session_with_chosen_probe", chosen)
     plan = flash_plan(open_build(out))
     flash(plan, "0670FF")

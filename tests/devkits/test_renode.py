@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from codegen.cli import main
-from codegen.renode import INSTALL_HINT, robot_lines
+from codegen.devkit.renode import INSTALL_HINT, robot_lines
 from tests.devkits.test_board_data import RENODE
 from tests.e2e.test_models_qemu import MODELS
 

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from elftools.elf.elffile import ELFFile
 
 from codegen.cli import main
-from codegen.elfcheck import check_elf, expected_registers
+from codegen.devkit.elfcheck import check_elf, expected_registers
+from codegen.devkit.uart import parse_console
 from codegen.target.boards import get_board
-from codegen.uart import parse_console
 from tests.devkits.test_board_data import DEV_KITS, RENODE
 from tests.e2e.test_models_qemu import MODELS, inputs_for, onnxruntime_outputs
 

@@ -1,1 +1,2 @@
-"""Running firmware without a board: QEMU (and later instrumented runs)."""
+"""QEMU: plain runs, runs on an emulated UART, and counting runs with ariel's TCG plugin and the
+cycle model of each core."""

@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+from codegen.devkit.renode import require_platform, run_renode_test
+from codegen.devkit.uart import EXPECTED_FILE, compare_with_expected, parse_console
 from codegen.errors import ArielError, FirmwareError
-from codegen.renode import require_platform, run_renode_test
 from codegen.run.emulate.serial import run_serial, serial_command
-from codegen.uart import EXPECTED_FILE, compare_with_expected, parse_console
 
 
 def simulate_uart(build, emulator: str, timeout: float,

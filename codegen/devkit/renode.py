@@ -75,7 +75,7 @@ def robot_lines(expected: dict) -> list[str]:
 def write_renode_files(folder: Path, board: Board, info: ModelInfo) -> list[Path]:
     import json
 
-    from codegen.uart import EXPECTED_FILE
+    from codegen.devkit.uart import EXPECTED_FILE
 
     expected = json.loads((folder / EXPECTED_FILE).read_text())
     written = []
