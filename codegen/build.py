@@ -27,7 +27,7 @@ from codegen.devkit.uart import (
     uart_metadata,
 )
 from codegen.errors import ArielError, DoesNotFitError
-from codegen.report import memory_table
+from codegen.report.memory import memory_table
 from codegen.resources import data_dir
 from codegen.target.boards import Board
 from codegen.target.elf import MemoryUse, memory_use

@@ -60,8 +60,8 @@ def main() -> None:
 @input_shape_option
 def inspect(model: Path, input_shapes: tuple[str, ...]) -> None:
     """Show every node of MODEL: shapes, MACs, parameters, and whether ariel supports it."""
-    from codegen.inspect_model import format_inspection
-    from codegen.inspect_model import inspect as run_inspect
+    from codegen.report.inspect import format_inspection
+    from codegen.report.inspect import inspect as run_inspect
 
     click.echo(format_inspection(run_inspect(model, parse_input_shapes(input_shapes))))
 
@@ -220,9 +220,9 @@ def simulate(outdir: Path, inputs_path: Path | None, emulator: str,
              outputs_path: Path | None, json_path: Path | None, compare: bool, timeout: float,
              profile_run: bool, html_path: Path | None) -> None:
     """Run the firmware in OUTDIR in QEMU on each input and collect its outputs."""
+    from codegen.report.simulate import compare_with_onnxruntime, summary_json, summary_text
     from codegen.run.simulate import load_inputs, open_build
     from codegen.run.simulate import simulate as run_simulation
-    from codegen.simulate_report import compare_with_onnxruntime, summary_json, summary_text
 
     build_folder = open_build(outdir)
     if "console" in build_folder.metadata or emulator == "renode":
@@ -254,7 +254,7 @@ def simulate(outdir: Path, inputs_path: Path | None, emulator: str,
 
 def _profile(build_folder, inputs, timeout: float, json_path: Path | None,
              html_path: Path) -> None:
-    from codegen.profile_report import format_html, format_table
+    from codegen.report.profile import format_html, format_table
     from codegen.run.profiling import run_profile
 
     progress(f"profiling {len(inputs[0])} inference(s) on {build_folder.board.name} "

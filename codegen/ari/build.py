@@ -24,7 +24,7 @@ from codegen.compiler.compile import current_command
 from codegen.devkit.renode import write_renode_files
 from codegen.devkit.uart import UartOptions, require_console, uart_metadata
 from codegen.errors import ArielError
-from codegen.report import memory_table
+from codegen.report.memory import memory_table
 from codegen.target.boards import Board
 from codegen.target.elf import MemoryUse
 from codegen.target.outdir import MARKER, staged_output

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from codegen.profile_report import LayerRow, ProfileReport
+from codegen.report.profile import LayerRow, ProfileReport
 from codegen.run.emulate.counting import Profile, profile
 from codegen.run.emulate.cycles import Memory, assumptions, estimate
 from codegen.run.energy import assumptions as energy_assumptions

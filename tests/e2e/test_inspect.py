@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from codegen.cli import main
-from codegen.inspect_model import inspect
+from codegen.report.inspect import inspect
 from codegen.resources import data_dir
 
 PUBLISHED = {  # model: (MACs, params), MLPerf Tiny reference models
