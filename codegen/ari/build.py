@@ -12,21 +12,15 @@ from pathlib import Path
 from codegen import __version__
 from codegen.ari.assemble import AriCompiled, compile_stages
 from codegen.ari.spec import AriOptions
-from codegen.build import (
-    ELF_PATH,
-    check_uart_elf,
-    float_weights_hint,
-    make_firmware,
-    uart_target,
-    write_project,
-)
 from codegen.compiler.compile import current_command
+from codegen.devkit.elfcheck import check_uart_elf
 from codegen.devkit.renode import write_renode_files
-from codegen.devkit.uart import UartOptions, require_console, uart_metadata
+from codegen.devkit.uart import UartOptions, require_console, uart_metadata, uart_target
 from codegen.errors import ArielError
 from codegen.report.memory import memory_table
 from codegen.target.boards import Board
 from codegen.target.elf import MemoryUse
+from codegen.target.firmware import ELF_PATH, float_weights_hint, make_firmware, write_project
 from codegen.target.outdir import MARKER, staged_output
 
 

@@ -8,6 +8,7 @@ the C in firmware/board/, so the two check each other."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +17,9 @@ from capstone import arm as cs_arm
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
+from codegen.errors import ArielError
 from codegen.target.boards import Board
+from codegen.target.firmware import ELF_PATH
 
 # Console registers by driver, offsets from the UART's base.
 UART_REGISTERS = {
@@ -230,3 +233,14 @@ def _constant(insn, ops, known: dict[int, int], literal) -> int | None:
             sign = -1 if name.startswith("sub") else 1
             return known[source] + sign * ops[-1].imm
     return None
+
+
+def check_uart_elf(folder: Path, board: Board, progress: Callable[[str], None]) -> str:
+    """A UART build's ELF must match its chip: vector table, memory map, console registers
+    (codegen/devkit/elfcheck.py). Returns the check's summary."""
+    check = check_elf(folder / ELF_PATH, board)
+    if not check.ok:
+        raise ArielError(f"the UART build for {board.name} does not match its board file: "
+                         + "; ".join(check.problems))
+    progress(check.summary(board))
+    return check.summary(board)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from codegen.errors import ArielError
 from codegen.run.hostrun import HostModel, build_host_library
 from codegen.target.board_kit import SETTINGS
 from codegen.target.boards import Board
+from codegen.target.firmware import FirmwareFiles
 
 RUNS = 3  # inferences the firmware runs and checks after reset
 EXPECTED_FILE = "expected_output.json"
@@ -45,15 +47,6 @@ class TestInput:
 
     arrays: list[np.ndarray]
     source: str  # "zeros" or "the first sample of 'x.npy'"
-
-
-@dataclass
-class FirmwareFiles:
-    """Files a build adds to its project (path relative to the build folder -> text) and
-    the sources its Makefile compiles instead of the semihosting harness's."""
-
-    sources: list[str]
-    files: dict[str, str] = field(default_factory=dict)
 
 
 def require_console(board: Board) -> None:
@@ -275,3 +268,16 @@ def _close(got: bytes, want: bytes, dtype: str, tolerance: float) -> bool:
         return got == want
     a, b = np.frombuffer(got, np.float32), np.frombuffer(want, np.float32)
     return bool(np.all(np.abs(a - b) <= np.float32(tolerance)))
+
+
+def uart_target(board: Board, uart: UartOptions | None, files: dict[str, str],
+                info: ModelInfo, header: str, progress: Callable[[str], None]
+                ) -> tuple[Board, FirmwareFiles | None]:
+    """The board a build is linked for (the chip's own map for a UART build) and, for a
+    UART build, its firmware files."""
+    if uart is None:
+        return board, None
+    progress(f"UART build: linked at {board.name}'s own memory map, console on "
+             f"{board.console.peripheral}")
+    firmware = uart_firmware(files, info, board, load_test_input(info, uart.inputs), header)
+    return board.on_chip(), firmware

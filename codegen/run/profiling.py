@@ -4,9 +4,10 @@ time and energy at the board's clock."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field
+
 import numpy as np
 
-from codegen.report.profile import LayerRow, ProfileReport
 from codegen.run.emulate.counting import Profile, profile
 from codegen.run.emulate.cycles import Memory, assumptions, estimate
 from codegen.run.energy import assumptions as energy_assumptions
@@ -14,6 +15,63 @@ from codegen.run.energy import estimate as energy_estimate
 from codegen.run.simulate import Build
 from codegen.target.boards import Board
 from codegen.target.stack_usage import stack_use
+
+
+@dataclass
+class LayerRow:
+    index: int  # the kernel's index in the generated run function
+    name: str
+    op: str
+    macs: int
+    instructions: float  # mean over the inferences profiled (exact per inference)
+    cycles: float | None = None
+    time_us: float | None = None
+    energy_uj: float | None = None
+
+    @property
+    def instructions_per_mac(self) -> float | None:
+        return self.instructions / self.macs if self.macs else None
+
+    @property
+    def cycles_per_mac(self) -> float | None:
+        return self.cycles / self.macs if self.macs and self.cycles is not None else None
+
+
+@dataclass
+class ProfileReport:
+    model: str
+    precision: str
+    board: str
+    core: str
+    clock_hz: int
+    inferences: int
+    layers: list[LayerRow]
+    between_layers: float  # the run function's own instructions (calls, hook overhead)
+    per_inference_instructions: list[int]  # exact, one per inference
+    arena_bytes: int
+    stack_bytes: int | None = None  # high-water mark of the stack
+    stack_reserved: int | None = None
+    total_cycles: float | None = None
+    time_ms: float | None = None
+    energy_uj: float | None = None
+    assumptions: list[str] = field(default_factory=list)
+
+    @property
+    def total_instructions(self) -> float:
+        return sum(self.per_inference_instructions) / max(len(self.per_inference_instructions), 1)
+
+    @property
+    def total_macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["total_instructions"] = self.total_instructions
+        data["total_macs"] = self.total_macs
+        for row, layer in zip(data["layers"], self.layers, strict=True):
+            row["instructions_per_mac"] = layer.instructions_per_mac
+            row["cycles_per_mac"] = layer.cycles_per_mac
+        return data
 
 
 def run_profile(build: Build, inputs: list[np.ndarray], timeout: float) -> ProfileReport:

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codegen.build import write_project
 from codegen.compiler.reference import run_graph
 from codegen.resources import data_dir
 from codegen.run.emulate.qemu import run_qemu
 from codegen.run.simulate import read_outputs, write_inputs
 from codegen.target.boards import get_board
+from codegen.target.firmware import write_project
 from codegen.target.toolchain import run_make
 from tests.ops.test_conv_s8 import CASES as CONV_CASES
 from tests.ops.test_conv_s8 import compile_conv, conv_model, quantize_input

@@ -1,0 +1,92 @@
+"""A firmware project for a board: the generated model C beside ariel's firmware sources, the
+board's linker script and a Makefile; built with make into one ELF whose memory is read back
+against the board."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from codegen import __version__
+from codegen.compiler.c import environment
+from codegen.compiler.emit import ModelInfo
+from codegen.errors import DoesNotFitError
+from codegen.resources import data_dir
+from codegen.target.boards import Board
+from codegen.target.elf import MemoryUse, memory_use
+from codegen.target.toolchain import run_make
+
+FIRMWARE_SOURCES = ["startup.c", "semihost.c", "console_numbers.c", "harness.c"]
+ELF_PATH = Path("build") / "firmware.elf"
+
+
+def make_firmware(folder: Path, info: ModelInfo, board: Board, hint: str = "") -> MemoryUse:
+    """Build the ELF with the project's Makefile and read its memory use; a link that does
+    not fit says what the model needs and where to look (`hint`: what else could help)."""
+    try:
+        run_make(folder)
+    except DoesNotFitError as exc:
+        if "FLASH" not in exc.regions:
+            hint = ""  # the float weights live in flash: their storage cannot help RAM
+        raise DoesNotFitError(
+            f"the firmware does not fit {board.name} (flash {board.flash.size:,} B, RAM "
+            f"{board.ram.size:,} B): {exc}. The model needs {info.weights_bytes:,} B of "
+            f"weights in flash and a {info.arena_size:,} B arena plus a "
+            f"{board.stack_bytes:,} B stack in RAM; {hint}choose a board with more memory "
+            "(see `ariel boards`)", exc.regions) from None
+    return memory_use(folder / ELF_PATH, board)
+
+
+def float_weights_hint(float_weights: str, float_bytes: int) -> str:
+    """What a build that does not fit could try about its float weights (`float_bytes` of
+    them), ending in '; ' or empty."""
+    if float_bytes == 0:
+        return ""
+    if float_weights == "fp32":
+        return (f"--float-weights fp16 would store the float weights ({float_bytes:,} B) in "
+                "about half the flash, or ")
+    return f"even with the float weights at half precision ({float_bytes:,} B), it does not; "
+
+
+def write_project(folder: Path, files: dict[str, str], info: ModelInfo, board: Board,
+                  command: str, plan_text: str, firmware: FirmwareFiles | None = None) -> None:
+    """The generated C (`files`, driven through `info.prefix`'s API), the firmware sources,
+    the linker script and a Makefile. `firmware` replaces the semihosting harness (a UART
+    build's sources and generated files)."""
+    env = environment()
+    model_dir, firmware_dir = folder / "model", folder / "firmware"
+    model_dir.mkdir()
+    for filename, text in files.items():
+        (model_dir / filename).write_text(text)
+    header = generated_header(files, info)
+    (model_dir / "ariel_model.h").write_text(env.get_template("firmware/ariel_model.h.j2")
+                                             .render(header=header, prefix=info.prefix,
+                                                     guard=info.prefix.upper()))
+    shutil.copytree(data_dir("firmware"), firmware_dir)
+    (firmware_dir / "linker.ld").write_text(
+        env.get_template("firmware/linker.ld.j2").render(board=board))
+    sources = sorted(f"model/{f}" for f in files if f.endswith(".c"))
+    if firmware is None:
+        sources += [f"firmware/{f}" for f in FIRMWARE_SOURCES]
+    else:
+        sources += firmware.sources
+        for relative, text in firmware.files.items():
+            (folder / relative).write_text(text)
+    (folder / "Makefile").write_text(env.get_template("firmware/Makefile.j2").render(
+        version=__version__, board=board, command=command, sources=sources))
+    (folder / "memory_plan.txt").write_text(plan_text + "\n")
+
+
+def generated_header(files: dict[str, str], info: ModelInfo) -> str:
+    """The generated files' opening comment (version, model, command)."""
+    return files[f"{info.prefix}.h"].split("*/\n", 1)[0] + "*/\n"
+
+
+@dataclass
+class FirmwareFiles:
+    """Files a build adds to its project (path relative to the build folder -> text) and
+    the sources its Makefile compiles instead of the semihosting harness's."""
+
+    sources: list[str]
+    files: dict[str, str] = field(default_factory=dict)
