@@ -74,3 +74,8 @@ def c_array_body(data: np.ndarray, ctype: str) -> str:
         items = [c_literal(v, ctype) for v in flat]
     lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
     return ",\n    ".join(lines)
+
+
+def c_term(expression: str) -> str:
+    """`expression` safe to multiply (parenthesized unless a name or a number)."""
+    return expression if expression.replace("_", "").isalnum() else f"({expression})"

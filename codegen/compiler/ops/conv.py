@@ -28,7 +28,7 @@ from codegen.compiler.ops.base import (
     require_dtype,
     unsupported,
 )
-from codegen.compiler.ops.gemm import (
+from codegen.compiler.ops.inner_product import (
     SCRATCH_BUDGET,
     accumulator_bound,
     bias_reader,
