@@ -9,7 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from tests.ops.test_quantize import (
+from tests.compiler.ops.test_quantize import (
     assert_integer_only,
     calibration,
     check_int8,

@@ -13,14 +13,14 @@ from onnx import TensorProto, helper, numpy_helper
 from codegen.compiler.ir import Graph, Node, QuantParams, Tensor
 from codegen.compiler.ops import REGISTRY
 from codegen.errors import UnsupportedError
-from tests.ops.test_conv_s8 import (
+from tests.compiler.ops.test_conv_s8 import (
     CALIBRATION_SAMPLES,
     check_int8,
     int8_ops,
     qlinear_conv_model,
     quantize_input,
 )
-from tests.ops.test_gemm import chain
+from tests.compiler.ops.test_gemm import chain
 from tests.support import compile_for_cortex_m4, compile_onnx_int8, single_node_model
 
 LOW, HIGH = -0.3, 1.0  # calibration and test inputs: asymmetric, so zero points are not 0

@@ -10,7 +10,7 @@ from onnx import helper, numpy_helper
 from codegen.compiler.ops import REGISTRY
 from codegen.compiler.ops.base import Names
 from codegen.errors import UnsupportedError
-from tests.ops.test_gemm import chain, check, frozen
+from tests.compiler.ops.test_gemm import chain, check, frozen
 from tests.support import compile_onnx, random_array, single_node_model
 
 # shapes of A and B, and which of them are constants

@@ -15,7 +15,7 @@ from codegen.cli import main
 from codegen.devkit.elfcheck import check_elf, expected_registers
 from codegen.devkit.uart import parse_console
 from codegen.target.boards import get_board
-from tests.devkits.test_board_data import DEV_KITS, RENODE
+from tests.devkit.test_board_data import DEV_KITS, RENODE
 from tests.e2e.test_models_qemu import MODELS, inputs_for, onnxruntime_outputs
 
 pytestmark = pytest.mark.qemu

@@ -10,7 +10,12 @@ import pytest
 
 from codegen.compiler.reference import run_graph
 from codegen.errors import UnsupportedError
-from tests.ops.test_reduce import after_conv, check_against_onnx, kernel_of, reads_producer_directly
+from tests.compiler.ops.test_reduce import (
+    after_conv,
+    check_against_onnx,
+    kernel_of,
+    reads_producer_directly,
+)
 from tests.support import (
     compile_for_cortex_m4,
     compile_onnx,

@@ -15,7 +15,7 @@ from codegen.cli import main
 from codegen.devkit.flash import elf_segments, flash, flash_plan
 from codegen.run.simulate import open_build
 from codegen.target.boards import get_board
-from tests.devkits.test_board_data import DEV_KITS
+from tests.devkit.test_board_data import DEV_KITS
 from tests.e2e.test_models_qemu import MODELS
 
 pytestmark = pytest.mark.qemu

@@ -426,7 +426,7 @@ def test_quantize_linear_on_the_cores(board, dtype, scale, zero_point, tmp_path)
     on the Cortex-M0+ (no FPU) it divides, confines in float and rounds by adding
     1.5 * 2^23: both equal the reference bit for bit on ties and near-ties, saturation
     edges, infinities and NaN, and ONNX Runtime where x is a number."""
-    from tests.ops.test_s8_dsp_qemu import firmware, run_firmware, uses
+    from tests.compiler.ops.test_s8_dsp_qemu import firmware, run_firmware, uses
 
     # Edges, then quotients at and around every half-integer of the range, a few units of
     # 2^-14 apart: where the Cortex-M4F's multiplication cannot tell the integer and

@@ -19,7 +19,7 @@ from codegen.run.emulate.counting import (
 )
 from codegen.run.emulate.qemu import qemu_command
 from codegen.target.boards import get_board
-from tests.profile.support import build_firmware
+from tests.run.support import build_firmware
 
 MAIN = "int main(void) { return 0; }\n"
 

@@ -10,7 +10,7 @@ import pytest
 
 from codegen.run.emulate.counting import count_instructions, split_inferences
 from codegen.target.boards import get_board
-from tests.profile.support import build_firmware
+from tests.run.support import build_firmware
 
 pytestmark = pytest.mark.qemu
 

@@ -20,7 +20,7 @@ from codegen.compiler.quant.lower import expose_int8_io, lower_quantized
 from codegen.compiler.quant.output_stage import clamp_range
 from codegen.compiler.reference import run_graph
 from codegen.errors import UnsupportedError
-from tests.ops.test_gemm import chain
+from tests.compiler.ops.test_gemm import chain
 from tests.support import compile_onnx_int8, host_model, single_node_model
 
 # Share of outputs that must equal ONNX Runtime's exactly (the rest differ by one unit).

@@ -28,7 +28,7 @@ from codegen.run.emulate.cycles import (
 )
 from codegen.run.simulate import open_build
 from codegen.target.boards import all_boards, get_board
-from tests.profile.support import build_firmware
+from tests.run.support import build_firmware
 
 M4 = load_core("cortex-m4")
 

@@ -8,7 +8,7 @@ import pytest
 from onnx import helper
 
 from codegen.compiler.ir import channels_last
-from tests.ops.test_gemm import chain, check
+from tests.compiler.ops.test_gemm import chain, check
 from tests.support import compile_onnx, random_array
 
 SHAPES = [(2, 3, 4), (2, 3, 4, 5)]  # 3-D and 4-D

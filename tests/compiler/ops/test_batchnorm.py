@@ -9,7 +9,7 @@ from onnx import helper
 
 from codegen.compiler.ir import channels_last
 from codegen.errors import UnsupportedError
-from tests.ops.test_gemm import chain, check
+from tests.compiler.ops.test_gemm import chain, check
 from tests.support import compile_onnx, random_array, single_node_model
 
 STATISTICS = ("scale", "bias", "mean", "var")

@@ -22,9 +22,9 @@ from codegen.run.simulate import read_outputs, write_inputs
 from codegen.target.boards import get_board
 from codegen.target.firmware import write_project
 from codegen.target.toolchain import run_make
-from tests.ops.test_conv_s8 import CASES as CONV_CASES
-from tests.ops.test_conv_s8 import compile_conv, conv_model, quantize_input
-from tests.ops.test_gemm_s8 import GEMM_CASES, HIGH, LOW, MATMUL_CASES, product_model
+from tests.compiler.ops.test_conv_s8 import CASES as CONV_CASES
+from tests.compiler.ops.test_conv_s8 import compile_conv, conv_model, quantize_input
+from tests.compiler.ops.test_gemm_s8 import GEMM_CASES, HIGH, LOW, MATMUL_CASES, product_model
 from tests.support import compile_onnx_int8
 
 pytestmark = pytest.mark.qemu

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from codegen.cli import main
 from codegen.devkit.renode import INSTALL_HINT, robot_lines
-from tests.devkits.test_board_data import RENODE
+from tests.devkit.test_board_data import RENODE
 from tests.e2e.test_models_qemu import MODELS
 
 pytestmark = pytest.mark.qemu

@@ -8,7 +8,7 @@ import pytest
 from codegen.compiler.ops.quantize import dequantize
 from codegen.compiler.reference import run_graph
 from codegen.errors import UnsupportedError
-from tests.ops.test_quantize import (
+from tests.compiler.ops.test_quantize import (
     assert_integer_only,
     calibration,
     check_int8,
