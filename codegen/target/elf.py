@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
 from codegen.target.boards import Board
+
+if TYPE_CHECKING:
+    from codegen.target.stack_depth import StackPlan
 
 
 @dataclass
@@ -24,6 +28,7 @@ class MemoryUse:
     board: Board
     sections: list[Section]
     symbols: dict[str, int] = field(default_factory=dict)  # size of named objects
+    stack: StackPlan | None = None  # how the build sized its stack (firmware.make_firmware)
 
     @property
     def flash(self) -> int:
