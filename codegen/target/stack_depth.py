@@ -7,10 +7,12 @@ object) for the code ariel compiles, and from the prologue (pushes and `sub sp`)
 code (newlib, libgcc), which has no `.su` file. Calls come from the machine code (capstone,
 Thumb): BL, a branch into another function (a tail call, which leaves its caller's frame
 first), and a call through a register loaded from a literal pool (the fault handler's
-`ldr r2, =fault_report; bx r2`). What the code does not show cannot be bounded here: a call
-through any other register, recursion, a frame that grows at run time (alloca, a
-variable-length array). Those are listed in `unbounded`, the figure is then a lower bound,
-and the high-water check after every run (stack_usage.py) is what guards it."""
+`ldr r2, =fault_report; bx r2`). Any other call through a register (the adaptive
+dispatcher's table of stages) is taken as a call to each function whose address the image
+holds as data. What the code does not show cannot be bounded here: recursion, a frame that
+grows at run time (alloca, a variable-length array), an indirect call where no function's
+address is held. Those are listed in `unbounded`, the figure is then a lower bound, and the
+high-water check after every run (stack_usage.py) is what guards it."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import capstone
+import numpy as np
 from capstone import arm
 from elftools.elf.elffile import ELFFile
 
@@ -80,7 +83,8 @@ class StackNeed:
     exception: int  # an exception taken there: the hardware frame and the deepest handler
     handler: str  # that handler
     kernels: list[FunctionStack]  # each kernel's frame and depth, in call order of the chain
-    unbounded: list[str]  # what the figure cannot include (indirect calls, recursion, ...)
+    unbounded: list[str]  # what the figure cannot include (recursion, dynamic frames, ...)
+    assumed: list[str] = field(default_factory=list)  # how indirect calls were followed
 
     @property
     def total(self) -> int:
@@ -102,7 +106,7 @@ class StackNeed:
                 "exception_handler": self.handler,
                 "deepest_kernel": kernel.to_dict() if kernel else None,
                 "kernels": [k.to_dict() for k in self.kernels],
-                "unbounded": self.unbounded}
+                "unbounded": self.unbounded, "indirect_calls": self.assumed}
 
 
 @dataclass
@@ -128,10 +132,19 @@ def stack_to_reserve(need: StackNeed, board_bytes: int) -> int:
     return -(-need.total // STACK_ROUNDING) * STACK_ROUNDING
 
 
-def stack_usage_files(build: Path) -> list[Path]:
-    """The .su files of the firmware built in `build` (build/, not build/profile/)."""
+def stack_usage_files(build: Path, profile: bool = False) -> list[Path]:
+    """The .su files of the firmware built in `build` (build/, or with `profile` the
+    profiling firmware's build/profile/)."""
+    if profile:
+        return sorted((Path(build) / "profile").rglob("*.su"))
     return sorted(p for p in Path(build).rglob("*.su")
                   if "profile" not in p.relative_to(build).parts)
+
+
+def su_files_for(elf: Path) -> list[Path]:
+    """The .su files gcc wrote beside the objects of `elf` (an ELF in a build folder's
+    build/: firmware.elf, or the profiling firmware-profile.elf)."""
+    return stack_usage_files(Path(elf).parent, profile=Path(elf).stem.endswith("-profile"))
 
 
 def read_stack_usage(files: Iterable[Path]) -> dict[tuple[str, str], tuple[int, str]]:
@@ -147,10 +160,11 @@ def read_stack_usage(files: Iterable[Path]) -> dict[tuple[str, str], tuple[int, 
 
 
 def analyse_stack(elf: Path, su_files: Iterable[Path] = (), fpu: bool = True,
-                  kernels: Collection[str] = ()) -> StackNeed:
+                  kernels: Collection[str] | None = None) -> StackNeed:
     """The stack `elf` needs. `su_files`: gcc's -fstack-usage output for the sources it was
     built from; `fpu`: whether exceptions stack the FPU's registers; `kernels`: the names of
-    the model's kernel functions, reported one by one."""
+    the model's kernel functions, reported one by one (None: the functions a model's run
+    function, `<prefix>_run`, calls)."""
     program = _read_program(Path(elf))
     _apply_su(program.functions, read_stack_usage(su_files))
     graph = _Depths(program)
@@ -164,10 +178,43 @@ def analyse_stack(elf: Path, su_files: Iterable[Path] = (), fpu: bool = True,
     frame = EXCEPTION_FRAME_FP if fpu else EXCEPTION_FRAME
     handler = max(handlers, key=graph.depth, default=None)
     exception = frame + (graph.depth(handler) if handler else 0)
+    if kernels is None:
+        kernels = _called_by_run_functions(program)
     kernel_stacks = [graph.stack_of(f) for f in program.ordered() if f.name in kernels]
     return StackNeed(deepest, [graph.stack_of(f) for f in chain], exception,
                      handler.name if handler else "", kernel_stacks,
-                     sorted(set(graph.unbounded)))
+                     sorted(set(graph.unbounded)), sorted(set(graph.assumed)))
+
+
+def _called_by_run_functions(program: _Program) -> set[str]:
+    """The kernels of the generated models: what a `<prefix>_run` function calls directly,
+    other run functions (the adaptive dispatcher's stages) left out."""
+    runs = [f for f in program.functions.values()
+            if f.name.endswith("_run") and not f.source.startswith("firmware/")]
+    return {callee.name for run in runs for callee in map(program.function_at, run.calls)
+            if callee is not None and not callee.name.endswith("_run")}
+
+
+def need_of(elf: Path | None) -> StackNeed | None:
+    """The stack need of a built ELF, from the .su files beside its objects (or from its
+    prologues alone); None where it cannot be read (no ELF, no symbols)."""
+    if elf is None or not Path(elf).is_file():
+        return None
+    try:
+        return analyse_stack(elf, su_files_for(elf))
+    except (OSError, ValueError):
+        return None
+
+
+def describe_need(need: StackNeed, reserved: int | None) -> str:
+    """The code's stack need against the reserved stack, naming the deepest kernel."""
+    text = f"the code's deepest call chain needs {need.total:,} B"
+    if reserved is not None:
+        text += f" of the {reserved:,} B reserved"
+    kernel = need.deepest_kernel
+    if kernel is not None:
+        text += f" (deepest kernel {kernel.name}, frame {kernel.frame:,} B)"
+    return text
 
 
 # ----------------------------------------------------------------------------- the ELF
@@ -177,6 +224,7 @@ def analyse_stack(elf: Path, su_files: Iterable[Path] = (), fpu: bool = True,
 class _Program:
     functions: dict[int, Function]  # by start address
     vectors: list[int]  # exception handlers' addresses, the reset handler first
+    address_taken: list[int] = field(default_factory=list)  # functions held as data
 
     def function_at(self, address: int) -> Function | None:
         """The function whose code holds `address` (Thumb bit ignored)."""
@@ -218,8 +266,11 @@ def _read_program(elf: Path) -> _Program:
                                                 weak=sym["st_info"]["bind"] == "STB_WEAK")
         sections = [(s["sh_addr"], s.data()) for s in image.iter_sections()
                     if s["sh_type"] == "SHT_PROGBITS" and s["sh_flags"] & 0x4]  # executable
+        data = [(s["sh_addr"], s.data()) for s in image.iter_sections()
+                if s["sh_type"] == "SHT_PROGBITS" and s["sh_flags"] & 0x2  # allocated
+                and s.name != ".isr_vector"]
         vectors = _vector_table(image)
-    program = _Program(functions, vectors)
+    program = _Program(functions, vectors, _address_taken(functions, data))
     marks = sorted([(a, "d") for a in data_marks] + [(a, "t") for a in code_marks])
     for function in functions.values():
         code = _bytes_at(sections, function.start, function.end - function.start)
@@ -240,6 +291,22 @@ def _vector_table(image: ELFFile) -> list[int]:
         if word & 1 and word not in seen:
             seen.append(word)
     return seen
+
+
+def _address_taken(functions: dict[int, Function], sections: list[tuple[int, bytes]]
+                   ) -> list[int]:
+    """Functions whose Thumb address some aligned word of the image holds (a table of
+    function pointers, a literal pool): the possible targets of a call through a register.
+    A word of code or weights that happens to equal one only adds a caller that cannot
+    happen, which errs on the safe side."""
+    entries = np.array(sorted(start | 1 for start in functions), dtype=np.uint32)
+    found: set[int] = set()
+    for address, raw in sections:
+        skip = -address % 4
+        count = (len(raw) - skip) // 4
+        words = np.frombuffer(raw, dtype="<u4", count=max(count, 0), offset=skip)
+        found.update(int(w) & ~1 for w in np.unique(words[np.isin(words, entries)]))
+    return sorted(found)
 
 
 def _bytes_at(sections, address: int, size: int) -> bytes | None:
@@ -389,6 +456,7 @@ class _Depths:
         self.next: dict[int, int | None] = {}
         self.active: list[int] = []
         self.unbounded: list[str] = []
+        self.assumed: list[str] = []
 
     def depth(self, function: Function) -> int:
         start = function.start
@@ -402,12 +470,20 @@ class _Depths:
         self.active.append(start)
         if function.dynamic:
             self.unbounded.append(f"{function.name}: a frame that grows at run time")
-        for address in function.indirect:
-            self.unbounded.append(f"{function.name}: a call through a register at "
-                                  f"0x{address:08X}")
+        calls = [(t, False) for t in sorted(function.calls)]
+        calls += [(t, True) for t in sorted(function.tail_calls)]
+        if function.indirect:
+            targets = self.program.address_taken
+            names = ", ".join(self.program.functions[t].name for t in targets)
+            if targets:
+                self.assumed.append(f"{function.name} calls through a register: taken as "
+                                    f"any of {names}")
+            else:
+                self.unbounded.append(f"{function.name}: a call through a register, and no "
+                                      "function's address is held as data")
+            calls += [(t, False) for t in targets]
         best, best_next = function.frame, None
-        for target, releases in ([(t, False) for t in sorted(function.calls)]
-                                 + [(t, True) for t in sorted(function.tail_calls)]):
+        for target, releases in calls:
             callee = self.program.function_at(target)
             if callee is None:
                 self.unbounded.append(f"{function.name}: a call to 0x{target:08X}, which no "
