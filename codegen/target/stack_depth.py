@@ -255,7 +255,7 @@ def _read_program(elf: Path) -> _Program:
                 data_marks.append(sym["st_value"])
             elif sym.name.startswith("$t"):
                 code_marks.append(sym["st_value"])
-            elif kind == "STT_FUNC" and sym["st_size"]:
+            elif kind == "STT_FUNC":
                 start = sym["st_value"] & ~1
                 local = sym["st_info"]["bind"] == "STB_LOCAL"
                 # Aliases (a weak handler and the one it stands for) share one entry,
@@ -270,6 +270,7 @@ def _read_program(elf: Path) -> _Program:
                 if s["sh_type"] == "SHT_PROGBITS" and s["sh_flags"] & 0x2  # allocated
                 and s.name != ".isr_vector"]
         vectors = _vector_table(image)
+    _extend_unsized(functions, sections)
     program = _Program(functions, vectors, _address_taken(functions, data))
     marks = sorted([(a, "d") for a in data_marks] + [(a, "t") for a in code_marks])
     for function in functions.values():
@@ -277,6 +278,19 @@ def _read_program(elf: Path) -> _Program:
         if code is not None:
             _scan(function, code, _code_ranges(function, marks), program, sections)
     return program
+
+
+def _extend_unsized(functions: dict[int, Function], sections) -> None:
+    """Give a function whose symbol has no size (libgcc's assembly, such as
+    __aeabi_ldivmod) the code up to the next function or the end of its section."""
+    starts = sorted(functions)
+    for index, start in enumerate(starts):
+        function = functions[start]
+        if function.end > function.start:
+            continue
+        ends = [base + len(data) for base, data in sections if base <= start < base + len(data)]
+        following = starts[index + 1] if index + 1 < len(starts) else None
+        function.end = min(x for x in [*ends, following] if x is not None) if ends else start
 
 
 def _vector_table(image: ELFFile) -> list[int]:
