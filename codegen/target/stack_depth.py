@@ -58,6 +58,12 @@ class Function:
     indirect: list[int] = field(default_factory=list)  # calls through unknown registers
     weak: bool = False  # named by a weak symbol (an alias of a handler)
 
+    @property
+    def base(self) -> str:
+        """The source function's name: gcc's clones (n01_conv.constprop.0, .isra, .part)
+        keep it before the first dot."""
+        return self.name.split(".")[0]
+
 
 @dataclass
 class FunctionStack:
@@ -93,8 +99,8 @@ class StackNeed:
     @property
     def deepest_kernel(self) -> FunctionStack | None:
         """The kernel on the deepest chain (None if the deepest chain runs through none)."""
-        names = {k.name for k in self.kernels}
-        return next((f for f in self.chain if f.name in names), None)
+        kernels = {(k.name, k.source) for k in self.kernels}
+        return next((f for f in self.chain if (f.name, f.source) in kernels), None)
 
     def describe_chain(self) -> str:
         return " > ".join(f.name for f in self.chain)
@@ -155,7 +161,10 @@ def read_stack_usage(files: Iterable[Path]) -> dict[tuple[str, str], tuple[int, 
         for line in Path(path).read_text().splitlines():
             match = _SU_LINE.match(line)
             if match:
-                frames[(match["file"], match["name"])] = (int(match["bytes"]), match["kind"])
+                key = (match["file"], match["name"])
+                size, kind = int(match["bytes"]), match["kind"]
+                # Two clones of one function (foo.constprop twice) share a line: the larger.
+                frames[key] = max(frames.get(key, (size, kind)), (size, kind))
     return frames
 
 
@@ -180,7 +189,7 @@ def analyse_stack(elf: Path, su_files: Iterable[Path] = (), fpu: bool = True,
     exception = frame + (graph.depth(handler) if handler else 0)
     if kernels is None:
         kernels = _called_by_run_functions(program)
-    kernel_stacks = [graph.stack_of(f) for f in program.ordered() if f.name in kernels]
+    kernel_stacks = [graph.stack_of(f) for f in program.ordered() if f.base in kernels]
     return StackNeed(deepest, [graph.stack_of(f) for f in chain], exception,
                      handler.name if handler else "", kernel_stacks,
                      sorted(set(graph.unbounded)), sorted(set(graph.assumed)))
@@ -190,9 +199,9 @@ def _called_by_run_functions(program: _Program) -> set[str]:
     """The kernels of the generated models: what a `<prefix>_run` function calls directly,
     other run functions (the adaptive dispatcher's stages) left out."""
     runs = [f for f in program.functions.values()
-            if f.name.endswith("_run") and not f.source.startswith("firmware/")]
-    return {callee.name for run in runs for callee in map(program.function_at, run.calls)
-            if callee is not None and not callee.name.endswith("_run")}
+            if f.base.endswith("_run") and not f.source.startswith("firmware/")]
+    return {callee.base for run in runs for callee in map(program.function_at, run.calls)
+            if callee is not None and not callee.base.endswith("_run")}
 
 
 def need_of(elf: Path | None) -> StackNeed | None:
@@ -447,7 +456,10 @@ def _apply_su(functions: dict[int, Function], frames: dict[tuple[str, str], tupl
     for (path, name), (size, kind) in frames.items():
         by_name.setdefault(name, []).append((path, size, kind))
     for function in functions.values():
-        candidates = by_name.get(function.name, [])
+        # gcc names a clone in the .su file without its number (leaf.constprop for the
+        # symbol leaf.constprop.0).
+        name = re.sub(r"\.\d+$", "", function.name)
+        candidates = by_name.get(name, [])
         if function.source:
             candidates = [c for c in candidates if Path(c[0]).name == function.source]
         if len(candidates) != 1:
