@@ -74,10 +74,11 @@ class FunctionStack:
     source: str
     frame: int
     depth: int
+    frame_from: str = "gcc"  # "gcc" (its .su file) or "prologue" (read from the code)
 
     def to_dict(self) -> dict:
         return {"fn": self.name, "source": self.source, "frame": self.frame,
-                "depth": self.depth}
+                "frame_from": self.frame_from, "depth": self.depth}
 
 
 @dataclass
@@ -88,7 +89,7 @@ class StackNeed:
     chain: list[FunctionStack]  # the functions along that chain, the reset handler first
     exception: int  # an exception taken there: the hardware frame and the deepest handler
     handler: str  # that handler
-    kernels: list[FunctionStack]  # each kernel's frame and depth, in call order of the chain
+    kernels: list[FunctionStack]  # each kernel's frame and depth, in address order
     unbounded: list[str]  # what the figure cannot include (recursion, dynamic frames, ...)
     assumed: list[str] = field(default_factory=list)  # how indirect calls were followed
 
@@ -532,4 +533,4 @@ class _Depths:
 
     def stack_of(self, function: Function) -> FunctionStack:
         return FunctionStack(function.name, function.source, function.frame,
-                             self.depth(function))
+                             self.depth(function), function.frame_from)

@@ -116,6 +116,8 @@ def test_frames_are_gcc_s_and_the_prologue_reader_agrees(chain):
     frames = {f.name.split(".")[0]: f.frame for f in with_gcc.kernels}
     assert frames == {name: gcc[name] for name in NAMES}
     assert frames == {f.name.split(".")[0]: f.frame for f in from_code.kernels}
+    assert {f.frame_from for f in with_gcc.kernels} == {"gcc"}
+    assert {f.frame_from for f in from_code.kernels} == {"prologue"}
     assert frames["deep"] >= 2000 and frames["middle"] >= 1000 and frames["leaf"] >= 300
     assert from_code.deepest == with_gcc.deepest
 
