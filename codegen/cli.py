@@ -407,7 +407,8 @@ def _calibrate(outdir: Path, data_spec: str, target_agreement: float | None,
                          "the emulator: calibrate an emulator build of the same stages and "
                          "build the UART firmware with the thresholds it chose (--threshold)")
     html_path = html_path or outdir / CALIBRATION_HTML
-    _check_targets(build_folder, None, {"--json": json_path, "--html": html_path},
+    data_file = Path(data_spec) if Path(data_spec).is_file() else None
+    _check_targets(build_folder, data_file, {"--json": json_path, "--html": html_path},
                    CALIBRATION_HTML)
     spec = build_folder.info.inputs[0]
     data = load_calibration(data_spec, [(spec.name, tuple(spec.shape), spec.dtype)])
@@ -453,7 +454,7 @@ def _check_targets(build_folder, inputs_path: Path | None, targets: dict[str, Pa
                    report_name: str) -> None:
     """Refuse, before any work, files ariel could not write or must not replace: a missing
     folder, a folder, one of the build's own files, the inputs file, or one file named by
-    two options. `report_name`: the report ariel itself keeps in the build folder."""
+    two options. `report_name`: the --html report ariel itself keeps in the build folder."""
     from codegen.target.outdir import is_build_file
 
     own_report = _resolved(build_folder.folder / report_name)
@@ -462,12 +463,13 @@ def _check_targets(build_folder, inputs_path: Path | None, targets: dict[str, Pa
     for option, path in given.items():
         check_target(path, option)
         resolved = _resolved(path)
-        if resolved != own_report and is_build_file(build_folder.folder, path):
+        own = option == "--html" and resolved == own_report
+        if not own and is_build_file(build_folder.folder, path):
             raise ArielError(f"{option} '{path}' is among the build's own files, which a "
                              "rebuild replaces; write it elsewhere (a new name at the build "
                              "folder's top level is kept when it is rebuilt)")
         if inputs_path is not None and resolved == _resolved(inputs_path):
-            raise ArielError(f"{option} '{path}' is the inputs file; write it elsewhere")
+            raise ArielError(f"{option} '{path}' is the input data file; write it elsewhere")
         if resolved in seen:
             raise ArielError(f"{seen[resolved]} and {option} name the same file '{path}'")
         seen[resolved] = option

@@ -286,4 +286,4 @@ def test_outputs_may_not_replace_the_build_s_own_files(built, tmp_path):
     assert {path: path.read_bytes() for path in before} == before
     code, _, err = run(["simulate", built, "--inputs", tmp_path / "x.npy", "--outputs",
                         tmp_path / "x.npy"])
-    assert_clean_error(code, err, "is the inputs file")
+    assert_clean_error(code, err, "is the input data file")
