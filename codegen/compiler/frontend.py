@@ -122,19 +122,29 @@ def to_graph(model: onnx.ModelProto, name: str) -> Graph:
     g = inferred.graph
     opset = next((o.version for o in inferred.opset_import if o.domain in ("", "ai.onnx")), 0)
     tensors: dict[str, Tensor] = {}
+    nodes = graph_nodes(g, tensors, [*g.input, *g.value_info, *g.output])
+    inputs = [v.name for v in g.input if not tensors[v.name].is_const]
+    outputs = [v.name for v in g.output]
+    return Graph(name, tensors, nodes, inputs, outputs, opset)
 
+
+def graph_nodes(g: onnx.GraphProto, tensors: dict[str, Tensor], values, prefix: str = ""
+                ) -> list[Node]:
+    """The nodes of `g` (the model's graph, or a branch of an If), adding its constants and
+    the tensors `values` describe to `tensors`; Constant nodes become constants. `prefix`
+    goes before the names of unnamed nodes."""
     for init in g.initializer:
         data = numpy_helper.to_array(init)
         tensors[init.name] = Tensor(init.name, tuple(data.shape), _dtype_name(data.dtype),
                                     data=np.ascontiguousarray(data).reshape(data.shape))
-    for value in [*g.input, *g.value_info, *g.output]:
+    for value in values:
         if value.name in tensors:
             continue
         tensors[value.name] = _tensor_from_value_info(value)
 
     nodes = []
     for index, proto in enumerate(g.node):
-        node_name = proto.name or f"{proto.op_type}_{index}"
+        node_name = proto.name or f"{prefix}{proto.op_type}_{index}"
         attrs = {a.name: _attribute_value(a) for a in proto.attribute}
         if proto.op_type == "Constant" and proto.domain in ("", "ai.onnx"):
             out = proto.output[0]
@@ -146,10 +156,7 @@ def to_graph(model: onnx.ModelProto, name: str) -> Graph:
                 tensors[out] = Tensor(out, None, "")  # filled in by our shape inference
         nodes.append(Node(node_name, proto.op_type, list(proto.input),
                           [o for o in proto.output if o], attrs, proto.domain, proto=proto))
-
-    inputs = [v.name for v in g.input if not tensors[v.name].is_const]
-    outputs = [v.name for v in g.output]
-    return Graph(name, tensors, nodes, inputs, outputs, opset)
+    return nodes
 
 
 def load_graph(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = None,
