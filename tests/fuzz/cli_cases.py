@@ -1,0 +1,3 @@
+"""stub"""
+KINDS = {}
+TIME_LIMITS = {}
