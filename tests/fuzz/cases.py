@@ -14,7 +14,8 @@ from tests.fuzz.outcomes import INTERNAL, Result, Verdict, one_line
 
 KINDS = {**graph_cases.KINDS, **file_cases.KINDS, **name_cases.KINDS, **cli_cases.KINDS}
 # Seconds a case may take before it counts as a hang (a build and a QEMU run take longest).
-TIME_LIMITS = {**{k: 60.0 for k in KINDS}, **cli_cases.TIME_LIMITS, **name_cases.TIME_LIMITS}
+TIME_LIMITS = {**{k: 60.0 for k in KINDS}, **file_cases.TIME_LIMITS,
+               **cli_cases.TIME_LIMITS, **name_cases.TIME_LIMITS}
 
 
 def run_case(kind: str, seed: int, keep: Path | None = None) -> Result:
