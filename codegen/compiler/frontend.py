@@ -121,6 +121,13 @@ def to_graph(model: onnx.ModelProto, name: str) -> Graph:
         raise ArielError(f"ONNX shape inference failed: {_first_line(exc)}") from exc
     g = inferred.graph
     opset = next((o.version for o in inferred.opset_import if o.domain in ("", "ai.onnx")), 0)
+    known = onnx.defs.onnx_opset_version()
+    if opset > known:
+        # Shape inference and the operators would read it with the newest semantics known
+        # here, which a later opset may have changed: an answer that may be wrong.
+        raise UnsupportedError(f"the model uses ONNX opset {opset}; the installed onnx "
+                               f"package knows opsets up to {known}: export the model for "
+                               f"opset {known} or lower")
     tensors: dict[str, Tensor] = {}
 
     for init in g.initializer:
