@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fuzz.cases import KINDS, TIME_LIMITS  # noqa: E402
+from tests.fuzz.cases import KINDS, TIME_LIMITS, select_kinds  # noqa: E402
 from tests.fuzz.outcomes import counts_table  # noqa: E402
 from tests.fuzz.runner import plan, run_cases  # noqa: E402
 
@@ -25,8 +25,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("count", type=int, nargs="?", default=100, help="cases to run")
     parser.add_argument("--seed", type=int, default=0, help="the run's seed (default 0)")
-    parser.add_argument("--kinds", default=",".join(KINDS),
-                        help=f"comma-separated kinds (default: all: {', '.join(KINDS)})")
+    parser.add_argument("--kinds", default="all",
+                        help="comma-separated kinds or groups (file, build, simulate; "
+                             f"default: all): {', '.join(KINDS)}")
     parser.add_argument("--case", metavar="KIND:SEED", action="append", default=[],
                         help="run these cases only (repeatable)")
     parser.add_argument("--workers", type=int, default=2)
@@ -38,10 +39,10 @@ def main() -> int:
     if args.case:
         cases = [(c.split(":")[0], int(c.split(":")[1])) for c in args.case]
     else:
-        kinds = [k for k in args.kinds.split(",") if k]
-        unknown = sorted(set(kinds) - set(KINDS))
-        if unknown:
-            parser.error(f"unknown kinds {', '.join(unknown)}; choose from {', '.join(KINDS)}")
+        try:
+            kinds = select_kinds(args.kinds)
+        except ValueError as exc:
+            parser.error(str(exc))
         cases = plan(args.count, args.seed, kinds)
 
     def show(result) -> None:

@@ -34,3 +34,16 @@ def run_case(kind: str, seed: int, keep: Path | None = None) -> Result:
             shutil.copytree(folder, keep / f"{kind}-{seed}", dirs_exist_ok=True)
         shutil.rmtree(folder, ignore_errors=True)
     return Result(kind, seed, outcome, one_line(detail, 300), time.monotonic() - start)
+
+
+def select_kinds(spec: str) -> list[str]:
+    """Kinds named in a comma-separated `spec`; a group name (file, build, simulate) stands
+    for every kind of that group, `all` for every kind."""
+    chosen: list[str] = []
+    for word in [w.strip() for w in spec.split(",") if w.strip()]:
+        matches = list(KINDS) if word == "all" else [
+            k for k in KINDS if k == word or k.startswith(f"{word}-")]
+        if not matches:
+            raise ValueError(f"unknown kind '{word}'; kinds: {', '.join(KINDS)}")
+        chosen += [k for k in matches if k not in chosen]
+    return chosen

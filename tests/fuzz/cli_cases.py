@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import tempfile
 import zipfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -154,9 +155,8 @@ BUILD_SCENARIOS = [odd_output_path, output_is_a_file, output_is_a_user_folder,
                    bad_calibration]
 
 
-def build_case(seed: int, folder: Path) -> tuple[str, str]:
+def build_case(scenario, seed: int, folder: Path) -> tuple[str, str]:
     rng = np.random.default_rng(seed)
-    scenario = BUILD_SCENARIOS[seed % len(BUILD_SCENARIOS)]
     sentinels = Sentinels()
     model = sentinels.guard(small_model(folder / "model.onnx"))
     args, out = scenario(rng, folder, sentinels)
@@ -276,9 +276,8 @@ def _good_inputs(folder: Path, count: int = 1) -> Path:
 SIMULATE_SCENARIOS = [bad_inputs, odd_timeout, odd_result_files, corrupt_build, good_run]
 
 
-def simulate_case(seed: int, folder: Path) -> tuple[str, str]:
+def simulate_case(scenario, seed: int, folder: Path) -> tuple[str, str]:
     rng = np.random.default_rng(seed)
-    scenario = SIMULATE_SCENARIOS[seed % len(SIMULATE_SCENARIOS)]
     out = folder / "out"
     shutil.copytree(built_project(), out)
     sentinels = Sentinels()
@@ -338,5 +337,11 @@ def qemu_case(seed: int, folder: Path) -> tuple[str, str]:
     return CORRECT, case.describe()
 
 
-KINDS = {"cli-build": build_case, "cli-simulate": simulate_case, "qemu": qemu_case}
-TIME_LIMITS = {"cli-build": 300.0, "cli-simulate": 300.0, "qemu": 300.0}
+def _kind(prefix: str, scenario) -> str:
+    return f"{prefix}-{scenario.__name__.replace('_', '-')}"
+
+
+KINDS = {**{_kind("build", s): partial(build_case, s) for s in BUILD_SCENARIOS},
+         **{_kind("simulate", s): partial(simulate_case, s) for s in SIMULATE_SCENARIOS},
+         "qemu": qemu_case}
+TIME_LIMITS = {kind: 300.0 for kind in KINDS}

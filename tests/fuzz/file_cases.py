@@ -7,6 +7,7 @@ onnxruntime's. Sentinel files beside the model and the output folder must surviv
 from __future__ import annotations
 
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -251,9 +252,8 @@ MUTATIONS = [truncated, bit_flips, garbage, opset, missing_field, huge_dims, cyc
              duplicate_names, external_data, odd_attributes, odd_values]
 
 
-def model_file_case(seed: int, folder: Path) -> tuple[str, str]:
+def model_file_case(mutation, seed: int, folder: Path) -> tuple[str, str]:
     rng = np.random.default_rng(seed)
-    mutation = MUTATIONS[seed % len(MUTATIONS)]
     made = mutation(rng, base_model(rng), folder)
     data, relative = made if isinstance(made, tuple) else (made, "model.onnx")
     path = folder / relative
@@ -309,5 +309,5 @@ def _check_built(path: Path, out: Path, what: str) -> tuple[str, str]:
     return CORRECT, f"{what}: built, matches onnxruntime"
 
 
-KINDS = {"file": model_file_case}
-TIME_LIMITS = {"file": 120.0}
+KINDS = {f"file-{m.__name__.replace('_', '-')}": partial(model_file_case, m) for m in MUTATIONS}
+TIME_LIMITS = {kind: 120.0 for kind in KINDS}
