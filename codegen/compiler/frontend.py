@@ -39,6 +39,10 @@ def load_model(path: str | Path) -> onnx.ModelProto:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
         raise ArielError(f"'{path}' is not a valid ONNX model: {_first_line(exc)}") from exc
+    except UnicodeDecodeError as exc:  # the checker's message quotes a name that is not UTF-8
+        raise ArielError(f"'{path}' is not a valid ONNX model: it holds a name or operator "
+                         f"type that is not valid UTF-8 ({exc.reason} at byte {exc.start})"
+                         ) from exc
     return model
 
 
