@@ -307,17 +307,15 @@ def _oracle(path: Path, model: onnx.ModelProto, feeds: dict, what: str) -> list[
     its nodes renamed apart (node names carry no meaning; onnxruntime refuses duplicates),
     then onnx.reference's (which gets BatchNormalization on [N, C] wrong, so it comes last);
     a model that none of them runs should not have been built."""
-    import onnxruntime
     from onnx.reference import ReferenceEvaluator
+
+    from tests.fuzz.graph_cases import onnxruntime_session
 
     renamed = onnx.ModelProto.FromString(model.SerializeToString())
     for index, node in enumerate(renamed.graph.node):
         node.name = f"node{index}"
-    runs = [lambda: onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]
-                                                 ).run(None, feeds),
-            lambda: onnxruntime.InferenceSession(renamed.SerializeToString(),
-                                                 providers=["CPUExecutionProvider"]
-                                                 ).run(None, feeds),
+    runs = [lambda: onnxruntime_session(str(path)).run(None, feeds),
+            lambda: onnxruntime_session(renamed.SerializeToString()).run(None, feeds),
             lambda: ReferenceEvaluator(model).run(None, feeds)]
     refusals = []
     with warnings.catch_warnings():

@@ -172,13 +172,18 @@ def _host(compiled, workdir: Path) -> HostModel:
     return HostModel(library, compiled.info)
 
 
-def _onnxruntime(model: onnx.ModelProto, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+def onnxruntime_session(model: bytes | str) -> onnxruntime.InferenceSession:
+    """onnxruntime running the model as written: its graph optimizations off (they are no
+    part of the model's meaning, and its NCHWc Conv rewrite fails on some small shapes)."""
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def _onnxruntime(model: onnx.ModelProto, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
     try:
-        session = onnxruntime.InferenceSession(model.SerializeToString(), options,
-                                               providers=["CPUExecutionProvider"])
-        return session.run(None, inputs)
+        return onnxruntime_session(model.SerializeToString()).run(None, inputs)
     except Exception as exc:  # the generator made a model the oracle cannot run
         raise Verdict(WRONG, f"oracle failed (a generator bug): {one_line(exc)}") from None
 

@@ -189,6 +189,8 @@ def conv(b: Builder, x: str) -> str | None:
     if b.rng.random() < 0.2:
         attrs["dilations"] = [int(b.rng.integers(1, 3)) for _ in spatial]
     _pads(b, attrs, kernel)
+    if not _fits(spatial, attrs):
+        return None
     w = b.const(b.weights((out_channels, channels // group, *kernel),
                           channels // group * math.prod(kernel)), "w")
     inputs = [x, w]
@@ -209,6 +211,16 @@ def _pads(b: Builder, attrs: dict, kernel: list[int]) -> None:
             attrs["pads"] = [int(b.rng.integers(0, k)) if k > 1 else 0 for k in kernel + kernel]
 
 
+def _fits(spatial, attrs: dict) -> bool:
+    """Whether each dilated window fits the padded input (ONNX's shape inference lets some
+    that do not pass, and onnxruntime then refuses to run them)."""
+    kernel = attrs["kernel_shape"]
+    dilations = attrs.get("dilations", [1] * len(kernel))
+    pads = attrs.get("pads", [0] * 2 * len(kernel))
+    return all((k - 1) * d + 1 <= size + pads[i] + pads[i + len(kernel)]
+               for i, (size, k, d) in enumerate(zip(spatial, kernel, dilations, strict=True)))
+
+
 def pool(op: str):
     def add(b: Builder, x: str) -> str | None:
         shape = b.shapes[x]
@@ -225,6 +237,8 @@ def pool(op: str):
             attrs["count_include_pad"] = 1
         if op == "MaxPool" and b.rng.random() < 0.15:
             attrs["dilations"] = [int(b.rng.integers(1, 3)) for _ in kernel]
+        if not _fits(shape[2:], attrs):
+            return None
         return b.node(op, [x], **attrs)
     return add
 

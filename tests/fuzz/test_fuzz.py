@@ -24,14 +24,12 @@ from tests.fuzz.runner import SEED_STRIDE, run_cases
 SEED = 11
 # Groups of (kind, cases), one test each so that pytest-xdist spreads them over the cores.
 SUITE = {
-    "float graphs": [("float", 90)],
-    "int8 graphs": [("int8", 45)],
+    "float graphs": [("float", 70)],
+    "int8 graphs": [("int8", 36)],
     "model files and command lines": [
         ("file-truncated", 12), ("file-bit-flips", 12), ("file-garbage", 10),
-        ("file-cycle", 8), ("file-missing-field", 12), ("file-odd-attributes", 10),
-        ("file-external-data", 10), ("build-odd-options", 12),
-        ("build-output-is-cwd-or-parent", 4), ("simulate-corrupt-build", 3),
-        ("simulate-good-run", 3), ("qemu", 4)],
+        ("file-cycle", 8), ("file-odd-attributes", 10), ("file-external-data", 10),
+        ("build-output-is-cwd-or-parent", 3), ("simulate-good-run", 3), ("qemu", 4)],
 }
 
 
