@@ -21,6 +21,12 @@ from tests.fuzz.outcomes import counts_table  # noqa: E402
 from tests.fuzz.runner import plan, run_cases  # noqa: E402
 
 
+def seconds_by_kind(results) -> dict[str, float]:
+    kinds = sorted({r.kind for r in results})
+    return {k: sum(r.seconds for r in results if r.kind == k)
+            / sum(1 for r in results if r.kind == k) for k in kinds}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("count", type=int, nargs="?", default=100, help="cases to run")
@@ -56,6 +62,8 @@ def main() -> int:
     print(counts_table(results))
     print(f"{len(results)} cases in {elapsed:.0f} s on {args.workers} workers: "
           f"{len(results) / elapsed:.2f} cases/s")
+    print("seconds per case, by kind (mean, in one worker): " + ", ".join(
+        f"{kind} {mean:.2f}" for kind, mean in seconds_by_kind(results).items()))
     failing = [r for r in results if r.bad]
     if failing:
         print(f"\n{len(failing)} failing cases:")
