@@ -8,6 +8,7 @@ them with `ariel simulate` in QEMU, the sampled few of the graph cases."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import shutil
 import subprocess
@@ -51,6 +52,7 @@ def built_project() -> Path:
     """A finished build of small_model (made once per worker)."""
     if "plain" not in _BUILT:
         folder = Path(tempfile.mkdtemp(prefix="ariel-fuzz-base-"))
+        atexit.register(shutil.rmtree, folder, True)
         result = ariel(["build", small_model(folder / "model.onnx"), "-o", folder / "out"])
         if result.code != 0:
             raise RuntimeError(f"the base build failed: {result.stderr}")

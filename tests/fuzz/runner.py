@@ -51,7 +51,7 @@ class Worker:
         # The worker's start (imports) is not the case's time.
         ready, _, _ = select.select([self.process.stdout], [], [], limit + 30.0)
         if not ready:
-            self.stop()
+            self.kill()
             return Result(kind, seed, HANG, f"no answer within {limit:g} s",
                           time.monotonic() - start)
         line = self.process.stdout.readline()
@@ -69,6 +69,18 @@ class Worker:
         return self.process is not None and self.process.poll() is None
 
     def stop(self) -> None:
+        """End the worker: let an idle one finish (it removes its files), kill a stuck one."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            try:
+                self.process.stdin.close()
+                self.process.wait(timeout=10)
+            except (BrokenPipeError, subprocess.TimeoutExpired):
+                pass
+        self.kill()
+
+    def kill(self) -> None:
         if self.process is None:
             return
         try:
