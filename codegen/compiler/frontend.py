@@ -39,6 +39,10 @@ def load_model(path: str | Path) -> onnx.ModelProto:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
         raise ArielError(f"'{path}' is not a valid ONNX model: {_first_line(exc)}") from exc
+    except UnicodeDecodeError as exc:  # the checker's message quotes a name that is not UTF-8
+        raise ArielError(f"'{path}' is not a valid ONNX model: it holds a name or operator "
+                         f"type that is not valid UTF-8 ({exc.reason} at byte {exc.start})"
+                         ) from exc
     return model
 
 
@@ -121,6 +125,13 @@ def to_graph(model: onnx.ModelProto, name: str) -> Graph:
         raise ArielError(f"ONNX shape inference failed: {_first_line(exc)}") from exc
     g = inferred.graph
     opset = next((o.version for o in inferred.opset_import if o.domain in ("", "ai.onnx")), 0)
+    known = onnx.defs.onnx_opset_version()
+    if opset > known:
+        # Shape inference and the operators would read it with the newest semantics known
+        # here, which a later opset may have changed: an answer that may be wrong.
+        raise UnsupportedError(f"the model uses ONNX opset {opset}; the installed onnx "
+                               f"package knows opsets up to {known}: export the model for "
+                               f"opset {known} or lower")
     tensors: dict[str, Tensor] = {}
     nodes = graph_nodes(g, tensors, [*g.input, *g.value_info, *g.output])
     inputs = [v.name for v in g.input if not tensors[v.name].is_const]
