@@ -5,6 +5,7 @@ stands in the C text. Checked by compiling with gcc -Wall -Wextra -Werror (with 
 as -std=c11 has them) and reading the result back."""
 
 import ctypes
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -140,6 +141,15 @@ def test_identifiers_are_short_enough_to_name_files():
     assert len(ident) == MAX_PREFIX and len(f"{ident}_weights.c") < 255
     assert c_identifier("1" * 300).startswith("m_") and len(c_identifier("1" * 300)) <= 64
     assert all(c_identifier(h) != h for h in C_HEADERS)
+
+
+def test_kernel_function_names_are_identifiers():
+    """Kernels are named n<index>_<op type>: every registered op type gives an identifier."""
+    from codegen.compiler.emit import _snake
+    from codegen.compiler.ops import REGISTRY
+
+    for op in REGISTRY:
+        assert re.fullmatch(r"n00_[a-z][a-z0-9_]*", f"n00_{_snake(op)}"), op
 
 
 @pytest.mark.parametrize("name", ["math", "stdint", "ariel_runtime"])

@@ -6,6 +6,7 @@ the names read back intact where the C keeps them, and nothing they hold ever ru
 
 import ctypes
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -220,11 +221,13 @@ def _check_host_build(plain, hostile_compiled, names, inputs, workdir: Path, wan
     nothing, keeps its tensor names exactly, and computes what the plain build does."""
     for text in hostile_compiled.files.values():
         assert text.isascii()
+    info = hostile_compiled.info
+    identifiers = [info.prefix, *(k["fn"] for k in info.kernels)]
+    assert all(re.fullmatch(r"[a-z_][a-z0-9_]*", i) for i in identifiers), identifiers
     library = build_host_library(hostile_compiled.files, workdir / "hostile")
     compile_for_cortex_m4(hostile_compiled, workdir / "m4")
     symbols = subprocess.run(["nm", str(library)], capture_output=True, text=True).stdout
     assert not any(word in symbols for word in EVIDENCE)
-    info = hostile_compiled.info
     for which, specs in (("inputs", info.inputs), ("outputs", info.outputs)):
         assert _read_back_names(library, info.prefix, len(specs), which) == [
             s.name for s in specs]
