@@ -14,6 +14,8 @@ the two sides of a mark could pair up, the mark becomes a space (CTemplate.rende
 
 from __future__ import annotations
 
+import re
+
 import jinja2
 from jinja2.ext import Extension
 from jinja2.lexer import (
@@ -35,10 +37,11 @@ NOT_C_TEMPLATES = frozenset({"firmware/Makefile.j2"})
 MARK_OPEN, MARK_CLOSE = "\ue000", "\ue001"
 # Characters that pair across a value's edge into a comment's end or start or a trigraph.
 PAIRING = "*/?"
+_MARKS = re.compile(f"[{MARK_OPEN}{MARK_CLOSE}]+")
 
 CODE, COMMENT, LINE_COMMENT, STRING, CHAR = "code", "comment", "// comment", "string", "char"
 # The filters a value gets in each place (code: none).
-FILTERS = {COMMENT: ("unmark", "c_comment", "mark"), STRING: ("c_string_body",)}
+FILTERS = {COMMENT: ("unmark", "c_comment", "mark"), STRING: ("unmark", "c_string_body")}
 
 
 class CLexer:
@@ -120,13 +123,13 @@ def settle_marks(text: str) -> str:
     pair into `*/`, `/*` or a trigraph."""
     if MARK_OPEN not in text:
         return text
-    pieces, edge = [], ""
-    for piece in text.replace(MARK_CLOSE, MARK_OPEN).split(MARK_OPEN):
-        if edge and piece and edge in PAIRING and piece[0] in PAIRING:
-            pieces.append(" ")
-        pieces.append(piece)
-        edge = piece[-1] if piece else edge
-    return "".join(pieces)
+
+    def joint(match: re.Match) -> str:
+        before = text[match.start() - 1] if match.start() else ""
+        after = text[match.end()] if match.end() < len(text) else ""
+        return " " if before and after and before in PAIRING and after in PAIRING else ""
+
+    return _MARKS.sub(joint, text)
 
 
 class CTemplate(jinja2.Template):
