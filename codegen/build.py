@@ -82,6 +82,7 @@ def build(model: Path, board: Board, outdir: Path, options: Options | None = Non
                                                   compiled.info.weights_bytes)
                                if options.precision == "float" else "")
         metadata = _metadata(compiled, target, options, command, model)
+        metadata["stack"] = memory.stack.to_dict()
         if uart is not None:
             metadata["console"] = uart_metadata(board, check_uart_elf(staging, board,
                                                                       progress))

@@ -65,6 +65,7 @@ def build_ari(options: AriOptions, board: Board, outdir: Path,
         memory = make_firmware(staging, compiled.info, target,
                                float_weights_hint(options.float_weights, float_bytes))
         described = metadata(compiled, target, command)
+        described["stack"] = memory.stack.to_dict()
         if uart is not None:
             described["console"] = uart_metadata(board, check_uart_elf(staging, board,
                                                                        progress))

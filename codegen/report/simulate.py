@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from codegen.run.simulate import Build, Simulation
+from codegen.target.stack_usage import stack_use
 
 MAX_ROWS = 10
 
@@ -69,7 +70,14 @@ def summary_json(build: Build, result: Simulation, comparison: list[dict] | None
                      "per_input": _per_input(spec.shape, values)}
                     for spec, values in zip(info.outputs, result.outputs, strict=True)],
         "compare_onnxruntime": comparison,
+        "stack": _stack(result),
     }
+
+
+def _stack(result: Simulation) -> dict | None:
+    """The run's stack high-water mark and the stack reserved (None if it printed none)."""
+    use = stack_use(result.console)
+    return None if use is None else {"high_water": use.used, "reserved": use.size}
 
 
 def summary_text(build: Build, result: Simulation, comparison: list[dict] | None) -> str:
@@ -96,4 +104,8 @@ def summary_text(build: Build, result: Simulation, comparison: list[dict] | None
         if "same_top_class" in row:
             text += f"; same top class on {row['same_top_class']}/{result.count}"
         lines.append(text)
+    stack = _stack(result)
+    if stack is not None:
+        lines.append(f"stack high-water {stack['high_water']:,} B of {stack['reserved']:,} B "
+                     "reserved")
     return "\n".join(lines)
