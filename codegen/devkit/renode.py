@@ -5,7 +5,6 @@ computed at build time. Boards whose chip has no Renode platform get none, and s
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import tempfile
@@ -19,7 +18,6 @@ from codegen.compiler.emit import ModelInfo
 from codegen.errors import ArielError, FirmwareError
 from codegen.resources import data_dir
 from codegen.target.boards import Board
-from codegen.target.firmware import ELF_PATH
 
 FOLDER = "renode"
 SCRIPT = "firmware.resc"
@@ -28,7 +26,6 @@ RENODE_VERSION = "1.16"
 # Renode's CPU files that apply an SVD file from the network (seen in Renode 1.16).
 SVD_PLATFORMS = ("stm32f4", "stm32f746", "nrf52840", "nucleo_h753zi", "stm32f7_discovery")
 TIMEOUT_S = 600  # virtual seconds the test waits for each line
-PLAIN_PATH = re.compile(r"[A-Za-z0-9._/-]+")
 INSTALL_HINT = (
     "Renode is not installed (no `renode-test` on PATH): download Renode "
     f"{RENODE_VERSION} for your system from the Renode project's releases (renode.io: the "
@@ -114,26 +111,9 @@ def run_renode_test(folder: Path, timeout: float) -> RenodeRun:
         raise ArielError(INSTALL_HINT)
     # Run from a scratch folder: renode-test writes its logs and results where it runs.
     with tempfile.TemporaryDirectory(prefix="ariel-renode-") as scratch:
-        copy = plain_copy(Path(folder).absolute(), Path(scratch) / "build")
         try:
-            result = subprocess.run([tool, str(copy / FOLDER / TEST)], cwd=scratch,
-                                    capture_output=True, text=True, timeout=timeout,
-                                    stdin=subprocess.DEVNULL)
+            result = subprocess.run([tool, str(test)], cwd=scratch, capture_output=True,
+                                    text=True, timeout=timeout, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             raise FirmwareError(f"renode-test did not finish within {timeout:g} s") from None
     return RenodeRun(result.returncode == 0, result.stdout + result.stderr)
-
-
-def plain_copy(folder: Path, copy: Path) -> Path:
-    """The Renode files and the ELF of the build in `folder`, copied to `copy`. The Robot
-    test hands Renode's monitor its own folder's path inside commands, where a space ends a
-    path and quotes or `$` mean something: the copy's path is plain whatever the build
-    folder's is (a build folder may have any name)."""
-    if not PLAIN_PATH.fullmatch(str(copy)):
-        raise ArielError(f"Renode cannot load files from the scratch folder '{copy}': its "
-                         "monitor reads paths as words; set TMPDIR to a folder whose path has "
-                         "only letters, digits and . _ - /")
-    shutil.copytree(folder / FOLDER, copy / FOLDER)
-    (copy / ELF_PATH.parent).mkdir(parents=True)
-    shutil.copyfile(folder / ELF_PATH, copy / ELF_PATH)
-    return copy

@@ -2,17 +2,14 @@
 Renode is not installed: it is in no package registry these machines reach), and the one-line
 answers when Renode or a Renode platform is missing."""
 
-import os
 import shutil
-import sys
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from codegen.cli import main
-from codegen.devkit.renode import INSTALL_HINT, renode_files, robot_lines, run_renode_test
-from codegen.target.boards import get_board
+from codegen.devkit.renode import INSTALL_HINT, robot_lines
 from tests.devkit.test_board_data import RENODE
 from tests.e2e.test_models_qemu import MODELS
 
@@ -76,38 +73,3 @@ def test_uart_build_cannot_take_inputs_at_run_time(tmp_path):
     code, text, err = run(["simulate", out])
     assert code == 0, err
     assert "ariel: input zeros" in text
-
-
-FAKE_RENODE_TEST = '''#!{python}
-"""Stands in for renode-test: as Renode's monitor would, reads the Robot test's paths as
-words, and passes only if each names the file the build holds."""
-import re, sys
-from pathlib import Path
-robot = Path(sys.argv[1])
-words = re.findall(r"@(\\S+)", robot.read_text().replace("${{CURDIR}}", str(robot.parent)))
-missing = [w for w in words if not Path(w).is_file()]
-print("loaded", len(words), "files; missing:", missing)
-sys.exit(1 if missing or not words else 0)
-'''
-
-
-def test_renode_test_runs_whatever_the_build_folder_is_called(tmp_path, monkeypatch):
-    """The Robot test hands Renode's monitor its folder's path inside commands, where a space
-    ends a path: ariel runs it on a copy of the build's Renode files and ELF in a folder
-    whose path is plain."""
-    out = tmp_path / "my builds 'q' $(x); #\nz"
-    board = get_board("stm32f4-discovery")
-    expected = {"runs": 1, "outputs": [{"index": 0, "dtype": "int8", "hex": "7f"}]}
-    for relative, text in renode_files(board, None, expected).items():
-        (out / relative).parent.mkdir(parents=True, exist_ok=True)
-        (out / relative).write_text(text)
-    (out / "build").mkdir()
-    (out / "build" / "firmware.elf").write_bytes(b"\x7fELF")
-    tool = tmp_path / "bin" / "renode-test"
-    tool.parent.mkdir()
-    tool.write_text(FAKE_RENODE_TEST.format(python=sys.executable))
-    tool.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tool.parent}{os.pathsep}{os.environ['PATH']}")
-    run = run_renode_test(out, timeout=60)
-    assert run.passed, run.output
-    assert "loaded 2 files" in run.output
