@@ -6,6 +6,7 @@ import errno
 import json
 import math
 import os
+import shlex
 import sys
 import traceback
 from pathlib import Path
@@ -223,7 +224,7 @@ def build(model: Path | None, board_name: str, outdir: Path, precision: str,
         click.echo(result.compiled.plan.timeline())
     click.echo(result.report)
     click.echo(f"firmware: {outdir / 'build' / 'firmware.elf'} (rebuild with "
-               f"`make -C {outdir}`)")
+               f"`make -C {shlex.quote(str(outdir))}`)")
 
 
 def _io_modes(choices: tuple[str, ...], test_inputs: Path | None):
@@ -364,7 +365,7 @@ def _build_ari(model: Path | None, board, outdir: Path, stages: tuple[str, ...],
     if options.thresholds is None:
         _calibrate(outdir, threshold_data, target_agreement, None, 600.0, None, None)
     click.echo(f"firmware: {outdir / 'build' / 'firmware.elf'} (rebuild with "
-               f"`make -C {outdir}`)")
+               f"`make -C {shlex.quote(str(outdir))}`)")
 
 
 @main.command()

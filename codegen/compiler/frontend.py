@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper, shape_inference
 
+from codegen.compiler.c import c_identifier
 from codegen.compiler.ir import C_TYPES, Graph, Node, Tensor
 from codegen.errors import ArielError, UnsupportedError
 
@@ -177,12 +177,6 @@ def load_graph(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None
     notes = fix_input_shapes(model, input_shapes or {})
     graph = to_graph(model, c_identifier(name or Path(path).stem))
     return graph, ModelSource(str(path), sha256_of(path), notes)
-
-
-def c_identifier(text: str) -> str:
-    """A C identifier derived from `text` (model and node names become function names)."""
-    ident = re.sub(r"[^0-9a-zA-Z_]", "_", text).strip("_").lower() or "model"
-    return f"m_{ident}" if ident[0].isdigit() else ident
 
 
 def _tensor_from_value_info(value: onnx.ValueInfoProto) -> Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import tempfile
 import time
 from dataclasses import dataclass
@@ -47,8 +48,8 @@ def open_build(folder: Path) -> Build:
                          "with `ariel build MODEL.onnx --board BOARD -o FOLDER`")
     build = Build(Path(folder), read_metadata(marker))
     if not build.elf.is_file():
-        raise ArielError(f"'{build.elf}' is missing; rebuild with `make -C {folder}` or "
-                         "`ariel build`")
+        raise ArielError(f"'{build.elf}' is missing; rebuild with "
+                         f"`make -C {shlex.quote(str(folder))}` or `ariel build`")
     return build
 
 
