@@ -336,7 +336,9 @@ def _read_table(path: Path) -> dict:
     merged["classes"] = {**base.get("classes", {}), **data.get("classes", {})}
     merged["rules"] = {**base.get("rules", {}), **data.get("rules", {})}
     merged["issue"] = {**base.get("issue", {}), **data.get("issue", {})}
-    merged["notes"] = [*data.get("notes", []), *base.get("notes", [])]
+    # A table whose pipeline differs from its base's says all its own assumptions.
+    merged["notes"] = [*data.get("notes", []),
+                       *([] if data.get("own_notes") else base.get("notes", []))]
     return merged
 
 
@@ -473,18 +475,19 @@ def costs_more_than_one(cls: InsnClass, insn: Insn) -> bool:
 def _use_stall(insns: tuple[Insn, ...], classes: tuple[InsnClass | None, ...],
                group: list[int], k: int) -> int:
     """Cycles instruction k waits for results of the previous issue group: a producer of
-    latency L makes the next cycle's user wait L - 1; an accumulator is read a cycle later
-    than the other operands, so a multiply-accumulate chain waits one cycle less."""
+    latency L makes the next cycle's user wait L - 1; an address register is read a cycle
+    early (one more), a multiply-accumulate's accumulator a cycle late (one less)."""
     stall = 0
     for j in group:
-        producer = classes[j]
-        if producer is None or producer.latency <= 1:
+        if classes[j] is None:
             continue
         used = insns[j].writes & insns[k].reads
         if not used:
             continue
-        wait = producer.latency - 1
-        if used <= insns[k].accumulators:
+        wait = classes[j].latency - 1
+        if used & insns[k].address_regs:
+            wait += 1
+        elif used <= insns[k].accumulators:
             wait -= 1
         stall = max(stall, wait)
     return stall
