@@ -269,16 +269,20 @@ int main(void)
 """
 
 
-@pytest.fixture(scope="module")
-def layers(tmp_path_factory):
-    """The estimate of each layer, by name, on mps2-an386 (Cortex-M4)."""
+def m4_layers(folder: Path) -> dict:
+    """Each layer's segment, the run's counts and the layer's estimate, by name, on
+    mps2-an386 (Cortex-M4)."""
     board = get_board("mps2-an386")
-    folder = tmp_path_factory.mktemp("cycles")
     elf = build_firmware(folder, board, firmware_source())
     counts = count_instructions(board, elf, folder, edges=True)
     split = split_inferences(counts, [{"index": k} for k in range(len(LAYERS))], 1)
     return {name: (layer.segment, counts, estimate(counts, layer.segment, "cortex-m4"))
             for name, layer in zip(LAYERS, split.inferences[0].layers, strict=True)}
+
+
+@pytest.fixture(scope="module")
+def layers(tmp_path_factory):
+    return m4_layers(tmp_path_factory.mktemp("cycles"))
 
 
 @pytest.mark.qemu
@@ -456,8 +460,13 @@ def m0_layer(k: int, body: list[str]) -> str:
                       "    bne 1b", f"    movs r0, #{k}", "    bl ariel_profile_end"])
 
 
-@pytest.mark.qemu
-def test_cortex_m0plus_table_on_a_cortex_m0(tmp_path):
+# Hooks: bx lr 2, movs r1 1, movs r0 1, bl 3; loop: body, subs 1, bne 2 taken / 1 not.
+M0_LOOP = 50 * 1 + 49 * 2 + 1
+M0_BODIES = [3, 2 + 2, 1 + (1 + 2), 3 + (1 + 2) + 1 + (1 + 2 + 1)]  # bl, push, muls, pop pc
+
+
+def m0_layers(tmp_path: Path) -> tuple:
+    """The run's counts and each M0_LAYERS layer's estimate with the Cortex-M0+ table."""
     elf = tmp_path / "m0.elf"
     layers = "\n".join(m0_layer(k, body) for k, body in enumerate(M0_LAYERS))
     (tmp_path / "m0.S").write_text(M0_FIRMWARE % layers)
@@ -472,12 +481,15 @@ def test_cortex_m0plus_table_on_a_cortex_m0(tmp_path):
     counts = count_instructions(board, elf, tmp_path, edges=True)
     split = split_inferences(counts, [{"index": k} for k in range(len(M0_LAYERS))], 1)
     m0 = load_core("cortex-m0plus")
-    found = [estimate(counts, layer.segment, m0) for layer in split.inferences[0].layers]
+    return counts, [estimate(counts, layer.segment, m0) for layer in split.inferences[0].layers]
+
+
+@pytest.mark.qemu
+def test_cortex_m0plus_table_on_a_cortex_m0(tmp_path):
+    counts, found = m0_layers(tmp_path)
+    m0 = load_core("cortex-m0plus")
     assert all(e.unknown == 0 for e in found)
-    # Hooks: bx lr 2, movs r1 1, movs r0 1, bl 3; loop: body, subs 1, bne 2 taken / 1 not.
-    loop = 50 * 1 + 49 * 2 + 1
-    bodies = [3, 2 + 2, 1 + (1 + 2), 3 + (1 + 2) + 1 + (1 + 2 + 1)]  # bl, push, muls, pop pc
-    assert [e.core_cycles for e in found] == [7 + loop + 50 * b for b in bodies]
+    assert [e.core_cycles for e in found] == [7 + M0_LOOP + 50 * b for b in M0_BODIES]
     # Every instruction the run executed (start-up and exit included) has an M0+ class.
     assert total(estimate(counts, s, m0) for s in counts.segments).unknown == 0
 

@@ -3,6 +3,8 @@ flash, and the cycle model charges each miss. Hand-written loops whose misses fo
 the caches' geometry (least recently used replacement) are counted exactly; the charges
 follow the stated rules; the profile shows both estimates."""
 
+from pathlib import Path
+
 import pytest
 
 from codegen.errors import ArielError
@@ -69,8 +71,8 @@ int main(void)
 """
 
 
-def run(board, tmp_path_factory):
-    folder = tmp_path_factory.mktemp(board.name)
+def run(board, folder: Path):
+    """The run's counts and each layer's segment, counted with `board`'s flash model."""
     elf = build_firmware(folder, board, firmware())
     counts = count_instructions(board, elf, folder, flash=True)
     assert counts.has_flash and counts.has_edges
@@ -80,12 +82,12 @@ def run(board, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def l4(tmp_path_factory):
-    return run(L4, tmp_path_factory)
+    return run(L4, tmp_path_factory.mktemp("l4"))
 
 
 @pytest.fixture(scope="module")
 def f7(tmp_path_factory):
-    return run(F7, tmp_path_factory)
+    return run(F7, tmp_path_factory.mktemp("f7"))
 
 
 @pytest.mark.qemu

@@ -5,6 +5,7 @@ Cortex-M0+'s multiplier option; the Cortex-M33's Armv8-M instructions on QEMU's 
 Cortex-M33 machine."""
 
 import subprocess
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -74,10 +75,11 @@ def m7_firmware() -> str:
     for k, (body, _) in enumerate(M7_LAYERS.values()):
         text = "".join(part.strip() + r"\n\t" for part in body.split(";"))
         calls.append(f'    LAYER({k}, "{text}");')
-    loop = (r'    __asm__ volatile("movs r0, #%d\n\tbl ariel_profile_begin\n\tmov r1, #50\n"'
+    k = len(M7_LAYERS)
+    loop = (rf'    __asm__ volatile("movs r0, #{k}\n\tbl ariel_profile_begin\n\tmov r1, #50\n"'
             r'"1:\n\tsubs r1, r1, #1\n\tadd r2, r2, #1\n\tbne 1b\n\t"'
-            r'"movs r0, #%d\n\tbl ariel_profile_end\n\t" : : : "r0", "r1", "r2", "lr", "cc");'
-            % (len(M7_LAYERS), len(M7_LAYERS)))
+            rf'"movs r0, #{k}\n\tbl ariel_profile_end\n\t" : : : "r0", "r1", "r2", "lr", '
+            r'"cc");')
     return f"""#include <stdint.h>
 #include "ariel_runtime.h"
 {STRAIGHT}
@@ -92,16 +94,20 @@ int main(void)
 """
 
 
-@pytest.fixture(scope="module")
-def m7_layers(tmp_path_factory):
+def m7_estimates(folder: Path) -> dict:
+    """The Cortex-M7 estimate of each M7_LAYERS layer and of the loop, by name."""
     board = get_board("mps2-an500")
-    folder = tmp_path_factory.mktemp("m7")
     elf = build_firmware(folder, board, m7_firmware())
     counts = count_instructions(board, elf, folder, edges=True)
     names = [*M7_LAYERS, "loop"]
     split = split_inferences(counts, [{"index": k} for k in range(len(names))], 1)
     return {name: estimate(counts, layer.segment, M7)
             for name, layer in zip(names, split.inferences[0].layers, strict=True)}
+
+
+@pytest.fixture(scope="module")
+def m7_layers(tmp_path_factory):
+    return m7_estimates(tmp_path_factory.mktemp("m7"))
 
 
 @pytest.mark.parametrize("name", list(M7_LAYERS))
@@ -223,9 +229,12 @@ reset:
 """
 
 
-def test_cortex_m33_table_on_qemus_cortex_m33(tmp_path):
-    """Armv8-M instructions the Cortex-M4 lacks get the M33 table's classes: LDA as LDR
-    (2), STL as STR (2), TT as a data-processing instruction (1)."""
+# bx lr (1 + P 2), the body (LDA as LDR 2, STL as STR 2, TT 1), movs r0 (1), bl (1 + P 1).
+M33_EXPECTED = 3 + 10 * (2 + 2 + 1) + 1 + 2
+
+
+def m33_estimate(tmp_path: Path):
+    """The Cortex-M33 estimate of M33_FIRMWARE's layer, run on QEMU's mps2-an505."""
     (tmp_path / "m.S").write_text(M33_FIRMWARE)
     (tmp_path / "m.ld").write_text(
         "MEMORY { CODE (rx) : ORIGIN = 0x10000000, LENGTH = 256K }\n"
@@ -237,11 +246,15 @@ def test_cortex_m33_table_on_qemus_cortex_m33(tmp_path):
     counts = count_instructions(SimpleNamespace(name="an505", qemu_machine="mps2-an505"),
                                 elf, tmp_path, edges=True)
     layer = split_inferences(counts, [{"index": 0}], 1).inferences[0].layers[0].segment
-    m33 = load_core("cortex-m33")
-    result = estimate(counts, layer, m33)
+    return estimate(counts, layer, load_core("cortex-m33"))
+
+
+def test_cortex_m33_table_on_qemus_cortex_m33(tmp_path):
+    """Armv8-M instructions the Cortex-M4 lacks get the M33 table's classes: LDA as LDR
+    (2), STL as STR (2), TT as a data-processing instruction (1)."""
+    result = m33_estimate(tmp_path)
     assert result.unknown == 0 and result.instructions == 1 + 30 + 2
     assert {name: result.by_class[name].instructions
             for name in ("load_acquire", "store_release", "security")} == \
         {"load_acquire": 10, "store_release": 10, "security": 10}
-    # bx lr (1 + P 2), the body, movs r0 (1), bl (1 + P 1).
-    assert result.core_cycles == 3 + 10 * (2 + 2 + 1) + 1 + 2
+    assert result.core_cycles == M33_EXPECTED
