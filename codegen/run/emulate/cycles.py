@@ -461,14 +461,14 @@ def _pairs(core: Core, insns: tuple[Insn, ...], classes: tuple[InsnClass | None,
         return False
     if first.single_issue or second.single_issue or second.first_only:
         return False
-    if costs_more_than_one(first, insns[k]) or insns[k].writes_pc:
+    if _costs_more_than_one(first, insns[k]) or insns[k].writes_pc:
         return False
     if first.unit == second.unit and first.unit not in core.dual_units:
         return False
     return not insns[k].writes & insns[k + 1].reads
 
 
-def costs_more_than_one(cls: InsnClass, insn: Insn) -> bool:
+def _costs_more_than_one(cls: InsnClass, insn: Insn) -> bool:
     return cls.cycles + (insn.registers if cls.per_register else 0) > 1
 
 
