@@ -1,6 +1,7 @@
 """Exact instruction counts from QEMU: per segment between the profiling hooks, hence per
 layer and per inference, plus the raw data a cycle model needs (translated blocks, their
-execution counts and the edges between them), measured by ariel's own TCG plugin
+execution counts and the edges between them, and with a board's flash model what its flash
+caches did with every fetch and load from flash), measured by ariel's own TCG plugin
 (codegen/run/emulate/plugin/ariel_count.c, which documents the plugin's output format).
 
 The plugin is built with the host's gcc on first use into a cache folder keyed by the hash
