@@ -277,7 +277,7 @@ def count_instructions(board: Board, elf: Path, workdir: Path, *,
         raise ArielError(f"QEMU refused ariel's counting plugin: {said}. It needs a QEMU with "
                          "TCG plugin support and plugin API version 1 (QEMU 7.2, Debian 12's "
                          "qemu-system-arm)")
-    check_exit(board, QemuRun(result.returncode, result.stdout, result.stderr))
+    check_exit(board, QemuRun(result.returncode, result.stdout, result.stderr), Path(elf))
     if not output.is_file():
         raise ArielError("the counting plugin wrote no results; QEMU said: "
                          + (last_line(result.stderr) or "nothing"))
