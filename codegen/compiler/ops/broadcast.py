@@ -25,7 +25,9 @@ from codegen.compiler.ops.base import (
     require_dtype,
     unsupported,
 )
+from codegen.compiler.ops.quantize import c_add
 from codegen.compiler.ops.strided import collapse, operand_strides, output_loops
+from codegen.compiler.quant.output_stage import OutputStage, output_stage, scale_of, zero_point_of
 
 # Integer arithmetic is done on the unsigned type of the same width, where C defines
 # wrap-around as numpy does (signed overflow would be undefined behaviour in C).
@@ -83,6 +85,15 @@ def broadcast_shape(node: Node, inputs: list[Tensor | None]) -> tuple[int, ...]:
                           "shapes that broadcast as numpy does") from None
 
 
+def require_one_type(node: Node, tensors: list[Tensor], dtypes: tuple[str, ...]) -> None:
+    """`tensors` all of one type, one of `dtypes`."""
+    for tensor in tensors:
+        require_dtype(node, tensor, dtypes)
+    kinds = sorted({t.dtype for t in tensors})
+    if len(kinds) > 1:
+        raise unsupported(node, f"mixed input types {' and '.join(kinds)}", "inputs of one type")
+
+
 def describe_operand(tensor: Tensor) -> str:
     kind = "constant " if tensor.is_const else ""
     return f"{kind}{list(tensor.shape)}"
@@ -101,13 +112,7 @@ class BroadcastOp(OpDef):
 
     def check_types(self, node: Node, graph: Graph) -> None:
         """Every input of a type in `dtypes`, all of one type."""
-        inputs = graph.input_tensors(node)
-        for tensor in inputs:
-            require_dtype(node, tensor, self.dtypes)
-        kinds = sorted({t.dtype for t in inputs})
-        if len(kinds) > 1:
-            raise unsupported(node, f"mixed input types {' and '.join(kinds)}",
-                              "inputs of one type")
+        require_one_type(node, graph.input_tensors(node), self.dtypes)
 
     def output_dtype(self, inputs: list[Tensor]) -> str:
         return inputs[0].dtype
@@ -161,3 +166,34 @@ def wrapping(ctype: str, expression: str, *values: str) -> str:
     operation could overflow (undefined in C)."""
     wide = UNSIGNED_OF[ctype]
     return f"({ctype})({expression.format(*(f'({wide}){v}' for v in values))})"
+
+
+# -- int8: a value moved from its tensor's scale and zero point to the output's ------------
+
+def same_params(a: Tensor, b: Tensor) -> bool:
+    return float(scale_of(a)) == float(scale_of(b)) and zero_point_of(a) == zero_point_of(b)
+
+
+def move_stage(graph: Graph, node: Node, source: Tensor) -> OutputStage:
+    """The output stage that takes a value of `source` (acc = q - z_source) to the node's
+    output parameters."""
+    out = graph.tensor(node.outputs[0])
+    return output_stage(graph, node, np.array([float(scale_of(source)) / float(scale_of(out))]))
+
+
+def moved(graph: Graph, node: Node, source: Tensor, value: str) -> str:
+    """C of the int8 value `value` of `source` at the node's output parameters."""
+    if same_params(source, graph.tensor(node.outputs[0])) and node.clamp is None:
+        return value
+    stage = move_stage(graph, node, source)
+    acc = c_add(f"(int32_t){value}", -zero_point_of(source))
+    return (f"(int8_t)ariel_requantize({acc}, {int(stage.multipliers.reshape(-1)[0])}, "
+            f"{int(stage.shifts.reshape(-1)[0])}, {stage.zero_point}, {stage.low}, "
+            f"{stage.high})")
+
+
+def move(graph: Graph, node: Node, source: Tensor, q: np.ndarray) -> np.ndarray:
+    """numpy twin of `moved`."""
+    if same_params(source, graph.tensor(node.outputs[0])) and node.clamp is None:
+        return q
+    return move_stage(graph, node, source).apply(q.astype(np.int64) - zero_point_of(source))

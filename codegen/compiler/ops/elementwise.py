@@ -115,6 +115,15 @@ def lookup_table(node: Node, graph: Graph, function: Callable[[np.ndarray], np.n
     return np.clip(np.nan_to_num(out, nan=INT8_MIN), INT8_MIN, INT8_MAX).astype(np.int8)
 
 
+def lookup_kernel(node: Node, graph: Graph, names: Names, table: np.ndarray) -> Kernel:
+    """The kernel that maps each int8 element of the node's first input through `table`
+    (lookup_table's), in its memory order."""
+    x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
+    context = {"size": y.size, "table": names.weight("table"), "x_params": describe_quant(x),
+               "y_params": describe_quant(y)}
+    return Kernel("kernels/lookup_s8.c.j2", context, {"table": table})
+
+
 class UnaryOp(OpDef):
     """A registered unary operator, driven by its Elementwise entry."""
 
@@ -188,10 +197,7 @@ class UnaryOp(OpDef):
         return []
 
     def lower_s8(self, node: Node, graph: Graph, names: Names) -> Kernel:
-        x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
-        context = {"size": y.size, "table": names.weight("table"),
-                   "x_params": describe_quant(x), "y_params": describe_quant(y)}
-        return Kernel("kernels/lookup_s8.c.j2", context, {"table": self.table(node, graph)})
+        return lookup_kernel(node, graph, names, self.table(node, graph))
 
 
 def register_unary(table: dict[str, Elementwise]) -> None:

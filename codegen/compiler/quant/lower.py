@@ -23,7 +23,8 @@ from codegen.errors import UnsupportedError
 # Inputs (by position) that carry data to quantize; the others are parameters (shapes,
 # axes, Clip bounds) that stay as they are. Absent operators: every input is data.
 DATA_INPUTS = {"Reshape": (0,), "Squeeze": (0,), "Unsqueeze": (0,), "Clip": (0,),
-               "ReduceMean": (0,), "ReduceMax": (0,), "ReduceSum": (0,)}
+               "ReduceMean": (0,), "ReduceMax": (0,), "ReduceSum": (0,), "Where": (1, 2),
+               "PRelu": (0,)}
 # Operators with a bias input that may arrive as a float constant (ONNX Runtime's quantizer
 # leaves Gemm's bias in float): it is quantized here to int32 at s_in * s_w.
 BIAS_INPUT = {"Conv": 2, "Gemm": 2}
