@@ -115,12 +115,13 @@ def lookup_table(node: Node, graph: Graph, function: Callable[[np.ndarray], np.n
     return np.clip(np.nan_to_num(out, nan=INT8_MIN), INT8_MIN, INT8_MAX).astype(np.int8)
 
 
-def lookup_kernel(node: Node, graph: Graph, names: Names, table: np.ndarray) -> Kernel:
+def lookup_kernel(node: Node, graph: Graph, names: Names, table: np.ndarray,
+                  function: str | None = None) -> Kernel:
     """The kernel that maps each int8 element of the node's first input through `table`
-    (lookup_table's), in its memory order."""
+    (lookup_table's of `function`, by default the node's operator), in its memory order."""
     x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
     context = {"size": y.size, "table": names.weight("table"), "x_params": describe_quant(x),
-               "y_params": describe_quant(y)}
+               "y_params": describe_quant(y), "function": function or node.op}
     return Kernel("kernels/lookup_s8.c.j2", context, {"table": table})
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from codegen.compiler.c import c_float
 from codegen.compiler.ir import Graph, Node, Tensor
 from codegen.compiler.ops.base import FLOAT_TYPES, Kernel, Names, register, unsupported
 from codegen.compiler.ops.broadcast import (
@@ -99,7 +100,8 @@ class PRelu(BroadcastOp):
             return super().lower(node, graph, names)
         x, slope = graph.input_tensors(node)
         if slope.size == 1:
-            return lookup_kernel(node, graph, names, self.table(node, graph))
+            return lookup_kernel(node, graph, names, self.table(node, graph),
+                                 f"PRelu(x, {c_float(slope.data.reshape(-1)[0])})")
         operands = broadcast_operands(node, graph, names)
         value, index = operands.values[0], operands.indices[1]
         out = graph.tensor(node.outputs[0])

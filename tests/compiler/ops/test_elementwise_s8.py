@@ -299,3 +299,68 @@ def assert_as_written(compiled, samples, tmp_path, max_lsb: int = 1) -> None:
                                                              compiled.quantized_model).values()])
         for got, want in zip(host.run(*ints), run_graph(compiled.graph, ints), strict=True):
             np.testing.assert_array_equal(got, want.reshape(got.shape))
+
+
+# -- chains of real functions: one table ----------------------------------------------------
+
+def conv_between(nodes, rng):
+    """A float model: Conv, then `nodes` (reading "c", writing "f"), then Conv."""
+    return [helper.make_node("Conv", ["x", "w1"], ["c"], pads=[1, 1, 1, 1]), *nodes,
+            helper.make_node("Conv", ["f", "w2"], ["y0"])], {
+        "w1": rng.normal(0, 0.5, (4, 3, 3, 3)).astype(np.float32),
+        "w2": rng.normal(0, 0.5, (2, 4, 1, 1)).astype(np.float32)}
+
+
+GELU_AS_PYTORCH_EXPORTS_IT = [  # opset 17: x * 0.5 * (1 + erf(x / sqrt(2)))
+    helper.make_node("Div", ["c", "sqrt2"], ["scaled"]),
+    helper.make_node("Erf", ["scaled"], ["erf"]),
+    helper.make_node("Add", ["erf", "one"], ["shifted"]),
+    helper.make_node("Mul", ["c", "shifted"], ["product"]),
+    helper.make_node("Mul", ["product", "half"], ["f"])]
+HARDSWISH_WRITTEN_OUT = [  # x * relu6(x + 3) / 6
+    helper.make_node("Add", ["c", "three"], ["shifted"]),
+    helper.make_node("Clip", ["shifted", "zero", "six"], ["clipped"]),
+    helper.make_node("Mul", ["c", "clipped"], ["product"]),
+    helper.make_node("Div", ["product", "six"], ["f"])]
+CHAIN_CONSTANTS = {"sqrt2": np.array(np.sqrt(2), np.float32), "one": np.array(1, np.float32),
+                   "half": np.array(0.5, np.float32), "three": np.array(3, np.float32),
+                   "zero": np.array(0, np.float32), "six": np.array(6, np.float32)}
+
+
+@pytest.mark.parametrize("nodes,tables,function", [
+    (GELU_AS_PYTORCH_EXPORTS_IT, ["Div", "Erf"], "Div(x, 1.41421354) then Erf"),
+    (HARDSWISH_WRITTEN_OUT, ["Div"], "Div(x, 6.0)")], ids=["gelu_erf", "hardswish_div"])
+def test_float_chain_left_by_the_quantizer_is_one_table(nodes, tables, function, tmp_path):
+    """ONNX Runtime's quantizer leaves Div -> Erf (and a lone Div by a constant) in float
+    between a DequantizeLinear and a QuantizeLinear: ariel makes each chain one table, so the
+    whole model is integer, and each layer agrees with ONNX Runtime running the QDQ model as
+    written."""
+    rng = np.random.default_rng(len(nodes))
+    samples = [{"x": rng.uniform(-1, 1, (1, 3, 6, 6)).astype(np.float32)} for _ in range(8)]
+    graph_nodes, constants = conv_between(nodes, rng)
+    used = {i for n in nodes for i in n.input}
+    constants.update({k: v for k, v in CHAIN_CONSTANTS.items() if k in used})
+    compiled = compile_onnx_int8(model_of(graph_nodes, samples[0], constants, opset=17),
+                                 calibration(samples), io="int8")
+    ops = kernel_ops(compiled)
+    assert "DequantizeLinear" not in ops and "QuantizeLinear" not in ops, ops
+    (table,) = [n for n in compiled.graph.nodes if n.op == "ariel.Table"]
+    assert [link.node.op for link in table.attrs["chain"]] == tables
+    assert f"f = {function}" in compiled.files["m.c"]
+    assert_integer_only(compiled)
+    assert_as_written(compiled, samples, tmp_path)
+
+
+def test_chain_is_not_absorbed_when_it_branches_or_reaches_an_output():
+    """A link read by two nodes, or a graph output in the chain, keeps the float chain."""
+    rng = np.random.default_rng(3)
+    samples = [{"x": rng.uniform(-1, 1, (1, 3, 6, 6)).astype(np.float32)} for _ in range(4)]
+    nodes = [helper.make_node("Div", ["c", "six"], ["d"]),
+             helper.make_node("Erf", ["d"], ["f"]),
+             helper.make_node("Exp", ["d"], ["y1"])]
+    graph_nodes, constants = conv_between(nodes, rng)
+    constants["six"] = CHAIN_CONSTANTS["six"]
+    compiled = compile_onnx_int8(model_of(graph_nodes, samples[0], constants, opset=17),
+                                 calibration(samples), io="float")
+    assert "ariel.Table" not in kernel_ops(compiled)
+    assert "Div" in kernel_ops(compiled)
