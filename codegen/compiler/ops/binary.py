@@ -43,7 +43,11 @@ from codegen.compiler.ops.broadcast import (
     wrapping,
 )
 from codegen.compiler.ops.quantize import c_add, describe_quant, int8_quantized
-from codegen.compiler.quant.fixedpoint import quantize_multiplier, rounding_shift
+from codegen.compiler.quant.fixedpoint import (
+    align_multiplier,
+    quantize_multiplier,
+    rounding_shift,
+)
 from codegen.compiler.quant.output_stage import clamp_range, output_stage, scale_of, zero_point_of
 
 
@@ -75,18 +79,11 @@ def rescale(graph: Graph, node: Node, sign: int) -> Rescale:
     (m_a, shift_a), (m_b, shift_b) = (quantize_multiplier(float(scale_of(t)) / s_y)
                                       for t in (a, b))
     shift = min(shift_a, shift_b)
-    m_a, m_b = _align(m_a, shift_a - shift), sign * _align(m_b, shift_b - shift)
+    m_a, m_b = align_multiplier(m_a, shift_a - shift), sign * align_multiplier(
+        m_b, shift_b - shift)
     offset = -(m_a * zero_point_of(a) + m_b * zero_point_of(b))
     low, high = clamp_range(out.quant, node.clamp)
     return Rescale(m_a, m_b, offset, shift, zero_point_of(out), low, high)
-
-
-def _align(multiplier: int, extra_shift: int) -> int:
-    """`multiplier` * 2**-extra_shift, rounded by the shared rule (the same multiplier at a
-    smaller shift)."""
-    if extra_shift == 0:
-        return multiplier
-    return (multiplier + (1 << (extra_shift - 1))) >> extra_shift
 
 
 class BinaryOp(BroadcastOp):

@@ -3,7 +3,9 @@ PRelu, ...): what they share. Python works out one loop nest over the output and
 input's strides in it, so a per-channel constant or a scalar is read in place and never
 copied; the operator gives the C expression of one output element. The output keeps the
 memory order of its full-size run-time input, so an elementwise operator after a
-channels-last Conv costs no copy. All of them render kernels/broadcast.c.j2."""
+channels-last Conv costs no copy. All of them render kernels/broadcast.c.j2. For int8
+kernels that select among inputs of other scales (Where, PRelu), an input is brought to the
+output's scale and zero point through a 256-entry table (or at compile time, if constant)."""
 
 from __future__ import annotations
 
@@ -25,9 +27,9 @@ from codegen.compiler.ops.base import (
     require_dtype,
     unsupported,
 )
-from codegen.compiler.ops.quantize import c_add
+from codegen.compiler.ops.elementwise import function_table
 from codegen.compiler.ops.strided import collapse, operand_strides, output_loops
-from codegen.compiler.quant.output_stage import OutputStage, output_stage, scale_of, zero_point_of
+from codegen.compiler.quant.output_stage import scale_of, zero_point_of
 
 # Integer arithmetic is done on the unsigned type of the same width, where C defines
 # wrap-around as numpy does (signed overflow would be undefined behaviour in C).
@@ -170,30 +172,35 @@ def wrapping(ctype: str, expression: str, *values: str) -> str:
 
 # -- int8: a value moved from its tensor's scale and zero point to the output's ------------
 
-def same_params(a: Tensor, b: Tensor) -> bool:
-    return float(scale_of(a)) == float(scale_of(b)) and zero_point_of(a) == zero_point_of(b)
+def rescale_table(source: Tensor, target: Tensor) -> np.ndarray | None:
+    """The 256 int8 values of `source` at `target`'s scale and zero point (the real value
+    quantized again, half to even), or None where the two share them (nothing to do)."""
+    if float(scale_of(source)) == float(scale_of(target)) and (
+            zero_point_of(source) == zero_point_of(target)):
+        return None
+    return function_table(source, target, lambda real: real)
 
 
-def move_stage(graph: Graph, node: Node, source: Tensor) -> OutputStage:
-    """The output stage that takes a value of `source` (acc = q - z_source) to the node's
-    output parameters."""
-    out = graph.tensor(node.outputs[0])
-    return output_stage(graph, node, np.array([float(scale_of(source)) / float(scale_of(out))]))
+def rescaled(source: Tensor, target: Tensor, q: np.ndarray) -> np.ndarray:
+    """int8 values `q` of `source` at `target`'s parameters (numpy, through the table)."""
+    table = rescale_table(source, target)
+    return q if table is None else table[q.astype(np.int64) + 128]
 
 
-def moved(graph: Graph, node: Node, source: Tensor, value: str) -> str:
-    """C of the int8 value `value` of `source` at the node's output parameters."""
-    if same_params(source, graph.tensor(node.outputs[0])) and node.clamp is None:
-        return value
-    stage = move_stage(graph, node, source)
-    acc = c_add(f"(int32_t){value}", -zero_point_of(source))
-    return (f"(int8_t)ariel_requantize({acc}, {int(stage.multipliers.reshape(-1)[0])}, "
-            f"{int(stage.shifts.reshape(-1)[0])}, {stage.zero_point}, {stage.low}, "
-            f"{stage.high})")
-
-
-def move(graph: Graph, node: Node, source: Tensor, q: np.ndarray) -> np.ndarray:
-    """numpy twin of `moved`."""
-    if same_params(source, graph.tensor(node.outputs[0])) and node.clamp is None:
-        return q
-    return move_stage(graph, node, source).apply(q.astype(np.int64) - zero_point_of(source))
+def rescale_operand(operands: Operands, position: int, tensor: Tensor, target: Tensor,
+                    names: Names) -> None:
+    """Make input `position`'s value in `operands` read at `target`'s parameters: a
+    constant is rescaled at compile time (a literal, or an array in place of the
+    original), a run-time value through a 256-entry table (weight "<key>_table")."""
+    table = rescale_table(tensor, target)
+    if table is None:
+        return
+    key = operand_key(position)
+    if tensor.is_const and tensor.size == 1:
+        operands.values[position] = str(int(table[int(tensor.data.reshape(-1)[0]) + 128]))
+    elif tensor.is_const:
+        operands.weights[key] = table[tensor.data.astype(np.int64) + 128]
+    else:
+        operands.weights[f"{key}_table"] = table
+        operands.values[position] = (f"{names.weight(key + '_table')}"
+                                     f"[{operands.values[position]} + 128]")

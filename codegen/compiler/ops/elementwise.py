@@ -107,7 +107,14 @@ def lookup_table(node: Node, graph: Graph, function: Callable[[np.ndarray], np.n
                  ) -> np.ndarray:
     """The 256 int8 outputs of `function` (real values in, real values out, float64) for
     the inputs -128..127 of the node's int8 input, in that order."""
-    x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
+    return function_table(graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0]),
+                          function)
+
+
+def function_table(x: Tensor, y: Tensor, function: Callable[[np.ndarray], np.ndarray]
+                   ) -> np.ndarray:
+    """The 256 values of `function` of x's int8 values -128..127 (dequantized), quantized
+    with y's scale and zero point, rounding half to even as QuantizeLinear does."""
     q = np.arange(INT8_MIN, INT8_MAX + 1, dtype=np.int64)
     real = float(scale_of(x)) * (q - zero_point_of(x)).astype(np.float64)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):

@@ -4,14 +4,17 @@ as PyTorch's nn.PReLU(channels) exports it, or one for all).
 int8 (x and y quantized per tensor, the slope a float constant, as ONNX Runtime's quantizer
 leaves it): one slope makes PRelu a function of x alone, so it is the 256-entry table any
 unary function gets (elementwise.py). Several slopes would need a table per slope (256 bytes
-each), so instead each element takes one of two requantizations by the sign of x - z_x:
+each: 16 KB for 64 channels), so instead the sign of x - z_x chooses:
 
-    x > z_x:  y = requantize(x - z_x, s_x / s_y)
+    x > z_x:  y = x at y's scale and zero point (a 256-entry table, or x itself)
     else:     y = requantize(x - z_x, slope[k] * s_x / s_y)
 
-both by the shared output stage (one rounding, half up). The negative side's multiplier is
-signed (a negative slope flips the sign) and, with its shift, is a constant array of the
-slope's shape read through the slope's own strides."""
+the second by the shared output stage (one rounding, half up) with a signed multiplier per
+slope (a negative slope flips the sign): a constant array of the slope's shape, read through
+the slope's own strides (4 bytes per slope). All slopes share one shift, that of the
+largest, so that the C shifts by a constant (a shift read per element costs the Cortex-M4 a
+64-bit variable shift); a smaller slope's multiplier keeps fewer bits, and with
+|x - z_x| < 256 the error that adds is below 2**(7 - shift) of a step."""
 
 from __future__ import annotations
 
@@ -24,12 +27,12 @@ from codegen.compiler.ops.broadcast import (
     BroadcastOp,
     broadcast_operands,
     broadcast_shape,
-    move,
-    moved,
+    rescale_operand,
+    rescaled,
 )
 from codegen.compiler.ops.elementwise import lookup_kernel, lookup_table
 from codegen.compiler.ops.quantize import c_add, describe_quant, int8_quantized
-from codegen.compiler.quant.fixedpoint import quantize_multiplier, requantize
+from codegen.compiler.quant.fixedpoint import align_multiplier, quantize_multiplier, requantize
 from codegen.compiler.quant.output_stage import clamp_range, scale_of, zero_point_of
 
 
@@ -73,27 +76,28 @@ class PRelu(BroadcastOp):
         if slope.size == 1:
             return [self.table(node, graph)[x.astype(np.int64) + 128]]
         x_t = graph.tensor(node.inputs[0])
-        multipliers, shifts = self.negative_stage(node, graph)
+        multipliers, shift = self.negative_stage(node, graph)
         out = graph.tensor(node.outputs[0])
         low, high = clamp_range(out.quant, node.clamp)
         acc = x.astype(np.int64) - zero_point_of(x_t)
-        negative = requantize(acc, multipliers, shifts, zero_point_of(out), low, high)
-        return [np.where(acc > 0, move(graph, node, x_t, x), negative).astype(np.int8)]
+        negative = requantize(acc, multipliers, shift, zero_point_of(out), low, high)
+        return [np.where(acc > 0, rescaled(x_t, out, x), negative).astype(np.int8)]
 
     def table(self, node: Node, graph: Graph) -> np.ndarray:
         slope = graph.tensor(node.inputs[1]).data.reshape(-1)[0]
         return lookup_table(node, graph, lambda real: self.reference(node, real, slope)[0])
 
-    def negative_stage(self, node: Node, graph: Graph) -> tuple[np.ndarray, np.ndarray]:
-        """Signed multipliers and shifts of the negative side, in the slope's shape."""
+    def negative_stage(self, node: Node, graph: Graph) -> tuple[np.ndarray, int]:
+        """Signed multipliers (int32, in the slope's shape) and the one shift of the
+        negative side."""
         x, slope = graph.input_tensors(node)
         ratio = float(scale_of(x)) / float(scale_of(graph.tensor(node.outputs[0])))
-        pairs = [quantize_multiplier(abs(float(s)) * ratio) for s in slope.data.reshape(-1)]
-        signs = np.where(slope.data.reshape(-1) < 0, -1, 1)
-        multipliers = np.array([m for m, _ in pairs], np.int64) * signs
-        shifts = np.array([s for _, s in pairs], np.int64)
-        return (multipliers.astype(np.int32).reshape(slope.shape),
-                shifts.astype(np.int32).reshape(slope.shape))
+        values = slope.data.reshape(-1).astype(np.float64)
+        pairs = [quantize_multiplier(abs(value) * ratio) for value in values]
+        shift = min((s for m, s in pairs if m), default=1)
+        multipliers = [int(np.sign(value)) * align_multiplier(m, s - shift) if m else 0
+                       for value, (m, s) in zip(values, pairs, strict=True)]
+        return np.array(multipliers, np.int32).reshape(slope.shape), shift
 
     def lower(self, node: Node, graph: Graph, names: Names) -> Kernel:
         if not self.quantized(graph, node):
@@ -107,14 +111,14 @@ class PRelu(BroadcastOp):
         out = graph.tensor(node.outputs[0])
         low, high = clamp_range(out.quant, node.clamp)
         acc = c_add(f"(int32_t){value}", -zero_point_of(x))
+        multipliers, shift = self.negative_stage(node, graph)
         negative = (f"(int8_t)ariel_requantize({acc}, {names.weight('mult')}[{index}], "
-                    f"{names.weight('shift')}[{index}], {zero_point_of(out)}, {low}, {high})")
-        expression = (f"{value} > {zero_point_of(x)} ? {moved(graph, node, x, value)} : "
-                      f"{negative}")
-        multipliers, shifts = self.negative_stage(node, graph)
-        notes = [f"x: {describe_quant(x)}; y: {describe_quant(out)}",
-                 "x above its zero point: requantized to y's scale; below: by slope * s_x / "
-                 "s_y, a signed multiplier per slope (mult, shift)"]
+                    f"{shift}, {zero_point_of(out)}, {low}, {high})")
         operands.weights = {}  # the float slope is folded into the multipliers
-        return self.kernel(node, graph, operands, expression, [], notes,
-                           {"mult": multipliers, "shift": shifts})
+        rescale_operand(operands, 0, x, out, names)
+        expression = f"{value} > {zero_point_of(x)} ? {operands.values[0]} : {negative}"
+        notes = [f"x: {describe_quant(x)}; y: {describe_quant(out)}",
+                 "x above its zero point: read at y's scale (through a table where they "
+                 f"differ); below: requantized by slope * s_x / s_y, a signed multiplier per "
+                 f"slope (mult) * 2^-{shift}"]
+        return self.kernel(node, graph, operands, expression, [], notes, {"mult": multipliers})

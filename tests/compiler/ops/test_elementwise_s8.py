@@ -180,8 +180,9 @@ def where_samples(seed: int, count: int = 6):
 
 @pytest.mark.parametrize("case", ["own_scales", "x_at_output_scale", "constant_fill"])
 def test_where_int8_hand_made(case, tmp_path, record_property):
-    """Branches of their own scales, each moved to the output's (broadcast three ways); a
-    branch already at the output's parameters copied as it is; a constant fill branch."""
+    """Branches of their own scales, each read through a table of its values at the
+    output's (broadcast three ways); a branch already at the output's parameters copied as
+    it is; a constant fill branch rescaled at compile time."""
     samples = where_samples(sum(map(ord, case)))
     constants = None
     inputs = {"c": samples[0]["c"], "x": samples[0]["x"], "b": samples[0]["b"]}
@@ -201,8 +202,8 @@ def test_where_int8_hand_made(case, tmp_path, record_property):
     assert kernel_ops(compiled) == ["Where"]
     (where,) = compiled.graph.nodes
     assert [compiled.graph.tensor(n).dtype for n in where.inputs] == ["bool", "int8", "int8"]
-    requantized = compiled.files["m.c"].count("ariel_requantize(")
-    assert requantized == (1 if case == "x_at_output_scale" else 2)
+    tables = compiled.files["m_weights.c"].count("_table[256]")
+    assert tables == {"own_scales": 2, "x_at_output_scale": 1, "constant_fill": 1}[case]
     agreement = check_int8(compiled, samples, tmp_path, qdq_model=model)
     record_property("agreement", agreement.summary)
 
