@@ -30,8 +30,17 @@ EMPTY = "an empty tensor (a dimension of size 0)"
 POOL_3D = "3-D pooling (1-D and 2-D are supported)"
 PER_AXIS = "per-axis quantization of a run-time tensor (one scale per tensor is supported)"
 BLOCKED = "blocked quantization (block_size)"
+INTEGER_POW = "Pow of an integer base (float32 bases are supported)"
 EXPECTED_UNSUPPORTED: dict[str, str] = {
     "test_reshape_allowzero_reordered": EMPTY,
+    "test_reduce_l1_empty_set_expanded": EMPTY,
+    "test_reduce_l2_empty_set_expanded": EMPTY,
+    "test_reduce_log_sum_empty_set_expanded": EMPTY,
+    "test_reduce_log_sum_exp_empty_set_expanded": EMPTY,
+    "test_pow_types_int32_int32": INTEGER_POW,
+    "test_pow_types_int64_int64": INTEGER_POW,
+    "test_pow_types_int32_float32": INTEGER_POW,
+    "test_pow_types_int64_float32": INTEGER_POW,
     "test_reduce_max_empty_set": EMPTY,
     "test_reduce_max_empty_set_bool": EMPTY,
     "test_reduce_sum_empty_set": EMPTY,
@@ -63,31 +72,21 @@ SHAPE_INPUTS = {"Reshape": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "ReduceMean
 RUN_TIME_SHAPE = "shape or axes given at run time"
 
 
-def _collect():
+def _all_cases():
+    """Every node case of the installed onnx (built once: building them runs their
+    reference computations, which takes most of a minute)."""
     from onnx.backend.test.case.node import collect_testcases
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cases = collect_testcases()
-    supported = set(REGISTRY) | {"Constant"}
-    return [c for c in cases
-            if all(n.op_type in supported and n.domain in ("", "ai.onnx")
-                   for n in c.model.graph.node)]
+        return collect_testcases()
 
 
-CASES = _collect()
-
-
-def _collect_qoperators():
-    from onnx.backend.test.case.node import collect_testcases
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return [c for c in collect_testcases()
-                if {n.op_type for n in c.model.graph.node} & set(QOPERATORS)]
-
-
-QCASES = _collect_qoperators()
+ALL_CASES = _all_cases()
+SUPPORTED = set(REGISTRY) | {"Constant"}
+CASES = [c for c in ALL_CASES if all(n.op_type in SUPPORTED and n.domain in ("", "ai.onnx")
+                                     for n in c.model.graph.node)]
+QCASES = [c for c in ALL_CASES if {n.op_type for n in c.model.graph.node} & set(QOPERATORS)]
 
 
 def shape_inputs(model: onnx.ModelProto) -> set[str]:

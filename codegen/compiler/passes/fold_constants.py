@@ -15,6 +15,11 @@ from codegen.compiler.ir import Graph, Node, Tensor
 from codegen.compiler.passes.inline_if import inline_branch, known_branch
 from codegen.errors import ArielError
 
+# Inputs of which only the type is read, so a node folds while their values are unknown:
+# CastLike of a constant to the type of a run-time tensor (as ONNX's function bodies write
+# their constants) is a constant.
+TYPE_ONLY_INPUTS = {"CastLike": 1}
+
 
 def fold_constants(graph: Graph) -> None:
     kept: list[Node] = []
@@ -46,13 +51,18 @@ def _evaluate(graph: Graph, node: Node) -> list[np.ndarray] | None:
             end = node.attrs.get("end", None)
             return [np.array(source.shape[start:end], dtype=np.int64)]
     inputs = [graph.tensor(n) if n else None for n in node.inputs]
-    if not inputs or any(t is not None and not t.is_const for t in inputs):
+    type_only = TYPE_ONLY_INPUTS.get(node.op) if node.domain in ("", "ai.onnx") else None
+    if not inputs or any(t is not None and not t.is_const and k != type_only
+                         for k, t in enumerate(inputs)):
         return None
     if node.proto is None or node.domain not in ("", "ai.onnx"):
         return None
     if any(isinstance(value, GraphProto) for value in node.attrs.values()):
         return None  # a body (If, Loop, Scan) reads tensors that are not among its inputs
-    feeds = {n: t.data for n, t in zip(node.inputs, inputs, strict=True) if t is not None}
+    if any(t is not None and not t.is_const and not t.dtype for t in inputs):
+        return None  # a type-only input whose type is not known yet
+    feeds = {n: t.data if t.is_const else np.empty(0, t.dtype)
+             for n, t in zip(node.inputs, inputs, strict=True) if t is not None}
     try:
         evaluator = ReferenceEvaluator(node.proto, opsets={"": graph.opset})
         return list(evaluator.run(None, feeds))

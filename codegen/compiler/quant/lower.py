@@ -5,7 +5,9 @@
 - QDQ (DequantizeLinear -> float op -> QuantizeLinear): where every data input of an
   operator with an int8 kernel comes from a DequantizeLinear and its output goes only to
   QuantizeLinear nodes of one scale and zero point, the operator is rewired to read and
-  write the int8 tensors directly and the Q/DQ pair around it disappears.
+  write the int8 tensors directly and the Q/DQ pair around it disappears. A chain of
+  elementwise real functions between a DequantizeLinear and QuantizeLinear nodes (Div by a
+  constant, then Erf, as in PyTorch's GELU) becomes one table (ops/table.py).
 
 What cannot be lowered stays float between the DequantizeLinear and QuantizeLinear kernels
 that remain, so a model with an operator ariel has no int8 kernel for still runs. uint8
@@ -17,13 +19,16 @@ import numpy as np
 
 from codegen.compiler.ir import Graph, Node, QuantParams, Tensor
 from codegen.compiler.ops import REGISTRY
+from codegen.compiler.ops.elementwise import UnaryOp
+from codegen.compiler.ops.table import TABLE, link_of
 from codegen.compiler.quant.fixedpoint import quantize_bias
 from codegen.errors import UnsupportedError
 
 # Inputs (by position) that carry data to quantize; the others are parameters (shapes,
 # axes, Clip bounds) that stay as they are. Absent operators: every input is data.
 DATA_INPUTS = {"Reshape": (0,), "Squeeze": (0,), "Unsqueeze": (0,), "Clip": (0,),
-               "ReduceMean": (0,), "ReduceMax": (0,), "ReduceSum": (0,)}
+               "ReduceMean": (0,), "ReduceMax": (0,), "ReduceSum": (0,), "Where": (1, 2),
+               "PRelu": (0,)}
 # Operators with a bias input that may arrive as a float constant (ONNX Runtime's quantizer
 # leaves Gemm's bias in float): it is quantized here to int32 at s_in * s_w.
 BIAS_INPUT = {"Conv": 2, "Gemm": 2}
@@ -45,6 +50,11 @@ def lower_quantized(graph: Graph) -> None:
     for node in list(graph.nodes):
         if node in graph.nodes and getattr(REGISTRY.get(node.op), "int8", False):
             _absorb_qdq(graph, node)
+    for node in list(graph.nodes):
+        if node in graph.nodes and node.op == "DequantizeLinear":
+            for first in graph.consumers(node.outputs[0]):
+                if first in graph.nodes:
+                    _absorb_chain(graph, node, first)
     _remove_dead_nodes(graph)
     _uint8_to_int8(graph)
     graph.remove_unused()
@@ -176,6 +186,44 @@ def _absorb_qdq(graph: Graph, node: Node) -> None:
     for quantizer in quantizers:
         graph.nodes.remove(quantizer)
     node.inputs, node.outputs = new_inputs, [quantized_out]
+
+
+def _absorb_chain(graph: Graph, dequantize: Node, first: Node) -> None:
+    """Replace the chain of real functions that starts at `first` (reading `dequantize`'s
+    output) by one table, if it ends in QuantizeLinear nodes of one scale and zero point."""
+    source = graph.tensor(dequantize.inputs[0])
+    params = _dequantize_params(graph, dequantize)
+    if source.is_const or params.scale.size != 1:
+        return
+    links, node = [], first
+    while True:
+        link = link_of(graph, node)
+        if link is None or node.outputs[0] in graph.outputs:
+            return
+        links.append(link)
+        consumers = graph.consumers(node.outputs[0])
+        if consumers and all(c.op == "QuantizeLinear" for c in consumers):
+            break
+        if len(consumers) != 1:
+            return
+        node = consumers[0]
+    if len(links) == 1 and isinstance(REGISTRY[first.op], UnaryOp):
+        return  # a table of its own already (_absorb_qdq)
+    out_params = [_params(graph, q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else None)
+                  for q in consumers]
+    if any(not _same(p, out_params[0]) for p in out_params[1:]):
+        return
+    quantized_out = consumers[0].outputs[0]
+    _quantize_tensor(graph, source.name, params)
+    _quantize_tensor(graph, quantized_out, out_params[0])
+    graph.origins[quantized_out] = node.outputs[0]
+    name = " -> ".join(link.node.name for link in links)
+    table = Node(name, TABLE, [source.name], [quantized_out], {"chain": links}, domain="ariel")
+    graph.nodes.insert(graph.nodes.index(consumers[0]), table)
+    for other in consumers[1:]:
+        graph.replace_uses(other.outputs[0], quantized_out)
+    for dead in [*(link.node for link in links), *consumers]:
+        graph.nodes.remove(dead)
 
 
 def _dequantize_params(graph: Graph, dequantize: Node) -> QuantParams:
