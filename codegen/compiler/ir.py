@@ -47,8 +47,9 @@ class QuantParams:
 class Tensor:
     """A value in the graph. `order` says how its logical axes are laid out in memory
     (memory dimension k holds logical axis order[k]); `buffer` names the tensor whose
-    storage it shares (views such as Reshape point at their source). `shape` is None only
-    until shape inference has run."""
+    storage it shares (views such as Reshape point at their source) and `view_offset` where
+    in that storage it starts, in elements (a Slice or Split output that is a contiguous
+    part of its input). `shape` is None only until shape inference has run."""
 
     name: str
     shape: tuple[int, ...] | None
@@ -57,6 +58,7 @@ class Tensor:
     order: tuple[int, ...] | None = None
     buffer: str | None = None
     quant: QuantParams | None = None
+    view_offset: int = 0
 
     @property
     def is_const(self) -> bool:
