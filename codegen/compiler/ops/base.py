@@ -65,10 +65,11 @@ class OpDef:
     # True when that kernel moves values without rescaling them (views, MaxPool, Concat), so
     # its inputs and output must share one scale and zero point.
     int8_same_scale: ClassVar[bool] = False
-    # True for such moves whose kernel can also map an input quantized unlike the output
-    # through a 256-entry table (Concat, Pad): the QDQ lowering lets those inputs keep their
-    # own scale and zero point.
-    int8_rescales_inputs: ClassVar[bool] = False
+    # True for such moves whose kernel can also map values to an output quantized unlike
+    # its input, through a 256-entry table (Concat, Pad, Slice, ...): the QDQ lowering then
+    # lets the inputs and outputs keep their own scales (ONNX Runtime gives a Concat's
+    # inputs their own, and folds a Relu after a move into the move's output scale).
+    int8_rescales: ClassVar[bool] = False
     # True for elementwise operators whose kernel writes its output in any memory order,
     # whatever order it reads (passes/fold_relayout.py folds a following copy into them).
     writes_any_order: ClassVar[bool] = False

@@ -32,8 +32,8 @@ from codegen.compiler.ops.moves import (
     box_loops,
     copy_move,
     move_kernel,
-    rescale_table,
     rescaled,
+    table_for,
     whole,
 )
 
@@ -43,7 +43,7 @@ class Concat(OpDef):
     attributes = frozenset({"axis"})
     int8 = True
     int8_same_scale = True
-    int8_rescales_inputs = True
+    int8_rescales = True
 
     def check(self, node: Node, graph: Graph) -> None:
         super().check(node, graph)
@@ -85,7 +85,7 @@ class Concat(OpDef):
         return [None if t.is_const else order for t in inputs], [order]
 
     def reference_s8(self, node: Node, graph: Graph, *inputs):
-        return self.reference(node, *[rescaled(node, graph, name, values)
+        return self.reference(node, *[rescaled(graph, name, node.outputs[0], values)
                                       for name, values in zip(node.inputs, inputs, strict=True)])
 
     def lower(self, node: Node, graph: Graph, names: Names) -> Kernel:
@@ -101,16 +101,12 @@ class Concat(OpDef):
                 source = names.weight(key)
             else:
                 source = param_of(node, graph, tensor.name)
-            table = rescale_table(node, graph, tensor.name)
-            if table is not None:
-                weights[f"table{index}"] = table
+            table = table_for(graph, names, weights, tensor.name, out.name, f"table{index}")
             loops = box_loops(order, out.strides, whole(tensor))
             note = ", mapped to the output's scale" if table is not None else ""
             moves.append(copy_move(loops, "y0", source,
                                    f"input {index} {list(tensor.shape)}{note}",
-                                   write_base=offset * out.strides[axis],
-                                   table=names.weight(f"table{index}")
-                                   if table is not None else None))
+                                   write_base=offset * out.strides[axis], table=table))
             offset += tensor.shape[axis]
         inputs = " + ".join(str(list(t.shape)) for t in graph.input_tensors(node))
         return move_kernel(f"{inputs} on axis {axis} -> {list(out.shape)}, {out.ctype}, "

@@ -21,7 +21,14 @@ from codegen.compiler.ops.base import (
     require_dtype,
     unsupported,
 )
-from codegen.compiler.ops.moves import Parts, box_loops, copy_move, move_kernel
+from codegen.compiler.ops.moves import (
+    Parts,
+    box_loops,
+    copy_move,
+    move_kernel,
+    rescaled,
+    table_for,
+)
 from codegen.compiler.ops.strided import operand_logical_strides
 
 MODES = ("DCR", "CRD")
@@ -32,7 +39,11 @@ class BlockMove(OpDef):
 
     attributes = frozenset({"blocksize", "mode"})
     int8 = True
-    int8_same_scale = True  # the values move unchanged
+    int8_same_scale = True  # the values move unchanged...
+    int8_rescales = True  # ...or through a table to an output quantized otherwise
+
+    def reference_s8(self, node: Node, graph: Graph, x, *rest):
+        return self.reference(node, rescaled(graph, node.inputs[0], node.outputs[0], x), *rest)
 
     def check(self, node: Node, graph: Graph) -> None:
         super().check(node, graph)
@@ -59,11 +70,13 @@ class BlockMove(OpDef):
 
     def lower(self, node: Node, graph: Graph, names: Names) -> Kernel:
         x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
+        weights: dict[str, np.ndarray] = {}
+        table = table_for(graph, names, weights, x.name, y.name)
         loops = box_loops(y.memory_order, y.strides, self.parts(node, x))
         mode, b = attr(node, "mode", "DCR"), attr(node, "blocksize", 1)
         return move_kernel(f"{y.ctype} {list(x.shape)} -> {list(y.shape)}, blocks of {b}x{b}, "
                            f"mode {mode}, memory order {list(y.memory_order)}",
-                           [copy_move(loops, "y0", "x0", "every element")])
+                           [copy_move(loops, "y0", "x0", "every element", table=table)], weights)
 
 
 @register("DepthToSpace")

@@ -90,12 +90,16 @@ def activation_bounds(graph: Graph, node: Node) -> tuple[float, float] | None:
     return (low, high)
 
 
-def lookup_table(node: Node, graph: Graph, function: Callable[[np.ndarray], np.ndarray],
-                 source: str | None = None) -> np.ndarray:
+def lookup_table(node: Node, graph: Graph, function: Callable[[np.ndarray], np.ndarray]
+                 ) -> np.ndarray:
     """The 256 int8 outputs of `function` (real values in, real values out, float64) for
-    the inputs -128..127 of the node's int8 input (or of its input `source`), in that
-    order."""
-    x, y = graph.tensor(source or node.inputs[0]), graph.tensor(node.outputs[0])
+    the inputs -128..127 of the node's int8 input, in that order."""
+    return table_between(graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0]), function)
+
+
+def table_between(x: Tensor, y: Tensor, function: Callable[[np.ndarray], np.ndarray]
+                  ) -> np.ndarray:
+    """lookup_table from int8 tensor `x` to int8 tensor `y`, each with its own parameters."""
     q = np.arange(INT8_MIN, INT8_MAX + 1, dtype=np.int64)
     real = float(scale_of(x)) * (q - zero_point_of(x)).astype(np.float64)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):

@@ -35,7 +35,14 @@ from codegen.compiler.ops.base import (
     require_dtype,
     unsupported,
 )
-from codegen.compiler.ops.moves import box_loops, copy_move, move_kernel
+from codegen.compiler.ops.moves import (
+    box_loops,
+    copy_move,
+    move_kernel,
+    rescaled,
+    rescales,
+    table_for,
+)
 from codegen.compiler.ops.quantize import int8_quantized
 from codegen.compiler.ops.slice import Part
 from codegen.compiler.ops.strided import operand_logical_strides
@@ -68,7 +75,8 @@ def _progression(indices: np.ndarray) -> tuple[int, int] | None:
 class Gather(OpDef):
     attributes = frozenset({"axis"})
     int8 = True
-    int8_same_scale = True
+    int8_same_scale = True  # the values move unchanged...
+    int8_rescales = True  # ...or through a table to an output quantized otherwise
 
     def axis(self, node: Node, rank: int) -> int:
         return normalize_axis(attr(node, "axis", 0), rank)
@@ -101,6 +109,7 @@ class Gather(OpDef):
         return [gather(data, indices, self.axis(node, data.ndim))]
 
     def reference_s8(self, node: Node, graph: Graph, data, indices):
+        data = rescaled(graph, node.inputs[0], node.outputs[0], data)
         return [gather(data, indices, self.axis(node, data.ndim), self._zero(node, graph))]
 
     def _zero(self, node: Node, graph: Graph) -> int:
@@ -140,7 +149,7 @@ class Gather(OpDef):
     def view_offsets(self, node: Node, graph: Graph) -> list[int] | None:
         part = self._part(node, graph)
         data = graph.tensor(node.inputs[0])
-        if part is None or data.is_const:
+        if part is None or data.is_const or rescales(node, graph):
             return None
         offset = part.run_offset(data)
         return None if offset is None else [offset]
@@ -148,20 +157,28 @@ class Gather(OpDef):
     def lower(self, node: Node, graph: Graph, names: Names) -> Kernel:
         data, indices = graph.input_tensors(node)
         y = graph.tensor(node.outputs[0])
-        weights = {"data": np.ascontiguousarray(data.data)} if data.is_const else {}
-        source = names.weight("data") if data.is_const else param_of(node, graph, data.name)
+        weights: dict[str, np.ndarray] = {}
+        table = None
+        if data.is_const:  # an int8 table quantized unlike the output is mapped here, once
+            weights["data"] = np.ascontiguousarray(
+                rescaled(graph, data.name, y.name, data.data) if int8_quantized(y)
+                else data.data)
+            source = names.weight("data")
+        else:
+            source = param_of(node, graph, data.name)
+            table = table_for(graph, names, weights, data.name, y.name)
         part = self._part(node, graph)
         if part is not None:
-            return self._lower_part(node, graph, part, source, weights)
+            return self._lower_part(node, graph, part, source, weights, table)
         axis = self.axis(node, data.rank)
         position = data.memory_order.index(axis)
         order = [data.shape[a] for a in data.memory_order]
         outer, n = math.prod(order[:position]), data.shape[axis]
         inner, count = math.prod(order[position + 1:]), indices.size
         context = {
-            "outer": outer, "count": count, "inner": inner, "n": n, "source": source,
+            "outer": outer, "count": count, "inner": inner, "n": n,
             "write": _row(outer, count * inner, "k", inner),
-            "read": _row(outer, n * inner, "row", inner),
+            "value": _load(source, _row(outer, n * inner, "row", inner), table),
             "checked": not indices.is_const, "zero": c_literal(self._zero(node, graph), y.ctype),
             "shape": list(data.shape), "axis": axis, "indices": list(indices.shape),
             "kind": "run-time" if not indices.is_const else "constant", "ctype": y.ctype,
@@ -175,7 +192,7 @@ class Gather(OpDef):
         return Kernel("kernels/gather.c.j2", context, weights)
 
     def _lower_part(self, node: Node, graph: Graph, part: Part, source: str,
-                    weights: dict) -> Kernel:
+                    weights: dict, table: str | None) -> Kernel:
         data, indices = graph.input_tensors(node)
         y = graph.tensor(node.outputs[0])
         axis = self.axis(node, data.rank)
@@ -186,7 +203,7 @@ class Gather(OpDef):
             del parts[axis]
         loops = box_loops(y.memory_order, y.strides, parts)
         move = copy_move(loops, "y0", source, f"y0 = x[{part.describe()}]",
-                         read_base=part.offset(strides))
+                         read_base=part.offset(strides), table=table)
         return move_kernel(f"{y.ctype} {list(data.shape)} on axis {axis} at constant indices "
                            f"{_short(indices.data)}, a strided copy", [move], weights)
 
@@ -197,6 +214,11 @@ def _row(outer: int, outer_stride: int, row: str, inner: int) -> str:
     terms = [f"i0 * {outer_stride}"] if outer > 1 else []
     terms.append(f"{row} * {inner}" if inner > 1 else row)
     return " + ".join([*terms, "j"] if inner > 1 else terms)
+
+
+def _load(source: str, index: str, table: str | None) -> str:
+    value = f"{source}[{index}]"
+    return value if table is None else f"{table}[{value} + 128]"
 
 
 def _short(values: np.ndarray) -> str:

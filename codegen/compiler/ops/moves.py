@@ -20,8 +20,8 @@ import numpy as np
 
 from codegen.compiler.c import c_index, c_literal
 from codegen.compiler.ir import Graph, Node, Tensor
-from codegen.compiler.ops.base import Kernel
-from codegen.compiler.ops.elementwise import lookup_table
+from codegen.compiler.ops.base import Kernel, Names
+from codegen.compiler.ops.elementwise import table_between
 from codegen.compiler.ops.strided import collapse, operand_logical_strides
 
 Parts = list[tuple[int, int]]  # (size, source stride) per loop of one target axis
@@ -97,20 +97,45 @@ def move_kernel(summary: str, moves: list[Move], weights: dict[str, np.ndarray] 
     return Kernel("kernels/copy.c.j2", {"summary": summary, "moves": moves}, weights or {})
 
 
-def rescale_table(node: Node, graph: Graph, source: str) -> np.ndarray | None:
-    """For an int8 move: the 256-entry table taking input `source` to the node's output
-    scale and zero point (y[q] = quantize(dequantize(q)), as ONNX Runtime's QDQ form
+def rescale_table(graph: Graph, source: str, target: str) -> np.ndarray | None:
+    """For an int8 move: the 256-entry table taking tensor `source` to the scale and zero
+    point of tensor `target` (y[q] = quantize(dequantize(q)), as ONNX Runtime's QDQ form
     computes it), or None where the two are quantized alike and the values move unchanged
     (also on float tensors)."""
-    x, y = graph.tensor(source), graph.tensor(node.outputs[0])
-    if x.quant is None or y.quant is None or (
-            np.array_equal(x.quant.scale, y.quant.scale)
-            and np.array_equal(x.quant.zero_point, y.quant.zero_point)):
+    x, y = graph.tensor(source), graph.tensor(target)
+    if x.quant is None or y.quant is None or same_quantization(x, y):
         return None
-    return lookup_table(node, graph, lambda real: real, source)
+    return table_between(x, y, lambda real: real)
 
 
-def rescaled(node: Node, graph: Graph, source: str, values: np.ndarray) -> np.ndarray:
-    """`values` of input `source` at the output's parameters (numpy twin of the table)."""
-    table = rescale_table(node, graph, source)
+def table_for(graph: Graph, names: Names, weights: dict[str, np.ndarray], source: str,
+              target: str, key: str = "table") -> str | None:
+    """The C name of the rescale table from `source` to `target`, added to the kernel's
+    `weights` under `key`; None when the values move unchanged."""
+    table = rescale_table(graph, source, target)
+    if table is None:
+        return None
+    weights[key] = table
+    return names.weight(key)
+
+
+def same_quantization(x: Tensor, y: Tensor) -> bool:
+    """True when values of `x` stand for the same reals in `y` (or neither is quantized)."""
+    if x.quant is None or y.quant is None:
+        return x.quant is None and y.quant is None
+    return (np.array_equal(x.quant.scale, y.quant.scale)
+            and np.array_equal(x.quant.zero_point, y.quant.zero_point))
+
+
+def rescaled(graph: Graph, source: str, target: str, values: np.ndarray) -> np.ndarray:
+    """`values` of tensor `source` at the parameters of tensor `target` (the numpy twin of
+    the table)."""
+    table = rescale_table(graph, source, target)
     return values if table is None else table[values.astype(np.int64) + 128]
+
+
+def rescales(node: Node, graph: Graph) -> bool:
+    """True when some output of a move is quantized unlike its input 0 (it cannot be a
+    view then: the values change)."""
+    x = graph.tensor(node.inputs[0])
+    return any(not same_quantization(x, graph.tensor(name)) for name in node.outputs)

@@ -41,8 +41,8 @@ from codegen.compiler.ops.moves import (
     copy_move,
     fill_move,
     move_kernel,
-    rescale_table,
     rescaled,
+    table_for,
 )
 from codegen.compiler.ops.quantize import int8_quantized, quantize
 from codegen.compiler.ops.strided import operand_logical_strides
@@ -131,7 +131,7 @@ class Pad(OpDef):
     attributes = frozenset({"mode", "pads", "value", "paddings"})
     int8 = True
     int8_same_scale = True
-    int8_rescales_inputs = True
+    int8_rescales = True
 
     def node_padding(self, node: Node, graph: Graph) -> Padding:
         inputs = graph.input_tensors(node)
@@ -170,7 +170,7 @@ class Pad(OpDef):
 
     def reference_s8(self, node: Node, graph: Graph, x, *rest):
         pad = padding(node, x.shape, [x, *rest])
-        return [self._pad(pad, rescaled(node, graph, node.inputs[0], x),
+        return [self._pad(pad, rescaled(graph, node.inputs[0], node.outputs[0], x),
                           self._stored_value(node, graph, pad))]
 
     def _pad(self, pad: Padding, x: np.ndarray, value) -> np.ndarray:
@@ -197,17 +197,15 @@ class Pad(OpDef):
         x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
         pad = self.node_padding(node, graph)
         x_strides, y_strides = operand_logical_strides(x), y.strides
-        weights = {}
-        table = rescale_table(node, graph, x.name)
-        if table is not None:
-            weights["table"] = table
+        weights: dict[str, np.ndarray] = {}
+        table = table_for(graph, names, weights, x.name, y.name)
         interior = [[(a.kept, stride)] for a, stride in zip(pad.axes, x_strides, strict=True)]
         moves = [copy_move(
             box_loops(y.memory_order, y_strides, interior), "y0", "x0",
             "the kept input" + (", mapped to the output's scale" if table is not None else ""),
             write_base=_offset([a.start for a in pad.axes], y_strides),
             read_base=_offset([a.cropped for a in pad.axes], x_strides),
-            table=names.weight("table") if table is not None else None)]
+            table=table)]
         value = self._stored_value(node, graph, pad)
         for axis in range(len(pad.axes)):
             moves += self._slabs(pad, axis, y, value)

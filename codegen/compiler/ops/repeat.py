@@ -18,7 +18,15 @@ from codegen.compiler.ops.base import (
     require_dtype,
     unsupported,
 )
-from codegen.compiler.ops.moves import Parts, box_loops, copy_move, move_kernel
+from codegen.compiler.ops.moves import (
+    Parts,
+    box_loops,
+    copy_move,
+    move_kernel,
+    rescaled,
+    rescales,
+    table_for,
+)
 from codegen.compiler.ops.strided import operand_logical_strides
 
 
@@ -26,7 +34,11 @@ class RepeatOp(OpDef):
     """An operator whose output repeats input 0 as its constant input 1 says."""
 
     int8 = True
-    int8_same_scale = True  # the values move unchanged
+    int8_same_scale = True  # the values move unchanged...
+    int8_rescales = True  # ...or through a table to an output quantized otherwise
+
+    def reference_s8(self, node: Node, graph: Graph, x, *rest):
+        return self.reference(node, rescaled(graph, node.inputs[0], node.outputs[0], x), *rest)
 
     def check(self, node: Node, graph: Graph) -> None:
         super().check(node, graph)
@@ -50,17 +62,20 @@ class RepeatOp(OpDef):
 
     def view_offsets(self, node: Node, graph: Graph) -> list[int] | None:
         x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
-        return [0] if x.shape == y.shape else None
+        return [0] if x.shape == y.shape and not rescales(node, graph) else None
 
     def parts(self, x: Tensor, y: Tensor) -> list[Parts]:
         raise NotImplementedError
 
     def lower(self, node: Node, graph: Graph, names: Names) -> Kernel:
         x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
+        weights: dict[str, np.ndarray] = {}
+        table = table_for(graph, names, weights, x.name, y.name)
         loops = box_loops(y.memory_order, y.strides, self.parts(x, y))
         return move_kernel(f"{y.ctype} {list(x.shape)} -> {list(y.shape)}, memory order "
                            f"{list(y.memory_order)}",
-                           [copy_move(loops, "y0", "x0", "every output element")])
+                           [copy_move(loops, "y0", "x0", "every output element", table=table)],
+                           weights)
 
 
 @register("Expand")

@@ -24,7 +24,14 @@ from codegen.compiler.ops.base import (
     require_dtype,
     unsupported,
 )
-from codegen.compiler.ops.moves import box_loops, copy_move, move_kernel
+from codegen.compiler.ops.moves import (
+    box_loops,
+    copy_move,
+    move_kernel,
+    rescaled,
+    rescales,
+    table_for,
+)
 from codegen.compiler.ops.strided import operand_logical_strides
 
 EMPTY = "outputs with at least one element"
@@ -82,7 +89,8 @@ class PartsOp(OpDef):
     """An operator whose outputs are parts of input 0 (Slice, Split)."""
 
     int8 = True
-    int8_same_scale = True  # the values move unchanged
+    int8_same_scale = True  # the values move unchanged...
+    int8_rescales = True  # ...or through a table to an output quantized otherwise
     constant_inputs: tuple[int, ...] = ()
 
     def parts(self, node: Node, shape: tuple[int, ...], constants: list[np.ndarray | None]
@@ -114,28 +122,37 @@ class PartsOp(OpDef):
     def reference(self, node: Node, x, *rest):
         return [part.take(x) for part in self.parts(node, x.shape, [x, *rest])]
 
+    def reference_s8(self, node: Node, graph: Graph, x, *rest):
+        return [rescaled(graph, node.inputs[0], name, values)
+                for name, values in zip(node.outputs, self.reference(node, x, *rest),
+                                        strict=True)]
+
     def layout(self, node: Node, graph: Graph):
         order = graph.tensor(node.inputs[0]).memory_order
         return [None] * len(node.inputs), [order] * len(node.outputs)
 
     def view_offsets(self, node: Node, graph: Graph) -> list[int] | None:
         x = graph.tensor(node.inputs[0])
+        if rescales(node, graph):
+            return None
         offsets = [part.run_offset(x) for part in self.node_parts(node, graph)]
         return None if None in offsets else offsets
 
     def lower(self, node: Node, graph: Graph, names: Names) -> Kernel:
         x = graph.tensor(node.inputs[0])
         strides = operand_logical_strides(x)
-        moves = []
+        moves, weights = [], {}
         for index, part in enumerate(self.node_parts(node, graph)):
             y = graph.tensor(node.outputs[index])
             parts = [[(count, step * stride)] for count, step, stride in
                      zip(part.counts, part.steps, strides, strict=True)]
+            table = table_for(graph, names, weights, x.name, y.name, f"table{index}")
+            note = ", mapped to its scale" if table else ""
             moves.append(copy_move(box_loops(y.memory_order, y.strides, parts), f"y{index}",
-                                   "x0", f"y{index} = x[{part.describe()}]",
-                                   read_base=part.offset(strides)))
+                                   "x0", f"y{index} = x[{part.describe()}]{note}",
+                                   read_base=part.offset(strides), table=table))
         return move_kernel(f"{x.ctype} {list(x.shape)} in memory order "
-                           f"{list(x.memory_order)}, {len(moves)} part(s)", moves)
+                           f"{list(x.memory_order)}, {len(moves)} part(s)", moves, weights)
 
 
 def _ints(values) -> list[int]:

@@ -149,9 +149,10 @@ def _absorb_qdq(graph: Graph, node: Node) -> None:
         quantizers.append(consumers)
         out_params.append(params[0])
     op = REGISTRY[node.op]
-    # A move keeps the values' scale, so its inputs and outputs must share one; one that
-    # maps inputs through tables needs that only of its outputs.
-    if op.int8_same_scale and any(not _same(p, out_params[0]) for p in out_params[1:]):
+    # A move keeps the values' scale, so its inputs and outputs must share one, unless its
+    # kernel maps them through tables.
+    same_scale = op.int8_same_scale and not op.int8_rescales
+    if same_scale and any(not _same(p, out_params[0]) for p in out_params[1:]):
         return
     data = DATA_INPUTS.get(node.op, range(len(node.inputs)))
     new_inputs = list(node.inputs)
@@ -162,8 +163,7 @@ def _absorb_qdq(graph: Graph, node: Node) -> None:
         source = graph.tensor(node.inputs[index])
         producer = graph.producer(source.name)
         if producer is not None and producer.op == "DequantizeLinear":
-            if (op.int8_same_scale and not op.int8_rescales_inputs
-                    and not _same(_dequantize_params(graph, producer), out_params[0])):
+            if same_scale and not _same(_dequantize_params(graph, producer), out_params[0]):
                 return
             new_inputs[index] = producer.inputs[0]
         elif source.is_const and source.dtype == "float32" and BIAS_INPUT.get(node.op) == index:
