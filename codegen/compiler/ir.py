@@ -181,6 +181,16 @@ class Graph:
             node.inputs = [new if n == old else n for n in node.inputs]
         self.outputs = [new if n == old else n for n in self.outputs]
 
+    def remove_dead_nodes(self) -> None:
+        """Drop nodes none of whose outputs is read (by a node or as a graph output), until
+        none is left: folding a Shape can leave the node that fed it computing for no one."""
+        changed = True
+        while changed:
+            used = set(self.outputs) | {n for node in self.nodes for n in node.inputs}
+            alive = [node for node in self.nodes if any(o in used for o in node.outputs)]
+            changed = len(alive) != len(self.nodes)
+            self.nodes = alive
+
     def remove_unused(self) -> None:
         """Drop tensors that nothing produces or reads any more (dead constants)."""
         used = set(self.inputs) | set(self.outputs)

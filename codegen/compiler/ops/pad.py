@@ -171,7 +171,7 @@ class Pad(OpDef):
     def reference_s8(self, node: Node, graph: Graph, x, *rest):
         pad = padding(node, x.shape, [x, *rest])
         return [self._pad(pad, rescaled(graph, node.inputs[0], node.outputs[0], x),
-                          self._stored_value(node, graph, pad))]
+                          self.stored_value(node, graph, pad))]
 
     def _pad(self, pad: Padding, x: np.ndarray, value) -> np.ndarray:
         kept = x[tuple(slice(a.cropped, a.cropped + a.kept) for a in pad.axes)]
@@ -181,7 +181,7 @@ class Pad(OpDef):
         value = pad.value if value is None else value
         return np.pad(kept, widths, constant_values=np.asarray(value).astype(x.dtype))
 
-    def _stored_value(self, node: Node, graph: Graph, pad: Padding):
+    def stored_value(self, node: Node, graph: Graph, pad: Padding):
         """The constant as the output stores it: quantized on an int8 output."""
         y = graph.tensor(node.outputs[0])
         if not int8_quantized(y):
@@ -206,7 +206,7 @@ class Pad(OpDef):
             write_base=_offset([a.start for a in pad.axes], y_strides),
             read_base=_offset([a.cropped for a in pad.axes], x_strides),
             table=table)]
-        value = self._stored_value(node, graph, pad)
+        value = self.stored_value(node, graph, pad)
         for axis in range(len(pad.axes)):
             moves += self._slabs(pad, axis, y, value)
         summary = f"{y.ctype} {list(x.shape)} -> {list(y.shape)}, {pad.describe()}"

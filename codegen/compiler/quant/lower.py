@@ -46,7 +46,7 @@ def lower_quantized(graph: Graph) -> None:
     for node in list(graph.nodes):
         if node in graph.nodes and getattr(REGISTRY.get(node.op), "int8", False):
             _absorb_qdq(graph, node)
-    _remove_dead_nodes(graph)
+    graph.remove_dead_nodes()
     _uint8_to_int8(graph)
     graph.remove_unused()
 
@@ -79,7 +79,7 @@ def expose_int8_io(graph: Graph) -> None:
             if not graph.tensor(source).is_const:
                 _quantize_tensor(graph, source, _dequantize_params(graph, producer))
                 graph.outputs[graph.outputs.index(name)] = source
-    _remove_dead_nodes(graph)
+    graph.remove_dead_nodes()
     graph.remove_unused()
 
 
@@ -212,15 +212,6 @@ def _quantized_bias(graph: Graph, node: Node, inputs: list[str]) -> str:
                                          np.float32), np.zeros(weight_scales.shape, np.int32),
                                      0 if weight_scales.size > 1 else None))
     return name
-
-
-def _remove_dead_nodes(graph: Graph) -> None:
-    changed = True
-    while changed:
-        used = set(graph.outputs) | {n for node in graph.nodes for n in node.inputs}
-        alive = [node for node in graph.nodes if any(o in used for o in node.outputs)]
-        changed = len(alive) != len(graph.nodes)
-        graph.nodes = alive
 
 
 def _uint8_to_int8(graph: Graph) -> None:

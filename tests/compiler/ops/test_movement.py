@@ -318,3 +318,48 @@ def test_generated_c_compiles_for_cortex_m4(tmp_path):
     compile_for_cortex_m4(compile_onnx(lookup), tmp_path / "lookup")
     blocks, _ = battery({**BLOCKS}, shape=(1, 8, 3, 4), channels_last=True)
     compile_for_cortex_m4(compile_onnx(blocks), tmp_path / "blocks")
+
+
+# name: (Pad attributes and constants, whether it folds into the Conv)
+CONV_PADS = {
+    "causal": (dict(pads=i64(0, 0, 2, 0, 0, 0)), True),
+    "both_sides": (dict(pads=i64(0, 0, 1, 0, 0, 3)), True),
+    "value": (dict(pads=i64(0, 0, 2, 0, 0, 0), value=np.array(1.0, np.float32)), False),
+    "batch": (dict(pads=i64(1, 0, 2, 0, 0, 0)), False),
+    "reflect": (dict(pads=i64(0, 0, 2, 0, 0, 0), mode="reflect"), False),
+    "crop": (dict(pads=i64(0, 0, 2, 0, 0, -1)), False),
+}
+
+
+@pytest.mark.parametrize("name", CONV_PADS)
+def test_pad_by_zeros_folds_into_the_conv(name, tmp_path):
+    """Conv1d(F.pad(x, (2, 0))) is one Conv with pads (2, 0) added to its own; anything but
+    spatial zeros stays a Pad kernel."""
+    spec, folds = CONV_PADS[name]
+    spec = dict(spec)
+    mode = spec.pop("mode", "constant")
+    rng = np.random.default_rng(7)
+    x = random_array(rng, (1, 3, 10))
+    model = chain([helper.make_node("Pad", ["x", *spec], ["p"], mode=mode),
+                   helper.make_node("Conv", ["p", "w", "b"], ["y"], dilations=[2],
+                                    pads=[1, 1])],
+                  {"x": x}, {**spec, "w": random_array(rng, (4, 3, 3)),
+                             "b": random_array(rng, (4,))}, ["y"])
+    assert kernels(model) == (["Conv"] if folds else ["Pad", "Conv"])
+    if name == "crop":  # onnx.reference (numpy.pad) refuses negative pads
+        np.testing.assert_allclose(run_on_host(model, [x], tmp_path)[0],
+                                   onnxruntime_run(model, [x])[0], rtol=1e-5, atol=1e-5)
+    else:
+        check(model, [x], tmp_path)
+
+
+def test_pad_read_by_a_conv_and_another_node_stays(tmp_path):
+    rng = np.random.default_rng(8)
+    x = random_array(rng, (1, 2, 6, 6))
+    model = chain([helper.make_node("Pad", ["x", "pads"], ["p"]),
+                   helper.make_node("Conv", ["p", "w"], ["y"]),
+                   helper.make_node("Relu", ["p"], ["z"])],
+                  {"x": x}, {"pads": i64(0, 0, 1, 1, 0, 0, 1, 1),
+                             "w": random_array(rng, (2, 2, 3, 3))}, ["y", "z"])
+    assert "Pad" in kernels(model)
+    check(model, [x], tmp_path)

@@ -70,6 +70,19 @@ ORT_CASES = {
                     dict(pads=i64(0, 1, 2, 3, 0, 2, 1, 0)), ["y0"], ["Add", "Pad"]),
     "pad_edge": ([helper.make_node("Pad", ["sum", "pads"], ["y0"], mode="edge")],
                  dict(pads=i64(0, 0, 3, 1, 0, 0, 0, 2)), ["y0"], ["Add", "Pad"]),
+    # x.chunk(2, dim=1) as PyTorch exports it: the Slice's end comes from the tensor's Shape,
+    # which folds away, leaving no DequantizeLinear behind for it.
+    "chunk": ([helper.make_node("Shape", ["sum"], ["shape"]),
+               helper.make_node("Gather", ["shape", "one"], ["channels"], axis=0),
+               helper.make_node("Div", ["channels", "two"], ["half_channels"]),
+               helper.make_node("Slice", ["sum", "zero", "half_channels", "one"], ["y0"])],
+              dict(one=i64(1), two=i64(2), zero=i64(0)), ["y0"], ["Add"]),
+    # A pad by zeros (the zero point) folds into the Conv that reads it.
+    "pad_conv": ([helper.make_node("Pad", ["sum", "pads"], ["padded"]),
+                  helper.make_node("Conv", ["padded", "w"], ["y0"])],
+                 dict(pads=i64(0, 0, 0, 2, 0, 0, 0, 0),
+                      w=np.random.default_rng(1).uniform(-1, 1, (3, 4, 1, 3)).astype(
+                          np.float32)), ["y0"], ["Add", "Conv"]),
     "maxpool": ([helper.make_node("MaxPool", ["sum"], ["y0"], kernel_shape=[3, 3],
                                   pads=[1, 1, 1, 1], strides=[2, 2])], {}, ["y0"],
                 ["Add", "MaxPool"]),
