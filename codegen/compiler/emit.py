@@ -11,7 +11,7 @@ from codegen import __version__
 from codegen.compiler.c import c_array_body, c_comment, environment
 from codegen.compiler.ir import C_TYPES, Graph, Node
 from codegen.compiler.ops import REGISTRY
-from codegen.compiler.ops.base import Names, kernel_params
+from codegen.compiler.ops.base import Names, is_view_node, kernel_params
 from codegen.compiler.plan import MemoryPlan
 from codegen.errors import ArielError
 
@@ -95,7 +95,7 @@ def emit_model(graph: Graph, plan: MemoryPlan, prefix: str, header: str,
     kernels, weights = [], []
     for index, node in enumerate(graph.nodes):
         op = REGISTRY[node.op]
-        if op.is_view:
+        if is_view_node(graph, node):
             kernels.append({"view": True, "index": index, "node": node, "op": node.op,
                             "comment": _view_comment(graph, node)})
             continue
@@ -172,8 +172,13 @@ def _io_comments(graph: Graph, plan: MemoryPlan) -> dict[str, list[str]]:
 
 
 def _view_comment(graph: Graph, node) -> str:
-    source, out = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
-    return f"{node.op} '{node.name}': {list(source.shape)} -> {list(out.shape)}, a view (no copy)"
+    source = graph.tensor(node.inputs[0])
+    parts = []
+    for name in node.outputs:
+        out = graph.tensor(name)
+        start = out.view_offset - source.view_offset
+        parts.append(f"{list(out.shape)}" + (f" from element {start}" if start else ""))
+    return f"{node.op} '{node.name}': {list(source.shape)} -> {', '.join(parts)}, a view (no copy)"
 
 
 def _snake(op: str) -> str:

@@ -47,8 +47,9 @@ class QuantParams:
 class Tensor:
     """A value in the graph. `order` says how its logical axes are laid out in memory
     (memory dimension k holds logical axis order[k]); `buffer` names the tensor whose
-    storage it shares (views such as Reshape point at their source). `shape` is None only
-    until shape inference has run."""
+    storage it shares (views such as Reshape point at their source) and `view_offset` where
+    in that storage it starts, in elements (a Slice or Split output that is a contiguous
+    part of its input). `shape` is None only until shape inference has run."""
 
     name: str
     shape: tuple[int, ...] | None
@@ -57,6 +58,7 @@ class Tensor:
     order: tuple[int, ...] | None = None
     buffer: str | None = None
     quant: QuantParams | None = None
+    view_offset: int = 0
 
     @property
     def is_const(self) -> bool:
@@ -178,6 +180,16 @@ class Graph:
         for node in self.nodes:
             node.inputs = [new if n == old else n for n in node.inputs]
         self.outputs = [new if n == old else n for n in self.outputs]
+
+    def remove_dead_nodes(self) -> None:
+        """Drop nodes none of whose outputs is read (by a node or as a graph output), until
+        none is left: folding a Shape can leave the node that fed it computing for no one."""
+        changed = True
+        while changed:
+            used = set(self.outputs) | {n for node in self.nodes for n in node.inputs}
+            alive = [node for node in self.nodes if any(o in used for o in node.outputs)]
+            changed = len(alive) != len(self.nodes)
+            self.nodes = alive
 
     def remove_unused(self) -> None:
         """Drop tensors that nothing produces or reads any more (dead constants)."""

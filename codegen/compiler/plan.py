@@ -8,10 +8,10 @@ smaller, so the report shows how close the plan comes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from codegen.compiler.ir import Graph
-from codegen.compiler.ops import REGISTRY
+from codegen.compiler.ops.base import is_view_node
 
 ALIGNMENT = 16
 
@@ -35,9 +35,11 @@ class MemoryPlan:
     arena_size: int
     lower_bound: int
     steps: int
+    # Bytes from the start of its buffer to a view that is a part of it (a Slice, say).
+    view_bytes: dict[str, int] = field(default_factory=dict)
 
     def offset(self, tensor: str) -> int:
-        return self.buffers[self.storage[tensor]].offset
+        return self.buffers[self.storage[tensor]].offset + self.view_bytes.get(tensor, 0)
 
     def timeline(self, width: int = 60) -> str:
         """An ASCII picture of the plan: one row per buffer, time across, for debugging."""
@@ -80,8 +82,10 @@ def plan_memory(graph: Graph, alignment: int = ALIGNMENT, pin_inputs: bool = Fal
     arena = max((b.offset + b.size for b in placed), default=0)
     storage = {name: graph.storage(name) for name in graph.tensors
                if graph.storage(name) in buffers}
+    view_bytes = {name: graph.tensor(name).view_offset * graph.tensor(name).itemsize
+                  for name in storage if graph.tensor(name).view_offset}
     return MemoryPlan(buffers, storage, arena, _lower_bound(buffers, len(graph.nodes)),
-                      len(graph.nodes))
+                      len(graph.nodes), view_bytes)
 
 
 def _lifetimes(graph: Graph, alignment: int) -> dict[str, Buffer]:
@@ -103,7 +107,7 @@ def _lifetimes(graph: Graph, alignment: int) -> dict[str, Buffer]:
             if name:
                 touch(name, step)
         # A view's output is its input's storage: it extends that lifetime, nothing more.
-        if not REGISTRY[node.op].is_view:
+        if not is_view_node(graph, node):
             for name in node.outputs:
                 touch(name, step)
     for name in graph.outputs:

@@ -46,6 +46,9 @@ EXPECTED_UNSUPPORTED: dict[str, str] = {
     "test_reduce_sum_empty_set": EMPTY,
     "test_reduce_sum_empty_set_non_reduced_axis_zero": EMPTY,
     "test_reduce_sum_square_empty_set_expanded": EMPTY,
+    "test_slice_start_out_of_bounds": EMPTY,
+    "test_split_zero_size_splits_opset13": EMPTY,
+    "test_split_zero_size_splits_opset18": EMPTY,
     "test_reduce_max_bool_inputs": "reductions over bool",
     "test_maxpool_with_argmax_2d_precomputed_pads": "MaxPool's Indices output",
     "test_maxpool_with_argmax_2d_precomputed_strides": "MaxPool's Indices output",
@@ -68,7 +71,8 @@ EXPECTED_UNSUPPORTED: dict[str, str] = {
 
 # Inputs (by position) that carry a shape or axes, which ariel needs at compile time.
 SHAPE_INPUTS = {"Reshape": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "ReduceMean": (1,),
-                "ReduceSum": (1,), "ReduceMax": (1,)}
+                "ReduceSum": (1,), "ReduceMax": (1,), "Slice": (1, 2, 3, 4), "Split": (1,),
+                "Pad": (1, 2, 3), "Expand": (1,), "Tile": (1,)}
 RUN_TIME_SHAPE = "shape or axes given at run time"
 
 

@@ -65,6 +65,11 @@ class OpDef:
     # True when that kernel moves values without rescaling them (views, MaxPool, Concat), so
     # its inputs and output must share one scale and zero point.
     int8_same_scale: ClassVar[bool] = False
+    # True for such moves whose kernel can also map values to an output quantized unlike
+    # its input, through a 256-entry table (Concat, Pad, Slice, ...): the QDQ lowering then
+    # lets the inputs and outputs keep their own scales (ONNX Runtime gives a Concat's
+    # inputs their own, and folds a Relu after a move into the move's output scale).
+    int8_rescales: ClassVar[bool] = False
     # True for elementwise operators whose kernel writes its output in any memory order,
     # whatever order it reads (passes/fold_relayout.py folds a following copy into them).
     writes_any_order: ClassVar[bool] = False
@@ -112,6 +117,12 @@ class OpDef:
         """Multiply-accumulates per inference (0 for operators that do none)."""
         return 0
 
+    def view_offsets(self, node: Node, graph: Graph) -> list[int] | None:
+        """When every output is a contiguous run of input 0's memory, where each starts in
+        it (in elements): the outputs are then views and no kernel runs. None when the node
+        runs a kernel. Read once memory orders are assigned (passes/views.py)."""
+        return [0] * len(node.outputs) if self.is_view else None
+
 
 REGISTRY: dict[str, OpDef] = {}
 
@@ -132,6 +143,11 @@ def add_op(op_type: str, opdef: OpDef) -> None:
         raise RuntimeError(f"operator {op_type} registered twice")
     opdef.op_type = op_type
     REGISTRY[op_type] = opdef
+
+
+def is_view_node(graph: Graph, node: Node) -> bool:
+    """True for a node that runs no code: its outputs are views of its input's memory."""
+    return REGISTRY[node.op].view_offsets(node, graph) is not None
 
 
 def unsupported(node: Node, what: str, supported: str) -> UnsupportedError:

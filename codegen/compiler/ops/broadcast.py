@@ -27,9 +27,8 @@ from codegen.compiler.ops.base import (
     require_dtype,
     unsupported,
 )
-from codegen.compiler.ops.elementwise import function_table
+from codegen.compiler.ops.elementwise import rescale_table
 from codegen.compiler.ops.strided import collapse, operand_strides, output_loops
-from codegen.compiler.quant.output_stage import scale_of, zero_point_of
 
 # Integer arithmetic is done on the unsigned type of the same width, where C defines
 # wrap-around as numpy does (signed overflow would be undefined behaviour in C).
@@ -171,21 +170,6 @@ def wrapping(ctype: str, expression: str, *values: str) -> str:
 
 
 # -- int8: a value moved from its tensor's scale and zero point to the output's ------------
-
-def rescale_table(source: Tensor, target: Tensor) -> np.ndarray | None:
-    """The 256 int8 values of `source` at `target`'s scale and zero point (the real value
-    quantized again, half to even), or None where the two share them (nothing to do)."""
-    if float(scale_of(source)) == float(scale_of(target)) and (
-            zero_point_of(source) == zero_point_of(target)):
-        return None
-    return function_table(source, target, lambda real: real)
-
-
-def rescaled(source: Tensor, target: Tensor, q: np.ndarray) -> np.ndarray:
-    """int8 values `q` of `source` at `target`'s parameters (numpy, through the table)."""
-    table = rescale_table(source, target)
-    return q if table is None else table[q.astype(np.int64) + 128]
-
 
 def rescale_operand(operands: Operands, position: int, tensor: Tensor, target: Tensor,
                     names: Names) -> None:

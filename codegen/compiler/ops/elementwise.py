@@ -122,6 +122,29 @@ def function_table(x: Tensor, y: Tensor, function: Callable[[np.ndarray], np.nda
     return np.clip(np.nan_to_num(out, nan=INT8_MIN), INT8_MIN, INT8_MAX).astype(np.int8)
 
 
+def same_quantization(x: Tensor, y: Tensor) -> bool:
+    """True when values of `x` stand for the same reals in `y` (or neither is quantized)."""
+    if x.quant is None or y.quant is None:
+        return x.quant is None and y.quant is None
+    return (np.array_equal(x.quant.scale, y.quant.scale)
+            and np.array_equal(x.quant.zero_point, y.quant.zero_point))
+
+
+def rescale_table(x: Tensor, y: Tensor) -> np.ndarray | None:
+    """The 256 int8 values of `x` at `y`'s scale and zero point (the real value quantized
+    again, half to even, as ONNX Runtime's DequantizeLinear -> QuantizeLinear computes it),
+    or None where the values stand unchanged (quantized alike, or not quantized)."""
+    if x.quant is None or y.quant is None or same_quantization(x, y):
+        return None
+    return function_table(x, y, lambda real: real)
+
+
+def rescaled(x: Tensor, y: Tensor, q: np.ndarray) -> np.ndarray:
+    """int8 values `q` of `x` at `y`'s parameters (numpy, through rescale_table's table)."""
+    table = rescale_table(x, y)
+    return q if table is None else table[q.astype(np.int64) + 128]
+
+
 def lookup_kernel(node: Node, graph: Graph, names: Names, table: np.ndarray,
                   function: str | None = None) -> Kernel:
     """The kernel that maps each int8 element of the node's first input through `table`

@@ -28,9 +28,8 @@ from codegen.compiler.ops.broadcast import (
     broadcast_operands,
     broadcast_shape,
     rescale_operand,
-    rescaled,
 )
-from codegen.compiler.ops.elementwise import lookup_kernel, lookup_table
+from codegen.compiler.ops.elementwise import lookup_kernel, lookup_table, rescaled
 from codegen.compiler.ops.quantize import c_add, describe_quant, int8_quantized
 from codegen.compiler.quant.fixedpoint import align_multiplier, quantize_multiplier, requantize
 from codegen.compiler.quant.output_stage import clamp_range, scale_of, zero_point_of

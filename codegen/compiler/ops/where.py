@@ -20,8 +20,8 @@ from codegen.compiler.ops.broadcast import (
     broadcast_operands,
     require_one_type,
     rescale_operand,
-    rescaled,
 )
+from codegen.compiler.ops.elementwise import rescaled
 from codegen.compiler.ops.quantize import describe_quant, int8_quantized
 
 

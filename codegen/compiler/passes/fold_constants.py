@@ -39,6 +39,7 @@ def fold_constants(graph: Graph) -> None:
             value = np.ascontiguousarray(value).reshape(np.shape(value))
             graph.tensors[name] = Tensor(name, tuple(value.shape), value.dtype.name, data=value)
     graph.nodes = kept
+    graph.remove_dead_nodes()
     graph.remove_unused()
 
 

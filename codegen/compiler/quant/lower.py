@@ -28,7 +28,8 @@ from codegen.errors import UnsupportedError
 # axes, Clip bounds) that stay as they are. Absent operators: every input is data.
 DATA_INPUTS = {"Reshape": (0,), "Squeeze": (0,), "Unsqueeze": (0,), "Clip": (0,),
                "ReduceMean": (0,), "ReduceMax": (0,), "ReduceSum": (0,), "Where": (1, 2),
-               "PRelu": (0,)}
+               "PRelu": (0,), "Slice": (0,), "Split": (0,), "Pad": (0,), "Gather": (0,),
+               "Expand": (0,), "Tile": (0,)}
 # Operators with a bias input that may arrive as a float constant (ONNX Runtime's quantizer
 # leaves Gemm's bias in float): it is quantized here to int32 at s_in * s_w.
 BIAS_INPUT = {"Conv": 2, "Gemm": 2}
@@ -55,7 +56,7 @@ def lower_quantized(graph: Graph) -> None:
             for first in graph.consumers(node.outputs[0]):
                 if first in graph.nodes:
                     _absorb_chain(graph, node, first)
-    _remove_dead_nodes(graph)
+    graph.remove_dead_nodes()
     _uint8_to_int8(graph)
     graph.remove_unused()
 
@@ -88,7 +89,7 @@ def expose_int8_io(graph: Graph) -> None:
             if not graph.tensor(source).is_const:
                 _quantize_tensor(graph, source, _dequantize_params(graph, producer))
                 graph.outputs[graph.outputs.index(name)] = source
-    _remove_dead_nodes(graph)
+    graph.remove_dead_nodes()
     graph.remove_unused()
 
 
@@ -142,18 +143,27 @@ def _lower_qoperator(graph: Graph, node: Node) -> None:
 # -- QDQ ---------------------------------------------------------------------------------
 
 def _absorb_qdq(graph: Graph, node: Node) -> None:
-    """Rewire `node` onto int8 tensors if its inputs come from DequantizeLinear and its
-    output goes only to QuantizeLinear nodes of one scale and zero point."""
-    if len(node.outputs) != 1 or node.outputs[0] in graph.outputs:
+    """Rewire `node` onto int8 tensors if its inputs come from DequantizeLinear and each of
+    its outputs goes only to QuantizeLinear nodes of one scale and zero point."""
+    if any(name in graph.outputs for name in node.outputs):
         return
-    quantizers = graph.consumers(node.outputs[0])
-    if not quantizers or any(q.op != "QuantizeLinear" for q in quantizers):
-        return
-    out_params = [_params(graph, q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else None)
-                  for q in quantizers]
-    if any(not _same(p, out_params[0]) for p in out_params[1:]):
-        return
+    quantizers, out_params = [], []
+    for name in node.outputs:
+        consumers = graph.consumers(name)
+        if not consumers or any(q.op != "QuantizeLinear" for q in consumers):
+            return
+        params = [_params(graph, q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else None)
+                  for q in consumers]
+        if any(not _same(p, params[0]) for p in params[1:]):
+            return
+        quantizers.append(consumers)
+        out_params.append(params[0])
     op = REGISTRY[node.op]
+    # A move keeps the values' scale, so its inputs and outputs must share one, unless its
+    # kernel maps them through tables.
+    same_scale = op.int8_same_scale and not op.int8_rescales
+    if same_scale and any(not _same(p, out_params[0]) for p in out_params[1:]):
+        return
     data = DATA_INPUTS.get(node.op, range(len(node.inputs)))
     new_inputs = list(node.inputs)
     pending_bias = None
@@ -163,8 +173,7 @@ def _absorb_qdq(graph: Graph, node: Node) -> None:
         source = graph.tensor(node.inputs[index])
         producer = graph.producer(source.name)
         if producer is not None and producer.op == "DequantizeLinear":
-            if op.int8_same_scale and not _same(_dequantize_params(graph, producer),
-                                                out_params[0]):
+            if same_scale and not _same(_dequantize_params(graph, producer), out_params[0]):
                 return
             new_inputs[index] = producer.inputs[0]
         elif source.is_const and source.dtype == "float32" and BIAS_INPUT.get(node.op) == index:
@@ -178,14 +187,17 @@ def _absorb_qdq(graph: Graph, node: Node) -> None:
         _quantize_tensor(graph, new_inputs[index], _dequantize_params(graph, dequantize))
     if pending_bias is not None:
         new_inputs[pending_bias] = _quantized_bias(graph, node, new_inputs)
-    quantized_out = quantizers[0].outputs[0]
-    _quantize_tensor(graph, quantized_out, out_params[0])
-    graph.origins[quantized_out] = node.outputs[0]
-    for other in quantizers[1:]:
-        graph.replace_uses(other.outputs[0], quantized_out)
-    for quantizer in quantizers:
-        graph.nodes.remove(quantizer)
-    node.inputs, node.outputs = new_inputs, [quantized_out]
+    outputs = []
+    for name, consumers, params in zip(node.outputs, quantizers, out_params, strict=True):
+        quantized_out = consumers[0].outputs[0]
+        _quantize_tensor(graph, quantized_out, params)
+        graph.origins[quantized_out] = name
+        for other in consumers[1:]:
+            graph.replace_uses(other.outputs[0], quantized_out)
+        for quantizer in consumers:
+            graph.nodes.remove(quantizer)
+        outputs.append(quantized_out)
+    node.inputs, node.outputs = new_inputs, outputs
 
 
 def _absorb_chain(graph: Graph, dequantize: Node, first: Node) -> None:
@@ -248,15 +260,6 @@ def _quantized_bias(graph: Graph, node: Node, inputs: list[str]) -> str:
                                          np.float32), np.zeros(weight_scales.shape, np.int32),
                                      0 if weight_scales.size > 1 else None))
     return name
-
-
-def _remove_dead_nodes(graph: Graph) -> None:
-    changed = True
-    while changed:
-        used = set(graph.outputs) | {n for node in graph.nodes for n in node.inputs}
-        alive = [node for node in graph.nodes if any(o in used for o in node.outputs)]
-        changed = len(alive) != len(graph.nodes)
-        graph.nodes = alive
 
 
 def _uint8_to_int8(graph: Graph) -> None:

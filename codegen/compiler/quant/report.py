@@ -20,6 +20,7 @@ import onnx
 
 from codegen.compiler.ir import Graph
 from codegen.compiler.ops import REGISTRY
+from codegen.compiler.ops.base import is_view_node
 from codegen.compiler.reference import run_graph_values
 
 MAX_SAMPLES = 32
@@ -86,7 +87,7 @@ def quantization_report(graph: Graph, float_model: onnx.ModelProto | None,
     layers = []
     for index, node in enumerate(graph.nodes):
         out = graph.tensor(node.outputs[0])
-        if out.quant is None or out.dtype != "int8" or REGISTRY[node.op].is_view:
+        if out.quant is None or out.dtype != "int8" or is_view_node(graph, node):
             continue
         error = None
         origin = graph.origins.get(out.name)
@@ -141,7 +142,7 @@ def _compare_layers(graph: Graph, qdq_model: onnx.ModelProto, samples, count: in
 
 
 def _kernel_outputs(graph: Graph) -> list[str]:
-    return [node.outputs[0] for node in graph.nodes if not REGISTRY[node.op].is_view]
+    return [node.outputs[0] for node in graph.nodes if not is_view_node(graph, node)]
 
 
 def _float_input(graph: Graph, name: str) -> str:
