@@ -1,8 +1,8 @@
 """int8 models where an operator stays in float between QuantizeLinear and DequantizeLinear
-(a BatchNormalization with no Conv before it, which has no int8 kernel): the quantization report still
-runs, and --io int8 still tells the scale and zero point of each int8 input and output. Both
-were found by the fuzzing suite (on a Concat of inputs of different scales, which has had an
-int8 kernel since)."""
+(a BatchNormalization with no Conv before it, which has no int8 kernel): the quantization
+report still runs, and --io int8 still tells the scale and zero point of each int8 input and
+output. Both were found by the fuzzing suite (on a Concat of inputs of different scales,
+which has had an int8 kernel since)."""
 
 import numpy as np
 import onnxruntime
