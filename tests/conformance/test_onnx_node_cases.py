@@ -59,7 +59,7 @@ EXPECTED_UNSUPPORTED: dict[str, str] = {
 
 # Inputs (by position) that carry a shape or axes, which ariel needs at compile time.
 SHAPE_INPUTS = {"Reshape": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "ReduceMean": (1,),
-                "ReduceSum": (1,), "ReduceMax": (1,)}
+                "ReduceSum": (1,), "ReduceMax": (1,), "Resize": (1, 2, 3), "Upsample": (1,)}
 RUN_TIME_SHAPE = "shape or axes given at run time"
 
 

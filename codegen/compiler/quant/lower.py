@@ -23,10 +23,11 @@ from codegen.errors import UnsupportedError
 # Inputs (by position) that carry data to quantize; the others are parameters (shapes,
 # axes, Clip bounds) that stay as they are. Absent operators: every input is data.
 DATA_INPUTS = {"Reshape": (0,), "Squeeze": (0,), "Unsqueeze": (0,), "Clip": (0,),
-               "ReduceMean": (0,), "ReduceMax": (0,), "ReduceSum": (0,)}
+               "ReduceMean": (0,), "ReduceMax": (0,), "ReduceSum": (0,), "Resize": (0,),
+               "Upsample": (0,)}
 # Operators with a bias input that may arrive as a float constant (ONNX Runtime's quantizer
 # leaves Gemm's bias in float): it is quantized here to int32 at s_in * s_w.
-BIAS_INPUT = {"Conv": 2, "Gemm": 2}
+BIAS_INPUT = {"Conv": 2, "ConvTranspose": 2, "Gemm": 2}
 
 QOPERATORS = {
     # op: (plain op, data inputs as (tensor, scale, zero point) positions, output params)
