@@ -65,7 +65,8 @@ class Axis:
     kernel: int
     stride: int
     dilation: int
-    pad: int  # the begin pad (negative: the output starts before the input's reach)
+    pad: int  # the begin pad
+    natural: int  # stride * (size - 1) + output_padding + the dilated kernel
 
     def describe(self) -> str:
         return (f"{self.size} -> {self.out}, kernel {self.kernel}, stride {self.stride}, "
@@ -94,7 +95,9 @@ class Phase:
 def geometry(node: Node, in_spatial: tuple[int, ...], kernel: tuple[int, ...]) -> list[Axis]:
     """Each spatial axis as ONNX defines it: output_shape given, the pads that give it
     (SAME_UPPER puts the smaller half first, everything else the larger); auto_pad SAME_*,
-    output = input * stride; else the explicit pads (VALID: none) and output_padding."""
+    output = input * stride (at most the natural length); else the explicit pads (VALID:
+    none) and output_padding. The natural length is stride * (input - 1) + output_padding
+    + the dilated kernel."""
     rank = len(in_spatial)
     strides = list(attr(node, "strides", [1] * rank))
     dilations = list(attr(node, "dilations", [1] * rank))
@@ -108,13 +111,17 @@ def geometry(node: Node, in_spatial: tuple[int, ...], kernel: tuple[int, ...]) -
         natural = s * (size - 1) + extra[a] + (k - 1) * d + 1
         if output_shape is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
             out = output_shape[len(output_shape) - rank + a] if output_shape else size * s
-            total = natural - out
+            # Past the natural length nothing is padded (as ONNX Runtime does; with SAME_*,
+            # as ONNX's shape inference does, the output then has the natural length).
+            total = max(natural - out, 0)
+            if output_shape is None:
+                out = min(out, natural)
             begin = total // 2 if auto_pad == "SAME_UPPER" else total - total // 2
         elif auto_pad == "VALID":
             out, begin = natural, 0
         else:
             out, begin = natural - pads[a] - pads[a + rank], pads[a]
-        axes.append(Axis(size, out, k, s, d, begin))
+        axes.append(Axis(size, out, k, s, d, begin, natural))
     return axes
 
 
@@ -167,6 +174,13 @@ class ConvTranspose(OpDef):
         if any(a.out < 1 for a in axes):
             raise unsupported(node, f"an output of {[a.out for a in axes]} positions",
                               "outputs of at least one position per axis")
+        # An output_shape more than stride - 1 past the natural length leaves an input
+        # position unread; ONNX Runtime refuses it as inconsistent, and so does ariel.
+        if any(a.out - a.natural > a.stride - 1 for a in axes):
+            raise unsupported(node, f"output_shape {list(attr(node, 'output_shape', []))} for "
+                              f"a {list(x.shape[2:])} input",
+                              "an output_shape at most stride - 1 past stride * (input - 1) + "
+                              "output_padding + the dilated kernel")
         if quantized:
             self.check_s8(node, graph, x, w, rest[0] if rest else None)
 
@@ -226,7 +240,7 @@ class ConvTranspose(OpDef):
         axes = self.axes(node, x, w)
         group = attr(node, "group", 1)
         x4, w4 = _as_2d(x), _as_2d(w)
-        rows, cols = (axes if len(axes) == 2 else [Axis(1, 1, 1, 1, 1, 0), axes[0]])
+        rows, cols = (axes if len(axes) == 2 else [Axis(1, 1, 1, 1, 1, 0, 1), axes[0]])
         n, channels = x4.shape[:2]
         icg, ocg = channels // group, w4.shape[1]
         y = np.zeros((n, ocg * group, rows.out, cols.out), x.dtype)
@@ -284,7 +298,7 @@ class ConvTranspose(OpDef):
             return self.lower_runtime_filters(node, graph, names)
         y = graph.tensor(node.outputs[0])
         axes = self.axes(node, x, w)
-        rows, cols = (axes if len(axes) == 2 else [Axis(1, 1, 1, 1, 1, 0), axes[0]])
+        rows, cols = (axes if len(axes) == 2 else [Axis(1, 1, 1, 1, 1, 0, 1), axes[0]])
         filters = self.conv_filters(node, w)
         quantized = is_quantized(graph, node)
         parts, calls, fills, lines = [], [], [], []
@@ -369,7 +383,7 @@ class ConvTranspose(OpDef):
         if bias is not None and bias.is_const:
             weights["b"] = bias.data.astype(np.float32)
         axes = self.axes(node, x, w)
-        rows, cols = (axes if len(axes) == 2 else [Axis(1, 1, 1, 1, 1, 0), axes[0]])
+        rows, cols = (axes if len(axes) == 2 else [Axis(1, 1, 1, 1, 1, 0, 1), axes[0]])
         strides = w.strides
         w_stride_h, w_stride_w = (strides[2], strides[3]) if w.rank == 4 else (0, strides[2])
         group = attr(node, "group", 1)
