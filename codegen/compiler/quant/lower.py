@@ -192,6 +192,9 @@ def _quantized_bias(graph: Graph, node: Node, inputs: list[str]) -> str:
     x, w = graph.tensor(inputs[0]), graph.tensor(inputs[1])
     bias = graph.tensor(node.inputs[2])
     weight_scales = np.asarray(w.quant.scale, np.float64).reshape(-1)
+    if node.op == "ConvTranspose" and 1 < weight_scales.size < bias.size:
+        # Its weights' scales run over the output channels of one group, for every group.
+        weight_scales = np.tile(weight_scales, bias.size // weight_scales.size)
     values = quantize_bias(bias.data.reshape(-1), float(x.quant.scale), weight_scales
                            if weight_scales.size > 1 else weight_scales[0])
     name = graph.fresh_name(f"{bias.name}_int32")

@@ -81,9 +81,11 @@ def test_relu_folds_into_the_output_range(tmp_path):
     check_int8(compiled, samples(compiled, rng, shape), tmp_path, "ConvTranspose + Relu")
 
 
-def qdq_grouped(rng: np.random.Generator, axis: int) -> onnx.ModelProto:
+def qdq_grouped(rng: np.random.Generator, axis: int, float_bias: bool = False
+                ) -> onnx.ModelProto:
     """Two groups of 3 output channels, per-channel weight scales along `axis`, as ONNX
-    Runtime's quantizer cannot write them (it fails to broadcast the bias scales)."""
+    Runtime's quantizer cannot write them (it fails to broadcast the bias scales); the bias
+    int32 behind a DequantizeLinear, or with `float_bias` a float constant."""
     x_shape, w_shape = (1, 4, 3, 3), (4, 3, 3, 3)
     w = rng.integers(-127, 128, w_shape).astype(np.int8)
     scales = rng.uniform(0.002, 0.01, w_shape[axis]).astype(np.float32)
@@ -94,10 +96,13 @@ def qdq_grouped(rng: np.random.Generator, axis: int) -> onnx.ModelProto:
         "s_w": scales, "z_w": np.zeros_like(scales, np.int8),
         "b_q": rng.integers(-2000, 2000, 6).astype(np.int32), "s_b": bias_scales,
         "z_b": np.zeros(6, np.int32)}.items()]
+    if float_bias:
+        inits.append(numpy_helper.from_array(rng.uniform(-0.5, 0.5, 6).astype(np.float32), "b"))
     nodes = [helper.make_node("QuantizeLinear", ["x", "s_x", "z_x"], ["xq"]),
              helper.make_node("DequantizeLinear", ["xq", "s_x", "z_x"], ["xd"]),
              helper.make_node("DequantizeLinear", ["w_q", "s_w", "z_w"], ["w"], axis=axis),
-             helper.make_node("DequantizeLinear", ["b_q", "s_b", "z_b"], ["b"], axis=0),
+             *([] if float_bias else
+               [helper.make_node("DequantizeLinear", ["b_q", "s_b", "z_b"], ["b"], axis=0)]),
              helper.make_node("ConvTranspose", ["xd", "w", "b"], ["c"], strides=[2, 2],
                               group=2),
              helper.make_node("QuantizeLinear", ["c", "s_y", "z_y"], ["yq"]),
@@ -110,9 +115,12 @@ def qdq_grouped(rng: np.random.Generator, axis: int) -> onnx.ModelProto:
     return onnx.shape_inference.infer_shapes(model, strict_mode=True)
 
 
-def test_two_groups_with_per_channel_scales_along_axis_1(tmp_path):
+@pytest.mark.parametrize("float_bias", [False, True])
+def test_two_groups_with_per_channel_scales_along_axis_1(float_bias, tmp_path):
+    """Each output channel's requantization takes the scale of its place in its group; a
+    float bias is quantized with those scales."""
     rng = np.random.default_rng(32)
-    model = qdq_grouped(rng, axis=1)
+    model = qdq_grouped(rng, axis=1, float_bias=float_bias)
     compiled = compile_onnx_int8(model, None, io="int8")
     assert int8_ops(compiled) == ["ConvTranspose"]
     inputs = [[rng.integers(-128, 128, (1, 4, 3, 3), dtype=np.int8)] for _ in range(5)]
