@@ -11,7 +11,7 @@ from codegen import __version__
 from codegen.compiler.c import c_array_body, c_comment, environment
 from codegen.compiler.ir import C_TYPES, Graph, Node
 from codegen.compiler.ops import REGISTRY
-from codegen.compiler.ops.base import Names, is_view_node, kernel_params
+from codegen.compiler.ops.base import Kernel, Names, is_view_node, kernel_params
 from codegen.compiler.plan import MemoryPlan
 from codegen.errors import ArielError
 
@@ -101,20 +101,6 @@ def emit_model(graph: Graph, plan: MemoryPlan, prefix: str, header: str,
             continue
         fn = f"n{index:02d}_{_snake(node.op)}"
         names = Names(prefix, fn)
-        lowered = op.lower(node, graph, names)
-        context = dict(lowered.context, half="")
-        for key, array in sorted(lowered.weights.items()):
-            symbol = names.weight(key)
-            if half_weights and key == lowered.multiplicand and array.dtype == np.float32:
-                array = to_half(array, node)
-                context["half"] = "h"
-            ctype = WEIGHT_C_TYPES[array.dtype.name]
-            context[f"{key}_ctype"] = ctype
-            weights.append(WeightArray(symbol, ctype, array.size, array.nbytes,
-                                       c_array_body(array, ctype),
-                                       f"{node.op} '{node.name}': {key} "
-                                       f"{list(array.shape)}"))
-            context[key] = symbol
         params = kernel_params(node, graph)
         signature = ", ".join(
             f"{'const ' if p.startswith('x') else ''}{graph.tensor(t).ctype} *restrict {p}"
@@ -122,8 +108,9 @@ def emit_model(graph: Graph, plan: MemoryPlan, prefix: str, header: str,
         args = ", ".join(
             f"({'const ' if p.startswith('x') else ''}{graph.tensor(t).ctype} *)"
             f"(arena + {plan.offset(t)})" for t, p in params)
-        context.update(fn=fn, signature=signature, node_name=node.name, op=node.op)
-        body = env.get_template(lowered.template).render(context)
+        lowered = op.lower(node, graph, names)
+        body = _render(env, lowered, names, node, signature, ", ".join(p for _, p in params),
+                       half_weights, weights)
         kernels.append({"view": False, "index": index, "node": node, "op": node.op, "fn": fn,
                         "args": args, "body": body, "macs": op.macs(node, graph)})
 
@@ -147,6 +134,28 @@ def emit_model(graph: Graph, plan: MemoryPlan, prefix: str, header: str,
         f"{prefix}_weights.c": env.get_template("weights.c.j2").render(context),
     }
     return files, info
+
+
+def _render(env, lowered: Kernel, names: Names, node: Node, signature: str, params: str,
+            half_weights: bool, weights: list[WeightArray]) -> str:
+    """The C text of a lowered kernel (its parts first), its constants added to `weights`."""
+    context = dict(lowered.context, half="")
+    for key, array in sorted(lowered.weights.items()):
+        symbol = names.weight(key)
+        if half_weights and key == lowered.multiplicand and array.dtype == np.float32:
+            array = to_half(array, node)
+            context["half"] = "h"
+        ctype = WEIGHT_C_TYPES[array.dtype.name]
+        context[f"{key}_ctype"] = ctype
+        weights.append(WeightArray(symbol, ctype, array.size, array.nbytes,
+                                   c_array_body(array, ctype),
+                                   f"{node.op} '{node.name}': {key} {list(array.shape)}"))
+        context[key] = symbol
+    parts = [_render(env, part, Names(names.prefix, f"{names.fn}_{suffix}"), node, signature,
+                     params, half_weights, weights) for suffix, part in lowered.parts]
+    context.update(fn=names.fn, signature=signature, node_name=node.name, op=node.op,
+                   parts=parts, args=params)
+    return env.get_template(lowered.template).render(context)
 
 
 def _tensor_info(graph: Graph, plan: MemoryPlan, name: str) -> TensorInfo:

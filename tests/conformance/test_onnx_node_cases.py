@@ -28,6 +28,7 @@ from tests.support import compile_onnx, compile_onnx_int8
 # Cases rejected on purpose, with the reason. Data-type rejections are found automatically.
 EMPTY = "an empty tensor (a dimension of size 0)"
 POOL_3D = "3-D pooling (1-D and 2-D are supported)"
+CROP = "Resize's tf_crop_and_resize coordinates (a crop of the input, not a resize)"
 PER_AXIS = "per-axis quantization of a run-time tensor (one scale per tensor is supported)"
 BLOCKED = "blocked quantization (block_size)"
 INTEGER_POW = "Pow of an integer base (float32 bases are supported)"
@@ -59,6 +60,10 @@ EXPECTED_UNSUPPORTED: dict[str, str] = {
     "test_quantizelinear_blocked_asymmetric": BLOCKED,
     "test_quantizelinear_blocked_symmetric": BLOCKED,
     "test_dequantizelinear_blocked": BLOCKED,
+    "test_convtranspose_3d": "3-D transposed convolution (1-D and 2-D are supported)",
+    **{name: CROP for name in (
+        "test_resize_tf_crop_and_resize", "test_resize_tf_crop_and_resize_extrapolation_value",
+        "test_resize_tf_crop_and_resize_axes_2_3", "test_resize_tf_crop_and_resize_axes_3_2")},
     **{name: POOL_3D for name in (
         "test_averagepool_3d_default", "test_averagepool_3d_dilations_small",
         "test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_True",
@@ -72,7 +77,8 @@ EXPECTED_UNSUPPORTED: dict[str, str] = {
 # Inputs (by position) that carry a shape or axes, which ariel needs at compile time.
 SHAPE_INPUTS = {"Reshape": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "ReduceMean": (1,),
                 "ReduceSum": (1,), "ReduceMax": (1,), "Slice": (1, 2, 3, 4), "Split": (1,),
-                "Pad": (1, 2, 3), "Expand": (1,), "Tile": (1,)}
+                "Pad": (1, 2, 3), "Expand": (1,), "Tile": (1,), "Resize": (1, 2, 3),
+                "Upsample": (1,)}
 RUN_TIME_SHAPE = "shape or axes given at run time"
 
 

@@ -36,6 +36,11 @@ class Kernel:
     # may be stored at half precision (`--float-weights fp16`), its template reading it
     # through `<key>_ctype` and the runtime's half-weight products.
     multiplicand: str | None = None
+    # Kernels this one calls, each rendered before it as a function of its own named
+    # `<fn>_<suffix>` with the same parameters, its constants named by Names(prefix,
+    # `<fn>_<suffix>`) (a ConvTranspose's phases are Conv kernels). The template gets their
+    # texts as `parts` and the argument list to pass them as `args`.
+    parts: list[tuple[str, Kernel]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

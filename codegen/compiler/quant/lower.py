@@ -29,10 +29,10 @@ from codegen.errors import UnsupportedError
 DATA_INPUTS = {"Reshape": (0,), "Squeeze": (0,), "Unsqueeze": (0,), "Clip": (0,),
                "ReduceMean": (0,), "ReduceMax": (0,), "ReduceSum": (0,), "Where": (1, 2),
                "PRelu": (0,), "Slice": (0,), "Split": (0,), "Pad": (0,), "Gather": (0,),
-               "Expand": (0,), "Tile": (0,)}
+               "Expand": (0,), "Tile": (0,), "Resize": (0,), "Upsample": (0,)}
 # Operators with a bias input that may arrive as a float constant (ONNX Runtime's quantizer
 # leaves Gemm's bias in float): it is quantized here to int32 at s_in * s_w.
-BIAS_INPUT = {"Conv": 2, "Gemm": 2}
+BIAS_INPUT = {"Conv": 2, "ConvTranspose": 2, "Gemm": 2}
 
 QOPERATORS = {
     # op: (plain op, data inputs as (tensor, scale, zero point) positions, output params)
@@ -251,6 +251,9 @@ def _quantized_bias(graph: Graph, node: Node, inputs: list[str]) -> str:
     x, w = graph.tensor(inputs[0]), graph.tensor(inputs[1])
     bias = graph.tensor(node.inputs[2])
     weight_scales = np.asarray(w.quant.scale, np.float64).reshape(-1)
+    if node.op == "ConvTranspose" and 1 < weight_scales.size < bias.size:
+        # Its weights' scales run over the output channels of one group, for every group.
+        weight_scales = np.tile(weight_scales, bias.size // weight_scales.size)
     values = quantize_bias(bias.data.reshape(-1), float(x.quant.scale), weight_scales
                            if weight_scales.size > 1 else weight_scales[0])
     name = graph.fresh_name(f"{bias.name}_int32")
