@@ -3,6 +3,7 @@ its weights, and a header with the model's API. Same graph, same bytes."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -122,6 +123,10 @@ def emit_model(graph: Graph, plan: MemoryPlan, prefix: str, header: str,
         args = ", ".join(
             f"({'const ' if p.startswith('x') else ''}{graph.tensor(t).ctype} *)"
             f"(arena + {plan.offset(t)})" for t, p in params)
+        scratch = plan.scratch_offset(index)
+        if scratch is not None:
+            signature += ", uint8_t *restrict scratch"
+            args += f", arena + {scratch}"
         context.update(fn=fn, signature=signature, node_name=node.name, op=node.op)
         body = env.get_template(lowered.template).render(context)
         kernels.append({"view": False, "index": index, "node": node, "op": node.op, "fn": fn,
@@ -177,6 +182,7 @@ def _view_comment(graph: Graph, node) -> str:
 
 
 def _snake(op: str) -> str:
+    """MatMul -> mat_mul, LSTM -> lstm, QLinearConv -> q_linear_conv: a word starts at a
+    capital after a small letter or digit, or at a capital followed by a small letter."""
     op = op.split(".")[-1]
-    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower()
-                   for i, c in enumerate(op)).replace("__", "_")
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", op).lower()

@@ -112,6 +112,12 @@ class OpDef:
         """Multiply-accumulates per inference (0 for operators that do none)."""
         return 0
 
+    def scratch(self, node: Node, graph: Graph) -> int:
+        """Bytes of working memory the kernel needs while it runs (0: none). The planner
+        places them in the arena, alive at this node's step only, and the kernel receives
+        them as its last parameter, `uint8_t *restrict scratch` (16-byte aligned)."""
+        return 0
+
 
 REGISTRY: dict[str, OpDef] = {}
 

@@ -1,0 +1,228 @@
+"""LSTM, GRU and RNN: host-compiled generated C and ariel's numpy reference of the compiled
+graph against onnx.reference (directions, layouts, initial states, biases, peepholes,
+linear_before_reset, output subsets) and against onnxruntime where onnx.reference ignores
+the attribute (activations, clip, input_forget); the scratch the planner gives the kernel;
+a warning-free build for the Cortex-M4; and the one-line refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper, numpy_helper
+
+from codegen.compiler.reference import run_graph
+from codegen.errors import UnsupportedError
+from tests.support import compile_for_cortex_m4, compile_onnx, run_on_host, run_reference
+
+GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+OUTPUTS = {"LSTM": ("Y", "Y_h", "Y_c"), "GRU": ("Y", "Y_h"), "RNN": ("Y", "Y_h")}
+
+
+def recurrent_model(op: str, *, hidden: int = 5, inputs: int = 3, steps: int = 4,
+                    batch: int = 1, direction: str = "forward", layout: int = 0,
+                    bias: bool = True, initial: str | None = None, peepholes: bool = False,
+                    outputs: tuple[str, ...] | None = None, lengths: list[int] | None = None,
+                    seed: int = 0, **attrs) -> tuple[onnx.ModelProto, list[np.ndarray]]:
+    """A one-node model and its inputs. `initial`: None, "input" (initial states as graph
+    inputs) or "constant" (initializers); `outputs`: which outputs the node names (the
+    others left empty); `lengths`: a constant sequence_lens."""
+    rng = np.random.default_rng(seed)
+    count = 2 if direction == "bidirectional" else 1
+    gates = GATES[op]
+    x_shape = (batch, steps, inputs) if layout else (steps, batch, inputs)
+    state = (batch, count, hidden) if layout else (count, batch, hidden)
+    x = rng.uniform(-1, 1, x_shape).astype(np.float32)
+    graph_inputs = {"x": x}
+    constants = {
+        "W": rng.uniform(-0.6, 0.6, (count, gates * hidden, inputs)).astype(np.float32),
+        "R": rng.uniform(-0.6, 0.6, (count, gates * hidden, hidden)).astype(np.float32)}
+    if bias:
+        constants["B"] = rng.uniform(-0.5, 0.5, (count, 2 * gates * hidden)).astype(np.float32)
+    if lengths is not None:
+        constants["sequence_lens"] = np.array(lengths, np.int32)
+    states = ["initial_h", "initial_c"] if op == "LSTM" else ["initial_h"]
+    if initial is not None:
+        target = graph_inputs if initial == "input" else constants
+        for name in states:
+            target[name] = rng.uniform(-1, 1, state).astype(np.float32)
+    if peepholes:
+        constants["P"] = rng.uniform(-0.5, 0.5, (count, 3 * hidden)).astype(np.float32)
+    order = ["x", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P"]
+    present = set(graph_inputs) | set(constants)
+    last = max(i for i, name in enumerate(order) if name in present)
+    node_inputs = [name if name in present else "" for name in order[:last + 1]]
+    wanted = outputs or OUTPUTS[op]
+    names = [name if name in wanted else "" for name in OUTPUTS[op]]
+    while not names[-1]:
+        names.pop()
+    node = helper.make_node(op, node_inputs, names, name=f"{op.lower()}_node",
+                            hidden_size=hidden, direction=direction, **attrs)
+    if layout:
+        node.attribute.append(helper.make_attribute("layout", 1))
+    graph = helper.make_graph(
+        [node], "recurrent",
+        [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, v.shape)
+         for n, v in graph_inputs.items()],
+        [helper.make_empty_tensor_value_info(n) for n in names if n],
+        [numpy_helper.from_array(v, n) for n, v in constants.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return onnx.shape_inference.infer_shapes(model, strict_mode=True), list(graph_inputs.values())
+
+
+def check(model: onnx.ModelProto, inputs: list[np.ndarray], tmp_path, oracle: str = "onnx",
+          tol: float = 2e-5) -> None:
+    """Generated C (host build) and ariel's numpy reference of the compiled graph against
+    onnx.reference, or onnxruntime."""
+    if oracle == "onnx":
+        expected = run_reference(model, inputs)
+    else:
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(model.SerializeToString(),
+                                               providers=["CPUExecutionProvider"])
+        names = [i.name for i in model.graph.input]
+        expected = session.run(None, dict(zip(names, inputs, strict=True)))
+    compiled = run_graph(compile_onnx(model).graph, inputs)
+    for results in (run_on_host(model, inputs, tmp_path), compiled):
+        assert len(results) == len(expected)
+        for got, want in zip(results, expected, strict=True):
+            assert got.shape == want.shape and got.dtype == want.dtype
+            np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+CASES = {
+    # hidden 16: the gate rows in blocks of eight only; 9: blocks and rows left over
+    "lstm_forward_blocks": ("LSTM", dict(hidden=16, inputs=10, steps=6)),
+    "lstm_batch_constant_states": ("LSTM", dict(hidden=9, batch=3, initial="constant")),
+    "lstm_reverse_peepholes_states": ("LSTM", dict(direction="reverse", peepholes=True,
+                                                   initial="input", batch=2)),
+    "lstm_bidirectional_layout1": ("LSTM", dict(direction="bidirectional", layout=1,
+                                                batch=2, initial="input", peepholes=True)),
+    "lstm_no_bias_one_step_one_unit": ("LSTM", dict(hidden=1, inputs=1, steps=1,
+                                                    bias=False)),
+    "lstm_Y_c_only": ("LSTM", dict(outputs=("Y_c",), direction="bidirectional")),
+    "lstm_Y_only": ("LSTM", dict(outputs=("Y",), batch=2)),
+    "lstm_Y_h_only_full_lengths": ("LSTM", dict(outputs=("Y_h",), batch=2,
+                                                lengths=[4, 4])),
+    "gru_forward": ("GRU", dict(hidden=12, inputs=7, steps=5)),
+    "gru_linear_before_reset": ("GRU", dict(hidden=9, linear_before_reset=1,
+                                            initial="input", batch=2)),
+    "gru_bidirectional_layout1_lbr": ("GRU", dict(direction="bidirectional", layout=1,
+                                                  linear_before_reset=1, batch=2)),
+    "gru_reverse_constant_state": ("GRU", dict(direction="reverse", initial="constant")),
+    "gru_Y_only_no_bias": ("GRU", dict(outputs=("Y",), bias=False)),
+    "rnn_forward": ("RNN", dict(hidden=8, inputs=4)),
+    "rnn_bidirectional_layout1_state": ("RNN", dict(direction="bidirectional", layout=1,
+                                                    initial="input", batch=3)),
+    "rnn_Y_h_only_one_unit": ("RNN", dict(outputs=("Y_h",), hidden=1)),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_against_onnx_reference(name, tmp_path):
+    op, options = CASES[name]
+    model, inputs = recurrent_model(op, **options)
+    check(model, inputs, tmp_path)
+
+
+# What onnx.reference ignores: checked against onnxruntime (layout 0, which it requires).
+ORT_CASES = {
+    "lstm_alternative_activations": ("LSTM", dict(
+        activations=["LeakyRelu", "HardSigmoid", "Elu"], activation_alpha=[0.3, 0.1, 0.7],
+        activation_beta=[0.4])),
+    "lstm_defaults_of_parameters": ("LSTM", dict(
+        activations=["LeakyRelu", "HardSigmoid", "Elu"])),
+    "lstm_thresholded_softsign_softplus": ("LSTM", dict(
+        activations=["ThresholdedRelu", "Softsign", "Softplus"], activation_alpha=[0.2])),
+    "lstm_affine_scaled_tanh": ("LSTM", dict(
+        activations=["Affine", "ScaledTanh", "Relu"], activation_alpha=[0.5, 0.6],
+        activation_beta=[0.1, 0.9])),
+    "lstm_clip_peepholes": ("LSTM", dict(clip=0.5, peepholes=True)),
+    "lstm_input_forget": ("LSTM", dict(input_forget=1, hidden=9)),
+    "lstm_lower_case_names": ("LSTM", dict(activations=["sigmoid", "tanh", "tanh"])),
+    "gru_clip_lbr_activations": ("GRU", dict(clip=0.4, linear_before_reset=1,
+                                             activations=["HardSigmoid", "Softsign"])),
+    "gru_clip": ("GRU", dict(clip=0.6)),
+    "rnn_relu_clip": ("RNN", dict(activations=["Relu"], clip=0.7)),
+    "rnn_two_directions_two_functions": ("RNN", dict(
+        direction="bidirectional", activations=["LeakyRelu", "Elu"],
+        activation_alpha=[0.2, 0.5])),
+}
+
+
+@pytest.mark.parametrize("name", ORT_CASES)
+def test_against_onnxruntime(name, tmp_path):
+    op, options = ORT_CASES[name]
+    model, inputs = recurrent_model(op, batch=2, **options)
+    check(model, inputs, tmp_path, oracle="onnxruntime")
+
+
+def test_scratch_lives_in_the_arena():
+    """The state is planned as an arena buffer alive only at the node's step, beside (never
+    over) the node's inputs and outputs, and reaches the kernel as its last argument."""
+    model, _ = recurrent_model("LSTM", hidden=9, batch=2, outputs=("Y", "Y_c"))
+    compiled = compile_onnx(model)
+    plan = compiled.plan
+    step = next(i for i, n in enumerate(compiled.graph.nodes) if n.op == "LSTM")
+    scratch = plan.buffers[plan.scratch[step]]
+    assert scratch.size >= 4 * (4 * 9 + 2 * 9)  # pre-activations, h and c
+    assert scratch.first == scratch.last == step
+    for name in (*compiled.graph.inputs, *compiled.graph.outputs):
+        other = plan.buffers[plan.storage[name]]
+        assert (scratch.offset + scratch.size <= other.offset
+                or other.offset + other.size <= scratch.offset)
+    assert plan.arena_size >= scratch.offset + scratch.size
+    assert f"arena + {scratch.offset})" in compiled.files["m.c"]
+
+
+def test_builds_for_cortex_m4(tmp_path):
+    model, _ = recurrent_model("GRU", hidden=12, direction="bidirectional", peepholes=False,
+                               initial="input", clip=2.0)
+    compile_for_cortex_m4(compile_onnx(model), tmp_path)
+    model, _ = recurrent_model("LSTM", hidden=10, direction="bidirectional", peepholes=True)
+    compile_for_cortex_m4(compile_onnx(model), tmp_path / "lstm")
+
+
+def _with_run_time(model: onnx.ModelProto, name: str) -> onnx.ModelProto:
+    """`model` with initializer `name` turned into a graph input."""
+    init = next(i for i in model.graph.initializer if i.name == name)
+    model.graph.input.append(helper.make_tensor_value_info(name, init.data_type, init.dims))
+    model.graph.initializer.remove(init)
+    return model
+
+
+REFUSED = {
+    "shorter_sequences": (dict(lengths=[4, 2], batch=2), None,
+                          "sequence_lens [4, 2] (sequences shorter than 4 steps) is not "
+                          "supported; supported: every sequence of the full length 4"),
+    "run_time_lengths": (dict(lengths=[4]), "sequence_lens",
+                         "sequence_lens 'sequence_lens' computed at run time"),
+    "run_time_weights": (dict(), "R", "R 'R' computed at run time is not supported; "
+                         "supported: constant weights, biases and peepholes"),
+    "unknown_activation": (dict(activations=["Gelu", "Tanh", "Tanh"]), None,
+                           "activation Gelu is not supported; supported: activations "
+                           "Sigmoid, Tanh, Relu"),
+    "affine_without_parameters": (dict(activations=["Affine", "Tanh", "Tanh"]), None,
+                                  "activation Affine without activation_alpha and "
+                                  "activation_beta"),
+    "thresholded_relu_without_alpha": (dict(activations=["ThresholdedRelu", "Tanh", "Tanh"]),
+                                       None, "activation ThresholdedRelu without "
+                                       "activation_alpha"),
+    "too_few_activations": (dict(activations=["Sigmoid", "Tanh"]), None,
+                            "2 activations for 1 direction(s) is not supported; supported: "
+                            "3 per direction (Sigmoid, Tanh, Tanh)"),
+}
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_refusals_name_node_and_what_works(name):
+    options, run_time, message = REFUSED[name]
+    model, _ = recurrent_model("LSTM", **options)
+    if run_time:
+        model = _with_run_time(model, run_time)
+    with pytest.raises(UnsupportedError) as error:
+        compile_onnx(model)
+    assert str(error.value).startswith("node 'lstm_node' (LSTM): ")
+    assert message in str(error.value)
