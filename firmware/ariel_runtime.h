@@ -463,6 +463,46 @@ ARIEL_INLINE void ariel_dw_s8_c(int32_t *acc, int32_t pixels, const int8_t *cons
 #undef ARIEL_WEIGHT
 #undef ARIEL_PRODUCT
 
+/* -- float activations of the recurrent kernels --------------------------------------------
+ * e^x, the logistic function and tanh in single precision without libm: newlib's expf and
+ * tanhf take about 90 and 190 instructions on a Cortex-M4, and a recurrent layer calls them
+ * thousands of times per inference. e^x = 2^n e^r, n = x / ln 2 rounded to nearest (adding
+ * and subtracting 1.5 * 2^23 rounds it) and r = x - n ln 2 with ln 2 in two parts, the first
+ * of 15 significant bits, so n times it is exact and |r| <= ln 2 / 2; e^r by its Taylor
+ * polynomial of degree 7 (remainder below 1e-8 of it), 2^n written into the exponent bits.
+ * x is confined to [-87, 88], where e^x and 2^n stay normal floats. Within a few units in
+ * the last place of e^x (tests/compiler/ops/test_recurrent.py measures all three). */
+ARIEL_INLINE float ariel_expf(float x)
+{
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    const float n = (x * 1.44269502f + 12582912.0f) - 12582912.0f;
+    const float r = (x - n * 0.693145752f) - n * 1.42860677e-6f;
+    const float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.166666672f + r * (0.0416666679f
+                    + r * (0.00833333377f + r * (0.00138888892f + r * 0.000198412701f))))));
+    const int32_t bits = ((int32_t)n + 127) * (1 << 23);
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+ARIEL_INLINE float ariel_sigmoidf(float x)
+{
+    return 1.0f / (1.0f + ariel_expf(-x));
+}
+
+/* tanh x = 1 - 2 / (e^2x + 1); near 0, where that subtraction would lose x's relative
+ * precision, its Taylor polynomial x - x^3 / 3 + 2 x^5 / 15 (remainder below 2e-9 of it
+ * for |x| < 1/16). */
+ARIEL_INLINE float ariel_tanhf(float x)
+{
+    if (x > -0.0625f && x < 0.0625f) {
+        const float x2 = x * x;
+        return x * (1.0f + x2 * (-0.333333343f + x2 * 0.13333334f));
+    }
+    return 1.0f - 2.0f / (ariel_expf(2.0f * x) + 1.0f);
+}
+
 #ifdef __FLT16_MAX__
 #define ARIEL_WEIGHT _Float16
 #define ARIEL_PRODUCT(name) name##h

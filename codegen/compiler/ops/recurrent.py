@@ -7,8 +7,10 @@ the time steps, each step forming the gates' pre-activations as inner products a
 updating the state one element at a time. The inner products reuse the blocked float helper
 of the packed Gemm and Conv kernels (ariel_dot_f32): each gate matrix (W against the step's
 input, R against the previous hidden state) is re-laid at compile time by pack_blocks, eight
-gate rows interleaved weight by weight. The state and the pre-activations live in scratch
-memory the planner places in the arena (OpDef.scratch), not on the stack.
+gate rows interleaved weight by weight. W and R are laid side by side, and the step's input
+copied in front of the hidden state, so that W x + R h is one inner product per row. The
+state and the pre-activations live in scratch memory the planner places in the arena
+(OpDef.scratch), not on the stack.
 
 sequence_lens is taken only when it is constant and every sequence is full length: shorter
 sequences would need the state frozen per batch row, which no exported keyword spotter asks
@@ -70,7 +72,8 @@ class Recurrence:
 class Product:
     """Gate pre-activations of one step: scratch[dest + n] = bias[n] + sum over the terms of
     vector . weights row n, for `rows` rows. A term is (C pointer to the vector, weight
-    key, length); the weights hold every direction's rows, one direction after another."""
+    key, length): x reaches on into h, so a term of length input + hidden reads [x, h]. The
+    weights hold every direction's rows, one direction after another."""
 
     dest: int
     rows: int
@@ -240,8 +243,18 @@ class Recurrent(OpDef):
 
     # -- code generation ------------------------------------------------------------------
     def scratch_floats(self, spec: Recurrence) -> int:
-        """Floats of scratch: the pre-activations (`gate_rows` of them) then the state."""
-        return (self.gate_rows(spec) + len(self.state_names(spec))) * spec.hidden
+        """Floats of scratch: the pre-activations (`gate_rows` of them), the step's input x
+        and right after it h (so that W x + R h is one inner product over [x, h] with
+        [W, R]), then the rest of the state."""
+        return spec.inputs + (self.gate_rows(spec) + len(self.state_names(spec))) * spec.hidden
+
+    def scratch_layout(self, spec: Recurrence) -> list[tuple[str, int]]:
+        """(name, first float) of each vector in scratch after the pre-activations."""
+        start = self.gate_rows(spec) * spec.hidden
+        layout = [("x", start)]
+        for index, name in enumerate(self.state_names(spec)):
+            layout.append((name, start + spec.inputs + index * spec.hidden))
+        return layout
 
     def gate_rows(self, spec: Recurrence) -> int:
         return self.gates
@@ -274,8 +287,7 @@ class Recurrent(OpDef):
             "spec": spec, "directions": directions, "hidden": spec.hidden,
             "x_row": _offset([("t", spec.inputs * (1 if spec.layout else spec.batch)),
                               ("b", spec.inputs * (spec.steps if spec.layout else 1))]),
-            "state": [(name, (self.gate_rows(spec) + i) * spec.hidden)
-                      for i, name in enumerate(self.state_names(spec))],
+            "state": self.scratch_layout(spec),
             "notes": self.notes(node, spec, ins, products),
         }
         return Kernel("kernels/recurrent_f32.c.j2", context, weights)
@@ -411,13 +423,13 @@ class LSTM(Recurrent):
     def stages(self, spec, ins, weights):
         hidden, count = spec.hidden, spec.directions
         rows = 4 * hidden
-        weights["w"], weights["r"] = _packed(ins[W].data), _packed(ins[R].data)
         bias = _biases(ins[B], count, 2 * rows)
         weights["b"] = bias[:, :rows] + bias[:, rows:]
         peepholes = ins[P] is not None and bool(ins[P].data.any())
         if peepholes:
             weights["p"] = ins[P].data.astype(np.float32)
-        product = Product(0, rows, [("x", "w", spec.inputs), ("h", "r", hidden)], "b")
+        weights["wr"] = _packed(np.concatenate([ins[W].data, ins[R].data], axis=2))
+        product = Product(0, rows, [("x", "wr", spec.inputs + hidden)], "b")
 
         def step(d: int, acts: tuple[Applied, ...]) -> list:
             def peep(gate: int, state: str) -> str:
@@ -479,11 +491,11 @@ class GRU(Recurrent):
     def stages(self, spec, ins, weights):
         n, count = spec.hidden, spec.directions
         w, r = ins[W].data, ins[R].data
-        weights["w_zr"], weights["r_zr"] = _packed(w[:, :2 * n]), _packed(r[:, :2 * n])
+        weights["wr_zr"] = _packed(np.concatenate([w[:, :2 * n], r[:, :2 * n]], axis=2))
         weights["w_h"], weights["r_h"] = _packed(w[:, 2 * n:]), _packed(r[:, 2 * n:])
         bias = _biases(ins[B], count, 6 * n)
         weights["b_zr"] = bias[:, :2 * n] + bias[:, 3 * n:5 * n]
-        zr = Product(0, 2 * n, [("x", "w_zr", spec.inputs), ("h", "r_zr", n)], "b_zr")
+        zr = Product(0, 2 * n, [("x", "wr_zr", spec.inputs + n)], "b_zr")
         if spec.flag:
             weights["wb_h"], weights["rb_h"] = bias[:, 2 * n:3 * n], bias[:, 5 * n:]
             products = [zr, Product(2 * n, n, [("x", "w_h", spec.inputs)], "wb_h"),
@@ -530,10 +542,10 @@ class RNN(Recurrent):
 
     def stages(self, spec, ins, weights):
         n = spec.hidden
-        weights["w"], weights["r"] = _packed(ins[W].data), _packed(ins[R].data)
+        weights["wr"] = _packed(np.concatenate([ins[W].data, ins[R].data], axis=2))
         bias = _biases(ins[B], spec.directions, 2 * n)
         weights["b"] = bias[:, :n] + bias[:, n:]
-        product = Product(0, n, [("x", "w", spec.inputs), ("h", "r", n)], "b")
+        product = Product(0, n, [("x", "wr", spec.inputs + n)], "b")
 
         def step(d: int, acts: tuple[Applied, ...]) -> list:
             return [product, [*_clipped(spec, "v", "g[j]"), f"h[j] = {acts[0].c('v')};"]]

@@ -1,6 +1,8 @@
 """The activation functions ONNX lets LSTM, GRU and RNN use in place of their defaults, named
 by the `activations` attribute, with the parameters `activation_alpha` and `activation_beta`:
-each as a numpy function (the reference) and a C expression (the kernel), both in float.
+each as a numpy function (the reference) and a C expression (the kernel), both in float. The
+logistic function and tanh are the runtime's own (ariel_sigmoidf, ariel_tanhf in
+firmware/ariel_runtime.h), a few times cheaper than libm's.
 
 The parameters are consumed in the order of the functions, each function taking the next
 alpha (and beta) only if it has one (as ONNX Runtime reads them); a function whose values run
@@ -39,8 +41,8 @@ def _softplus(x, a, b):
 
 
 ACTIVATIONS: dict[str, Activation] = {
-    "Sigmoid": Activation(0, (), _sigmoid, lambda v, a, b: f"1.0f / (1.0f + expf(-{v}))"),
-    "Tanh": Activation(0, (), lambda x, a, b: np.tanh(x), lambda v, a, b: f"tanhf({v})"),
+    "Sigmoid": Activation(0, (), _sigmoid, lambda v, a, b: f"ariel_sigmoidf({v})"),
+    "Tanh": Activation(0, (), lambda x, a, b: np.tanh(x), lambda v, a, b: f"ariel_tanhf({v})"),
     "Relu": Activation(0, (), lambda x, a, b: np.maximum(x, 0.0),
                        lambda v, a, b: f"({v} > 0.0f ? {v} : 0.0f)"),
     "Affine": Activation(2, (None, None), lambda x, a, b: a * x + b,
@@ -50,7 +52,7 @@ ACTIVATIONS: dict[str, Activation] = {
     "ThresholdedRelu": Activation(1, (None,), lambda x, a, b: np.where(x > a, x, 0.0),
                                   lambda v, a, b: f"({v} > {a} ? {v} : 0.0f)"),
     "ScaledTanh": Activation(2, (None, None), lambda x, a, b: a * np.tanh(b * x),
-                             lambda v, a, b: f"({a} * tanhf({b} * {v}))"),
+                             lambda v, a, b: f"({a} * ariel_tanhf({b} * {v}))"),
     "HardSigmoid": Activation(2, (0.2, 0.5),
                               lambda x, a, b: np.clip(a * x + b, 0.0, 1.0),
                               lambda v, a, b: f"fminf(fmaxf({a} * {v} + {b}, 0.0f), 1.0f)"),

@@ -226,3 +226,49 @@ def test_refusals_name_node_and_what_works(name):
         compile_onnx(model)
     assert str(error.value).startswith("node 'lstm_node' (LSTM): ")
     assert message in str(error.value)
+
+
+ACTIVATION_SOURCE = r"""
+#include <stdint.h>
+#include "ariel_runtime.h"
+
+void activations(const float *x, int32_t count, float *e, float *s, float *t)
+{
+    for (int32_t i = 0; i < count; ++i) {
+        e[i] = ariel_expf(x[i]);
+        s[i] = ariel_sigmoidf(x[i]);
+        t[i] = ariel_tanhf(x[i]);
+    }
+}
+"""
+
+
+def test_runtime_exp_sigmoid_tanh_are_accurate(tmp_path):
+    """The kernels' e^x within 2 units in the last place of float over [-87, 88] (beyond,
+    confined to it); the logistic function within 1.5e-7 and tanh within 2.5e-7 absolute,
+    tanh within 2e-6 relative near 0 (measured: 0.84 units, 8.9e-8, 1.7e-7, 1.6e-6)."""
+    import ctypes
+    import subprocess
+
+    from codegen.resources import data_dir
+    from codegen.run.hostrun import HOST_CFLAGS
+
+    (tmp_path / "act.c").write_text(ACTIVATION_SOURCE)
+    library = tmp_path / "libact.so"
+    subprocess.run(["gcc", *HOST_CFLAGS, f"-I{data_dir('firmware')}", str(tmp_path / "act.c"),
+                    "-o", str(library)], check=True)
+    x = np.concatenate([np.linspace(-87, 88, 400_001), np.linspace(-0.1, 0.1, 20_001),
+                        [1e-30, -1e-30, -1000.0, 1000.0]]).astype(np.float32)
+    e, s, t = (np.zeros_like(x) for _ in range(3))
+    pointer = ctypes.POINTER(ctypes.c_float)
+    ctypes.CDLL(str(library)).activations(
+        x.ctypes.data_as(pointer), ctypes.c_int32(len(x)), *(a.ctypes.data_as(pointer)
+                                                            for a in (e, s, t)))
+    exact = x.astype(np.float64)
+    inside = np.abs(exact) < 87
+    want = np.exp(exact[inside])
+    assert (np.abs(e[inside] - want) / want).max() < 2 * 2.0**-23
+    assert np.abs(s - 0.5 * (1 + np.tanh(exact / 2))).max() < 1.5e-7
+    assert np.abs(t - np.tanh(exact)).max() < 2.5e-7
+    assert (np.abs(t - np.tanh(exact)) / np.abs(np.tanh(exact))).max() < 2e-6
+    assert t[-2] == -1.0 and t[-1] == 1.0 and s[-2] < 1e-30 and s[-1] == 1.0
