@@ -453,6 +453,53 @@ ARIEL_INLINE void ariel_dw_s8_c(int32_t *acc, int32_t pixels, const int8_t *cons
     }
 }
 
+/* -- a float vector against packed int8 rows --------------------------------------------
+ * The recurrent kernels keep their state in float and store their weights as int8: at each
+ * step the vector is quantized to int16 by its largest |value|, which becomes `limit`, and
+ * written as a column of int16 pairs in the layout the DSP helpers above read (stride 2),
+ * padded with zeros to `groups` groups of four. Returns the scale (real = scale * q; 0 for
+ * a vector of zeros). */
+ARIEL_INLINE float ariel_column_s16(int32_t *col, const float *v, int32_t k, int32_t groups,
+                                    int32_t limit)
+{
+    float peak = 0.0f;
+    for (int32_t i = 0; i < k; ++i) {
+        const float size = v[i] < 0.0f ? -v[i] : v[i];
+        peak = size > peak ? size : peak;
+    }
+    const float inverse = peak > 0.0f ? (float)limit / peak : 0.0f;
+    for (int32_t g = 0; g < groups; ++g) {
+        int32_t q[4];
+        for (int32_t j = 0; j < 4; ++j) {
+            q[j] = 4 * g + j < k ? ariel_rint_clamp(v[4 * g + j] * inverse, -limit, limit) : 0;
+        }
+        col[2 * g] = (int32_t)(((uint32_t)q[0] & 0xFFFFu) | ((uint32_t)q[2] << 16));
+        col[2 * g + 1] = (int32_t)(((uint32_t)q[1] & 0xFFFFu) | ((uint32_t)q[3] << 16));
+    }
+    return peak / (float)limit;
+}
+
+/* acc[c] += column . filter c, for such a column (stride 2) and `filters` (1 or 2) filters
+ * interleaved four weights at a time, one product at a time: the sums of ariel_dot_1x2_s8
+ * and ariel_dot_1x1_s8, on cores without SMLAD. */
+ARIEL_INLINE void ariel_dot_column_s8_c(int32_t *acc, int32_t filters, const int32_t *col,
+                                        const int8_t *w, int32_t groups)
+{
+    for (int32_t g = 0; g < groups; ++g) {
+        const int32_t x[4] = {(int16_t)(uint16_t)((uint32_t)col[0] & 0xFFFFu),
+                              (int16_t)(uint16_t)((uint32_t)col[1] & 0xFFFFu),
+                              (int16_t)(uint16_t)((uint32_t)col[0] >> 16),
+                              (int16_t)(uint16_t)((uint32_t)col[1] >> 16)};
+        for (int32_t c = 0; c < filters; ++c) {
+            for (int32_t j = 0; j < 4; ++j) {
+                acc[c] += x[j] * (int32_t)w[4 * c + j];
+            }
+        }
+        col += 2;
+        w += 4 * filters;
+    }
+}
+
 /* -- float32 ------------------------------------------------------------------------------
  * The float kernels' inner products, written once in ariel_products_f32.inc for each type
  * the weights may be stored in: float, and (where the compiler has it) IEEE half precision,

@@ -68,6 +68,10 @@ class OpDef:
     # True for elementwise operators whose kernel writes its output in any memory order,
     # whatever order it reads (passes/fold_relayout.py folds a following copy into them).
     writes_any_order: ClassVar[bool] = False
+    # Inputs (by position) that may be int8 constants reached through DequantizeLinear while
+    # the node itself stays float (weights-only quantization: LSTM's W and R); the QDQ
+    # lowering hands the node the int8 tensor with its scales.
+    int8_weights: ClassVar[tuple[int, ...]] = ()
 
     # -- checks -------------------------------------------------------------------------
     def check(self, node: Node, graph: Graph) -> None:
@@ -92,6 +96,15 @@ class OpDef:
         parameters on the graph's tensors), using only integer arithmetic and the shared
         fixed-point rule, as the C kernel does. Operators whose float reference is already
         exact on integers (moves, max, views) keep this default."""
+        return self.reference(node, *inputs)
+
+    def evaluate(self, node: Node, graph: Graph, *inputs: np.ndarray | None
+                 ) -> list[np.ndarray]:
+        """The node as the compiled graph holds it, for ariel's oracle (reference.py): the
+        integer reference of a quantized node, else the float one. Operators whose float
+        kernels read quantization parameters off the graph (int8_weights) override it."""
+        if is_quantized(graph, node):
+            return self.reference_s8(node, graph, *inputs)
         return self.reference(node, *inputs)
 
     # -- code generation ----------------------------------------------------------------

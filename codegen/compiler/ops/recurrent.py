@@ -1,16 +1,15 @@
-"""ONNX LSTM, GRU and RNN in float32: forward, reverse and bidirectional, layout 0 and 1,
-optional initial states, LSTM peepholes and input_forget, GRU's linear_before_reset, clip,
-every activation ONNX names, and any subset of the outputs Y, Y_h and Y_c.
+"""ONNX LSTM, GRU and RNN: forward, reverse and bidirectional, layout 0 and 1, optional
+initial states, LSTM peepholes and input_forget, GRU's linear_before_reset, clip, every
+activation ONNX names, and any subset of the outputs Y, Y_h and Y_c. Float32, with float32
+weights, or in int8 builds with int8 weights (recurrent_products.py).
 
 The kernel is unrolled over the static sequence: for each direction and batch row a loop over
-the time steps, each step forming the gates' pre-activations as inner products and then
-updating the state one element at a time. The inner products reuse the blocked float helper
-of the packed Gemm and Conv kernels (ariel_dot_f32): each gate matrix (W against the step's
-input, R against the previous hidden state) is re-laid at compile time by pack_blocks, eight
-gate rows interleaved weight by weight. W and R are laid side by side, and the step's input
-copied in front of the hidden state, so that W x + R h is one inner product per row. The
-state and the pre-activations live in scratch memory the planner places in the arena
-(OpDef.scratch), not on the stack.
+the time steps, each step forming the gates' pre-activations as inner products of a vector
+with gate rows (Products) and then updating the state one element at a time. The step's input
+is copied into scratch right in front of h, and W and R laid side by side, so that W x + R h
+is one inner product per row; the products reuse the packed helpers of the Gemm and Conv
+kernels. The state and the pre-activations live in scratch memory the planner places in the
+arena (OpDef.scratch), not on the stack.
 
 sequence_lens is taken only when it is constant and every sequence is full length: shorter
 sequences would need the state frozen per batch row, which no exported keyword spotter asks
@@ -24,7 +23,7 @@ from typing import ClassVar
 import numpy as np
 
 from codegen.compiler.c import c_float
-from codegen.compiler.ir import Graph, Node, Tensor
+from codegen.compiler.ir import Graph, Node, QuantParams, Tensor
 from codegen.compiler.ops.base import (
     FLOAT_TYPES,
     Kernel,
@@ -37,13 +36,12 @@ from codegen.compiler.ops.base import (
     require_dtype,
     unsupported,
 )
-from codegen.compiler.ops.inner_product import pack_blocks
 from codegen.compiler.ops.recurrent_activations import ACTIVATIONS, Applied, canonical, settle
+from codegen.compiler.ops.recurrent_products import BLOCK, GateWeights, Packed, pack
 
 # Input and output positions shared by the three operators.
 X, W, R, B, SEQUENCE_LENS, INITIAL_H, INITIAL_C, P = range(8)
 Y, Y_H, Y_C = range(3)
-BLOCK = 8  # gate rows per inner-product step (ariel_dot_f32 takes up to eight filters)
 DIRECTIONS = {"forward": (False,), "reverse": (True,), "bidirectional": (False, True)}
 COMMON_ATTRIBUTES = frozenset({"activation_alpha", "activation_beta", "activations", "clip",
                                "direction", "hidden_size", "layout"})
@@ -68,21 +66,28 @@ class Recurrence:
         return len(self.reverse)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Product:
-    """Gate pre-activations of one step: scratch[dest + n] = bias[n] + sum over the terms of
-    vector . weights row n, for `rows` rows. A term is (C pointer to the vector, weight
-    key, length): x reaches on into h, so a term of length input + hidden reads [x, h]. The
-    weights hold every direction's rows, one direction after another."""
+    """Pre-activations of one step: g[dest + n] = bias[n] + vector . row n for the gate
+    rows `rows` of W, R or both side by side (`parts`: "w", "r", "wr"). `vector` names a
+    scratch vector: "x" (the step's input, reaching on into h), "h", or "xr" (a second copy
+    of the input, reaching on into r * h). `bias` is a key of the biases stages() makes."""
 
     dest: int
-    rows: int
-    terms: list[tuple[str, str, int]]
-    bias: str | None
+    rows: slice
+    parts: str
+    vector: str
+    bias: str
+
+
+# Each scratch vector's length, in terms of the input and hidden sizes.
+VECTOR_LENGTH = {"x": lambda spec: spec.inputs + spec.hidden, "h": lambda spec: spec.hidden,
+                 "xr": lambda spec: spec.inputs + spec.hidden}
+VECTOR_ONLY_X = "x_only"  # a product over the input alone reads "x" for `inputs` values
 
 
 class Recurrent(OpDef):
-    """What LSTM, GRU and RNN share; each subclass gives its gates and its cell."""
+    """What LSTM, GRU and RNN share; each subclass gives its gates, cell and stages."""
 
     gates: ClassVar[int] = 1
     default_activations: ClassVar[tuple[str, ...]] = ()
@@ -90,13 +95,16 @@ class Recurrent(OpDef):
     flag_attribute: ClassVar[str] = ""
     # Constant arrays the element loops read, one row per direction, by the loops' name.
     loop_arrays: ClassVar[tuple[str, ...]] = ()
+    # W and R may arrive as int8 constants through DequantizeLinear (quant/lower.py).
+    int8_weights: ClassVar[tuple[int, ...]] = (W, R)
 
     # -- checks and shapes ------------------------------------------------------------------
     def check(self, node: Node, graph: Graph) -> None:
         super().check(node, graph)
-        ins = graph.input_tensors(node) + [None] * (8 - len(node.inputs))
-        for tensor in ins:
-            if tensor is not None and tensor is not ins[SEQUENCE_LENS]:
+        ins = _padded(graph.input_tensors(node))
+        for index, tensor in enumerate(ins):
+            if tensor is not None and index != SEQUENCE_LENS and not (
+                    index in (W, R) and tensor.dtype == "int8"):
                 require_dtype(node, tensor, FLOAT_TYPES)
         x, w, r = ins[X], ins[W], ins[R]
         if (x.rank, w.rank, r.rank) != (3, 3, 3):
@@ -110,6 +118,26 @@ class Recurrent(OpDef):
         spec = self.settings(node, x.shape, w.shape, r.shape)
         self._check_shapes(node, spec, ins)
         self._check_lengths(node, spec, ins[SEQUENCE_LENS])
+        self._check_int8_weights(node, w, r)
+
+    def _check_int8_weights(self, node: Node, w: Tensor, r: Tensor) -> None:
+        """int8 W and R (quant/recurrent.py's form): both, symmetric, one scale per gate row
+        along axis 1, the same scales for W and R."""
+        if "int8" not in (w.dtype, r.dtype):
+            return
+        scales = []
+        for tensor in (w, r):
+            quant = tensor.quant
+            if tensor.dtype != "int8" or quant is None or quant.axis not in (1, -2) or \
+                    np.size(quant.scale) != w.shape[1] or np.any(quant.zero_point != 0):
+                raise unsupported(node, f"weights '{tensor.name}' of type {tensor.dtype} "
+                                  f"quantized as {_describe(quant)}",
+                                  "float32 W and R, or both int8, symmetric, one scale per "
+                                  "gate row (axis 1)")
+            scales.append(np.asarray(quant.scale, np.float32).reshape(-1))
+        if not np.array_equal(*scales):
+            raise unsupported(node, "int8 W and R with different scales for a gate row",
+                              "one scale per gate row shared by W and R")
 
     def settings(self, node: Node, x: tuple[int, ...], w: tuple[int, ...],
                  r: tuple[int, ...]) -> Recurrence:
@@ -210,7 +238,16 @@ class Recurrent(OpDef):
 
     # -- reference ------------------------------------------------------------------------
     def reference(self, node: Node, *inputs):
-        ins = list(inputs) + [None] * (8 - len(inputs))
+        ins = _padded(list(inputs))
+        return self.unroll(node, ins, GateWeights(ins[W], ins[R]))
+
+    def evaluate(self, node: Node, graph: Graph, *inputs):
+        """With int8 weights, the float reference of the int8 product: the weights' scales
+        are on the graph's tensors."""
+        ins = _padded(list(inputs))
+        return self.unroll(node, ins, gate_weights(graph, node, ins[W], ins[R]))
+
+    def unroll(self, node: Node, ins: list, weights: GateWeights) -> list[np.ndarray]:
         spec = self.settings(node, ins[X].shape, ins[W].shape, ins[R].shape)
         x, h0, c0 = ins[X].astype(np.float64), ins[INITIAL_H], ins[INITIAL_C]
         if spec.layout:
@@ -225,10 +262,14 @@ class Recurrent(OpDef):
         for d in range(n):
             h = zeros[d] if h0 is None else h0[d].astype(np.float64)
             c = zeros[d] if c0 is None else c0[d].astype(np.float64)
-            weights = [a.astype(np.float64) for a in (ins[W][d], ins[R][d], bias[d], peep[d])]
+            fixed = [a.astype(np.float64) for a in (bias[d], peep[d])]
+
+            def product(vector, rows, parts, d=d):
+                return weights.product(vector, rows, parts, d)
+
             for step in range(spec.steps):
                 t = spec.steps - 1 - step if spec.reverse[d] else step
-                h, c = self.cell(spec, spec.activations[d], x[t], h, c, *weights)
+                h, c = self.cell(spec, spec.activations[d], product, x[t], h, c, *fixed)
                 y[t, d] = h
             last_h[d], last_c[d] = h, c
         if spec.layout:
@@ -237,44 +278,80 @@ class Recurrent(OpDef):
         values = [y, last_h, last_c]
         return [values[slot].astype(np.float32) for slot in output_slots(node)]
 
-    def cell(self, spec: Recurrence, acts: tuple[Applied, ...], x, h, c, w, r, b, p):
-        """One time step of one direction on [batch, ...] arrays: (new h, new c)."""
+    def cell(self, spec: Recurrence, acts: tuple[Applied, ...], product, x, h, c, b, p):
+        """One time step of one direction on [batch, ...] arrays: (new h, new c).
+        `product(vector, rows, parts)` is vector times gate rows as the kernel forms it."""
         raise NotImplementedError
 
     # -- code generation ------------------------------------------------------------------
-    def scratch_floats(self, spec: Recurrence) -> int:
-        """Floats of scratch: the pre-activations (`gate_rows` of them), the step's input x
-        and right after it h (so that W x + R h is one inner product over [x, h] with
-        [W, R]), then the rest of the state."""
-        return spec.inputs + (self.gate_rows(spec) + len(self.state_names(spec))) * spec.hidden
-
-    def scratch_layout(self, spec: Recurrence) -> list[tuple[str, int]]:
-        """(name, first float) of each vector in scratch after the pre-activations."""
-        start = self.gate_rows(spec) * spec.hidden
-        layout = [("x", start)]
-        for index, name in enumerate(self.state_names(spec)):
-            layout.append((name, start + spec.inputs + index * spec.hidden))
-        return layout
-
     def gate_rows(self, spec: Recurrence) -> int:
+        """Rows of pre-activations the scratch holds (the gates, or more)."""
         return self.gates
 
-    def state_names(self, spec: Recurrence) -> tuple[str, ...]:
-        """The per-element state vectors after the pre-activations in scratch, h first."""
-        return ("h",)
+    def scratch_layout(self, spec: Recurrence) -> list[tuple[str, int]]:
+        """(name, first float) of each vector in scratch after the pre-activations: the
+        step's input x and right after it h, then the rest of the state."""
+        start = self.gate_rows(spec) * spec.hidden
+        layout = [("x", start), ("h", start + spec.inputs)]
+        offset = start + spec.inputs + spec.hidden
+        for name in self.more_state(spec):
+            layout.append((name, offset))
+            offset += spec.inputs if name == "xr" else spec.hidden
+        return layout
+
+    def more_state(self, spec: Recurrence) -> tuple[str, ...]:
+        """Scratch vectors after [x, h], in order (each `hidden` long, but "xr": `inputs`)."""
+        return ()
+
+    def scratch_floats(self, spec: Recurrence) -> int:
+        name, start = self.scratch_layout(spec)[-1]
+        return start + (spec.inputs if name == "xr" else spec.hidden)
 
     def scratch(self, node: Node, graph: Graph) -> int:
-        return 4 * self.scratch_floats(self.spec_of(node, graph))
+        spec = self.spec_of(node, graph)
+        weights = gate_weights(graph, node)
+        words = 0
+        if weights.is_int8:
+            words = max(_k4(_length(spec, p)) // 2 for p in self.products(spec))
+        return 4 * (self.scratch_floats(spec) + words)
+
+    def products(self, spec: Recurrence) -> list[Product]:
+        raise NotImplementedError
+
+    def biases(self, spec: Recurrence, bias: np.ndarray) -> dict[str, np.ndarray]:
+        """The bias of each product by key, [directions, rows] float32, from B."""
+        raise NotImplementedError
+
+    def step(self, spec: Recurrence, acts: tuple[Applied, ...], peepholes: bool) -> list:
+        """One step as the kernel runs it: Products and element loops (lists of C
+        statements over j), in order."""
+        raise NotImplementedError
 
     def lower(self, node: Node, graph: Graph, names: Names) -> Kernel:
-        ins = graph.input_tensors(node) + [None] * (8 - len(node.inputs))
+        ins = _padded(graph.input_tensors(node))
         spec = self.spec_of(node, graph)
         weights: dict[str, np.ndarray] = {}
-        products, steps = self.stages(spec, ins, weights)
+        gate = gate_weights(graph, node)
+        count = spec.directions
+        bias = (np.zeros((count, 2 * self.gates * spec.hidden), np.float32) if ins[B] is None
+                else ins[B].data.astype(np.float32))
+        for key, value in self.biases(spec, bias).items():
+            weights[key] = value.astype(np.float32)
+        peepholes = ins[P] is not None and bool(ins[P].data.any())
+        if peepholes:
+            weights["p"] = ins[P].data.astype(np.float32)
+        products, rendered = self.products(spec), []
+        for index, product in enumerate(products):
+            packed = pack(gate, product.rows, product.parts)
+            rendered.append((f"m{index}", packed))
+            weights[f"m{index}"] = packed.data
+            if packed.scale is not None:
+                weights[f"m{index}_scale"] = packed.scale
         directions = []
         for d, reverse in enumerate(spec.reverse):
-            stages = [self._render_product(p, d, spec, names, weights) if isinstance(p, Product)
-                      else {"product": False, "loop": p} for p in steps(d, spec.activations[d])]
+            stages = [self._render_product(p, d, rendered[products.index(p)], names, weights)
+                      if isinstance(p, Product) else {"product": False, "loop": p}
+                      for p in self.step(spec, spec.activations[d], peepholes)]
             directions.append({
                 "name": "reverse" if reverse else "forward",
                 "arrays": [(key, f"{names.weight(key)} + {d * weights[key].shape[-1]}u")
@@ -288,45 +365,55 @@ class Recurrent(OpDef):
             "x_row": _offset([("t", spec.inputs * (1 if spec.layout else spec.batch)),
                               ("b", spec.inputs * (spec.steps if spec.layout else 1))]),
             "state": self.scratch_layout(spec),
-            "notes": self.notes(node, spec, ins, products),
+            "copy_xr": "xr" in self.more_state(spec),
+            "int8": gate.is_int8, "words_at": self.scratch_floats(spec),
+            "notes": self.notes(spec, ins, gate, peepholes),
         }
         return Kernel("kernels/recurrent_f32.c.j2", context, weights)
 
-    def stages(self, spec: Recurrence, ins: list[Tensor | None],
-               weights: dict[str, np.ndarray]):
-        """The packed weights (added to `weights`), the products' descriptions, and a
-        function of (direction, activations) giving one step as a list of Products and
-        element loops (lists of C statements over j)."""
-        raise NotImplementedError
-
-    def notes(self, node: Node, spec: Recurrence, ins, products: list[str]) -> list[str]:
+    def notes(self, spec: Recurrence, ins, gate: GateWeights, peepholes: bool) -> list[str]:
         acts = "; ".join(", ".join(a.name for a in per) for per in spec.activations)
         ways = " and ".join("reverse" if r else "forward" for r in spec.reverse)
+        if gate.is_int8:
+            weights = ("int8 weights, one scale per gate row; each step's vector quantized "
+                       "to int16 by its largest value, products in int32, state in float")
+        else:
+            weights = "float32 weights"
         return [f"X {list(ins[X].shape)} (layout {spec.layout}): {spec.steps} steps, batch "
                 f"{spec.batch}, input {spec.inputs}, hidden {spec.hidden}, {ways}",
                 f"activations {acts}" + (f", clip {spec.clip:g}" if spec.clip else ""),
-                *products,
+                *self.describe(spec, peepholes), weights,
                 "state and pre-activations in the arena's scratch "
                 f"({self.scratch_floats(spec)} floats)"]
 
-    def _render_product(self, product: Product, d: int, spec: Recurrence, names: Names,
-                        weights: dict[str, np.ndarray]) -> dict:
-        terms = [{"vector": vector, "weights": names.weight(key), "k": k,
-                  "offset": d * product.rows * k} for vector, key, k in product.terms]
+    def describe(self, spec: Recurrence, peepholes: bool) -> list[str]:
+        raise NotImplementedError
+
+    def _render_product(self, product: Product, d: int, rendered: tuple[str, Packed],
+                        names: Names, weights: dict[str, np.ndarray]) -> dict:
+        key, packed = rendered
         bias = None
-        if product.bias is not None and weights[product.bias].any():
-            bias = (names.weight(product.bias), d * product.rows)
-        return {"product": True, "dest": product.dest, "rows": product.rows,
-                "blocks": product.rows // BLOCK, "terms": terms, "bias": bias}
+        if weights[product.bias].any():
+            bias = (names.weight(product.bias), d * weights[product.bias].shape[-1])
+        vector = "x" if product.vector == VECTOR_ONLY_X else product.vector
+        context = {"product": True, "dest": product.dest, "rows": packed.scale.size
+                   if packed.scale is not None else product.rows.stop - product.rows.start,
+                   "vector": vector, "k": packed.k, "bias": bias,
+                   "weights": names.weight(key), "offset": d * packed.stride}
+        context["blocks"] = context["rows"] // BLOCK
+        if packed.scale is not None:
+            context.update(k4=packed.k4, groups=packed.k4 // 4, limit=packed.limit,
+                           scale=names.weight(f"{key}_scale"))
+        return context
 
     def _initial(self, node: Node, graph: Graph, spec: Recurrence, ins, d: int,
                  names: Names, weights: dict[str, np.ndarray]) -> list[tuple[str, str | None]]:
-        """For each state vector: where its start is read from (C array and row offset in
-        b), or None for zeros."""
+        """For each state vector with an initial value: where its start is read from (C
+        array and row offset in b), or None for zeros."""
         rows = _offset([("b", spec.hidden * (spec.directions if spec.layout else 1))],
                        d * spec.hidden * (1 if spec.layout else spec.batch))
         sources = []
-        for index, name in zip(self.state_inputs, self.state_names(spec), strict=False):
+        for index, name in zip(self.state_inputs, ("h", "c"), strict=False):
             tensor = ins[index]
             if tensor is None or (tensor.is_const and not tensor.data.any()):
                 sources.append((name, None))
@@ -357,9 +444,42 @@ class Recurrent(OpDef):
         return found
 
 
+def gate_weights(graph: Graph, node: Node, w: np.ndarray | None = None,
+                 r: np.ndarray | None = None) -> GateWeights:
+    """The node's W and R (their constant data unless given), with the per-row scales when
+    they are int8."""
+    tw, tr = graph.tensor(node.inputs[W]), graph.tensor(node.inputs[R])
+    w = tw.data if w is None else w
+    r = tr.data if r is None else r
+    if tw.dtype != "int8":
+        return GateWeights(w, r)
+    return GateWeights(w, r, np.asarray(tw.quant.scale, np.float32).reshape(-1))
+
+
 def output_slots(node: Node) -> tuple[int, ...]:
     """The operator's output position of each of the node's outputs."""
     return node.output_slots or tuple(range(len(node.outputs)))
+
+
+def _padded(inputs: list) -> list:
+    """The node's inputs with the omitted trailing ones as None."""
+    return list(inputs) + [None] * (8 - len(inputs))
+
+
+def _describe(quant: QuantParams | None) -> str:
+    if quant is None:
+        return "nothing"
+    return f"{np.size(quant.scale)} scale(s) along axis {quant.axis}"
+
+
+def _length(spec: Recurrence, product: Product) -> int:
+    if product.vector == VECTOR_ONLY_X:
+        return spec.inputs
+    return VECTOR_LENGTH[product.vector](spec)
+
+
+def _k4(k: int) -> int:
+    return -(-k // 4) * 4
 
 
 def _offset(terms: list[tuple[str, int]], constant: int = 0) -> str:
@@ -369,17 +489,6 @@ def _offset(terms: list[tuple[str, int]], constant: int = 0) -> str:
     if constant or not parts:
         parts.append(f"{constant}u")
     return " + ".join(parts)
-
-
-def _biases(bias: Tensor | None, count: int, size: int) -> np.ndarray:
-    """B as float32 [directions, size], zeros where the node has none."""
-    return np.zeros((count, size), np.float32) if bias is None else bias.data.astype(
-        np.float32)
-
-
-def _packed(matrix: np.ndarray) -> np.ndarray:
-    """Every direction's [rows, k] matrix packed for ariel_dot_f32, one after the other."""
-    return np.concatenate([pack_blocks(m.astype(np.float32), BLOCK) for m in matrix])
 
 
 def _clipped(spec: Recurrence, variable: str, value: str) -> list[str]:
@@ -394,6 +503,9 @@ def _clip(spec: Recurrence, value: np.ndarray) -> np.ndarray:
     return value if spec.clip is None else np.clip(value, -spec.clip, spec.clip)
 
 
+ALL = slice(None)
+
+
 @register("LSTM")
 class LSTM(Recurrent):
     """Gates i, o, f, c (ONNX's order) from W x + R h + Wb + Rb, peepholes P (i, o, f) on
@@ -406,12 +518,13 @@ class LSTM(Recurrent):
     loop_arrays = ("p",)
     flag_attribute = "input_forget"
 
-    def state_names(self, spec: Recurrence) -> tuple[str, ...]:
-        return ("h", "c")
+    def more_state(self, spec):
+        return ("c",)
 
-    def cell(self, spec, acts, x, h, c, w, r, b, p):
+    def cell(self, spec, acts, product, x, h, c, b, p):
         hidden = spec.hidden
-        g = x @ w.T + h @ r.T + b[:4 * hidden] + b[4 * hidden:]
+        g = product(np.concatenate([x, h], axis=1), ALL, "wr") + b[:4 * hidden] + \
+            b[4 * hidden:]
         gi, go, gf, gc = (g[:, k * hidden:(k + 1) * hidden] for k in range(4))
         pi, po, pf = (p[k * hidden:(k + 1) * hidden] for k in range(3))
         i = acts[0].numpy(_clip(spec, gi + pi * c))
@@ -420,42 +533,39 @@ class LSTM(Recurrent):
         o = acts[0].numpy(_clip(spec, go + po * cell))
         return o * acts[2].numpy(cell), cell
 
-    def stages(self, spec, ins, weights):
-        hidden, count = spec.hidden, spec.directions
-        rows = 4 * hidden
-        bias = _biases(ins[B], count, 2 * rows)
-        weights["b"] = bias[:, :rows] + bias[:, rows:]
-        peepholes = ins[P] is not None and bool(ins[P].data.any())
-        if peepholes:
-            weights["p"] = ins[P].data.astype(np.float32)
-        weights["wr"] = _packed(np.concatenate([ins[W].data, ins[R].data], axis=2))
-        product = Product(0, rows, [("x", "wr", spec.inputs + hidden)], "b")
+    def products(self, spec):
+        return [Product(0, slice(0, 4 * spec.hidden), "wr", "x", "b")]
 
-        def step(d: int, acts: tuple[Applied, ...]) -> list:
-            def peep(gate: int, state: str) -> str:
-                if not peepholes:
-                    return ""
-                return f" + p[{gate * hidden}u + j] * {state}"
+    def biases(self, spec, bias):
+        rows = 4 * spec.hidden
+        return {"b": bias[:, :rows] + bias[:, rows:]}
 
-            loop = [*_clipped(spec, "vi", f"g[j]{peep(0, 'c[j]')}"),
-                    f"const float i = {acts[0].c('vi')};"]
-            if spec.flag:
-                loop.append("const float f = 1.0f - i;")
-            else:
-                loop += [*_clipped(spec, "vf", f"g[{2 * hidden}u + j]{peep(2, 'c[j]')}"),
-                         f"const float f = {acts[0].c('vf')};"]
-            loop += [*_clipped(spec, "vc", f"g[{3 * hidden}u + j]"),
-                     f"const float cell = f * c[j] + i * {acts[1].c('vc')};",
-                     *_clipped(spec, "vo", f"g[{hidden}u + j]{peep(1, 'cell')}"),
-                     f"const float o = {acts[0].c('vo')};",
-                     "c[j] = cell;",
-                     f"h[j] = o * {acts[2].c('cell')};"]
-            return [product, loop]
+    def step(self, spec, acts, peepholes):
+        hidden = spec.hidden
 
-        notes = ["gates i, o, f, c: W x + R h + Wb + Rb in one product of "
-                 f"{rows} rows" + (", peepholes on the cell state" if peepholes else "")
-                 + (", f = 1 - i (input_forget)" if spec.flag else "")]
-        return notes, step
+        def peep(gate: int, state: str) -> str:
+            return f" + p[{gate * hidden}u + j] * {state}" if peepholes else ""
+
+        loop = [*_clipped(spec, "vi", f"g[j]{peep(0, 'c[j]')}"),
+                f"const float i = {acts[0].c('vi')};"]
+        if spec.flag:
+            loop.append("const float f = 1.0f - i;")
+        else:
+            loop += [*_clipped(spec, "vf", f"g[{2 * hidden}u + j]{peep(2, 'c[j]')}"),
+                     f"const float f = {acts[0].c('vf')};"]
+        loop += [*_clipped(spec, "vc", f"g[{3 * hidden}u + j]"),
+                 f"const float cell = f * c[j] + i * {acts[1].c('vc')};",
+                 *_clipped(spec, "vo", f"g[{hidden}u + j]{peep(1, 'cell')}"),
+                 f"const float o = {acts[0].c('vo')};",
+                 "c[j] = cell;",
+                 f"h[j] = o * {acts[2].c('cell')};"]
+        return [*self.products(spec), loop]
+
+    def describe(self, spec, peepholes):
+        return ["gates i, o, f, c: [W R] [x h] + Wb + Rb in one product of "
+                f"{4 * spec.hidden} rows" + (", peepholes on the cell state" if peepholes
+                                             else "")
+                + (", f = 1 - i (input_forget)" if spec.flag else "")]
 
 
 @register("GRU")
@@ -468,59 +578,67 @@ class GRU(Recurrent):
     attributes = COMMON_ATTRIBUTES | {"linear_before_reset"}
     flag_attribute = "linear_before_reset"
 
-    def gate_rows(self, spec: Recurrence) -> int:
+    def gate_rows(self, spec):
         return 4 if spec.flag else 3
 
-    def state_names(self, spec: Recurrence) -> tuple[str, ...]:
-        return ("h",) if spec.flag else ("h", "rh")
+    def more_state(self, spec):
+        return () if spec.flag else ("xr", "rh")
 
-    def cell(self, spec, acts, x, h, c, w, r, b, p):
+    def cell(self, spec, acts, product, x, h, c, b, p):
         n = spec.hidden
-        wz, wr, wh = (w[k * n:(k + 1) * n] for k in range(3))
-        rz, rr, rh = (r[k * n:(k + 1) * n] for k in range(3))
         wbz, wbr, wbh, rbz, rbr, rbh = (b[k * n:(k + 1) * n] for k in range(6))
-        z = acts[0].numpy(_clip(spec, x @ wz.T + h @ rz.T + wbz + rbz))
-        reset = acts[0].numpy(_clip(spec, x @ wr.T + h @ rr.T + wbr + rbr))
+        zr = product(np.concatenate([x, h], axis=1), slice(0, 2 * n), "wr")
+        z = acts[0].numpy(_clip(spec, zr[:, :n] + wbz + rbz))
+        reset = acts[0].numpy(_clip(spec, zr[:, n:] + wbr + rbr))
+        rows = slice(2 * n, 3 * n)
         if spec.flag:
-            candidate = x @ wh.T + reset * (h @ rh.T + rbh) + wbh
+            candidate = product(x, rows, "w") + reset * (product(h, rows, "r") + rbh) + wbh
         else:
-            candidate = x @ wh.T + (reset * h) @ rh.T + rbh + wbh
+            candidate = product(np.concatenate([x, reset * h], axis=1), rows, "wr") + rbh + wbh
         candidate = acts[1].numpy(_clip(spec, candidate))
         return (1.0 - z) * candidate + z * h, c
 
-    def stages(self, spec, ins, weights):
-        n, count = spec.hidden, spec.directions
-        w, r = ins[W].data, ins[R].data
-        weights["wr_zr"] = _packed(np.concatenate([w[:, :2 * n], r[:, :2 * n]], axis=2))
-        weights["w_h"], weights["r_h"] = _packed(w[:, 2 * n:]), _packed(r[:, 2 * n:])
-        bias = _biases(ins[B], count, 6 * n)
-        weights["b_zr"] = bias[:, :2 * n] + bias[:, 3 * n:5 * n]
-        zr = Product(0, 2 * n, [("x", "wr_zr", spec.inputs + n)], "b_zr")
+    def products(self, spec):
+        n = spec.hidden
+        zr = Product(0, slice(0, 2 * n), "wr", "x", "b_zr")
+        rows = slice(2 * n, 3 * n)
         if spec.flag:
-            weights["wb_h"], weights["rb_h"] = bias[:, 2 * n:3 * n], bias[:, 5 * n:]
-            products = [zr, Product(2 * n, n, [("x", "w_h", spec.inputs)], "wb_h"),
-                        Product(3 * n, n, [("h", "r_h", n)], "rb_h")]
+            return [zr, Product(2 * n, rows, "w", VECTOR_ONLY_X, "wb_h"),
+                    Product(3 * n, rows, "r", "h", "rb_h")]
+        return [zr, Product(2 * n, rows, "wr", "xr", "b_h")]
+
+    def biases(self, spec, bias):
+        n = spec.hidden
+        values = {"b_zr": bias[:, :2 * n] + bias[:, 3 * n:5 * n]}
+        if spec.flag:
+            values.update(wb_h=bias[:, 2 * n:3 * n], rb_h=bias[:, 5 * n:])
+        else:
+            values["b_h"] = bias[:, 2 * n:3 * n] + bias[:, 5 * n:]
+        return values
+
+    def step(self, spec, acts, peepholes):
+        n = spec.hidden
+        products = self.products(spec)
+        update = [*_clipped(spec, "vz", "g[j]"), f"const float z = {acts[0].c('vz')};"]
+        if spec.flag:
+            update = [*update, *_clipped(spec, "vr", f"g[{n}u + j]"),
+                      f"const float r = {acts[0].c('vr')};",
+                      *_clipped(spec, "vh", f"g[{2 * n}u + j] + r * g[{3 * n}u + j]")]
+            return [*products, update + _gru_blend(acts)]
+        reset = [*_clipped(spec, "vr", f"g[{n}u + j]"),
+                 f"const float r = {acts[0].c('vr')};", "rh[j] = r * h[j];"]
+        update += _clipped(spec, "vh", f"g[{2 * n}u + j]")
+        return [products[0], reset, products[1], update + _gru_blend(acts)]
+
+    def describe(self, spec, peepholes):
+        n = spec.hidden
+        if spec.flag:
             note = ("linear_before_reset: the candidate's W x + Wbh and R h + Rbh formed "
                     "apart, r applied between them")
         else:
-            weights["b_h"] = bias[:, 2 * n:3 * n] + bias[:, 5 * n:]
-            products = [zr, Product(2 * n, n, [("x", "w_h", spec.inputs), ("rh", "r_h", n)],
-                                    "b_h")]
-            note = "the candidate's product reads r * h, formed after the z and r gates"
-
-        def step(d: int, acts: tuple[Applied, ...]) -> list:
-            update = [*_clipped(spec, "vz", "g[j]"), f"const float z = {acts[0].c('vz')};"]
-            if spec.flag:
-                update = [*update, *_clipped(spec, "vr", f"g[{n}u + j]"),
-                          f"const float r = {acts[0].c('vr')};",
-                          *_clipped(spec, "vh", f"g[{2 * n}u + j] + r * g[{3 * n}u + j]")]
-                return [*products, update + _gru_blend(acts)]
-            reset = [*_clipped(spec, "vr", f"g[{n}u + j]"),
-                     f"const float r = {acts[0].c('vr')};", "rh[j] = r * h[j];"]
-            update += _clipped(spec, "vh", f"g[{2 * n}u + j]")
-            return [products[0], reset, products[1], update + _gru_blend(acts)]
-
-        return [f"gates z, r from W x + R h + Wb + Rb ({2 * n} rows); {note}"], step
+            note = ("the candidate's product reads [x, r * h] (a second copy of x in front "
+                    "of r * h), formed after the z and r gates")
+        return [f"gates z, r: [W R] [x h] + Wb + Rb ({2 * n} rows); {note}"]
 
 
 def _gru_blend(acts: tuple[Applied, ...]) -> list[str]:
@@ -536,19 +654,21 @@ class RNN(Recurrent):
     default_activations = ("Tanh",)
     attributes = COMMON_ATTRIBUTES
 
-    def cell(self, spec, acts, x, h, c, w, r, b, p):
+    def cell(self, spec, acts, product, x, h, c, b, p):
         n = spec.hidden
-        return acts[0].numpy(_clip(spec, x @ w.T + h @ r.T + b[:n] + b[n:])), c
+        g = product(np.concatenate([x, h], axis=1), ALL, "wr") + b[:n] + b[n:]
+        return acts[0].numpy(_clip(spec, g)), c
 
-    def stages(self, spec, ins, weights):
+    def products(self, spec):
+        return [Product(0, slice(0, spec.hidden), "wr", "x", "b")]
+
+    def biases(self, spec, bias):
         n = spec.hidden
-        weights["wr"] = _packed(np.concatenate([ins[W].data, ins[R].data], axis=2))
-        bias = _biases(ins[B], spec.directions, 2 * n)
-        weights["b"] = bias[:, :n] + bias[:, n:]
-        product = Product(0, n, [("x", "wr", spec.inputs + n)], "b")
+        return {"b": bias[:, :n] + bias[:, n:]}
 
-        def step(d: int, acts: tuple[Applied, ...]) -> list:
-            return [product, [*_clipped(spec, "v", "g[j]"), f"h[j] = {acts[0].c('v')};"]]
+    def step(self, spec, acts, peepholes):
+        return [*self.products(spec), [*_clipped(spec, "v", "g[j]"),
+                                       f"h[j] = {acts[0].c('v')};"]]
 
-        return [f"W x + R h + Wb + Rb in one product of {n} rows"], step
-
+    def describe(self, spec, peepholes):
+        return [f"[W R] [x h] + Wb + Rb in one product of {spec.hidden} rows"]

@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 
 from codegen.arrays import as_batch, load_arrays, require_finite
+from codegen.compiler.quant.recurrent import quantize_recurrent_weights
 from codegen.errors import ArielError, UnsupportedError
 
 METHODS = ("minmax", "entropy", "percentile")
@@ -143,7 +144,8 @@ def quantize_float_model(model: onnx.ModelProto, data: CalibrationData, method: 
         except Exception as exc:  # the quantizer raises many types for models it cannot take
             raise UnsupportedError(f"ONNX Runtime's quantizer could not quantize the model: "
                                    f"{str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
-        return onnx.load(target)
+        # Its quantizer leaves recurrent layers in float, weights included: ariel's own step.
+        return quantize_recurrent_weights(onnx.load(target))
 
 
 def _at_least_opset_13(model: onnx.ModelProto) -> onnx.ModelProto:

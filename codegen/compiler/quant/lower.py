@@ -8,7 +8,8 @@
   write the int8 tensors directly and the Q/DQ pair around it disappears.
 
 What cannot be lowered stays float between the DequantizeLinear and QuantizeLinear kernels
-that remain, so a model with an operator ariel has no int8 kernel for still runs. uint8
+that remain, so a model with an operator ariel has no int8 kernel for still runs; a float
+operator that takes int8 weights (OpDef.int8_weights: LSTM, GRU, RNN) is handed them. uint8
 tensors become int8 (q - 128, zero point - 128: the same real values)."""
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def lower_quantized(graph: Graph) -> None:
     for node in list(graph.nodes):
         if node in graph.nodes and getattr(REGISTRY.get(node.op), "int8", False):
             _absorb_qdq(graph, node)
+        elif getattr(REGISTRY.get(node.op), "int8_weights", ()):
+            _absorb_weight_dequantize(graph, node)
     _remove_dead_nodes(graph)
     _uint8_to_int8(graph)
     graph.remove_unused()
@@ -176,6 +179,21 @@ def _absorb_qdq(graph: Graph, node: Node) -> None:
     for quantizer in quantizers:
         graph.nodes.remove(quantizer)
     node.inputs, node.outputs = new_inputs, [quantized_out]
+
+
+def _absorb_weight_dequantize(graph: Graph, node: Node) -> None:
+    """Hand a float node its int8 weights: each int8_weights input that a DequantizeLinear
+    makes of an int8 constant becomes that constant, with the scales and axis on it."""
+    for index in REGISTRY[node.op].int8_weights:
+        if index >= len(node.inputs) or not node.inputs[index]:
+            continue
+        dequantize = graph.producer(node.inputs[index])
+        if dequantize is None or dequantize.op != "DequantizeLinear":
+            continue
+        source = graph.tensor(dequantize.inputs[0])
+        if source.is_const and source.dtype == "int8":
+            _quantize_tensor(graph, source.name, _dequantize_params(graph, dequantize))
+            node.inputs[index] = source.name
 
 
 def _dequantize_params(graph: Graph, dequantize: Node) -> QuantParams:
