@@ -367,3 +367,22 @@ def test_runtime_exp_sigmoid_tanh_are_accurate(tmp_path):
     assert (np.abs(t - np.tanh(exact))[nonzero] / np.abs(np.tanh(exact[nonzero]))).max() < 2e-6
     assert np.all(t[~nonzero] == 0)
     assert t[-2] == -1.0 and t[-1] == 1.0 and s[-2] < 1e-30 and s[-1] == 1.0
+
+
+def test_constant_node_with_an_omitted_output_folds(tmp_path):
+    """A GRU of constants with Y omitted and Y_h named folds at compile time (onnx.reference
+    returns a value for the omitted output too, which once failed the fold)."""
+    model, _ = recurrent_model("GRU", outputs=("Y_h",), hidden=3)
+    x = model.graph.input.pop()
+    rng = np.random.default_rng(3)
+    value = rng.uniform(-1, 1, [d.dim_value for d in x.type.tensor_type.shape.dim])
+    model.graph.initializer.append(numpy_helper.from_array(value.astype(np.float32), "x"))
+    model.graph.node.append(helper.make_node("Add", ["Y_h", "z"], ["out"]))
+    model.graph.input.append(helper.make_tensor_value_info("z", onnx.TensorProto.FLOAT,
+                                                           [1, 1, 3]))
+    del model.graph.output[:]
+    model.graph.output.append(helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT,
+                                                            [1, 1, 3]))
+    z = rng.uniform(-1, 1, (1, 1, 3)).astype(np.float32)
+    assert [n.op for n in compile_onnx(model).graph.nodes] == ["Add"]
+    check(model, [z], tmp_path)
