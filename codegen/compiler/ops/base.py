@@ -72,6 +72,9 @@ class OpDef:
     # the node itself stays float (weights-only quantization: LSTM's W and R); the QDQ
     # lowering hands the node the int8 tensor with its scales.
     int8_weights: ClassVar[tuple[int, ...]] = ()
+    # True for operators whose outputs are all optional and whose kernel writes only those
+    # the node names (passes/prune_outputs.py drops the ones nothing reads).
+    optional_outputs: ClassVar[bool] = False
 
     # -- checks -------------------------------------------------------------------------
     def check(self, node: Node, graph: Graph) -> None:

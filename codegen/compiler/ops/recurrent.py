@@ -69,9 +69,10 @@ class Recurrence:
 @dataclass(frozen=True)
 class Product:
     """Pre-activations of one step: g[dest + n] = bias[n] + vector . row n for the gate
-    rows `rows` of W, R or both side by side (`parts`: "w", "r", "wr"). `vector` names a
-    scratch vector: "x" (the step's input, reaching on into h), "h", or "xr" (a second copy
-    of the input, reaching on into r * h). `bias` is a key of the biases stages() makes."""
+    rows `rows` of W, R or both side by side (`parts`: "w", "r", "wr"; the vector's length
+    follows: input, hidden, or both). `vector` names a scratch vector: "x" (the step's
+    input, reaching on into h), "h", or "xr" (a second copy of the input, reaching on into
+    r * h). `bias` is a key of the node's biases()."""
 
     dest: int
     rows: slice
@@ -79,11 +80,6 @@ class Product:
     vector: str
     bias: str
 
-
-# Each scratch vector's length, in terms of the input and hidden sizes.
-VECTOR_LENGTH = {"x": lambda spec: spec.inputs + spec.hidden, "h": lambda spec: spec.hidden,
-                 "xr": lambda spec: spec.inputs + spec.hidden}
-VECTOR_ONLY_X = "x_only"  # a product over the input alone reads "x" for `inputs` values
 
 
 class Recurrent(OpDef):
@@ -97,6 +93,7 @@ class Recurrent(OpDef):
     loop_arrays: ClassVar[tuple[str, ...]] = ()
     # W and R may arrive as int8 constants through DequantizeLinear (quant/lower.py).
     int8_weights: ClassVar[tuple[int, ...]] = (W, R)
+    optional_outputs = True
 
     # -- checks and shapes ------------------------------------------------------------------
     def check(self, node: Node, graph: Graph) -> None:
@@ -395,10 +392,9 @@ class Recurrent(OpDef):
         bias = None
         if weights[product.bias].any():
             bias = (names.weight(product.bias), d * weights[product.bias].shape[-1])
-        vector = "x" if product.vector == VECTOR_ONLY_X else product.vector
-        context = {"product": True, "dest": product.dest, "rows": packed.scale.size
-                   if packed.scale is not None else product.rows.stop - product.rows.start,
-                   "vector": vector, "k": packed.k, "bias": bias,
+        context = {"product": True, "dest": product.dest,
+                   "rows": product.rows.stop - product.rows.start,
+                   "vector": product.vector, "k": packed.k, "bias": bias,
                    "weights": names.weight(key), "offset": d * packed.stride}
         context["blocks"] = context["rows"] // BLOCK
         if packed.scale is not None:
@@ -473,9 +469,8 @@ def _describe(quant: QuantParams | None) -> str:
 
 
 def _length(spec: Recurrence, product: Product) -> int:
-    if product.vector == VECTOR_ONLY_X:
-        return spec.inputs
-    return VECTOR_LENGTH[product.vector](spec)
+    """How many values of its vector a product reads."""
+    return {"w": spec.inputs, "r": spec.hidden, "wr": spec.inputs + spec.hidden}[product.parts]
 
 
 def _k4(k: int) -> int:
@@ -603,7 +598,7 @@ class GRU(Recurrent):
         zr = Product(0, slice(0, 2 * n), "wr", "x", "b_zr")
         rows = slice(2 * n, 3 * n)
         if spec.flag:
-            return [zr, Product(2 * n, rows, "w", VECTOR_ONLY_X, "wb_h"),
+            return [zr, Product(2 * n, rows, "w", "x", "wb_h"),
                     Product(3 * n, rows, "r", "h", "rb_h")]
         return [zr, Product(2 * n, rows, "wr", "xr", "b_h")]
 

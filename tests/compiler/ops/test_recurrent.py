@@ -386,3 +386,19 @@ def test_constant_node_with_an_omitted_output_folds(tmp_path):
     z = rng.uniform(-1, 1, (1, 1, 3)).astype(np.float32)
     assert [n.op for n in compile_onnx(model).graph.nodes] == ["Add"]
     check(model, [z], tmp_path)
+
+
+def test_unread_sequence_output_gets_no_memory(tmp_path):
+    """Y named but read by nothing (PyTorch names it whether used or not): dropped before
+    planning, so the arena holds only what is read, and the rest still computes right."""
+    model, inputs = recurrent_model("LSTM", steps=30, hidden=8, direction="bidirectional")
+    model.graph.node.append(helper.make_node("Add", ["Y_h", "Y_c"], ["out"]))
+    del model.graph.output[:]
+    model.graph.output.append(helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT,
+                                                            [2, 1, 8]))
+    compiled = compile_onnx(model)
+    lstm = next(n for n in compiled.graph.nodes if n.op == "LSTM")
+    assert lstm.outputs == ["Y_h", "Y_c"] and lstm.output_slots == (1, 2)
+    assert "Y" not in compiled.graph.tensors
+    assert compiled.plan.arena_size < 30 * 2 * 8 * 4  # less than Y alone would take
+    check(model, inputs, tmp_path)
