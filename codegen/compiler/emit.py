@@ -106,7 +106,7 @@ def emit_model(graph: Graph, plan: MemoryPlan, prefix: str, header: str,
         context = dict(lowered.context, half="")
         for key, array in sorted(lowered.weights.items()):
             symbol = names.weight(key)
-            if half_weights and key == lowered.multiplicand and array.dtype == np.float32:
+            if half_weights and key in lowered.multiplicands() and array.dtype == np.float32:
                 array = to_half(array, node)
                 context["half"] = "h"
             ctype = WEIGHT_C_TYPES[array.dtype.name]

@@ -32,10 +32,15 @@ class Kernel:
     template: str
     context: dict[str, Any]
     weights: dict[str, np.ndarray] = field(default_factory=dict)
-    # The float weights the inputs are multiplied by (filters, a constant B): the array that
-    # may be stored at half precision (`--float-weights fp16`), its template reading it
-    # through `<key>_ctype` and the runtime's half-weight products.
-    multiplicand: str | None = None
+    # The float weights the inputs are multiplied by (filters, a constant B): the array (or
+    # arrays) that may be stored at half precision (`--float-weights fp16`), its template
+    # reading it through `<key>_ctype` and the runtime's half-weight products.
+    multiplicand: str | tuple[str, ...] | None = None
+
+    def multiplicands(self) -> tuple[str, ...]:
+        if self.multiplicand is None:
+            return ()
+        return (self.multiplicand,) if isinstance(self.multiplicand, str) else self.multiplicand
 
 
 @dataclass(frozen=True)

@@ -366,7 +366,8 @@ class Recurrent(OpDef):
             "int8": gate.is_int8, "words_at": self.scratch_floats(spec),
             "notes": self.notes(spec, ins, gate, peepholes),
         }
-        return Kernel("kernels/recurrent_f32.c.j2", context, weights)
+        float_products = () if gate.is_int8 else tuple(key for key, _ in rendered)
+        return Kernel("kernels/recurrent_f32.c.j2", context, weights, float_products)
 
     def notes(self, spec: Recurrence, ins, gate: GateWeights, peepholes: bool) -> list[str]:
         acts = "; ".join(", ".join(a.name for a in per) for per in spec.activations)

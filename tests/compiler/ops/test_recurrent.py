@@ -402,3 +402,25 @@ def test_unread_sequence_output_gets_no_memory(tmp_path):
     assert "Y" not in compiled.graph.tensors
     assert compiled.plan.arena_size < 30 * 2 * 8 * 4  # less than Y alone would take
     check(model, inputs, tmp_path)
+
+
+@pytest.mark.parametrize("op", ["LSTM", "GRU"])
+def test_half_precision_weights(op, tmp_path):
+    """--float-weights fp16 stores every gate matrix at half precision: the outputs are those
+    of the model with W and R rounded to float16."""
+    from codegen.compiler.compile import compile_graph
+    from codegen.compiler.frontend import ModelSource, to_graph
+
+    model, inputs = recurrent_model(op, hidden=9, batch=2, linear_before_reset=1) \
+        if op == "GRU" else recurrent_model(op, hidden=9, direction="bidirectional")
+    compiled = compile_graph(to_graph(model, "m"), ModelSource("m.onnx", "0" * 64, []),
+                             "tests", half_weights=True)
+    assert "ariel_dot_f32h" in compiled.files["m.c"]
+    rounded = onnx.ModelProto.FromString(model.SerializeToString())
+    for init in rounded.graph.initializer:
+        if init.name in ("W", "R"):
+            value = numpy_helper.to_array(init).astype(np.float16).astype(np.float32)
+            init.CopyFrom(numpy_helper.from_array(value, init.name))
+    got = HostModel(build_host_library(compiled.files, tmp_path), compiled.info).run(*inputs)
+    for value, want in zip(got, run_reference(rounded, inputs), strict=True):
+        np.testing.assert_allclose(value, want, rtol=2e-5, atol=2e-5)
