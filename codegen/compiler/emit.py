@@ -3,6 +3,7 @@ its weights, and a header with the model's API. Same graph, same bytes."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -108,6 +109,10 @@ def emit_model(graph: Graph, plan: MemoryPlan, prefix: str, header: str,
         args = ", ".join(
             f"({'const ' if p.startswith('x') else ''}{graph.tensor(t).ctype} *)"
             f"(arena + {plan.offset(t)})" for t, p in params)
+        scratch = plan.scratch_offset(index)
+        if scratch is not None:
+            signature += ", uint8_t *restrict scratch"
+            args += f", arena + {scratch}"
         lowered = op.lower(node, graph, names)
         body = _render(env, lowered, names, node, signature, ", ".join(p for _, p in params),
                        half_weights, weights)
@@ -142,7 +147,7 @@ def _render(env, lowered: Kernel, names: Names, node: Node, signature: str, para
     context = dict(lowered.context, half="")
     for key, array in sorted(lowered.weights.items()):
         symbol = names.weight(key)
-        if half_weights and key == lowered.multiplicand and array.dtype == np.float32:
+        if half_weights and key in lowered.multiplicands() and array.dtype == np.float32:
             array = to_half(array, node)
             context["half"] = "h"
         ctype = WEIGHT_C_TYPES[array.dtype.name]
@@ -191,6 +196,7 @@ def _view_comment(graph: Graph, node) -> str:
 
 
 def _snake(op: str) -> str:
+    """MatMul -> mat_mul, LSTM -> lstm, QLinearConv -> q_linear_conv: a word starts at a
+    capital after a small letter or digit, or at a capital followed by a small letter."""
     op = op.split(".")[-1]
-    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower()
-                   for i, c in enumerate(op)).replace("__", "_")
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", op).lower()

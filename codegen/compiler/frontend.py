@@ -165,8 +165,10 @@ def graph_nodes(g: onnx.GraphProto, tensors: dict[str, Tensor], values, prefix: 
         for out in proto.output:
             if out and out not in tensors:
                 tensors[out] = Tensor(out, None, "")  # filled in by our shape inference
+        slots = tuple(i for i, o in enumerate(proto.output) if o)
         nodes.append(Node(node_name, proto.op_type, list(proto.input),
-                          [o for o in proto.output if o], attrs, proto.domain, proto=proto))
+                          [o for o in proto.output if o], attrs, proto.domain, proto=proto,
+                          output_slots=() if slots == tuple(range(len(slots))) else slots))
     return nodes
 
 

@@ -129,6 +129,10 @@ class Node:
     clamp: tuple[float, float] | None = None
     proto: Any = None  # the original onnx.NodeProto, kept for constant folding
     opset: int = 0
+    # Where an optional output before others is omitted (LSTM's Y absent, Y_h present), the
+    # operator's output position of each entry of `outputs`; empty: they fill the first
+    # positions in order.
+    output_slots: tuple[int, ...] = ()
 
 
 @dataclass

@@ -4,6 +4,10 @@ Buffers are placed largest first, each at the lowest offset that does not overla
 alive at the same time (the greedy scheme TensorFlow Lite Micro uses). The lower bound is
 the largest total size of buffers alive at one step: no plan for this schedule can be
 smaller, so the report shows how close the plan comes.
+
+A kernel that needs working memory while it runs (a recurrent node's state) says how much
+(OpDef.scratch); that scratch is one more buffer, alive only at the node's step, so it goes
+wherever the arena has room then instead of on the stack.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from codegen.compiler.ir import Graph
+from codegen.compiler.ops import REGISTRY
 from codegen.compiler.ops.base import is_view_node
 
 ALIGNMENT = 16
@@ -37,9 +42,15 @@ class MemoryPlan:
     steps: int
     # Bytes from the start of its buffer to a view that is a part of it (a Slice, say).
     view_bytes: dict[str, int] = field(default_factory=dict)
+    scratch: dict[int, str] = field(default_factory=dict)  # step -> its scratch buffer
 
     def offset(self, tensor: str) -> int:
         return self.buffers[self.storage[tensor]].offset + self.view_bytes.get(tensor, 0)
+
+    def scratch_offset(self, step: int) -> int | None:
+        """Arena offset of the working memory of the kernel at `step` (None: it has none)."""
+        key = self.scratch.get(step)
+        return None if key is None else self.buffers[key].offset
 
     def timeline(self, width: int = 60) -> str:
         """An ASCII picture of the plan: one row per buffer, time across, for debugging."""
@@ -66,6 +77,7 @@ def plan_memory(graph: Graph, alignment: int = ALIGNMENT, pin_inputs: bool = Fal
     in order, and stay intact for the whole run: several models can then share one input
     buffer and run one after the other on the same input (the adaptive dispatcher)."""
     buffers = _lifetimes(graph, alignment)
+    scratch = _scratch(graph, buffers, alignment)
     placed: list[Buffer] = []
     if pin_inputs:
         offset = 0
@@ -85,7 +97,7 @@ def plan_memory(graph: Graph, alignment: int = ALIGNMENT, pin_inputs: bool = Fal
     view_bytes = {name: graph.tensor(name).view_offset * graph.tensor(name).itemsize
                   for name in storage if graph.tensor(name).view_offset}
     return MemoryPlan(buffers, storage, arena, _lower_bound(buffers, len(graph.nodes)),
-                      len(graph.nodes), view_bytes)
+                      len(graph.nodes), view_bytes, scratch)
 
 
 def _lifetimes(graph: Graph, alignment: int) -> dict[str, Buffer]:
@@ -113,6 +125,22 @@ def _lifetimes(graph: Graph, alignment: int) -> dict[str, Buffer]:
     for name in graph.outputs:
         touch(name, len(graph.nodes))
     return buffers
+
+
+def _scratch(graph: Graph, buffers: dict[str, Buffer], alignment: int) -> dict[int, str]:
+    """Add a buffer for each kernel's working memory, alive at its step only; returns the
+    step -> buffer map. Scratch buffers are named so that no tensor name collides."""
+    steps: dict[int, str] = {}
+    for step, node in enumerate(graph.nodes):
+        size = REGISTRY[node.op].scratch(node, graph)
+        if size <= 0:
+            continue
+        key = f"(scratch of node {step})"
+        while key in buffers or key in graph.tensors:
+            key += "'"
+        buffers[key] = Buffer(key, align(size, alignment), step, step)
+        steps[step] = key
+    return steps
 
 
 def _first_fit(buf: Buffer, neighbours: list[Buffer], alignment: int) -> int:

@@ -6,9 +6,9 @@ listed here: a data type ariel does not hold (double, float16, ...), or a named 
 EXPECTED_UNSUPPORTED. Anything else fails, including a listed case that starts to compile
 (so the list cannot go stale).
 
-ariel generates code for static shapes, so a shape or axes given as a graph input is
-rejected; those cases are then run again with that input frozen into an initializer, and
-must pass numerically."""
+ariel generates code for static shapes and constant weights, so a shape, axes or a recurrent
+node's weights given as a graph input are rejected; those cases are then run again with that
+input frozen into an initializer, and must pass numerically."""
 
 from __future__ import annotations
 
@@ -78,8 +78,10 @@ EXPECTED_UNSUPPORTED: dict[str, str] = {
 SHAPE_INPUTS = {"Reshape": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "ReduceMean": (1,),
                 "ReduceSum": (1,), "ReduceMax": (1,), "Slice": (1, 2, 3, 4), "Split": (1,),
                 "Pad": (1, 2, 3), "Expand": (1,), "Tile": (1,), "Resize": (1, 2, 3),
-                "Upsample": (1,)}
-RUN_TIME_SHAPE = "shape or axes given at run time"
+                "Upsample": (1,),
+                # weights, biases, sequence_lens and peepholes: initializers in real models
+                "LSTM": (1, 2, 3, 4, 7), "GRU": (1, 2, 3, 4), "RNN": (1, 2, 3, 4)}
+RUN_TIME_SHAPE = "shape, axes or weights given at run time"
 
 
 def _all_cases():
@@ -100,7 +102,7 @@ QCASES = [c for c in ALL_CASES if {n.op_type for n in c.model.graph.node} & set(
 
 
 def shape_inputs(model: onnx.ModelProto) -> set[str]:
-    """Graph inputs that feed a shape or axes slot."""
+    """Graph inputs that feed a shape, axes or weights slot."""
     graph_inputs = {i.name for i in model.graph.input}
     return {node.input[p] for node in model.graph.node
             for p in SHAPE_INPUTS.get(node.op_type, ()) if len(node.input) > p

@@ -32,15 +32,20 @@ class Kernel:
     template: str
     context: dict[str, Any]
     weights: dict[str, np.ndarray] = field(default_factory=dict)
-    # The float weights the inputs are multiplied by (filters, a constant B): the array that
-    # may be stored at half precision (`--float-weights fp16`), its template reading it
-    # through `<key>_ctype` and the runtime's half-weight products.
-    multiplicand: str | None = None
+    # The float weights the inputs are multiplied by (filters, a constant B): the array (or
+    # arrays) that may be stored at half precision (`--float-weights fp16`), its template
+    # reading it through `<key>_ctype` and the runtime's half-weight products.
+    multiplicand: str | tuple[str, ...] | None = None
     # Kernels this one calls, each rendered before it as a function of its own named
     # `<fn>_<suffix>` with the same parameters, its constants named by Names(prefix,
     # `<fn>_<suffix>`) (a ConvTranspose's phases are Conv kernels). The template gets their
     # texts as `parts` and the argument list to pass them as `args`.
     parts: list[tuple[str, Kernel]] = field(default_factory=list)
+
+    def multiplicands(self) -> tuple[str, ...]:
+        if self.multiplicand is None:
+            return ()
+        return (self.multiplicand,) if isinstance(self.multiplicand, str) else self.multiplicand
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,13 @@ class OpDef:
     # True for elementwise operators whose kernel writes its output in any memory order,
     # whatever order it reads (passes/fold_relayout.py folds a following copy into them).
     writes_any_order: ClassVar[bool] = False
+    # Inputs (by position) that may be int8 constants reached through DequantizeLinear while
+    # the node itself stays float (weights-only quantization: LSTM's W and R); the QDQ
+    # lowering hands the node the int8 tensor with its scales.
+    int8_weights: ClassVar[tuple[int, ...]] = ()
+    # True for operators whose outputs are all optional and whose kernel writes only those
+    # the node names (passes/prune_outputs.py drops the ones nothing reads).
+    optional_outputs: ClassVar[bool] = False
 
     # -- checks -------------------------------------------------------------------------
     def check(self, node: Node, graph: Graph) -> None:
@@ -104,6 +116,15 @@ class OpDef:
         exact on integers (moves, max, views) keep this default."""
         return self.reference(node, *inputs)
 
+    def evaluate(self, node: Node, graph: Graph, *inputs: np.ndarray | None
+                 ) -> list[np.ndarray]:
+        """The node as the compiled graph holds it, for ariel's oracle (reference.py): the
+        integer reference of a quantized node, else the float one. Operators whose float
+        kernels read quantization parameters off the graph (int8_weights) override it."""
+        if is_quantized(graph, node):
+            return self.reference_s8(node, graph, *inputs)
+        return self.reference(node, *inputs)
+
     # -- code generation ----------------------------------------------------------------
     def layout(self, node: Node, graph: Graph
                ) -> tuple[list[tuple[int, ...] | None], list[tuple[int, ...]]]:
@@ -127,6 +148,12 @@ class OpDef:
         it (in elements): the outputs are then views and no kernel runs. None when the node
         runs a kernel. Read once memory orders are assigned (passes/views.py)."""
         return [0] * len(node.outputs) if self.is_view else None
+
+    def scratch(self, node: Node, graph: Graph) -> int:
+        """Bytes of working memory the kernel needs while it runs (0: none). The planner
+        places them in the arena, alive at this node's step only, and the kernel receives
+        them as its last parameter, `uint8_t *restrict scratch` (16-byte aligned)."""
+        return 0
 
 
 REGISTRY: dict[str, OpDef] = {}

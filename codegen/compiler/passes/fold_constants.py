@@ -66,7 +66,9 @@ def _evaluate(graph: Graph, node: Node) -> list[np.ndarray] | None:
              for n, t in zip(node.inputs, inputs, strict=True) if t is not None}
     try:
         evaluator = ReferenceEvaluator(node.proto, opsets={"": graph.opset})
-        return list(evaluator.run(None, feeds))
+        values = evaluator.run(None, feeds)
+        # One value per output of the proto, omitted optional ones (named "") included.
+        return [value for name, value in zip(node.proto.output, values, strict=True) if name]
     except Exception as exc:  # the reference raises many types for invalid constant inputs
         raise ArielError(f"node '{node.name}' ({node.op}) has only constant inputs but could "
                          f"not be evaluated at compile time: {exc}") from exc

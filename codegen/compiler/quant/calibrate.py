@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 
 from codegen.arrays import as_batch, load_arrays, require_finite
+from codegen.compiler.quant.recurrent import quantize_recurrent_weights
 from codegen.errors import ArielError, UnsupportedError
 
 METHODS = ("minmax", "entropy", "percentile")
@@ -114,9 +115,11 @@ class _Reader:
         self.samples = iter(range(self.data.count))
 
 
-def quantize_float_model(model: onnx.ModelProto, data: CalibrationData, method: str = "minmax"
-                         ) -> onnx.ModelProto:
-    """The QDQ model ONNX Runtime's quantize_static makes of `model` on `data`."""
+def quantize_float_model(model: onnx.ModelProto, data: CalibrationData, method: str = "minmax",
+                         recurrent_weights: bool = True) -> onnx.ModelProto:
+    """The QDQ model ONNX Runtime's quantize_static makes of `model` on `data`, and (unless
+    `recurrent_weights` is False, which leaves them float islands) the recurrent layers'
+    weights in int8 (quant/recurrent.py)."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -143,7 +146,9 @@ def quantize_float_model(model: onnx.ModelProto, data: CalibrationData, method: 
         except Exception as exc:  # the quantizer raises many types for models it cannot take
             raise UnsupportedError(f"ONNX Runtime's quantizer could not quantize the model: "
                                    f"{str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
-        return onnx.load(target)
+        quantized = onnx.load(target)
+        # Its quantizer leaves recurrent layers in float, weights included: ariel's own step.
+        return quantize_recurrent_weights(quantized) if recurrent_weights else quantized
 
 
 def _at_least_opset_13(model: onnx.ModelProto) -> onnx.ModelProto:

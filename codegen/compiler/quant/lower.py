@@ -10,7 +10,8 @@
   constant, then Erf, as in PyTorch's GELU) becomes one table (ops/table.py).
 
 What cannot be lowered stays float between the DequantizeLinear and QuantizeLinear kernels
-that remain, so a model with an operator ariel has no int8 kernel for still runs. uint8
+that remain, so a model with an operator ariel has no int8 kernel for still runs; a float
+operator that takes int8 weights (OpDef.int8_weights: LSTM, GRU, RNN) is handed them. uint8
 tensors become int8 (q - 128, zero point - 128: the same real values)."""
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ def lower_quantized(graph: Graph) -> None:
     for node in list(graph.nodes):
         if node in graph.nodes and getattr(REGISTRY.get(node.op), "int8", False):
             _absorb_qdq(graph, node)
+        elif getattr(REGISTRY.get(node.op), "int8_weights", ()):
+            _absorb_weight_dequantize(graph, node)
     for node in list(graph.nodes):
         if node in graph.nodes and node.op == "DequantizeLinear":
             for first in graph.consumers(node.outputs[0]):
@@ -236,6 +239,21 @@ def _absorb_chain(graph: Graph, dequantize: Node, first: Node) -> None:
         graph.replace_uses(other.outputs[0], quantized_out)
     for dead in [*(link.node for link in links), *consumers]:
         graph.nodes.remove(dead)
+
+
+def _absorb_weight_dequantize(graph: Graph, node: Node) -> None:
+    """Hand a float node its int8 weights: each int8_weights input that a DequantizeLinear
+    makes of an int8 constant becomes that constant, with the scales and axis on it."""
+    for index in REGISTRY[node.op].int8_weights:
+        if index >= len(node.inputs) or not node.inputs[index]:
+            continue
+        dequantize = graph.producer(node.inputs[index])
+        if dequantize is None or dequantize.op != "DequantizeLinear":
+            continue
+        source = graph.tensor(dequantize.inputs[0])
+        if source.is_const and source.dtype == "int8":
+            _quantize_tensor(graph, source.name, _dequantize_params(graph, dequantize))
+            node.inputs[index] = source.name
 
 
 def _dequantize_params(graph: Graph, dequantize: Node) -> QuantParams:
