@@ -471,4 +471,7 @@ ARIEL_INLINE void ariel_dw_s8_c(int32_t *acc, int32_t pixels, const int8_t *cons
 #undef ARIEL_PRODUCT
 #endif
 
+/* The score transforms of the ai.onnx.ml classifiers (ops/ml_scores.py). */
+#include "ariel_ml.h"
+
 #endif

@@ -13,6 +13,7 @@ from codegen.compiler.c import c_identifier
 from codegen.compiler.emit import ModelInfo, emit_model, file_header
 from codegen.compiler.frontend import (
     ModelSource,
+    drop_zipmaps,
     fix_input_shapes,
     load_model,
     sha256_of,
@@ -61,7 +62,7 @@ def compile_model_proto(model: onnx.ModelProto, path: str | Path, options: Optio
                         command: str | None = None) -> CompiledModel:
     """compile_model on a model already in memory (`path` names the file it came from)."""
     options = options or Options()
-    notes = fix_input_shapes(model, options.input_shapes)
+    notes = fix_input_shapes(model, options.input_shapes) + drop_zipmaps(model)
     source = ModelSource(str(path), sha256_of(path), notes)
     name = c_identifier(options.name or Path(path).stem)
     if options.float_weights not in FLOAT_WEIGHTS:

@@ -54,6 +54,9 @@ class OpDef:
     """Base class of an operator; subclasses are registered with @register("OpType")."""
 
     op_type: ClassVar[str] = ""
+    # The ONNX operator set the operator belongs to: "" for the default (ai.onnx) domain,
+    # "ai.onnx.ml" for the classical machine-learning operators (scikit-learn exports).
+    domain: ClassVar[str] = ""
     # Attributes this implementation understands; any other attribute stops the build.
     attributes: ClassVar[frozenset[str]] = frozenset()
     # True for operators that only relabel memory (Reshape, Transpose, ...): no kernel runs.

@@ -171,25 +171,45 @@ class UnaryOp(OpDef):
 
 
 class CastOp(UnaryOp):
-    """Cast to float32 from any numeric type (the only cast a float model needs)."""
+    """Cast between the numeric types and bool: C's conversion, which is numpy's (integers
+    wrap to the narrower type, floats truncate toward zero, nonzero and NaN become true).
+    A float outside the target's range is undefined in ONNX as in C."""
 
     int8 = False
 
     def __init__(self):
         super().__init__(Elementwise(NUMERIC_TYPES + ("bool",), frozenset({"to", "saturate"}),
-                                     lambda n, ctype: [], lambda n, x: x.astype(np.float32)))
+                                     lambda n, ctype: [], lambda n, x: x))
+
+    @staticmethod
+    def target(node: Node) -> str | None:
+        """The numpy name of the type cast to, None for one ariel does not hold."""
+        try:
+            name = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(attr(node, "to", 0))).name
+        except Exception:  # an undefined type number, or one numpy has no type for
+            return None
+        return name if name in NUMERIC_TYPES + ("bool",) else None
 
     def check(self, node: Node, graph: Graph) -> None:
         super().check(node, graph)
-        if attr(node, "to", 0) != onnx.TensorProto.FLOAT:
-            target = onnx.TensorProto.DataType.Name(attr(node, "to", 0))
-            raise unsupported(node, f"cast to {target}", "cast to FLOAT")
+        if self.target(node) is None:
+            name = onnx.TensorProto.DataType.Name(attr(node, "to", 0)) \
+                if attr(node, "to", 0) in onnx.TensorProto.DataType.values() else "unknown"
+            raise unsupported(node, f"cast to {name}",
+                              "cast to " + ", ".join(t.upper() for t in
+                                                     NUMERIC_TYPES + ("bool",)))
 
     def infer(self, node: Node, inputs: list[Tensor | None]):
-        return [(inputs[0].shape, "float32")]
+        return [(inputs[0].shape, self.target(node))]
+
+    def reference(self, node: Node, *inputs):
+        with np.errstate(invalid="ignore", over="ignore"):
+            return [inputs[0].astype(self.target(node))]
 
     def load(self, x: Tensor, y: Tensor) -> str:
-        return "(float)x0[i]"
+        if y.dtype == "bool" and x.dtype != "bool":
+            return "(uint8_t)(x0[i] != 0)"
+        return f"({y.ctype})x0[i]"
 
 
 def _clip_limits(node: Node, graph: Graph, ctype: str) -> tuple[str | None, str | None]:
