@@ -4,10 +4,10 @@ and the post_transform, as ONNX Runtime computes them:
 
 - LinearClassifier with several classes: label = classlabels[first maximum of the raw
   scores]; the post_transform is applied to the scores after the label is chosen.
-- with one class (one row of coefficients): label = classlabels[1] if the raw score > 0 else
-  classlabels[0] (1 and 0 without two labels); with two labels the scores output is the pair
-  [1 - raw, raw], else the raw score alone; the post_transform is not applied to one score
-  (ONNX Runtime's rule, which onnx.reference does not follow).
+- with one class (one row of coefficients, which ONNX Runtime takes with exactly two labels):
+  label = classlabels[1] if the raw score > 0 else classlabels[0]; the scores output is the
+  pair [1 - p, p] with p = logistic(raw) under LOGISTIC and p = raw under any other
+  post_transform (ONNX Runtime's rule, which onnx.reference does not follow).
 - LinearRegressor: the post_transform applies to rows of two or more targets only.
 
 Labels are int64, as ONNX declares them; string labels are refused (ml_scores.py)."""
@@ -107,33 +107,29 @@ class LinearClassifier(LinearModel):
         ml_scores.post_transform(node)
         labels = ml_scores.integer_labels(node)
         classes = self.targets(node, rows_and_features(graph.tensor(node.inputs[0]))[1])
-        if classes > 1 and (labels is None or len(labels) < classes):
-            raise unsupported(node, f"{0 if labels is None else len(labels)} class labels "
-                              f"for {classes} classes", "one label per class")
+        count = 0 if labels is None else len(labels)
+        if classes > 1 and count < classes:
+            raise unsupported(node, f"{count} class labels for {classes} classes",
+                              "one label per class")
+        if classes == 1 and count != 2:
+            raise unsupported(node, f"{count} class labels for one row of coefficients",
+                              "two labels (a binary classifier)")
 
     def labels(self, node: Node) -> np.ndarray:
         return ml_scores.integer_labels(node)
 
-    def two_columns(self, node: Node, classes: int) -> bool:
-        """One score expanded into the pair [1 - raw, raw] (a binary model with two labels)."""
-        labels = self.labels(node)
-        return classes == 1 and labels is not None and len(labels) == 2
-
     def infer(self, node: Node, inputs: list[Tensor | None]):
         rows, features = rows_and_features(inputs[0])
         classes = self.targets(node, features)
-        width = 2 if self.two_columns(node, classes) else classes
-        return [((rows,), "int64"), ((rows, width), "float32")]
+        return [((rows,), "int64"), ((rows, max(classes, 2)), "float32")]
 
     def reference(self, node: Node, x):
         raw = self.raw_scores(node, x)
         labels = self.labels(node)
         if raw.shape[1] == 1:
-            positive, negative = (labels[1], labels[0]) if self.two_columns(node, 1) else (1, 0)
-            label = np.where(raw[:, 0] > 0, positive, negative).astype(np.int64)
-            scores = np.concatenate([1 - raw, raw], axis=1) if self.two_columns(node, 1) \
-                else raw
-            return [label, scores.astype(np.float32)]
+            label = np.where(raw[:, 0] > 0, labels[1], labels[0]).astype(np.int64)
+            p = ml_scores.logistic(raw) if ml_scores.post_transform(node) == "LOGISTIC" else raw
+            return [label, np.concatenate([1 - p, p], axis=1).astype(np.float32)]
         label = labels[ml_scores.first_maximum(raw)]
         return [label, ml_scores.transform(ml_scores.post_transform(node), raw)]
 
@@ -143,13 +139,13 @@ class LinearClassifier(LinearModel):
         labels = self.labels(node)
         mode = ml_scores.post_transform(node)
         if classes == 1:
-            pair = self.two_columns(node, 1)
-            positive, negative = (int(labels[1]), int(labels[0])) if pair else (1, 0)
+            positive, negative = int(labels[1]), int(labels[0])
             label = [f"y0[n] = s[0] > 0.0f ? (int64_t){positive} : (int64_t){negative};"]
-            scores = ["s[1] = s[0];", "s[0] = 1.0f - s[1];"] if pair else []
-            notes = [f"one score: label {positive} if it is > 0, else {negative}"
-                     + ("; scores [1 - s, s]" if pair else "")]
-            return self.kernel(node, graph, names, label, scores, 2 if pair else 1, notes, {})
+            p = "ariel_ml_logistic(s[0])" if mode == "LOGISTIC" else "s[0]"
+            notes = [f"one score s: label {positive} if s > 0, else {negative}; scores "
+                     f"[1 - p, p] with p = {p.replace('[0]', '')}"]
+            return self.kernel(node, graph, names, label, [f"s[1] = {p};", "s[0] = 1.0f - s[1];"],
+                               2, notes, {})
         table = names.weight("labels")
         label = ["uint32_t best = 0u;",
                  f"for (uint32_t c = 1; c < {classes}u; ++c) {{",

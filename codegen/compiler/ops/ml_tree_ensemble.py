@@ -242,6 +242,8 @@ class Finish:
     limit: float = 0.0
     low: int = 0
     high: int = 1
+    # Classes ONNX Runtime writes as 0 because no leaf scored them (whatever was added).
+    zeroed: list[int] = field(default_factory=list)
     expand: str | None = None  # "complement" [1-p, p], "negated" [-s, s], "logistic"
     transform: str = "NONE"
     notes: list[str] = field(default_factory=list)
@@ -262,8 +264,9 @@ class Finish:
         elif self.label == "threshold":
             decider = s[self.positive] if self.positive is not None else np.float32(0)
             label = self.high if decider > np.float32(self.limit) else self.low
+        s[self.zeroed] = 0
         if self.expand == "complement":
-            s[1] = s[0]
+            s[1] = ml_scores.logistic(s[:1])[0] if self.transform == "LOGISTIC" else s[0]
             s[0] = one - s[1]
         elif self.expand == "negated":
             s[1] = s[0]
@@ -293,8 +296,10 @@ class Finish:
             decider = f"s[{self.positive}]" if self.positive is not None else "0.0f"
             out.append(f"y0[n] = {decider} > {as_literal(self.limit)} ? "
                        f"(int64_t){self.high} : (int64_t){self.low};")
+        out += [f"s[{k}] = 0.0f;" for k in self.zeroed]
         if self.expand == "complement":
-            out += ["s[1] = s[0];", "s[0] = 1.0f - s[1];"]
+            first = "ariel_ml_logistic(s[0])" if self.transform == "LOGISTIC" else "s[0]"
+            out += [f"s[1] = {first};", "s[0] = 1.0f - s[1];"]
         elif self.expand == "negated":
             out += ["s[1] = s[0];", "s[0] = -s[1];"]
         elif self.expand == "logistic":
@@ -526,6 +531,8 @@ class TreeEnsembleClassifier(TreeEnsembleBase):
         elif not base:
             expand, single = "negated", not has1
         finish.positive = 1 if (not single and has1) else (0 if has0 else None)
+        finish.zeroed = [k for k, has in enumerate((has0, has1)[:1 if single else 2])
+                         if not has]
         if binary_case:
             all_positive = bool((weights >= 0).all())
             finish.limit = 0.5 if all_positive else 0.0
@@ -539,8 +546,10 @@ class TreeEnsembleClassifier(TreeEnsembleBase):
             finish.expand = "logistic" if expand == "negated" and mode == "LOGISTIC" \
                 else expand
         decider = "0" if finish.positive is None else f"s{finish.positive}"
-        shown = {None: f"two scores, post_transform {mode}", "complement": "one score p, "
-                 "written [1 - p, p]", "negated": "one score s, written [-s, s]",
+        complement = "logistic(s)" if mode == "LOGISTIC" else "s"
+        shown = {None: f"two scores, post_transform {mode}", "complement": f"one score s, "
+                 f"p = {complement} written [1 - p, p]", "negated": "one score s, written "
+                 "[-s, s]",
                  "logistic": "one score s, written [logistic(-s), logistic(s)]"}
         finish.notes = [f"two classes: label {finish.high} if {decider} > {finish.limit:g}, "
                         f"else {finish.low}; {shown[finish.expand]}"]
