@@ -111,6 +111,11 @@ class OpDef:
         """The template and its context for this node, after layout and planning."""
         raise NotImplementedError(f"{self.op_type}.lower")
 
+    def notes(self, node: Node, graph: Graph) -> list[str]:
+        """Lines for the build's notes: choices made for this node that its user should
+        know (printed by `ariel build`, listed in ariel.json)."""
+        return []
+
     def macs(self, node: Node, graph: Graph) -> int:
         """Multiply-accumulates per inference (0 for operators that do none)."""
         return 0
