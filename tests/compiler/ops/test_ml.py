@@ -415,3 +415,46 @@ def test_cast_to_integer_types(source, to, tmp_path):
 
     model = single_node_model("Cast", {"x": source}, to=to)
     assert_matches_reference(model, [source], tmp_path)
+
+
+# -- SVMClassifier, SVMRegressor ----------------------------------------------------------
+
+def svm_attributes(vectors_per_class: list[int], features: int, kind: str) -> dict:
+    count = sum(vectors_per_class)
+    classes = len(vectors_per_class)
+    return {"kernel_type": kind, "kernel_params": [0.7, 0.25, 3.0],
+            "support_vectors": RNG.uniform(-1, 1, size=count * features).tolist(),
+            "coefficients": RNG.normal(size=(classes - 1) * count).tolist(),
+            "rho": RNG.normal(size=classes * (classes - 1) // 2).tolist(),
+            "vectors_per_class": vectors_per_class}
+
+
+@pytest.mark.parametrize("kind,vectors_per_class,transform", [
+    ("RBF", [3, 4], "NONE"), ("LINEAR", [2, 3], "LOGISTIC"), ("POLY", [2, 2, 3], "NONE"),
+    ("SIGMOID", [3, 1, 2, 2], "SOFTMAX")])
+def test_svm_classifier(kind, vectors_per_class, transform, tmp_path):
+    """One against one, labels by votes; two classes write [-s, s] or [1 - s, s]."""
+    x = RNG.uniform(-1, 1, size=(16, 5)).astype(np.float32)
+    labels = [10 * (c + 1) for c in range(len(vectors_per_class))]
+    model = ml_model("SVMClassifier", x, CLASSIFIER_OUT, classlabels_ints=labels,
+                     post_transform=transform, **svm_attributes(vectors_per_class, 5, kind))
+    check(model, x, tmp_path, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind,one_class", [("RBF", 0), ("POLY", 0), ("LINEAR", 1)])
+def test_svm_regressor(kind, one_class, tmp_path):
+    x = RNG.uniform(-1, 1, size=(8, 4)).astype(np.float32)
+    attrs = svm_attributes([6, 0], 4, kind)
+    del attrs["vectors_per_class"]
+    attrs["rho"] = attrs["rho"][:1]
+    model = ml_model("SVMRegressor", x, [("y", TensorProto.FLOAT, 2)], n_supports=6,
+                     one_class=one_class, **attrs)
+    check(model, x, tmp_path, atol=1e-5)
+
+
+def test_svm_probabilities_are_refused():
+    x = np.zeros((1, 5), np.float32)
+    model = ml_model("SVMClassifier", x, CLASSIFIER_OUT, classlabels_ints=[0, 1],
+                     prob_a=[1.0], prob_b=[0.5], **svm_attributes([2, 2], 5, "RBF"))
+    assert "probability estimates (prob_a, prob_b: an SVC trained with probability=True) " \
+           "is not supported; supported: decision scores (SVC's default)" in refusal(model)
