@@ -224,7 +224,7 @@ class Payload:
     weights: dict[str, np.ndarray]
     statements: list[str]
     description: str
-    leaves: int
+    leaf_count: int
     kind: str  # "dense" or "sparse"
 
 
@@ -432,7 +432,6 @@ class TreeEnsembleBase(OpDef):
         x = graph.tensor(node.inputs[0])
         rows, features = (1, x.shape[0]) if x.rank == 1 else x.shape
         forest, agg, tables, payload = self.tables(node, x, names.weight)
-        leaves = payload.leaves
         test = ""
         if forest.decisions:
             test = f"v {forest.branch} {names.weight('threshold')}[node]"
@@ -442,7 +441,8 @@ class TreeEnsembleBase(OpDef):
         context = {
             "rows": rows, "features": features, "shape": list(x.shape), "x_ctype": x.ctype,
             "convert": "" if x.dtype == "float32" else "(float)",
-            "trees": len(forest.roots), "decisions": forest.decisions, "leaves": leaves,
+            "trees": len(forest.roots), "decisions": forest.decisions,
+            "leaves": payload.leaf_count,
             "width": finish.width, "out": "y1" if self.labelled else "y0",
             "init": c_float(agg.init), "test": test, "branch": forest.branch,
             "add_leaf": payload.statements,
