@@ -558,4 +558,7 @@ ARIEL_INLINE float ariel_tanhf(float x)
 #undef ARIEL_PRODUCT
 #endif
 
+/* The score transforms of the ai.onnx.ml classifiers (ops/ml_scores.py). */
+#include "ariel_ml.h"
+
 #endif

@@ -13,12 +13,14 @@ from codegen.compiler.c import c_identifier
 from codegen.compiler.emit import ModelInfo, emit_model, file_header
 from codegen.compiler.frontend import (
     ModelSource,
+    drop_zipmaps,
     fix_input_shapes,
     load_model,
     sha256_of,
     to_graph,
 )
 from codegen.compiler.ir import Graph
+from codegen.compiler.ops import REGISTRY
 from codegen.compiler.passes import PIPELINE, run_pipeline
 from codegen.compiler.plan import MemoryPlan, plan_memory
 from codegen.errors import ArielError
@@ -61,7 +63,7 @@ def compile_model_proto(model: onnx.ModelProto, path: str | Path, options: Optio
                         command: str | None = None) -> CompiledModel:
     """compile_model on a model already in memory (`path` names the file it came from)."""
     options = options or Options()
-    notes = fix_input_shapes(model, options.input_shapes)
+    notes = fix_input_shapes(model, options.input_shapes) + drop_zipmaps(model)
     source = ModelSource(str(path), sha256_of(path), notes)
     name = c_identifier(options.name or Path(path).stem)
     if options.float_weights not in FLOAT_WEIGHTS:
@@ -111,6 +113,8 @@ def compile_int8(model: onnx.ModelProto, name: str, source: ModelSource, options
 def compile_graph(graph: Graph, source: ModelSource, command: str | None = None,
                   pin_inputs: bool = False, half_weights: bool = False) -> CompiledModel:
     run_pipeline(graph, PIPELINE)
+    for node in graph.nodes:
+        source.notes.extend(REGISTRY[node.op].build_notes(node, graph))
     plan = plan_memory(graph, pin_inputs=pin_inputs)
     prefix = c_identifier(graph.name)
     header = file_header(Path(source.path).name, source.sha256, command or current_command())

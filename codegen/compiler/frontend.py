@@ -109,6 +109,41 @@ def fix_input_shapes(model: onnx.ModelProto, overrides: dict[str, tuple[int, ...
     return notes
 
 
+def drop_zipmaps(model: onnx.ModelProto) -> list[str]:
+    """Remove each ai.onnx.ml ZipMap whose output is a graph output, making its input (the
+    float tensor of class probabilities it was built from) the output instead. A ZipMap
+    turns that tensor into a sequence of {class label: probability} maps, which C has no
+    type for; the tensor holds the same numbers, column j for the j-th class label. Returns
+    a note per ZipMap naming the tensor that replaces its output."""
+    graph = model.graph
+    outputs = [o.name for o in graph.output]
+    notes = []
+    for node in [n for n in graph.node if n.op_type == "ZipMap" and n.domain == "ai.onnx.ml"]:
+        name = node.name or "ZipMap"
+        if node.output[0] not in outputs or any(node.output[0] in other.input
+                                                for other in graph.node):
+            raise UnsupportedError(
+                f"node '{name}' (ZipMap): a ZipMap whose output other nodes read is not "
+                "supported; supported: a ZipMap whose output is a model output (ariel then "
+                "outputs its input tensor of probabilities)")
+        graph.node.remove(node)
+        probabilities = node.input[0]
+        position = outputs.index(node.output[0])
+        del graph.output[position]
+        if probabilities not in outputs:
+            # Type only: shape inference and ariel's own give the shape.
+            graph.output.insert(position, onnx.helper.make_tensor_value_info(
+                probabilities, onnx.TensorProto.FLOAT, None))
+        outputs = [o.name for o in graph.output]
+        labels = next((a.name for a in node.attribute if a.name.startswith("classlabels")),
+                      "classlabels")
+        notes.append(f"ZipMap '{name}' dropped: output '{node.output[0]}' (a sequence of "
+                     f"maps from class label to probability) is replaced by the float tensor "
+                     f"'{probabilities}', column j holding the probability of class "
+                     f"{labels}[j]")
+    return notes
+
+
 def _is_static(dim) -> bool:
     return dim.HasField("dim_value") and dim.dim_value > 0
 
@@ -176,7 +211,7 @@ def load_graph(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None
                name: str | None = None) -> tuple[Graph, ModelSource]:
     """The front end in one call: file -> checked, static-shaped ir.Graph."""
     model = load_model(path)
-    notes = fix_input_shapes(model, input_shapes or {})
+    notes = fix_input_shapes(model, input_shapes or {}) + drop_zipmaps(model)
     graph = to_graph(model, c_identifier(name or Path(path).stem))
     return graph, ModelSource(str(path), sha256_of(path), notes)
 

@@ -64,6 +64,9 @@ class OpDef:
     """Base class of an operator; subclasses are registered with @register("OpType")."""
 
     op_type: ClassVar[str] = ""
+    # The ONNX operator set the operator belongs to: "" for the default (ai.onnx) domain,
+    # "ai.onnx.ml" for the classical machine-learning operators (scikit-learn exports).
+    domain: ClassVar[str] = ""
     # Attributes this implementation understands; any other attribute stops the build.
     attributes: ClassVar[frozenset[str]] = frozenset()
     # True for operators that only relabel memory (Reshape, Transpose, ...): no kernel runs.
@@ -138,6 +141,11 @@ class OpDef:
     def lower(self, node: Node, graph: Graph, names: Names) -> Kernel:
         """The template and its context for this node, after layout and planning."""
         raise NotImplementedError(f"{self.op_type}.lower")
+
+    def build_notes(self, node: Node, graph: Graph) -> list[str]:
+        """Lines for the build's notes: choices made for this node that its user should
+        know (printed by `ariel build`, listed in ariel.json)."""
+        return []
 
     def macs(self, node: Node, graph: Graph) -> int:
         """Multiply-accumulates per inference (0 for operators that do none)."""

@@ -34,7 +34,8 @@ def resolve(graph: Graph) -> None:
 
 def operator_problem(node: Node) -> str | None:
     """Why no implementation exists for `node`'s operator, or None when one does."""
-    if node.domain in ("", "ai.onnx", "ariel") and node.op in REGISTRY:
+    if node.op in REGISTRY and (node.domain == "ariel" or _domain(node.domain)
+                                == REGISTRY[node.op].domain):
         return None
     if node.op == "If" and node.domain in ("", "ai.onnx"):
         return (f"node '{node.name}': operator If is supported only when its condition is "
@@ -45,8 +46,16 @@ def operator_problem(node: Node) -> str | None:
             f"{', '.join(supported_operators())}")
 
 
+def _domain(domain: str) -> str:
+    """The operator set a node's domain names, with "ai.onnx" spelled "" as ONNX allows."""
+    return "" if domain == "ai.onnx" else domain
+
+
 def supported_operators() -> list[str]:
-    return sorted(op for op in REGISTRY if not op.startswith("ariel."))
+    """The operators a model may use, those of other domains than ai.onnx under their
+    domain's name (ai.onnx.ml.TreeEnsembleClassifier)."""
+    return sorted(f"{opdef.domain}.{op}" if opdef.domain else op
+                  for op, opdef in REGISTRY.items() if not op.startswith("ariel."))
 
 
 def _others(graph: Graph, first: Node) -> str:
