@@ -123,7 +123,8 @@ def emit_model(graph: Graph, plan: MemoryPlan, prefix: str, header: str,
         context.update(fn=fn, signature=signature, node_name=node.name, op=node.op)
         body = env.get_template(lowered.template).render(context)
         kernels.append({"view": False, "index": index, "node": node, "op": node.op, "fn": fn,
-                        "args": args, "body": body, "macs": op.macs(node, graph)})
+                        "signature": signature, "args": args, "body": body,
+                        "macs": op.macs(node, graph)})
 
     info = ModelInfo(
         prefix=prefix,
