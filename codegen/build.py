@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import onnx
@@ -58,7 +58,7 @@ def build(model: Path, board: Board, outdir: Path, options: Options | None = Non
           progress: Callable[[str], None] = lambda message: None,
           uart: UartOptions | None = None) -> BuildResult:
     """`uart` makes a `--io uart` build for the real board (codegen/devkit/uart.py)."""
-    options = options or Options()
+    options = replace(options or Options(), budget=board.budget)
     if uart is not None:
         require_console(board)
     progress(f"compiling {model} ({options.precision})")

@@ -8,10 +8,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from codegen import __version__
+from codegen.compiler.budget import check_memory
 from codegen.compiler.c import c_array_body, environment
 from codegen.compiler.ir import C_TYPES, Graph, Node
 from codegen.compiler.ops import REGISTRY
-from codegen.compiler.ops.base import Names, kernel_params
+from codegen.compiler.ops.base import Kernel, Names, kernel_params
 from codegen.compiler.plan import MemoryPlan
 from codegen.errors import ArielError
 
@@ -90,6 +91,8 @@ def emit_model(graph: Graph, plan: MemoryPlan, prefix: str, header: str,
     `half_weights`: the float kernels' multiplicands (filters, constant B) stored as IEEE
     half precision, in half the flash."""
     env = environment()
+    lowered = _lower_kernels(graph, prefix, half_weights)
+    _check_memory(graph, plan, lowered)
     kernels, weights = [], []
     for index, node in enumerate(graph.nodes):
         op = REGISTRY[node.op]
@@ -97,15 +100,11 @@ def emit_model(graph: Graph, plan: MemoryPlan, prefix: str, header: str,
             kernels.append({"view": True, "index": index, "node": node, "op": node.op,
                             "comment": _view_comment(graph, node)})
             continue
-        fn = f"n{index:02d}_{_snake(node.op)}"
-        names = Names(prefix, fn)
-        lowered = op.lower(node, graph, names)
-        context = dict(lowered.context, half="")
-        for key, array in sorted(lowered.weights.items()):
+        names, kernel = lowered[index].names, lowered[index].kernel
+        fn = names.fn
+        context = dict(kernel.context, half="h" if lowered[index].half else "")
+        for key, array in lowered[index].arrays.items():
             symbol = names.weight(key)
-            if half_weights and key == lowered.multiplicand and array.dtype == np.float32:
-                array = to_half(array, node)
-                context["half"] = "h"
             ctype = WEIGHT_C_TYPES[array.dtype.name]
             context[f"{key}_ctype"] = ctype
             weights.append(WeightArray(symbol, ctype, array.size, array.nbytes,
@@ -121,7 +120,7 @@ def emit_model(graph: Graph, plan: MemoryPlan, prefix: str, header: str,
             f"({'const ' if p.startswith('x') else ''}{graph.tensor(t).ctype} *)"
             f"(arena + {plan.offset(t)})" for t, p in params)
         context.update(fn=fn, signature=signature, node_name=node.name, op=node.op)
-        body = env.get_template(lowered.template).render(context)
+        body = env.get_template(kernel.template).render(context)
         kernels.append({"view": False, "index": index, "node": node, "op": node.op, "fn": fn,
                         "signature": signature, "args": args, "body": body,
                         "macs": op.macs(node, graph)})
@@ -146,6 +145,54 @@ def emit_model(graph: Graph, plan: MemoryPlan, prefix: str, header: str,
         f"{prefix}_weights.c": env.get_template("weights.c.j2").render(context),
     }
     return files, info
+
+
+@dataclass
+class _Lowered:
+    """A kernel node lowered: its C names, template and context, and its constant arrays as
+    they will be stored (`half`: the multiplicand at half precision)."""
+
+    names: Names
+    kernel: Kernel
+    arrays: dict[str, np.ndarray]
+    half: bool
+
+
+def _lower_kernels(graph: Graph, prefix: str, half_weights: bool) -> dict[int, _Lowered]:
+    """Every kernel node, by its index in the graph, lowered."""
+    lowered = {}
+    for index, node in enumerate(graph.nodes):
+        op = REGISTRY[node.op]
+        if op.is_view:
+            continue
+        names = Names(prefix, f"n{index:02d}_{_snake(node.op)}")
+        kernel = op.lower(node, graph, names)
+        arrays, half = {}, False
+        for key, array in sorted(kernel.weights.items()):
+            if half_weights and key == kernel.multiplicand and array.dtype == np.float32:
+                array, half = to_half(array, node), True
+            arrays[key] = array
+        lowered[index] = _Lowered(names, kernel, arrays, half)
+    return lowered
+
+
+def _check_memory(graph: Graph, plan: MemoryPlan, lowered: dict[int, _Lowered]) -> None:
+    """The weights against the budget's flash and the arena against its RAM, before the
+    weights are formatted as C (minutes for tens of MiB) and compiled."""
+    sizes = [(f"{key} of {graph.nodes[index].op} '{graph.nodes[index].name}'", array.nbytes)
+             for index, kernel in lowered.items() for key, array in kernel.arrays.items()]
+    arrays = [a for k in lowered.values() for a in k.arrays.values()]
+    half = sum(a.nbytes for a in arrays if a.dtype == np.float16)
+    single = sum(a.nbytes for a in arrays if a.dtype == np.float32)
+    advice = ""
+    if half:
+        advice = (f"even with the float weights at half precision ({half:,} B), they do not; "
+                  "quantize the model (--precision int8) or ")
+    elif single:
+        advice = (f"--float-weights fp16 would store the float weights ({single:,} B) in "
+                  "about half the flash, --precision int8 in a quarter, or ")
+    check_memory(sum(n for _, n in sizes), max(sizes, key=lambda s: s[1], default=("", 0)),
+                 plan.arena_size, graph.budget, advice)
 
 
 def _tensor_info(graph: Graph, plan: MemoryPlan, name: str) -> TensorInfo:

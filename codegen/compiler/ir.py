@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from codegen.compiler.budget import CEILING, Budget
+
 # Element types ariel can hold in a tensor, with their C spelling.
 C_TYPES: dict[str, str] = {
     "float32": "float",
@@ -143,6 +145,8 @@ class Graph:
     opset: int
     # For int8 tensors made by the QDQ lowering: the float tensor each stands for, by name.
     origins: dict[str, str] = field(default_factory=dict)
+    # What the target can hold: constant folding computes no tensor beyond it.
+    budget: Budget = CEILING
     _counter: itertools.count = field(default_factory=itertools.count, repr=False)
 
     def tensor(self, name: str) -> Tensor:
