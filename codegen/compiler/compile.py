@@ -22,6 +22,7 @@ from codegen.compiler.frontend import (
     to_graph,
 )
 from codegen.compiler.ir import Graph
+from codegen.compiler.ops import REGISTRY
 from codegen.compiler.passes import PIPELINE, run_pipeline
 from codegen.compiler.plan import MemoryPlan, plan_memory
 from codegen.errors import ArielError
@@ -117,6 +118,7 @@ def compile_int8(model: onnx.ModelProto, name: str, source: ModelSource, options
 def compile_graph(graph: Graph, source: ModelSource, command: str | None = None,
                   pin_inputs: bool = False, half_weights: bool = False) -> CompiledModel:
     run_pipeline(graph, PIPELINE)
+    source.notes += [note for node in graph.nodes for note in REGISTRY[node.op].notes(node, graph)]
     plan = plan_memory(graph, pin_inputs=pin_inputs)
     prefix = c_identifier(graph.name)
     header = file_header(Path(source.path).name, source.sha256, command or current_command())

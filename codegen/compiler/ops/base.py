@@ -112,6 +112,11 @@ class OpDef:
         """Multiply-accumulates per inference (0 for operators that do none)."""
         return 0
 
+    def notes(self, node: Node, graph: Graph) -> list[str]:
+        """What the build tells the user about this node: where the kernel gives an answer
+        ONNX leaves undefined (Div by a divisor that can be zero), ..."""
+        return []
+
 
 REGISTRY: dict[str, OpDef] = {}
 

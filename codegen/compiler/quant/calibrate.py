@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 
 from codegen.arrays import as_batch, require_finite
+from codegen.compiler.onnxrun import in_child, integer_divisions
 from codegen.errors import ArielError, UnsupportedError
 
 METHODS = ("minmax", "entropy", "percentile")
@@ -119,7 +120,33 @@ class _Reader:
 
 def quantize_float_model(model: onnx.ModelProto, data: CalibrationData, method: str = "minmax"
                          ) -> onnx.ModelProto:
-    """The QDQ model ONNX Runtime's quantize_static makes of `model` on `data`."""
+    """The QDQ model ONNX Runtime's quantize_static makes of `model` on `data`; in a child
+    process when the model has an integer division, which can trap (codegen/compiler/
+    onnxrun.py)."""
+    dividing = integer_divisions(model)
+    if not dividing:
+        return _quantize(model, data, method)
+    names = list(data.inputs)
+
+    def write(folder: Path) -> dict:
+        onnx.save(model, folder / "float.onnx")
+        np.savez(folder / "calibration.npz", *[data.inputs[name] for name in names])
+        return {"inputs": names, "method": method, "source": data.source}
+
+    return in_child("quantize", write, lambda folder: onnx.load(folder / "qdq.onnx"),
+                    "calibrating the quantization", dividing)
+
+
+def quantize_job(folder: Path, request: dict) -> None:
+    """The child's side of quantize_float_model."""
+    with np.load(folder / "calibration.npz", allow_pickle=False) as saved:
+        inputs = {name: saved[f"arr_{i}"] for i, name in enumerate(request["inputs"])}
+    quantized = _quantize(onnx.load(folder / "float.onnx"),
+                          CalibrationData(inputs, None, request["source"]), request["method"])
+    onnx.save(quantized, folder / "qdq.onnx")
+
+
+def _quantize(model: onnx.ModelProto, data: CalibrationData, method: str) -> onnx.ModelProto:
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
