@@ -9,6 +9,7 @@ naming those nodes. Every other model runs in this process, as fast as before.""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -102,7 +103,7 @@ def in_child(job: str, write: Callable[[Path], dict], read: Callable[[Path], obj
         request = dict(write(folder), job=job)
         (folder / "request.json").write_text(json.dumps(request))
         result = subprocess.run([sys.executable, "-m", "codegen.compiler.onnxrun", name],
-                                capture_output=True, text=True)
+                                capture_output=True, text=True, env=_this_ariel_first())
         error = folder / "error.txt"
         if result.returncode == 0:
             return read(folder)
@@ -113,6 +114,14 @@ def in_child(job: str, write: Callable[[Path], dict], read: Callable[[Path], obj
         raise ArielError(f"onnxruntime {describe_exit(result.returncode)} {doing}; the model's "
                          f"integer divisions: {nodes}" + (f" ({said[-1]})" if said and
                                                           result.returncode > 0 else ""))
+
+
+def _this_ariel_first() -> dict[str, str]:
+    """The environment for a child that imports codegen: this copy of it first on the path,
+    whatever the parent added to sys.path at run time (as bench/ scripts do)."""
+    root = str(Path(__file__).resolve().parents[2])
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
 
 
 def describe_exit(status: int) -> str:

@@ -12,6 +12,8 @@ from codegen.devkit.renode import require_platform, run_renode_test
 from codegen.devkit.uart import EXPECTED_FILE, compare_with_expected, parse_console
 from codegen.errors import ArielError, FirmwareError
 from codegen.run.emulate.serial import run_serial, serial_command
+from codegen.target.crash import explain, fault_of
+from codegen.target.stack_usage import check_stack_use
 
 
 def simulate_uart(build, emulator: str, timeout: float,
@@ -34,6 +36,11 @@ def simulate_uart(build, emulator: str, timeout: float,
     progress(f"running the UART build on QEMU {board.qemu_machine}, console "
              f"{board.console.peripheral} on -serial {board.console.qemu_serial}")
     text = run_serial(board, build.elf, timeout)
+    fault = fault_of(text)
+    if fault is not None:
+        raise FirmwareError(f"the UART build faulted in QEMU {board.qemu_machine}: "
+                            f"{fault.what}; {explain(fault, build.elf, text)}")
+    check_stack_use(text, build.elf)
     console = parse_console(text)
     expected = json.loads((build.folder / EXPECTED_FILE).read_text())
     problems = compare_with_expected(console, expected)

@@ -1,5 +1,6 @@
-"""The child process that runs generated C for codegen/run/hostrun.py, so that C which traps
-(an integer division by zero is SIGFPE on x86) or faults kills this process, not ariel.
+"""The child process that runs generated C for codegen/run/hostrun.py (run as a script), so
+that C which traps (an integer division by zero is SIGFPE on x86) or faults kills this
+process, not ariel.
 
 Protocol, one JSON object per line on stdin, answered by one line on stdout: {"model": id,
 "library": path, "symbol": the run function, "arena": path of the file holding the arena,

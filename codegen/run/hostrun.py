@@ -102,9 +102,11 @@ class _Worker:
     """The child process running generated C (codegen/run/host_worker.py)."""
 
     def __init__(self):
+        # Run as a script: it needs only the standard library, so it starts fast and is this
+        # ariel's worker whatever else sys.path holds.
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "codegen.run.host_worker"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [sys.executable, str(Path(__file__).with_name("host_worker.py"))],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def run(self, request: str) -> tuple[int, str] | None:
         """Run one request; None when it finished, else the worker's exit status and the

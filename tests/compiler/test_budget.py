@@ -106,6 +106,19 @@ def test_weights_over_the_flash_are_refused_before_any_c_is_written(tmp_path, mo
     assert "--float-weights fp16" in message and caught.value.regions == ("FLASH",)
 
 
+def test_half_weights_over_the_flash_say_half_precision_was_tried(tmp_path, monkeypatch):
+    monkeypatch.setattr(emit, "c_array_body", lambda *a: pytest.fail("C was formatted"))
+    made = model([helper.make_node("MatMul", ["x", "w"], ["y"], name="big")],
+                 [vector("x", [1, 256])], [vector("y", [1, 512])],
+                 [numpy_helper.from_array(np.ones((256, 512), np.float32), "w")])
+    path = tmp_path / "model.onnx"
+    onnx.save(made, path)
+    budget = get_board("nucleo-g071rb").budget  # 128 KiB of flash; 256 KiB at half precision
+    with pytest.raises(DoesNotFitError, match="even with the float weights at half precision "
+                       "\\(262,144 B\\), they do not"):
+        compile_model(path, Options(float_weights="fp16", budget=budget))
+
+
 def test_arena_over_the_ram_is_refused_before_any_c_is_written(tmp_path, monkeypatch):
     monkeypatch.setattr(emit, "c_array_body", lambda *a: pytest.fail("C was formatted"))
     made = model([helper.make_node("Relu", ["x"], ["y"], name="wide")],
