@@ -49,9 +49,10 @@ static inline int32_t ariel_requantize(int32_t acc, int32_t multiplier, int32_t 
  * ------------------------------------------------------------------------------------- */
 
 #define ARIEL_INLINE static inline __attribute__((always_inline))
-/* A packed kernel stays a function of its own: inlined into the run function, which calls
- * it once, GCC would allocate its registers together with every other kernel's and spill
- * inner-loop values. */
+/* Every kernel stays a function of its own (model.c declares each with this): inlined into
+ * the run function, which calls it once, GCC would allocate its registers together with every
+ * other kernel's and spill inner-loop values, and its time on that one function grows faster
+ * than the number of kernels. */
 #define ARIEL_KERNEL static __attribute__((noinline))
 
 /* Which int8 path the kernels compile. ARIEL_DSP is 1 on cores with the DSP extension

@@ -9,13 +9,16 @@ from pathlib import Path
 
 import onnx
 
+from codegen.compiler.budget import CEILING, Budget
 from codegen.compiler.c import c_identifier
 from codegen.compiler.emit import ModelInfo, emit_model, file_header
 from codegen.compiler.frontend import (
     ModelSource,
+    check_budget,
     drop_zipmaps,
     fix_input_shapes,
     load_model,
+    require_runtime_inputs,
     sha256_of,
     to_graph,
 )
@@ -41,6 +44,7 @@ class Options:
     name: str | None = None
     pin_inputs: bool = False  # keep the inputs at arena offset 0 for the whole run
     float_weights: str = "fp32"  # "fp16": stored at half precision, widened as loaded
+    budget: Budget = CEILING  # the target's memory: bigger tensors and weights are refused
 
 
 @dataclass
@@ -63,6 +67,7 @@ def compile_model_proto(model: onnx.ModelProto, path: str | Path, options: Optio
                         command: str | None = None) -> CompiledModel:
     """compile_model on a model already in memory (`path` names the file it came from)."""
     options = options or Options()
+    require_runtime_inputs(model)
     notes = fix_input_shapes(model, options.input_shapes) + drop_zipmaps(model)
     source = ModelSource(str(path), sha256_of(path), notes)
     name = c_identifier(options.name or Path(path).stem)
@@ -72,8 +77,8 @@ def compile_model_proto(model: onnx.ModelProto, path: str | Path, options: Optio
     if options.precision == "float":
         if options.io != "float":
             raise ArielError("--io int8 needs --precision int8")
-        return compile_graph(to_graph(model, name), source, command, options.pin_inputs,
-                             half_weights=options.float_weights == "fp16")
+        return compile_graph(to_graph(model, name, options.budget), source, command,
+                             options.pin_inputs, half_weights=options.float_weights == "fp16")
     if options.float_weights != "fp32":
         raise ArielError("--float-weights fp16 stores a float model's weights at half "
                          "precision; an int8 model has none (use it with --precision float, "
@@ -97,11 +102,12 @@ def compile_int8(model: onnx.ModelProto, name: str, source: ModelSource, options
                              "data set: digits, toycar)")
         if calibration is None:
             calibration = load_calibration(options.calibration, _model_inputs(model))
+        check_budget(model, options.budget)  # before ONNX Runtime calibrates on it
         model = quantized = quantize_float_model(model, calibration, options.method)
         source.notes.append(f"quantized with ONNX Runtime's quantize_static ({options.method}) "
                             f"on {calibration.count} samples from {calibration.source}")
     check_scheme(model)
-    graph = to_graph(model, name)
+    graph = to_graph(model, name, options.budget)
     lower_quantized(graph)
     if options.io == "int8":
         expose_int8_io(graph)

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from codegen.compiler.budget import CEILING, Budget
+
 # Element types ariel can hold in a tensor, with their C spelling.
 C_TYPES: dict[str, str] = {
     "float32": "float",
@@ -114,11 +116,15 @@ class Tensor:
         return flat.reshape(mem_shape).transpose(np.argsort(self.memory_order))
 
 
-@dataclass
+@dataclass(eq=False)
 class Node:
     """One operator. `clamp` holds a fused activation as (low, high) bounds, so Relu is
     (0, inf) and Relu6 is (0, 6). `opset` is the version of the node's operator set, for
-    operators whose meaning changed between versions (0: not known yet, read as the latest)."""
+    operators whose meaning changed between versions (0: not known yet, read as the latest).
+
+    Nodes compare by identity: two nodes are the same only if they are one object, which is
+    what a graph means, and it keeps `nodes.remove(node)` from comparing every field
+    (ONNX protos included) of every node before it."""
 
     name: str
     op: str
@@ -145,6 +151,8 @@ class Graph:
     opset: int
     # For int8 tensors made by the QDQ lowering: the float tensor each stands for, by name.
     origins: dict[str, str] = field(default_factory=dict)
+    # What the target can hold: constant folding computes no tensor beyond it.
+    budget: Budget = CEILING
     _counter: itertools.count = field(default_factory=itertools.count, repr=False)
 
     def tensor(self, name: str) -> Tensor:
@@ -165,6 +173,26 @@ class Graph:
 
     def consumers(self, name: str) -> list[Node]:
         return [node for node in self.nodes if name in node.inputs]
+
+    def producers(self) -> dict[str, Node]:
+        """Every tensor's producing node, in one pass: for rewrites that look up many
+        (graph.producer walks all nodes: one lookup per node would be quadratic)."""
+        return {name: node for node in self.nodes for name in node.outputs}
+
+    def consumer_lists(self) -> dict[str, list[Node]]:
+        """The nodes reading each tensor, in order, in one pass (as graph.consumers gives
+        one tensor's by a walk over all nodes)."""
+        readers: dict[str, list[Node]] = {}
+        for node in self.nodes:
+            for name in dict.fromkeys(node.inputs):
+                if name:
+                    readers.setdefault(name, []).append(node)
+        return readers
+
+    def remove_nodes(self, removed: set[Node]) -> None:
+        """Drop `removed` from the node list in one pass."""
+        if removed:
+            self.nodes = [node for node in self.nodes if node not in removed]
 
     def fresh_name(self, base: str) -> str:
         while True:

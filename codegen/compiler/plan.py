@@ -78,20 +78,20 @@ def plan_memory(graph: Graph, alignment: int = ALIGNMENT, pin_inputs: bool = Fal
     buffer and run one after the other on the same input (the adaptive dispatcher)."""
     buffers = _lifetimes(graph, alignment)
     scratch = _scratch(graph, buffers, alignment)
-    placed: list[Buffer] = []
+    placed = _Placed()
     if pin_inputs:
         offset = 0
         for name in graph.inputs:
             buf = buffers[graph.storage(name)]
             buf.first, buf.last, buf.offset = -1, len(graph.nodes), offset
             offset = align(offset + buf.size, alignment)
-            placed.append(buf)
-    order = sorted((b for b in buffers.values() if b not in placed),
+            placed.add(buf)
+    order = sorted((b for b in buffers.values() if b.offset < 0),
                    key=lambda b: (-b.size, b.first, b.name))
     for buf in order:
-        buf.offset = _first_fit(buf, [p for p in placed if p.overlaps(buf)], alignment)
-        placed.append(buf)
-    arena = max((b.offset + b.size for b in placed), default=0)
+        buf.offset = _first_fit(buf, placed.overlapping(buf), alignment)
+        placed.add(buf)
+    arena = max((b.offset + b.size for b in buffers.values()), default=0)
     storage = {name: graph.storage(name) for name in graph.tensors
                if graph.storage(name) in buffers}
     view_bytes = {name: graph.tensor(name).view_offset * graph.tensor(name).itemsize
@@ -143,6 +143,26 @@ def _scratch(graph: Graph, buffers: dict[str, Buffer], alignment: int) -> dict[i
     return steps
 
 
+class _Placed:
+    """The buffers placed so far, filed under every step they are alive at, so that finding
+    those whose lifetime overlaps a new buffer's looks at its own steps only, not at every
+    buffer placed (which made planning quadratic in the number of nodes)."""
+
+    def __init__(self):
+        self._alive: dict[int, list[Buffer]] = {}
+
+    def add(self, buf: Buffer) -> None:
+        for step in range(buf.first, buf.last + 1):
+            self._alive.setdefault(step, []).append(buf)
+
+    def overlapping(self, buf: Buffer) -> list[Buffer]:
+        found: dict[str, Buffer] = {}
+        for step in range(buf.first, buf.last + 1):
+            for other in self._alive.get(step, ()):
+                found[other.name] = other
+        return list(found.values())
+
+
 def _first_fit(buf: Buffer, neighbours: list[Buffer], alignment: int) -> int:
     offset = 0
     for other in sorted(neighbours, key=lambda b: b.offset):
@@ -153,5 +173,14 @@ def _first_fit(buf: Buffer, neighbours: list[Buffer], alignment: int) -> int:
 
 
 def _lower_bound(buffers: dict[str, Buffer], steps: int) -> int:
-    return max((sum(b.size for b in buffers.values() if b.first <= t <= b.last)
-                for t in range(-1, steps + 1)), default=0)
+    """The largest total size alive at one step, by one sweep over the steps (each buffer
+    adds its size where it starts and takes it away after its last step)."""
+    change = [0] * (steps + 3)  # steps -1 .. steps + 1, shifted by one
+    for b in buffers.values():
+        change[b.first + 1] += b.size
+        change[b.last + 2] -= b.size
+    alive, largest = 0, 0
+    for delta in change:
+        alive += delta
+        largest = max(largest, alive)
+    return largest

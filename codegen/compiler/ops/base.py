@@ -144,7 +144,8 @@ class OpDef:
 
     def build_notes(self, node: Node, graph: Graph) -> list[str]:
         """Lines for the build's notes: choices made for this node that its user should
-        know (printed by `ariel build`, listed in ariel.json)."""
+        know (printed by `ariel build`, listed in ariel.json), such as where the kernel gives
+        an answer ONNX leaves undefined (Div by a divisor that can be zero)."""
         return []
 
     def macs(self, node: Node, graph: Graph) -> int:

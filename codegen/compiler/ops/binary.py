@@ -17,6 +17,15 @@ only and with one rounding each:
   clamp_range), which is how ResNet's Add + Relu runs.
 - Mul: acc = (a - z_a)(b - z_b) in int32, then the common output stage with the multiplier
   s_a * s_b / s_y (ariel_requantize).
+
+Integer Div truncates toward zero, as ONNX says, and is defined where C leaves it undefined
+(and where a host CPU traps with SIGFPE, and libgcc, on cores without a divider, calls a
+handler): x / 0 is 0, and MIN / -1 is MIN (the quotient wrapped into the type, as numpy's
+integer division gives). Both are what the Cortex-M3/M4/M7 divide instructions return with
+the divide-by-zero trap off; ONNX leaves them unspecified, and onnxruntime refuses x / 0 with
+an error and returns MIN for int32 MIN / -1. The kernel tests the divisor only where it can
+be 0 or -1 (read at run time, or a constant holding one), and the build notes each Div whose
+divisor can be zero.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ from codegen.compiler.ops.base import (
     unsupported,
 )
 from codegen.compiler.ops.broadcast import (
+    UNSIGNED_OF,
     BroadcastOp,
     broadcast_operands,
     describe_operand,
@@ -127,7 +137,13 @@ class BinaryOp(BroadcastOp):
 
     def lower(self, node: Node, graph: Graph, names: Names) -> Kernel:
         if not self.quantized(graph, node):
-            return super().lower(node, graph, names)
+            operands = broadcast_operands(node, graph, names)
+            notes = []
+            if self.defines_division(graph, node):
+                notes.append("integer division defined where C leaves it undefined: x / 0 is "
+                             "0 and MIN / -1 is MIN (codegen/compiler/ops/binary.py says why)")
+            return self.kernel(node, graph, operands,
+                               self.expression(node, graph, operands.values), [], notes)
         operands = broadcast_operands(node, graph, names)
         a, b = graph.input_tensors(node)
         context = {"bounds": operands.bounds, "out_strides": operands.out_strides,
@@ -165,20 +181,66 @@ class BinaryOp(BroadcastOp):
         a, b = values
         if ctype == "float":
             return f"{a} {self.symbol} {b}"
-        if self.symbol == "/":
-            return f"({ctype})({a} / {b})"  # signed: truncates toward zero, as ONNX wants
-        return wrapping(ctype, f"{{}} {self.symbol} {{}}", a, b)
+        if self.symbol != "/":
+            return wrapping(ctype, f"{{}} {self.symbol} {{}}", a, b)
+        # C's / truncates toward zero, as ONNX wants; the divisors C leaves undefined are
+        # tested first where they can occur (see the module's docstring).
+        quotient = f"({ctype})({a} / {b})"
+        if not self.defines_division(graph, node):
+            return quotient
+        if _overflows(ctype):
+            # x / -1 as the negation in unsigned arithmetic: MIN / -1 wraps to MIN
+            quotient = f"{b} == -1 ? ({ctype})(0u - ({UNSIGNED_OF[ctype]}){a}) : {quotient}"
+        return f"{b} == 0 ? 0 : {quotient}"
 
+    def defines_division(self, graph: Graph, node: Node) -> bool:
+        """True for an integer Div whose divisor can be 0, or -1 where MIN / -1 overflows
+        (read at run time, or a constant holding one): its kernel tests the divisor."""
+        ctype = graph.tensor(node.outputs[0]).ctype
+        if self.symbol != "/" or ctype == "float":
+            return False
+        divisor = graph.tensor(node.inputs[1])
+        if not divisor.is_const:
+            return True
+        return bool(np.any(divisor.data == 0)
+                    or (_overflows(ctype) and np.any(divisor.data == -1)))
+
+    def build_notes(self, node: Node, graph: Graph) -> list[str]:
+        divisor = graph.tensor(node.inputs[1])
+        if self.symbol != "/" or divisor.dtype == "float32" or (
+                divisor.is_const and not np.any(divisor.data == 0)):
+            return []
+        where = "a constant holding zeros" if divisor.is_const else "read at run time"
+        return [f"Div '{node.name}' ({divisor.dtype}): its divisor is {where}; the kernel "
+                "gives 0 for x / 0, which ONNX leaves undefined and onnxruntime refuses (and "
+                "the type's minimum for MIN / -1)"]
+
+
+def _overflows(ctype: str) -> bool:
+    """True for the signed types whose MIN / -1 overflows C's own division (int8_t and
+    int16_t are divided as int, where it does not)."""
+    return ctype in ("int32_t", "int64_t")
 
 add_op("Add", BinaryOp("+", np.add, NUMERIC_TYPES))
 add_op("Sub", BinaryOp("-", np.subtract, NUMERIC_TYPES))
 add_op("Mul", BinaryOp("*", np.multiply, NUMERIC_TYPES))
 def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """ONNX Div: true division for floats, truncation toward zero for integers."""
+    """ONNX Div: true division for floats, truncation toward zero for integers, with x / 0 = 0
+    and MIN / -1 = MIN (the kernel's definitions; see the module's docstring)."""
     if np.issubdtype(a.dtype, np.floating):
         return np.divide(a, b)
-    quotient = np.abs(a.astype(np.int64)) // np.abs(b.astype(np.int64))
-    return np.where((a < 0) != (b < 0), -quotient, quotient)
+    a, b = np.broadcast_arrays(a, b)
+    zero = b == 0
+    # Divide by 1 where the quotient is defined above, so nothing overflows or warns: MIN / -1
+    # becomes MIN / 1 = MIN.
+    safe = np.where(zero, 1, b)
+    if np.issubdtype(a.dtype, np.signedinteger):
+        safe = np.where((a == np.iinfo(a.dtype).min) & (b == -1), 1, safe)
+    # Floor division, one above it where the quotient is negative and inexact.
+    quotient = a // safe
+    inexact = a - quotient * safe != 0
+    quotient = quotient + (inexact & ((a < 0) != (safe < 0)))
+    return np.where(zero, 0, quotient).astype(a.dtype)
 
 
 add_op("Div", BinaryOp("/", _divide, NUMERIC_TYPES))

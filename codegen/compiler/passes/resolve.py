@@ -4,6 +4,7 @@ problem with one message naming the node, the op, what is unsupported and what i
 
 from __future__ import annotations
 
+from codegen.compiler.budget import check_tensor
 from codegen.compiler.frontend import check_dtype_supported
 from codegen.compiler.ir import Graph, Node
 from codegen.compiler.ops import REGISTRY
@@ -76,3 +77,5 @@ def _infer(graph: Graph, node: Node) -> None:
                 f"'{name}' but the model declares {tensor.dtype}{list(tensor.shape)}")
         tensor.shape, tensor.dtype = shape, dtype
         check_dtype_supported(tensor)
+        # Shapes ONNX could not infer are known from here on: held to the budget too.
+        check_tensor(name, shape, dtype, graph.budget, f"output of {node.op} '{node.name}'")
