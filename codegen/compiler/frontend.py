@@ -305,7 +305,17 @@ def _onnx_inference(model: onnx.ModelProto, data_prop: bool) -> onnx.ModelProto:
     try:
         return shape_inference.infer_shapes(model, strict_mode=True, data_prop=data_prop)
     except Exception as exc:  # onnx raises InferenceError and, for some ops, RuntimeError
+        if _untyped_input(exc):
+            # Some operators have no type inference in onnx (ai.onnx.ml's Normalizer): the
+            # next node's then fails in strict mode on an input of no type. Lenient
+            # inference leaves those tensors to ariel's own, which every operator has.
+            return shape_inference.infer_shapes(model, strict_mode=False, data_prop=data_prop)
         raise ArielError(f"ONNX shape inference failed: {_first_line(exc)}") from exc
+
+
+def _untyped_input(exc: Exception) -> bool:
+    """True for onnx's strict-mode failure on an input that an earlier node left untyped."""
+    return "expected to have type but instead is null" in str(exc)
 
 
 def _static_shape(value: onnx.ValueInfoProto) -> tuple[int, ...] | None:

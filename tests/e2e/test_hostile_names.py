@@ -180,11 +180,74 @@ def small_model() -> onnx.ModelProto:
                   ["y"], [_constant(rng, "w", (4, 2, 3, 3)), _constant(rng, "wg", (4, 3))])
 
 
+def operators_model() -> onnx.ModelProto:
+    """The float operators of the other families, each in the kernel form with a template
+    of its own: ConvTranspose (constant and run-time filters), Resize, Gather with run-time
+    indices, LSTM, and scikit-learn's ai.onnx.ml operators."""
+    rng = np.random.default_rng(5)
+    value = helper.make_tensor_value_info
+    node = helper.make_node
+
+    def ml(op, inputs, outputs, **attrs):
+        return node(op, inputs, outputs, domain="ai.onnx.ml", **attrs)
+
+    inputs = [value("x", TensorProto.FLOAT, [1, 4, 5, 5]),
+              value("wt", TensorProto.FLOAT, [4, 2, 3, 3]),
+              value("i", TensorProto.INT64, [3]),
+              value("seq", TensorProto.FLOAT, [5, 1, 3]),
+              value("f", TensorProto.FLOAT, [1, 6])]
+    constants = [_constant(rng, "wct", (4, 2, 3, 3)), _constant(rng, "table", (10, 4)),
+                 _constant(rng, "W", (1, 16, 3)), _constant(rng, "R", (1, 16, 4)),
+                 numpy_helper.from_array(np.array([], np.float32), "roi"),
+                 numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales"),
+                 numpy_helper.from_array(np.array([0, 5], np.int64), "columns")]
+    support = rng.normal(size=(4, 6)).astype(np.float32)
+    nodes = [
+        node("ConvTranspose", ["x", "wct"], ["ct"], strides=[2, 2]),
+        node("ConvTranspose", ["x", "wt"], ["ctr"], pads=[1, 1, 1, 1]),
+        node("Resize", ["ct", "roi", "scales"], ["rs"], mode="linear"),
+        node("Gather", ["table", "i"], ["g"]),
+        node("LSTM", ["seq", "W", "R"], ["lstm_y", "lstm_h"], hidden_size=4),
+        ml("Scaler", ["f"], ["sc"], offset=list(rng.normal(size=6)),
+           scale=list(rng.uniform(0.5, 2, size=6))),
+        ml("Normalizer", ["sc"], ["n"], norm="L2"),
+        ml("ArrayFeatureExtractor", ["n", "columns"], ["afe"]),
+        ml("LinearClassifier", ["sc"], ["label", "probabilities"],
+           coefficients=list(rng.normal(size=18)), intercepts=list(rng.normal(size=3)),
+           classlabels_ints=[0, 1, 2]),
+        ml("SVMClassifier", ["sc"], ["svm_label", "svm_scores"], kernel_type="RBF",
+           kernel_params=[0.2, 0.0, 3.0], support_vectors=list(support.reshape(-1)),
+           vectors_per_class=[2, 2], coefficients=list(rng.normal(size=4)), rho=[0.1],
+           classlabels_ints=[0, 1]),
+        ml("TreeEnsembleRegressor", ["sc"], ["tree"], n_targets=1,
+           nodes_treeids=[0, 0, 0], nodes_nodeids=[0, 1, 2], nodes_featureids=[0, 0, 0],
+           nodes_values=[0.1, 0.0, 0.0], nodes_modes=["BRANCH_LEQ", "LEAF", "LEAF"],
+           nodes_truenodeids=[1, 0, 0], nodes_falsenodeids=[2, 0, 0],
+           target_treeids=[0, 0], target_nodeids=[1, 2], target_ids=[0, 0],
+           target_weights=[1.0, -1.0]),
+    ]
+    shapes = {"ctr": [1, 2, 5, 5], "rs": [1, 2, 22, 22], "g": [3, 4], "lstm_y": [5, 1, 1, 4],
+              "lstm_h": [1, 1, 4], "afe": [1, 2], "label": [1], "probabilities": [1, 3],
+              "svm_label": [1], "svm_scores": [1, 2], "tree": [1, 1]}
+    integers = {"label", "svm_label"}
+    outputs = [value(name, TensorProto.INT64 if name in integers else TensorProto.FLOAT, shape)
+               for name, shape in shapes.items()]
+    graph = helper.make_graph(nodes, "plain", inputs, outputs, constants)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid("ai.onnx.ml", 3)])
+    model.ir_version = 8
+    return model
+
+
 FLOAT_TEMPLATES = {"model.c.j2", "model.h.j2", "weights.c.j2", "weights.h.j2"} | {
     f"kernels/{name}.c.j2" for name in (
-        "batchnorm_f32", "broadcast", "concat", "conv_dw_f32", "conv_f32", "conv_f32_runtime",
+        "batchnorm_f32", "broadcast", "conv_dw_f32", "conv_f32", "conv_f32_runtime",
         "copy", "matmul_f32", "matmul_packed_f32", "pool_window", "reduce_inner",
         "reduce_outer", "softmax_f32", "unary")}
+OPERATOR_TEMPLATES = {f"kernels/{name}.c.j2" for name in (
+    "conv_transpose", "conv_transpose_f32_runtime", "resize", "gather", "recurrent_f32",
+    "ml_columns", "ml_normalizer", "ml_array_feature_extractor", "ml_linear", "ml_svm",
+    "ml_tree_ensemble")}
 INT8_TEMPLATES = {f"kernels/{name}.c.j2" for name in (
     "binary_s8", "conv_direct_s8", "conv_dw_s8", "conv_s8", "dequantize_linear", "lookup_s8",
     "matmul_packed_s8", "matmul_s8", "pool_average_s8", "quantize_linear", "softmax_s8")}
@@ -200,7 +263,8 @@ def test_the_hostile_builds_render_every_template():
     folder = data_dir("templates")
     templates = {str(p.relative_to(folder)) for p in folder.rglob("*.j2")
                  if not p.name.startswith("_")}  # partials are rendered inside others
-    missing = templates - FLOAT_TEMPLATES - INT8_TEMPLATES - FIRMWARE_TEMPLATES
+    missing = (templates - FLOAT_TEMPLATES - OPERATOR_TEMPLATES - INT8_TEMPLATES
+               - FIRMWARE_TEMPLATES)
     assert not missing, f"no hostile-name build renders {sorted(missing)}: add a case"
 
 
@@ -257,6 +321,23 @@ def test_float_model_with_hostile_names(tmp_path, rendered):
               .astype(np.float32) for i in model.graph.input]
     compiled = compile_onnx(model)
     assert FLOAT_TEMPLATES <= rendered
+    _check_host_build(compile_onnx(plain), compiled, names, inputs, tmp_path,
+                      want=_onnxruntime(model, inputs))
+
+
+def test_operators_model_with_hostile_names(tmp_path, rendered):
+    plain = operators_model()
+    model, names = rename(plain)
+    rng = np.random.default_rng(6)
+    inputs = []
+    for value in model.graph.input:
+        shape = [d.dim_value for d in value.type.tensor_type.shape.dim]
+        if value.type.tensor_type.elem_type == TensorProto.INT64:
+            inputs.append(rng.integers(0, 10, size=shape).astype(np.int64))
+        else:
+            inputs.append(rng.normal(size=shape).astype(np.float32))
+    compiled = compile_onnx(model)
+    assert OPERATOR_TEMPLATES <= rendered
     _check_host_build(compile_onnx(plain), compiled, names, inputs, tmp_path,
                       want=_onnxruntime(model, inputs))
 

@@ -191,6 +191,23 @@ def test_array_feature_extractor_run_time_data(tmp_path):
     check(model, x, tmp_path, onnx_reference=True)
 
 
+def test_normalizer_feeding_another_node(tmp_path):
+    """onnx has no type inference for Normalizer, so in strict mode the next node's failed on
+    an untyped input and the build stopped with "ONNX shape inference failed"."""
+    x = RNG.normal(size=(2, 5)).astype(np.float32)
+    nodes = [helper.make_node("Normalizer", ["X"], ["n"], norm="L2", domain=ML),
+             helper.make_node("ArrayFeatureExtractor", ["n", "columns"], ["y"], domain=ML)]
+    graph = helper.make_graph(
+        nodes, "normalized_columns", [helper.make_tensor_value_info("X", TensorProto.FLOAT,
+                                                                    x.shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 2])],
+        [onnx.numpy_helper.from_array(np.array([4, 1], np.int64), "columns")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid(ML, 3)])
+    model.ir_version = 8
+    check(model, x, tmp_path)
+
+
 def test_array_feature_extractor_run_time_index(tmp_path):
     """scikit-learn's label look-up: a constant class table indexed by a computed index;
     an index outside the table gives 0 (ONNX Runtime would stop with an error)."""
