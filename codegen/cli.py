@@ -286,13 +286,16 @@ def _profile_in_renode(build_folder, timeout: float, json_path: Path | None,
     require_uart_build(build_folder)
     require_platform(build_folder.board)
     result = profile_uart_build(build_folder, timeout, progress)
-    click.echo(format_comparison(result.renode, result.qemu, result.differences))
+    click.echo(format_comparison(result.renode, result.qemu, result.differences,
+                                 result.firmware_cycles))
     _write_atomic(html_path, format_html(result.renode))
     progress(f"HTML report: {html_path}")
     if json_path is not None:
         _write_atomic(json_path, json.dumps({"renode": result.renode.to_dict(),
                                              "qemu": result.qemu.to_dict(),
-                                             "differences": result.differences}, indent=2) + "\n")
+                                             "differences": result.differences,
+                                             "firmware_cycles": result.firmware_cycles},
+                                            indent=2) + "\n")
 
 
 def _build_ari(model: Path | None, board, outdir: Path, stages: tuple[str, ...],

@@ -3,7 +3,7 @@
 # repository at ../shared/renode (CI puts Renode 1.16.1 there; its README.md says what it
 # needs). Without one, nothing happens: the Renode tests are then skipped with their reason.
 #
-# With it: Debian's mono-complete (apt, when `mono` is missing); renode-test's Python
+# With it: Debian's mono-complete (apt, when it is not installed); renode-test's Python
 # requirements (its tests/requirements.txt) in a virtual environment of their own,
 # .venv/renode, because their pins clash with ariel's (pyelftools 0.30 against ariel's
 # >= 0.31); and two launchers, .venv/bin/renode and .venv/bin/renode-test, that run the copy
@@ -18,7 +18,7 @@ if [ ! -x "$renode_dir/renode-test" ]; then
     exit 0
 fi
 
-if ! command -v mono >/dev/null; then
+if ! dpkg-query -W -f '${Status}' mono-complete 2>/dev/null | grep -q "ok installed"; then
     sudo=""
     [ "$(id -u)" -ne 0 ] && sudo="sudo"
     echo "setup: installing mono-complete with apt-get (Renode runs on Mono)"
@@ -37,13 +37,12 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "$want" > "$stamp"
 fi
 
+# The launchers hold absolute paths, quoted for the shell (printf %q).
 for tool in renode renode-test; do
-    cat > ".venv/bin/$tool" <<LAUNCHER
-#!/bin/sh
-# Written by scripts/setup_renode.sh: $tool from $renode_dir, with the Python environment
-# that holds renode-test's requirements first on PATH.
-PATH="$PWD/.venv/renode/bin:\$PATH" exec "$renode_dir/$tool" "\$@"
-LAUNCHER
+    printf '#!/usr/bin/env bash\n%s\n%s\nPATH=%q:"$PATH" exec %q "$@"\n' \
+        "# Written by scripts/setup_renode.sh: $tool from ../shared/renode, with the Python" \
+        "# environment that holds renode-test's requirements first on PATH." \
+        "$PWD/.venv/renode/bin" "$renode_dir/$tool" > ".venv/bin/$tool"
     chmod +x ".venv/bin/$tool"
 done
-echo "setup: Renode $("$renode_dir/renode" --version 2>/dev/null | head -n 1) from $renode_dir"
+echo "setup: $("$renode_dir/renode" --version 2>/dev/null | head -n 1) from $renode_dir"

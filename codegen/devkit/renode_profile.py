@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from codegen.devkit.renode import run_renode_test
-from codegen.devkit.uart import EXPECTED_FILE
+from codegen.devkit.renode_run import run_renode_test
+from codegen.devkit.uart import EXPECTED_FILE, parse_console
 from codegen.errors import ArielError, FirmwareError
 from codegen.run.emulate.counting import (
     Counts,
@@ -43,6 +43,9 @@ CLOSERS = {"B": "begin", "E": "end", "X": "exit"}
 class RenodeProfile:
     renode: ProfileReport
     qemu: ProfileReport  # QEMU's profile of the same code on the same input
+    # The firmware's own cycle count around each inference in Renode (ariel-cycles: DWT or
+    # SysTick at the board's clock, which Renode runs at one instruction per cycle).
+    firmware_cycles: list[int]
 
     @property
     def differences(self) -> list[str]:
@@ -75,7 +78,8 @@ def profile_uart_build(build: Build, timeout: float, progress) -> RenodeProfile:
         twin = qemu_twin(build, Path(scratch) / "twin")
         measured = profile(twin, inputs, timeout=timeout, edges=True)
         qemu = report_from(twin, measured)
-    return RenodeProfile(renode_report(qemu, split, build), qemu)
+    cycles = [r.cycles for r in parse_console(run.console).runs if r.cycles is not None]
+    return RenodeProfile(renode_report(qemu, split, build), qemu, cycles)
 
 
 def counts_from_marks(message: str) -> Counts:

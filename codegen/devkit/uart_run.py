@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from codegen.devkit.renode import require_platform, run_renode_test
+from codegen.devkit.renode import require_platform
+from codegen.devkit.renode_run import run_renode_test
 from codegen.devkit.uart import EXPECTED_FILE, compare_with_expected, parse_console
 from codegen.errors import ArielError, FirmwareError
 from codegen.run.emulate.serial import run_serial, serial_command
@@ -40,6 +41,12 @@ def simulate_uart(build, emulator: str, timeout: float,
         progress(f"running the UART build on QEMU {board.qemu_machine}, console "
                  f"{board.console.peripheral} on -serial {board.console.qemu_serial}")
         text, machine = run_serial(board, build.elf, timeout), f"QEMU {board.qemu_machine}"
+    return console_report(build, text, machine)
+
+
+def console_report(build, text: str, machine: str) -> list[str]:
+    """The lines to print for a UART build's console `text` from `machine`, once checked
+    against expected_output.json (FirmwareError when they disagree)."""
     console = parse_console(text)
     expected = json.loads((build.folder / EXPECTED_FILE).read_text())
     problems = compare_with_expected(console, expected)

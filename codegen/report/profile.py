@@ -108,10 +108,11 @@ def format_html(report: ProfileReport) -> str:
 
 
 def format_comparison(renode: ProfileReport, qemu: ProfileReport, differences: list[str],
-                      name_width: int = 34) -> str:
+                      firmware_cycles: list[int], name_width: int = 34) -> str:
     """Renode's instruction counts per layer beside QEMU's for the same code, with the
     cycles, time and energy the Renode rows are given (`differences`: the layers on which
-    the counts differ, empty when they agree)."""
+    the counts differ, empty when they agree; `firmware_cycles`: the firmware's own count
+    around each inference in Renode)."""
     lines = [f"Profile of {renode.model} ({renode.precision}) on {renode.board} "
              f"({renode.core}, {renode.clock_hz / 1e6:g} MHz), the --io uart build, "
              f"{renode.inferences} inference(s): instructions counted by Renode and by QEMU "
@@ -131,6 +132,9 @@ def format_comparison(renode: ProfileReport, qemu: ProfileReport, differences: l
                  f"{renode.between_layers:,.0f}, QEMU {qemu.between_layers:,.0f}")
     lines.append("  Renode and QEMU agree on every layer" if not differences else
                  "  Renode and QEMU differ: " + "; ".join(differences))
+    if firmware_cycles:
+        lines.append("  the firmware's own cycle count in Renode (one instruction per cycle): "
+                     + ", ".join(f"{c:,}" for c in firmware_cycles))
     lines.append(f"  estimated: {renode.total_cycles:,.0f} cycles, {renode.time_ms:.3f} ms at "
                  f"{renode.clock_hz / 1e6:g} MHz"
                  + (f", {renode.energy_uj:,.1f} uJ" if renode.energy_uj is not None

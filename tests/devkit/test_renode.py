@@ -1,20 +1,42 @@
-"""Renode: the generated Robot test run for real by renode-test (skipped, saying so, where
-Renode is not installed: it is in no package registry these machines reach), and the one-line
-answers when Renode or a Renode platform is missing."""
+"""Renode for real: every board's generated platform, script and Robot test run by renode-test
+(all boards in one Renode, whose start-up is most of a run's time), with the firmware
+reaching the board's clock, counting cycles and printing the outputs computed at build
+time; a wrong expected output failing at once with the line in ariel's message; the profile's
+per-layer instruction counts equal to QEMU's on the same code; and the one-line answers when
+Renode or a Renode platform is missing. Without Renode on PATH the real runs are skipped,
+saying why (in CI they fail instead: tests/conftest.py)."""
 
+import dataclasses
+import json
 import shutil
+import time
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from codegen.cli import main
-from codegen.devkit.renode import INSTALL_HINT, robot_lines
+from codegen.devkit.renode import (
+    CLOSING_LINE,
+    FAILING_LINES,
+    clock_registers,
+    renode_files,
+    require_platform,
+    robot_lines,
+)
+from codegen.devkit.renode_run import INSTALL_HINT, RESULTS_FILE, read_runs, run_robot_tests
+from codegen.devkit.uart import parse_console
+from codegen.devkit.uart_run import console_report
+from codegen.errors import ArielError
+from codegen.run.simulate import open_build
+from codegen.target.board_kit import FAMILIES, RenodeInfo
+from codegen.target.boards import get_board
 from tests.devkit.test_board_data import RENODE
 from tests.e2e.test_models_qemu import MODELS
 
-pytestmark = pytest.mark.qemu
-RENODE_ABSENT = shutil.which("renode-test") is None or shutil.which("renode") is None
+# One worker runs them all: the builds and the Renode run of every board are made once.
+pytestmark = [pytest.mark.qemu, pytest.mark.xdist_group("renode")]
+PROFILED = "disco-f746ng"  # built in int8 with int8 I/O: its outputs are checked exactly
+WRONG = "0" * 20  # not the digits CNN's int8 logits on any input: a wrong expected output
 
 
 def run(args, env=None):
@@ -22,22 +44,114 @@ def run(args, env=None):
     return result.exit_code, result.stdout, result.stderr
 
 
-def uart_build(board, out):
-    code, _, err = run(["build", MODELS / "digits_cnn.onnx", "--board", board, "--io", "uart",
-                        "-o", out])
+def uart_build(board, out, *options):
+    code, _, err = run(["build", MODELS / "digits_cnn.onnx", "--board", board, *options,
+                        "--io", "uart", "-o", out])
     assert code == 0, err
     return out
 
 
-@pytest.mark.skipif(RENODE_ABSENT, reason="Renode is not installed (no renode/renode-test on "
-                                          "PATH; it installs from the Renode project's "
-                                          "releases, not from a package registry)")
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory):
+    """A --io uart build of the digits CNN for every board with a Renode platform."""
+    folders = {}
+    for board in sorted(RENODE):
+        out = tmp_path_factory.mktemp(board) / "uart"
+        int8 = ["--precision", "int8", "--calib", "digits", "--io", "int8"]
+        folders[board] = uart_build(board, out, *(int8 if board == PROFILED else []))
+    return folders
+
+
+def with_wrong_output(build, folder):
+    """A copy of `build` whose Robot test expects a wrong first output."""
+    shutil.copytree(build, folder)
+    test = folder / "renode" / "firmware.robot"
+    expected = json.loads((folder / "expected_output.json").read_text())
+    right = f"ariel-output 1 0 {expected['outputs'][0]['hex']}"
+    text = test.read_text()
+    assert right in text
+    test.write_text(text.replace(right, f"ariel-output 1 0 {WRONG}"))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def board_runs(builds, tmp_path_factory):
+    """Every board's Robot test, in one renode-test call (which merges results by file name:
+    each test is copied beside itself under its board's name)."""
+    results = tmp_path_factory.mktemp("renode-results")
+    tests = []
+    for board in sorted(RENODE):
+        folder = builds[board] / "renode"
+        tests.append(shutil.copyfile(folder / "firmware.robot", folder / f"{board}.robot"))
+    runs = run_robot_tests(tests, results, timeout=900)
+    return dict(zip(sorted(RENODE), runs, strict=True))
+
+
+@pytest.mark.renode
 @pytest.mark.parametrize("board", sorted(RENODE))
-def test_renode_runs_the_uart_build(board, tmp_path):
-    out = uart_build(board, tmp_path / "uart")
-    code, text, err = run(["simulate", out, "--emulator", "renode", "--timeout", "900"])
-    assert code == 0, text + err
-    assert "Renode: the firmware printed the expected outputs" in text
+def test_every_board_runs_in_renode(board, builds, board_runs):
+    renode = board_runs[board]
+    assert renode.passed, renode.reason
+    console = parse_console(renode.console)
+    spec = get_board(board)
+    # The clock registers answer: the firmware reaches the board file's clock, as on the board.
+    assert console.core_hz == spec.clock_hz and not console.clock_problem
+    assert console.clock_source == ("HFXO 64 MHz" if board == "nrf52840-dk"
+                                    else f"PLL from {spec.clock_tree.source.upper()} "
+                                         f"{spec.clock_tree.source_hz / 1e6:g} MHz")
+    # A cycle counter that counts: DWT on Armv7-M, SysTick on the Cortex-M0+.
+    assert console.counter == ("systick (the Cortex-M0+ has no DWT cycle counter)"
+                               if spec.core == "cortex-m0plus" else "dwt")
+    assert len(console.runs) == 3 and all(r.cycles > 0 for r in console.runs)
+    # The same check `ariel simulate --emulator renode` prints.
+    lines = console_report(open_build(builds[board]), renode.console, "Renode")
+    assert lines[-1] == "Renode: 3 runs, every output as computed on the host at build time"
+
+
+@pytest.mark.renode
+def test_a_wrong_expected_output_fails_at_once_with_the_line(builds, tmp_path):
+    wrong = with_wrong_output(builds[PROFILED], tmp_path / "wrong")
+    start = time.monotonic()
+    code, _, err = run(["simulate", wrong, "--emulator", "renode"])
+    seconds = time.monotonic() - start
+    assert code == 1 and "Traceback" not in err
+    message = err.strip().splitlines()[-1]
+    # The line it waited for, and the line that failed it: the closing line came first.
+    assert f"Wait For Line On Uart ariel-output 1 0 {WRONG}" in message
+    assert "the firmware printed `ariel: done, 3 runs, all outputs as expected` before it" \
+        in message
+    # Results in the build's folder, not the Renode installation's.
+    results = wrong / "renode" / "results"
+    assert str(results) in message and (results / RESULTS_FILE).is_file()
+    # It failed when the closing line came, not at a timeout: the test itself took seconds.
+    failing = read_runs(results, [wrong / "renode" / "firmware.robot"])[0]
+    assert failing.seconds < 30, (f"the failing test ran {failing.seconds:.1f} s (all of "
+                                  f"ariel simulate: {seconds:.1f} s)")
+
+
+@pytest.mark.renode
+def test_renode_profile_equals_qemus_per_layer(builds, tmp_path):
+    out = builds[PROFILED]
+    code, text, err = run(["simulate", out, "--emulator", "renode", "--profile",
+                           "--json", tmp_path / "profile.json"])
+    assert code == 0, err
+    report = json.loads((tmp_path / "profile.json").read_text())
+    renode, qemu = report["renode"], report["qemu"]
+    assert report["differences"] == []
+    assert [r["instructions"] for r in renode["layers"]] == \
+        [q["instructions"] for q in qemu["layers"]]
+    assert renode["per_inference_instructions"] == qemu["per_inference_instructions"]
+    assert len(renode["per_inference_instructions"]) == 3
+    assert renode["between_layers"] == qemu["between_layers"]
+    # Same code, same cycle and energy model: the same estimates.
+    assert [r["cycles"] for r in renode["layers"]] == [q["cycles"] for q in qemu["layers"]]
+    assert renode["total_cycles"] == qemu["total_cycles"]
+    assert "Renode and QEMU agree on every layer" in text
+    # The firmware's own cycle count in Renode (DWT at the board's clock, one instruction per
+    # cycle) is the instructions of an inference, plus the few around its measurement.
+    per_inference = renode["per_inference_instructions"][0]
+    assert len(report["firmware_cycles"]) == 3
+    assert all(abs(c - per_inference) < 0.001 * per_inference for c in report["firmware_cycles"])
 
 
 def test_missing_renode_says_how_to_install_it(tmp_path):
@@ -49,12 +163,38 @@ def test_missing_renode_says_how_to_install_it(tmp_path):
     assert f"error: {INSTALL_HINT}" in err.splitlines()
 
 
-def test_board_without_a_renode_platform_says_why(tmp_path):
-    out = uart_build("nucleo-l4r5zi", tmp_path / "l4")
-    assert not (out / "renode").exists()
-    code, _, err = run(["simulate", out, "--emulator", "renode"])
-    assert code == 1
-    assert "board nucleo-l4r5zi has no Renode platform: Renode 1.16 ships no STM32L4" in err
+def test_board_without_a_renode_platform_says_why():
+    board = get_board("nucleo-l4r5zi")
+    without = dataclasses.replace(board, renode=RenodeInfo(note="no model fits its console"))
+    assert renode_files(without, None, {}) == {}
+    with pytest.raises(ArielError, match="board nucleo-l4r5zi has no Renode platform: no model "
+                                         "fits its console"):
+        require_platform(without)
+
+
+def test_every_stm32_family_answers_its_clock_flags():
+    """The platform of every STM32 family gives the firmware its clock registers (the nRF52's
+    clock is Renode's own model, named in its board file)."""
+    for family in FAMILIES:
+        blocks = clock_registers(family)
+        if family.startswith("stm32"):
+            assert blocks["blocks"] and blocks["memory"], family
+            assert any(block["name"] == "rcc" for block in blocks["blocks"])
+        else:
+            assert blocks == {"memory": [], "blocks": []}
+
+
+def test_failing_lines_cover_the_firmwares_failures():
+    """The lines firmware/harness_uart.c and startup.c print when something is wrong fail
+    the Robot test as soon as they are printed."""
+    import re
+
+    for line in ("ariel-check 2 fail output 0 byte 3", "ariel: fault at pc=0x08000123",
+                 "ariel: unexpected exception 3", "ariel: done, 3 runs, 1 failed"):
+        assert any(re.search(pattern, line) for pattern in FAILING_LINES), line
+    assert not any(re.search(pattern, line) for pattern in FAILING_LINES
+                   for line in ("ariel-check 1 pass", "ariel-output 1 0 00ff"))
+    assert CLOSING_LINE in FAILING_LINES
 
 
 def test_robot_waits_for_exact_integer_outputs_and_the_float_check():
@@ -66,10 +206,12 @@ def test_robot_waits_for_exact_integer_outputs_and_the_float_check():
         "ariel-output 2 0", "ariel-output 2 1 7f80", "ariel-check 2 pass"]
 
 
-def test_uart_build_cannot_take_inputs_at_run_time(tmp_path):
+def test_uart_build_in_qemu_runs_its_own_input_and_profiles_only_in_renode(tmp_path):
     out = uart_build("stm32f4-discovery", tmp_path / "f4")
-    np.save(tmp_path / "x.npy", np.zeros((1, 1, 8, 8), np.float32))
     # A UART build runs its own embedded input: --inputs is not needed and not read.
     code, text, err = run(["simulate", out])
     assert code == 0, err
     assert "ariel: input zeros" in text
+    code, _, err = run(["simulate", out, "--profile"])
+    assert code == 1 and "Traceback" not in err
+    assert "is a --io uart build: profile it with --emulator renode" in err
