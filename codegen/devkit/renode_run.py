@@ -51,7 +51,7 @@ def run_renode_test(folder: Path, timeout: float, profile: bool = False) -> Reno
     in the Renode installation or the current folder). `profile` runs the profiling firmware
     with counters at its hooks (codegen/devkit/renode_profile.py)."""
     test = robot_test(folder)
-    results = test.parent / RESULTS
+    results = Path(folder) / FOLDER / RESULTS  # as the user named the folder, for messages
     if results.exists():
         shutil.rmtree(results)  # the previous run's, which this function wrote
     results.mkdir()
@@ -71,8 +71,8 @@ def run_robot_tests(tests: list[Path], results: Path, timeout: float,
     tool = shutil.which("renode-test")
     if tool is None:
         raise ArielError(INSTALL_HINT)
-    command = [tool, "-r", str(results), *(["--variable", "PROFILE:True"] if profile else []),
-               *map(str, tests)]
+    command = [tool, "-r", str(results.absolute()),
+               *(["--variable", "PROFILE:True"] if profile else []), *map(str, tests)]
     try:
         done = subprocess.run(command, cwd=results, capture_output=True, text=True,
                               timeout=timeout, stdin=subprocess.DEVNULL)
