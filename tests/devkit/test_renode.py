@@ -18,6 +18,7 @@ from codegen.cli import main
 from codegen.devkit.renode import (
     CLOSING_LINE,
     FAILING_LINES,
+    TEST,
     clock_registers,
     renode_files,
     require_platform,
@@ -33,9 +34,9 @@ from codegen.target.boards import get_board
 from tests.devkit.test_board_data import RENODE
 from tests.e2e.test_models_qemu import MODELS
 
-# One worker runs them all: the builds and the Renode run of every board are made once.
-pytestmark = [pytest.mark.qemu, pytest.mark.xdist_group("renode")]
+pytestmark = pytest.mark.qemu
 PROFILED = "disco-f746ng"  # built in int8 with int8 I/O: its outputs are checked exactly
+INT8 = ("--precision", "int8", "--calib", "digits", "--io", "int8")
 WRONG = "0" * 20  # not the digits CNN's int8 logits on any input: a wrong expected output
 
 
@@ -52,14 +53,8 @@ def uart_build(board, out, *options):
 
 
 @pytest.fixture(scope="module")
-def builds(tmp_path_factory):
-    """A --io uart build of the digits CNN for every board with a Renode platform."""
-    folders = {}
-    for board in sorted(RENODE):
-        out = tmp_path_factory.mktemp(board) / "uart"
-        int8 = ["--precision", "int8", "--calib", "digits", "--io", "int8"]
-        folders[board] = uart_build(board, out, *(int8 if board == PROFILED else []))
-    return folders
+def profiled(tmp_path_factory):
+    return uart_build(PROFILED, tmp_path_factory.mktemp(PROFILED) / "uart", *INT8)
 
 
 def with_wrong_output(build, folder):
@@ -74,43 +69,52 @@ def with_wrong_output(build, folder):
     return folder
 
 
-@pytest.fixture(scope="module")
-def board_runs(builds, tmp_path_factory):
+def board_problems(board, build, renode) -> list[str]:
+    """What is wrong with a board's Renode run (nothing when it is right)."""
+    if not renode.passed:
+        return [renode.reason]
+    console = parse_console(renode.console)
+    spec, tree = get_board(board), get_board(board).clock_tree
+    problems = []
+    # The clock registers answer: the firmware reaches the board file's clock, as on the board.
+    source = ("HFXO 64 MHz" if board == "nrf52840-dk"
+              else f"PLL from {tree.source.upper()} {tree.source_hz / 1e6:g} MHz")
+    clock = (console.core_hz, console.clock_source, console.clock_problem)
+    if clock != (spec.clock_hz, source, ""):
+        problems.append(f"clock {console.core_hz} Hz from {console.clock_source!r} "
+                        f"({console.clock_problem or 'no problem'})")
+    # A cycle counter that counts: DWT on Armv7-M, SysTick on the Cortex-M0+.
+    counter = ("systick (the Cortex-M0+ has no DWT cycle counter)"
+               if spec.core == "cortex-m0plus" else "dwt")
+    if console.counter != counter or not all(r.cycles for r in console.runs):
+        problems.append(f"cycle counter {console.counter!r}, cycles "
+                        f"{[r.cycles for r in console.runs]}")
+    # The same check `ariel simulate --emulator renode` prints.
+    lines = console_report(open_build(build), renode.console, "Renode")
+    if lines[-1] != "Renode: 3 runs, every output as computed on the host at build time":
+        problems.append(lines[-1])
+    return problems
+
+
+@pytest.mark.renode
+def test_every_board_runs_in_renode(profiled, tmp_path):
     """Every board's Robot test, in one renode-test call (which merges results by file name:
     each test is copied beside itself under its board's name)."""
-    results = tmp_path_factory.mktemp("renode-results")
-    tests = []
-    for board in sorted(RENODE):
-        folder = builds[board] / "renode"
-        tests.append(shutil.copyfile(folder / "firmware.robot", folder / f"{board}.robot"))
+    builds = {board: uart_build(board, tmp_path / board)
+              for board in sorted(RENODE) if board != PROFILED} | {PROFILED: profiled}
+    tests = [shutil.copyfile(builds[b] / "renode" / TEST, builds[b] / "renode" / f"{b}.robot")
+             for b in sorted(RENODE)]
+    results = tmp_path / "results"
+    results.mkdir()
     runs = run_robot_tests(tests, results, timeout=900)
-    return dict(zip(sorted(RENODE), runs, strict=True))
+    problems = {board: found for board, renode in zip(sorted(RENODE), runs, strict=True)
+                if (found := board_problems(board, builds[board], renode))}
+    assert not problems, problems
 
 
 @pytest.mark.renode
-@pytest.mark.parametrize("board", sorted(RENODE))
-def test_every_board_runs_in_renode(board, builds, board_runs):
-    renode = board_runs[board]
-    assert renode.passed, renode.reason
-    console = parse_console(renode.console)
-    spec = get_board(board)
-    # The clock registers answer: the firmware reaches the board file's clock, as on the board.
-    assert console.core_hz == spec.clock_hz and not console.clock_problem
-    assert console.clock_source == ("HFXO 64 MHz" if board == "nrf52840-dk"
-                                    else f"PLL from {spec.clock_tree.source.upper()} "
-                                         f"{spec.clock_tree.source_hz / 1e6:g} MHz")
-    # A cycle counter that counts: DWT on Armv7-M, SysTick on the Cortex-M0+.
-    assert console.counter == ("systick (the Cortex-M0+ has no DWT cycle counter)"
-                               if spec.core == "cortex-m0plus" else "dwt")
-    assert len(console.runs) == 3 and all(r.cycles > 0 for r in console.runs)
-    # The same check `ariel simulate --emulator renode` prints.
-    lines = console_report(open_build(builds[board]), renode.console, "Renode")
-    assert lines[-1] == "Renode: 3 runs, every output as computed on the host at build time"
-
-
-@pytest.mark.renode
-def test_a_wrong_expected_output_fails_at_once_with_the_line(builds, tmp_path):
-    wrong = with_wrong_output(builds[PROFILED], tmp_path / "wrong")
+def test_a_wrong_expected_output_fails_at_once_with_the_line(profiled, tmp_path):
+    wrong = with_wrong_output(profiled, tmp_path / "wrong")
     start = time.monotonic()
     code, _, err = run(["simulate", wrong, "--emulator", "renode"])
     seconds = time.monotonic() - start
@@ -130,8 +134,8 @@ def test_a_wrong_expected_output_fails_at_once_with_the_line(builds, tmp_path):
 
 
 @pytest.mark.renode
-def test_renode_profile_equals_qemus_per_layer(builds, tmp_path):
-    out = builds[PROFILED]
+def test_renode_profile_equals_qemus_per_layer(profiled, tmp_path):
+    out = profiled
     code, text, err = run(["simulate", out, "--emulator", "renode", "--profile",
                            "--json", tmp_path / "profile.json"])
     assert code == 0, err
@@ -154,11 +158,10 @@ def test_renode_profile_equals_qemus_per_layer(builds, tmp_path):
     assert all(abs(c - per_inference) < 0.001 * per_inference for c in report["firmware_cycles"])
 
 
-def test_missing_renode_says_how_to_install_it(tmp_path):
-    out = uart_build("nucleo-h753zi", tmp_path / "h7")
+def test_missing_renode_says_how_to_install_it(profiled, tmp_path):
     bare = tmp_path / "bin"
     bare.mkdir()
-    code, _, err = run(["simulate", out, "--emulator", "renode"], env={"PATH": str(bare)})
+    code, _, err = run(["simulate", profiled, "--emulator", "renode"], env={"PATH": str(bare)})
     assert code == 1 and "Traceback" not in err
     assert f"error: {INSTALL_HINT}" in err.splitlines()
 
