@@ -1,5 +1,5 @@
 # The two commands of the README, and the pieces they are made of.
-.PHONY: setup demo test lint bench evaluate
+.PHONY: setup demo test lint bench fidelity evaluate
 
 setup:
 	scripts/setup.sh
@@ -16,6 +16,9 @@ lint:
 
 bench: setup
 	.venv/bin/python bench/models.py --board $(or $(BOARD),mps2-an386)
+
+fidelity: setup
+	.venv/bin/python bench/fidelity.py
 
 evaluate: setup
 	.venv/bin/python bench/ari_evaluation.py $(if $(BOARD),--board $(BOARD)) --update-readme

@@ -1,6 +1,8 @@
 """Benchmark: the four MLPerf Tiny models in float32 and int8, profiled in QEMU. Prints, per
 model and precision, total instructions per inference, instructions per MAC, and (where the
-board's core has a cycle model) estimated cycles per MAC and latency.
+board's core has a cycle model) estimated cycles per MAC and latency: with the board's flash
+model where its board file describes the flash caches (the RAM-speed cycles and the share
+lost to flash beside), else with flash waits bounded.
 
     .venv/bin/python bench/models.py [--board nucleo-l4r5zi] [--json results.json]
 
@@ -46,7 +48,8 @@ def measure(model: str, precision: str, board_name: str, folder: Path) -> dict:
     return {"model": model, "precision": precision, "board": board_name,
             "macs": report.total_macs, "instructions": report.total_instructions,
             "cycles": report.total_cycles, "time_ms": report.time_ms,
-            "energy_uj": report.energy_uj}
+            "energy_uj": report.energy_uj, "ram_cycles": report.total_ram_cycles,
+            "flash_model": report.flash_model}
 
 
 def main() -> None:
@@ -67,13 +70,17 @@ def main() -> None:
 def print_row(row: dict, header: bool) -> None:
     if header:
         print(f"{'model':<24}{'precision':<10}{'MACs':>12}{'instructions':>15}"
-              f"{'instr/MAC':>10}{'cycles':>15}{'cyc/MAC':>9}{'est. ms':>10}{'est. uJ':>10}")
-    cycles = row["cycles"]
+              f"{'instr/MAC':>10}{'cycles':>15}{'cyc/MAC':>9}{'est. ms':>10}{'est. uJ':>10}"
+              f"{'RAM-speed':>15}{'flash':>7}")
+    cycles, ram = row["cycles"], row["ram_cycles"]
+    flash = (f"{ram:>15,.0f}{(cycles - ram) / cycles:>7.1%}" if row["flash_model"]
+             else f"{'(bounded)':>15}{'-':>7}")
     print(f"{row['model']:<24}{row['precision']:<10}{row['macs']:>12,}"
           f"{row['instructions']:>15,.0f}{row['instructions'] / row['macs']:>10.2f}"
           + (f"{cycles:>15,.0f}{cycles / row['macs']:>9.2f}{row['time_ms']:>10.2f}"
              if cycles is not None else f"{'-':>15}{'-':>9}{'-':>10}")
-          + (f"{row['energy_uj']:>10.1f}" if row["energy_uj"] is not None else f"{'-':>10}"),
+          + (f"{row['energy_uj']:>10.1f}" if row["energy_uj"] is not None else f"{'-':>10}")
+          + (flash if cycles is not None else ""),
           flush=True)
 
 

@@ -3,7 +3,6 @@ report its memory, all into one output folder that appears only if everything wo
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from codegen.target.firmware import (
     make_firmware,
     write_project,
 )
-from codegen.target.outdir import MARKER, staged_output
+from codegen.target.outdir import check_output_folder, output_path, staged_output, write_manifest
 
 QUANTIZED_MODEL = "model_qdq.onnx"
 
@@ -56,9 +55,12 @@ class BuildResult:
 
 def build(model: Path, board: Board, outdir: Path, options: Options | None = None,
           progress: Callable[[str], None] = lambda message: None,
-          uart: UartOptions | None = None) -> BuildResult:
-    """`uart` makes a `--io uart` build for the real board (codegen/devkit/uart.py)."""
+          uart: UartOptions | None = None, force: bool = False) -> BuildResult:
+    """`uart` makes a `--io uart` build for the real board (codegen/devkit/uart.py); `force`
+    builds into a folder that is not an ariel build, or over changed files of one
+    (codegen/target/outdir.py)."""
     options = options or Options()
+    check_output_folder(output_path(outdir), force)
     if uart is not None:
         require_console(board)
     progress(f"compiling {model} ({options.precision})")
@@ -74,7 +76,7 @@ def build(model: Path, board: Board, outdir: Path, options: Options | None = Non
              f"{compiled.plan.arena_size:,} bytes; building firmware for {board.name}")
     target, firmware = uart_target(board, uart, compiled.files, compiled.info,
                                    generated_header(compiled.files, compiled.info), progress)
-    with staged_output(outdir) as staging:
+    with staged_output(outdir, force) as staging:
         write_project(staging, compiled.files, compiled.info, target, command,
                       compiled.plan.timeline(), firmware)
         memory = make_firmware(staging, compiled.info, target,
@@ -82,14 +84,15 @@ def build(model: Path, board: Board, outdir: Path, options: Options | None = Non
                                                   compiled.info.weights_bytes)
                                if options.precision == "float" else "")
         metadata = _metadata(compiled, target, options, command, model)
+        metadata["stack"] = memory.stack.to_dict()
         if uart is not None:
             metadata["console"] = uart_metadata(board, check_uart_elf(staging, board,
                                                                       progress))
             write_renode_files(staging, board, compiled.info)
-        (staging / MARKER).write_text(json.dumps(metadata, indent=2) + "\n")
         shutil.copyfile(model, staging / "model.onnx")
         if compiled.quantized_model is not None:
             onnx.save(compiled.quantized_model, staging / QUANTIZED_MODEL)
+        write_manifest(staging, metadata)
     return BuildResult(Path(outdir), compiled, memory, float_info, quantization)
 
 

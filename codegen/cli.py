@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
+import shlex
 import sys
 import traceback
 from pathlib import Path
@@ -14,6 +17,7 @@ import numpy as np
 from codegen import __version__
 from codegen.compiler.frontend import parse_input_shapes
 from codegen.errors import ArielError
+from codegen.files import atomic_file, check_target, write_atomic
 from codegen.target.boards import DEFAULT_BOARD, all_boards, get_board
 
 
@@ -32,12 +36,57 @@ class ArielGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except OSError as exc:
+            if exc.errno not in ENVIRONMENT_ERRNOS:
+                raise
+            where = f": '{exc.filename}'" if exc.filename else ""
+            click.echo(f"error: {exc.strerror}{where}", err=True)
+            sys.exit(1)
         except Exception as exc:
             if os.environ.get("ARIEL_DEBUG"):
                 traceback.print_exc()
             click.echo(f"internal error: {type(exc).__name__}: {exc} (this is a bug in ariel; "
                        "rerun with ARIEL_DEBUG=1 for details)", err=True)
             sys.exit(70)
+
+
+# Failures of the machine rather than of ariel (a full disk, a read-only or forbidden folder):
+# the user's to fix, so one line like any other error.
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                      errno.ENAMETOOLONG, errno.EMFILE, errno.ENFILE, errno.EIO}
+
+
+class Number(click.ParamType):
+    """A number option that must be finite and lie in a range: click's FloatRange lets NaN
+    through, and infinity or a huge time limit ends in an overflow deep inside ariel."""
+
+    name = "number"
+
+    def __init__(self, low: float | None = None, high: float | None = None,
+                 low_open: bool = False):
+        self.low, self.high, self.low_open = low, high, low_open
+
+    def convert(self, value, param, ctx) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"'{value}' is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value} is not a finite number", param, ctx)
+        if self.low is not None and (number < self.low or self.low_open and number == self.low):
+            self.fail(f"{value} must be {'above' if self.low_open else 'at least'} "
+                      f"{self.low:.15g}", param, ctx)
+        if self.high is not None and number > self.high:
+            self.fail(f"{value} must be at most {self.high:.15g}", param, ctx)
+        return number
+
+
+SECONDS = Number(0, 1e6, low_open=True)  # a time limit: positive, at most ~11 days
+FRACTION = Number(0, 1, low_open=True)
+
+
+PROFILE_HTML = "profile.html"  # the reports ariel keeps in a build folder by default
+CALIBRATION_HTML = "calibration.html"
 
 
 def progress(message: str) -> None:
@@ -108,7 +157,7 @@ def _size(n: int) -> str:
               default="model", show_default=True,
               help="Adaptive builds: take the margin on the model's outputs as they are, on "
                    "logits (a final Softmax dropped) or on probabilities (one added).")
-@click.option("--decision-threshold", type=float, default=0.0, show_default=True,
+@click.option("--decision-threshold", type=Number(), default=0.0, show_default=True,
               help="Adaptive builds with --margin binary: the score separating the classes.")
 @click.option("--threshold", "thresholds", metavar="T[,T...]",
               help="Adaptive builds: fixed thresholds, one per stage but the last (default: "
@@ -116,7 +165,7 @@ def _size(n: int) -> str:
 @click.option("--threshold-data", metavar="DATA",
               help="Adaptive builds: held-out data to calibrate the thresholds on (default: "
                    "--calib).")
-@click.option("--target-agreement", type=float,
+@click.option("--target-agreement", type=FRACTION,
               help="Adaptive builds: the agreement with the last stage the thresholds must "
                    "reach on the held-out data (default: every input).")
 @click.option("--float-weights", type=click.Choice(["fp32", "fp16"]), default="fp32",
@@ -141,13 +190,17 @@ def _size(n: int) -> str:
 @click.option("--name", help="C name prefix for the model (default: from the file name).")
 @input_shape_option
 @click.option("--show-plan", is_flag=True, help="Print the arena plan as a timeline.")
+@click.option("--force", is_flag=True,
+              help="Build into OUTDIR though it is not an ariel build, or though files ariel "
+                   "wrote there were changed since: ariel's files are replaced, every other "
+                   "file is kept (and one where the build writes its own stops it).")
 def build(model: Path | None, board_name: str, outdir: Path, precision: str,
           stages: tuple[str, ...], stage_file: Path | None, margin: str, scores: str,
           decision_threshold: float,
           thresholds: str | None, threshold_data: str | None, target_agreement: float | None,
           float_weights: str, calibration: str | None, calib_method: str, io: tuple[str, ...],
           test_inputs: Path | None, name: str | None, input_shapes: tuple[str, ...],
-          show_plan: bool) -> None:
+          show_plan: bool, force: bool) -> None:
     """Compile MODEL to C and build firmware for a board into OUTDIR."""
     from codegen.build import build as run_build
     from codegen.compiler.compile import Options
@@ -158,20 +211,20 @@ def build(model: Path | None, board_name: str, outdir: Path, precision: str,
         _build_ari(model, board, outdir, stages, stage_file, margin, scores,
                    decision_threshold,
                    thresholds, threshold_data or calibration, target_agreement, calibration,
-                   parse_input_shapes(input_shapes), float_weights, uart)
+                   parse_input_shapes(input_shapes), float_weights, uart, force)
         return
     if model is None:
         raise ArielError("give the MODEL to build (or --stage for an adaptive build)")
     options = Options(precision, calibration, calib_method, io,
                       parse_input_shapes(input_shapes), name, float_weights=float_weights)
-    result = run_build(model, board, outdir, options, progress, uart)
+    result = run_build(model, board, outdir, options, progress, uart, force)
     for note in result.compiled.source.notes:
         progress(f"note: {note}")
     if show_plan:
         click.echo(result.compiled.plan.timeline())
     click.echo(result.report)
     click.echo(f"firmware: {outdir / 'build' / 'firmware.elf'} (rebuild with "
-               f"`make -C {outdir}`)")
+               f"`make -C {shlex.quote(str(outdir))}`)")
 
 
 def _io_modes(choices: tuple[str, ...], test_inputs: Path | None):
@@ -208,7 +261,7 @@ def _io_modes(choices: tuple[str, ...], test_inputs: Path | None):
               help="Write a machine-readable report here.")
 @click.option("--compare", is_flag=True,
               help="Also run the ONNX model in onnxruntime and report the largest difference.")
-@click.option("--timeout", default=300.0, show_default=True,
+@click.option("--timeout", type=SECONDS, default=300.0, show_default=True,
               help="Seconds before a firmware run is stopped as hung.")
 @click.option("--profile", "profile_run", is_flag=True,
               help="Count instructions per layer (exact) and estimate cycles, time and energy "
@@ -227,8 +280,10 @@ def simulate(outdir: Path, inputs_path: Path | None, emulator: str,
 
     build_folder = open_build(outdir)
     if profile_run and emulator == "renode":
-        _profile_in_renode(build_folder, timeout, json_path,
-                           html_path or outdir / "profile.html")
+        html_path = html_path or outdir / PROFILE_HTML
+        _check_targets(build_folder, None, {"--json": json_path, "--html": html_path},
+                       PROFILE_HTML)
+        _profile_in_renode(build_folder, timeout, json_path, html_path)
         return
     if profile_run and "console" in build_folder.metadata:
         raise ArielError(f"'{outdir}' is a --io uart build: profile it with --emulator renode "
@@ -245,9 +300,12 @@ def simulate(outdir: Path, inputs_path: Path | None, emulator: str,
     info = build_folder.info
     if outputs_path is not None and len(info.outputs) > 1 and outputs_path.suffix != ".npz":
         raise ArielError(f"the model has {len(info.outputs)} outputs; write them to an .npz")
+    html_path = (html_path or outdir / PROFILE_HTML) if profile_run else None
+    _check_targets(build_folder, inputs_path, {"--outputs": outputs_path, "--json": json_path,
+                                               "--html": html_path}, PROFILE_HTML)
     inputs = load_inputs(inputs_path, info)
     if profile_run:
-        _profile(build_folder, inputs, timeout, json_path, html_path or outdir / "profile.html")
+        _profile(build_folder, inputs, timeout, json_path, html_path)
         return
     progress(f"running {len(inputs[0])} inference(s) on {build_folder.board.name} "
              f"({build_folder.board.emulator})")
@@ -257,8 +315,7 @@ def simulate(outdir: Path, inputs_path: Path | None, emulator: str,
     if outputs_path is not None:
         _save_outputs(outputs_path, info, result.outputs)
     if json_path is not None:
-        _write_atomic(json_path, json.dumps(summary_json(build_folder, result, comparison),
-                                            indent=2) + "\n")
+        write_atomic(json_path, _json_text(summary_json(build_folder, result, comparison)))
 
 
 def _profile(build_folder, inputs, timeout: float, json_path: Path | None,
@@ -270,10 +327,10 @@ def _profile(build_folder, inputs, timeout: float, json_path: Path | None,
              f"({build_folder.board.emulator}, instruction counting)")
     report = run_profile(build_folder, inputs, timeout)
     click.echo(format_table(report))
-    _write_atomic(html_path, format_html(report))
+    _write_report(build_folder, html_path, format_html(report))
     progress(f"HTML report: {html_path}")
     if json_path is not None:
-        _write_atomic(json_path, json.dumps(report.to_dict(), indent=2) + "\n")
+        write_atomic(json_path, _json_text(report.to_dict()))
 
 
 def _profile_in_renode(build_folder, timeout: float, json_path: Path | None,
@@ -288,14 +345,13 @@ def _profile_in_renode(build_folder, timeout: float, json_path: Path | None,
     result = profile_uart_build(build_folder, timeout, progress)
     click.echo(format_comparison(result.renode, result.qemu, result.differences,
                                  result.firmware_cycles))
-    _write_atomic(html_path, format_html(result.renode))
+    _write_report(build_folder, html_path, format_html(result.renode))
     progress(f"HTML report: {html_path}")
     if json_path is not None:
-        _write_atomic(json_path, json.dumps({"renode": result.renode.to_dict(),
-                                             "qemu": result.qemu.to_dict(),
-                                             "differences": result.differences,
-                                             "firmware_cycles": result.firmware_cycles},
-                                            indent=2) + "\n")
+        write_atomic(json_path, _json_text({"renode": result.renode.to_dict(),
+                                            "qemu": result.qemu.to_dict(),
+                                            "differences": result.differences,
+                                            "firmware_cycles": result.firmware_cycles}))
 
 
 def _build_ari(model: Path | None, board, outdir: Path, stages: tuple[str, ...],
@@ -303,7 +359,7 @@ def _build_ari(model: Path | None, board, outdir: Path, stages: tuple[str, ...],
                scores: str, decision_threshold: float, thresholds: str | None,
                threshold_data: str | None, target_agreement: float | None,
                calibration: str | None, input_shapes: dict, float_weights: str,
-               uart=None) -> None:
+               uart=None, force: bool = False) -> None:
     from codegen.ari.build import build_ari
     from codegen.ari.spec import (
         AriOptions,
@@ -336,28 +392,28 @@ def _build_ari(model: Path | None, board, outdir: Path, stages: tuple[str, ...],
     if options.thresholds is None and threshold_data is None and uart is None:
         raise ArielError("give --threshold, or data to calibrate thresholds on "
                          "(--threshold-data)")
-    result = build_ari(options, board, outdir, progress, uart)
+    result = build_ari(options, board, outdir, progress, uart, force)
     click.echo(result.report)
     if options.thresholds is None:
         _calibrate(outdir, threshold_data, target_agreement, None, 600.0, None, None)
     click.echo(f"firmware: {outdir / 'build' / 'firmware.elf'} (rebuild with "
-               f"`make -C {outdir}`)")
+               f"`make -C {shlex.quote(str(outdir))}`)")
 
 
 @main.command()
 @click.argument("outdir", type=click.Path(path_type=Path))
 @click.option("--data", "data_spec", required=True, metavar="DATA",
               help="Held-out inputs: .npy, .npz with x (and y labels), or a built-in data set.")
-@click.option("--target-agreement", type=float,
+@click.option("--target-agreement", type=FRACTION,
               help="Agreement with the last stage to reach (default: every input).")
-@click.option("--energy-budget", type=float, metavar="UJ",
+@click.option("--energy-budget", type=Number(0, low_open=True), metavar="UJ",
               help="Pick the most agreeing threshold within this expected energy per "
                    "inference.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path),
               help="Write the curve and the choice here.")
 @click.option("--html", "html_path", type=click.Path(path_type=Path),
               help="Where to write the plot (default: OUTDIR/calibration.html).")
-@click.option("--timeout", default=600.0, show_default=True,
+@click.option("--timeout", type=SECONDS, default=600.0, show_default=True,
               help="Seconds before a firmware run is stopped as hung.")
 def calibrate(outdir: Path, data_spec: str, target_agreement: float | None,
               energy_budget: float | None, json_path: Path | None, html_path: Path | None,
@@ -383,8 +439,10 @@ def _calibrate(outdir: Path, data_spec: str, target_agreement: float | None,
         raise ArielError(f"'{outdir}' is a --io uart build, which runs on the board, not in "
                          "the emulator: calibrate an emulator build of the same stages and "
                          "build the UART firmware with the thresholds it chose (--threshold)")
-    if target_agreement is not None and not 0 < target_agreement <= 1:
-        raise ArielError(f"--target-agreement {target_agreement} must lie in (0, 1]")
+    html_path = html_path or outdir / CALIBRATION_HTML
+    data_file = Path(data_spec) if Path(data_spec).is_file() else None
+    _check_targets(build_folder, data_file, {"--json": json_path, "--html": html_path},
+                   CALIBRATION_HTML)
     spec = build_folder.info.inputs[0]
     data = load_calibration(data_spec, [(spec.name, tuple(spec.shape), spec.dtype)])
     progress(f"calibrating thresholds on {data.count} inputs from {data.source} (stage costs "
@@ -395,11 +453,10 @@ def _calibrate(outdir: Path, data_spec: str, target_agreement: float | None,
                  "OUTDIR --data`) are the honest estimate for unseen ones")
     result = run_calibration(build_folder, data, target_agreement, energy_budget, timeout)
     click.echo(format_table(result))
-    target = html_path or outdir / "calibration.html"
-    _write_atomic(target, format_html(result, f"thresholds of {outdir}"))
-    progress(f"calibration plot: {target}")
+    _write_report(build_folder, html_path, format_html(result, f"thresholds of {outdir}"))
+    progress(f"calibration plot: {html_path}")
     if json_path is not None:
-        _write_atomic(json_path, json.dumps(to_dict(result), indent=2) + "\n")
+        write_atomic(json_path, _json_text(to_dict(result)))
 
 
 @main.command()
@@ -426,20 +483,71 @@ def flash(outdir: Path, probe: str | None, dry_run: bool) -> None:
                "probe's virtual COM port")
 
 
+def _check_targets(build_folder, inputs_path: Path | None, targets: dict[str, Path | None],
+                   report_name: str) -> None:
+    """Refuse, before any work, files ariel could not write or must not replace: a missing
+    folder, a folder, one of the build's own files, the inputs file, or one file named by
+    two options. `report_name`: the --html report ariel itself keeps in the build folder."""
+    from codegen.target.outdir import is_build_file
+
+    own_report = _resolved(build_folder.folder / report_name)
+    given = {option: path for option, path in targets.items() if path is not None}
+    seen: dict[Path, str] = {}
+    for option, path in given.items():
+        check_target(path, option)
+        resolved = _resolved(path)
+        own = option == "--html" and resolved == own_report
+        if not own and is_build_file(build_folder.folder, path):
+            raise ArielError(f"{option} '{path}' is among the build's own files, which a "
+                             "rebuild replaces; write it elsewhere (a new name at the build "
+                             "folder's top level is kept when it is rebuilt)")
+        if inputs_path is not None and resolved == _resolved(inputs_path):
+            raise ArielError(f"{option} '{path}' is the input data file; write it elsewhere")
+        if resolved in seen:
+            raise ArielError(f"{seen[resolved]} and {option} name the same file '{path}'")
+        seen[resolved] = option
+
+
+def _resolved(path: Path) -> Path:
+    """`path` with its folder resolved (the file itself, even a symlink, is what gets
+    replaced)."""
+    return Path(path).parent.resolve() / Path(path).name
+
+
+def _write_report(build_folder, path: Path, text: str) -> None:
+    """A report; in the build folder under ariel's own name, listed among the build's
+    files (a rebuild then replaces it, as it no longer describes the firmware)."""
+    from codegen.target.outdir import rewrite_build_file
+
+    folder = build_folder.folder.resolve()
+    if _resolved(path).parent == folder and path.name in (PROFILE_HTML, CALIBRATION_HTML):
+        rewrite_build_file(folder, path.name, text)
+    else:
+        write_atomic(path, text)
+
+
+def _json_text(data) -> str:
+    """JSON for other programs: NaN and infinities, which strict JSON has no words for,
+    become null."""
+    return json.dumps(_finite(data), indent=2, allow_nan=False) + "\n"
+
+
+def _finite(data):
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {key: _finite(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(value) for value in data]
+    return data
+
+
 def _save_outputs(path: Path, info, outputs: list[np.ndarray]) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as handle:
+    with atomic_file(path) as handle:
         if path.suffix == ".npz":
             np.savez(handle, **{o.name: a for o, a in zip(info.outputs, outputs, strict=True)})
         else:
             np.save(handle, outputs[0])
-    temporary.replace(path)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    temporary.replace(path)
 
 
 if __name__ == "__main__":

@@ -104,6 +104,8 @@ void Default_Handler(void)
     console_write("ariel: unexpected exception ");
     console_write_uint(SCB_ICSR & 0x1FFu);
     console_write("\n");
+    /* And how deep the stack went, which says whether it overflowed. */
+    ariel_report_stack();
     sh_exit(EXIT_FAULT);
 }
 
@@ -132,6 +134,10 @@ void fault_report(const uint32_t *frame, uint32_t exc_return)
     console_write_hex(frame[6]);
     console_write(" lr=");
     console_write_hex(frame[5]);
+    /* Where the core pushed this fault's frame, just below the stack pointer of the code
+     * that faulted: at or below _sstack, the stack had run past its end. */
+    console_write(" sp=");
+    console_write_hex((uint32_t)(uintptr_t)frame);
 #if defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_8M_MAIN__)
     console_write(" cfsr=");
     console_write_hex(SCB_CFSR);
@@ -141,5 +147,7 @@ void fault_report(const uint32_t *frame, uint32_t exc_return)
     console_write_hex(SCB_BFAR);
 #endif
     console_write("\n");
+    /* And how deep the stack went, which says whether it overflowed. */
+    ariel_report_stack();
     sh_exit(EXIT_FAULT);
 }

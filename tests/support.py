@@ -133,3 +133,29 @@ def random_array(rng: np.random.Generator, shape, dtype=np.float32, low=-1.0, hi
         info = np.iinfo(dtype)
         return rng.integers(max(info.min, -100), min(info.max, 100), size=shape, dtype=dtype)
     return rng.uniform(low, high, size=shape).astype(dtype)
+
+
+DAMAGED_NPZ = {  # kind -> what the one-line error says
+    "object array": "holds Python objects, which ariel does not load",
+    "member not .npy": "holds 'x', which is not an .npy array",
+    "bad checksum": "Bad CRC-32",
+}
+
+
+def damaged_npz(path: Path, kind: str, array: np.ndarray) -> Path:
+    """An .npz keyed 'x' that numpy cannot read back safely: `kind` is one of DAMAGED_NPZ."""
+    import io
+    import zipfile
+
+    if kind == "object array":
+        np.savez(path, x=np.array([{"a": 1}, None], dtype=object))
+    elif kind == "member not .npy":
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("x", array.tobytes())
+    else:
+        buffer = io.BytesIO()
+        np.savez(buffer, x=array)
+        data = bytearray(buffer.getvalue())
+        data[data.find(b"\x93NUMPY") + 200] ^= 0xFF  # a byte of the array's data
+        path.write_bytes(bytes(data))
+    return path

@@ -3,7 +3,6 @@ one firmware holding them all, reported stage by stage."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from codegen.report.memory import memory_table
 from codegen.target.boards import Board
 from codegen.target.elf import MemoryUse
 from codegen.target.firmware import ELF_PATH, float_weights_hint, make_firmware, write_project
-from codegen.target.outdir import MARKER, staged_output
+from codegen.target.outdir import check_output_folder, output_path, staged_output, write_manifest
 
 
 @dataclass
@@ -39,10 +38,12 @@ class AriBuild:
 
 def build_ari(options: AriOptions, board: Board, outdir: Path,
               progress: Callable[[str], None] = lambda message: None,
-              uart: UartOptions | None = None) -> AriBuild:
+              uart: UartOptions | None = None, force: bool = False) -> AriBuild:
     """`uart`: the firmware for the real board (codegen/devkit/uart.py), which runs the dispatcher
     on a test input in flash and checks the scores, stage and margin the host computed; its
-    thresholds must be fixed, since calibrating them needs the emulator."""
+    thresholds must be fixed, since calibrating them needs the emulator. `force`: as for
+    codegen.build.build."""
+    check_output_folder(output_path(outdir), force)
     if uart is not None:
         require_console(board)
         if options.thresholds is None:
@@ -56,7 +57,7 @@ def build_ari(options: AriOptions, board: Board, outdir: Path,
              f"{compiled.info.arena_size:,} bytes; building firmware for {board.name}")
     target, firmware = uart_target(board, uart, compiled.files, compiled.info,
                                    compiled.header, progress)
-    with staged_output(outdir) as staging:
+    with staged_output(outdir, force) as staging:
         write_project(staging, compiled.files, compiled.info, target, command,
                       compiled.plan_text, firmware)
         float_bytes = sum(model.info.weights_bytes for stage, model
@@ -65,13 +66,14 @@ def build_ari(options: AriOptions, board: Board, outdir: Path,
         memory = make_firmware(staging, compiled.info, target,
                                float_weights_hint(options.float_weights, float_bytes))
         described = metadata(compiled, target, command)
+        described["stack"] = memory.stack.to_dict()
         if uart is not None:
             described["console"] = uart_metadata(board, check_uart_elf(staging, board,
                                                                        progress))
             write_renode_files(staging, board, compiled.info)
-        (staging / MARKER).write_text(json.dumps(described, indent=2) + "\n")
         for index, stage in enumerate(options.stages):
             shutil.copyfile(stage.model, staging / f"stage{index}.onnx")
+        write_manifest(staging, described)
     return AriBuild(Path(outdir), compiled, memory)
 
 

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import html as escape
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from codegen.run.emulate.counting import profile
 from codegen.run.energy import estimate as energy_estimate
 from codegen.run.profiling import report_from
 from codegen.run.simulate import Build
-from codegen.target.outdir import MARKER
+from codegen.target.outdir import rewrite_build_file, save_metadata
 from codegen.target.toolchain import run_make
 
 COST_SAMPLES = 3  # inputs profiled to measure each stage's cost (counts barely vary)
@@ -65,9 +64,9 @@ def set_thresholds(build: Build, thresholds: list[float] | None, origin: str) ->
     """Rewrite model/ari_thresholds.c and rebuild the firmware with it."""
     options = options_of(build)
     options.thresholds = thresholds
-    path = build.folder / "model" / "ari_thresholds.c"
-    header = path.read_text().split("*/\n", 1)[0] + "*/\n"
-    path.write_text(render_thresholds(options, header, origin))
+    relative = "model/ari_thresholds.c"
+    header = (build.folder / relative).read_text().split("*/\n", 1)[0] + "*/\n"
+    rewrite_build_file(build.folder, relative, render_thresholds(options, header, origin))
     run_make(build.folder)
 
 
@@ -129,11 +128,10 @@ def calibrate(build: Build, data: CalibrationData, target_agreement: float | Non
 
 
 def _record(build: Build, result: Calibration) -> None:
-    marker = build.folder / MARKER
-    metadata = json.loads(marker.read_text())
-    metadata["ari"]["thresholds"] = result.thresholds
-    metadata["ari"]["calibration_result"] = to_dict(result)
-    marker.write_text(json.dumps(metadata, indent=2) + "\n")
+    metadata = dict(build.metadata)
+    metadata["ari"] = {**metadata["ari"], "thresholds": result.thresholds,
+                       "calibration_result": to_dict(result)}
+    save_metadata(build.folder, metadata)
     build.metadata = metadata
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from codegen.run.emulate.counting import profile
 from codegen.run.emulate.cycles import estimate
 from codegen.run.energy import estimate as energy_estimate
-from codegen.run.profiling import board_memory
+from codegen.run.profiling import board_core, board_memory
 from codegen.run.simulate import Build
 
 
@@ -38,8 +38,8 @@ def measure_dispatch(build: Build, inputs: np.ndarray, stages: np.ndarray,
     instructions = np.zeros(len(inputs))
     for segment in measured.counts.segments:
         if segment.inference is not None:
-            cycles[segment.inference] += estimate(measured.counts, segment, build.board.core,
-                                                  memory).cycles
+            cycles[segment.inference] += estimate(measured.counts, segment,
+                                                  board_core(build.board), memory).cycles
             instructions[segment.inference] += segment.instructions
     energies = [energy_estimate(build.board, round(c)).microjoules for c in cycles]
     energy = None if any(e is None for e in energies) else np.array(energies)

@@ -63,7 +63,7 @@ def load_stage_file(path: Path) -> tuple[list[Stage], list[float] | None]:
         data = tomllib.loads(Path(path).read_text())
     except OSError as exc:
         raise ArielError(f"--stages {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ArielError(f"--stages {path}: not valid TOML ({exc})") from None
     entries = data.get("stage")
     if not isinstance(entries, list) or not entries:

@@ -1,29 +1,127 @@
 """Writing C text: literals that read back to the same value, index expressions, arrays of
-constants, and the jinja2 environment whose filters the templates use. Every module that
-prints C takes its pieces from here."""
+constants, identifiers, the escaping of text that is data (names from a model, paths), and
+the jinja2 environment whose filters the templates use. Every module that prints C takes its
+pieces from here."""
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 
 import jinja2
 import numpy as np
 
+from codegen.compiler.c_context import CTemplate, EscapeByPlace, mark, unmark
 from codegen.resources import data_dir
 
 VALUES_PER_LINE = {"float": 6, "_Float16": 6, "default": 16}
+# The standard headers of C11.
+C_HEADERS = frozenset({
+    "assert", "complex", "ctype", "errno", "fenv", "float", "inttypes", "iso646", "limits",
+    "locale", "math", "setjmp", "signal", "stdalign", "stdarg", "stdatomic", "stdbool",
+    "stddef", "stdint", "stdio", "stdlib", "stdnoreturn", "string", "tgmath", "threads",
+    "time", "uchar", "wchar", "wctype"})
+
+# Longest model prefix: with "_weights.c" and the like it stays a legal file name.
+MAX_PREFIX = 64
+_NAMED_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def environment() -> jinja2.Environment:
+    """The environment every template renders in. In C templates, values inside comments
+    and string literals are escaped for their place (c_context.py)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(data_dir("templates"))),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        extensions=[EscapeByPlace],
     )
-    env.filters.update(c_float=c_float, c_index=c_index, c_literal=c_literal)
+    env.template_class = CTemplate
+    env.filters.update(c_float=c_float, c_index=c_index, c_literal=c_literal,
+                       c_comment=c_comment, c_string=c_string, c_string_body=c_string_body,
+                       one_line=one_line, mark=mark, unmark=unmark)
     return env
+
+
+def one_line(value) -> str:
+    """`value` as one line of printable ASCII that reads back unambiguously: a backslash
+    doubled; newline, carriage return and tab as \\n, \\r, \\t; any other control or
+    non-ASCII character as \\xHH, \\uHHHH or \\UHHHHHHHH (Python's notation). It never
+    ends in a backslash (a final one is written \\x5c), so it cannot continue onto the next
+    line, as a backslash-newline does in C and in make."""
+    pieces = []
+    for char in str(value):
+        if char in _NAMED_ESCAPES:
+            pieces.append(_NAMED_ESCAPES[char])
+        elif " " <= char <= "~":
+            pieces.append(char)
+        else:
+            pieces.append(_code_point(ord(char)))
+    text = "".join(pieces)
+    return text[:-2] + "\\x5c" if text.endswith("\\") else text
+
+
+def _code_point(code: int) -> str:
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def c_comment(value) -> str:
+    """`value` as text inside a /* */ comment: one_line (no newline, no line splice), every
+    `?` written \\x3f (no trigraph such as ??/ can form), and `*/` and `/*` broken by a
+    backslash, so the comment can neither end early nor nest."""
+    text = one_line(value).replace("?", "\\x3f")
+    return re.sub(r"(?<=\*)(?=/)|(?<=/)(?=\*)", r"\\", text)
+
+
+def c_string(value) -> str:
+    """`value` as a C string literal holding exactly its UTF-8 bytes."""
+    return f'"{c_string_body(value)}"'
+
+
+def c_string_body(value) -> str:
+    """The inside of a C string literal holding `value`'s UTF-8 bytes: printable ASCII as
+    itself but for `"` and `\\` (escaped) and `?` (octal: no trigraph can form); newline,
+    carriage return and tab by name; every other byte in three octal digits, which no
+    following digit can extend (unlike a \\x escape)."""
+    pieces = []
+    for byte in str(value).encode("utf-8", "surrogateescape"):
+        char = chr(byte)
+        if char in _NAMED_ESCAPES:
+            pieces.append(_NAMED_ESCAPES[char])
+        elif char == '"':
+            pieces.append('\\"')
+        elif " " <= char <= "~" and char != "?":
+            pieces.append(char)
+        else:
+            pieces.append(f"\\{byte:03o}")
+    return "".join(pieces)
+
+
+def c_identifier(text: str) -> str:
+    """A C identifier made from `text` (a model's file name or --name), which names the
+    model's files, functions, arrays and include guards: letters, digits and underscores
+    only, lower case, at most MAX_PREFIX characters. "m_" goes in front of one that would
+    start with a digit, start with "ariel" (ariel's own names) or take the name of a header
+    the build can see (a C standard header, or a firmware file)."""
+    ident = re.sub(r"[^0-9a-zA-Z_]", "_", text).strip("_").lower()[:MAX_PREFIX].strip("_")
+    ident = ident or "model"
+    if ident[0].isdigit() or ident.startswith("ariel") or ident in _taken_names():
+        ident = f"m_{ident}"[:MAX_PREFIX]
+    return ident
+
+
+@functools.cache
+def _taken_names() -> frozenset[str]:
+    """Names a model's files may not have: the build's include path holds the model folder,
+    which is searched before the system's for <math.h> too, and include guards follow the
+    file names."""
+    firmware = {path.name.split(".")[0] for path in data_dir("firmware").rglob("*")}
+    return frozenset(C_HEADERS | firmware | {"ari"})
 
 
 def c_float(value: float) -> str:

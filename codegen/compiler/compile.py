@@ -9,10 +9,10 @@ from pathlib import Path
 
 import onnx
 
+from codegen.compiler.c import c_identifier
 from codegen.compiler.emit import ModelInfo, emit_model, file_header
 from codegen.compiler.frontend import (
     ModelSource,
-    c_identifier,
     fix_input_shapes,
     load_model,
     sha256_of,

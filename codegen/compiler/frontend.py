@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper, shape_inference
 
+from codegen.compiler.c import c_identifier
 from codegen.compiler.ir import C_TYPES, Graph, Node, Tensor
 from codegen.errors import ArielError, UnsupportedError
 
@@ -39,6 +39,10 @@ def load_model(path: str | Path) -> onnx.ModelProto:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
         raise ArielError(f"'{path}' is not a valid ONNX model: {_first_line(exc)}") from exc
+    except UnicodeDecodeError as exc:  # the checker's message quotes a name that is not UTF-8
+        raise ArielError(f"'{path}' is not a valid ONNX model: it holds a name or operator "
+                         f"type that is not valid UTF-8 ({exc.reason} at byte {exc.start})"
+                         ) from exc
     return model
 
 
@@ -121,20 +125,37 @@ def to_graph(model: onnx.ModelProto, name: str) -> Graph:
         raise ArielError(f"ONNX shape inference failed: {_first_line(exc)}") from exc
     g = inferred.graph
     opset = next((o.version for o in inferred.opset_import if o.domain in ("", "ai.onnx")), 0)
+    known = onnx.defs.onnx_opset_version()
+    if opset > known:
+        # Shape inference and the operators would read it with the newest semantics known
+        # here, which a later opset may have changed: an answer that may be wrong.
+        raise UnsupportedError(f"the model uses ONNX opset {opset}; the installed onnx "
+                               f"package knows opsets up to {known}: export the model for "
+                               f"opset {known} or lower")
     tensors: dict[str, Tensor] = {}
+    nodes = graph_nodes(g, tensors, [*g.input, *g.value_info, *g.output])
+    inputs = [v.name for v in g.input if not tensors[v.name].is_const]
+    outputs = [v.name for v in g.output]
+    return Graph(name, tensors, nodes, inputs, outputs, opset)
 
+
+def graph_nodes(g: onnx.GraphProto, tensors: dict[str, Tensor], values, prefix: str = ""
+                ) -> list[Node]:
+    """The nodes of `g` (the model's graph, or a branch of an If), adding its constants and
+    the tensors `values` describe to `tensors`; Constant nodes become constants. `prefix`
+    goes before the names of unnamed nodes."""
     for init in g.initializer:
         data = numpy_helper.to_array(init)
         tensors[init.name] = Tensor(init.name, tuple(data.shape), _dtype_name(data.dtype),
                                     data=np.ascontiguousarray(data).reshape(data.shape))
-    for value in [*g.input, *g.value_info, *g.output]:
+    for value in values:
         if value.name in tensors:
             continue
         tensors[value.name] = _tensor_from_value_info(value)
 
     nodes = []
     for index, proto in enumerate(g.node):
-        node_name = proto.name or f"{proto.op_type}_{index}"
+        node_name = proto.name or f"{prefix}{proto.op_type}_{index}"
         attrs = {a.name: _attribute_value(a) for a in proto.attribute}
         if proto.op_type == "Constant" and proto.domain in ("", "ai.onnx"):
             out = proto.output[0]
@@ -146,10 +167,7 @@ def to_graph(model: onnx.ModelProto, name: str) -> Graph:
                 tensors[out] = Tensor(out, None, "")  # filled in by our shape inference
         nodes.append(Node(node_name, proto.op_type, list(proto.input),
                           [o for o in proto.output if o], attrs, proto.domain, proto=proto))
-
-    inputs = [v.name for v in g.input if not tensors[v.name].is_const]
-    outputs = [v.name for v in g.output]
-    return Graph(name, tensors, nodes, inputs, outputs, opset)
+    return nodes
 
 
 def load_graph(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = None,
@@ -159,12 +177,6 @@ def load_graph(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None
     notes = fix_input_shapes(model, input_shapes or {})
     graph = to_graph(model, c_identifier(name or Path(path).stem))
     return graph, ModelSource(str(path), sha256_of(path), notes)
-
-
-def c_identifier(text: str) -> str:
-    """A C identifier derived from `text` (model and node names become function names)."""
-    ident = re.sub(r"[^0-9a-zA-Z_]", "_", text).strip("_").lower() or "model"
-    return f"m_{ident}" if ident[0].isdigit() else ident
 
 
 def _tensor_from_value_info(value: onnx.ValueInfoProto) -> Tensor:

@@ -15,7 +15,10 @@ from pathlib import Path
 from codegen.devkit.renode import FOLDER, RENODE_VERSION, TEST
 from codegen.errors import ArielError, FirmwareError
 
-RESULTS = "results"  # OUTDIR/renode/results: renode-test's results, replaced on every run
+# OUTDIR/build/renode-results: renode-test's results, replaced on every run. In make's output
+# folder, which is ariel's as a whole: a rebuild or `make clean` drops results that no longer
+# describe the firmware.
+RESULTS = Path("build") / "renode-results"
 RESULTS_FILE = "robot_output.xml"
 INSTALL_HINT = (
     "Renode is not installed (no `renode-test` on PATH): download Renode "
@@ -47,14 +50,14 @@ def robot_test(folder: Path) -> Path:
 
 
 def run_renode_test(folder: Path, timeout: float, profile: bool = False) -> RenodeRun:
-    """Run a build's Robot test with renode-test, its results in OUTDIR/renode/results (not
+    """Run a build's Robot test with renode-test, its results in OUTDIR/build/renode-results (not
     in the Renode installation or the current folder). `profile` runs the profiling firmware
     with counters at its hooks (codegen/devkit/renode_profile.py)."""
     test = robot_test(folder)
-    results = Path(folder) / FOLDER / RESULTS  # as the user named the folder, for messages
+    results = Path(folder) / RESULTS  # as the user named the folder, for messages
     if results.exists():
-        shutil.rmtree(results)  # the previous run's, which this function wrote
-    results.mkdir()
+        shutil.rmtree(results)  # the previous run's
+    results.mkdir(parents=True)
     return run_robot_tests([test], results, timeout, profile)[0]
 
 

@@ -13,6 +13,8 @@ from codegen.devkit.renode_run import run_renode_test
 from codegen.devkit.uart import EXPECTED_FILE, compare_with_expected, parse_console
 from codegen.errors import ArielError, FirmwareError
 from codegen.run.emulate.serial import run_serial, serial_command
+from codegen.target.crash import explain, fault_of
+from codegen.target.stack_usage import check_stack_use
 
 
 def require_uart_build(build) -> None:
@@ -34,7 +36,10 @@ def simulate_uart(build, emulator: str, timeout: float,
         progress(f"running {build.folder}/renode/firmware.robot with renode-test")
         run = run_renode_test(build.folder, timeout)
         if not run.passed:
-            raise FirmwareError(f"{run.reason} (renode-test's results: {run.results})")
+            # A fault fails the test at its line: name where it happened.
+            fault = fault_of(run.reason)
+            where = f"; {explain(fault, build.elf)}" if fault is not None else ""
+            raise FirmwareError(f"{run.reason}{where} (renode-test's results: {run.results})")
         text, machine = run.console, "Renode"
     else:
         serial_command(board, build.elf)  # says where to run it when QEMU has not the UART
@@ -46,7 +51,13 @@ def simulate_uart(build, emulator: str, timeout: float,
 
 def console_report(build, text: str, machine: str) -> list[str]:
     """The lines to print for a UART build's console `text` from `machine`, once checked
-    against expected_output.json (FirmwareError when they disagree)."""
+    against expected_output.json (FirmwareError when they disagree, the firmware faulted or
+    its stack overflowed)."""
+    fault = fault_of(text)
+    if fault is not None:
+        raise FirmwareError(f"the UART build faulted in {machine}: {fault.what}; "
+                            f"{explain(fault, build.elf, text)}")
+    check_stack_use(text, build.elf)
     console = parse_console(text)
     expected = json.loads((build.folder / EXPECTED_FILE).read_text())
     problems = compare_with_expected(console, expected)

@@ -10,6 +10,7 @@ import numpy as np
 from codegen.compiler.frontend import load_graph
 from codegen.compiler.ir import Graph, Node
 from codegen.compiler.ops import REGISTRY
+from codegen.compiler.passes.inline_if import known_branch
 from codegen.compiler.passes.resolve import operator_problem
 from codegen.errors import ArielError, UnsupportedError
 
@@ -47,13 +48,16 @@ def inspect(path: Path, input_shapes: dict | None = None) -> Inspection:
             index, node.name, node.op,
             [_shape_text(graph, n) for n in node.inputs if n and not graph.tensor(n).is_const],
             ", ".join(_shape_text(graph, n) for n in node.outputs),
-            REGISTRY[node.op].macs(node, graph) if problem is None else 0,
+            REGISTRY[node.op].macs(node, graph) if problem is None and node.op in REGISTRY
+            else 0,
             sum(graph.tensor(n).size for n in node.inputs if n and graph.tensor(n).is_const),
             problem))
     return Inspection(graph, rows)
 
 
 def _problem(graph: Graph, node: Node) -> str | None:
+    if known_branch(graph, node) is not None:
+        return None  # compiled as the branch it takes
     problem = operator_problem(node)
     if problem is not None:
         return f"operator {node.op} is not supported"
@@ -68,7 +72,7 @@ def _problem(graph: Graph, node: Node) -> str | None:
 
 def _fill_shapes(graph: Graph, node: Node) -> None:
     """Shapes ONNX could not infer, from ariel's own rules (when the inputs are known)."""
-    if any(graph.tensor(n).shape is None for n in node.outputs):
+    if node.op in REGISTRY and any(graph.tensor(n).shape is None for n in node.outputs):
         if all(graph.tensor(n).shape is not None for n in node.inputs if n):
             try:
                 for name, (shape, dtype) in zip(

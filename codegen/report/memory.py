@@ -47,6 +47,7 @@ def memory_table(use: MemoryUse, info: ModelInfo, float_info: ModelInfo | None =
         row("stack", stack, indent=4),
         row("other .data/.bss", data + bss - arena, indent=4),
         f"  arena plan {arena:,} B, lower bound {bound:,} B: the plan {plan_note}",
+        *stack_lines(use),
     ]
     if float_info is not None:
         lines += [
@@ -55,3 +56,24 @@ def memory_table(use: MemoryUse, info: ModelInfo, float_info: ModelInfo | None =
             f"  {'  arena':<24}{arena:>12,}{float_info.arena_size:>12,}",
         ]
     return "\n".join(lines)
+
+
+def stack_lines(use: MemoryUse) -> list[str]:
+    """What the stack holds: the code's need (deepest call chain and an exception on top)
+    against what the build reserved, and the chain and kernel that set it."""
+    plan = use.stack
+    if plan is None:
+        return []
+    need = plan.need
+    reserved = (f"{plan.reserved:,} B reserved, raised from the board's {plan.board_bytes:,} B"
+                if plan.raised else f"{plan.reserved:,} B reserved (the board's)")
+    lines = [f"  stack need {need.total:,} B (deepest call chain {need.deepest:,} B, an "
+             f"exception {need.exception:,} B) of {reserved}",
+             f"    deepest: {need.describe_chain()}"]
+    kernel = need.deepest_kernel
+    if kernel is not None:
+        lines[-1] += f"; kernel {kernel.name}'s frame {kernel.frame:,} B"
+    if need.unbounded:
+        lines.append(f"    not bounded by the code (checked after each run instead): "
+                     f"{'; '.join(need.unbounded)}")
+    return lines

@@ -1,6 +1,7 @@
 """What `ariel simulate --profile` shows: per layer and per inference, exact instructions,
-estimated cycles, cycles per MAC, share of the total, estimated time at the board's clock
-and energy; as a table, as JSON, and as an HTML page with a bar chart."""
+estimated cycles (with the board's flash model where it has one, beside the RAM-speed
+cycles and the share lost to flash), cycles per MAC, share of the total, estimated time at
+the board's clock and energy; as a table, as JSON, and as an HTML page with a bar chart."""
 
 from __future__ import annotations
 
@@ -33,8 +34,12 @@ def format_table(report: ProfileReport, name_width: int = 34) -> str:
              f"estimates"]
     header = (f"  {'#':>3}  {'op':<18}{'node':<{name_width}}{'MACs':>12}{'instructions':>14}"
               f"{'instr/MAC':>10}")
+    flash = estimated and report.flash_model
     if estimated:
-        header += f"{'cycles':>14}{'cyc/MAC':>9}{'share':>7}{'time us':>10}{'energy uJ':>11}"
+        header += f"{'cycles':>14}{'cyc/MAC':>9}{'share':>7}"
+        if flash:
+            header += f"{'RAM-speed':>14}{'flash':>7}"
+        header += f"{'time us':>10}{'energy uJ':>11}"
     lines += [header, "  " + "-" * (len(header) - 2)]
     total = report.total_cycles if estimated else report.total_instructions
     for row in report.layers:
@@ -43,8 +48,11 @@ def format_table(report: ProfileReport, name_width: int = 34) -> str:
                 f"{row.instructions:>14,.0f}{_number(row.instructions_per_mac, 2):>10}")
         if estimated:
             text += (f"{_number(row.cycles):>14}{_number(row.cycles_per_mac, 2):>9}"
-                     f"{_share(row.cycles or 0, total):>7}{_number(row.time_us, 1):>10}"
-                     f"{_number(row.energy_uj, 2):>11}")
+                     f"{_share(row.cycles or 0, total):>7}")
+            if flash:
+                text += (f"{_number(row.ram_cycles):>14}"
+                         f"{_share(row.flash_cycles or 0, row.cycles or 0):>7}")
+            text += f"{_number(row.time_us, 1):>10}{_number(row.energy_uj, 2):>11}"
         lines.append(text)
     lines.append("  " + "-" * (len(header) - 2))
     per_mac = report.total_instructions / report.total_macs if report.total_macs else None
@@ -55,10 +63,18 @@ def format_table(report: ProfileReport, name_width: int = 34) -> str:
         lines.append(f"  instructions vary by input: {min(report.per_inference_instructions):,}"
                      f"..{max(report.per_inference_instructions):,}")
     if estimated:
-        lines.append(f"  estimated: {report.total_cycles:,.0f} cycles, {report.time_ms:.3f} ms "
-                     f"at {report.clock_hz / 1e6:g} MHz"
+        which = " with the board's flash model" if flash else ""
+        lines.append(f"  estimated{which}: {report.total_cycles:,.0f} cycles, "
+                     f"{report.time_ms:.3f} ms at {report.clock_hz / 1e6:g} MHz"
                      + (f", {report.energy_uj:,.1f} uJ" if report.energy_uj is not None
                         else ", no energy (the board file has no power figures)"))
+    if flash:
+        lost = report.total_cycles - report.total_ram_cycles
+        lines.append(f"  at RAM speed: {report.total_ram_cycles:,.0f} cycles "
+                     f"({report.total_ram_cycles / report.clock_hz * 1e3:.3f} ms); the flash "
+                     f"costs {lost:,.0f} cycles ({_share(lost, report.total_cycles).strip()} of "
+                     "the estimate)")
+        lines.append("  " + weights_in_ram_line(report))
     memory = f"  memory: arena {report.arena_bytes:,} B"
     if report.stack_bytes is not None:
         memory += f", stack high-water {report.stack_bytes:,} B"
@@ -69,6 +85,23 @@ def format_table(report: ProfileReport, name_width: int = 34) -> str:
         lines.append("  assumptions:")
         lines += [f"    - {text}" for text in report.assumptions]
     return "\n".join(lines)
+
+
+def weights_in_ram_line(report: ProfileReport) -> str:
+    """What copying the hottest layers' flash constants to RAM at start-up would save."""
+    free = report.ram_free_bytes
+    if free is None:
+        return "weights in RAM: unknown (the profiling ELF was not found to size the RAM)"
+    if not report.weights_in_ram:
+        return (f"weights in RAM: no layer's flash constants fit the {free:,} B of RAM left, "
+                "or none waits on flash")
+    chosen = set(report.weights_in_ram)
+    used = sum(row.flash_data_bytes or 0 for row in report.layers if row.index in chosen)
+    saving = report.weights_in_ram_saving
+    return (f"weights in RAM: copying the constants of layer(s) "
+            f"{', '.join(map(str, report.weights_in_ram))} ({used:,.0f} B of the {free:,} B "
+            f"of RAM left) would save {saving:,.0f} cycles "
+            f"({saving / report.clock_hz * 1e3:.3f} ms) per inference")
 
 
 def format_html(report: ProfileReport) -> str:

@@ -3,9 +3,12 @@ firmware's outputs compare with onnxruntime running the original model."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from codegen.run.simulate import Build, Simulation
+from codegen.target.stack_usage import stack_use
 
 MAX_ROWS = 10
 
@@ -28,20 +31,40 @@ def compare_with_onnxruntime(build: Build, inputs: list[np.ndarray], result: Sim
         feeds = {spec.name: batch[n] for spec, batch in zip(info.inputs, inputs, strict=True)}
         for index, value in enumerate(session.run([o.name for o in info.outputs], feeds)):
             expected[index].append(value)
-    rows = []
-    for spec, got, want in zip(info.outputs, result.outputs, expected, strict=True):
-        want = np.stack(want).astype(np.float64)
-        got64 = got.astype(np.float64)
-        span = float(want.max() - want.min()) or 1.0
-        row = {"output": spec.name, "max_abs_error": float(np.abs(got64 - want).max()),
-               "max_error_relative_to_range": float(np.abs(got64 - want).max() / span),
-               "range": [float(want.min()), float(want.max())]}
-        if is_scores(spec.shape):
-            same = (got.reshape(result.count, -1).argmax(1) ==
-                    want.reshape(result.count, -1).argmax(1))
-            row["same_top_class"] = int(same.sum())
-        rows.append(row)
-    return rows
+    return [compare_output(spec.name, spec.shape, got, np.stack(want))
+            for spec, got, want in zip(info.outputs, result.outputs, expected, strict=True)]
+
+
+def compare_output(name: str, shape: list[int], got: np.ndarray, want: np.ndarray) -> dict:
+    """The firmware's values of one output (N, *shape) against onnxruntime's. Differences
+    are taken where both are finite; NaN and infinities are counted instead: equal ones (NaN
+    on both sides, the same infinity) agree, any other is a mismatch."""
+    got, want = got.astype(np.float64), want.astype(np.float64)
+    finite = np.isfinite(got) & np.isfinite(want)
+    agreeing = (got == want) | (np.isnan(got) & np.isnan(want))
+    errors = np.abs(got[finite] - want[finite])
+    expected = want[np.isfinite(want)]
+    low, high = (float(expected.min()), float(expected.max())) if expected.size else \
+        (math.nan, math.nan)
+    span = (high - low) or 1.0 if expected.size else 1.0
+    largest = float(errors.max()) if errors.size else math.nan
+    row = {"output": name, "max_abs_error": largest,
+           "max_error_relative_to_range": largest / span, "range": [low, high],
+           "values": int(got.size),
+           "nan": {"firmware": int(np.isnan(got).sum()), "onnxruntime": int(np.isnan(want).sum())},
+           "infinite": {"firmware": int(np.isinf(got).sum()),
+                        "onnxruntime": int(np.isinf(want).sum())},
+           "non_finite_mismatches": int((~finite & ~agreeing).sum())}
+    if is_scores(shape):
+        count = len(got)
+        same = _top_class(got.reshape(count, -1)) == _top_class(want.reshape(count, -1))
+        row["same_top_class"] = int(same.sum())
+    return row
+
+
+def _top_class(scores: np.ndarray) -> np.ndarray:
+    """The index of each row's largest score, NaN counted below every number."""
+    return np.where(np.isnan(scores), -np.inf, scores).argmax(1)
 
 
 def _per_input(spec_shape: list[int], values: np.ndarray) -> list[dict]:
@@ -69,7 +92,14 @@ def summary_json(build: Build, result: Simulation, comparison: list[dict] | None
                      "per_input": _per_input(spec.shape, values)}
                     for spec, values in zip(info.outputs, result.outputs, strict=True)],
         "compare_onnxruntime": comparison,
+        "stack": _stack(result),
     }
+
+
+def _stack(result: Simulation) -> dict | None:
+    """The run's stack high-water mark and the stack reserved (None if it printed none)."""
+    use = stack_use(result.console)
+    return None if use is None else {"high_water": use.used, "reserved": use.size}
 
 
 def summary_text(build: Build, result: Simulation, comparison: list[dict] | None) -> str:
@@ -89,11 +119,31 @@ def summary_text(build: Build, result: Simulation, comparison: list[dict] | None
                       for i, r in enumerate(rows[:MAX_ROWS])]
         if len(rows) > MAX_ROWS:
             lines.append(f"  ... {len(rows) - MAX_ROWS} more (all in --outputs / --json)")
-    for row in comparison or []:
-        text = (f"onnxruntime vs firmware, '{row['output']}': largest difference "
-                f"{row['max_abs_error']:.3g} ({row['max_error_relative_to_range']:.2g} of the "
-                f"output range {row['range'][0]:.4g}..{row['range'][1]:.4g})")
-        if "same_top_class" in row:
-            text += f"; same top class on {row['same_top_class']}/{result.count}"
-        lines.append(text)
+    lines += [_comparison_text(row, result.count) for row in comparison or []]
+    stack = _stack(result)
+    if stack is not None:
+        lines.append(f"stack high-water {stack['high_water']:,} B of {stack['reserved']:,} B "
+                     "reserved")
     return "\n".join(lines)
+
+
+def _comparison_text(row: dict, count: int) -> str:
+    if math.isnan(row["max_abs_error"]):
+        difference = "no value is finite in both"
+    else:
+        difference = (f"largest difference {row['max_abs_error']:.3g} "
+                      f"({row['max_error_relative_to_range']:.2g} of the output range "
+                      f"{row['range'][0]:.4g}..{row['range'][1]:.4g})")
+    text = f"onnxruntime vs firmware, '{row['output']}': {difference}"
+    if "same_top_class" in row:
+        text += f"; same top class on {row['same_top_class']}/{count}"
+    for kind in ("nan", "infinite"):
+        found = row[kind]
+        if found["firmware"] or found["onnxruntime"]:
+            text += (f"; {'NaN' if kind == 'nan' else 'infinite'}: {found['firmware']} of the "
+                     f"firmware's {row['values']} values, {found['onnxruntime']} of "
+                     "onnxruntime's")
+    if row["non_finite_mismatches"]:
+        text += (f"; WARNING: {row['non_finite_mismatches']} value(s) are NaN or infinite on "
+                 "one side only")
+    return text

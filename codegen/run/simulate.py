@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import shlex
 import tempfile
 import time
 from dataclasses import dataclass
@@ -10,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from codegen.arrays import as_batch
+from codegen.arrays import as_batch, load_arrays
 from codegen.compiler.emit import ModelInfo
 from codegen.errors import ArielError
 from codegen.run.emulate.qemu import run_qemu
+from codegen.run.metadata import read_metadata
 from codegen.target.boards import get_board
 from codegen.target.outdir import MARKER
 
@@ -45,10 +46,10 @@ def open_build(folder: Path) -> Build:
     if not marker.is_file():
         raise ArielError(f"'{folder}' is not an ariel build folder (no {MARKER}); create one "
                          "with `ariel build MODEL.onnx --board BOARD -o FOLDER`")
-    build = Build(Path(folder), json.loads(marker.read_text()))
+    build = Build(Path(folder), read_metadata(marker))
     if not build.elf.is_file():
-        raise ArielError(f"'{build.elf}' is missing; rebuild with `make -C {folder}` or "
-                         "`ariel build`")
+        raise ArielError(f"'{build.elf}' is missing; rebuild with "
+                         f"`make -C {shlex.quote(str(folder))}` or `ariel build`")
     return build
 
 
@@ -58,10 +59,7 @@ def load_inputs(path: Path, info: ModelInfo) -> list[np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise ArielError(f"inputs file '{path}' not found")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except Exception as exc:
-        raise ArielError(f"cannot read '{path}' as .npy/.npz: {exc}") from exc
+    loaded = load_arrays(path, "inputs file")
     if isinstance(loaded, np.ndarray):
         if len(info.inputs) != 1:
             names = ", ".join(t.name for t in info.inputs)
@@ -69,7 +67,7 @@ def load_inputs(path: Path, info: ModelInfo) -> list[np.ndarray]:
                              "as an .npz file with one array per input name")
         arrays = {info.inputs[0].name: loaded}
     else:
-        arrays = {name: loaded[name] for name in loaded.files}
+        arrays = loaded
     batches = []
     for spec in info.inputs:
         if spec.name not in arrays:

@@ -73,6 +73,36 @@ class Emulator:
 
 
 @dataclass(frozen=True)
+class CacheGeometry:
+    """One side (instructions or data) of what sits in front of a board's flash: `entries`
+    entries of `entry_bytes` bytes in sets of `ways`, least recently used replaced; no
+    entries: every read goes to the flash."""
+
+    entry_bytes: int
+    entries: int
+    ways: int
+
+    @property
+    def argument(self) -> str:
+        """As the counting plugin takes it (icache= / dcache=)."""
+        return f"{self.entry_bytes}:{self.entries}:{self.ways}"
+
+    @property
+    def bytes(self) -> int:
+        return self.entry_bytes * self.entries
+
+
+@dataclass(frozen=True)
+class FlashCaches:
+    """The board's flash accelerator or caches, as the cycle model simulates them."""
+
+    instruction: CacheGeometry
+    data: CacheGeometry
+    prefetch: bool  # the next instruction line is read while the current one executes
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class Power:
     """What the chip draws running at the board's clock: a datasheet's run-mode supply
     current and voltage, or a power measured on the board itself. Figures may be missing
@@ -119,6 +149,12 @@ class Board:
     wait_states: int | None = 0
     wait_states_hidden: bool = False
     wait_states_hidden_by: str = ""
+    # The caches in front of the flash, simulated on every fetch and load from it; None: the
+    # board file describes none (the cycle model then bounds the flash's cost instead).
+    flash_caches: FlashCaches | None = None
+    # Options of the core the chip maker chose (e.g. the Cortex-M0+'s multiplier): the cycle
+    # table's classes they select (codegen/run/emulate/cores/*.toml [options]).
+    core_options: dict[str, str] = field(default_factory=dict)
     power: Power = field(default_factory=Power)
     sources: dict[str, str] = field(default_factory=dict)
     path: Path | None = None
@@ -212,6 +248,24 @@ def _region(table: dict, origin: str = "origin", size: str = "size") -> Region:
     return Region(int(table[origin]), int(table[size]))
 
 
+def _cache(table: dict) -> CacheGeometry:
+    geometry = CacheGeometry(int(table["entry_bytes"]), int(table["entries"]),
+                             int(table["ways"]))
+    if geometry.entry_bytes & (geometry.entry_bytes - 1) or geometry.ways < 1 or \
+            geometry.entries % geometry.ways:
+        raise ValueError(f"cache {table}: entry_bytes must be a power of two and entries a "
+                         "multiple of ways")
+    return geometry
+
+
+def _flash_caches(timing: dict) -> FlashCaches | None:
+    if "instruction_side" not in timing:
+        return None
+    return FlashCaches(_cache(timing["instruction_side"]), _cache(timing["data_side"]),
+                       bool(timing["instruction_side"].get("prefetch", False)),
+                       str(timing.get("hidden_by", "")))
+
+
 def _optional_float(table: dict, key: str) -> float | None:
     return float(table[key]) if key in table else None
 
@@ -241,6 +295,8 @@ def _load(path: Path) -> Board:
             wait_states=int(timing["wait_states"]) if "wait_states" in timing else None,
             wait_states_hidden=bool(timing.get("hidden", False)),
             wait_states_hidden_by=str(timing.get("hidden_by", "")),
+            flash_caches=_flash_caches(timing),
+            core_options={str(k): str(v) for k, v in data.get("core_options", {}).items()},
             power=Power(supply_voltage_v=_optional_float(power, "supply_voltage_v"),
                         run_current_ma=_optional_float(power, "run_current_ma"),
                         run_current_ua_per_mhz=_optional_float(power, "run_current_ua_per_mhz"),

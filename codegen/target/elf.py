@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
 from codegen.target.boards import Board
+
+if TYPE_CHECKING:
+    from codegen.target.stack_depth import StackPlan
 
 
 @dataclass
@@ -24,6 +28,7 @@ class MemoryUse:
     board: Board
     sections: list[Section]
     symbols: dict[str, int] = field(default_factory=dict)  # size of named objects
+    stack: StackPlan | None = None  # how the build sized its stack (firmware.make_firmware)
 
     @property
     def flash(self) -> int:
@@ -69,3 +74,25 @@ def _load_address(segments, address: int) -> int:
         if seg["p_vaddr"] <= address < seg["p_vaddr"] + max(seg["p_memsz"], 1):
             return seg["p_paddr"] + address - seg["p_vaddr"]
     return address
+
+
+def function_at(elf_path: Path, address: int) -> str | None:
+    """The name of the function whose code holds `address` (Thumb bit ignored), or None."""
+    address &= ~1
+    for sym in _symbols(elf_path):
+        start = sym["st_value"] & ~1
+        if (sym["st_info"]["type"] == "STT_FUNC"
+                and start <= address < start + max(sym["st_size"], 1)):
+            return sym.name
+    return None
+
+
+def symbol_address(elf_path: Path, name: str) -> int | None:
+    """The value of the symbol `name` (a linker script's `_sstack`), or None."""
+    return next((sym["st_value"] for sym in _symbols(elf_path) if sym.name == name), None)
+
+
+def _symbols(elf_path: Path) -> list:
+    with open(elf_path, "rb") as handle:
+        table = ELFFile(handle).get_section_by_name(".symtab")
+        return [] if table is None else list(table.iter_symbols())

@@ -15,6 +15,13 @@ from codegen.errors import DoesNotFitError
 from codegen.resources import data_dir
 from codegen.target.boards import Board
 from codegen.target.elf import MemoryUse, memory_use
+from codegen.target.stack_depth import (
+    StackNeed,
+    StackPlan,
+    analyse_stack,
+    stack_to_reserve,
+    stack_usage_files,
+)
 from codegen.target.toolchain import run_make
 
 FIRMWARE_SOURCES = ["startup.c", "semihost.c", "console_numbers.c", "harness.c"]
@@ -23,7 +30,31 @@ ELF_PATH = Path("build") / "firmware.elf"
 
 def make_firmware(folder: Path, info: ModelInfo, board: Board, hint: str = "") -> MemoryUse:
     """Build the ELF with the project's Makefile and read its memory use; a link that does
-    not fit says what the model needs and where to look (`hint`: what else could help)."""
+    not fit says what the model needs and where to look (`hint`: what else could help).
+
+    The stack is sized from the code: after the first link, the deepest call chain (gcc's
+    frame figures over the ELF's call graph, codegen/target/stack_depth.py) is compared with
+    the board's stack, and where it needs more the linker script gets that much and the ELF
+    is linked again; where the board's RAM cannot hold it, the build stops with the figures."""
+    _link(folder, info, board, board.stack_bytes, hint)
+    elf = folder / ELF_PATH
+    need = analyse_stack(elf, stack_usage_files(folder / "build"), fpu=board.fpu != "none",
+                         kernels=[k["fn"] for k in info.kernels])
+    reserved = stack_to_reserve(need, board.stack_bytes)
+    if reserved != board.stack_bytes:
+        first = memory_use(elf, board)
+        others = first.ram - first.section(".stack")
+        if others + reserved > board.ram.size:
+            raise DoesNotFitError(_stack_does_not_fit(board, info, need, reserved, others),
+                                  ("RAM",))
+        (folder / "firmware" / "linker.ld").write_text(linker_script(board, reserved))
+        _link(folder, info, board, reserved, hint)
+    memory = memory_use(elf, board)
+    memory.stack = StackPlan(need, reserved, board.stack_bytes)
+    return memory
+
+
+def _link(folder: Path, info: ModelInfo, board: Board, stack_bytes: int, hint: str) -> None:
     try:
         run_make(folder)
     except DoesNotFitError as exc:
@@ -33,9 +64,32 @@ def make_firmware(folder: Path, info: ModelInfo, board: Board, hint: str = "") -
             f"the firmware does not fit {board.name} (flash {board.flash.size:,} B, RAM "
             f"{board.ram.size:,} B): {exc}. The model needs {info.weights_bytes:,} B of "
             f"weights in flash and a {info.arena_size:,} B arena plus a "
-            f"{board.stack_bytes:,} B stack in RAM; {hint}choose a board with more memory "
+            f"{stack_bytes:,} B stack in RAM; {hint}choose a board with more memory "
             "(see `ariel boards`)", exc.regions) from None
-    return memory_use(folder / ELF_PATH, board)
+
+
+def _stack_does_not_fit(board: Board, info: ModelInfo, need: StackNeed, reserved: int,
+                        others: int) -> str:
+    """The refusal when the stack the code needs does not fit beside the arena and data."""
+    kernel = need.deepest_kernel
+    culprit = ""
+    if kernel is not None:
+        node = next((k for k in info.kernels if k["fn"] == kernel.name), None)
+        described = f" ({node['op']} '{node['name']}')" if node else ""
+        culprit = (f"kernel {kernel.name}{described} has a {kernel.frame:,} B stack frame; ")
+    return (f"the firmware does not fit {board.name}'s RAM ({board.ram.size:,} B): "
+            f"{culprit}the deepest call chain ({need.describe_chain()}) needs "
+            f"{need.deepest:,} B of stack plus {need.exception:,} B for an exception, so the "
+            f"stack must be {reserved:,} B (the board reserves {board.stack_bytes:,} B), but "
+            f"the arena ({info.arena_size:,} B) and other data "
+            f"({others - info.arena_size:,} B) leave {board.ram.size - others:,} B of RAM; "
+            "choose a board with more RAM (see `ariel boards`)")
+
+
+def linker_script(board: Board, stack_bytes: int) -> str:
+    """The board's linker script with a stack of `stack_bytes`."""
+    return environment().get_template("firmware/linker.ld.j2").render(board=board,
+                                                                      stack_bytes=stack_bytes)
 
 
 def float_weights_hint(float_weights: str, float_bytes: int) -> str:
@@ -64,8 +118,7 @@ def write_project(folder: Path, files: dict[str, str], info: ModelInfo, board: B
                                              .render(header=header, prefix=info.prefix,
                                                      guard=info.prefix.upper()))
     shutil.copytree(data_dir("firmware"), firmware_dir)
-    (firmware_dir / "linker.ld").write_text(
-        env.get_template("firmware/linker.ld.j2").render(board=board))
+    (firmware_dir / "linker.ld").write_text(linker_script(board, board.stack_bytes))
     sources = sorted(f"model/{f}" for f in files if f.endswith(".c"))
     if firmware is None:
         sources += [f"firmware/{f}" for f in FIRMWARE_SOURCES]

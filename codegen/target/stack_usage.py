@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
+
+from codegen.errors import FirmwareError
+from codegen.target.stack_depth import describe_need, need_of
 
 _LINE = re.compile(r"^ariel: stack high-water (\d+) bytes of (\d+)\s*$", re.MULTILINE)
 
@@ -44,3 +48,18 @@ def stack_high_water(console: str) -> int | None:
     For `ariel simulate`: stack_high_water(simulation.console)."""
     use = stack_use(console)
     return None if use is None else use.used
+
+
+def check_stack_use(console: str, elf: Path | None = None) -> StackUse | None:
+    """The run's high-water mark; a FirmwareError if the run used the stack to its end
+    (the paint at its bottom is gone), naming the deepest kernel of `elf` where it can."""
+    use = stack_use(console)
+    if use is not None and use.full:
+        need = need_of(elf)
+        raise FirmwareError(
+            f"the stack overflowed: the run used all {use.size:,} B of stack (the paint at "
+            "its bottom is gone), so it wrote into the memory below and its outputs cannot "
+            "be trusted"
+            + (f"; {describe_need(need, use.size)}" if need is not None else "")
+            + "; build it again with `ariel build`, which sizes the stack from the code")
+    return use

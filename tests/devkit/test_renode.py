@@ -125,7 +125,7 @@ def test_a_wrong_expected_output_fails_at_once_with_the_line(profiled, tmp_path)
     assert "the firmware printed `ariel: done, 3 runs, all outputs as expected` before it" \
         in message
     # Results in the build's folder, not the Renode installation's.
-    results = wrong / "renode" / "results"
+    results = wrong / "build" / "renode-results"
     assert str(results) in message and (results / RESULTS_FILE).is_file()
     # It failed when the closing line came, not at a timeout: the test itself took seconds.
     failing = read_runs(results, [wrong / "renode" / "firmware.robot"])[0]

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
 from codegen.cli import main
+from tests.support import DAMAGED_NPZ, damaged_npz
 
 pytestmark = pytest.mark.qemu
 
@@ -198,3 +199,91 @@ def test_model_too_big_for_the_board_says_by_how_much(tmp_path):
     code, _, err = run(["build", path, "--board", "netduinoplus2", "-o", tmp_path / "out"])
     assert_clean_error(code, err, "does not fit netduinoplus2", r"FLASH overflowed by [\d,]+ bytes")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("kind", DAMAGED_NPZ)
+def test_damaged_inputs_npz(built, tmp_path, kind):
+    path = damaged_npz(tmp_path / "x.npz", kind, np.zeros((1, 3, 8, 8), np.float32))
+    code, _, err = run(["simulate", built, "--inputs", path])
+    assert_clean_error(code, err, re.escape(DAMAGED_NPZ[kind]), "x.npz")
+
+
+def test_output_folder_inside_a_file_or_proc(tmp_path):
+    model = tiny_model(tmp_path / "m.onnx")
+    code, _, err = run(["build", model, "-o", tmp_path / "m.onnx" / "out"])
+    assert_clean_error(code, err, "m.onnx' is a file, not a folder")
+    code, _, err = run(["build", model, "-o", "/proc/ariel-out"])
+    assert_clean_error(code, err, "cannot create the output folder '/proc/ariel-out'")
+    code, _, err = run(["build", model, "-o", tmp_path / ("long" * 100)])
+    assert_clean_error(code, err, "File name too long")
+
+
+@pytest.mark.parametrize("option,value", [("--target-agreement", "nan"),
+                                          ("--target-agreement", "0"),
+                                          ("--decision-threshold", "inf")])
+def test_numbers_are_finite_and_in_range(tmp_path, option, value):
+    model = tiny_model(tmp_path / "m.onnx")
+    code, _, err = run(["build", model, "--precision", "ari", "--calib", model, "-o",
+                        tmp_path / "out", option, value])
+    assert code == 2 and "Traceback" not in err, err
+    assert f"Invalid value for '{option}'" in err, err
+
+
+@pytest.mark.parametrize("option", ["--outputs", "--json", "--html"])
+def test_report_in_a_missing_folder_or_at_a_folder(built, tmp_path, option):
+    np.save(tmp_path / "x.npy", np.zeros((1, 3, 8, 8), np.float32))
+    (tmp_path / "reports").mkdir()
+    profile = ["--profile"] if option == "--html" else []
+    for target, message in ((tmp_path / "missing" / "r.out", "folder .*missing' does not exist"),
+                            (tmp_path / "reports", "is a folder")):
+        code, _, err = run(["simulate", built, "--inputs", tmp_path / "x.npy", option, target,
+                            *profile])
+        assert_clean_error(code, err, option, message)
+    assert sorted(os.listdir(tmp_path)) == ["reports", "x.npy"]
+    assert os.listdir(tmp_path / "reports") == []
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "0", "1e12"])
+def test_timeout_is_a_positive_finite_number(built, tmp_path, value):
+    np.save(tmp_path / "x.npy", np.zeros((1, 3, 8, 8), np.float32))
+    for command in (["simulate", built, "--inputs", tmp_path / "x.npy"],
+                    ["calibrate", built, "--data", tmp_path / "x.npy"]):
+        code, _, err = run([*command, "--timeout", value])
+        assert code == 2 and "Traceback" not in err, err
+        assert "Invalid value for '--timeout'" in err, err
+
+
+@pytest.mark.parametrize("text,message", [
+    ("{", "cannot be read"), ("[]", "not a JSON object"), ('{"board": "mps2-an386"}', "no 'elf'"),
+    ("\udcff", "cannot be read"), (None, "no 'model_info'")])
+def test_damaged_ariel_json(built, tmp_path, text, message):
+    import json
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(built, copy)
+    if text is None:
+        metadata = json.loads((copy / "ariel.json").read_text())
+        del metadata["model_info"]
+        text = json.dumps(metadata)
+    (copy / "ariel.json").write_bytes(text.encode(errors="surrogateescape"))
+    np.save(tmp_path / "x.npy", np.zeros((1, 3, 8, 8), np.float32))
+    for command in (["simulate", copy, "--inputs", tmp_path / "x.npy"],
+                    ["calibrate", copy, "--data", tmp_path / "x.npy"],
+                    ["flash", copy, "--dry-run"]):
+        code, _, err = run(command)
+        assert_clean_error(code, err, "ariel.json", message)
+
+
+def test_outputs_may_not_replace_the_build_s_own_files(built, tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((1, 3, 8, 8), np.float32))
+    elf = built / "build" / "firmware.elf"
+    before = {path: path.read_bytes() for path in (elf, built / "model" / "m.c",
+                                                    built / "ariel.json")}
+    for path in before:
+        code, _, err = run(["simulate", built, "--inputs", tmp_path / "x.npy", "--outputs", path])
+        assert_clean_error(code, err, "--outputs", "among the build's own files")
+    assert {path: path.read_bytes() for path in before} == before
+    code, _, err = run(["simulate", built, "--inputs", tmp_path / "x.npy", "--outputs",
+                        tmp_path / "x.npy"])
+    assert_clean_error(code, err, "is the input data file")

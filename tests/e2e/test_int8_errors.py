@@ -10,6 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from codegen.cli import main
 from codegen.resources import data_dir
+from tests.support import DAMAGED_NPZ, damaged_npz
 
 MLP = data_dir("examples") / "models" / "digits_mlp.onnx"  # float input [1, 64]
 
@@ -44,6 +45,13 @@ def test_calibration_data_with_nan_or_inf(tmp_path):
     np.save(tmp_path / "calib.npy", data)
     error = build([MLP, "--precision", "int8", "--calib", tmp_path / "calib.npy"], tmp_path)
     assert "2 NaN or infinite values (the first at index [3, 5])" in error
+
+
+@pytest.mark.parametrize("kind", DAMAGED_NPZ)
+def test_damaged_calibration_npz(tmp_path, kind):
+    path = damaged_npz(tmp_path / "calib.npz", kind, np.ones((10, 64), np.float32))
+    error = build([MLP, "--precision", "int8", "--calib", path], tmp_path)
+    assert DAMAGED_NPZ[kind] in error and "calib.npz" in error, error
 
 
 def test_missing_calibration(tmp_path):

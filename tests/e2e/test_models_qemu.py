@@ -7,6 +7,7 @@ images or speech ship with MLPerf Tiny, so the other three get seeded random inp
 ranges their training data used (ResNet-8 raw pixels 0..255, VWW pixels 0..1, KWS MFCC
 features about -123..26, as their int8 releases state)."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -61,8 +62,10 @@ def test_model_in_qemu_matches_onnxruntime(model, board, tmp_path):
     x = inputs_for(model)
     np.save(tmp_path / "x.npy", x)
     result = runner.invoke(main, ["simulate", str(out), "--inputs", str(tmp_path / "x.npy"),
-                                  "--outputs", str(tmp_path / "y.npy")])
+                                  "--outputs", str(tmp_path / "y.npy"),
+                                  "--json", str(tmp_path / "run.json")])
     assert result.exit_code == 0, result.output + result.stderr
+    _check_stack_need_against_the_run(out, tmp_path / "run.json")
     got = np.load(tmp_path / "y.npy")
     want = onnxruntime_outputs(path, x)
     assert got.shape == want.shape
@@ -72,6 +75,19 @@ def test_model_in_qemu_matches_onnxruntime(model, board, tmp_path):
     else:
         assert np.abs(got - want).max() < 1e-4
         assert (got.argmax(-1) == want.argmax(-1)).all()
+
+
+def _check_stack_need_against_the_run(out: Path, run_json: Path) -> None:
+    """The stack the build computed from the code (gcc's frames over the ELF's call graph)
+    holds what the run measured (the painted stack's high-water mark), and is no more than
+    an exception's allowance and a few words above it: the deepest chain is the one that
+    runs."""
+    stack = json.loads((out / "ariel.json").read_text())["stack"]
+    measured = json.loads(run_json.read_text())["stack"]
+    assert measured["reserved"] == stack["reserved"] >= stack["need"]
+    assert stack["need"] >= measured["high_water"]
+    assert stack["deepest_chain"] - measured["high_water"] <= 32, (stack, measured)
+    assert stack["unbounded"] == []
 
 
 def test_real_model_too_big_for_a_small_board(tmp_path):

@@ -14,8 +14,10 @@ CFLAGS = ["-std=c11", "-O2", "-g", "-Wall", "-Wextra", "-Werror", "-ffunction-se
           "-fdata-sections", "-DARIEL_PROFILE"]
 
 
-def build_firmware(folder: Path, board: Board, main_c: str, hooks: bool = True) -> Path:
-    """Compile `main_c` with the firmware sources into folder/firmware.elf for `board`."""
+def build_firmware(folder: Path, board: Board, main_c: str, hooks: bool = True,
+                   cflags: tuple[str, ...] = ()) -> Path:
+    """Compile `main_c` with the firmware sources into folder/firmware.elf for `board`
+    (`cflags`: more compiler options)."""
     folder.mkdir(parents=True, exist_ok=True)
     firmware = data_dir("firmware")
     (folder / "main.c").write_text(main_c)
@@ -27,7 +29,8 @@ def build_firmware(folder: Path, board: Board, main_c: str, hooks: bool = True) 
         sources.append(firmware / "profile.c")
     elf = folder / "firmware.elf"
     result = subprocess.run(
-        ["arm-none-eabi-gcc", *board.arch_flags, *CFLAGS, f"-I{firmware}", "-nostartfiles",
+        ["arm-none-eabi-gcc", *board.arch_flags, *CFLAGS, *cflags, f"-I{firmware}",
+         "-nostartfiles",
          "--specs=nano.specs", "-T", str(folder / "linker.ld"), "-Wl,--gc-sections",
          *map(str, sources), "-lm", "-o", str(elf)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

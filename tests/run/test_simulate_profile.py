@@ -43,6 +43,16 @@ def test_profile_table_json_and_html(tmp_path):
     assert sum(layer["cycles"] for layer in report["layers"]) == \
         pytest.approx(report["total_cycles"])
     assert 0 < report["stack_bytes"] < report["stack_reserved"]
+    # NUCLEO-L4R5ZI describes its ART accelerator: the estimate simulates it, and each layer
+    # shows the RAM-speed cycles beside and the share lost to flash.
+    assert report["flash_model"]
+    assert report["total_ram_cycles"] < report["total_cycles"]
+    for layer in report["layers"]:
+        assert layer["cycles"] == pytest.approx(layer["ram_cycles"] + layer["flash_cycles"])
+        assert layer["flash_cycles"] >= 0
+    assert "RAM-speed" in result.stdout and "at RAM speed:" in result.stdout
+    assert "weights in RAM:" in result.stdout
+    assert any("ART accelerator" in line for line in report["assumptions"])
     assert any("Arm DDI 0439B" in line for line in report["assumptions"])
     page = (tmp_path / "out" / "profile.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and "<svg" in page

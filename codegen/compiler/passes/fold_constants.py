@@ -1,19 +1,30 @@
 """Evaluate every node whose inputs are all known at compile time, so that shape arithmetic
 (Shape, Gather, Concat of shapes, ...) and constant sub-graphs disappear before code
-generation. Evaluation uses onnx.reference, so any standard operator folds."""
+generation. Evaluation uses onnx.reference, so any standard operator folds. An If whose
+condition is constant becomes the branch it takes (passes/inline_if.py)."""
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
+from onnx import GraphProto
 from onnx.reference import ReferenceEvaluator
 
 from codegen.compiler.ir import Graph, Node, Tensor
+from codegen.compiler.passes.inline_if import inline_branch, known_branch
 from codegen.errors import ArielError
 
 
 def fold_constants(graph: Graph) -> None:
     kept: list[Node] = []
-    for node in graph.nodes:
+    pending = deque(graph.nodes)
+    while pending:
+        node = pending.popleft()
+        branch = known_branch(graph, node)
+        if branch is not None:
+            pending.extendleft(reversed(inline_branch(graph, node, branch)))
+            continue
         values = _evaluate(graph, node)
         if values is None:
             kept.append(node)
@@ -39,6 +50,8 @@ def _evaluate(graph: Graph, node: Node) -> list[np.ndarray] | None:
         return None
     if node.proto is None or node.domain not in ("", "ai.onnx"):
         return None
+    if any(isinstance(value, GraphProto) for value in node.attrs.values()):
+        return None  # a body (If, Loop, Scan) reads tensors that are not among its inputs
     feeds = {n: t.data for n, t in zip(node.inputs, inputs, strict=True) if t is not None}
     try:
         evaluator = ReferenceEvaluator(node.proto, opsets={"": graph.opset})

@@ -36,6 +36,10 @@ def operator_problem(node: Node) -> str | None:
     """Why no implementation exists for `node`'s operator, or None when one does."""
     if node.domain in ("", "ai.onnx", "ariel") and node.op in REGISTRY:
         return None
+    if node.op == "If" and node.domain in ("", "ai.onnx"):
+        return (f"node '{node.name}': operator If is supported only when its condition is "
+                "known at compile time (ariel then compiles the branch it takes); this one's "
+                f"condition '{node.inputs[0] if node.inputs else ''}' is computed at run time")
     op = node.op if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op}"
     return (f"node '{node.name}': operator {op} is not supported; supported operators: "
             f"{', '.join(supported_operators())}")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from codegen.arrays import as_batch, require_finite
+from codegen.arrays import as_batch, load_arrays, require_finite
 from codegen.errors import ArielError, UnsupportedError
 
 METHODS = ("minmax", "entropy", "percentile")
@@ -84,16 +84,13 @@ def _from_file(path: Path, model_inputs) -> tuple[dict[str, np.ndarray], np.ndar
     if not path.is_file():
         raise ArielError(f"calibration data '{path}' not found; give a .npy or .npz file or "
                          f"a built-in data set ({', '.join(BUILTIN)})")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except Exception as exc:
-        raise ArielError(f"cannot read calibration data '{path}': {exc}") from exc
+    loaded = load_arrays(path, "calibration data")
     if isinstance(loaded, np.ndarray):
         if len(model_inputs) != 1:
             raise ArielError("the model has several inputs: give calibration data as an .npz "
                              "with one array per input name")
         return {model_inputs[0][0]: loaded}, None
-    arrays = {key: loaded[key] for key in loaded.files}
+    arrays = dict(loaded)
     labels = arrays.pop("y", None)
     if "x" in arrays and len(model_inputs) == 1:
         arrays = {model_inputs[0][0]: arrays["x"]}

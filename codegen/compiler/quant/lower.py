@@ -52,11 +52,19 @@ def lower_quantized(graph: Graph) -> None:
 
 def expose_int8_io(graph: Graph) -> None:
     """Make the model's inputs and outputs the int8 tensors: drop the QuantizeLinear that
-    reads each float input and the DequantizeLinear that writes each float output."""
+    reads each float input and the DequantizeLinear that writes each float output. Each
+    exposed tensor carries the scale and zero point of the node dropped beside it, also
+    where no int8 kernel reads or writes it (an operator left in float between Q and DQ)."""
     for name in list(graph.inputs):
         consumers = graph.consumers(name)
         if consumers and all(c.op == "QuantizeLinear" for c in consumers):
             quantized = consumers[0].outputs[0]
+            params = [_params(graph, c.inputs[1], c.inputs[2] if len(c.inputs) > 2 else None)
+                      for c in consumers]
+            if any(not _same(p, params[0]) for p in params[1:]):
+                raise UnsupportedError(f"input '{name}' is quantized with several scales; "
+                                       "--io int8 needs one (build with --io float)")
+            _quantize_tensor(graph, quantized, params[0])
             for other in consumers[1:]:
                 graph.replace_uses(other.outputs[0], quantized)
             graph.inputs[graph.inputs.index(name)] = quantized
@@ -68,6 +76,7 @@ def expose_int8_io(graph: Graph) -> None:
         if producer is not None and producer.op == "DequantizeLinear":
             source = producer.inputs[0]
             if not graph.tensor(source).is_const:
+                _quantize_tensor(graph, source, _dequantize_params(graph, producer))
                 graph.outputs[graph.outputs.index(name)] = source
     _remove_dead_nodes(graph)
     graph.remove_unused()

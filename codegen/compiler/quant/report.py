@@ -166,6 +166,9 @@ def _run_onnxruntime(model: onnx.ModelProto, samples, count: int, names: list[st
                      optimized: bool = False) -> list[dict[str, np.ndarray]]:
     import onnxruntime
 
+    if not names:  # onnxruntime reads an empty list of names as "every output"
+        return [{} for _ in range(count)]
+
     model = onnx.ModelProto.FromString(model.SerializeToString())
     existing = {o.name for o in model.graph.output}
     model.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in names

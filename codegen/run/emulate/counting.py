@@ -1,6 +1,7 @@
 """Exact instruction counts from QEMU: per segment between the profiling hooks, hence per
 layer and per inference, plus the raw data a cycle model needs (translated blocks, their
-execution counts and the edges between them), measured by ariel's own TCG plugin
+execution counts and the edges between them, and with a board's flash model what its flash
+caches did with every fetch and load from flash), measured by ariel's own TCG plugin
 (codegen/run/emulate/plugin/ariel_count.c, which documents the plugin's output format).
 
 The plugin is built with the host's gcc on first use into a cache folder keyed by the hash
@@ -130,6 +131,21 @@ class Block:
         return addresses
 
 
+@dataclass(frozen=True)
+class FlashCounts:
+    """What the plugin's flash model counted in one segment (plugin/ariel_count.c, M line):
+    instruction lines fetched from flash, those that missed the instruction side's cache and,
+    of those, the ones that followed the line fetched before (a prefetch may have read them);
+    data loads from flash, their misses, and the distinct data lines they touched."""
+
+    lines: int = 0
+    misses: int = 0
+    sequential: int = 0
+    loads: int = 0
+    load_misses: int = 0
+    load_lines: int = 0
+
+
 @dataclass
 class Segment:
     """The instructions between two consecutive hook calls (or start or exit)."""
@@ -142,6 +158,7 @@ class Segment:
     offset: int = 0
     executions: dict[int, int] = field(default_factory=dict)  # block id -> runs
     edges: dict[tuple[int | None, int], int] = field(default_factory=dict)  # (from, to) -> n
+    flash: FlashCounts | None = None  # when counted with the board's flash model
     # Set by split_inferences: "startup", "layer", "between layers", "between inferences" or
     # "shutdown"; for layers and the gaps inside an inference, which inference and kernel.
     kind: str = ""
@@ -158,6 +175,7 @@ class Counts:
     blocks: dict[int, Block]  # empty unless blocks or edges were asked for
     has_blocks: bool
     has_edges: bool
+    has_flash: bool = False
     seconds: float = 0.0  # wall time of the QEMU run
     console: str = ""
 
@@ -188,6 +206,10 @@ def parse_counts(text: str) -> Counts:
             elif kind == "F":
                 source = None if fields[1] == "-" else int(fields[1])
                 segments[-1].edges[(source, int(fields[2]))] = int(fields[3])
+            elif kind == "M":
+                segments[-1].flash = FlashCounts(*(int(f) for f in fields[1:7]))
+                if len(fields) != 7:
+                    raise ValueError("a flash record has six numbers")
             elif kind == "B":
                 code = tuple(bytes.fromhex(h) for h in fields[4].split(":")) if len(
                     fields) > 4 else ()
@@ -207,7 +229,7 @@ def parse_counts(text: str) -> Counts:
     if sum(s.instructions for s in segments) != total:
         raise ArielError("the counting plugin's segments do not add up to its total")
     return Counts(segments, total, blocks, header.get("blocks") == "1",
-                  header.get("edges") == "1")
+                  header.get("edges") == "1", header.get("flash") == "1")
 
 
 # ----------------------------------------------------------------------------- running
@@ -215,18 +237,23 @@ def parse_counts(text: str) -> Counts:
 
 def count_instructions(board: Board, elf: Path, workdir: Path, *,
                        timeout: float = DEFAULT_TIMEOUT, blocks: bool = False,
-                       edges: bool = False, qemu_args: list[str] | None = None,
+                       edges: bool = False, flash: bool = False,
+                       qemu_args: list[str] | None = None,
                        plugin: Path | None = None) -> Counts:
     """Run `elf` on `board` in QEMU with the counting plugin, in `workdir` (which holds the
     firmware's input.bin and receives its output.bin, as for `ariel simulate`).
 
     The run is cut into segments at every call of the profiling hooks, if the ELF has them.
     `blocks` adds per-segment execution counts of every translated block, `edges` also
-    per-segment counts of block-to-block transitions (several times slower). `qemu_args` are
-    appended to QEMU's command line (e.g. ["-icount", "shift=0"])."""
+    per-segment counts of block-to-block transitions (several times slower). `flash` adds the
+    board's flash model (implies edges): every fetch and load from the flash region as
+    linked goes through the board's flash caches (board file [flash_timing]). `qemu_args`
+    are appended to QEMU's command line (e.g. ["-icount", "shift=0"])."""
     plugin = plugin or build_plugin()
     options = [f"file={_escape(str(plugin))}", f"out={COUNTS_FILE}",
                f"blocks={'on' if blocks else 'off'}", f"edges={'on' if edges else 'off'}"]
+    if flash:
+        options += flash_options(board)
     hooks = hook_addresses(elf)
     if hooks is not None:
         options += [f"begin={hooks[0]:#x}", f"end={hooks[1]:#x}"]
@@ -250,13 +277,24 @@ def count_instructions(board: Board, elf: Path, workdir: Path, *,
         raise ArielError(f"QEMU refused ariel's counting plugin: {said}. It needs a QEMU with "
                          "TCG plugin support and plugin API version 1 (QEMU 7.2, Debian 12's "
                          "qemu-system-arm)")
-    check_exit(board, QemuRun(result.returncode, result.stdout, result.stderr))
+    check_exit(board, QemuRun(result.returncode, result.stdout, result.stderr), Path(elf))
     if not output.is_file():
         raise ArielError("the counting plugin wrote no results; QEMU said: "
                          + (last_line(result.stderr) or "nothing"))
     counts = parse_counts(output.read_text())
     counts.seconds, counts.console = seconds, result.stdout
     return counts
+
+
+def flash_options(board: Board) -> list[str]:
+    """The plugin's arguments for `board`'s flash model."""
+    caches = getattr(board, "flash_caches", None)
+    if caches is None:
+        raise ArielError(f"board {board.name} describes no flash caches ([flash_timing] "
+                         "instruction_side and data_side): its flash cannot be simulated")
+    region = board.flash
+    return [f"flash={region.origin:#x}:{region.size:#x}",
+            f"icache={caches.instruction.argument}", f"dcache={caches.data.argument}"]
 
 
 def _escape(value: str) -> str:
@@ -370,7 +408,7 @@ class Profile:
 
 
 def profile(build: Build, inputs: list[np.ndarray], *, timeout: float = DEFAULT_TIMEOUT,
-            blocks: bool = False, edges: bool = False,
+            blocks: bool = False, edges: bool = False, flash: bool = False,
             qemu_args: list[str] | None = None,
             per_inference: list[list[dict]] | None = None) -> Profile:
     """Count the instructions of `build` running `inputs` (per model input, arrays shaped
@@ -381,7 +419,7 @@ def profile(build: Build, inputs: list[np.ndarray], *, timeout: float = DEFAULT_
         work = Path(workdir)
         write_inputs(work, inputs)
         counts = count_instructions(build.board, elf, work, timeout=timeout, blocks=blocks,
-                                    edges=edges, qemu_args=qemu_args)
+                                    edges=edges, flash=flash, qemu_args=qemu_args)
         outputs = read_outputs(work, build.info, count)
     split = split_inferences(counts, build.info.kernels, count, per_inference)
     return Profile(counts, split, outputs)

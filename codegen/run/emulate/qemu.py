@@ -9,6 +9,8 @@ from pathlib import Path
 
 from codegen.errors import ArielError, FirmwareError
 from codegen.target.boards import Board
+from codegen.target.crash import explain, fault_of, lockup_of
+from codegen.target.stack_usage import check_stack_use
 from codegen.target.toolchain import require_tool
 
 # Exit statuses of the harness and fault handler (firmware/harness.c, firmware/startup.c).
@@ -54,19 +56,31 @@ def run_qemu(board: Board, elf: Path, workdir: Path, timeout: float,
             f"(stopped); it may hang, or need a longer --timeout"
             + (f"; it printed: {last_line(printed)}" if printed.strip() else "")) from None
     run = QemuRun(result.returncode, result.stdout, result.stderr)
-    check_exit(board, run)
+    check_exit(board, run, elf)
     return run
 
 
-def check_exit(board: Board, run: QemuRun) -> None:
-    """Raise FirmwareError, with the last line it printed, unless the firmware exited 0."""
+def check_exit(board: Board, run: QemuRun, elf: Path | None = None) -> None:
+    """Raise FirmwareError unless the firmware exited 0 with its stack intact: a fault or a
+    lockup names the function it happened in and whether the stack overflowed (from `elf`),
+    another status quotes the last line printed, and a run that used the stack to its end
+    fails even though it exited 0 (its outputs were computed over overwritten memory)."""
+    where = f"QEMU {board.qemu_machine}"
+    fault = fault_of(run.console)
+    if run.returncode == EXIT_FAULT and fault is not None:
+        raise FirmwareError(f"the firmware faulted in {where}: {fault.what}; "
+                            f"{explain(fault, elf, run.console)}")
     if run.returncode == EXIT_FAULT:
-        raise FirmwareError(f"the firmware faulted in QEMU {board.qemu_machine}: "
-                            f"{last_line(run.console)}")
+        raise FirmwareError(f"the firmware faulted in {where}: {last_line(run.console)}")
+    lockup = lockup_of(run.stderr)
+    if lockup is not None:
+        raise FirmwareError(f"the firmware crashed in {where}: {lockup.what}; "
+                            f"{explain(lockup, elf, run.console)}")
     if run.returncode != 0:
         said = last_line(run.console) or last_line(run.stderr) or "no message"
-        raise FirmwareError(f"the firmware stopped with status {run.returncode} in QEMU "
-                            f"{board.qemu_machine}: {said}")
+        raise FirmwareError(f"the firmware stopped with status {run.returncode} in "
+                            f"{where}: {said}")
+    check_stack_use(run.console, elf)
 
 
 def last_line(text: str) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from codegen.errors import ArielError, FirmwareError
 from codegen.target.boards import Board
+from codegen.target.crash import explain, lockup_of
 from codegen.target.toolchain import require_tool
 
 DONE = ("ariel: done", "ariel: stopped with status", "ariel: fault at")
@@ -37,8 +38,9 @@ def serial_command(board: Board, elf: Path) -> list[str]:
 
 def run_serial(board: Board, elf: Path, timeout: float) -> str:
     """The console text up to and including the closing line."""
+    # QEMU says little on stderr (a lockup's register dump at most), read once it exits.
     process = subprocess.Popen(serial_command(board, elf), stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     text = b""
     deadline = time.monotonic() + timeout
     try:
@@ -54,12 +56,16 @@ def run_serial(board: Board, elf: Path, timeout: float) -> str:
                     continue
                 chunk = os.read(process.stdout.fileno(), 65536)
                 if not chunk:
+                    process.wait()
                     raise FirmwareError(f"QEMU {board.qemu_machine} stopped before the "
-                                        "firmware's closing line" + _last(text))
+                                        "firmware's closing line" + _last(text)
+                                        + _lockup(process.stderr.read().decode(
+                                            errors="replace"), elf))
                 text += chunk
     finally:
         process.kill()
         process.wait()
+        process.stderr.close()
     return text.decode(errors="replace").replace("\r\n", "\n")
 
 
@@ -72,3 +78,9 @@ def _finished(text: bytes) -> bool:
 def _last(text: bytes) -> str:
     lines = [line for line in text.decode(errors="replace").splitlines() if line.strip()]
     return f"; it printed: {lines[-1].strip()}" if lines else "; it printed nothing"
+
+
+def _lockup(stderr: str, elf: Path) -> str:
+    """What QEMU's lockup report says about the crash ("" if it made none)."""
+    crash = lockup_of(stderr)
+    return "" if crash is None else f"; {crash.what}: {explain(crash, elf)}"

@@ -27,10 +27,16 @@
  *   edges=on|off    per-segment counts of block-to-block transitions; implies blocks. Needs
  *                   a call at every block execution: about 1.4 times the run time of plain
  *                   counting on a convolutional model.
+ *   flash=START:SIZE  the flash region as the firmware is linked: simulate the board's flash
+ *                   caches for every instruction fetch and data load from it (implies edges)
+ *   icache=BYTES:ENTRIES:WAYS  the instruction side in front of the flash: entries of BYTES
+ *                   bytes each (a power of two), ENTRIES / WAYS sets, least recently used
+ *                   replacement; ENTRIES 0: no cache, every line fetched is read from flash
+ *   dcache=BYTES:ENTRIES:WAYS  the same for data loads
  *
  * Output: a text file, one record per line, fields separated by single spaces, numbers in
  * decimal unless said otherwise:
- *   ariel-count 1 blocks=<0|1> edges=<0|1>      header; 1 is the format version
+ *   ariel-count 1 blocks=<0|1> edges=<0|1> flash=<0|1>  header; 1 is the format version
  *   S <index> <closer> <instructions> <offset>  a segment ended. closer: B (begin marker),
  *                                               E (end marker) or X (exit); offset: where in
  *                                               its block the marker was (0 unless a block
@@ -38,6 +44,13 @@
  *   C <block> <executions>                      (blocks) runs of <block> in that segment
  *   F <from> <to> <count>                       (edges) transitions from block <from> to
  *                                               block <to>; <from> is - for the first block
+ *   M <lines> <misses> <sequential> <loads> <load misses> <load lines>
+ *                                               (flash) in that segment: instruction lines
+ *                                               fetched from flash, how many missed the
+ *                                               instruction cache, how many of those misses
+ *                                               were the line after the one fetched before;
+ *                                               data loads from flash, their misses, and
+ *                                               the distinct data lines they touched
  * The C and F lines after an S line belong to that segment. At exit, after the last segment:
  *   B <block> <pc> <instructions> <code>        (blocks) per translated block: its id, start
  *                                               address (hex), instruction count, and each
@@ -112,6 +125,31 @@ static Table edge_table;
 static Block *previous;  /* the block that ran last, for edges */
 static Edge *last_taken; /* the edge counted last */
 
+/* One cache in front of the flash: `sets` sets of `ways` entries of 2^shift bytes, each set
+ * kept in order of use (most recent first). No entries: every access misses. */
+typedef struct {
+    unsigned shift;
+    uint32_t sets, ways;
+    uint64_t *tags; /* sets * ways line numbers, UINT64_MAX when empty */
+    uint64_t last;  /* the line accessed last: a repeat is a hit without a search */
+} Cache;
+
+/* What the flash model counted in the current segment. */
+typedef struct {
+    uint64_t lines, misses, sequential; /* instruction side */
+    uint64_t loads, load_misses, load_lines; /* data side */
+} FlashCounts;
+
+static int want_flash;
+static uint64_t flash_start, flash_size;
+static Cache icache, dcache;
+static FlashCounts flash_now;
+static FlashCounts last_block_fetch; /* what the latest block start added (its fetches) */
+static uint64_t previous_fetch_line = NO_ADDRESS;
+static uint8_t *lines_touched; /* one bit per data line of the flash, this segment */
+static uint64_t *touched_list;
+static size_t n_touched, touched_capacity;
+
 static void *checked(void *pointer)
 {
     if (pointer == NULL) {
@@ -126,6 +164,35 @@ static uint64_t mix(uint64_t key)
     key ^= key >> 31;
     key *= 0x9E3779B97F4A7C15u;
     return key ^ (key >> 29);
+}
+
+/* Look `line` up in `cache`, make it the most recent of its set; 1 on a hit. */
+static int cache_access(Cache *cache, uint64_t line)
+{
+    if (cache->sets == 0) {
+        return 0;
+    }
+    if (line == cache->last) {
+        return 1;
+    }
+    cache->last = line;
+    uint64_t *set = cache->tags + (line % cache->sets) * cache->ways;
+    uint32_t way = 0;
+    while (way < cache->ways && set[way] != line) {
+        way++;
+    }
+    const int hit = way < cache->ways;
+    if (!hit) {
+        way = cache->ways - 1; /* the least recently used entry gives way */
+    }
+    memmove(set + 1, set, way * sizeof *set);
+    set[0] = line;
+    return hit;
+}
+
+static int in_flash(uint64_t address)
+{
+    return address - flash_start < flash_size;
 }
 
 /* `array` (of `count` pointers) with room for one more. Only the arrays of pointers move:
@@ -252,6 +319,53 @@ static uint64_t instructions_so_far(void)
     return sum;
 }
 
+/* The flash model's instruction side: the lines a block's code spans, in order. A block
+ * runs from its first instruction to its last, so its lines are fetched at its start. */
+static void fetch_block(const Block *block)
+{
+    const FlashCounts before = flash_now;
+    if (block->n_bytes > 0 && in_flash(block->pc)) {
+        const uint64_t first = block->pc >> icache.shift;
+        const uint64_t last = (block->pc + block->n_bytes - 1) >> icache.shift;
+        for (uint64_t line = first; line <= last; ++line) {
+            flash_now.lines++;
+            if (!cache_access(&icache, line)) {
+                flash_now.misses++;
+                flash_now.sequential += line == previous_fetch_line + 1;
+            }
+            previous_fetch_line = line;
+        }
+    }
+    last_block_fetch.lines = flash_now.lines - before.lines;
+    last_block_fetch.misses = flash_now.misses - before.misses;
+    last_block_fetch.sequential = flash_now.sequential - before.sequential;
+}
+
+/* The flash model's data side: runs after every memory access, and counts the loads.
+ * QEMU 7.2 (Debian 12) calls a callback registered for reads only (QEMU_PLUGIN_MEM_R) at
+ * stores instead, so the callback takes both and asks which it is. */
+static void on_access(unsigned int vcpu_index, qemu_plugin_meminfo_t info, uint64_t vaddr,
+                      void *userdata)
+{
+    (void)vcpu_index;
+    (void)userdata;
+    if (qemu_plugin_mem_is_store(info) || !in_flash(vaddr)) {
+        return;
+    }
+    flash_now.loads++;
+    const uint64_t line = vaddr >> dcache.shift;
+    if (!cache_access(&dcache, line)) {
+        flash_now.load_misses++;
+    }
+    const uint64_t bit = (vaddr - flash_start) >> dcache.shift;
+    if (!(lines_touched[bit / 8] & (1u << (bit % 8)))) {
+        lines_touched[bit / 8] |= (uint8_t)(1u << (bit % 8));
+        flash_now.load_lines++;
+        touched_list = grow(touched_list, n_touched, &touched_capacity, sizeof *touched_list);
+        touched_list[n_touched++] = bit;
+    }
+}
+
 /* Edges only: runs at the start of every block execution, and counts it. */
 static void on_block_start(unsigned int vcpu_index, void *userdata)
 {
@@ -267,6 +381,9 @@ static void on_block_start(unsigned int vcpu_index, void *userdata)
     edge->count++;
     last_taken = edge;
     previous = block;
+    if (want_flash) {
+        fetch_block(block);
+    }
 }
 
 /* End the current segment `boundary` instructions into the run. `carried`, if not NULL, is
@@ -302,6 +419,21 @@ static void close_segment(char closer, uint64_t boundary, uint32_t offset, const
             }
         }
         e->at_segment_start = now;
+    }
+    if (want_flash) {
+        /* The carried block's fetches belong to the next segment, like its execution. */
+        const FlashCounts moved = carried != NULL ? last_block_fetch : (FlashCounts){0};
+        fprintf(out, "M %llu %llu %llu %llu %llu %llu\n",
+                (unsigned long long)(flash_now.lines - moved.lines),
+                (unsigned long long)(flash_now.misses - moved.misses),
+                (unsigned long long)(flash_now.sequential - moved.sequential),
+                (unsigned long long)flash_now.loads, (unsigned long long)flash_now.load_misses,
+                (unsigned long long)flash_now.load_lines);
+        flash_now = moved;
+        for (size_t i = 0; i < n_touched; ++i) {
+            lines_touched[touched_list[i] / 8] = 0;
+        }
+        n_touched = 0;
     }
 }
 
@@ -350,6 +482,10 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
     } else if (want_blocks) {
         qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64,
                                                  &block->executions, 1);
+    }
+    for (size_t i = 0; want_flash && i < n_insns; ++i) {
+        qemu_plugin_register_vcpu_mem_cb(qemu_plugin_tb_get_insn(tb, i), on_access,
+                                         QEMU_PLUGIN_CB_NO_REGS, QEMU_PLUGIN_MEM_RW, NULL);
     }
     for (size_t i = 0; markers && i < n_insns; ++i) {
         struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
@@ -413,6 +549,44 @@ static int parse_address(const char *value, uint64_t *address)
     return *value != '\0' && *rest == '\0';
 }
 
+/* START:SIZE, both numbers (0x.. or decimal), SIZE > 0. */
+static int parse_region(const char *value, uint64_t *start, uint64_t *size)
+{
+    char *rest;
+    *start = strtoull(value, &rest, 0);
+    if (rest == value || *rest != ':') {
+        return 0;
+    }
+    const char *second = rest + 1;
+    *size = strtoull(second, &rest, 0);
+    return rest != second && *rest == '\0' && *size > 0;
+}
+
+/* BYTES:ENTRIES:WAYS into an empty cache; BYTES a power of two, ENTRIES a multiple of
+ * WAYS (ENTRIES 0: no cache). */
+static int parse_cache(const char *value, Cache *cache)
+{
+    unsigned long long bytes, entries, ways;
+    char end;
+    if (sscanf(value, "%llu:%llu:%llu%c", &bytes, &entries, &ways, &end) != 3 || bytes == 0 ||
+        (bytes & (bytes - 1)) != 0 || bytes > 4096 || ways == 0 || entries % ways != 0 ||
+        entries > 65536) {
+        return 0;
+    }
+    cache->shift = 0;
+    while ((1ull << cache->shift) < bytes) {
+        cache->shift++;
+    }
+    cache->sets = (uint32_t)(entries / ways);
+    cache->ways = (uint32_t)ways;
+    cache->last = NO_ADDRESS;
+    cache->tags = checked(malloc((entries ? entries : 1) * sizeof *cache->tags));
+    for (unsigned long long i = 0; i < entries; ++i) {
+        cache->tags[i] = NO_ADDRESS;
+    }
+    return 1;
+}
+
 /* Say why the plugin will not load. On stderr, not qemu_plugin_outs: QEMU shows plugin log
  * lines only when run with -d plugin, and then QEMU's message alone is no help. */
 static int refuse(const char *what, const char *argument)
@@ -448,8 +622,16 @@ ARIEL_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info
             ok = parse_flag(value, &want_blocks);
         } else if (key == 5 && strncmp(arg, "edges", key) == 0) {
             ok = parse_flag(value, &want_edges);
+        } else if (key == 5 && strncmp(arg, "flash", key) == 0) {
+            ok = parse_region(value, &flash_start, &flash_size);
+            want_flash = ok;
+        } else if (key == 6 && strncmp(arg, "icache", key) == 0) {
+            ok = parse_cache(value, &icache);
+        } else if (key == 6 && strncmp(arg, "dcache", key) == 0) {
+            ok = parse_cache(value, &dcache);
         } else {
-            return refuse("unknown argument (known: out, begin, end, blocks, edges)", arg);
+            return refuse("unknown argument (known: out, begin, end, blocks, edges, flash, "
+                          "icache, dcache)", arg);
         }
         if (!ok) {
             return refuse("bad value", arg);
@@ -464,8 +646,16 @@ ARIEL_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info
     }
     /* Segments and blocks make many small lines: buffer them in large writes. */
     setvbuf(out, NULL, _IOFBF, 1 << 20);
+    if (want_flash && (icache.tags == NULL || dcache.tags == NULL)) {
+        return refuse("the flash model needs both caches described", "icache=, dcache=");
+    }
+    if (want_flash) {
+        lines_touched = checked(calloc((flash_size >> dcache.shift) / 8 + 1, 1));
+    }
+    want_edges = want_edges || want_flash;
     want_blocks = want_blocks || want_edges;
-    fprintf(out, "ariel-count 1 blocks=%d edges=%d\n", want_blocks, want_edges);
+    fprintf(out, "ariel-count 1 blocks=%d edges=%d flash=%d\n", want_blocks, want_edges,
+            want_flash);
     qemu_plugin_register_vcpu_tb_trans_cb(id, on_translate);
     qemu_plugin_register_atexit_cb(id, on_qemu_exit, NULL);
     return 0;
