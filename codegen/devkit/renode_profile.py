@@ -7,8 +7,8 @@ QEMU machine), so its twin is built: the build's own model sources with the semi
 harness, linked for the board's emulator, run by ariel's counting plugin on the UART build's
 test input. Both counts cut at the same place (just before a hook's first instruction), so
 on the same code they agree exactly. The cycle model needs each executed instruction, which
-only QEMU records; the Renode rows take each layer's cycles per instruction from it, and the
-board's energy model as the QEMU profile does."""
+only QEMU records: the Renode rows take each layer's cycles from QEMU's estimate, scaled by
+the ratio of the counts, and the board's energy model as the QEMU profile does."""
 
 from __future__ import annotations
 
@@ -27,13 +27,13 @@ from codegen.run.emulate.counting import (
     Segment,
     Split,
     build_profile_elf,
-    profile,
     split_inferences,
 )
 from codegen.run.energy import estimate as energy_estimate
-from codegen.run.profiling import LayerRow, ProfileReport, report_from
+from codegen.run.profiling import ProfileReport, run_profile
 from codegen.run.simulate import Build
-from codegen.target.firmware import write_project
+from codegen.target.elf import symbol_address
+from codegen.target.firmware import linker_script, write_project
 
 TEST_DATA = "ariel_test_data.c"  # the UART build's test input and outputs, not the model's
 CLOSERS = {"B": "begin", "E": "end", "X": "exit"}
@@ -75,9 +75,7 @@ def profile_uart_build(build: Build, timeout: float, progress) -> RenodeProfile:
              f"for {build.board.emulator})")
     inputs = uart_test_inputs(build, expected, runs)
     with tempfile.TemporaryDirectory(prefix="ariel-twin-") as scratch:
-        twin = qemu_twin(build, Path(scratch) / "twin")
-        measured = profile(twin, inputs, timeout=timeout, edges=True)
-        qemu = report_from(twin, measured)
+        qemu = run_profile(qemu_twin(build, Path(scratch) / "twin"), inputs, timeout)
     cycles = [r.cycles for r in parse_console(run.console).runs if r.cycles is not None]
     return RenodeProfile(renode_report(qemu, split, build), qemu, cycles)
 
@@ -112,7 +110,7 @@ def uart_test_inputs(build: Build, expected: dict, runs: int) -> list[np.ndarray
 
 def qemu_twin(build: Build, folder: Path) -> Build:
     """The build's generated model sources with the semihosting harness, linked for the
-    board's emulator, in `folder`: code QEMU runs and counts."""
+    board's emulator with the UART build's stack, in `folder`: code QEMU runs and counts."""
     board = build.board  # the board file's own link map: its emulator's memory
     model = build.folder / "model"
     folder.mkdir()
@@ -120,30 +118,41 @@ def qemu_twin(build: Build, folder: Path) -> Build:
              if path.suffix in (".c", ".h") and path.name not in ("ariel_model.h", TEST_DATA)}
     write_project(folder, files, build.info, board, build.metadata.get("command", ""),
                   "the QEMU twin of a --io uart build")
+    top, bottom = (symbol_address(build.elf, name) for name in ("_estack", "_sstack"))
+    if top is not None and bottom is not None:
+        (folder / "firmware" / "linker.ld").write_text(linker_script(board, top - bottom))
     metadata = {key: value for key, value in build.metadata.items() if key != "console"}
     return Build(folder, metadata | {"memory_map": board.memory_map_dict()})
 
 
 def renode_report(qemu: ProfileReport, split: Split, build: Build) -> ProfileReport:
-    """The profile with Renode's instruction counts; cycles at each layer's cycles per
-    instruction in the QEMU profile of the same code, time and energy at the board's."""
+    """The profile with Renode's instruction counts: each layer's cycle figures scaled from
+    QEMU's profile of the same code by the ratio of the counts (1 when they agree), time and
+    energy at the board's."""
     board = build.board
     rows = []
     for position, twin in enumerate(qemu.layers):
         instructions = float(np.mean([i.layers[position].instructions
                                       for i in split.inferences]))
-        cycles = twin.cycles / twin.instructions * instructions if twin.instructions else 0.0
+        ratio = instructions / twin.instructions if twin.instructions else 0.0
+        cycles = (twin.cycles or 0.0) * ratio
         energy = energy_estimate(board, round(cycles))
-        rows.append(LayerRow(twin.index, twin.name, twin.op, twin.macs, instructions, cycles,
-                             energy.seconds * 1e6, energy.microjoules))
+        rows.append(replace(
+            twin, instructions=instructions, cycles=cycles, time_us=energy.seconds * 1e6,
+            energy_uj=energy.microjoules,
+            ram_cycles=None if twin.ram_cycles is None else twin.ram_cycles * ratio,
+            data_stall_cycles=(None if twin.data_stall_cycles is None
+                               else twin.data_stall_cycles * ratio)))
     total = sum(row.cycles for row in rows)
     energy = energy_estimate(board, round(total))
-    note = ("Renode counts instructions only: each layer's cycles are its Renode instructions "
-            "at the cycles per instruction the cycle model gives QEMU's run of the same code")
+    note = ("Renode counts instructions, not the instruction stream the cycle model reads: "
+            "each layer's cycles are QEMU's estimate for the same code, scaled by the ratio of "
+            "the two counts")
     return replace(
         qemu, layers=rows, inferences=len(split.inferences),
         between_layers=float(np.mean([i.between_layers for i in split.inferences])),
         per_inference_instructions=[i.total for i in split.inferences],
         stack_bytes=None, stack_reserved=None, total_cycles=total,
+        total_ram_cycles=sum(row.ram_cycles or 0.0 for row in rows),
         time_ms=energy.milliseconds, energy_uj=energy.microjoules,
         assumptions=[note, *qemu.assumptions])
