@@ -4,8 +4,10 @@ firmware printed and the test's message (the profiling counts)."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import subprocess
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
@@ -36,6 +38,7 @@ class RenodeRun:
     message: str  # the test's message (the profiling counts of a profile run)
     console: str  # the lines the firmware printed, as the test logged them
     seconds: float  # how long the test case ran (wall time, Renode's start-up not included)
+    failing_seconds: float  # how long the keyword that failed ran (0 when none did)
     results: Path  # renode-test's results folder (robot_output.xml, logs of failures)
     output: str  # what renode-test printed
 
@@ -76,14 +79,19 @@ def run_robot_tests(tests: list[Path], results: Path, timeout: float,
         raise ArielError(INSTALL_HINT)
     command = [tool, "-r", str(results.absolute()),
                *(["--variable", "PROFILE:True"] if profile else []), *map(str, tests)]
+    # A session of its own, so that a timeout stops Renode too, not only renode-test.
+    process = subprocess.Popen(command, cwd=results, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+                               start_new_session=True)
     try:
-        done = subprocess.run(command, cwd=results, capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
+        output, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise FirmwareError(f"renode-test did not finish within {timeout:g} s") from None
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise FirmwareError(f"renode-test did not finish within {timeout:g} s (stopped)"
+                            ) from None
     # One test: renode-test's exit status must agree; several: it fails if any one does.
-    return read_runs(results, tests, done.stdout + done.stderr,
-                     done.returncode == 0 or len(tests) > 1)
+    return read_runs(results, tests, output, process.returncode == 0 or len(tests) > 1)
 
 
 def read_runs(results: Path, tests: list[Path], output: str = "",
@@ -98,9 +106,11 @@ def read_runs(results: Path, tests: list[Path], output: str = "",
     for test in tests:
         case = cases.get(str(test))
         passed = case is not None and _status(case) == "PASS" and exit_ok
+        failed = failed_keyword(case)
         runs.append(RenodeRun(
             test, passed, "" if passed else failure_reason(case, output),
-            _text(case, "status"), logged_console(case), _seconds(case), results, output))
+            _text(case, "status"), logged_console(case), _seconds(case),
+            _seconds(failed), results, output))
     return runs
 
 
@@ -119,13 +129,21 @@ def failure_reason(case, output: str) -> str:
         lines = [line.strip() for line in output.splitlines() if line.strip()]
         said = [line for line in lines if "rror" in line or "refuse" in line] or lines[-3:]
         return "renode-test ran no test: " + (" ".join(said) or "it printed nothing")
-    failed = [kw for kw in case.iter("kw") if _status(kw) == "FAIL" and kw.get("type") is None]
+    keyword = failed_keyword(case)
     where = ""
-    if failed:
-        keyword = failed[-1]  # the innermost, the one that raised
+    if keyword is not None:
         arguments = " ".join(a.text or "" for a in keyword.findall("arg"))
         where = f" at `{keyword.get('name')} {arguments}`".rstrip()
     return f"the Renode test failed{where}: {_explain(_text(case, 'status'))}"
+
+
+def failed_keyword(case):
+    """The keyword that failed the test (the innermost that failed, the one that raised),
+    not counting the teardown's."""
+    if case is None:
+        return None
+    failed = [kw for kw in case.iter("kw") if _status(kw) == "FAIL" and kw.get("type") is None]
+    return failed[-1] if failed else None
 
 
 def _status(element) -> str:
