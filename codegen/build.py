@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import onnx
@@ -59,7 +59,7 @@ def build(model: Path, board: Board, outdir: Path, options: Options | None = Non
     """`uart` makes a `--io uart` build for the real board (codegen/devkit/uart.py); `force`
     builds into a folder that is not an ariel build, or over changed files of one
     (codegen/target/outdir.py)."""
-    options = options or Options()
+    options = replace(options or Options(), budget=board.budget)
     check_output_folder(output_path(outdir), force)
     if uart is not None:
         require_console(board)

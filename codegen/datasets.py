@@ -1,5 +1,6 @@
-"""Real input data that needs no download: the shipped ToyCar log-mel frames, BasicMotions
-recordings and MNIST digits, scikit-learn's digits and its two sample photographs."""
+"""Real input data that needs no download: the shipped ToyCar log-mel frames (and MFCCs made
+from them), BasicMotions recordings and MNIST digits, scikit-learn's digits and its two
+sample photographs."""
 
 from pathlib import Path
 
@@ -64,6 +65,26 @@ def toycar_windows(path: str | Path | None = None) -> np.ndarray:
     windows = np.lib.stride_tricks.sliding_window_view(frames, TOYCAR_CONTEXT, axis=0)
     # sliding_window_view puts the window axis last: (N, 128, 5) -> (N, 5, 128) -> (N, 640).
     return np.ascontiguousarray(windows.transpose(0, 2, 1)).reshape(count, -1)
+
+
+def toycar_mfcc_windows(frames: int = 49, coefficients: int = 10,
+                        path: str | Path | None = None) -> np.ndarray:
+    """MFCC-like inputs for keyword-spotting models, as float32 (N, frames, coefficients):
+    no speech data installs offline, so the shipped ToyCar recording stands in. Each log-mel
+    frame goes through an orthonormal DCT-II (the step from log-mel to MFCC), its first
+    `coefficients` kept and each standardised over the recording; windows of `frames`
+    consecutive frames, hop 1 (152 of 49 x 10, the MLPerf Tiny KWS input's size)."""
+    from scipy.fft import dct
+
+    mfcc = dct(toycar_frames(path).astype(np.float64), type=2, norm="ortho",
+               axis=1)[:, :coefficients]
+    mfcc = (mfcc - mfcc.mean(axis=0)) / mfcc.std(axis=0)
+    count = len(mfcc) - frames + 1
+    if count < 1:
+        raise ArielError(f"{path}: {len(mfcc)} frames, fewer than the {frames} one window "
+                         "needs")
+    windows = np.lib.stride_tricks.sliding_window_view(mfcc, frames, axis=0)
+    return np.ascontiguousarray(windows.transpose(0, 2, 1)).astype(np.float32)
 
 
 def digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -49,9 +49,10 @@ static inline int32_t ariel_requantize(int32_t acc, int32_t multiplier, int32_t 
  * ------------------------------------------------------------------------------------- */
 
 #define ARIEL_INLINE static inline __attribute__((always_inline))
-/* A packed kernel stays a function of its own: inlined into the run function, which calls
- * it once, GCC would allocate its registers together with every other kernel's and spill
- * inner-loop values. */
+/* Every kernel stays a function of its own (model.c declares each with this): inlined into
+ * the run function, which calls it once, GCC would allocate its registers together with every
+ * other kernel's and spill inner-loop values, and its time on that one function grows faster
+ * than the number of kernels. */
 #define ARIEL_KERNEL static __attribute__((noinline))
 
 /* Which int8 path the kernels compile. ARIEL_DSP is 1 on cores with the DSP extension
@@ -453,6 +454,53 @@ ARIEL_INLINE void ariel_dw_s8_c(int32_t *acc, int32_t pixels, const int8_t *cons
     }
 }
 
+/* -- a float vector against packed int8 rows --------------------------------------------
+ * The recurrent kernels keep their state in float and store their weights as int8: at each
+ * step the vector is quantized to int16 by its largest |value|, which becomes `limit`, and
+ * written as a column of int16 pairs in the layout the DSP helpers above read (stride 2),
+ * padded with zeros to `groups` groups of four. Returns the scale (real = scale * q; 0 for
+ * a vector of zeros). */
+ARIEL_INLINE float ariel_column_s16(int32_t *col, const float *v, int32_t k, int32_t groups,
+                                    int32_t limit)
+{
+    float peak = 0.0f;
+    for (int32_t i = 0; i < k; ++i) {
+        const float size = v[i] < 0.0f ? -v[i] : v[i];
+        peak = size > peak ? size : peak;
+    }
+    const float inverse = peak > 0.0f ? (float)limit / peak : 0.0f;
+    for (int32_t g = 0; g < groups; ++g) {
+        int32_t q[4];
+        for (int32_t j = 0; j < 4; ++j) {
+            q[j] = 4 * g + j < k ? ariel_rint_clamp(v[4 * g + j] * inverse, -limit, limit) : 0;
+        }
+        col[2 * g] = (int32_t)(((uint32_t)q[0] & 0xFFFFu) | ((uint32_t)q[2] << 16));
+        col[2 * g + 1] = (int32_t)(((uint32_t)q[1] & 0xFFFFu) | ((uint32_t)q[3] << 16));
+    }
+    return peak / (float)limit;
+}
+
+/* acc[c] += column . filter c, for such a column (stride 2) and `filters` (1 or 2) filters
+ * interleaved four weights at a time, one product at a time: the sums of ariel_dot_1x2_s8
+ * and ariel_dot_1x1_s8, on cores without SMLAD. */
+ARIEL_INLINE void ariel_dot_column_s8_c(int32_t *acc, int32_t filters, const int32_t *col,
+                                        const int8_t *w, int32_t groups)
+{
+    for (int32_t g = 0; g < groups; ++g) {
+        const int32_t x[4] = {(int16_t)(uint16_t)((uint32_t)col[0] & 0xFFFFu),
+                              (int16_t)(uint16_t)((uint32_t)col[1] & 0xFFFFu),
+                              (int16_t)(uint16_t)((uint32_t)col[0] >> 16),
+                              (int16_t)(uint16_t)((uint32_t)col[1] >> 16)};
+        for (int32_t c = 0; c < filters; ++c) {
+            for (int32_t j = 0; j < 4; ++j) {
+                acc[c] += x[j] * (int32_t)w[4 * c + j];
+            }
+        }
+        col += 2;
+        w += 4 * filters;
+    }
+}
+
 /* -- float32 ------------------------------------------------------------------------------
  * The float kernels' inner products, written once in ariel_products_f32.inc for each type
  * the weights may be stored in: float, and (where the compiler has it) IEEE half precision,
@@ -463,6 +511,46 @@ ARIEL_INLINE void ariel_dw_s8_c(int32_t *acc, int32_t pixels, const int8_t *cons
 #undef ARIEL_WEIGHT
 #undef ARIEL_PRODUCT
 
+/* -- float activations of the recurrent kernels --------------------------------------------
+ * e^x, the logistic function and tanh in single precision without libm: newlib's expf and
+ * tanhf take about 90 and 190 instructions on a Cortex-M4, and a recurrent layer calls them
+ * thousands of times per inference. e^x = 2^n e^r, n = x / ln 2 rounded to nearest (adding
+ * and subtracting 1.5 * 2^23 rounds it) and r = x - n ln 2 with ln 2 in two parts, the first
+ * of 15 significant bits, so n times it is exact and |r| <= ln 2 / 2; e^r by its Taylor
+ * polynomial of degree 7 (remainder below 1e-8 of it), 2^n written into the exponent bits.
+ * x is confined to [-87, 88], where e^x and 2^n stay normal floats. Within a few units in
+ * the last place of e^x (tests/compiler/ops/test_recurrent.py measures all three). */
+ARIEL_INLINE float ariel_expf(float x)
+{
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    const float n = (x * 1.44269502f + 12582912.0f) - 12582912.0f;
+    const float r = (x - n * 0.693145752f) - n * 1.42860677e-6f;
+    const float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.166666672f + r * (0.0416666679f
+                    + r * (0.00833333377f + r * (0.00138888892f + r * 0.000198412701f))))));
+    const int32_t bits = ((int32_t)n + 127) * (1 << 23);
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+ARIEL_INLINE float ariel_sigmoidf(float x)
+{
+    return 1.0f / (1.0f + ariel_expf(-x));
+}
+
+/* tanh x = 1 - 2 / (e^2x + 1); near 0, where that subtraction would lose x's relative
+ * precision, its Taylor polynomial x - x^3 / 3 + 2 x^5 / 15 (remainder below 2e-9 of it
+ * for |x| < 1/16). */
+ARIEL_INLINE float ariel_tanhf(float x)
+{
+    if (x > -0.0625f && x < 0.0625f) {
+        const float x2 = x * x;
+        return x * (1.0f + x2 * (-0.333333343f + x2 * 0.13333334f));
+    }
+    return 1.0f - 2.0f / (ariel_expf(2.0f * x) + 1.0f);
+}
+
 #ifdef __FLT16_MAX__
 #define ARIEL_WEIGHT _Float16
 #define ARIEL_PRODUCT(name) name##h
@@ -470,5 +558,8 @@ ARIEL_INLINE void ariel_dw_s8_c(int32_t *acc, int32_t pixels, const int8_t *cons
 #undef ARIEL_WEIGHT
 #undef ARIEL_PRODUCT
 #endif
+
+/* The score transforms of the ai.onnx.ml classifiers (ops/ml_scores.py). */
+#include "ariel_ml.h"
 
 #endif

@@ -13,7 +13,7 @@ from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from codegen.compiler.compile import CompiledModel, Options, compile_graph, compile_int8
-from codegen.compiler.frontend import ModelSource, fix_input_shapes, to_graph
+from codegen.compiler.frontend import ModelSource, drop_zipmaps, fix_input_shapes, to_graph
 from codegen.resources import data_dir
 from codegen.run.hostrun import HostModel, build_host_library
 
@@ -50,6 +50,7 @@ def _elem_type(value: np.ndarray) -> int:
 def compile_onnx(model: onnx.ModelProto, name: str = "m") -> CompiledModel:
     model = onnx.ModelProto.FromString(model.SerializeToString())
     fix_input_shapes(model, {})
+    drop_zipmaps(model)
     graph = to_graph(model, name)
     return compile_graph(graph, ModelSource(f"{name}.onnx", "0" * 64, []), "tests")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import onnx
 
 from codegen.ari.spec import AriOptions, check_thresholds
+from codegen.compiler.budget import CEILING, Budget
 from codegen.compiler.c import environment
 from codegen.compiler.compile import CompiledModel, Options, compile_model_proto, current_command
 from codegen.compiler.emit import ModelInfo, TensorInfo, file_header
@@ -58,7 +59,9 @@ def with_scores(model: onnx.ModelProto, scores: str) -> onnx.ModelProto:
     return onnx.shape_inference.infer_shapes(model)
 
 
-def compile_stages(options: AriOptions, command: str | None = None) -> AriCompiled:
+def compile_stages(options: AriOptions, command: str | None = None,
+                   budget: Budget = CEILING) -> AriCompiled:
+    """Every stage compiled, each held to `budget` (the board's memory), and the dispatcher."""
     command = command or current_command()
     compiled = []
     for index, stage in enumerate(options.stages):
@@ -67,8 +70,8 @@ def compile_stages(options: AriOptions, command: str | None = None) -> AriCompil
             precision=stage.precision, calibration=options.calibration, io="float",
             input_shapes=dict(options.input_shapes), name=f"s{index}_{stage.precision}",
             pin_inputs=True,
-            float_weights=options.float_weights if stage.precision == "float" else "fp32"),
-            command))
+            float_weights=options.float_weights if stage.precision == "float" else "fp32",
+            budget=budget), command))
     _check_compatible(options, compiled)
     if options.thresholds is not None:
         check_thresholds(options.thresholds, options.margin, options.scores)

@@ -52,7 +52,7 @@ def build_ari(options: AriOptions, board: Board, outdir: Path,
                              "same stages): calibrating them runs the stages in QEMU")
     command = current_command()
     progress("compiling " + ", then ".join(s.label for s in options.stages))
-    compiled = compile_stages(options, command)
+    compiled = compile_stages(options, command, board.budget)
     progress(f"{len(compiled.info.kernels)} kernels in {len(options.stages)} stages, arena "
              f"{compiled.info.arena_size:,} bytes; building firmware for {board.name}")
     target, firmware = uart_target(board, uart, compiled.files, compiled.info,

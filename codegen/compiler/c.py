@@ -151,15 +151,21 @@ def c_literal(value, ctype: str) -> str:
     return f"{value}u" if ctype.startswith("u") else str(value)
 
 
-def c_index(strides: list[int], prefix: str = "i") -> str:
-    """The offset expression sum(i_k * stride_k) for a loop nest, skipping zero strides."""
-    terms = []
+def c_index(strides: list[int], prefix: str = "i", base: int = 0) -> str:
+    """The offset expression base + sum(i_k * stride_k) for a loop nest, skipping zero
+    strides. A negative stride is subtracted (`7 - i0 * 2`): the loop counters are
+    uint32_t, so the sum wraps modulo 2**32 and comes back to the true, non-negative
+    offset."""
+    text = str(base) if base else ""
     for k, stride in enumerate(strides):
-        if stride == 1:
-            terms.append(f"{prefix}{k}")
-        elif stride:
-            terms.append(f"{prefix}{k} * {stride}")
-    return " + ".join(terms) or "0"
+        if not stride:
+            continue
+        term = f"{prefix}{k}" if abs(stride) == 1 else f"{prefix}{k} * {abs(stride)}"
+        if stride < 0:
+            text = f"{text} - {term}" if text else f"0 - {term}"
+        else:
+            text = f"{text} + {term}" if text else term
+    return text or "0"
 
 
 def c_array_body(data: np.ndarray, ctype: str) -> str:

@@ -9,16 +9,21 @@ from pathlib import Path
 
 import onnx
 
+from codegen.compiler.budget import CEILING, Budget
 from codegen.compiler.c import c_identifier
 from codegen.compiler.emit import ModelInfo, emit_model, file_header
 from codegen.compiler.frontend import (
     ModelSource,
+    check_budget,
+    drop_zipmaps,
     fix_input_shapes,
     load_model,
+    require_runtime_inputs,
     sha256_of,
     to_graph,
 )
 from codegen.compiler.ir import Graph
+from codegen.compiler.ops import REGISTRY
 from codegen.compiler.passes import PIPELINE, run_pipeline
 from codegen.compiler.plan import MemoryPlan, plan_memory
 from codegen.errors import ArielError
@@ -39,6 +44,7 @@ class Options:
     name: str | None = None
     pin_inputs: bool = False  # keep the inputs at arena offset 0 for the whole run
     float_weights: str = "fp32"  # "fp16": stored at half precision, widened as loaded
+    budget: Budget = CEILING  # the target's memory: bigger tensors and weights are refused
 
 
 @dataclass
@@ -61,7 +67,8 @@ def compile_model_proto(model: onnx.ModelProto, path: str | Path, options: Optio
                         command: str | None = None) -> CompiledModel:
     """compile_model on a model already in memory (`path` names the file it came from)."""
     options = options or Options()
-    notes = fix_input_shapes(model, options.input_shapes)
+    require_runtime_inputs(model)
+    notes = fix_input_shapes(model, options.input_shapes) + drop_zipmaps(model)
     source = ModelSource(str(path), sha256_of(path), notes)
     name = c_identifier(options.name or Path(path).stem)
     if options.float_weights not in FLOAT_WEIGHTS:
@@ -70,8 +77,8 @@ def compile_model_proto(model: onnx.ModelProto, path: str | Path, options: Optio
     if options.precision == "float":
         if options.io != "float":
             raise ArielError("--io int8 needs --precision int8")
-        return compile_graph(to_graph(model, name), source, command, options.pin_inputs,
-                             half_weights=options.float_weights == "fp16")
+        return compile_graph(to_graph(model, name, options.budget), source, command,
+                             options.pin_inputs, half_weights=options.float_weights == "fp16")
     if options.float_weights != "fp32":
         raise ArielError("--float-weights fp16 stores a float model's weights at half "
                          "precision; an int8 model has none (use it with --precision float, "
@@ -95,11 +102,12 @@ def compile_int8(model: onnx.ModelProto, name: str, source: ModelSource, options
                              "data set: digits, toycar)")
         if calibration is None:
             calibration = load_calibration(options.calibration, _model_inputs(model))
+        check_budget(model, options.budget)  # before ONNX Runtime calibrates on it
         model = quantized = quantize_float_model(model, calibration, options.method)
         source.notes.append(f"quantized with ONNX Runtime's quantize_static ({options.method}) "
                             f"on {calibration.count} samples from {calibration.source}")
     check_scheme(model)
-    graph = to_graph(model, name)
+    graph = to_graph(model, name, options.budget)
     lower_quantized(graph)
     if options.io == "int8":
         expose_int8_io(graph)
@@ -111,6 +119,8 @@ def compile_int8(model: onnx.ModelProto, name: str, source: ModelSource, options
 def compile_graph(graph: Graph, source: ModelSource, command: str | None = None,
                   pin_inputs: bool = False, half_weights: bool = False) -> CompiledModel:
     run_pipeline(graph, PIPELINE)
+    for node in graph.nodes:
+        source.notes.extend(REGISTRY[node.op].build_notes(node, graph))
     plan = plan_memory(graph, pin_inputs=pin_inputs)
     prefix = c_identifier(graph.name)
     header = file_header(Path(source.path).name, source.sha256, command or current_command())

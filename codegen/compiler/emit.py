@@ -3,15 +3,17 @@ its weights, and a header with the model's API. Same graph, same bytes."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from codegen import __version__
+from codegen.compiler.budget import check_memory
 from codegen.compiler.c import c_array_body, c_comment, environment
 from codegen.compiler.ir import C_TYPES, Graph, Node
 from codegen.compiler.ops import REGISTRY
-from codegen.compiler.ops.base import Names, kernel_params
+from codegen.compiler.ops.base import Kernel, Names, is_view_node, kernel_params
 from codegen.compiler.plan import MemoryPlan
 from codegen.errors import ArielError
 
@@ -92,29 +94,15 @@ def emit_model(graph: Graph, plan: MemoryPlan, prefix: str, header: str,
     `half_weights`: the float kernels' multiplicands (filters, constant B) stored as IEEE
     half precision, in half the flash."""
     env = environment()
+    lowered = _lower_kernels(graph, prefix, half_weights)
+    _check_memory(graph, plan, lowered)
     kernels, weights = [], []
     for index, node in enumerate(graph.nodes):
         op = REGISTRY[node.op]
-        if op.is_view:
+        if is_view_node(graph, node):
             kernels.append({"view": True, "index": index, "node": node, "op": node.op,
                             "comment": _view_comment(graph, node)})
             continue
-        fn = f"n{index:02d}_{_snake(node.op)}"
-        names = Names(prefix, fn)
-        lowered = op.lower(node, graph, names)
-        context = dict(lowered.context, half="")
-        for key, array in sorted(lowered.weights.items()):
-            symbol = names.weight(key)
-            if half_weights and key == lowered.multiplicand and array.dtype == np.float32:
-                array = to_half(array, node)
-                context["half"] = "h"
-            ctype = WEIGHT_C_TYPES[array.dtype.name]
-            context[f"{key}_ctype"] = ctype
-            weights.append(WeightArray(symbol, ctype, array.size, array.nbytes,
-                                       c_array_body(array, ctype),
-                                       f"{node.op} '{node.name}': {key} "
-                                       f"{list(array.shape)}"))
-            context[key] = symbol
         params = kernel_params(node, graph)
         signature = ", ".join(
             f"{'const ' if p.startswith('x') else ''}{graph.tensor(t).ctype} *restrict {p}"
@@ -122,10 +110,16 @@ def emit_model(graph: Graph, plan: MemoryPlan, prefix: str, header: str,
         args = ", ".join(
             f"({'const ' if p.startswith('x') else ''}{graph.tensor(t).ctype} *)"
             f"(arena + {plan.offset(t)})" for t, p in params)
-        context.update(fn=fn, signature=signature, node_name=node.name, op=node.op)
-        body = env.get_template(lowered.template).render(context)
+        scratch = plan.scratch_offset(index)
+        if scratch is not None:
+            signature += ", uint8_t *restrict scratch"
+            args += f", arena + {scratch}"
+        body = _render(env, lowered[index], node, signature, ", ".join(p for _, p in params),
+                       weights)
+        fn = lowered[index].names.fn
         kernels.append({"view": False, "index": index, "node": node, "op": node.op, "fn": fn,
-                        "args": args, "body": body, "macs": op.macs(node, graph)})
+                        "signature": signature, "args": args, "body": body,
+                        "macs": op.macs(node, graph)})
 
     info = ModelInfo(
         prefix=prefix,
@@ -147,6 +141,86 @@ def emit_model(graph: Graph, plan: MemoryPlan, prefix: str, header: str,
         f"{prefix}_weights.c": env.get_template("weights.c.j2").render(context),
     }
     return files, info
+
+
+@dataclass
+class _Lowered:
+    """A kernel lowered: its C names, template and context, its constant arrays as they will
+    be stored (`half`: the multiplicand at half precision), and the kernels it calls."""
+
+    names: Names
+    kernel: Kernel
+    arrays: dict[str, np.ndarray]
+    half: bool
+    parts: list[_Lowered]
+
+    def all_arrays(self):
+        """(key, array) of this kernel's constants and of its parts', in storage order."""
+        yield from self.arrays.items()
+        for part in self.parts:
+            yield from part.all_arrays()
+
+
+def _lower_kernels(graph: Graph, prefix: str, half_weights: bool) -> dict[int, _Lowered]:
+    """Every kernel node, by its index in the graph, lowered."""
+    lowered = {}
+    for index, node in enumerate(graph.nodes):
+        if is_view_node(graph, node):
+            continue
+        names = Names(prefix, f"n{index:02d}_{_snake(node.op)}")
+        lowered[index] = _stored(REGISTRY[node.op].lower(node, graph, names), names, node,
+                                 half_weights)
+    return lowered
+
+
+def _stored(kernel: Kernel, names: Names, node: Node, half_weights: bool) -> _Lowered:
+    """`kernel` with its constants as they will be stored, its parts likewise."""
+    arrays, half = {}, False
+    for key, array in sorted(kernel.weights.items()):
+        if half_weights and key in kernel.multiplicands() and array.dtype == np.float32:
+            array, half = to_half(array, node), True
+        arrays[key] = array
+    parts = [_stored(part, Names(names.prefix, f"{names.fn}_{suffix}"), node, half_weights)
+             for suffix, part in kernel.parts]
+    return _Lowered(names, kernel, arrays, half, parts)
+
+
+def _render(env, lowered: _Lowered, node: Node, signature: str, params: str,
+            weights: list[WeightArray]) -> str:
+    """The C text of a lowered kernel (its parts first), its constants added to `weights`."""
+    names = lowered.names
+    context = dict(lowered.kernel.context, half="h" if lowered.half else "")
+    for key, array in lowered.arrays.items():
+        symbol = names.weight(key)
+        ctype = WEIGHT_C_TYPES[array.dtype.name]
+        context[f"{key}_ctype"] = ctype
+        weights.append(WeightArray(symbol, ctype, array.size, array.nbytes,
+                                   c_array_body(array, ctype),
+                                   f"{node.op} '{node.name}': {key} {list(array.shape)}"))
+        context[key] = symbol
+    parts = [_render(env, part, node, signature, params, weights) for part in lowered.parts]
+    context.update(fn=names.fn, signature=signature, node_name=node.name, op=node.op,
+                   parts=parts, args=params)
+    return env.get_template(lowered.kernel.template).render(context)
+
+
+def _check_memory(graph: Graph, plan: MemoryPlan, lowered: dict[int, _Lowered]) -> None:
+    """The weights against the budget's flash and the arena against its RAM, before the
+    weights are formatted as C (minutes for tens of MiB) and compiled."""
+    sizes = [(f"{key} of {graph.nodes[index].op} '{graph.nodes[index].name}'", array.nbytes)
+             for index, kernel in lowered.items() for key, array in kernel.all_arrays()]
+    arrays = [array for kernel in lowered.values() for _, array in kernel.all_arrays()]
+    half = sum(a.nbytes for a in arrays if a.dtype == np.float16)
+    single = sum(a.nbytes for a in arrays if a.dtype == np.float32)
+    advice = ""
+    if half:
+        advice = (f"even with the float weights at half precision ({half:,} B), they do not; "
+                  "quantize the model (--precision int8) or ")
+    elif single:
+        advice = (f"--float-weights fp16 would store the float weights ({single:,} B) in "
+                  "about half the flash, --precision int8 in a quarter, or ")
+    check_memory(sum(n for _, n in sizes), max(sizes, key=lambda s: s[1], default=("", 0)),
+                 plan.arena_size, graph.budget, advice)
 
 
 def _tensor_info(graph: Graph, plan: MemoryPlan, name: str) -> TensorInfo:
@@ -172,11 +246,17 @@ def _io_comments(graph: Graph, plan: MemoryPlan) -> dict[str, list[str]]:
 
 
 def _view_comment(graph: Graph, node) -> str:
-    source, out = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
-    return f"{node.op} '{node.name}': {list(source.shape)} -> {list(out.shape)}, a view (no copy)"
+    source = graph.tensor(node.inputs[0])
+    parts = []
+    for name in node.outputs:
+        out = graph.tensor(name)
+        start = out.view_offset - source.view_offset
+        parts.append(f"{list(out.shape)}" + (f" from element {start}" if start else ""))
+    return f"{node.op} '{node.name}': {list(source.shape)} -> {', '.join(parts)}, a view (no copy)"
 
 
 def _snake(op: str) -> str:
+    """MatMul -> mat_mul, LSTM -> lstm, QLinearConv -> q_linear_conv: a word starts at a
+    capital after a small letter or digit, or at a capital followed by a small letter."""
     op = op.split(".")[-1]
-    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower()
-                   for i, c in enumerate(op)).replace("__", "_")
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", op).lower()

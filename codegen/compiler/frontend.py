@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper, shape_inference
 
+from codegen.compiler.budget import CEILING, Budget, check_tensor
 from codegen.compiler.c import c_identifier
 from codegen.compiler.ir import C_TYPES, Graph, Node, Tensor
 from codegen.errors import ArielError, UnsupportedError
@@ -69,7 +70,7 @@ def fix_input_shapes(model: onnx.ModelProto, overrides: dict[str, tuple[int, ...
                      ) -> list[str]:
     """Give every graph input a static shape: the user's override, else 1 for a symbolic
     leading (batch) dimension. Returns notes on what was assumed."""
-    notes = []
+    notes = _shadowed_inputs_notes(model)
     initializers = {init.name for init in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
     names = {i.name for i in inputs}
@@ -109,6 +110,72 @@ def fix_input_shapes(model: onnx.ModelProto, overrides: dict[str, tuple[int, ...
     return notes
 
 
+def drop_zipmaps(model: onnx.ModelProto) -> list[str]:
+    """Remove each ai.onnx.ml ZipMap whose output is a graph output, making its input (the
+    float tensor of class probabilities it was built from) the output instead. A ZipMap
+    turns that tensor into a sequence of {class label: probability} maps, which C has no
+    type for; the tensor holds the same numbers, column j for the j-th class label. Returns
+    a note per ZipMap naming the tensor that replaces its output."""
+    graph = model.graph
+    outputs = [o.name for o in graph.output]
+    notes = []
+    for node in [n for n in graph.node if n.op_type == "ZipMap" and n.domain == "ai.onnx.ml"]:
+        name = node.name or "ZipMap"
+        if node.output[0] not in outputs or any(node.output[0] in other.input
+                                                for other in graph.node):
+            raise UnsupportedError(
+                f"node '{name}' (ZipMap): a ZipMap whose output other nodes read is not "
+                "supported; supported: a ZipMap whose output is a model output (ariel then "
+                "outputs its input tensor of probabilities)")
+        graph.node.remove(node)
+        probabilities = node.input[0]
+        position = outputs.index(node.output[0])
+        del graph.output[position]
+        if probabilities not in outputs:
+            # Type only: shape inference and ariel's own give the shape.
+            graph.output.insert(position, onnx.helper.make_tensor_value_info(
+                probabilities, onnx.TensorProto.FLOAT, None))
+        outputs = [o.name for o in graph.output]
+        labels = next((a.name for a in node.attribute if a.name.startswith("classlabels")),
+                      "classlabels")
+        notes.append(f"ZipMap '{name}' dropped: output '{node.output[0]}' (a sequence of "
+                     f"maps from class label to probability) is replaced by the float tensor "
+                     f"'{probabilities}', column j holding the probability of class "
+                     f"{labels}[j]")
+    return notes
+
+
+def require_runtime_inputs(model: onnx.ModelProto) -> None:
+    """Refuse a model the firmware would have nothing to feed: no graph inputs, or only
+    inputs that also have an initializer (which ariel takes as constants)."""
+    initializers = {init.name for init in model.graph.initializer}
+    if any(value.name not in initializers for value in model.graph.input):
+        return
+    if not model.graph.input:
+        raise ArielError("the model has no inputs: its outputs are constants, so there is "
+                         "nothing for firmware to compute at run time")
+    shadowed = ", ".join(f"'{value.name}'" for value in model.graph.input)
+    raise ArielError(
+        f"the model has no run-time inputs: its graph input(s) {shadowed} also have an "
+        "initializer of the same name, a default value in ONNX that a run-time feed "
+        "replaces; ariel builds such inputs in as constants, which leaves the firmware "
+        "nothing to read. To feed them at run time, remove those initializers from the model")
+
+
+def _shadowed_inputs_notes(model: onnx.ModelProto) -> list[str]:
+    """From IR version 4 on, an initializer that shares a graph input's name is only that
+    input's default value; ariel builds it in as a constant, and says so. (Before version 4
+    every initializer had to be listed as an input: the usual way to store weights.)"""
+    initializers = {init.name for init in model.graph.initializer}
+    shadowed = [value.name for value in model.graph.input if value.name in initializers]
+    if not shadowed or model.ir_version < 4:
+        return []
+    named = ", ".join(f"'{name}'" for name in shadowed[:3])
+    more = f" and {len(shadowed) - 3} more" if len(shadowed) > 3 else ""
+    return [f"graph input(s) {named}{more} also have an initializer (an ONNX default value): "
+            "ariel builds them in as constants, so the firmware does not read them"]
+
+
 def _is_static(dim) -> bool:
     return dim.HasField("dim_value") and dim.dim_value > 0
 
@@ -117,12 +184,10 @@ def _dim_text(dim) -> str:
     return str(dim.dim_value) if _is_static(dim) else (dim.dim_param or "?")
 
 
-def to_graph(model: onnx.ModelProto, name: str) -> Graph:
-    """Convert a shape-inferred ModelProto into an ir.Graph (constants become data)."""
-    try:
-        inferred = shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
-    except Exception as exc:  # onnx raises InferenceError and, for some ops, RuntimeError
-        raise ArielError(f"ONNX shape inference failed: {_first_line(exc)}") from exc
+def to_graph(model: onnx.ModelProto, name: str, budget: Budget = CEILING) -> Graph:
+    """Convert a shape-inferred ModelProto into an ir.Graph (constants become data); no
+    tensor may exceed `budget` (checked on the shapes before any value is computed)."""
+    inferred = infer_shapes(model, budget)
     g = inferred.graph
     opset = next((o.version for o in inferred.opset_import if o.domain in ("", "ai.onnx")), 0)
     known = onnx.defs.onnx_opset_version()
@@ -136,7 +201,7 @@ def to_graph(model: onnx.ModelProto, name: str) -> Graph:
     nodes = graph_nodes(g, tensors, [*g.input, *g.value_info, *g.output])
     inputs = [v.name for v in g.input if not tensors[v.name].is_const]
     outputs = [v.name for v in g.output]
-    return Graph(name, tensors, nodes, inputs, outputs, opset)
+    return Graph(name, tensors, nodes, inputs, outputs, opset, budget=budget)
 
 
 def graph_nodes(g: onnx.GraphProto, tensors: dict[str, Tensor], values, prefix: str = ""
@@ -165,17 +230,99 @@ def graph_nodes(g: onnx.GraphProto, tensors: dict[str, Tensor], values, prefix: 
         for out in proto.output:
             if out and out not in tensors:
                 tensors[out] = Tensor(out, None, "")  # filled in by our shape inference
+        slots = tuple(i for i, o in enumerate(proto.output) if o)
         nodes.append(Node(node_name, proto.op_type, list(proto.input),
-                          [o for o in proto.output if o], attrs, proto.domain, proto=proto))
+                          [o for o in proto.output if o], attrs, proto.domain, proto=proto,
+                          output_slots=() if slots == tuple(range(len(slots))) else slots))
     return nodes
 
 
+def infer_shapes(model: onnx.ModelProto, budget: Budget = CEILING) -> onnx.ModelProto:
+    """ONNX's shape inference, every shape it finds held to `budget`. Its data propagation
+    (which follows shape arithmetic such as Shape -> Gather -> Concat -> Reshape) builds a
+    protobuf entry per element of any 1-D tensor it meets, about 150 bytes each: a
+    ConstantOfShape of 2**30 elements takes it past 12 GB. So plain inference runs first and
+    its shapes are checked; data propagation follows only where no 1-D tensor can be long."""
+    plain = check_budget(model, budget)
+    if not _propagation_is_safe(plain):
+        return plain
+    inferred = _onnx_inference(model, data_prop=True)
+    check_model_shapes(inferred, budget)
+    return inferred
+
+
+def check_budget(model: onnx.ModelProto, budget: Budget) -> onnx.ModelProto:
+    """ONNX's plain shape inference (no data propagation: cheap), every shape it finds held
+    to `budget`; returns the inferred model."""
+    plain = _onnx_inference(model, data_prop=False)
+    check_model_shapes(plain, budget)
+    return plain
+
+
+def check_model_shapes(model: onnx.ModelProto, budget: Budget) -> None:
+    """Refuse any initializer, constant or inferred tensor over `budget`, naming it."""
+    g = model.graph
+    producers = {out: f"output of {node.op_type} '{node.name or f'{node.op_type}_{index}'}'"
+                 for index, node in enumerate(g.node) for out in node.output}
+    for init in g.initializer:
+        check_tensor(init.name, tuple(init.dims), _onnx_dtype_name(init.data_type, init.name),
+                     budget, "an initializer")
+    for value in [*g.input, *g.value_info, *g.output]:
+        shape = _static_shape(value)
+        if shape is not None:
+            check_tensor(value.name, shape, _onnx_dtype_name(
+                value.type.tensor_type.elem_type, value.name), budget,
+                producers.get(value.name, "a graph input"))
+
+
+# A 1-D tensor longer than this is data, not a shape: ONNX's data propagation is not run on
+# a model holding one (shape vectors have a handful of elements).
+PROPAGATION_LENGTH = 1 << 16
+# Operators whose output size follows from the values of their inputs, which data
+# propagation may learn and then expand element by element.
+SIZED_BY_VALUES = {"ConstantOfShape", "Expand", "Tile", "Range", "Pad", "Reshape", "Resize",
+                   "Upsample", "OneHot", "CenterCropPad"}
+
+
+def _propagation_is_safe(plain: onnx.ModelProto) -> bool:
+    g = plain.graph
+    sized = {out for node in g.node if node.op_type in SIZED_BY_VALUES for out in node.output}
+    for value in [*g.input, *g.value_info, *g.output]:
+        ttype = value.type.tensor_type
+        dims = ttype.shape.dim if ttype.HasField("shape") else None
+        if dims is not None and len(dims) == 1 and _is_static(dims[0]):
+            if dims[0].dim_value > PROPAGATION_LENGTH:
+                return False
+        elif value.name in sized and (dims is None or len(dims) == 1):
+            return False  # a vector of unknown length that propagation could learn
+    for init in g.initializer:
+        if len(init.dims) == 1 and init.dims[0] > PROPAGATION_LENGTH:
+            return False
+    return True
+
+
+def _onnx_inference(model: onnx.ModelProto, data_prop: bool) -> onnx.ModelProto:
+    try:
+        return shape_inference.infer_shapes(model, strict_mode=True, data_prop=data_prop)
+    except Exception as exc:  # onnx raises InferenceError and, for some ops, RuntimeError
+        raise ArielError(f"ONNX shape inference failed: {_first_line(exc)}") from exc
+
+
+def _static_shape(value: onnx.ValueInfoProto) -> tuple[int, ...] | None:
+    ttype = value.type.tensor_type
+    if not value.type.HasField("tensor_type") or not ttype.HasField("shape"):
+        return None
+    dims = ttype.shape.dim
+    return tuple(d.dim_value for d in dims) if all(_is_static(d) for d in dims) else None
+
+
 def load_graph(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = None,
-               name: str | None = None) -> tuple[Graph, ModelSource]:
+               name: str | None = None, budget: Budget = CEILING
+               ) -> tuple[Graph, ModelSource]:
     """The front end in one call: file -> checked, static-shaped ir.Graph."""
     model = load_model(path)
-    notes = fix_input_shapes(model, input_shapes or {})
-    graph = to_graph(model, c_identifier(name or Path(path).stem))
+    notes = fix_input_shapes(model, input_shapes or {}) + drop_zipmaps(model)
+    graph = to_graph(model, c_identifier(name or Path(path).stem), budget)
     return graph, ModelSource(str(path), sha256_of(path), notes)
 
 
@@ -185,11 +332,7 @@ def _tensor_from_value_info(value: onnx.ValueInfoProto) -> Tensor:
         raise UnsupportedError(f"'{value.name}' is not a tensor (sequences, maps and optionals "
                                "are not supported)")
     dtype = _onnx_dtype_name(ttype.elem_type, value.name)
-    if not ttype.HasField("shape"):
-        return Tensor(value.name, None, dtype)  # unknown until our own shape inference
-    dims = ttype.shape.dim
-    shape = tuple(d.dim_value for d in dims) if all(_is_static(d) for d in dims) else None
-    return Tensor(value.name, shape, dtype)
+    return Tensor(value.name, _static_shape(value), dtype)
 
 
 def _onnx_dtype_name(elem_type: int, where: str) -> str:

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from codegen.compiler.budget import CEILING, Budget
+
 # Element types ariel can hold in a tensor, with their C spelling.
 C_TYPES: dict[str, str] = {
     "float32": "float",
@@ -47,8 +49,9 @@ class QuantParams:
 class Tensor:
     """A value in the graph. `order` says how its logical axes are laid out in memory
     (memory dimension k holds logical axis order[k]); `buffer` names the tensor whose
-    storage it shares (views such as Reshape point at their source). `shape` is None only
-    until shape inference has run."""
+    storage it shares (views such as Reshape point at their source) and `view_offset` where
+    in that storage it starts, in elements (a Slice or Split output that is a contiguous
+    part of its input). `shape` is None only until shape inference has run."""
 
     name: str
     shape: tuple[int, ...] | None
@@ -57,6 +60,7 @@ class Tensor:
     order: tuple[int, ...] | None = None
     buffer: str | None = None
     quant: QuantParams | None = None
+    view_offset: int = 0
 
     @property
     def is_const(self) -> bool:
@@ -112,11 +116,15 @@ class Tensor:
         return flat.reshape(mem_shape).transpose(np.argsort(self.memory_order))
 
 
-@dataclass
+@dataclass(eq=False)
 class Node:
     """One operator. `clamp` holds a fused activation as (low, high) bounds, so Relu is
     (0, inf) and Relu6 is (0, 6). `opset` is the version of the node's operator set, for
-    operators whose meaning changed between versions (0: not known yet, read as the latest)."""
+    operators whose meaning changed between versions (0: not known yet, read as the latest).
+
+    Nodes compare by identity: two nodes are the same only if they are one object, which is
+    what a graph means, and it keeps `nodes.remove(node)` from comparing every field
+    (ONNX protos included) of every node before it."""
 
     name: str
     op: str
@@ -127,6 +135,10 @@ class Node:
     clamp: tuple[float, float] | None = None
     proto: Any = None  # the original onnx.NodeProto, kept for constant folding
     opset: int = 0
+    # Where an optional output before others is omitted (LSTM's Y absent, Y_h present), the
+    # operator's output position of each entry of `outputs`; empty: they fill the first
+    # positions in order.
+    output_slots: tuple[int, ...] = ()
 
 
 @dataclass
@@ -139,6 +151,8 @@ class Graph:
     opset: int
     # For int8 tensors made by the QDQ lowering: the float tensor each stands for, by name.
     origins: dict[str, str] = field(default_factory=dict)
+    # What the target can hold: constant folding computes no tensor beyond it.
+    budget: Budget = CEILING
     _counter: itertools.count = field(default_factory=itertools.count, repr=False)
 
     def tensor(self, name: str) -> Tensor:
@@ -160,6 +174,26 @@ class Graph:
     def consumers(self, name: str) -> list[Node]:
         return [node for node in self.nodes if name in node.inputs]
 
+    def producers(self) -> dict[str, Node]:
+        """Every tensor's producing node, in one pass: for rewrites that look up many
+        (graph.producer walks all nodes: one lookup per node would be quadratic)."""
+        return {name: node for node in self.nodes for name in node.outputs}
+
+    def consumer_lists(self) -> dict[str, list[Node]]:
+        """The nodes reading each tensor, in order, in one pass (as graph.consumers gives
+        one tensor's by a walk over all nodes)."""
+        readers: dict[str, list[Node]] = {}
+        for node in self.nodes:
+            for name in dict.fromkeys(node.inputs):
+                if name:
+                    readers.setdefault(name, []).append(node)
+        return readers
+
+    def remove_nodes(self, removed: set[Node]) -> None:
+        """Drop `removed` from the node list in one pass."""
+        if removed:
+            self.nodes = [node for node in self.nodes if node not in removed]
+
     def fresh_name(self, base: str) -> str:
         while True:
             candidate = f"{base}__ariel{next(self._counter)}"
@@ -178,6 +212,16 @@ class Graph:
         for node in self.nodes:
             node.inputs = [new if n == old else n for n in node.inputs]
         self.outputs = [new if n == old else n for n in self.outputs]
+
+    def remove_dead_nodes(self) -> None:
+        """Drop nodes none of whose outputs is read (by a node or as a graph output), until
+        none is left: folding a Shape can leave the node that fed it computing for no one."""
+        changed = True
+        while changed:
+            used = set(self.outputs) | {n for node in self.nodes for n in node.inputs}
+            alive = [node for node in self.nodes if any(o in used for o in node.outputs)]
+            changed = len(alive) != len(self.nodes)
+            self.nodes = alive
 
     def remove_unused(self) -> None:
         """Drop tensors that nothing produces or reads any more (dead constants)."""

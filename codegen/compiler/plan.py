@@ -4,14 +4,19 @@ Buffers are placed largest first, each at the lowest offset that does not overla
 alive at the same time (the greedy scheme TensorFlow Lite Micro uses). The lower bound is
 the largest total size of buffers alive at one step: no plan for this schedule can be
 smaller, so the report shows how close the plan comes.
+
+A kernel that needs working memory while it runs (a recurrent node's state) says how much
+(OpDef.scratch); that scratch is one more buffer, alive only at the node's step, so it goes
+wherever the arena has room then instead of on the stack.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from codegen.compiler.ir import Graph
 from codegen.compiler.ops import REGISTRY
+from codegen.compiler.ops.base import is_view_node
 
 ALIGNMENT = 16
 
@@ -35,9 +40,17 @@ class MemoryPlan:
     arena_size: int
     lower_bound: int
     steps: int
+    # Bytes from the start of its buffer to a view that is a part of it (a Slice, say).
+    view_bytes: dict[str, int] = field(default_factory=dict)
+    scratch: dict[int, str] = field(default_factory=dict)  # step -> its scratch buffer
 
     def offset(self, tensor: str) -> int:
-        return self.buffers[self.storage[tensor]].offset
+        return self.buffers[self.storage[tensor]].offset + self.view_bytes.get(tensor, 0)
+
+    def scratch_offset(self, step: int) -> int | None:
+        """Arena offset of the working memory of the kernel at `step` (None: it has none)."""
+        key = self.scratch.get(step)
+        return None if key is None else self.buffers[key].offset
 
     def timeline(self, width: int = 60) -> str:
         """An ASCII picture of the plan: one row per buffer, time across, for debugging."""
@@ -64,24 +77,27 @@ def plan_memory(graph: Graph, alignment: int = ALIGNMENT, pin_inputs: bool = Fal
     in order, and stay intact for the whole run: several models can then share one input
     buffer and run one after the other on the same input (the adaptive dispatcher)."""
     buffers = _lifetimes(graph, alignment)
-    placed: list[Buffer] = []
+    scratch = _scratch(graph, buffers, alignment)
+    placed = _Placed()
     if pin_inputs:
         offset = 0
         for name in graph.inputs:
             buf = buffers[graph.storage(name)]
             buf.first, buf.last, buf.offset = -1, len(graph.nodes), offset
             offset = align(offset + buf.size, alignment)
-            placed.append(buf)
-    order = sorted((b for b in buffers.values() if b not in placed),
+            placed.add(buf)
+    order = sorted((b for b in buffers.values() if b.offset < 0),
                    key=lambda b: (-b.size, b.first, b.name))
     for buf in order:
-        buf.offset = _first_fit(buf, [p for p in placed if p.overlaps(buf)], alignment)
-        placed.append(buf)
-    arena = max((b.offset + b.size for b in placed), default=0)
+        buf.offset = _first_fit(buf, placed.overlapping(buf), alignment)
+        placed.add(buf)
+    arena = max((b.offset + b.size for b in buffers.values()), default=0)
     storage = {name: graph.storage(name) for name in graph.tensors
                if graph.storage(name) in buffers}
+    view_bytes = {name: graph.tensor(name).view_offset * graph.tensor(name).itemsize
+                  for name in storage if graph.tensor(name).view_offset}
     return MemoryPlan(buffers, storage, arena, _lower_bound(buffers, len(graph.nodes)),
-                      len(graph.nodes))
+                      len(graph.nodes), view_bytes, scratch)
 
 
 def _lifetimes(graph: Graph, alignment: int) -> dict[str, Buffer]:
@@ -103,12 +119,48 @@ def _lifetimes(graph: Graph, alignment: int) -> dict[str, Buffer]:
             if name:
                 touch(name, step)
         # A view's output is its input's storage: it extends that lifetime, nothing more.
-        if not REGISTRY[node.op].is_view:
+        if not is_view_node(graph, node):
             for name in node.outputs:
                 touch(name, step)
     for name in graph.outputs:
         touch(name, len(graph.nodes))
     return buffers
+
+
+def _scratch(graph: Graph, buffers: dict[str, Buffer], alignment: int) -> dict[int, str]:
+    """Add a buffer for each kernel's working memory, alive at its step only; returns the
+    step -> buffer map. Scratch buffers are named so that no tensor name collides."""
+    steps: dict[int, str] = {}
+    for step, node in enumerate(graph.nodes):
+        size = REGISTRY[node.op].scratch(node, graph)
+        if size <= 0:
+            continue
+        key = f"(scratch of node {step})"
+        while key in buffers or key in graph.tensors:
+            key += "'"
+        buffers[key] = Buffer(key, align(size, alignment), step, step)
+        steps[step] = key
+    return steps
+
+
+class _Placed:
+    """The buffers placed so far, filed under every step they are alive at, so that finding
+    those whose lifetime overlaps a new buffer's looks at its own steps only, not at every
+    buffer placed (which made planning quadratic in the number of nodes)."""
+
+    def __init__(self):
+        self._alive: dict[int, list[Buffer]] = {}
+
+    def add(self, buf: Buffer) -> None:
+        for step in range(buf.first, buf.last + 1):
+            self._alive.setdefault(step, []).append(buf)
+
+    def overlapping(self, buf: Buffer) -> list[Buffer]:
+        found: dict[str, Buffer] = {}
+        for step in range(buf.first, buf.last + 1):
+            for other in self._alive.get(step, ()):
+                found[other.name] = other
+        return list(found.values())
 
 
 def _first_fit(buf: Buffer, neighbours: list[Buffer], alignment: int) -> int:
@@ -121,5 +173,14 @@ def _first_fit(buf: Buffer, neighbours: list[Buffer], alignment: int) -> int:
 
 
 def _lower_bound(buffers: dict[str, Buffer], steps: int) -> int:
-    return max((sum(b.size for b in buffers.values() if b.first <= t <= b.last)
-                for t in range(-1, steps + 1)), default=0)
+    """The largest total size alive at one step, by one sweep over the steps (each buffer
+    adds its size where it starts and takes it away after its last step)."""
+    change = [0] * (steps + 3)  # steps -1 .. steps + 1, shifted by one
+    for b in buffers.values():
+        change[b.first + 1] += b.size
+        change[b.last + 2] -= b.size
+    alive, largest = 0, 0
+    for delta in change:
+        alive += delta
+        largest = max(largest, alive)
+    return largest

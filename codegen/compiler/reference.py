@@ -8,7 +8,6 @@ import numpy as np
 
 from codegen.compiler.ir import Graph
 from codegen.compiler.ops import REGISTRY
-from codegen.compiler.ops.base import is_quantized
 
 
 def run_graph(graph: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
@@ -22,9 +21,7 @@ def run_graph_values(graph: Graph, inputs: list[np.ndarray]) -> dict[str, np.nda
     values.update(zip(graph.inputs, inputs, strict=True))
     for node in graph.nodes:
         args = [values[n] if n else None for n in node.inputs]
-        op = REGISTRY[node.op]
-        outputs = (op.reference_s8(node, graph, *args) if is_quantized(graph, node)
-                   else op.reference(node, *args))
+        outputs = REGISTRY[node.op].evaluate(node, graph, *args)
         for name, value in zip(node.outputs, outputs, strict=True):
             values[name] = value
     return values

@@ -6,7 +6,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import onnx
 
+from codegen.compiler.onnxrun import run_model
+from codegen.errors import ArielError
 from codegen.run.simulate import Build, Simulation
 from codegen.target.stack_usage import stack_use
 
@@ -21,16 +24,17 @@ def is_scores(shape: list[int]) -> bool:
 
 def compare_with_onnxruntime(build: Build, inputs: list[np.ndarray], result: Simulation
                              ) -> list[dict]:
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(build.folder / build.metadata["model"]["file"]),
-                                           providers=["CPUExecutionProvider"])
     info = build.info
-    expected = [[] for _ in info.outputs]
-    for n in range(result.count):
-        feeds = {spec.name: batch[n] for spec, batch in zip(info.inputs, inputs, strict=True)}
-        for index, value in enumerate(session.run([o.name for o in info.outputs], feeds)):
-            expected[index].append(value)
+    path = build.folder / build.metadata["model"]["file"]
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # protobuf and onnx raise several types for unreadable files
+        raise ArielError(f"--compare reads the build's copy of the model, '{path}', which is "
+                         f"not a readable ONNX model ({str(exc).strip()[:200]})") from exc
+    feeds = [{spec.name: batch[n] for spec, batch in zip(info.inputs, inputs, strict=True)}
+             for n in range(result.count)]
+    runs = run_model(model, feeds, [o.name for o in info.outputs], "for --compare")
+    expected = [[values[index] for values in runs] for index in range(len(info.outputs))]
     return [compare_output(spec.name, spec.shape, got, np.stack(want))
             for spec, got, want in zip(info.outputs, result.outputs, expected, strict=True)]
 

@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from codegen.compiler.budget import Budget
 from codegen.errors import ArielError
 from codegen.resources import data_dir
 from codegen.target.board_kit import (
@@ -200,6 +201,11 @@ class Board:
     def ram(self) -> Region:
         """RAM as the firmware is linked (see link_map): the board's size."""
         return self.link_map.ram
+
+    @property
+    def budget(self) -> Budget:
+        """What a model built for this board may hold, checked before heavy work."""
+        return Budget(self.flash.size, self.ram.size, self.name)
 
     @property
     def map_summary(self) -> str:

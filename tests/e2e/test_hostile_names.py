@@ -182,7 +182,7 @@ def small_model() -> onnx.ModelProto:
 
 FLOAT_TEMPLATES = {"model.c.j2", "model.h.j2", "weights.c.j2", "weights.h.j2"} | {
     f"kernels/{name}.c.j2" for name in (
-        "batchnorm_f32", "binary", "concat", "conv_dw_f32", "conv_f32", "conv_f32_runtime",
+        "batchnorm_f32", "broadcast", "concat", "conv_dw_f32", "conv_f32", "conv_f32_runtime",
         "copy", "matmul_f32", "matmul_packed_f32", "pool_window", "reduce_inner",
         "reduce_outer", "softmax_f32", "unary")}
 INT8_TEMPLATES = {f"kernels/{name}.c.j2" for name in (

@@ -32,10 +32,20 @@ class Kernel:
     template: str
     context: dict[str, Any]
     weights: dict[str, np.ndarray] = field(default_factory=dict)
-    # The float weights the inputs are multiplied by (filters, a constant B): the array that
-    # may be stored at half precision (`--float-weights fp16`), its template reading it
-    # through `<key>_ctype` and the runtime's half-weight products.
-    multiplicand: str | None = None
+    # The float weights the inputs are multiplied by (filters, a constant B): the array (or
+    # arrays) that may be stored at half precision (`--float-weights fp16`), its template
+    # reading it through `<key>_ctype` and the runtime's half-weight products.
+    multiplicand: str | tuple[str, ...] | None = None
+    # Kernels this one calls, each rendered before it as a function of its own named
+    # `<fn>_<suffix>` with the same parameters, its constants named by Names(prefix,
+    # `<fn>_<suffix>`) (a ConvTranspose's phases are Conv kernels). The template gets their
+    # texts as `parts` and the argument list to pass them as `args`.
+    parts: list[tuple[str, Kernel]] = field(default_factory=list)
+
+    def multiplicands(self) -> tuple[str, ...]:
+        if self.multiplicand is None:
+            return ()
+        return (self.multiplicand,) if isinstance(self.multiplicand, str) else self.multiplicand
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,9 @@ class OpDef:
     """Base class of an operator; subclasses are registered with @register("OpType")."""
 
     op_type: ClassVar[str] = ""
+    # The ONNX operator set the operator belongs to: "" for the default (ai.onnx) domain,
+    # "ai.onnx.ml" for the classical machine-learning operators (scikit-learn exports).
+    domain: ClassVar[str] = ""
     # Attributes this implementation understands; any other attribute stops the build.
     attributes: ClassVar[frozenset[str]] = frozenset()
     # True for operators that only relabel memory (Reshape, Transpose, ...): no kernel runs.
@@ -65,9 +78,21 @@ class OpDef:
     # True when that kernel moves values without rescaling them (views, MaxPool, Concat), so
     # its inputs and output must share one scale and zero point.
     int8_same_scale: ClassVar[bool] = False
+    # True for such moves whose kernel can also map values to an output quantized unlike
+    # its input, through a 256-entry table (Concat, Pad, Slice, ...): the QDQ lowering then
+    # lets the inputs and outputs keep their own scales (ONNX Runtime gives a Concat's
+    # inputs their own, and folds a Relu after a move into the move's output scale).
+    int8_rescales: ClassVar[bool] = False
     # True for elementwise operators whose kernel writes its output in any memory order,
     # whatever order it reads (passes/fold_relayout.py folds a following copy into them).
     writes_any_order: ClassVar[bool] = False
+    # Inputs (by position) that may be int8 constants reached through DequantizeLinear while
+    # the node itself stays float (weights-only quantization: LSTM's W and R); the QDQ
+    # lowering hands the node the int8 tensor with its scales.
+    int8_weights: ClassVar[tuple[int, ...]] = ()
+    # True for operators whose outputs are all optional and whose kernel writes only those
+    # the node names (passes/prune_outputs.py drops the ones nothing reads).
+    optional_outputs: ClassVar[bool] = False
 
     # -- checks -------------------------------------------------------------------------
     def check(self, node: Node, graph: Graph) -> None:
@@ -94,6 +119,15 @@ class OpDef:
         exact on integers (moves, max, views) keep this default."""
         return self.reference(node, *inputs)
 
+    def evaluate(self, node: Node, graph: Graph, *inputs: np.ndarray | None
+                 ) -> list[np.ndarray]:
+        """The node as the compiled graph holds it, for ariel's oracle (reference.py): the
+        integer reference of a quantized node, else the float one. Operators whose float
+        kernels read quantization parameters off the graph (int8_weights) override it."""
+        if is_quantized(graph, node):
+            return self.reference_s8(node, graph, *inputs)
+        return self.reference(node, *inputs)
+
     # -- code generation ----------------------------------------------------------------
     def layout(self, node: Node, graph: Graph
                ) -> tuple[list[tuple[int, ...] | None], list[tuple[int, ...]]]:
@@ -108,8 +142,26 @@ class OpDef:
         """The template and its context for this node, after layout and planning."""
         raise NotImplementedError(f"{self.op_type}.lower")
 
+    def build_notes(self, node: Node, graph: Graph) -> list[str]:
+        """Lines for the build's notes: choices made for this node that its user should
+        know (printed by `ariel build`, listed in ariel.json), such as where the kernel gives
+        an answer ONNX leaves undefined (Div by a divisor that can be zero)."""
+        return []
+
     def macs(self, node: Node, graph: Graph) -> int:
         """Multiply-accumulates per inference (0 for operators that do none)."""
+        return 0
+
+    def view_offsets(self, node: Node, graph: Graph) -> list[int] | None:
+        """When every output is a contiguous run of input 0's memory, where each starts in
+        it (in elements): the outputs are then views and no kernel runs. None when the node
+        runs a kernel. Read once memory orders are assigned (passes/views.py)."""
+        return [0] * len(node.outputs) if self.is_view else None
+
+    def scratch(self, node: Node, graph: Graph) -> int:
+        """Bytes of working memory the kernel needs while it runs (0: none). The planner
+        places them in the arena, alive at this node's step only, and the kernel receives
+        them as its last parameter, `uint8_t *restrict scratch` (16-byte aligned)."""
         return 0
 
 
@@ -132,6 +184,11 @@ def add_op(op_type: str, opdef: OpDef) -> None:
         raise RuntimeError(f"operator {op_type} registered twice")
     opdef.op_type = op_type
     REGISTRY[op_type] = opdef
+
+
+def is_view_node(graph: Graph, node: Node) -> bool:
+    """True for a node that runs no code: its outputs are views of its input's memory."""
+    return REGISTRY[node.op].view_offsets(node, graph) is not None
 
 
 def unsupported(node: Node, what: str, supported: str) -> UnsupportedError:

@@ -1,15 +1,17 @@
 """ONNX Concat, any number of inputs of any numeric type, done as a copy in memory terms.
 
 All inputs computed at run time share one memory order (the first one's; the layout pass
-copies any other), and the output takes it too. In that order the axis splits memory into
-outer steps, and within each step every input contributes one contiguous block, so the
-kernel is an outer loop around one plain copy per input. Constant inputs are stored in the
-same order at compile time."""
+copies any other), and the output takes it too. Each input is one move (ops/moves.py) into
+its block of the output: in that order the axis splits memory into outer steps, and within
+each step every input fills one contiguous run. Constant inputs are stored in the same order
+at compile time.
+
+int8: inputs quantized like the output are copied unchanged. ONNX Runtime's quantizer gives
+each input of a Concat its own scale (a branch's output, a skip connection): such an input
+is mapped to the output's scale and zero point through a 256-entry table as it is copied,
+y[q] = quantize(dequantize(q)), which is what ONNX Runtime computes."""
 
 from __future__ import annotations
-
-import math
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,26 +28,22 @@ from codegen.compiler.ops.base import (
     require_dtype,
     unsupported,
 )
-
-
-@dataclass(frozen=True)
-class Piece:
-    """One input's block within an outer step: the array it comes from, its size, and the
-    C expressions of where it is read and written."""
-
-    source: str
-    block: int
-    read: str
-    write: str
+from codegen.compiler.ops.moves import (
+    box_loops,
+    copy_move,
+    move_kernel,
+    rescaled,
+    table_for,
+    whole,
+)
 
 
 @register("Concat")
 class Concat(OpDef):
     attributes = frozenset({"axis"})
-    # A copy: on int8, every input and the output share one scale and zero point (inputs
-    # quantized differently stay float between Dequantize/QuantizeLinear kernels).
     int8 = True
     int8_same_scale = True
+    int8_rescales = True
 
     def check(self, node: Node, graph: Graph) -> None:
         super().check(node, graph)
@@ -86,40 +84,30 @@ class Concat(OpDef):
         order = dynamic[0].memory_order if dynamic else row_major(inputs[0].rank)
         return [None if t.is_const else order for t in inputs], [order]
 
+    def reference_s8(self, node: Node, graph: Graph, *inputs):
+        return self.reference(node, *[rescaled(graph, name, node.outputs[0], values)
+                                      for name, values in zip(node.inputs, inputs, strict=True)])
+
     def lower(self, node: Node, graph: Graph, names: Names) -> Kernel:
         out = graph.tensor(node.outputs[0])
-        inputs = graph.input_tensors(node)
         order = out.memory_order
         axis = self.axis(node, out.rank)
-        position = order.index(axis)
-        outer = math.prod(out.shape[a] for a in order[:position])
-        after = math.prod(out.shape[a] for a in order[position + 1:])
-        total = out.shape[axis] * after
-        step = "i0" if outer > 1 else None  # the outer loop, left out when it runs once
         weights: dict[str, np.ndarray] = {}
-        pieces, offset = [], 0
-        for index, tensor in enumerate(inputs):
-            block = tensor.shape[axis] * after
+        moves, offset = [], 0
+        for index, tensor in enumerate(graph.input_tensors(node)):
             if tensor.is_const:
                 key = f"part{index}"
-                weights[key] = np.ascontiguousarray(tensor.data.transpose(order)).reshape(-1)
+                weights[key] = np.ascontiguousarray(tensor.data)
                 source = names.weight(key)
             else:
                 source = param_of(node, graph, tensor.name)
-            pieces.append(Piece(source, block, _offset(step, block, 0),
-                                _offset(step, total, offset)))
-            offset += block
-        context = {
-            "loops": [outer] if step else [], "pieces": pieces, "ctype": out.ctype,
-            "axis": axis, "order": list(order), "output": list(out.shape),
-            "inputs": " + ".join(str(list(t.shape)) for t in inputs),
-            "outer": outer,
-        }
-        return Kernel("kernels/concat.c.j2", context, weights)
-
-
-def _offset(step: str | None, stride: int, start: int) -> str:
-    """The C index `step * stride + start + j` of element j of a block."""
-    terms = [f"{step} * {stride}"] if step else []
-    terms += [str(start)] if start else []
-    return " + ".join([*terms, "j"])
+            table = table_for(graph, names, weights, tensor.name, out.name, f"table{index}")
+            loops = box_loops(order, out.strides, whole(tensor))
+            note = ", mapped to the output's scale" if table is not None else ""
+            moves.append(copy_move(loops, "y0", source,
+                                   f"input {index} {list(tensor.shape)}{note}",
+                                   write_base=offset * out.strides[axis], table=table))
+            offset += tensor.shape[axis]
+        inputs = " + ".join(str(list(t.shape)) for t in graph.input_tensors(node))
+        return move_kernel(f"{inputs} on axis {axis} -> {list(out.shape)}, {out.ctype}, "
+                           f"memory order {list(order)}", moves, weights)

@@ -42,7 +42,7 @@ from codegen.compiler.ops.inner_product import (
     requantizer,
     wrap_notes,
 )
-from codegen.compiler.ops.spatial import Window, output_spatial, window
+from codegen.compiler.ops.spatial import OutputGrid, Window, output_spatial, window
 from codegen.compiler.quant.output_stage import zero_point_of
 
 
@@ -131,12 +131,15 @@ class Conv(OpDef):
         x = graph.tensor(node.inputs[0])
         return [channels_last(x.rank)] + [None] * (len(node.inputs) - 1), [channels_last(x.rank)]
 
-    def lower(self, node: Node, graph: Graph, names: Names) -> Kernel:
+    def lower(self, node: Node, graph: Graph, names: Names, grid: OutputGrid | None = None
+              ) -> Kernel:
+        """`grid`: where the output pixels go (by default the output, row-major; a
+        ConvTranspose phase passes its strided share of a larger output)."""
         if is_quantized(graph, node):
-            return self.lower_s8(node, graph, names)
+            return self.lower_s8(node, graph, names, grid)
         x, w, *rest = graph.input_tensors(node)
         win = self.geometry(node, x, w)
-        geometry = self.geometry_context(node, x, w)
+        geometry = self.geometry_context(node, x, w, grid)
         bias = rest[0] if rest and rest[0] is not None else None
         weights = {}
         if bias is not None and bias.is_const:
@@ -149,7 +152,7 @@ class Conv(OpDef):
         rows = _ohwi(w.data).reshape(w.shape[0], -1).astype(np.float32)
         taps = geometry["kh"] * geometry["kw"]
         context = {**geometry, "taps": taps, "b": bias_name, "clamp": clamp,
-                   "padded": any(win.pads),
+                   "padded": reads_padding(win),
                    "geometry": win.describe() + describe_clamp(node.clamp)}
         if geometry["icg"] == 1 and geometry["ocg"] == 1 and geometry["ic"] % 4 == 0:
             weights["w"] = np.ascontiguousarray(
@@ -180,7 +183,8 @@ class Conv(OpDef):
         }
         return Kernel("kernels/conv_f32_runtime.c.j2", context, weights)
 
-    def lower_s8(self, node: Node, graph: Graph, names: Names) -> Kernel:
+    def lower_s8(self, node: Node, graph: Graph, names: Names, grid: OutputGrid | None = None
+                 ) -> Kernel:
         """The int8 kernel: constant filters re-laid for the path that reads them, int32 bias
         with the input zero point folded in where it can be, the output stage per channel.
         Depthwise convolutions of four channels at a time get a kernel of their own; every
@@ -190,7 +194,7 @@ class Conv(OpDef):
         bias = rest[0].data if rest else None
         out = graph.tensor(node.outputs[0])
         win = self.geometry(node, x, w)
-        geometry = self.geometry_context(node, x, w)
+        geometry = self.geometry_context(node, x, w, grid)
         stage = product_stage(graph, node, x, w)
         requant = requantizer(stage, names)
         zero_point = zero_point_of(x)
@@ -222,7 +226,8 @@ class Conv(OpDef):
                          "point.")
             return Kernel("kernels/conv_dw_s8.c.j2",
                           {**context, "taps": taps, "notes": wrap_notes(notes),
-                           "pixels": win.out_hw[0] * win.out_hw[1], "padded": any(win.pads)},
+                           "pixels": win.out_hw[0] * win.out_hw[1],
+                           "padded": reads_padding(win)},
                           weights)
         ocg = geometry["ocg"]
         groups = [pack_pairs(rows[g * ocg:(g + 1) * ocg]) for g in range(geometry["group"])]
@@ -251,17 +256,23 @@ class Conv(OpDef):
             ", two filters per step. Padded taps read the zero point.")
         context.update(k=k, k4=k4, staged=staged, in_place=in_place, pixels=win.out_hw[0] *
                        win.out_hw[1], pad16=zero_point + folding.offset, notes=wrap_notes(notes),
-                       padded=any(win.pads),
+                       padded=reads_padding(win),
                        # A row of taps is one run of kw * icg values when they are neighbours.
                        row_runs=geometry["dw"] == 1 and geometry["group"] == 1)
         return Kernel("kernels/conv_s8.c.j2", context, weights)
 
-    def geometry_context(self, node: Node, x: Tensor, w: Tensor) -> dict:
-        """Sizes, window and groups, as both kernels name them."""
+    def geometry_context(self, node: Node, x: Tensor, w: Tensor,
+                         grid: OutputGrid | None = None) -> dict:
+        """Sizes, window and groups, as both kernels name them, and where output pixels go
+        (pixel(p) and pixel_at(row, col): C for the output pixel; out_image: elements per
+        image)."""
         win = self.geometry(node, x, w)
         group = attr(node, "group", 1)
         oc, icg = w.shape[:2]
-        return {"n": x.shape[0], "ih": win.in_hw[0], "iw": win.in_hw[1], "ic": x.shape[1],
+        grid = grid or OutputGrid(win.out_hw[1], win.out_hw[0] * win.out_hw[1])
+        return {"title": f"Conv '{node.name}'", "pixel": grid.pixel, "pixel_at": grid.at,
+                "out_image": grid.image_pixels * oc, "n": x.shape[0],
+                "ih": win.in_hw[0], "iw": win.in_hw[1], "ic": x.shape[1],
                 "oh": win.out_hw[0], "ow": win.out_hw[1], "oc": oc,
                 "kh": win.kernel[0], "kw": win.kernel[1],
                 "sh": win.strides[0], "sw": win.strides[1],
@@ -273,6 +284,12 @@ class Conv(OpDef):
         w = graph.tensor(node.inputs[1])
         y = graph.tensor(node.outputs[0])
         return y.size * int(np.prod(w.shape[1:]))
+
+
+def reads_padding(win: Window) -> bool:
+    """True when some tap can fall outside the input (a pad above 0; a negative pad, as a
+    ConvTranspose phase may have, only skips input)."""
+    return any(p > 0 for p in win.pads)
 
 
 def _ohwi(w: np.ndarray) -> np.ndarray:

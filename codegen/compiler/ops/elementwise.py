@@ -1,5 +1,7 @@
-"""Unary elementwise operators (Relu, LeakyRelu, Clip, Sigmoid, Tanh, Cast to float): one flat
-loop over the tensor in whatever memory order it has, so they never force a copy.
+"""Unary elementwise operators: one flat loop over the tensor in whatever memory order it has,
+so they never force a copy. Each operator is an Elementwise entry (its C statements and its
+numpy reference) in a table; this module holds the machinery and Relu, LeakyRelu, Clip,
+Sigmoid and Tanh, activations.py and unary_math.py the others, cast.py the type casts.
 
 On int8 tensors with one scale and zero point each, any such function is exactly a table of
 256 outputs, one per input value: y[q] = quantize(f(dequantize(q))), worked out at compile
@@ -14,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import onnx
 
 from codegen.compiler.c import c_float, c_literal
 from codegen.compiler.ir import Graph, Node, Tensor
@@ -41,12 +42,24 @@ Statements = Callable[[Node, str], list[str]]
 @dataclass(frozen=True)
 class Elementwise:
     """How one unary operator computes: C statements that update `v` (given the node and
-    the C type), and the numpy reference of the same."""
+    the C type), and the numpy reference of the same. An operator whose output type is not
+    its input's (IsNaN: float32 -> bool) names that type in `result` and gives in `store`
+    the C expression of its output from the final `v`. `check` refuses attribute values the
+    statements do not handle (an UnsupportedError)."""
 
     dtypes: tuple[str, ...]
     attributes: frozenset[str]
     statements: Statements
     reference: Callable[[Node, np.ndarray], np.ndarray]
+    result: str | None = None
+    store: Callable[[Node], str] | None = None
+    check: Callable[[Node], None] | None = None
+
+    @property
+    def real(self) -> bool:
+        """True for a function of real numbers to real numbers, which on int8 tensors is a
+        256-entry table."""
+        return self.result is None and "float32" in self.dtypes
 
 
 def _leaky_relu(node: Node, ctype: str) -> list[str]:
@@ -94,7 +107,14 @@ def lookup_table(node: Node, graph: Graph, function: Callable[[np.ndarray], np.n
                  ) -> np.ndarray:
     """The 256 int8 outputs of `function` (real values in, real values out, float64) for
     the inputs -128..127 of the node's int8 input, in that order."""
-    x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
+    return function_table(graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0]),
+                          function)
+
+
+def function_table(x: Tensor, y: Tensor, function: Callable[[np.ndarray], np.ndarray]
+                   ) -> np.ndarray:
+    """The 256 values of `function` of x's int8 values -128..127 (dequantized), quantized
+    with y's scale and zero point, rounding half to even as QuantizeLinear does."""
     q = np.arange(INT8_MIN, INT8_MAX + 1, dtype=np.int64)
     real = float(scale_of(x)) * (q - zero_point_of(x)).astype(np.float64)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -102,19 +122,53 @@ def lookup_table(node: Node, graph: Graph, function: Callable[[np.ndarray], np.n
     return np.clip(np.nan_to_num(out, nan=INT8_MIN), INT8_MIN, INT8_MAX).astype(np.int8)
 
 
-class UnaryOp(OpDef):
-    """A registered unary operator, driven by its ELEMENTWISE entry."""
+def same_quantization(x: Tensor, y: Tensor) -> bool:
+    """True when values of `x` stand for the same reals in `y` (or neither is quantized)."""
+    if x.quant is None or y.quant is None:
+        return x.quant is None and y.quant is None
+    return (np.array_equal(x.quant.scale, y.quant.scale)
+            and np.array_equal(x.quant.zero_point, y.quant.zero_point))
 
-    int8 = True
+
+def rescale_table(x: Tensor, y: Tensor) -> np.ndarray | None:
+    """The 256 int8 values of `x` at `y`'s scale and zero point (the real value quantized
+    again, half to even, as ONNX Runtime's DequantizeLinear -> QuantizeLinear computes it),
+    or None where the values stand unchanged (quantized alike, or not quantized)."""
+    if x.quant is None or y.quant is None or same_quantization(x, y):
+        return None
+    return function_table(x, y, lambda real: real)
+
+
+def rescaled(x: Tensor, y: Tensor, q: np.ndarray) -> np.ndarray:
+    """int8 values `q` of `x` at `y`'s parameters (numpy, through rescale_table's table)."""
+    table = rescale_table(x, y)
+    return q if table is None else table[q.astype(np.int64) + 128]
+
+
+def lookup_kernel(node: Node, graph: Graph, names: Names, table: np.ndarray,
+                  function: str | None = None) -> Kernel:
+    """The kernel that maps each int8 element of the node's first input through `table`
+    (lookup_table's of `function`, by default the node's operator), in its memory order."""
+    x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
+    context = {"size": y.size, "table": names.weight("table"), "x_params": describe_quant(x),
+               "y_params": describe_quant(y), "function": function or node.op}
+    return Kernel("kernels/lookup_s8.c.j2", context, {"table": table})
+
+
+class UnaryOp(OpDef):
+    """A registered unary operator, driven by its Elementwise entry."""
 
     def __init__(self, spec: Elementwise):
         self.spec = spec
         self.attributes = spec.attributes
+        self.int8 = spec.real
 
     def check(self, node: Node, graph: Graph) -> None:
         super().check(node, graph)
+        if self.spec.check is not None:
+            self.spec.check(node)
         x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
-        if int8_quantized(x) and int8_quantized(y):
+        if self.int8 and int8_quantized(x) and int8_quantized(y):
             if node.op == "Clip" and any(not t.is_const for t in graph.input_tensors(node)[1:]
                                          if t is not None):
                 raise unsupported(node, "int8 Clip with bounds computed at run time",
@@ -123,11 +177,11 @@ class UnaryOp(OpDef):
         require_dtype(node, x, self.spec.dtypes)
 
     def infer(self, node: Node, inputs: list[Tensor | None]):
-        return [(inputs[0].shape, inputs[0].dtype)]
+        return [(inputs[0].shape, self.spec.result or inputs[0].dtype)]
 
     def reference(self, node: Node, *inputs):
         x = inputs[0]
-        with np.errstate(over="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             y = self.spec.reference(node, x)
         if node.op == "Clip":
             low, high = _clip_bounds(node, inputs)
@@ -146,50 +200,41 @@ class UnaryOp(OpDef):
         return [None] * len(node.inputs), [order]
 
     def lower(self, node: Node, graph: Graph, names: Names) -> Kernel:
-        x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
-        if int8_quantized(y):
+        y = graph.tensor(node.outputs[0])
+        if self.int8 and int8_quantized(y):
             return self.lower_s8(node, graph, names)
-        statements = self.spec.statements(node, y.ctype)
+        statements = self.spec.statements(node, graph.tensor(node.inputs[0]).ctype)
         note = ""
         if node.op == "Clip":
             low, high = _clip_limits(node, graph, y.ctype)
             statements = limit_statements("v", low, high)
             note = f", clipped to [{low or '-inf'}, {high or 'inf'}]"
+        return self.kernel(node, graph, statements, note)
+
+    def kernel(self, node: Node, graph: Graph, statements: list[str], note: str = "",
+               store: str | None = None) -> Kernel:
+        """The unary.c.j2 kernel: `v` loaded from the input, updated by `statements`, and
+        stored as `store` (default: as the entry stores it, else `v` itself)."""
+        x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
+        if store is None:
+            store = self.spec.store(node) if self.spec.store else "v"
         context = {"size": y.size, "in_dtype": x.dtype, "out_dtype": y.dtype,
-                   "out_ctype": y.ctype, "load": self.load(x, y), "note": note,
-                   "statements": statements}
+                   "ctype": x.ctype, "note": note, "statements": statements, "store": store,
+                   "unused": self.unused_parameters(node, graph)}
         return Kernel("kernels/unary.c.j2", context)
 
+    def unused_parameters(self, node: Node, graph: Graph) -> list[str]:
+        """Kernel parameters the loop does not read (Clip reads its run-time bounds)."""
+        return []
+
     def lower_s8(self, node: Node, graph: Graph, names: Names) -> Kernel:
-        x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
-        context = {"size": y.size, "table": names.weight("table"),
-                   "x_params": describe_quant(x), "y_params": describe_quant(y)}
-        return Kernel("kernels/lookup_s8.c.j2", context, {"table": self.table(node, graph)})
-
-    def load(self, x: Tensor, y: Tensor) -> str:
-        return "x0[i]"
+        return lookup_kernel(node, graph, names, self.table(node, graph))
 
 
-class CastOp(UnaryOp):
-    """Cast to float32 from any numeric type (the only cast a float model needs)."""
-
-    int8 = False
-
-    def __init__(self):
-        super().__init__(Elementwise(NUMERIC_TYPES + ("bool",), frozenset({"to", "saturate"}),
-                                     lambda n, ctype: [], lambda n, x: x.astype(np.float32)))
-
-    def check(self, node: Node, graph: Graph) -> None:
-        super().check(node, graph)
-        if attr(node, "to", 0) != onnx.TensorProto.FLOAT:
-            target = onnx.TensorProto.DataType.Name(attr(node, "to", 0))
-            raise unsupported(node, f"cast to {target}", "cast to FLOAT")
-
-    def infer(self, node: Node, inputs: list[Tensor | None]):
-        return [(inputs[0].shape, "float32")]
-
-    def load(self, x: Tensor, y: Tensor) -> str:
-        return "(float)x0[i]"
+def register_unary(table: dict[str, Elementwise]) -> None:
+    """Register each entry of `table` as the operator it names."""
+    for op_type, spec in table.items():
+        add_op(op_type, UnaryOp(spec))
 
 
 def _clip_limits(node: Node, graph: Graph, ctype: str) -> tuple[str | None, str | None]:
@@ -217,6 +262,4 @@ def _clip_bounds(node: Node, inputs) -> tuple:
     return low, high
 
 
-for _op_type, _spec in ELEMENTWISE.items():
-    add_op(_op_type, UnaryOp(_spec))
-add_op("Cast", CastOp())
+register_unary(ELEMENTWISE)

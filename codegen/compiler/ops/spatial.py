@@ -1,11 +1,13 @@
-"""Geometry shared by the sliding-window operators (Conv, MaxPool, AveragePool): kernel,
-strides, dilations and the padding rules of ONNX (explicit pads, auto_pad, ceil_mode)."""
+"""Geometry shared by the sliding-window operators (Conv, ConvTranspose, MaxPool,
+AveragePool): kernel, strides, dilations and the padding rules of ONNX (explicit pads,
+auto_pad, ceil_mode), and where a convolution kernel writes its output pixels."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
+from codegen.compiler.c import c_term
 from codegen.compiler.ir import Node
 from codegen.compiler.ops.base import attr, unsupported
 
@@ -74,3 +76,40 @@ def window(node: Node, in_spatial: tuple[int, ...], kernel: tuple[int, ...],
 
 def output_spatial(win: Window, rank: int) -> tuple[int, ...]:
     return win.out_hw if rank == 2 else (win.out_hw[1],)
+
+
+@dataclass(frozen=True)
+class OutputGrid:
+    """Where a convolution kernel writes its output pixels: pixel (row, col) of its grid of
+    `cols` columns goes to pixel first + row * row_step + col * col_step of an output image
+    of `image_pixels` pixels. A Conv's own grid is its whole output, row-major; a phase of a
+    ConvTranspose writes every stride-th pixel of the transposed convolution's output."""
+
+    cols: int
+    image_pixels: int
+    first: int = 0
+    row_step: int = 0  # 0: cols (the dense grid)
+    col_step: int = 1
+
+    @property
+    def dense(self) -> bool:
+        return self.first == 0 and self.row_step in (0, self.cols) and self.col_step == 1
+
+    def at(self, row: str, col: str) -> str:
+        """C expression (an int32_t term) of the output pixel at (row, col) of the grid."""
+        step = self.row_step or self.cols
+        terms = [str(self.first)] if self.first else []
+        terms += [_times(row, step), _times(col, self.col_step)]
+        return c_term(" + ".join(terms))
+
+    def pixel(self, index) -> str:
+        """C expression (an int32_t term) of the output pixel of grid pixel `index`, the
+        grid read row by row."""
+        if self.dense:
+            return c_term(str(index))
+        term = c_term(str(index))
+        return self.at(f"{term} / {self.cols}", f"{term} % {self.cols}")
+
+
+def _times(expression: str, factor: int) -> str:
+    return expression if factor == 1 else f"{c_term(expression)} * {factor}"

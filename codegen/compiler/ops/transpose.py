@@ -18,7 +18,7 @@ from codegen.compiler.ops.base import (
     register,
     require_dtype,
 )
-from codegen.compiler.ops.strided import collapse, operand_strides, output_loops
+from codegen.compiler.ops.moves import box_loops, copy_move, move_kernel, whole
 
 
 def _perm(node: Node, rank: int) -> list[int]:
@@ -70,12 +70,11 @@ class Relayout(OpDef):
 
     def lower(self, node: Node, graph: Graph, names: Names) -> Kernel:
         x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
-        bounds, (in_strides, out_strides) = collapse(
-            output_loops(y), [operand_strides(x, y), operand_strides(y, y)])
         # A constant model output is copied out of its array in flash.
         weights = {"source": np.ascontiguousarray(x.data)} if x.is_const else {}
-        return Kernel("kernels/copy.c.j2", {
-            "bounds": bounds, "in_strides": in_strides, "out_strides": out_strides,
-            "source": names.weight("source") if x.is_const else "x0",
-            "ctype": y.ctype, "shape": list(y.shape),
-            "in_order": list(x.memory_order), "out_order": list(y.memory_order)}, weights)
+        source = names.weight("source") if x.is_const else "x0"
+        loops = box_loops(y.memory_order, y.strides, whole(x))
+        order = "row-major constant" if x.is_const else f"memory order {list(x.memory_order)}"
+        return move_kernel(f"{y.ctype} {list(y.shape)} from {order} to "
+                           f"{list(y.memory_order)}",
+                           [copy_move(loops, "y0", source, "every element")], weights)

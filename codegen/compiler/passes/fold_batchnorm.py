@@ -9,9 +9,11 @@ from codegen.compiler.ir import Graph, Node, Tensor
 
 
 def fold_batchnorm(graph: Graph) -> None:
+    producers, consumers = graph.producers(), graph.consumer_lists()
+    folded: set[Node] = set()
     for bn in [n for n in graph.nodes if n.op == "BatchNormalization"]:
-        conv = graph.producer(bn.inputs[0])
-        if conv is None or not _foldable(graph, conv, bn):
+        conv = producers.get(bn.inputs[0])
+        if conv is None or not _foldable(graph, conv, bn, consumers):
             continue
         scale, shift, mean, var = (graph.tensor(n).data.astype(np.float64) for n in bn.inputs[1:5])
         factor = scale / np.sqrt(var + bn.attrs.get("epsilon", 1e-5))
@@ -26,15 +28,17 @@ def fold_batchnorm(graph: Graph) -> None:
                        _add_constant(graph, f"{conv.name}/folded_B", new_bias)]
         conv_out = conv.outputs[0]
         conv.outputs = [bn.outputs[0]]
-        graph.nodes.remove(bn)
+        producers[bn.outputs[0]] = conv
+        folded.add(bn)
         del graph.tensors[conv_out]
+    graph.remove_nodes(folded)
     graph.remove_unused()
 
 
-def _foldable(graph: Graph, conv: Node, bn: Node) -> bool:
+def _foldable(graph: Graph, conv: Node, bn: Node, consumers: dict[str, list[Node]]) -> bool:
     if conv.op != "Conv" or conv.clamp is not None or bn.attrs.get("training_mode", 0):
         return False
-    if len(bn.outputs) != 1 or len(graph.consumers(conv.outputs[0])) != 1:
+    if len(bn.outputs) != 1 or len(consumers.get(conv.outputs[0], [])) != 1:
         return False
     if conv.outputs[0] in graph.outputs:
         return False

@@ -8,12 +8,18 @@ from __future__ import annotations
 from collections import deque
 
 import numpy as np
-from onnx import GraphProto
+from onnx import GraphProto, helper, numpy_helper, shape_inference
 from onnx.reference import ReferenceEvaluator
 
+from codegen.compiler.budget import check_tensor
 from codegen.compiler.ir import Graph, Node, Tensor
 from codegen.compiler.passes.inline_if import inline_branch, known_branch
 from codegen.errors import ArielError
+
+# Inputs of which only the type is read, so a node folds while their values are unknown:
+# CastLike of a constant to the type of a run-time tensor (as ONNX's function bodies write
+# their constants) is a constant.
+TYPE_ONLY_INPUTS = {"CastLike": 1}
 
 
 def fold_constants(graph: Graph) -> None:
@@ -34,6 +40,7 @@ def fold_constants(graph: Graph) -> None:
             value = np.ascontiguousarray(value).reshape(np.shape(value))
             graph.tensors[name] = Tensor(name, tuple(value.shape), value.dtype.name, data=value)
     graph.nodes = kept
+    graph.remove_dead_nodes()
     graph.remove_unused()
 
 
@@ -46,16 +53,69 @@ def _evaluate(graph: Graph, node: Node) -> list[np.ndarray] | None:
             end = node.attrs.get("end", None)
             return [np.array(source.shape[start:end], dtype=np.int64)]
     inputs = [graph.tensor(n) if n else None for n in node.inputs]
-    if not inputs or any(t is not None and not t.is_const for t in inputs):
+    type_only = TYPE_ONLY_INPUTS.get(node.op) if node.domain in ("", "ai.onnx") else None
+    if not inputs or any(t is not None and not t.is_const and k != type_only
+                         for k, t in enumerate(inputs)):
         return None
     if node.proto is None or node.domain not in ("", "ai.onnx"):
         return None
     if any(isinstance(value, GraphProto) for value in node.attrs.values()):
         return None  # a body (If, Loop, Scan) reads tensors that are not among its inputs
-    feeds = {n: t.data for n, t in zip(node.inputs, inputs, strict=True) if t is not None}
+    if any(t is not None and not t.is_const and not t.dtype for t in inputs):
+        return None  # a type-only input whose type is not known yet
+    feeds = {n: t.data if t.is_const else np.empty(0, t.dtype)
+             for n, t in zip(node.inputs, inputs, strict=True) if t is not None}
+    _check_outputs(graph, node)
     try:
         evaluator = ReferenceEvaluator(node.proto, opsets={"": graph.opset})
-        return list(evaluator.run(None, feeds))
+        values = evaluator.run(None, feeds)
+        # One value per output of the proto, omitted optional ones (named "") included.
+        return [value for name, value in zip(node.proto.output, values, strict=True) if name]
     except Exception as exc:  # the reference raises many types for invalid constant inputs
         raise ArielError(f"node '{node.name}' ({node.op}) has only constant inputs but could "
                          f"not be evaluated at compile time: {exc}") from exc
+
+
+def _check_outputs(graph: Graph, node: Node) -> None:
+    """Refuse, before evaluating, a node whose outputs would be larger than the graph's
+    budget (a ConstantOfShape of 4 GB would otherwise be computed in memory). The shapes
+    are ONNX's where it inferred them, else inferred now for this node alone."""
+    shapes = {name: graph.tensor(name).shape for name in node.outputs}
+    if any(shape is None for shape in shapes.values()):
+        shapes.update(_infer_alone(graph, node))
+    for name, shape in shapes.items():
+        if shape is not None:
+            check_tensor(name, shape, graph.tensor(name).dtype, graph.budget,
+                         f"output of {node.op} '{node.name}'")
+
+
+# Constant inputs up to this many elements are handed to shape inference with their values
+# (shapes, repeats, pads, scales: the inputs an output size can depend on).
+VALUES_FOR_INFERENCE = 64
+
+
+def _infer_alone(graph: Graph, node: Node) -> dict[str, tuple[int, ...] | None]:
+    """The output shapes ONNX infers for `node` on its constant inputs, without data
+    propagation (which could itself expand a long vector element by element)."""
+    inputs, values = [], []
+    for name in dict.fromkeys(n for n in node.inputs if n):
+        data = graph.tensor(name).data
+        if data.size <= VALUES_FOR_INFERENCE:
+            values.append(numpy_helper.from_array(data, name))
+        else:
+            inputs.append(helper.make_tensor_value_info(
+                name, helper.np_dtype_to_tensor_dtype(data.dtype), data.shape))
+    outputs = [helper.make_empty_tensor_value_info(n) for n in node.outputs]
+    model = helper.make_model(helper.make_graph([node.proto], "fold", inputs, outputs, values),
+                              opset_imports=[helper.make_opsetid("", graph.opset)])
+    try:
+        inferred = shape_inference.infer_shapes(model, data_prop=False)
+    except Exception:  # no shape then: the evaluation below reports what is wrong
+        return {}
+    shapes = {}
+    for value in inferred.graph.output:
+        dims = value.type.tensor_type.shape.dim
+        if value.type.tensor_type.HasField("shape") and all(d.HasField("dim_value")
+                                                            for d in dims):
+            shapes[value.name] = tuple(d.dim_value for d in dims)
+    return shapes

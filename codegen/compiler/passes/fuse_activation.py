@@ -19,21 +19,25 @@ from codegen.compiler.ops.elementwise import activation_bounds
 
 
 def fuse_activation(graph: Graph) -> None:
+    producers, consumers = graph.producers(), graph.consumer_lists()
+    fused: set[Node] = set()
     for act in [n for n in graph.nodes if n.op in ("Relu", "Clip")]:
         bounds = activation_bounds(graph, act)
-        producer = graph.producer(act.inputs[0])
+        producer = producers.get(act.inputs[0])
         if bounds is None or producer is None or not REGISTRY[producer.op].accepts_clamp:
             continue
         source = act.inputs[0]
-        if len(graph.consumers(source)) != 1 or source in graph.outputs:
+        if len(consumers.get(source, [])) != 1 or source in graph.outputs:
             continue
         if len(producer.outputs) != 1 or not _same_arithmetic(graph, producer, act):
             continue
         low, high = producer.clamp or (-np.inf, np.inf)
         producer.clamp = (max(low, bounds[0]), min(high, bounds[1]))
         producer.outputs = list(act.outputs)
-        graph.nodes.remove(act)
+        producers.update(dict.fromkeys(act.outputs, producer))
+        fused.add(act)
         del graph.tensors[source]
+    graph.remove_nodes(fused)
 
 
 def _same_arithmetic(graph: Graph, producer: Node, act: Node) -> bool:

@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from codegen.compiler.ir import Graph
+from codegen.compiler.ir import Graph, Node
 
 
 def fuse_gemm(graph: Graph) -> None:
+    # A fused Add's output keeps its name (the Gemm writes it), so its readers stay right.
+    consumers = graph.consumer_lists()
+    fused: set[Node] = set()
     for matmul in [n for n in graph.nodes if n.op == "MatMul"]:
         a, b = graph.tensor(matmul.inputs[0]), graph.tensor(matmul.inputs[1])
         out = matmul.outputs[0]
-        consumers = graph.consumers(out)
+        readers = consumers.get(out, [])
         if a.rank != 2 or b.rank != 2 or not b.is_const or a.dtype != "float32":
             continue
-        if len(consumers) != 1 or consumers[0].op != "Add" or out in graph.outputs:
+        if len(readers) != 1 or readers[0].op != "Add" or out in graph.outputs:
             continue
-        add = consumers[0]
+        add = readers[0]
         bias_name = add.inputs[1] if add.inputs[0] == out else add.inputs[0]
         bias = graph.tensor(bias_name)
         rows, cols = graph.tensor(out).shape
@@ -28,8 +31,9 @@ def fuse_gemm(graph: Graph) -> None:
         matmul.op, matmul.attrs = "Gemm", {}
         matmul.inputs = [matmul.inputs[0], matmul.inputs[1], bias_name]
         matmul.outputs = list(add.outputs)
-        graph.nodes.remove(add)
+        fused.add(add)
         del graph.tensors[out]
+    graph.remove_nodes(fused)
     graph.remove_unused()
 
 

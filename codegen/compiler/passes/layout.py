@@ -19,13 +19,16 @@ def assign_layout(graph: Graph) -> None:
     for name in graph.inputs:
         graph.tensor(name).order = row_major(graph.tensor(name).rank)
     copies: dict[tuple[str, tuple[int, ...]], str] = {}
-    for node in list(graph.nodes):
+    nodes: list[Node] = []  # the new order: each copy just before its first reader
+    for node in graph.nodes:
         required, produced = REGISTRY[node.op].layout(node, graph)
         for index, (name, order) in enumerate(zip(node.inputs, required, strict=True)):
             if order is not None and not same_layout(graph.tensor(name), order):
-                node.inputs[index] = _relayout(graph, name, order, before=node, copies=copies)
+                node.inputs[index] = _relayout(graph, name, order, nodes, copies)
+        nodes.append(node)
         for name, order in zip(node.outputs, produced, strict=True):
             graph.tensor(name).order = tuple(order)
+    graph.nodes = nodes
     for name in list(graph.outputs):
         tensor = graph.tensor(name)
         if tensor.is_const or not same_layout(tensor, row_major(tensor.rank)):
@@ -40,7 +43,7 @@ def same_layout(tensor: Tensor, order: tuple[int, ...]) -> bool:
     return moving(tensor.memory_order) == moving(order)
 
 
-def _relayout(graph: Graph, name: str, order: tuple[int, ...], before: Node,
+def _relayout(graph: Graph, name: str, order: tuple[int, ...], nodes: list[Node],
               copies: dict) -> str:
     key = (name, tuple(order))
     if key not in copies:
@@ -50,7 +53,7 @@ def _relayout(graph: Graph, name: str, order: tuple[int, ...], before: Node,
                                      quant=source.quant)
         node = Node(f"relayout_{name}", RELAYOUT, [name], [copy], {"order": list(order)},
                     domain="ariel")
-        graph.nodes.insert(graph.nodes.index(before), node)
+        nodes.append(node)
         copies[key] = copy
     return copies[key]
 

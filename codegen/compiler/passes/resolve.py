@@ -4,6 +4,7 @@ problem with one message naming the node, the op, what is unsupported and what i
 
 from __future__ import annotations
 
+from codegen.compiler.budget import check_tensor
 from codegen.compiler.frontend import check_dtype_supported
 from codegen.compiler.ir import Graph, Node
 from codegen.compiler.ops import REGISTRY
@@ -34,7 +35,8 @@ def resolve(graph: Graph) -> None:
 
 def operator_problem(node: Node) -> str | None:
     """Why no implementation exists for `node`'s operator, or None when one does."""
-    if node.domain in ("", "ai.onnx", "ariel") and node.op in REGISTRY:
+    if node.op in REGISTRY and (node.domain == "ariel" or _domain(node.domain)
+                                == REGISTRY[node.op].domain):
         return None
     if node.op == "If" and node.domain in ("", "ai.onnx"):
         return (f"node '{node.name}': operator If is supported only when its condition is "
@@ -45,8 +47,16 @@ def operator_problem(node: Node) -> str | None:
             f"{', '.join(supported_operators())}")
 
 
+def _domain(domain: str) -> str:
+    """The operator set a node's domain names, with "ai.onnx" spelled "" as ONNX allows."""
+    return "" if domain == "ai.onnx" else domain
+
+
 def supported_operators() -> list[str]:
-    return sorted(op for op in REGISTRY if not op.startswith("ariel."))
+    """The operators a model may use, those of other domains than ai.onnx under their
+    domain's name (ai.onnx.ml.TreeEnsembleClassifier)."""
+    return sorted(f"{opdef.domain}.{op}" if opdef.domain else op
+                  for op, opdef in REGISTRY.items() if not op.startswith("ariel."))
 
 
 def _others(graph: Graph, first: Node) -> str:
@@ -67,3 +77,5 @@ def _infer(graph: Graph, node: Node) -> None:
                 f"'{name}' but the model declares {tensor.dtype}{list(tensor.shape)}")
         tensor.shape, tensor.dtype = shape, dtype
         check_dtype_supported(tensor)
+        # Shapes ONNX could not infer are known from here on: held to the budget too.
+        check_tensor(name, shape, dtype, graph.budget, f"output of {node.op} '{node.name}'")

@@ -17,6 +17,8 @@ import numpy as np
 import onnx
 
 from codegen.arrays import as_batch, load_arrays, require_finite
+from codegen.compiler.onnxrun import in_child, integer_divisions
+from codegen.compiler.quant.recurrent import quantize_recurrent_weights
 from codegen.errors import ArielError, UnsupportedError
 
 METHODS = ("minmax", "entropy", "percentile")
@@ -114,9 +116,40 @@ class _Reader:
         self.samples = iter(range(self.data.count))
 
 
-def quantize_float_model(model: onnx.ModelProto, data: CalibrationData, method: str = "minmax"
-                         ) -> onnx.ModelProto:
-    """The QDQ model ONNX Runtime's quantize_static makes of `model` on `data`."""
+def quantize_float_model(model: onnx.ModelProto, data: CalibrationData, method: str = "minmax",
+                         recurrent_weights: bool = True) -> onnx.ModelProto:
+    """The QDQ model ONNX Runtime's quantize_static makes of `model` on `data` (in a child
+    process when the model has an integer division, which can trap: codegen/compiler/
+    onnxrun.py), and (unless `recurrent_weights` is False, which leaves them float islands)
+    the recurrent layers' weights in int8 (quant/recurrent.py)."""
+    dividing = integer_divisions(model)
+    if dividing:
+        names = list(data.inputs)
+
+        def write(folder: Path) -> dict:
+            onnx.save(model, folder / "float.onnx")
+            np.savez(folder / "calibration.npz", *[data.inputs[name] for name in names])
+            return {"inputs": names, "method": method, "source": data.source}
+
+        quantized = in_child("quantize", write, lambda folder: onnx.load(folder / "qdq.onnx"),
+                             "calibrating the quantization", dividing)
+    else:
+        quantized = _quantize(model, data, method)
+    # ONNX Runtime's quantizer leaves recurrent layers in float, weights included: ariel's
+    # own step.
+    return quantize_recurrent_weights(quantized) if recurrent_weights else quantized
+
+
+def quantize_job(folder: Path, request: dict) -> None:
+    """The child's side of quantize_float_model."""
+    with np.load(folder / "calibration.npz", allow_pickle=False) as saved:
+        inputs = {name: saved[f"arr_{i}"] for i, name in enumerate(request["inputs"])}
+    quantized = _quantize(onnx.load(folder / "float.onnx"),
+                          CalibrationData(inputs, None, request["source"]), request["method"])
+    onnx.save(quantized, folder / "qdq.onnx")
+
+
+def _quantize(model: onnx.ModelProto, data: CalibrationData, method: str) -> onnx.ModelProto:
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,

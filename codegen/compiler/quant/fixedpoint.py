@@ -41,6 +41,14 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     return multiplier, shift
 
 
+def align_multiplier(multiplier: int, extra_shift: int) -> int:
+    """`multiplier` * 2**-extra_shift, rounded by the shared rule: the same real multiplier
+    at a shift smaller by `extra_shift` (so that several multipliers share one shift)."""
+    if extra_shift == 0:
+        return multiplier
+    return (multiplier + (1 << (extra_shift - 1))) >> extra_shift
+
+
 def quantize_multipliers(reals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """quantize_multiplier over an array: (multipliers int32, shifts int32)."""
     pairs = [quantize_multiplier(float(r)) for r in np.asarray(reals, np.float64).reshape(-1)]

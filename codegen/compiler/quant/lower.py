@@ -5,10 +5,13 @@
 - QDQ (DequantizeLinear -> float op -> QuantizeLinear): where every data input of an
   operator with an int8 kernel comes from a DequantizeLinear and its output goes only to
   QuantizeLinear nodes of one scale and zero point, the operator is rewired to read and
-  write the int8 tensors directly and the Q/DQ pair around it disappears.
+  write the int8 tensors directly and the Q/DQ pair around it disappears. A chain of
+  elementwise real functions between a DequantizeLinear and QuantizeLinear nodes (Div by a
+  constant, then Erf, as in PyTorch's GELU) becomes one table (ops/table.py).
 
 What cannot be lowered stays float between the DequantizeLinear and QuantizeLinear kernels
-that remain, so a model with an operator ariel has no int8 kernel for still runs. uint8
+that remain, so a model with an operator ariel has no int8 kernel for still runs; a float
+operator that takes int8 weights (OpDef.int8_weights: LSTM, GRU, RNN) is handed them. uint8
 tensors become int8 (q - 128, zero point - 128: the same real values)."""
 
 from __future__ import annotations
@@ -17,16 +20,20 @@ import numpy as np
 
 from codegen.compiler.ir import Graph, Node, QuantParams, Tensor
 from codegen.compiler.ops import REGISTRY
+from codegen.compiler.ops.elementwise import UnaryOp
+from codegen.compiler.ops.table import TABLE, link_of
 from codegen.compiler.quant.fixedpoint import quantize_bias
 from codegen.errors import UnsupportedError
 
 # Inputs (by position) that carry data to quantize; the others are parameters (shapes,
 # axes, Clip bounds) that stay as they are. Absent operators: every input is data.
 DATA_INPUTS = {"Reshape": (0,), "Squeeze": (0,), "Unsqueeze": (0,), "Clip": (0,),
-               "ReduceMean": (0,), "ReduceMax": (0,), "ReduceSum": (0,)}
+               "ReduceMean": (0,), "ReduceMax": (0,), "ReduceSum": (0,), "Where": (1, 2),
+               "PRelu": (0,), "Slice": (0,), "Split": (0,), "Pad": (0,), "Gather": (0,),
+               "Expand": (0,), "Tile": (0,), "Resize": (0,), "Upsample": (0,)}
 # Operators with a bias input that may arrive as a float constant (ONNX Runtime's quantizer
 # leaves Gemm's bias in float): it is quantized here to int32 at s_in * s_w.
-BIAS_INPUT = {"Conv": 2, "Gemm": 2}
+BIAS_INPUT = {"Conv": 2, "ConvTranspose": 2, "Gemm": 2}
 
 QOPERATORS = {
     # op: (plain op, data inputs as (tensor, scale, zero point) positions, output params)
@@ -45,7 +52,14 @@ def lower_quantized(graph: Graph) -> None:
     for node in list(graph.nodes):
         if node in graph.nodes and getattr(REGISTRY.get(node.op), "int8", False):
             _absorb_qdq(graph, node)
-    _remove_dead_nodes(graph)
+        elif getattr(REGISTRY.get(node.op), "int8_weights", ()):
+            _absorb_weight_dequantize(graph, node)
+    for node in list(graph.nodes):
+        if node in graph.nodes and node.op == "DequantizeLinear":
+            for first in graph.consumers(node.outputs[0]):
+                if first in graph.nodes:
+                    _absorb_chain(graph, node, first)
+    graph.remove_dead_nodes()
     _uint8_to_int8(graph)
     graph.remove_unused()
 
@@ -78,7 +92,7 @@ def expose_int8_io(graph: Graph) -> None:
             if not graph.tensor(source).is_const:
                 _quantize_tensor(graph, source, _dequantize_params(graph, producer))
                 graph.outputs[graph.outputs.index(name)] = source
-    _remove_dead_nodes(graph)
+    graph.remove_dead_nodes()
     graph.remove_unused()
 
 
@@ -132,18 +146,27 @@ def _lower_qoperator(graph: Graph, node: Node) -> None:
 # -- QDQ ---------------------------------------------------------------------------------
 
 def _absorb_qdq(graph: Graph, node: Node) -> None:
-    """Rewire `node` onto int8 tensors if its inputs come from DequantizeLinear and its
-    output goes only to QuantizeLinear nodes of one scale and zero point."""
-    if len(node.outputs) != 1 or node.outputs[0] in graph.outputs:
+    """Rewire `node` onto int8 tensors if its inputs come from DequantizeLinear and each of
+    its outputs goes only to QuantizeLinear nodes of one scale and zero point."""
+    if any(name in graph.outputs for name in node.outputs):
         return
-    quantizers = graph.consumers(node.outputs[0])
-    if not quantizers or any(q.op != "QuantizeLinear" for q in quantizers):
-        return
-    out_params = [_params(graph, q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else None)
-                  for q in quantizers]
-    if any(not _same(p, out_params[0]) for p in out_params[1:]):
-        return
+    quantizers, out_params = [], []
+    for name in node.outputs:
+        consumers = graph.consumers(name)
+        if not consumers or any(q.op != "QuantizeLinear" for q in consumers):
+            return
+        params = [_params(graph, q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else None)
+                  for q in consumers]
+        if any(not _same(p, params[0]) for p in params[1:]):
+            return
+        quantizers.append(consumers)
+        out_params.append(params[0])
     op = REGISTRY[node.op]
+    # A move keeps the values' scale, so its inputs and outputs must share one, unless its
+    # kernel maps them through tables.
+    same_scale = op.int8_same_scale and not op.int8_rescales
+    if same_scale and any(not _same(p, out_params[0]) for p in out_params[1:]):
+        return
     data = DATA_INPUTS.get(node.op, range(len(node.inputs)))
     new_inputs = list(node.inputs)
     pending_bias = None
@@ -153,8 +176,7 @@ def _absorb_qdq(graph: Graph, node: Node) -> None:
         source = graph.tensor(node.inputs[index])
         producer = graph.producer(source.name)
         if producer is not None and producer.op == "DequantizeLinear":
-            if op.int8_same_scale and not _same(_dequantize_params(graph, producer),
-                                                out_params[0]):
+            if same_scale and not _same(_dequantize_params(graph, producer), out_params[0]):
                 return
             new_inputs[index] = producer.inputs[0]
         elif source.is_const and source.dtype == "float32" and BIAS_INPUT.get(node.op) == index:
@@ -168,14 +190,70 @@ def _absorb_qdq(graph: Graph, node: Node) -> None:
         _quantize_tensor(graph, new_inputs[index], _dequantize_params(graph, dequantize))
     if pending_bias is not None:
         new_inputs[pending_bias] = _quantized_bias(graph, node, new_inputs)
-    quantized_out = quantizers[0].outputs[0]
+    outputs = []
+    for name, consumers, params in zip(node.outputs, quantizers, out_params, strict=True):
+        quantized_out = consumers[0].outputs[0]
+        _quantize_tensor(graph, quantized_out, params)
+        graph.origins[quantized_out] = name
+        for other in consumers[1:]:
+            graph.replace_uses(other.outputs[0], quantized_out)
+        for quantizer in consumers:
+            graph.nodes.remove(quantizer)
+        outputs.append(quantized_out)
+    node.inputs, node.outputs = new_inputs, outputs
+
+
+def _absorb_chain(graph: Graph, dequantize: Node, first: Node) -> None:
+    """Replace the chain of real functions that starts at `first` (reading `dequantize`'s
+    output) by one table, if it ends in QuantizeLinear nodes of one scale and zero point."""
+    source = graph.tensor(dequantize.inputs[0])
+    params = _dequantize_params(graph, dequantize)
+    if source.is_const or params.scale.size != 1:
+        return
+    links, node = [], first
+    while True:
+        link = link_of(graph, node)
+        if link is None or node.outputs[0] in graph.outputs:
+            return
+        links.append(link)
+        consumers = graph.consumers(node.outputs[0])
+        if consumers and all(c.op == "QuantizeLinear" for c in consumers):
+            break
+        if len(consumers) != 1:
+            return
+        node = consumers[0]
+    if len(links) == 1 and isinstance(REGISTRY[first.op], UnaryOp):
+        return  # a table of its own already (_absorb_qdq)
+    out_params = [_params(graph, q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else None)
+                  for q in consumers]
+    if any(not _same(p, out_params[0]) for p in out_params[1:]):
+        return
+    quantized_out = consumers[0].outputs[0]
+    _quantize_tensor(graph, source.name, params)
     _quantize_tensor(graph, quantized_out, out_params[0])
     graph.origins[quantized_out] = node.outputs[0]
-    for other in quantizers[1:]:
+    name = " -> ".join(link.node.name for link in links)
+    table = Node(name, TABLE, [source.name], [quantized_out], {"chain": links}, domain="ariel")
+    graph.nodes.insert(graph.nodes.index(consumers[0]), table)
+    for other in consumers[1:]:
         graph.replace_uses(other.outputs[0], quantized_out)
-    for quantizer in quantizers:
-        graph.nodes.remove(quantizer)
-    node.inputs, node.outputs = new_inputs, [quantized_out]
+    for dead in [*(link.node for link in links), *consumers]:
+        graph.nodes.remove(dead)
+
+
+def _absorb_weight_dequantize(graph: Graph, node: Node) -> None:
+    """Hand a float node its int8 weights: each int8_weights input that a DequantizeLinear
+    makes of an int8 constant becomes that constant, with the scales and axis on it."""
+    for index in REGISTRY[node.op].int8_weights:
+        if index >= len(node.inputs) or not node.inputs[index]:
+            continue
+        dequantize = graph.producer(node.inputs[index])
+        if dequantize is None or dequantize.op != "DequantizeLinear":
+            continue
+        source = graph.tensor(dequantize.inputs[0])
+        if source.is_const and source.dtype == "int8":
+            _quantize_tensor(graph, source.name, _dequantize_params(graph, dequantize))
+            node.inputs[index] = source.name
 
 
 def _dequantize_params(graph: Graph, dequantize: Node) -> QuantParams:
@@ -191,6 +269,9 @@ def _quantized_bias(graph: Graph, node: Node, inputs: list[str]) -> str:
     x, w = graph.tensor(inputs[0]), graph.tensor(inputs[1])
     bias = graph.tensor(node.inputs[2])
     weight_scales = np.asarray(w.quant.scale, np.float64).reshape(-1)
+    if node.op == "ConvTranspose" and 1 < weight_scales.size < bias.size:
+        # Its weights' scales run over the output channels of one group, for every group.
+        weight_scales = np.tile(weight_scales, bias.size // weight_scales.size)
     values = quantize_bias(bias.data.reshape(-1), float(x.quant.scale), weight_scales
                            if weight_scales.size > 1 else weight_scales[0])
     name = graph.fresh_name(f"{bias.name}_int32")
@@ -200,15 +281,6 @@ def _quantized_bias(graph: Graph, node: Node, inputs: list[str]) -> str:
                                          np.float32), np.zeros(weight_scales.shape, np.int32),
                                      0 if weight_scales.size > 1 else None))
     return name
-
-
-def _remove_dead_nodes(graph: Graph) -> None:
-    changed = True
-    while changed:
-        used = set(graph.outputs) | {n for node in graph.nodes for n in node.inputs}
-        alive = [node for node in graph.nodes if any(o in used for o in node.outputs)]
-        changed = len(alive) != len(graph.nodes)
-        graph.nodes = alive
 
 
 def _uint8_to_int8(graph: Graph) -> None:

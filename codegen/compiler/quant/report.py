@@ -19,7 +19,9 @@ import numpy as np
 import onnx
 
 from codegen.compiler.ir import Graph
+from codegen.compiler.onnxrun import run_model
 from codegen.compiler.ops import REGISTRY
+from codegen.compiler.ops.base import is_view_node
 from codegen.compiler.reference import run_graph_values
 
 MAX_SAMPLES = 32
@@ -86,7 +88,7 @@ def quantization_report(graph: Graph, float_model: onnx.ModelProto | None,
     layers = []
     for index, node in enumerate(graph.nodes):
         out = graph.tensor(node.outputs[0])
-        if out.quant is None or out.dtype != "int8" or REGISTRY[node.op].is_view:
+        if out.quant is None or out.dtype != "int8" or is_view_node(graph, node):
             continue
         error = None
         origin = graph.origins.get(out.name)
@@ -141,7 +143,7 @@ def _compare_layers(graph: Graph, qdq_model: onnx.ModelProto, samples, count: in
 
 
 def _kernel_outputs(graph: Graph) -> list[str]:
-    return [node.outputs[0] for node in graph.nodes if not REGISTRY[node.op].is_view]
+    return [node.outputs[0] for node in graph.nodes if not is_view_node(graph, node)]
 
 
 def _float_input(graph: Graph, name: str) -> str:
@@ -164,27 +166,17 @@ def _float_name(float_model: onnx.ModelProto, name: str) -> str:
 
 def _run_onnxruntime(model: onnx.ModelProto, samples, count: int, names: list[str],
                      optimized: bool = False) -> list[dict[str, np.ndarray]]:
-    import onnxruntime
-
     if not names:  # onnxruntime reads an empty list of names as "every output"
         return [{} for _ in range(count)]
-
     model = onnx.ModelProto.FromString(model.SerializeToString())
     existing = {o.name for o in model.graph.output}
     model.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in names
                               if n not in existing)
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3
-    if not optimized:
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = onnxruntime.InferenceSession(model.SerializeToString(), options,
-                                           providers=["CPUExecutionProvider"])
-    inputs = [i.name for i in session.get_inputs()]
-    results = []
-    for i in range(count):
-        values = session.run(names, {n: samples[n][i] for n in inputs})
-        results.append(dict(zip(names, values, strict=True)))
-    return results
+    initializers = {init.name for init in model.graph.initializer}
+    inputs = [i.name for i in model.graph.input if i.name not in initializers]
+    feeds = [{n: samples[n][i] for n in inputs} for i in range(count)]
+    runs = run_model(model, feeds, names, "to measure the quantization", optimized)
+    return [dict(zip(names, values, strict=True)) for values in runs]
 
 
 def _dequantize(tensor, values: np.ndarray) -> np.ndarray:

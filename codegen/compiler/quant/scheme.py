@@ -30,7 +30,8 @@ def check_scheme(model: onnx.ModelProto) -> None:
     # The weights of multiply-accumulate operators must be symmetric; other quantized
     # constants (an Add's operand, say) may have any zero point.
     filters = {node.input[1] for node in graph.node
-               if node.op_type in ("Conv", "Gemm", "MatMul") and len(node.input) > 1}
+               if node.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul")
+               and len(node.input) > 1}
     for node in graph.node:
         where = f"node '{node.name or node.op_type}' ({node.op_type})"
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}

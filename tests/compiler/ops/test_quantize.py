@@ -91,10 +91,10 @@ def ort_session(model: onnx.ModelProto, extra_outputs: list[str] = ()
 
 def float_inputs(compiled, qdq_model: onnx.ModelProto) -> dict[str, str]:
     """For each int8 input of the compiled model, the float input of the QDQ model whose
-    QuantizeLinear makes it."""
+    QuantizeLinear makes it (an input that is not quantized stands for itself)."""
     producers = {n.output[0]: n.input[0] for n in qdq_model.graph.node
                  if n.op_type == "QuantizeLinear"}
-    return {name: producers[name] for name in compiled.graph.inputs}
+    return {name: producers.get(name, name) for name in compiled.graph.inputs}
 
 
 @dataclass
@@ -126,7 +126,8 @@ def check_int8(compiled, samples: list[dict[str, np.ndarray]], workdir, qdq_mode
         ints = []
         for name in compiled.graph.inputs:
             quant = compiled.graph.tensor(name).quant
-            ints.append(quantize(sample[sources[name]], quant.scale, quant.zero_point, "int8"))
+            ints.append(sample[name] if quant is None else  # a bool condition, say
+                        quantize(sample[sources[name]], quant.scale, quant.zero_point, "int8"))
         got = host.run(*ints)
         want = run_graph(compiled.graph, ints)
         for g, w in zip(got, want, strict=True):

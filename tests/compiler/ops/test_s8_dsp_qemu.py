@@ -1,10 +1,10 @@
-"""The int8 Conv, Gemm and MatMul kernels on a real DSP core: one-node models built for
-mps2-an386 (a Cortex-M4, so __ARM_FEATURE_DSP and the SMLAD path), run in QEMU and compared
-with ariel's integer reference bit for bit; then the same firmware rebuilt with ARIEL_NO_DSP,
-which forces the plain C path on the same core, gives the same bytes. The host tests cover
-the plain path (the host has no DSP) and the DSP path on C twins of the instructions; these
-check the instructions themselves. Last, the plain path on a Cortex-M0+ (Armv6-M, no DSP):
-built with its flags, and run in QEMU."""
+"""The int8 Conv, ConvTranspose, Gemm and MatMul kernels on a real DSP core: one-node models
+built for mps2-an386 (a Cortex-M4, so __ARM_FEATURE_DSP and the SMLAD path), run in QEMU and
+compared with ariel's integer reference bit for bit; then the same firmware rebuilt with
+ARIEL_NO_DSP, which forces the plain C path on the same core, gives the same bytes. The host
+tests cover the plain path (the host has no DSP) and the DSP path on C twins of the
+instructions; these check the instructions themselves. Last, the plain path on a Cortex-M0+
+(Armv6-M, no DSP): built with its flags, and run in QEMU."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ from codegen.target.firmware import write_project
 from codegen.target.toolchain import run_make
 from tests.compiler.ops.test_conv_s8 import CASES as CONV_CASES
 from tests.compiler.ops.test_conv_s8 import compile_conv, conv_model, quantize_input
+from tests.compiler.ops.test_conv_transpose_s8 import CASES as CONV_TRANSPOSE_CASES
+from tests.compiler.ops.test_conv_transpose_s8 import float_model
 from tests.compiler.ops.test_gemm_s8 import GEMM_CASES, HIGH, LOW, MATMUL_CASES, product_model
 from tests.support import compile_onnx_int8
 
@@ -94,6 +96,17 @@ def test_conv_s8_dsp_path_in_qemu(case, tmp_path):
               for _ in range(SAMPLES)]
     inputs.append([rng.choice(np.array([-128, 127], np.int8), shape)])
     check_on_cortex_m4(compiled, inputs, tmp_path, case != "large_field_plain_only")
+
+
+@pytest.mark.parametrize("case", ["k3_s2_p1_op1", "depthwise_8"])
+def test_conv_transpose_s8_dsp_path_in_qemu(case, tmp_path):
+    """A ConvTranspose's phases are Conv kernels: their DSP path on the real instructions."""
+    rng = np.random.default_rng(43)
+    model, shape = float_model(rng, CONV_TRANSPOSE_CASES[case])
+    compiled = compile_conv(model, shape, rng)
+    inputs = [[quantize_input(compiled, rng.uniform(-0.4, 1.2, shape).astype(np.float32))]
+              for _ in range(SAMPLES)]
+    check_on_cortex_m4(compiled, inputs, tmp_path)
 
 
 @pytest.mark.parametrize("label", PRODUCTS)

@@ -6,7 +6,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from codegen.compiler.plan import ALIGNMENT, Buffer, _first_fit
+from codegen.compiler.plan import ALIGNMENT, Buffer, _first_fit, _lower_bound
 from tests.support import compile_onnx
 
 
@@ -115,3 +115,37 @@ def test_pinned_inputs_stay_at_the_start_for_the_whole_run():
     for other in plan.buffers.values():
         if other is not pinned:
             assert other.offset >= pinned.size
+
+
+def _brute_force_offsets(buffers: dict[str, Buffer], pinned: set[str]) -> dict[str, int]:
+    """The greedy placement written the plain way (every buffer placed so far checked for
+    overlap): the oracle for the planner's step index."""
+    placed = [b for b in buffers.values() if b.name in pinned]
+    offsets = {b.name: b.offset for b in placed}
+    for buf in sorted((b for b in buffers.values() if b.name not in pinned),
+                      key=lambda b: (-b.size, b.first, b.name)):
+        fresh = Buffer(buf.name, buf.size, buf.first, buf.last)
+        fresh.offset = _first_fit(fresh, [p for p in placed if p.overlaps(fresh)], ALIGNMENT)
+        offsets[buf.name] = fresh.offset
+        placed.append(fresh)
+    return offsets
+
+
+@pytest.mark.parametrize("model", [chain_model([4, 6, 5, 12, 7, 3, 9, 9, 2]),
+                                   residual_model()], ids=["chain", "residual"])
+def test_plan_equals_the_plain_greedy_placement(model):
+    plan = compile_onnx(model).plan
+    assert {n: b.offset for n, b in plan.buffers.items()} == \
+        _brute_force_offsets(plan.buffers, set())
+
+
+def test_lower_bound_equals_the_largest_sum_alive_at_one_step():
+    rng = np.random.default_rng(3)
+    buffers = {}
+    for index in range(60):
+        first = int(rng.integers(-1, 40))
+        buffers[f"b{index}"] = Buffer(f"b{index}", 16 * int(rng.integers(1, 9)), first,
+                                      int(rng.integers(first, 41)))
+    expected = max(sum(b.size for b in buffers.values() if b.first <= t <= b.last)
+                   for t in range(-1, 41))
+    assert _lower_bound(buffers, 40) == expected
