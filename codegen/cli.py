@@ -253,7 +253,8 @@ def _io_modes(choices: tuple[str, ...], test_inputs: Path | None):
                    "(needed but for --io uart builds, which carry their own).")
 @click.option("--emulator", type=click.Choice(["qemu", "renode"]), default="qemu",
               show_default=True,
-              help="renode: run a --io uart build's Robot test with renode-test.")
+              help="renode: run a --io uart build's Robot test with renode-test (with "
+                   "--profile: count its instructions per layer in Renode and in QEMU).")
 @click.option("--outputs", "outputs_path", type=click.Path(path_type=Path),
               help="Write the outputs here: .npy (N, *output shape), or .npz by output name.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path),
@@ -278,6 +279,16 @@ def simulate(outdir: Path, inputs_path: Path | None, emulator: str,
     from codegen.run.simulate import simulate as run_simulation
 
     build_folder = open_build(outdir)
+    if profile_run and emulator == "renode":
+        html_path = html_path or outdir / PROFILE_HTML
+        _check_targets(build_folder, None, {"--json": json_path, "--html": html_path},
+                       PROFILE_HTML)
+        _profile_in_renode(build_folder, timeout, json_path, html_path)
+        return
+    if profile_run and "console" in build_folder.metadata:
+        raise ArielError(f"'{outdir}' is a --io uart build: profile it with --emulator renode "
+                         "(Renode counts the UART build, QEMU the same code beside it), or "
+                         "profile a build without --io uart")
     if "console" in build_folder.metadata or emulator == "renode":
         from codegen.devkit.uart_run import simulate_uart
 
@@ -320,6 +331,27 @@ def _profile(build_folder, inputs, timeout: float, json_path: Path | None,
     progress(f"HTML report: {html_path}")
     if json_path is not None:
         write_atomic(json_path, _json_text(report.to_dict()))
+
+
+def _profile_in_renode(build_folder, timeout: float, json_path: Path | None,
+                       html_path: Path) -> None:
+    from codegen.devkit.renode import require_platform
+    from codegen.devkit.renode_profile import profile_uart_build
+    from codegen.devkit.uart_run import require_uart_build
+    from codegen.report.profile import format_comparison, format_html
+
+    require_uart_build(build_folder)
+    require_platform(build_folder.board)
+    result = profile_uart_build(build_folder, timeout, progress)
+    click.echo(format_comparison(result.renode, result.qemu, result.differences,
+                                 result.firmware_cycles))
+    _write_report(build_folder, html_path, format_html(result.renode))
+    progress(f"HTML report: {html_path}")
+    if json_path is not None:
+        write_atomic(json_path, _json_text({"renode": result.renode.to_dict(),
+                                            "qemu": result.qemu.to_dict(),
+                                            "differences": result.differences,
+                                            "firmware_cycles": result.firmware_cycles}))
 
 
 def _build_ari(model: Path | None, board, outdir: Path, stages: tuple[str, ...],

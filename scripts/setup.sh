@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install everything ariel needs on a Debian/Ubuntu machine: the Arm GNU toolchain with
 # newlib, QEMU for Arm (apt, only what is missing), and a virtual environment at .venv with
-# ariel installed editable, so that .venv/bin/ariel exists. Safe to run again.
+# ariel installed editable, so that .venv/bin/ariel exists; with a Renode copy beside the
+# repository (../shared/renode), what it needs too (scripts/setup_renode.sh). Safe to run
+# again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,4 +32,5 @@ fi
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
+scripts/setup_renode.sh
 echo "setup: ready ($(.venv/bin/ariel --version))"

@@ -1,11 +1,29 @@
 """Shared fixtures: skip tests that need an external tool only when that tool is absent,
-and say which tool."""
+and say which tool; in CI, where Renode is provided (../shared/renode, linked by `make
+setup`), a Renode test that would skip fails instead."""
 
+import os
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 
-TOOLS = {"qemu": ["qemu-system-arm", "arm-none-eabi-gcc", "make"]}
+TOOLS = {"qemu": ["qemu-system-arm", "arm-none-eabi-gcc", "make"],
+         "renode": ["renode", "renode-test"]}
+HOW = {"qemu": "run `make setup`",
+       "renode": "Renode is in no package registry: install it from the Renode project's "
+                 "releases; `make setup` links a copy at ../shared/renode when there is one"}
+
+# The session runs as if its virtual environment were activated: what is installed there
+# (ariel, and the Renode launchers scripts/setup_renode.sh writes) is on PATH.
+_BIN = str(Path(sys.executable).parent)
+if _BIN not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = _BIN + os.pathsep + os.environ.get("PATH", "")
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -15,7 +33,18 @@ def pytest_collection_modifyitems(config, items):
                 missing = [t for t in tools if shutil.which(t) is None]
                 if missing:
                     item.add_marker(pytest.mark.skip(
-                        reason=f"needs {', '.join(missing)} (run `make setup`)"))
+                        reason=f"needs {', '.join(missing)} on PATH ({HOW[marker]})"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI every Renode test runs: a skip (for whatever reason) is a failure there."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and "renode" in item.keywords and in_ci():
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"a Renode test may not skip in CI (CI is set): {reason}"
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -138,3 +138,40 @@ def format_html(report: ProfileReport) -> str:
         f"<body><h1>{html.escape(report.model)} on {html.escape(report.board)}</h1>"
         f"<p>{summary}</p><h2>{measure.capitalize()} per layer</h2>{svg}"
         f"<h2>Table</h2><pre>{table}</pre></body></html>\n")
+
+
+def format_comparison(renode: ProfileReport, qemu: ProfileReport, differences: list[str],
+                      firmware_cycles: list[int], name_width: int = 34) -> str:
+    """Renode's instruction counts per layer beside QEMU's for the same code, with the
+    cycles, time and energy the Renode rows are given (`differences`: the layers on which
+    the counts differ, empty when they agree; `firmware_cycles`: the firmware's own count
+    around each inference in Renode)."""
+    lines = [f"Profile of {renode.model} ({renode.precision}) on {renode.board} "
+             f"({renode.core}, {renode.clock_hz / 1e6:g} MHz), the --io uart build, "
+             f"{renode.inferences} inference(s): instructions counted by Renode and by QEMU "
+             f"on the same code (exact); cycles, time and energy are estimates"]
+    header = (f"  {'#':>3}  {'op':<18}{'node':<{name_width}}{'MACs':>12}{'Renode instr':>14}"
+              f"{'QEMU instr':>14}{'cycles':>14}{'share':>7}{'time us':>10}{'energy uJ':>11}")
+    lines += [header, "  " + "-" * (len(header) - 2)]
+    for row, twin in zip(renode.layers, qemu.layers, strict=True):
+        name = row.name if len(row.name) < name_width else "…" + row.name[-(name_width - 2):]
+        lines.append(f"  {row.index:>3}  {row.op:<18}{name:<{name_width}}{row.macs:>12,}"
+                     f"{row.instructions:>14,.0f}{twin.instructions:>14,.0f}"
+                     f"{_number(row.cycles):>14}{_share(row.cycles or 0, renode.total_cycles):>7}"
+                     f"{_number(row.time_us, 1):>10}{_number(row.energy_uj, 2):>11}")
+    lines.append("  " + "-" * (len(header) - 2))
+    lines.append(f"  per inference: Renode {renode.total_instructions:,.0f} instructions, QEMU "
+                 f"{qemu.total_instructions:,.0f}; between kernels Renode "
+                 f"{renode.between_layers:,.0f}, QEMU {qemu.between_layers:,.0f}")
+    lines.append("  Renode and QEMU agree on every layer" if not differences else
+                 "  Renode and QEMU differ: " + "; ".join(differences))
+    if firmware_cycles:
+        lines.append("  the firmware's own cycle count in Renode (one instruction per cycle): "
+                     + ", ".join(f"{c:,}" for c in firmware_cycles))
+    lines.append(f"  estimated: {renode.total_cycles:,.0f} cycles, {renode.time_ms:.3f} ms at "
+                 f"{renode.clock_hz / 1e6:g} MHz"
+                 + (f", {renode.energy_uj:,.1f} uJ" if renode.energy_uj is not None
+                    else ", no energy (the board file has no power figures)"))
+    lines.append("  assumptions:")
+    lines += [f"    - {text}" for text in renode.assumptions]
+    return "\n".join(lines)

@@ -110,14 +110,16 @@ class Debug:
 
 @dataclass(frozen=True)
 class RenodeInfo:
-    """The chip in Renode: the platform Renode ships for it (for reference; ariel generates
-    its own offline description), the CPU type, and the console UART's model and name.
-    `platform` is empty when Renode has none, and `note` says so."""
+    """The chip in Renode: the CPU type and the console UART's model for ariel's own offline
+    platform description, and the platform Renode ships for the chip, for reference (empty
+    when it has none). A board whose console no Renode model fits has no `uart_model`, and
+    `note` says why."""
 
     platform: str = ""
     cpu_type: str = ""
     uart_model: str = ""
     uart_name: str = ""
+    uart_size: int | None = None  # the registration range, for models without a known size
     uart_properties: dict[str, str] = field(default_factory=dict)
     clock_model: str = ""  # Renode's model of the RCC/CLOCK block, if it has one
     clock_base: int | None = None
@@ -125,7 +127,7 @@ class RenodeInfo:
 
     @property
     def available(self) -> bool:
-        return bool(self.platform)
+        return bool(self.uart_model)
 
 
 def parse_console(table: dict) -> Console:
@@ -169,13 +171,15 @@ def parse_renode(table: dict) -> RenodeInfo:
     info = RenodeInfo(
         platform=str(table.get("platform", "")), cpu_type=str(table.get("cpu_type", "")),
         uart_model=str(table.get("uart_model", "")), uart_name=str(table.get("uart_name", "")),
+        uart_size=_optional_int(table, "uart_size"),
         uart_properties={k: str(v) for k, v in table.get("uart_properties", {}).items()},
         clock_model=str(table.get("clock_model", "")),
         clock_base=_optional_int(table, "clock_base"), note=str(table.get("note", "")))
-    if info.available and not (info.cpu_type and info.uart_model and info.uart_name):
-        raise ValueError("[renode] with a platform needs cpu_type, uart_model and uart_name")
+    described = (info.cpu_type, info.uart_model, info.uart_name)
+    if any(described) and not all(described):
+        raise ValueError("[renode] needs cpu_type, uart_model and uart_name together")
     if not info.available and not info.note:
-        raise ValueError("[renode] without a platform must say why in `note`")
+        raise ValueError("[renode] without a UART model must say why in `note`")
     return info
 
 

@@ -105,26 +105,47 @@ def test_renode_files_next_to_the_elf(built):
     name, out, _ = built
     board = get_board(name)
     folder = out / "renode"
-    if name not in RENODE:
-        assert not folder.exists()
-        return
-    repl = (folder / f"{name}.repl").read_text()
     uart = RENODE[name]
-    assert re.search(rf"^{uart}: {re.escape(board.renode.uart_model)} @ sysbus "
-                     rf"0x{board.console.base:08X}$", repl, re.M)
+    repl = (folder / f"{name}.repl").read_text()
+    # A model without a size of its own (Renode's STM32_UART) is registered with a range.
+    where = (f"<0x{board.console.base:08X}, \\+0x{board.renode.uart_size:X}>"
+             if board.renode.uart_size else f"0x{board.console.base:08X}")
+    assert re.search(rf"^{uart}: {re.escape(board.renode.uart_model)} @ sysbus {where}$", repl,
+                     re.M)
     assert f"flash: Memory.MappedMemory @ sysbus 0x{board.chip.flash.origin:08X}" in repl
     assert f"size: 0x{board.chip.flash.size:X}" in repl
     assert f"ram: Memory.MappedMemory @ sysbus 0x{board.chip.ram.origin:08X}" in repl
     assert f'cpuType: "{board.renode.cpu_type}"' in repl
+    assert f"PerformanceInMips: {board.clock_hz // 1_000_000}" in repl
+    assert f"systickFrequency: {board.clock_hz}" in repl
+    # DWT on Armv7-M (the Cortex-M0+ has none), the clock registers the firmware waits on.
+    assert ("dwt: Miscellaneous.DWT @ sysbus 0xE0001000" in repl) == (board.core != "cortex-m0plus")
+    if board.console.family.startswith("stm32"):
+        assert "rcc: Python.PythonPeripheral" in repl and "flash_interface:" in repl
     assert "ApplySVD" not in repl and "http" not in repl
     resc = (folder / "firmware.resc").read_text()
     assert "sysbus LoadELF $ORIGIN/../build/firmware.elf" in resc
     assert f"showAnalyzer sysbus.{uart}" in resc
     robot = (folder / "firmware.robot").read_text()
     assert f"${{UART}}                       sysbus.{uart}" in robot
-    assert "@${CURDIR}/../build/firmware.elf" in robot
+    assert "sysbus LoadELF @${here}/../build/${elf}" in robot
     assert "Wait For Line On Uart     ariel-check 3 pass" in robot
-    assert "ariel: done, 3 runs, all outputs as expected" in robot
+    # The closing line fails the test until every expected line has come.
+    waits = robot.index("Wait For Line On Uart     ariel-check 3 pass")
+    assert robot.index("Register Failing Uart String    ^ariel: done,") < waits
+    assert waits < robot.index("Unregister Failing Uart String    ^ariel: done,") < \
+        robot.index("ariel: done, 3 runs, all outputs as expected")
+
+
+def test_nothing_to_load_has_a_flash_load_address(built):
+    """.bss and the stack are zero-filled at their own addresses: a loader that writes every
+    segment at its load address (Renode's LoadELF) must not clear flash for them."""
+    name, out, _ = built
+    board = get_board(name)
+    with open(out / "build" / "firmware.elf", "rb") as handle:
+        for segment in ELFFile(handle).iter_segments():
+            if segment["p_type"] == "PT_LOAD" and segment["p_memsz"] > segment["p_filesz"]:
+                assert not board.chip.flash.contains(segment["p_paddr"] + segment["p_filesz"])
 
 
 def test_stm32f4_discovery_boots_in_qemu_on_its_usart(tmp_path, digits):
