@@ -163,8 +163,8 @@ def lower_reduction(reduction: Reduction, x: Tensor, y: Tensor, axes: Axes, head
     divisor = _divisor(reduction, count)
     context = {
         "ctype": x.ctype, "acc_ctype": x.ctype, "heading": heading,
-        "x_desc": f"{list(x.shape)} {_layout_name(x)}",
-        "y_desc": f"{list(y.shape)} {_layout_name(y)}",
+        "x_desc": f"{list(x.shape)} {layout_name(x)}",
+        "y_desc": f"{list(y.shape)} {layout_name(y)}",
         "init": _literal(reduction.identity(np.dtype(x.dtype)), x.ctype),
         "values": f"{count} value{'s' if count != 1 else ''} per output element",
     }
@@ -180,9 +180,23 @@ def lower_reduction(reduction: Reduction, x: Tensor, y: Tensor, axes: Axes, head
     return _lower_outer(reduction, x, y, axes, divisor, context)
 
 
-def _lower_inner(reduction: Reduction, x: Tensor, y: Tensor, axes: Axes, divisor: str | None,
-                 context: dict, integer: IntegerSum | None = None) -> Kernel:
-    """Output elements in the output's memory order; the reduced axes as inner loops."""
+@dataclass(frozen=True)
+class InnerLoops:
+    """A reduction walked with the output outermost: `bounds` visit the output in its memory
+    order (variables i0, i1, ...), `inner` the reduced axes of the input in its memory order
+    (j0, j1, ...); `x_first` is the C offset of an output element's first value, `x_index`
+    of its value at j, and `y_index` of the output element."""
+
+    bounds: list[int]
+    inner: list[int]
+    x_first: str
+    x_index: str
+    y_index: str
+
+
+def inner_loops(x: Tensor, y: Tensor, axes: Axes) -> InnerLoops:
+    """The loops that reduce `x` over `axes` into `y`, one output element at a time, for
+    any memory orders of the two."""
     source = _source_axes(x.rank, y.rank, axes)
     x_strides = x.strides
     bounds, (x_outer, y_outer) = _loops(
@@ -190,11 +204,18 @@ def _lower_inner(reduction: Reduction, x: Tensor, y: Tensor, axes: Axes, divisor
                           operand_strides(y, y)])
     reduced = [a for a in x.memory_order if a in axes]
     inner, (x_inner,) = _loops([x.shape[a] for a in reduced], [[x_strides[a] for a in reduced]])
-    x_index = " + ".join(t for t in (c_index(x_outer, "i"), c_index(x_inner, "j"))
-                         if t != "0") or "0"
+    first = c_index(x_outer, "i")
+    x_index = " + ".join(t for t in (first, c_index(x_inner, "j")) if t != "0") or "0"
+    return InnerLoops(bounds, inner, first, x_index, c_index(y_outer, "i"))
+
+
+def _lower_inner(reduction: Reduction, x: Tensor, y: Tensor, axes: Axes, divisor: str | None,
+                 context: dict, integer: IntegerSum | None = None) -> Kernel:
+    """Output elements in the output's memory order; the reduced axes as inner loops."""
+    loops = inner_loops(x, y, axes)
     context.update(
-        bounds=bounds, inner_bounds=inner, x_index=x_index, y_index=c_index(y_outer, "i"),
-        fold=reduction.fold("acc", "v"),
+        bounds=loops.bounds, inner_bounds=loops.inner, x_index=loops.x_index,
+        y_index=loops.y_index, fold=reduction.fold("acc", "v"),
         result=integer.result("acc") if integer else (f"acc / {divisor}" if divisor else "acc"),
         strategy="one accumulator per output element, the reduced axes as inner loops")
     return Kernel("kernels/reduce_inner.c.j2", context)
@@ -254,7 +275,7 @@ def _target_axes(x_rank: int, y_rank: int, axes: Axes) -> dict[int, int]:
     return {a: k for k, a in enumerate(_source_axes(x_rank, y_rank, axes))}
 
 
-def _layout_name(t: Tensor) -> str:
+def layout_name(t: Tensor) -> str:
     if t.is_row_major:
         return "row-major"
     moving = [a for a in t.memory_order if t.shape[a] != 1]
