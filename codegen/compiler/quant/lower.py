@@ -28,7 +28,8 @@ from codegen.errors import UnsupportedError
 # Inputs (by position) that carry data to quantize; the others are parameters (shapes,
 # axes, Clip bounds) that stay as they are. Absent operators: every input is data.
 DATA_INPUTS = {"Reshape": (0,), "Squeeze": (0,), "Unsqueeze": (0,), "Clip": (0,),
-               "ReduceMean": (0,), "ReduceMax": (0,), "ReduceSum": (0,), "Where": (1, 2),
+               "ReduceMean": (0,), "ReduceMax": (0,), "ReduceMin": (0,), "ReduceSum": (0,),
+               "Where": (1, 2),
                "PRelu": (0,), "Slice": (0,), "Split": (0,), "Pad": (0,), "Gather": (0,),
                "Expand": (0,), "Tile": (0,), "Resize": (0,), "Upsample": (0,)}
 # Operators with a bias input that may arrive as a float constant (ONNX Runtime's quantizer
