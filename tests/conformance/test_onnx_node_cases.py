@@ -84,7 +84,7 @@ SHAPE_INPUTS = {"Reshape": (1,), "Squeeze": (1,), "Unsqueeze": (1,),
                     "LogSumExp")},
                 "Slice": (1, 2, 3, 4), "Split": (1,),
                 "Pad": (1, 2, 3), "Expand": (1,), "Tile": (1,), "Resize": (1, 2, 3),
-                "Upsample": (1,),
+                "Upsample": (1,), "TopK": (1,),
                 # weights, biases, sequence_lens and peepholes: initializers in real models
                 "LSTM": (1, 2, 3, 4, 7), "GRU": (1, 2, 3, 4), "RNN": (1, 2, 3, 4)}
 RUN_TIME_SHAPE = "shape, axes or weights given at run time"

@@ -1,6 +1,6 @@
 """ONNX ArgMax and ArgMin: the int64 index of the largest (smallest) value along one axis, on
-float32 and int8 tensors in any memory order (the output element outermost, the axis as the
-inner loop, as reduce.py walks a reduction).
+tensors of any numeric type (int8 quantized or not) in any memory order (the output element
+outermost, the axis as the inner loop, as reduce.py walks a reduction).
 
 On an int8 tensor quantized with a positive scale, real = scale * (q - zero_point) grows with
 q, so the index of the largest q is that of the largest real: the kernel compares the int8
@@ -16,7 +16,7 @@ import numpy as np
 
 from codegen.compiler.ir import Graph, Node, Tensor
 from codegen.compiler.ops.base import (
-    FLOAT_TYPES,
+    NUMERIC_TYPES,
     Kernel,
     Names,
     OpDef,
@@ -49,7 +49,7 @@ class ArgExtreme(OpDef):
                 raise unsupported(node, f"an int8 input of scale {float(scale_of(x)):g}",
                                   "int8 inputs of positive scale")
         else:
-            require_dtype(node, x, FLOAT_TYPES)
+            require_dtype(node, x, NUMERIC_TYPES)
         axis = attr(node, "axis", 0)
         if not -x.rank <= axis < x.rank:
             raise unsupported(node, f"axis {axis} of a rank-{x.rank} input",

@@ -31,7 +31,7 @@ DATA_INPUTS = {"Reshape": (0,), "Squeeze": (0,), "Unsqueeze": (0,), "Clip": (0,)
                "ReduceMean": (0,), "ReduceMax": (0,), "ReduceMin": (0,), "ReduceSum": (0,),
                "Where": (1, 2),
                "PRelu": (0,), "Slice": (0,), "Split": (0,), "Pad": (0,), "Gather": (0,),
-               "Expand": (0,), "Tile": (0,), "Resize": (0,), "Upsample": (0,)}
+               "Expand": (0,), "Tile": (0,), "Resize": (0,), "Upsample": (0,), "TopK": (0,)}
 # Operators with a bias input that may arrive as a float constant (ONNX Runtime's quantizer
 # leaves Gemm's bias in float): it is quantized here to int32 at s_in * s_w.
 BIAS_INPUT = {"Conv": 2, "ConvTranspose": 2, "Gemm": 2}

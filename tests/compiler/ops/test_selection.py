@@ -1,5 +1,5 @@
-"""ArgMax and ArgMin against onnx.reference through host-compiled C and through ariel's numpy
-reference, on float inputs with ties, in row-major and channels-last memory, and on int8
+"""ArgMax, ArgMin and TopK against onnx.reference through host-compiled C and through ariel's
+numpy reference, on float inputs with ties, in row-major and channels-last memory, and on int8
 tensors quantized by ONNX Runtime (the indices equal ONNX Runtime's on the QDQ model)."""
 
 import numpy as np
@@ -8,7 +8,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from codegen.compiler.reference import run_graph, run_graph_values
-from codegen.errors import UnsupportedError
+from codegen.errors import ArielError, UnsupportedError
 from tests.compiler.ops.test_conv_s8 import onnxruntime_int8
 from tests.compiler.ops.test_quantize import calibration, kernel_ops
 from tests.compiler.ops.test_reduce import after_conv, kernel_of, reads_producer_directly
@@ -17,6 +17,7 @@ from tests.support import (
     compile_onnx,
     compile_onnx_int8,
     host_model,
+    random_array,
     run_reference,
     single_node_model,
 )
@@ -123,7 +124,121 @@ def test_int8_arg_extreme_compares_the_quantized_values(op, attrs, tmp_path):
     print(f"\n{op} {attrs}: {ties} ties for the extreme")
 
 
-def test_integer_input_is_refused_by_type():
-    model = single_node_model("ArgMax", {"x": np.zeros((2, 3), np.int32)})
-    with pytest.raises(UnsupportedError, match=r"\(ArgMax\): data type int32 .* float32"):
+# (shape, k, attributes)
+TOPK_CASES = {
+    "last_axis": ((3, 8), 3, {}),
+    "smallest": ((3, 8), 2, {"largest": 0}),
+    "axis_0": ((6, 4), 4, {"axis": 0}),
+    "middle_axis_negative": ((2, 7, 3), 5, {"axis": -2}),
+    "k_is_the_whole_axis": ((2, 5), 5, {}),
+    "k_of_one": ((4, 6), 1, {"largest": 0, "axis": 1}),
+    "unsorted_flag": ((2, 9), 4, {"sorted": 0}),
+    "one_dimensional": ((10,), 3, {}),
+}
+
+
+def topk_model(x: np.ndarray, k: int, opset: int = 17, **attrs) -> onnx.ModelProto:
+    if opset == 1:
+        return single_node_model("TopK", {"x": x}, opset=1, n_outputs=2, k=k, **attrs)
+    return single_node_model("TopK", {"x": x}, {"k": np.array([k], np.int64)}, opset=opset,
+                             n_outputs=2, **attrs)
+
+
+@pytest.mark.parametrize("case", TOPK_CASES, ids=list(TOPK_CASES))
+def test_topk_matches_onnx_reference(case, tmp_path):
+    """Values and indices exactly as onnx.reference gives them, ties (the small integers)
+    by the lower index."""
+    shape, k, attrs = TOPK_CASES[case]
+    rng = np.random.default_rng(sum(map(ord, case)))
+    for x in (tied(rng, shape), rng.uniform(-1, 1, shape).astype(np.float32)):
+        model = topk_model(x, k, **attrs)
+        assert_matches_reference(model, [x], tmp_path, rtol=0, atol=0)
+        for got, want in zip(run_graph(compile_onnx(model).graph, [x]),
+                             run_reference(model, [x]), strict=True):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_topk_of_opset_1_takes_k_as_an_attribute(tmp_path):
+    x = tied(np.random.default_rng(8), (3, 6))
+    assert_matches_reference(topk_model(x, 2, opset=1), [x], tmp_path, rtol=0, atol=0)
+
+
+def test_topk_ties_keep_index_order(tmp_path):
+    x = np.array([[2, 7, 7, 1, 7, 2]], np.float32)
+    host = host_model(compile_onnx(topk_model(x, 4)), tmp_path)
+    values, indices = host.run(x)
+    assert values.tolist() == [[7, 7, 7, 2]] and indices.tolist() == [[1, 2, 4, 0]]
+    host = host_model(compile_onnx(topk_model(x, 3, largest=0)), tmp_path)
+    values, indices = host.run(x)
+    assert values.tolist() == [[1, 2, 2]] and indices.tolist() == [[3, 0, 5]]
+
+
+def test_int8_topk_moves_the_quantized_values(tmp_path):
+    """ONNX Runtime quantizes TopK as a move (values keep the input's scale): ariel's kernel
+    selects the int8 values themselves, equal to ONNX Runtime's on the QDQ model fed the
+    same int8 tensor, indices included."""
+    rng = np.random.default_rng(9)
+    shape = (3, 12)
+    samples = [{"x": (rng.integers(-8, 9, shape) / 8).astype(np.float32)} for _ in range(8)]
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "quarter"], ["sum"]),
+         helper.make_node("TopK", ["sum", "k"], ["values", "indices"], axis=1)], "topk",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("values", TensorProto.FLOAT, None),
+         helper.make_tensor_value_info("indices", TensorProto.INT64, None)],
+        [onnx.numpy_helper.from_array(np.array([0.25], np.float32), "quarter"),
+         onnx.numpy_helper.from_array(np.array([4], np.int64), "k")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    compiled = compile_onnx_int8(model, calibration(samples), io="int8")
+    assert kernel_ops(compiled) == ["Add", "TopK"]
+    node = compiled.graph.nodes[-1]
+    values, indices = (compiled.graph.tensor(name) for name in node.outputs)
+    assert values.dtype == "int8" and indices.dtype == "int64"
+    source = compiled.graph.tensor(node.inputs[0])
+    assert source.dtype == "int8" and float(values.quant.scale) == float(source.quant.scale)
+    host = host_model(compiled, tmp_path)
+    quant = compiled.graph.tensor(compiled.graph.inputs[0]).quant
+    for sample in samples:
+        x = np.clip(np.rint(sample["x"] / quant.scale) + quant.zero_point, -128, 127).astype(
+            np.int8)
+        got = host.run(x)
+        for g, w in zip(got, run_graph(compiled.graph, [x]), strict=True):
+            np.testing.assert_array_equal(g, w)
+        q = run_graph_values(compiled.graph, [x])[source.name]
+        feeds = {source.name: q, "x": sample["x"]}
+        for g, name, kind in zip(got, node.outputs, (TensorProto.INT8, TensorProto.INT64),
+                                 strict=True):
+            np.testing.assert_array_equal(
+                g, onnxruntime_int8(compiled.quantized_model, feeds, name, kind))
+
+
+def test_topk_refuses_k_at_run_time_and_k_beyond_the_axis():
+    x = np.zeros((2, 5), np.float32)
+    model = single_node_model("TopK", {"x": x, "k": np.array([2], np.int64)}, n_outputs=2)
+    with pytest.raises(UnsupportedError, match="k computed at run time"):
+        compile_onnx(model)
+    model = topk_model(x, 2)  # then k made 6, which ONNX's shape inference would refuse
+    model.graph.initializer[0].CopyFrom(onnx.numpy_helper.from_array(np.array([6], np.int64),
+                                                                     "k"))
+    for value in model.graph.output:
+        value.type.tensor_type.ClearField("shape")
+    # ONNX's shape inference, which the frontend runs first, names it.
+    with pytest.raises(ArielError, match="Axis has less than the requested k elements"):
+        compile_onnx(model)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.uint8, np.int64])
+def test_integer_inputs_are_compared_as_they_are(dtype, tmp_path):
+    x = random_array(np.random.default_rng(10), (3, 7), dtype)
+    x[:, 5] = x[:, 2]  # a tie in every row
+    for model in (single_node_model("ArgMax", {"x": x}, axis=1, select_last_index=1),
+                  single_node_model("ArgMin", {"x": x}, axis=1),
+                  topk_model(x, 3)):
+        assert_matches_reference(model, [x], tmp_path, rtol=0, atol=0)
+
+
+def test_bool_input_is_refused_by_type():
+    model = single_node_model("ArgMax", {"x": np.zeros((2, 3), bool)})
+    with pytest.raises(UnsupportedError, match=r"\(ArgMax\): data type bool .* int64"):
         compile_onnx(model)
