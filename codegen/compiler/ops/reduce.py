@@ -38,7 +38,7 @@ from codegen.compiler.ops.base import (
     unsupported,
 )
 from codegen.compiler.ops.quantize import c_add, int8_quantized
-from codegen.compiler.ops.strided import collapse, operand_strides, output_loops
+from codegen.compiler.ops.strided import collapse_loops, operand_strides, output_loops
 from codegen.compiler.quant.output_stage import OutputStage, output_stage, scale_of, zero_point_of
 
 Axes = tuple[int, ...]
@@ -256,11 +256,12 @@ def inner_loops(x: Tensor, y: Tensor, axes: Axes) -> InnerLoops:
     any memory orders of the two."""
     source = _source_axes(x.rank, y.rank, axes)
     x_strides = x.strides
-    bounds, (x_outer, y_outer) = _loops(
+    bounds, (x_outer, y_outer) = collapse_loops(
         output_loops(y), [[x_strides[source[a]] for a in y.memory_order],
                           operand_strides(y, y)])
     reduced = [a for a in x.memory_order if a in axes]
-    inner, (x_inner,) = _loops([x.shape[a] for a in reduced], [[x_strides[a] for a in reduced]])
+    inner, (x_inner,) = collapse_loops([x.shape[a] for a in reduced],
+                                       [[x_strides[a] for a in reduced]])
     first = c_index(x_outer, "i")
     x_index = " + ".join(t for t in (first, c_index(x_inner, "j")) if t != "0") or "0"
     return InnerLoops(bounds, inner, first, x_index, c_index(y_outer, "i"))
@@ -286,7 +287,7 @@ def _lower_outer(reduction: Reduction, x: Tensor, y: Tensor, axes: Axes, divisor
     target = _target_axes(x.rank, y.rank, axes)
     y_strides = y.strides
     order = x.memory_order
-    bounds, (x_walk, y_walk) = _loops(
+    bounds, (x_walk, y_walk) = collapse_loops(
         [x.shape[a] for a in order],
         [[x.strides[a] for a in order],
          [0 if a in axes else y_strides[target[a]] for a in order]])
@@ -297,14 +298,6 @@ def _lower_outer(reduction: Reduction, x: Tensor, y: Tensor, axes: Axes, divisor
                 else _result(reduction, "y0[i]", divisor)),
         strategy="a kept axis innermost: x walked in memory order, folded into y")
     return Kernel("kernels/reduce_outer.c.j2", context)
-
-
-def _loops(bounds: list[int], strides: list[list[int]]) -> tuple[list[int], list[list[int]]]:
-    """`collapse`, and no loop at all where a single iteration is left."""
-    bounds, strides = collapse(bounds, strides)
-    if bounds == [1]:
-        return [], [[] for _ in strides]
-    return bounds, strides
 
 
 def _count(shape: tuple[int, ...], axes: Axes) -> int:

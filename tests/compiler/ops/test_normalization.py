@@ -1,0 +1,130 @@
+"""LayerNormalization and InstanceNormalization, float32, against onnx.reference through
+host-compiled C and through ariel's numpy reference of the compiled graph: axes, broadcast
+parameters, the optional statistics outputs, parameters at run time, channels-last input."""
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+from codegen.compiler.reference import run_graph
+from codegen.errors import UnsupportedError
+from tests.compiler.ops.test_reduce import after_conv, kernel_of, reads_producer_directly
+from tests.support import (
+    assert_matches_reference,
+    compile_onnx,
+    random_array,
+    run_reference,
+    single_node_model,
+)
+
+# (x shape, scale shape, bias shape or None, attributes)
+LAYER_NORM_CASES = {
+    "last_axis": ((2, 5, 16), (16,), (16,), {}),
+    "no_bias": ((3, 8), (8,), None, {}),
+    "two_axes": ((2, 3, 4, 5), (4, 5), (4, 5), {"axis": 2}),
+    "two_axes_broadcast_scale": ((2, 3, 4, 5), (5,), (1, 5), {"axis": -2}),
+    "axis_0_everything": ((3, 4), (3, 4), (4,), {"axis": 0}),
+    "scalar_like_scale": ((2, 6), (1,), (6,), {}),
+    "epsilon": ((4, 10), (10,), (10,), {"epsilon": 0.1}),
+    "size_one_rows": ((1, 1, 7), (7,), (7,), {}),
+}
+
+
+def check(model: onnx.ModelProto, inputs: list[np.ndarray], tmp_path) -> None:
+    assert_matches_reference(model, inputs, tmp_path, rtol=1e-5, atol=1e-5)
+    got = run_graph(compile_onnx(model).graph, inputs)
+    for g, w in zip(got, run_reference(model, inputs), strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", LAYER_NORM_CASES, ids=list(LAYER_NORM_CASES))
+def test_layer_normalization_matches_onnx_reference(case, tmp_path):
+    shape, scale, bias, attrs = LAYER_NORM_CASES[case]
+    rng = np.random.default_rng(sum(map(ord, case)))
+    x = random_array(rng, shape, low=-3.0, high=2.0)
+    constants = {"scale": random_array(rng, scale)}
+    if bias is not None:
+        constants["bias"] = random_array(rng, bias)
+    check(single_node_model("LayerNormalization", {"x": x}, constants, **attrs), [x], tmp_path)
+
+
+@pytest.mark.parametrize("outputs", [2, 3])
+def test_layer_normalization_writes_its_statistics(outputs, tmp_path):
+    rng = np.random.default_rng(1)
+    x = random_array(rng, (2, 3, 6))
+    model = single_node_model("LayerNormalization", {"x": x},
+                              {"scale": random_array(rng, (3, 6)),
+                               "bias": random_array(rng, (6,))},
+                              n_outputs=outputs, axis=1)
+    check(model, [x], tmp_path)
+
+
+def test_layer_normalization_with_parameters_at_run_time(tmp_path):
+    rng = np.random.default_rng(2)
+    x, scale, bias = (random_array(rng, s) for s in ((4, 3, 5), (3, 5), (5,)))
+    model = single_node_model("LayerNormalization", {"x": x, "scale": scale, "bias": bias},
+                              axis=1)
+    check(model, [x, scale, bias], tmp_path)
+
+
+def test_constant_row_is_scaled_by_epsilon_alone(tmp_path):
+    """A row of equal values has variance 0: y is the bias (0 * 1/sqrt(epsilon) * scale)."""
+    x = np.full((2, 4), 3.5, np.float32)
+    model = single_node_model("LayerNormalization", {"x": x},
+                              {"scale": np.ones(4, np.float32),
+                               "bias": np.arange(4, dtype=np.float32)})
+    check(model, [x], tmp_path)
+
+
+def test_layer_normalization_refuses_another_stash_type():
+    x = np.zeros((2, 4), np.float32)
+    model = single_node_model("LayerNormalization", {"x": x}, {"scale": np.ones(4, np.float32)},
+                              stash_type=0)
+    with pytest.raises(UnsupportedError, match="stash_type 0 is not supported"):
+        compile_onnx(model)
+
+
+INSTANCE_NORM_SHAPES = [(1, 3, 10), (2, 4, 5, 6), (1, 2, 3, 4, 2)]
+
+
+@pytest.mark.parametrize("shape", INSTANCE_NORM_SHAPES, ids=str)
+def test_instance_normalization_matches_onnx_reference(shape, tmp_path):
+    rng = np.random.default_rng(len(shape))
+    x = random_array(rng, shape, low=-2.0, high=3.0)
+    model = single_node_model("InstanceNormalization", {"x": x},
+                              {"scale": random_array(rng, shape[1:2]),
+                               "bias": random_array(rng, shape[1:2])}, epsilon=1e-3)
+    check(model, [x], tmp_path)
+
+
+def test_instance_normalization_reads_channels_last_without_a_copy(tmp_path):
+    rng = np.random.default_rng(3)
+    x = random_array(rng, (1, 3, 6, 5))
+    model = after_conv("InstanceNormalization", x, rng, channels=6,
+                       constants={"scale": random_array(rng, (6,)),
+                                  "bias": random_array(rng, (6,))})
+    compiled = compile_onnx(model)
+    assert reads_producer_directly(compiled, "InstanceNormalization", "Conv")
+    assert "channels-last" in kernel_of(compiled, "InstanceNormalization")
+    check(model, [x], tmp_path)
+
+
+def test_layer_normalization_after_a_transpose_reads_it_in_place(tmp_path):
+    """Statistics over the channels of an NCHW tensor seen as NHWC: the view is read
+    through strides."""
+    rng = np.random.default_rng(4)
+    x = random_array(rng, (1, 6, 3, 4))
+    model = single_node_model("Transpose", {"x": x}, perm=[0, 2, 3, 1])
+    model.graph.node[0].output[0] = "t"
+    model.graph.node.append(helper.make_node("LayerNormalization", ["t", "scale", "bias"],
+                                             ["y0"]))
+    model.graph.initializer.extend([
+        onnx.numpy_helper.from_array(random_array(rng, (6,)), "scale"),
+        onnx.numpy_helper.from_array(random_array(rng, (6,)), "bias")])
+    del model.graph.value_info[:]
+    model.graph.output[0].type.tensor_type.ClearField("shape")
+    model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    compiled = compile_onnx(model)
+    assert reads_producer_directly(compiled, "LayerNormalization", "Transpose")
+    check(model, [x], tmp_path)
