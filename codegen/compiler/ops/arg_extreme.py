@@ -35,6 +35,7 @@ class ArgExtreme(OpDef):
     """ArgMax (`largest`) or ArgMin."""
 
     attributes = frozenset({"axis", "keepdims", "select_last_index"})
+    dtypes = NUMERIC_TYPES
     # Reads int8 values where its input is quantized; its int64 output holds no real values.
     int8 = True
 
@@ -49,7 +50,7 @@ class ArgExtreme(OpDef):
                 raise unsupported(node, f"an int8 input of scale {float(scale_of(x)):g}",
                                   "int8 inputs of positive scale")
         else:
-            require_dtype(node, x, NUMERIC_TYPES)
+            require_dtype(node, x, self.dtypes)
         axis = attr(node, "axis", 0)
         if not -x.rank <= axis < x.rank:
             raise unsupported(node, f"axis {axis} of a rank-{x.rank} input",

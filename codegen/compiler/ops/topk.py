@@ -36,6 +36,7 @@ from codegen.compiler.quant.output_stage import scale_of
 @register("TopK")
 class TopK(OpDef):
     attributes = frozenset({"axis", "largest", "sorted", "k"})
+    dtypes = NUMERIC_TYPES
     int8 = True
     int8_same_scale = True
 
@@ -47,7 +48,7 @@ class TopK(OpDef):
                 raise unsupported(node, f"an int8 input of scale {float(scale_of(x)):g}",
                                   "int8 inputs of positive scale")
         else:
-            require_dtype(node, x, NUMERIC_TYPES)
+            require_dtype(node, x, self.dtypes)
         axis = attr(node, "axis", -1)
         if not -x.rank <= axis < x.rank:
             raise unsupported(node, f"axis {axis} of a rank-{x.rank} input",
