@@ -9,15 +9,20 @@ the variance, which cannot cancel as E[x^2] - E[x]^2 can; the output). The scale
 are read through strides against the input's axes (0 where they are broadcast): a
 LayerNormalization's aligned to the trailing axes as numpy broadcasts, an
 InstanceNormalization's one per channel. LayerNormalization's optional Mean and InvStdDev
-outputs are written once per group."""
+outputs are written once per group.
+
+int8 (the QDQ form ONNX Runtime's quantizer gives both: int8 x, an int8 scale with one scale
+of its own, an int32 bias): integer only, with the same loops; integer_norm.py has the
+arithmetic."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
-from codegen.compiler.c import c_float, c_index
+from codegen.compiler.c import c_float, c_index, c_literal
 from codegen.compiler.ir import Graph, Node, Tensor, row_major
 from codegen.compiler.ops.base import (
     FLOAT_TYPES,
@@ -25,12 +30,15 @@ from codegen.compiler.ops.base import (
     Names,
     OpDef,
     attr,
+    is_quantized,
     normalize_axis,
     param_of,
     register,
     require_dtype,
     unsupported,
 )
+from codegen.compiler.ops.integer_norm import IntegerNorm, integer_norm
+from codegen.compiler.ops.quantize import describe_quant, int8_quantized
 from codegen.compiler.ops.reduce import layout_name
 from codegen.compiler.ops.strided import collapse_loops, operand_logical_strides
 
@@ -43,6 +51,8 @@ class Normalization(OpDef):
     """What LayerNormalization and InstanceNormalization share: statistics over `groups`
     axes, parameters placed against the input, the kernel."""
 
+    int8 = True
+
     def normalized_axes(self, node: Node, rank: int) -> Axes:
         raise NotImplementedError
 
@@ -53,10 +63,21 @@ class Normalization(OpDef):
     def check(self, node: Node, graph: Graph) -> None:
         super().check(node, graph)
         x, *params = graph.input_tensors(node)
-        for tensor in (x, *params):
-            require_dtype(node, tensor, FLOAT_TYPES)
         if x.is_const:
             raise unsupported(node, "a constant input", "an input computed at run time")
+        if is_quantized(graph, node):
+            if not int8_quantized(x):
+                raise unsupported(node, f"input '{x.name}' of type {x.dtype} in int8",
+                                  "an int8 input with one scale and zero point")
+            self.integer(node, graph)
+            return
+        for tensor in (x, *params):
+            require_dtype(node, tensor, FLOAT_TYPES)
+
+    def integer(self, node: Node, graph: Graph) -> IntegerNorm:
+        x = graph.tensor(node.inputs[0])
+        axes = self.normalized_axes(node, x.rank)
+        return integer_norm(node, graph, math.prod(x.shape[a] for a in axes))
 
     def infer(self, node: Node, inputs: list[Tensor | None]):
         return [(inputs[0].shape, inputs[0].dtype)]
@@ -70,10 +91,15 @@ class Normalization(OpDef):
         mean = work.mean(axis=axes, keepdims=True)
         variance = ((work - mean) ** 2).mean(axis=axes, keepdims=True)
         inverse = 1.0 / np.sqrt(variance + np.float32(attr(node, "epsilon", 1e-5)))
-        y = (work - mean) * inverse * self.broadcast(node, x.ndim, scale)
+        y = (work - mean) * inverse * self.broadcast(node, x.ndim, scale).astype(np.float64)
         if bias is not None:
-            y = y + self.broadcast(node, x.ndim, bias)
+            y = y + self.broadcast(node, x.ndim, bias).astype(np.float64)
         return y.astype(x.dtype), mean.astype(x.dtype), inverse.astype(x.dtype)
+
+    def reference_s8(self, node: Node, graph: Graph, x, scale, bias=None):
+        return [self.integer(node, graph).apply(
+            x, self.normalized_axes(node, x.ndim), scale,
+            lambda parameter: self.broadcast(node, x.ndim, parameter))]
 
     def broadcast(self, node: Node, rank: int, parameter: np.ndarray) -> np.ndarray:
         """A parameter with the input's rank, its axes where placement puts them."""
@@ -82,7 +108,7 @@ class Normalization(OpDef):
         for axis, own in enumerate(where):
             if own is not None:
                 shape[axis] = parameter.shape[own]
-        return parameter.astype(np.float64).reshape(shape)
+        return parameter.reshape(shape)
 
     def layout(self, node: Node, graph: Graph):
         x = graph.tensor(node.inputs[0])
@@ -95,6 +121,7 @@ class Normalization(OpDef):
     def lower(self, node: Node, graph: Graph, names: Names) -> Kernel:
         x, *params = graph.input_tensors(node)
         axes = self.normalized_axes(node, x.rank)
+        integer = self.integer(node, graph) if is_quantized(graph, node) else None
         weights: dict[str, np.ndarray] = {}
         # Each operand's stride along each input axis; y has x's memory order, so x's.
         strides = {"x": list(x.strides)}
@@ -104,7 +131,8 @@ class Normalization(OpDef):
                 continue
             strides[key] = self.parameter_strides(node, x.rank, tensor)
             if tensor.is_const:
-                weights[key] = tensor.data.astype(np.float32)
+                weights[key] = tensor.data.astype(np.float32) if integer is None else (
+                    tensor.data if key == "scale" else integer.bias)
                 arrays[key] = names.weight(key)
             else:
                 arrays[key] = param_of(node, graph, tensor.name)
@@ -114,38 +142,48 @@ class Normalization(OpDef):
             tensor = graph.tensor(name)  # 1 along the normalized axes: not walked there
             strides[what] = [0 if size == 1 else stride for size, stride in zip(
                 tensor.shape, operand_logical_strides(tensor), strict=True)]
-        keys = list(strides)
-        per_axis = [[0 if x.shape[a] == 1 else strides[key][a] for key in keys]
-                    for a in range(x.rank)]
-        kept = [a for a in x.memory_order if a not in axes]
-        inner = [a for a in x.memory_order if a in axes]
-        outer_bounds, outer = collapse_loops([x.shape[a] for a in kept],
-                                             [[per_axis[a][k] for a in kept]
-                                              for k in range(len(keys))])
-        inner_bounds, walk = collapse_loops([x.shape[a] for a in inner],
-                                            [[per_axis[a][k] for a in inner]
-                                             for k in range(len(keys))])
-
-        def at(key: str) -> str:
-            k = keys.index(key)
-            terms = (c_index(outer[k], "i"), c_index(walk[k], "j"))
-            return " + ".join(t for t in terms if t != "0") or "0"
-
-        value = f"(x0[{at('x')}] - mean) * inv_std * {arrays['scale']}[{at('scale')}]"
-        if "bias" in arrays:
-            value += f" + {arrays['bias']}[{at('bias')}]"
-        stores = [f"{param_of(node, graph, name)}[{at(what)}] = {what};"
-                  for what, name in statistics.items()]
+        outer_bounds, inner_bounds, at = group_loops(x, axes, strides)
         count = math.prod(x.shape[a] for a in axes)
         context = {
-            "outer_bounds": outer_bounds, "inner_bounds": inner_bounds,
-            "x_index": at("x"), "value": value, "stores": stores,
-            "count": c_float(count), "epsilon": c_float(attr(node, "epsilon", 1e-5)),
+            "outer_bounds": outer_bounds, "inner_bounds": inner_bounds, "x_index": at("x"),
             "groups": math.prod(x.shape[a] for a in range(x.rank) if a not in axes),
             "values": count, "axes": list(axes),
             "x_desc": f"{list(x.shape)} {layout_name(x)}",
         }
+        if integer is not None:
+            return self.lower_s8(node, graph, names, integer, context, arrays,
+                                 {key: at(key) for key in strides}, weights)
+        scale = f"{arrays['scale']}[{at('scale')}]"
+        value = f"(x0[{at('x')}] - mean) * inv_std * {scale}"
+        context.update(
+            value=value + (f" + {arrays['bias']}[{at('bias')}]" if "bias" in arrays else ""),
+            stores=[f"{param_of(node, graph, name)}[{at(what)}] = {what};"
+                    for what, name in statistics.items()],
+            count=c_float(count), epsilon=c_float(attr(node, "epsilon", 1e-5)))
         return Kernel("kernels/normalization_f32.c.j2", context, weights)
+
+    def lower_s8(self, node: Node, graph: Graph, names: Names, integer: IntegerNorm,
+                 context: dict, arrays: dict[str, str], index: dict[str, str],
+                 weights: dict[str, np.ndarray]) -> Kernel:
+        x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
+        acc = f"(int32_t)ariel_rounding_shift((int64_t)t * r, {integer.shift})"
+        if "bias" in arrays:
+            acc += f" + {arrays['bias']}[{index['bias']}]"
+        if integer.per_value:  # an output stage per value of the scale, read beside it
+            weights.update(mult=integer.multipliers, shift=integer.shifts)
+            stage = (f"{names.weight('mult')}[{index['scale']}], "
+                     f"{names.weight('shift')}[{index['scale']}]")
+        else:
+            stage = f"{int(integer.multipliers)}, {int(integer.shifts)}"
+        context.update(
+            count=integer.count, square_shift=integer.square_shift,
+            epsilon_term=c_literal(integer.epsilon_term, "uint64_t"),
+            reciprocal_bits=integer.reciprocal_bits,
+            gamma=f"{arrays['scale']}[{index['scale']}]", acc=acc,
+            requantize=(f"(int8_t)ariel_requantize(acc, {stage}, {integer.zero_point}, "
+                        f"{integer.low}, {integer.high})"),
+            x_params=describe_quant(x), y_params=describe_quant(y))
+        return Kernel("kernels/normalization_s8.c.j2", context, weights)
 
     def parameter_strides(self, node: Node, rank: int, tensor: Tensor) -> list[int]:
         """The parameter's element stride along each input axis (0 where it is broadcast)."""
@@ -227,3 +265,27 @@ def _broadcasts(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
         return False
     return all(size in (1, want) for size, want in zip(reversed(shape), reversed(target),
                                                          strict=False))
+
+
+def group_loops(x: Tensor, axes: Axes, strides: dict[str, list[int]]
+                ) -> tuple[list[int], list[int], Callable[[str], str]]:
+    """The loops of a normalization of `x` over `axes`, in x's memory order: over the kept
+    axes (variables i0, ...; one group each), then over the normalized ones (j0, ...); and
+    the C offset of each operand (its stride along each axis of x in `strides`)."""
+    keys = list(strides)
+    per_axis = [[0 if x.shape[a] == 1 else strides[key][a] for key in keys]
+                for a in range(x.rank)]
+    kept = [a for a in x.memory_order if a not in axes]
+    inner = [a for a in x.memory_order if a in axes]
+    outer_bounds, outer = collapse_loops([x.shape[a] for a in kept],
+                                         [[per_axis[a][k] for a in kept] for k in range(len(keys))])
+    inner_bounds, walk = collapse_loops([x.shape[a] for a in inner],
+                                        [[per_axis[a][k] for a in inner]
+                                         for k in range(len(keys))])
+
+    def at(key: str) -> str:
+        k = keys.index(key)
+        terms = (c_index(outer[k], "i"), c_index(walk[k], "j"))
+        return " + ".join(t for t in terms if t != "0") or "0"
+
+    return outer_bounds, inner_bounds, at

@@ -1,6 +1,8 @@
-"""LayerNormalization and InstanceNormalization, float32, against onnx.reference through
-host-compiled C and through ariel's numpy reference of the compiled graph: axes, broadcast
-parameters, the optional statistics outputs, parameters at run time, channels-last input."""
+"""LayerNormalization and InstanceNormalization against onnx.reference through host-compiled C
+and through ariel's numpy reference of the compiled graph: axes, broadcast parameters, the
+optional statistics outputs, parameters at run time, channels-last input; and in int8 as ONNX
+Runtime's quantizer makes them, bit-exact to ariel's integer reference and within one step of
+ONNX Runtime."""
 
 import numpy as np
 import onnx
@@ -9,10 +11,19 @@ from onnx import helper
 
 from codegen.compiler.reference import run_graph
 from codegen.errors import UnsupportedError
+from tests.compiler.ops.test_quantize import (
+    assert_integer_only,
+    calibration,
+    check_int8,
+    kernel_ops,
+    with_qdq,
+)
 from tests.compiler.ops.test_reduce import after_conv, kernel_of, reads_producer_directly
 from tests.support import (
     assert_matches_reference,
+    compile_for_cortex_m4,
     compile_onnx,
+    compile_onnx_int8,
     random_array,
     run_reference,
     single_node_model,
@@ -128,3 +139,72 @@ def test_layer_normalization_after_a_transpose_reads_it_in_place(tmp_path):
     compiled = compile_onnx(model)
     assert reads_producer_directly(compiled, "LayerNormalization", "Transpose")
     check(model, [x], tmp_path)
+
+
+# int8, quantized by ONNX Runtime: (op, x shape, parameter shape, bias?, attributes)
+INT8_CASES = {
+    "layer_norm_rows_of_32": ("LayerNormalization", (1, 10, 32), (32,), True, {}),
+    "layer_norm_no_bias": ("LayerNormalization", (2, 5, 16), (16,), False, {}),
+    # (ONNX Runtime 1.32's quantizer fails on a bias of two axes: no bias here.)
+    "layer_norm_two_axes": ("LayerNormalization", (2, 3, 4, 5), (4, 5), False, {"axis": 2}),
+    "layer_norm_rows_of_512": ("LayerNormalization", (1, 3, 512), (512,), True,
+                               {"epsilon": 1e-3}),
+    "instance_norm": ("InstanceNormalization", (1, 4, 6, 6), (4,), True, {}),
+    "instance_norm_1d": ("InstanceNormalization", (2, 3, 20), (3,), True, {"epsilon": 0.1}),
+}
+
+
+def int8_samples(rng, shape, count: int = 8) -> list[dict[str, np.ndarray]]:
+    """Offset, unevenly spread values, and a group of equal values (variance 0) in the
+    first sample: its output is the bias alone."""
+    samples = [{"x": (rng.normal(0.3, 1.5, shape) * rng.uniform(0.2, 1.0)).astype(np.float32)}
+               for _ in range(count)]
+    samples[0]["x"].reshape(-1)[:shape[-1]] = 0.75
+    return samples
+
+
+@pytest.mark.parametrize("case", INT8_CASES, ids=list(INT8_CASES))
+def test_int8_normalization_quantized_by_onnxruntime(case, tmp_path, record_property):
+    """The QDQ form ONNX Runtime's quantizer gives (int8 x, int8 scale with one scale, int32
+    bias): an integer kernel, bit-exact to ariel's integer reference and within one step of
+    ONNX Runtime, which computes in float."""
+    op, shape, parameter, with_bias, attrs = INT8_CASES[case]
+    rng = np.random.default_rng(sum(map(ord, case)))
+    constants = {"scale": (1 + 0.3 * rng.standard_normal(parameter)).astype(np.float32)}
+    if with_bias:
+        constants["bias"] = (0.2 * rng.standard_normal(parameter)).astype(np.float32)
+    samples = int8_samples(rng, shape)
+    model = single_node_model(op, {"x": samples[0]["x"]}, constants, **attrs)
+    compiled = compile_onnx_int8(model, calibration(samples), io="int8")
+    assert kernel_ops(compiled) == [op]
+    assert_integer_only(compiled)
+    kernel = kernel_of(compiled, op)
+    assert "ariel_isqrt_u64" in kernel
+    # ONNX Runtime quantizes a scale of two axes per channel: an output stage per value.
+    assert ("_mult[" in kernel) == (len(parameter) > 1)
+    agreement = check_int8(compiled, samples, tmp_path, min_identical=0.97)
+    record_property("agreement", agreement.summary)
+
+
+def test_int8_normalization_refuses_a_scale_with_a_zero_point():
+    """A hand-made QDQ LayerNormalization whose int8 scale is asymmetric."""
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-1, 1, (2, 8)).astype(np.float32)
+    model = single_node_model("LayerNormalization", {"x": x},
+                              {"scale": np.ones(8, np.float32)})
+    model = with_qdq(model, {"x": (0.01, 0), "scale": (0.01, 3), "y0": (0.02, 0)})
+    with pytest.raises(UnsupportedError, match="parameter .* with a zero point is not "
+                                               "supported; supported: symmetric"):
+        compile_onnx_int8(model, io="int8")
+
+
+def test_int8_normalization_compiles_for_cortex_m4(tmp_path):
+    """The int8 kernel with the firmware's flags (-Werror, -Wdouble-promotion: any float in
+    it would show), its 64-bit square root and division included."""
+    rng = np.random.default_rng(6)
+    samples = int8_samples(rng, (1, 6, 24))
+    model = single_node_model("LayerNormalization", {"x": samples[0]["x"]},
+                              {"scale": np.ones(24, np.float32),
+                               "bias": np.full(24, 0.1, np.float32)})
+    compile_for_cortex_m4(compile_onnx_int8(model, calibration(samples), io="int8"),
+                          tmp_path / "m4")
