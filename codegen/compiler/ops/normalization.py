@@ -115,16 +115,21 @@ class Normalization(OpDef):
         params = graph.input_tensors(node)[1:]
         required = [None] + [None if t is None or t.is_const else row_major(t.rank)
                              for t in params]
-        outputs = [x.memory_order] + [row_major(graph.tensor(n).rank) for n in node.outputs[1:]]
+        outputs = [self.output_order(x)] + [row_major(graph.tensor(n).rank)
+                                            for n in node.outputs[1:]]
         return required, outputs
+
+    def output_order(self, x: Tensor) -> tuple[int, ...]:
+        """The memory order of Y (its kernel reads x in any order and writes Y in any)."""
+        raise NotImplementedError
 
     def lower(self, node: Node, graph: Graph, names: Names) -> Kernel:
         x, *params = graph.input_tensors(node)
         axes = self.normalized_axes(node, x.rank)
         integer = self.integer(node, graph) if is_quantized(graph, node) else None
         weights: dict[str, np.ndarray] = {}
-        # Each operand's stride along each input axis; y has x's memory order, so x's.
-        strides = {"x": list(x.strides)}
+        # Each operand's stride along each input axis.
+        strides = {"x": list(x.strides), "y": list(graph.tensor(node.outputs[0]).strides)}
         arrays = {}
         for key, tensor in zip(("scale", "bias"), params, strict=False):
             if tensor is None:
@@ -146,9 +151,11 @@ class Normalization(OpDef):
         count = math.prod(x.shape[a] for a in axes)
         context = {
             "outer_bounds": outer_bounds, "inner_bounds": inner_bounds, "x_index": at("x"),
+            "y_index": at("y"),
             "groups": math.prod(x.shape[a] for a in range(x.rank) if a not in axes),
             "values": count, "axes": list(axes),
             "x_desc": f"{list(x.shape)} {layout_name(x)}",
+            "y_desc": layout_name(graph.tensor(node.outputs[0])),
         }
         if integer is not None:
             return self.lower_s8(node, graph, names, integer, context, arrays,
@@ -205,6 +212,11 @@ class LayerNormalization(Normalization):
     def normalized_axes(self, node: Node, rank: int) -> Axes:
         return tuple(range(normalize_axis(attr(node, "axis", -1), rank), rank))
 
+    def output_order(self, x: Tensor) -> tuple[int, ...]:
+        # Row-major, whatever the input's order: a transformer's LayerNorm feeds MatMuls,
+        # whose fast kernels want the summed (last) axis contiguous.
+        return row_major(x.rank)
+
     def placement(self, node: Node, rank: int, parameter) -> Placement:
         offset = rank - len(parameter.shape)
         return [a - offset if a >= offset else None for a in range(rank)]
@@ -241,6 +253,10 @@ class InstanceNormalization(Normalization):
 
     def normalized_axes(self, node: Node, rank: int) -> Axes:
         return tuple(range(2, rank))
+
+    def output_order(self, x: Tensor) -> tuple[int, ...]:
+        # The input's: an InstanceNorm between convolutions keeps their channels-last data.
+        return x.memory_order
 
     def placement(self, node: Node, rank: int, parameter) -> Placement:
         return [0 if a == 1 else None for a in range(rank)]
