@@ -33,6 +33,28 @@ static inline int64_t ariel_rounding_shift(int64_t value, int32_t shift)
     return (value + ((int64_t)1 << (shift - 1))) >> shift;
 }
 
+/* floor(sqrt(v)), exactly, digit by digit (at most 32 steps of shifts and subtractions, no
+ * division): the int8 normalizations' one square root per group. Python's math.isqrt is its
+ * twin. */
+static inline uint64_t ariel_isqrt_u64(uint64_t v)
+{
+    uint64_t root = 0;
+    uint64_t bit = (uint64_t)1 << 62;
+    while (bit > v) {
+        bit >>= 2;
+    }
+    while (bit != 0) {
+        if (v >= root + bit) {
+            v -= root + bit;
+            root = (root >> 1) + bit;
+        } else {
+            root >>= 1;
+        }
+        bit >>= 2;
+    }
+    return root;
+}
+
 /* The output stage every integer kernel ends with: scale the int32 accumulator by
  * multiplier * 2^-shift (both computed at compile time), add the output zero point, clamp
  * to [low, high] (the int8 range narrowed by any fused activation). */

@@ -51,6 +51,9 @@ EXPECTED_UNSUPPORTED: dict[str, str] = {
     "test_split_zero_size_splits_opset13": EMPTY,
     "test_split_zero_size_splits_opset18": EMPTY,
     "test_reduce_max_bool_inputs": "reductions over bool",
+    "test_reduce_min_bool_inputs": "reductions over bool",
+    **{f"test_reduce_{kind}_empty_set": EMPTY for kind in (
+        "min", "prod", "l1", "l2", "log_sum", "log_sum_exp", "sum_square")},
     "test_maxpool_with_argmax_2d_precomputed_pads": "MaxPool's Indices output",
     "test_maxpool_with_argmax_2d_precomputed_strides": "MaxPool's Indices output",
     "test_batchnorm_example_training_mode": "BatchNormalization in training mode",
@@ -75,10 +78,13 @@ EXPECTED_UNSUPPORTED: dict[str, str] = {
 }
 
 # Inputs (by position) that carry a shape or axes, which ariel needs at compile time.
-SHAPE_INPUTS = {"Reshape": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "ReduceMean": (1,),
-                "ReduceSum": (1,), "ReduceMax": (1,), "Slice": (1, 2, 3, 4), "Split": (1,),
+SHAPE_INPUTS = {"Reshape": (1,), "Squeeze": (1,), "Unsqueeze": (1,),
+                **{f"Reduce{kind}": (1,) for kind in (
+                    "Mean", "Sum", "Max", "Min", "Prod", "SumSquare", "L1", "L2", "LogSum",
+                    "LogSumExp")},
+                "Slice": (1, 2, 3, 4), "Split": (1,),
                 "Pad": (1, 2, 3), "Expand": (1,), "Tile": (1,), "Resize": (1, 2, 3),
-                "Upsample": (1,),
+                "Upsample": (1,), "TopK": (1,),
                 # weights, biases, sequence_lens and peepholes: initializers in real models
                 "LSTM": (1, 2, 3, 4, 7), "GRU": (1, 2, 3, 4), "RNN": (1, 2, 3, 4)}
 RUN_TIME_SHAPE = "shape, axes or weights given at run time"

@@ -10,7 +10,6 @@ import pytest
 from click.testing import CliRunner
 
 from codegen.cli import main
-from codegen.compiler.ops import REGISTRY
 from codegen.datasets import digits_split
 from codegen.resources import data_dir
 
@@ -23,14 +22,9 @@ SKLEARN_CORRECT = {"logreg": 525, "forest": 495, "mlp": 528}
 # The tensor each model's ZipMap read, which ariel outputs in its place.
 PROBABILITIES = {"logreg": "probabilities", "forest": "probabilities",
                  "mlp": "out_activations_result"}
-MISSING = "ArgMax" not in REGISTRY
 
 
-@pytest.mark.parametrize("model", [
-    "logreg", "forest",
-    pytest.param("mlp", marks=pytest.mark.skipif(
-        MISSING, reason="the MLP's label needs ArgMax (the attention/selection family's "
-                        "operator, not merged yet)"))])
+@pytest.mark.parametrize("model", ["logreg", "forest", "mlp"])
 def test_sklearn_model_in_qemu(model, tmp_path):
     path = MODELS / f"sklearn_{model}_digits.onnx"
     out = tmp_path / "build"

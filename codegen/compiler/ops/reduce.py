@@ -1,13 +1,22 @@
-"""ONNX ReduceMean, ReduceSum and ReduceMax over any axes of a tensor in any memory order,
-float32 and int8. The three differ only in their REDUCTIONS entry; the kernel and its
-lowering are shared, also with the pooling operators whose window covers the whole input.
+"""ONNX ReduceMean, ReduceSum, ReduceMax, ReduceMin, ReduceProd, ReduceSumSquare, ReduceL1,
+ReduceL2, ReduceLogSum and ReduceLogSumExp over any axes of a tensor in any memory order,
+float32 (and int8 for the first four). They differ only in their Reduction entry; the kernel
+and its lowering are shared, also with the pooling operators whose window covers the whole
+input.
 
-int8 (one scale and zero point per tensor): ReduceMax moves values unchanged, so its input
-and output share their parameters. A sum or mean of n values is integer only: the values are
-summed in int32 (exact while n * 255 < 2**31), n * z_x is subtracted, and the output stage
-requantizes with the multiplier s_x / (s_y * n) for a mean (s_x / s_y for a sum), rounding
-once by the shared rule. Each output element has its own accumulator in a register, so a
-global average pool of an NHWC tensor is, per channel, one loop over H * W values."""
+int8 (one scale and zero point per tensor): ReduceMax and ReduceMin move values unchanged, so
+their input and output share their parameters. A sum or mean of n values is integer only:
+the values are summed in int32 (exact while n * 255 < 2**31), n * z_x is subtracted, and the
+output stage requantizes with the multiplier s_x / (s_y * n) for a mean (s_x / s_y for a
+sum), rounding once by the shared rule. Each output element has its own accumulator in a
+register, so a global average pool of an NHWC tensor is, per channel, one loop over H * W
+values. The other reductions are not linear in the quantized values; ONNX Runtime's
+quantizer leaves them in float too.
+
+ReduceLogSumExp subtracts each output element's largest value before expf (a first pass over
+its values) so that large inputs cannot overflow, as ONNX's reference and ONNX Runtime do.
+With noop_with_empty_axes and no axes, each value is its own output element: the elementwise
+part still applies (ReduceL2 gives |x|, ReduceSumSquare x * x), as in ONNX's reference."""
 
 from __future__ import annotations
 
@@ -29,7 +38,7 @@ from codegen.compiler.ops.base import (
     unsupported,
 )
 from codegen.compiler.ops.quantize import c_add, int8_quantized
-from codegen.compiler.ops.strided import collapse, operand_strides, output_loops
+from codegen.compiler.ops.strided import collapse_loops, operand_strides, output_loops
 from codegen.compiler.quant.output_stage import OutputStage, output_stage, scale_of, zero_point_of
 
 Axes = tuple[int, ...]
@@ -38,18 +47,28 @@ Axes = tuple[int, ...]
 @dataclass(frozen=True)
 class Reduction:
     """How values are combined: the starting value for a data type, the C statement that
-    folds value `v` into accumulator `acc`, numpy's equivalent, and whether the result is
-    divided by the number of values (a mean)."""
+    folds value `v` into accumulator `acc`, numpy's equivalent (on float64 for floats),
+    whether the result is divided by the number of values (a mean), the C expression that
+    finishes an accumulator `acc` (a square root, a logarithm), whether the values are
+    shifted by their maximum `largest` first (log-sum-exp), and whether the reduction has an
+    int8 kernel."""
 
     name: str
     identity: Callable[[np.dtype], float | int]
     fold: Callable[[str, str], str]
     combine: Callable[..., np.ndarray]
     divides: bool = False
+    finish: Callable[[str], str] | None = None
+    shifted: bool = False
+    int8: bool = False
 
 
 def _lowest(dtype: np.dtype) -> float | int:
     return -np.inf if np.issubdtype(dtype, np.floating) else int(np.iinfo(dtype).min)
+
+
+def _highest(dtype: np.dtype) -> float | int:
+    return np.inf if np.issubdtype(dtype, np.floating) else int(np.iinfo(dtype).max)
 
 
 def _add(acc: str, v: str) -> str:
@@ -60,16 +79,47 @@ def _keep_larger(acc: str, v: str) -> str:
     return f"{acc} = {v} > {acc} ? {v} : {acc};"
 
 
-SUM = Reduction("sum", lambda dtype: 0, _add, np.sum)
-MEAN = Reduction("mean", lambda dtype: 0, _add, np.sum, divides=True)
-MAX = Reduction("max", _lowest, _keep_larger, np.max)
+def _keep_smaller(acc: str, v: str) -> str:
+    return f"{acc} = {v} < {acc} ? {v} : {acc};"
+
+
+def _log_sum_exp(x: np.ndarray, axis: Axes, keepdims: bool) -> np.ndarray:
+    largest = np.max(x, axis=axis, keepdims=True)
+    y = largest + np.log(np.sum(np.exp(x - largest), axis=axis, keepdims=True))
+    return y if keepdims else np.squeeze(y, axis)
+
+
+SUM = Reduction("sum", lambda dtype: 0, _add, np.sum, int8=True)
+MEAN = Reduction("mean", lambda dtype: 0, _add, np.sum, divides=True, int8=True)
+MAX = Reduction("max", _lowest, _keep_larger, np.max, int8=True)
+MIN = Reduction("min", _highest, _keep_smaller, np.min, int8=True)
+PROD = Reduction("product", lambda dtype: 1, lambda acc, v: f"{acc} *= {v};", np.prod)
+SUM_SQUARE = Reduction("sum of squares", lambda dtype: 0, lambda acc, v: f"{acc} += {v} * {v};",
+                       lambda x, **kw: np.sum(x * x, **kw))
+L1 = Reduction("sum of magnitudes", lambda dtype: 0, lambda acc, v: f"{acc} += fabsf({v});",
+               lambda x, **kw: np.sum(np.abs(x), **kw))
+L2 = Reduction("Euclidean norm", lambda dtype: 0, lambda acc, v: f"{acc} += {v} * {v};",
+               lambda x, **kw: np.sqrt(np.sum(x * x, **kw)), finish=lambda acc: f"sqrtf({acc})")
+LOG_SUM = Reduction("log of the sum", lambda dtype: 0, _add,
+                    lambda x, **kw: np.log(np.sum(x, **kw)), finish=lambda acc: f"logf({acc})")
+LOG_SUM_EXP = Reduction("log of the sum of exponentials", lambda dtype: 0,
+                        lambda acc, v: f"{acc} += expf({v} - largest);",
+                        lambda x, axis, keepdims: _log_sum_exp(x, axis, keepdims),
+                        finish=lambda acc: f"largest + logf({acc})", shifted=True)
+
+REDUCTIONS = {"ReduceMean": MEAN, "ReduceSum": SUM, "ReduceMax": MAX, "ReduceMin": MIN,
+              "ReduceProd": PROD, "ReduceSumSquare": SUM_SQUARE, "ReduceL1": L1,
+              "ReduceL2": L2, "ReduceLogSum": LOG_SUM, "ReduceLogSumExp": LOG_SUM_EXP}
+# Reductions that move one of their values unchanged (int8: same scale on both sides).
+SELECTING = (MAX, MIN)
 
 
 def reduce_reference(reduction: Reduction, x: np.ndarray, axes: Axes, keepdims: bool
                      ) -> np.ndarray:
     """numpy reduction; float sums are accumulated in double and rounded once."""
     work = x.astype(np.float64) if x.dtype.kind == "f" else x
-    y = reduction.combine(work, axis=axes, keepdims=keepdims)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        y = reduction.combine(work, axis=axes, keepdims=keepdims)
     if reduction.divides:
         y = y / _count(x.shape, axes)
     return np.asarray(y).astype(x.dtype)
@@ -104,7 +154,7 @@ def integer_sum(reduction: Reduction, graph: Graph, node: Node, count: int
     """The IntegerSum of a quantized sum or mean over `count` values; None for anything
     else (float, or a maximum, which needs no arithmetic)."""
     x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
-    if reduction is MAX or not (int8_quantized(x) and int8_quantized(y)):
+    if reduction in SELECTING or not (int8_quantized(x) and int8_quantized(y)):
         return None
     if count > MAX_SUMMED:
         raise unsupported(node, f"an int8 {reduction.name} over {count} values",
@@ -115,14 +165,14 @@ def integer_sum(reduction: Reduction, graph: Graph, node: Node, count: int
 
 def check_int8(node: Node, graph: Graph, reduction: Reduction) -> bool:
     """True when the node runs on int8 (checked: both sides quantized per tensor, and a
-    maximum keeps its parameters)."""
+    maximum or minimum keeps its parameters)."""
     x, y = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
-    if not (int8_quantized(x) and int8_quantized(y)):
+    if not (reduction.int8 and int8_quantized(x) and int8_quantized(y)):
         return False
-    if reduction is MAX and (float(scale_of(x)), zero_point_of(x)) != (
+    if reduction in SELECTING and (float(scale_of(x)), zero_point_of(x)) != (
             float(scale_of(y)), zero_point_of(y)):
-        raise unsupported(node, "an int8 maximum with different input and output scales",
-                          "the same scale and zero point on both sides")
+        raise unsupported(node, f"an int8 {reduction.name} with different input and output "
+                          f"scales", "the same scale and zero point on both sides")
     return True
 
 
@@ -163,8 +213,8 @@ def lower_reduction(reduction: Reduction, x: Tensor, y: Tensor, axes: Axes, head
     divisor = _divisor(reduction, count)
     context = {
         "ctype": x.ctype, "acc_ctype": x.ctype, "heading": heading,
-        "x_desc": f"{list(x.shape)} {_layout_name(x)}",
-        "y_desc": f"{list(y.shape)} {_layout_name(y)}",
+        "x_desc": f"{list(x.shape)} {layout_name(x)}",
+        "y_desc": f"{list(y.shape)} {layout_name(y)}",
         "init": _literal(reduction.identity(np.dtype(x.dtype)), x.ctype),
         "values": f"{count} value{'s' if count != 1 else ''} per output element",
     }
@@ -175,28 +225,59 @@ def lower_reduction(reduction: Reduction, x: Tensor, y: Tensor, axes: Axes, head
             f"2^-{int(s.shifts[0])}, zero point {s.zero_point}, range [{s.low}, {s.high}]"))
         return _lower_inner(reduction, x, y, axes, None, context, integer)
     moving = [a for a in x.memory_order if x.shape[a] != 1]
-    if not moving or moving[-1] in axes:
+    # A shifted reduction needs each output element's largest value before its sum.
+    if reduction.shifted or not moving or moving[-1] in axes:
         return _lower_inner(reduction, x, y, axes, divisor, context)
     return _lower_outer(reduction, x, y, axes, divisor, context)
+
+
+def _result(reduction: Reduction, acc: str, divisor: str | None) -> str:
+    """The C expression of an output element from its float accumulator `acc`."""
+    value = f"{acc} / {divisor}" if divisor else acc
+    return reduction.finish(value) if reduction.finish else value
+
+
+@dataclass(frozen=True)
+class InnerLoops:
+    """A reduction walked with the output outermost: `bounds` visit the output in its memory
+    order (variables i0, i1, ...), `inner` the reduced axes of the input in its memory order
+    (j0, j1, ...); `x_first` is the C offset of an output element's first value, `x_index`
+    of its value at j, and `y_index` of the output element."""
+
+    bounds: list[int]
+    inner: list[int]
+    x_first: str
+    x_index: str
+    y_index: str
+
+
+def inner_loops(x: Tensor, y: Tensor, axes: Axes) -> InnerLoops:
+    """The loops that reduce `x` over `axes` into `y`, one output element at a time, for
+    any memory orders of the two."""
+    source = _source_axes(x.rank, y.rank, axes)
+    x_strides = x.strides
+    bounds, (x_outer, y_outer) = collapse_loops(
+        output_loops(y), [[x_strides[source[a]] for a in y.memory_order],
+                          operand_strides(y, y)])
+    reduced = [a for a in x.memory_order if a in axes]
+    inner, (x_inner,) = collapse_loops([x.shape[a] for a in reduced],
+                                       [[x_strides[a] for a in reduced]])
+    first = c_index(x_outer, "i")
+    x_index = " + ".join(t for t in (first, c_index(x_inner, "j")) if t != "0") or "0"
+    return InnerLoops(bounds, inner, first, x_index, c_index(y_outer, "i"))
 
 
 def _lower_inner(reduction: Reduction, x: Tensor, y: Tensor, axes: Axes, divisor: str | None,
                  context: dict, integer: IntegerSum | None = None) -> Kernel:
     """Output elements in the output's memory order; the reduced axes as inner loops."""
-    source = _source_axes(x.rank, y.rank, axes)
-    x_strides = x.strides
-    bounds, (x_outer, y_outer) = _loops(
-        output_loops(y), [[x_strides[source[a]] for a in y.memory_order],
-                          operand_strides(y, y)])
-    reduced = [a for a in x.memory_order if a in axes]
-    inner, (x_inner,) = _loops([x.shape[a] for a in reduced], [[x_strides[a] for a in reduced]])
-    x_index = " + ".join(t for t in (c_index(x_outer, "i"), c_index(x_inner, "j"))
-                         if t != "0") or "0"
+    loops = inner_loops(x, y, axes)
     context.update(
-        bounds=bounds, inner_bounds=inner, x_index=x_index, y_index=c_index(y_outer, "i"),
-        fold=reduction.fold("acc", "v"),
-        result=integer.result("acc") if integer else (f"acc / {divisor}" if divisor else "acc"),
-        strategy="one accumulator per output element, the reduced axes as inner loops")
+        bounds=loops.bounds, inner_bounds=loops.inner, x_index=loops.x_index,
+        y_index=loops.y_index, fold=reduction.fold("acc", "v"),
+        result=integer.result("acc") if integer else _result(reduction, "acc", divisor),
+        largest=_literal(-np.inf, x.ctype) if reduction.shifted else None,
+        strategy="one accumulator per output element, the reduced axes as inner loops" + (
+            ", the largest value found first and subtracted" if reduction.shifted else ""))
     return Kernel("kernels/reduce_inner.c.j2", context)
 
 
@@ -206,23 +287,17 @@ def _lower_outer(reduction: Reduction, x: Tensor, y: Tensor, axes: Axes, divisor
     target = _target_axes(x.rank, y.rank, axes)
     y_strides = y.strides
     order = x.memory_order
-    bounds, (x_walk, y_walk) = _loops(
+    bounds, (x_walk, y_walk) = collapse_loops(
         [x.shape[a] for a in order],
         [[x.strides[a] for a in order],
          [0 if a in axes else y_strides[target[a]] for a in order]])
     context.update(
         bounds=bounds, x_index=c_index(x_walk), y_size=y.size,
-        fold=reduction.fold(f"y0[{c_index(y_walk)}]", "v"), divisor=divisor,
+        fold=reduction.fold(f"y0[{c_index(y_walk)}]", "v"),
+        finish=(None if divisor is None and reduction.finish is None
+                else _result(reduction, "y0[i]", divisor)),
         strategy="a kept axis innermost: x walked in memory order, folded into y")
     return Kernel("kernels/reduce_outer.c.j2", context)
-
-
-def _loops(bounds: list[int], strides: list[list[int]]) -> tuple[list[int], list[list[int]]]:
-    """`collapse`, and no loop at all where a single iteration is left."""
-    bounds, strides = collapse(bounds, strides)
-    if bounds == [1]:
-        return [], [[] for _ in strides]
-    return bounds, strides
 
 
 def _count(shape: tuple[int, ...], axes: Axes) -> int:
@@ -254,7 +329,7 @@ def _target_axes(x_rank: int, y_rank: int, axes: Axes) -> dict[int, int]:
     return {a: k for k, a in enumerate(_source_axes(x_rank, y_rank, axes))}
 
 
-def _layout_name(t: Tensor) -> str:
+def layout_name(t: Tensor) -> str:
     if t.is_row_major:
         return "row-major"
     moving = [a for a in t.memory_order if t.shape[a] != 1]
@@ -264,16 +339,15 @@ def _layout_name(t: Tensor) -> str:
 
 
 class ReduceOp(OpDef):
-    """ReduceMean, ReduceSum, ReduceMax. Axes come as an attribute up to opset 17 (12 for
-    ReduceSum) and as an optional second input after; that input must be a constant."""
+    """A Reduce* operator. Axes come as an attribute up to opset 17 (12 for ReduceSum) and
+    as an optional second input after; that input must be a constant."""
 
     attributes = frozenset({"axes", "keepdims", "noop_with_empty_axes"})
 
-    int8 = True
-
     def __init__(self, reduction: Reduction):
         self.reduction = reduction
-        self.int8_same_scale = reduction is MAX
+        self.int8 = reduction.int8
+        self.int8_same_scale = reduction in SELECTING
 
     def check(self, node: Node, graph: Graph) -> None:
         super().check(node, graph)
@@ -330,5 +404,5 @@ class ReduceOp(OpDef):
                                integer_sum(self.reduction, graph, node, _count(x.shape, axes)))
 
 
-for _op_type, _reduction in (("ReduceMean", MEAN), ("ReduceSum", SUM), ("ReduceMax", MAX)):
+for _op_type, _reduction in REDUCTIONS.items():
     add_op(_op_type, ReduceOp(_reduction))

@@ -1,8 +1,10 @@
-"""ONNX Softmax, float32 and int8, on row-major data. Before opset 13 the input is seen as a
+"""ONNX Softmax, float32 and int8, and LogSoftmax, float32, on row-major data. Before opset 13
+the input is seen as a
 matrix split at `axis` (default 1) and each row, all trailing axes together, is normalised;
 from opset 13 only the one axis (default -1) is. Both are: for each outer index and each inner
 index, a run of `length` elements `inner` apart. The maximum is subtracted before expf so
-that large inputs cannot overflow.
+that large inputs cannot overflow; LogSoftmax is then x - max - log(sum of exp(x - max)),
+never the logarithm of a probability that rounded to 0.
 
 int8 -> int8 (one scale and zero point per tensor) is integer only. For a row of L values:
 
@@ -191,3 +193,25 @@ class Softmax(OpDef):
                           f"x[{context['j']}]] * z, {integer.shift})", integer.zero_point),
             x_params=describe_quant(x), y_params=describe_quant(y))
         return Kernel("kernels/softmax_s8.c.j2", context, {"table": integer.table})
+
+
+@register("LogSoftmax")
+class LogSoftmax(Softmax):
+    """The logarithm of Softmax, float32 only (ONNX Runtime's quantizer leaves it in float)."""
+
+    int8 = False
+
+    def check(self, node: Node, graph: Graph) -> None:
+        require_dtype(node, graph.tensor(node.inputs[0]), FLOAT_TYPES)
+        super().check(node, graph)
+
+    def reference(self, node: Node, x):
+        s = span(node, x.shape)
+        rows = x.astype(np.float64).reshape(s.outer, s.length, s.inner)
+        shifted = rows - rows.max(axis=1, keepdims=True)
+        y = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        return [y.astype(np.float32).reshape(x.shape)]
+
+    def lower(self, node: Node, graph: Graph, names: Names) -> Kernel:
+        kernel = super().lower(node, graph, names)
+        return Kernel("kernels/log_softmax_f32.c.j2", kernel.context)

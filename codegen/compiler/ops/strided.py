@@ -52,3 +52,12 @@ def collapse(bounds: list[int], strides: list[list[int]]) -> tuple[list[int], li
                 s[k - 1:k + 1] = [s[k]]
         k -= 1
     return bounds or [1], [s or [0] for s in strides]
+
+
+def collapse_loops(bounds: list[int], strides: list[list[int]]
+                   ) -> tuple[list[int], list[list[int]]]:
+    """`collapse`, and no loop at all where a single iteration is left."""
+    bounds, strides = collapse(bounds, strides)
+    if bounds == [1]:
+        return [], [[] for _ in strides]
+    return bounds, strides

@@ -28,9 +28,10 @@ from codegen.errors import UnsupportedError
 # Inputs (by position) that carry data to quantize; the others are parameters (shapes,
 # axes, Clip bounds) that stay as they are. Absent operators: every input is data.
 DATA_INPUTS = {"Reshape": (0,), "Squeeze": (0,), "Unsqueeze": (0,), "Clip": (0,),
-               "ReduceMean": (0,), "ReduceMax": (0,), "ReduceSum": (0,), "Where": (1, 2),
+               "ReduceMean": (0,), "ReduceMax": (0,), "ReduceMin": (0,), "ReduceSum": (0,),
+               "Where": (1, 2),
                "PRelu": (0,), "Slice": (0,), "Split": (0,), "Pad": (0,), "Gather": (0,),
-               "Expand": (0,), "Tile": (0,), "Resize": (0,), "Upsample": (0,)}
+               "Expand": (0,), "Tile": (0,), "Resize": (0,), "Upsample": (0,), "TopK": (0,)}
 # Operators with a bias input that may arrive as a float constant (ONNX Runtime's quantizer
 # leaves Gemm's bias in float): it is quantized here to int32 at s_in * s_w.
 BIAS_INPUT = {"Conv": 2, "ConvTranspose": 2, "Gemm": 2}
@@ -148,10 +149,12 @@ def _lower_qoperator(graph: Graph, node: Node) -> None:
 def _absorb_qdq(graph: Graph, node: Node) -> None:
     """Rewire `node` onto int8 tensors if its inputs come from DequantizeLinear and each of
     its outputs goes only to QuantizeLinear nodes of one scale and zero point."""
-    if any(name in graph.outputs for name in node.outputs):
+    # Outputs that hold no real values (ArgMax's, TopK's indices) stay as they are.
+    real = [name for name in node.outputs if graph.tensor(name).dtype == "float32"]
+    if any(name in graph.outputs for name in real):
         return
     quantizers, out_params = [], []
-    for name in node.outputs:
+    for name in real:
         consumers = graph.consumers(name)
         if not consumers or any(q.op != "QuantizeLinear" for q in consumers):
             return
@@ -190,8 +193,8 @@ def _absorb_qdq(graph: Graph, node: Node) -> None:
         _quantize_tensor(graph, new_inputs[index], _dequantize_params(graph, dequantize))
     if pending_bias is not None:
         new_inputs[pending_bias] = _quantized_bias(graph, node, new_inputs)
-    outputs = []
-    for name, consumers, params in zip(node.outputs, quantizers, out_params, strict=True):
+    outputs = list(node.outputs)
+    for name, consumers, params in zip(real, quantizers, out_params, strict=True):
         quantized_out = consumers[0].outputs[0]
         _quantize_tensor(graph, quantized_out, params)
         graph.origins[quantized_out] = name
@@ -199,7 +202,7 @@ def _absorb_qdq(graph: Graph, node: Node) -> None:
             graph.replace_uses(other.outputs[0], quantized_out)
         for quantizer in consumers:
             graph.nodes.remove(quantizer)
-        outputs.append(quantized_out)
+        outputs[node.outputs.index(name)] = quantized_out
     node.inputs, node.outputs = new_inputs, outputs
 
 

@@ -35,10 +35,11 @@ def quantize_input(compiled, x: np.ndarray, index: int = 0) -> np.ndarray:
     return np.clip(q, -128, 127).astype(np.int8)
 
 
-def onnxruntime_int8(model: onnx.ModelProto, feeds: dict[str, np.ndarray], output: str
-                     ) -> np.ndarray:
+def onnxruntime_int8(model: onnx.ModelProto, feeds: dict[str, np.ndarray], output: str,
+                     output_type: int = TensorProto.INT8) -> np.ndarray:
     """ONNX Runtime on `model` from the named int8 tensors on (their producers, the input
-    QuantizeLinear nodes, are cut off) up to the int8 tensor `output`."""
+    QuantizeLinear nodes, are cut off) up to the tensor `output` (int8 unless
+    `output_type` says otherwise)."""
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
     declared = {value.name for value in graph.input}
@@ -53,7 +54,7 @@ def onnxruntime_int8(model: onnx.ModelProto, feeds: dict[str, np.ndarray], outpu
     del graph.input[:]
     graph.input.extend(kept)
     del graph.output[:]
-    graph.output.append(helper.make_tensor_value_info(output, TensorProto.INT8, None))
+    graph.output.append(helper.make_tensor_value_info(output, output_type, None))
     session = onnxruntime.InferenceSession(model.SerializeToString(),
                                            providers=["CPUExecutionProvider"])
     return session.run([output], feeds)[0]

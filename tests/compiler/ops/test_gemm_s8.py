@@ -107,6 +107,11 @@ MATMUL_CASES = {
     "2d_run_time_B": dict(a=(3, 8), b=(8, 4), b_constant=False),
     "batched_run_time_B": dict(a=(2, 3, 8), b=(2, 8, 4), b_constant=False),
     "broadcast_run_time_B": dict(a=(2, 3, 8), b=(8, 4), b_constant=False),
+    # attention's shapes: [batch, heads, tokens, head size] by [batch, heads, head size,
+    # tokens], and the scores by the values
+    "attention_scores": dict(a=(1, 2, 10, 8), b=(1, 2, 8, 10), b_constant=False),
+    "attention_values": dict(a=(1, 2, 10, 10), b=(1, 2, 10, 8), b_constant=False),
+    "broadcast_heads": dict(a=(2, 1, 5, 8), b=(1, 3, 8, 4), b_constant=False),
 }
 
 
@@ -124,6 +129,24 @@ def test_matmul_s8(case, tmp_path):
         b_zero_point = int(compiled.graph.tensor(compiled.graph.inputs[1]).quant.zero_point)
         assert b_zero_point != 0
     assert ("+ b_offset)" in source) == (b_zero_point != 0)
+
+
+def test_int8_attention_reads_its_transposed_keys_in_place(tmp_path):
+    """q k^T as PyTorch exports it: k [1, heads, tokens, head size] (here computed by an Add,
+    after which ONNX Runtime quantizes the Transpose too) through a Transpose view, both
+    operands activations (quantized per tensor, zero points not 0); the int8 kernel reads
+    the keys through strides, with no copy."""
+    rng = np.random.default_rng(29)
+    model = chain([helper.make_node("Add", ["x", "shift"], ["k"]),
+                   helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2]),
+                   helper.make_node("MatMul", ["q", "kt"], ["scores"])],
+                  {"q": np.zeros((1, 2, 12, 8), np.float32),
+                   "x": np.zeros((1, 2, 12, 8), np.float32)},
+                  {"shift": np.array([0.1], np.float32)}, ["scores"], opset=13)
+    compiled = run_case(model, rng, tmp_path, "q k^T")
+    assert [n.op for n in compiled.graph.nodes] == ["Add", "Transpose", "MatMul"]
+    transposed = compiled.graph.tensor(compiled.graph.nodes[2].inputs[1])
+    assert transposed.dtype == "int8" and not transposed.is_row_major
 
 
 def qlinear_matmul_model(rng, per_column: bool, a_shape=(2, 3, 16), b_shape=(16, 5)

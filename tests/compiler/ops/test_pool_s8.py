@@ -145,7 +145,8 @@ def test_reduce_mean_and_sum(case, tmp_path, record_property):
     record_property("agreement", agreement.summary)
 
 
-# name: (op, input shape, attributes): maxima keep their input's scale and zero point.
+# name: (op, input shape, attributes): maxima (and a minimum) keep their input's scale and
+# zero point.
 MAX_CASES = {
     "maxpool_3x3_stride2_pad1": ("MaxPool", (1, 3, 9, 9),
                                  dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])),
@@ -154,6 +155,7 @@ MAX_CASES = {
     "maxpool_whole_input": ("MaxPool", (1, 4, 5, 5), dict(kernel_shape=[5, 5])),
     "global_max": ("GlobalMaxPool", (1, 3, 6, 6), {}),
     "reduce_max": ("ReduceMax", (1, 3, 4, 5), dict(axes=[1], keepdims=0)),
+    "reduce_min": ("ReduceMin", (1, 3, 4, 5), dict(axes=[1, 3])),
 }
 
 

@@ -1,5 +1,5 @@
-"""ReduceMean, ReduceSum and ReduceMax against onnx.reference through host-compiled generated
-C, and ariel's numpy reference against onnx.reference, for inputs in several memory orders."""
+"""The Reduce* operators against onnx.reference through host-compiled generated C, and ariel's
+numpy reference against onnx.reference, for inputs in several memory orders."""
 
 import numpy as np
 import onnx
@@ -40,7 +40,25 @@ CASES = {
     "sum_attribute_opset11": ("ReduceSum", 11, [2], {}),
     "max_spatial_opset13": ("ReduceMax", 13, [2, 3], {}),
     "max_height_opset18": ("ReduceMax", 18, [-2], {"keepdims": 0}),
+    "min_spatial_opset13": ("ReduceMin", 13, [2, 3], {}),
+    "min_all_dropped_opset18": ("ReduceMin", 18, None, {"keepdims": 0}),
+    "prod_channels": ("ReduceProd", 13, [1], {}),
+    "prod_last_dropped_opset18": ("ReduceProd", 18, [-1], {"keepdims": 0}),
+    "sum_square_spatial": ("ReduceSumSquare", 13, [2, 3], {}),
+    "sum_square_noop_opset18": ("ReduceSumSquare", 18, None, {"noop_with_empty_axes": 1}),
+    "l1_channels_dropped": ("ReduceL1", 13, [1], {"keepdims": 0}),
+    "l1_all_opset18": ("ReduceL1", 18, None, {}),
+    "l2_last_opset18": ("ReduceL2", 18, [-1], {}),
+    "l2_noop_opset18": ("ReduceL2", 18, [], {"noop_with_empty_axes": 1}),
+    "l2_batch_and_width": ("ReduceL2", 13, [0, 3], {"keepdims": 0}),
+    "log_sum_all": ("ReduceLogSum", 13, None, {}),
+    "log_sum_height_opset18": ("ReduceLogSum", 18, [2], {"keepdims": 0}),
+    "log_sum_exp_spatial_opset18": ("ReduceLogSumExp", 18, [2, 3], {"keepdims": 0}),
+    "log_sum_exp_channels": ("ReduceLogSumExp", 13, [1], {}),
+    "log_sum_exp_noop_opset18": ("ReduceLogSumExp", 18, None, {"noop_with_empty_axes": 1}),
 }
+# Operators whose inputs the tests keep positive (the logarithm of a sum).
+POSITIVE = ("ReduceLogSum",)
 
 
 def axes_as_input(op: str, opset: int) -> bool:
@@ -99,7 +117,7 @@ def kernel_of(compiled, op: str) -> str:
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
 def test_reduce_matches_onnx_reference(case, tmp_path):
     op, opset, axes, attrs = CASES[case]
-    x = random_array(np.random.default_rng(3), X_SHAPE)
+    x = random_array(np.random.default_rng(3), X_SHAPE, low=0.0 if op in POSITIVE else -1.0)
     check_against_onnx(reduce_model(op, opset, axes, attrs, x), [x], tmp_path)
 
 
@@ -114,14 +132,33 @@ CHANNELS_LAST_CASES = {
 }
 
 
+@pytest.mark.parametrize("op", ["ReduceMean", "ReduceL2", "ReduceLogSumExp"])
 @pytest.mark.parametrize("case", CHANNELS_LAST_CASES, ids=list(CHANNELS_LAST_CASES))
-def test_reduce_mean_reads_channels_last_without_a_copy(case, tmp_path):
+def test_reduce_reads_channels_last_without_a_copy(op, case, tmp_path):
+    """Both kernels (reduced axis innermost or not), with the finishing step of L2 and the
+    first pass of log-sum-exp (which always takes the first kernel)."""
     axes, keepdims = CHANNELS_LAST_CASES[case]
     rng = np.random.default_rng(4)
     x = random_array(rng, (1, 3, 5, 4))
-    model = after_conv("ReduceMean", x, rng, axes=axes, keepdims=keepdims)
+    model = after_conv(op, x, rng, axes=axes, keepdims=keepdims)
     check_against_onnx(model, [x], tmp_path)
-    assert reads_producer_directly(compile_onnx(model), "ReduceMean", "Conv")
+    assert reads_producer_directly(compile_onnx(model), op, "Conv")
+
+
+def test_norm_over_spatial_axes_of_channels_last_finishes_each_channel():
+    rng = np.random.default_rng(6)
+    model = after_conv("ReduceL2", random_array(rng, (1, 3, 8, 8)), rng, channels=16,
+                       axes=[2, 3], keepdims=0)
+    body = kernel_of(compile_onnx(model), "ReduceL2")
+    assert "y0[i1] += v * v;" in body and "y0[i] = sqrtf(y0[i]);" in body
+
+
+def test_log_sum_exp_of_large_values_does_not_overflow(tmp_path):
+    x = np.array([[100.0, 100.0, 90.0], [-100.0, -200.0, -100.0]], np.float32)
+    model = reduce_model("ReduceLogSumExp", 18, [1], {}, x)
+    check_against_onnx(model, [x], tmp_path)
+    got = run_graph(compile_onnx(model).graph, [x])[0]
+    assert np.isfinite(got).all()
 
 
 def test_reduce_reads_a_transposed_view(tmp_path):
