@@ -101,7 +101,7 @@ def _model(nodes, inputs, outputs, constants) -> onnx.ModelProto:
     graph = helper.make_graph(nodes, "plain", inputs,
                               [helper.make_empty_tensor_value_info(o) for o in outputs],
                               constants)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return onnx.shape_inference.infer_shapes(model, strict_mode=True)
 
@@ -151,7 +151,8 @@ def int8_model() -> onnx.ModelProto:
               value("m", TensorProto.FLOAT, [4, 5])]
     constants = [_constant(rng, "w1", (8, 8, 3, 3)), _constant(rng, "b1", (8,)),
                  _constant(rng, "wd", (8, 1, 3, 3)), _constant(rng, "wbig", (4, 8, 12, 12)),
-                 _constant(rng, "wg", (4, 10)), _constant(rng, "bg", (10,))]
+                 _constant(rng, "wg", (4, 10)), _constant(rng, "bg", (10,)),
+                 _constant(rng, "lns", (5,)), _constant(rng, "lnb", (5,))]
     nodes = [
         node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
         node("Conv", ["x", "wd"], ["d"], pads=[1, 1, 1, 1], group=8),
@@ -163,9 +164,10 @@ def int8_model() -> onnx.ModelProto:
         node("Flatten", ["mp"], ["f"]),
         node("Gemm", ["f", "wg", "bg"], ["g"]),
         node("MatMul", ["f", "m"], ["mm"]),
+        node("LayerNormalization", ["mm", "lns", "lnb"], ["ln"]),
         node("Softmax", ["g"], ["y"]),
     ]
-    return _model(nodes, inputs, ["y", "mm"], constants)
+    return _model(nodes, inputs, ["y", "ln"], constants)
 
 
 def small_model() -> onnx.ModelProto:
@@ -200,7 +202,9 @@ def operators_model() -> onnx.ModelProto:
                  _constant(rng, "W", (1, 16, 3)), _constant(rng, "R", (1, 16, 4)),
                  numpy_helper.from_array(np.array([], np.float32), "roi"),
                  numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales"),
-                 numpy_helper.from_array(np.array([0, 5], np.int64), "columns")]
+                 numpy_helper.from_array(np.array([0, 5], np.int64), "columns"),
+                 numpy_helper.from_array(np.array([2], np.int64), "k"),
+                 _constant(rng, "ln_scale", (4,))]
     support = rng.normal(size=(4, 6)).astype(np.float32)
     nodes = [
         node("ConvTranspose", ["x", "wct"], ["ct"], strides=[2, 2]),
@@ -208,6 +212,10 @@ def operators_model() -> onnx.ModelProto:
         node("Resize", ["ct", "roi", "scales"], ["rs"], mode="linear"),
         node("Gather", ["table", "i"], ["g"]),
         node("LSTM", ["seq", "W", "R"], ["lstm_y", "lstm_h"], hidden_size=4),
+        node("LayerNormalization", ["g", "ln_scale"], ["ln"]),
+        node("LogSoftmax", ["ln"], ["lsm"]),
+        node("ArgMax", ["lsm"], ["am"], axis=1),
+        node("TopK", ["g", "k"], ["top", "top_i"]),
         ml("Scaler", ["f"], ["sc"], offset=list(rng.normal(size=6)),
            scale=list(rng.uniform(0.5, 2, size=6))),
         ml("Normalizer", ["sc"], ["n"], norm="L2"),
@@ -228,8 +236,9 @@ def operators_model() -> onnx.ModelProto:
     ]
     shapes = {"ctr": [1, 2, 5, 5], "rs": [1, 2, 22, 22], "g": [3, 4], "lstm_y": [5, 1, 1, 4],
               "lstm_h": [1, 1, 4], "afe": [1, 2], "label": [1], "probabilities": [1, 3],
-              "svm_label": [1], "svm_scores": [1, 2], "tree": [1, 1]}
-    integers = {"label", "svm_label"}
+              "svm_label": [1], "svm_scores": [1, 2], "tree": [1, 1], "am": [3, 1],
+              "top": [3, 2], "top_i": [3, 2]}
+    integers = {"label", "svm_label", "am", "top_i"}
     outputs = [value(name, TensorProto.INT64 if name in integers else TensorProto.FLOAT, shape)
                for name, shape in shapes.items()]
     graph = helper.make_graph(nodes, "plain", inputs, outputs, constants)
@@ -247,10 +256,11 @@ FLOAT_TEMPLATES = {"model.c.j2", "model.h.j2", "weights.c.j2", "weights.h.j2"} |
 OPERATOR_TEMPLATES = {f"kernels/{name}.c.j2" for name in (
     "conv_transpose", "conv_transpose_f32_runtime", "resize", "gather", "recurrent_f32",
     "ml_columns", "ml_normalizer", "ml_array_feature_extractor", "ml_linear", "ml_svm",
-    "ml_tree_ensemble")}
+    "ml_tree_ensemble", "normalization_f32", "log_softmax_f32", "arg_extreme", "topk")}
 INT8_TEMPLATES = {f"kernels/{name}.c.j2" for name in (
     "binary_s8", "conv_direct_s8", "conv_dw_s8", "conv_s8", "dequantize_linear", "lookup_s8",
-    "matmul_packed_s8", "matmul_s8", "pool_average_s8", "quantize_linear", "softmax_s8")}
+    "matmul_packed_s8", "matmul_s8", "normalization_s8", "pool_average_s8", "quantize_linear",
+    "softmax_s8")}
 FIRMWARE_TEMPLATES = {"firmware/Makefile.j2", "firmware/ariel_model.h.j2",
                       "firmware/linker.ld.j2", "firmware/ariel_test_data.c.j2",
                       "firmware/board_config.h.j2", "ari/ari.c.j2", "ari/ari.h.j2",
