@@ -110,6 +110,11 @@ CASES = {
     "strides_2x1": dict(x=(1, 3, 8, 6), w=(5, 3, 3, 2), strides=[2, 1], pads=[1, 0, 1, 1]),
     "dilation": dict(x=(1, 2, 10, 10), w=(2, 2, 3, 3), dilations=[2, 2], pads=[2, 2, 2, 2]),
     "depthwise": dict(x=(1, 4, 6, 6), w=(4, 1, 3, 3), group=4, pads=[1, 1, 1, 1]),
+    # The four-channel depthwise kernel takes 4 and 12 channels; 2 and 6 (even, not a
+    # multiple of four) must take the general path.
+    "depthwise_2": dict(x=(1, 2, 5, 5), w=(2, 1, 3, 3), group=2, pads=[1, 1, 1, 1]),
+    "depthwise_6": dict(x=(1, 6, 5, 5), w=(6, 1, 3, 3), group=6, pads=[1, 1, 1, 1]),
+    "depthwise_12": dict(x=(1, 12, 5, 5), w=(12, 1, 3, 3), group=12, pads=[1, 1, 1, 1]),
     "depthwise_multiplier": dict(x=(1, 2, 5, 5), w=(6, 1, 3, 3), group=2),
     "grouped": dict(x=(1, 4, 5, 5), w=(6, 2, 3, 3), group=2, pads=[1, 1, 1, 1]),
     "pointwise_1x1": dict(x=(1, 8, 3, 3), w=(5, 8, 1, 1)),
