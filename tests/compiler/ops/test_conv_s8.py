@@ -222,12 +222,19 @@ def test_fused_clamp_narrows_the_output_range(tmp_path):
     lower_quantized(graph)
     expose_int8_io(graph)
     conv = next(n for n in graph.nodes if n.op == "Conv")
-    conv.clamp = (-0.2, 0.3)
-    low, high = clamp_range(graph.tensor(conv.outputs[0]).quant, conv.clamp)
-    assert -128 < low < high < 127
+    quant = graph.tensor(conv.outputs[0]).quant
+    scale, zero_point = float(quant.scale), int(quant.zero_point)
+    # Bounds 0.7 of a step past a whole step (0.3 before one, below): rounded, the upper
+    # goes up a step and the lower down one; floored or truncated either would not.
+    conv.clamp = (-5.7 * scale, 4.7 * scale)
+    low, high = clamp_range(quant, conv.clamp)
+    assert (low, high) == (zero_point - 6, zero_point + 5)
     clamped = compile_graph(graph, ModelSource("m.onnx", "0" * 64, []), "tests")
     x = [quantize_input(plain, rng.uniform(-0.4, 1.2, shape).astype(np.float32))]
-    want = np.clip(host_model(plain, tmp_path).run(*x)[0], low, high)
+    # The oracle: what a Clip between DequantizeLinear and QuantizeLinear computes (ONNX
+    # Runtime's QDQ form), on the unclamped kernel's output.
+    real = (host_model(plain, tmp_path).run(*x)[0].astype(np.float64) - zero_point) * scale
+    want = np.clip(np.rint(np.clip(real, *conv.clamp) / scale) + zero_point, -128, 127)
     got = host_model(clamped, tmp_path).run(*x)[0]
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(run_graph(clamped.graph, x)[0], want)
