@@ -306,8 +306,9 @@ def _oracle(path: Path, model: onnx.ModelProto, feeds: dict, what: str) -> list[
     """onnxruntime's outputs; where it refuses the file, onnxruntime's on the same model with
     its nodes renamed apart (node names carry no meaning; onnxruntime refuses duplicates),
     then on that model without the nodes no output depends on (ariel drops them, so an
-    operator onnxruntime does not know there changes nothing), then onnx.reference's (which gets BatchNormalization on [N, C] wrong, so it comes last);
-    a model that none of them runs should not have been built."""
+    operator onnxruntime does not know there changes nothing), then onnx.reference's
+    (which gets BatchNormalization on [N, C] wrong, so it comes last); a model that none of
+    them runs should not have been built."""
     from onnx.reference import ReferenceEvaluator
 
     from tests.fuzz.graph_cases import onnxruntime_session
