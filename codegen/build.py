@@ -23,7 +23,7 @@ from codegen.devkit.uart import (
     uart_target,
 )
 from codegen.report.memory import memory_table
-from codegen.target.boards import Board
+from codegen.target.boards import Board, keep_board_file
 from codegen.target.elf import MemoryUse
 from codegen.target.firmware import (
     ELF_PATH,
@@ -85,6 +85,7 @@ def build(model: Path, board: Board, outdir: Path, options: Options | None = Non
                                if options.precision == "float" else "")
         metadata = _metadata(compiled, target, options, command, model)
         metadata["stack"] = memory.stack.to_dict()
+        keep_board_file(staging, board, metadata)
         if uart is not None:
             metadata["console"] = uart_metadata(board, check_uart_elf(staging, board,
                                                                       progress))

@@ -116,8 +116,14 @@ def inspect(model: Path, input_shapes: tuple[str, ...]) -> None:
 
 
 @main.command()
-def boards() -> None:
-    """List the boards ariel can build for."""
+@click.option("--check", "check_file", type=click.Path(path_type=Path), metavar="FILE",
+              help="Check a board file of your own (the schema of boards/*.toml): one line "
+                   "per missing or wrong field.")
+def boards(check_file: Path | None) -> None:
+    """List the boards ariel can build for, or check a board file (--check)."""
+    if check_file is not None:
+        _check_board_file(check_file)
+        return
     rows = [("board", "core", "FPU", "clock", "flash", "RAM", "emulator")]
     for b in all_boards():
         rows.append((b.name + (" (default)" if b.name == DEFAULT_BOARD else ""), b.core,
@@ -128,14 +134,50 @@ def boards() -> None:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
+def _check_board_file(path: Path) -> None:
+    from codegen.target.board_schema import check_board_file
+    from codegen.target.boards import invalid_board, load_board
+
+    if not path.is_file():
+        raise ArielError(f"board file '{path}' not found")
+    problems = check_board_file(path)
+    if problems:
+        click.echo(invalid_board(path, problems), err=True)
+        sys.exit(1)
+    board = load_board(path)
+    click.echo(f"{path}: a valid board file: {board.name}, {board.core} ({board.fpu}) at "
+               f"{board.clock_hz / 1e6:g} MHz, flash {_size(board.chip.flash.size)}, RAM "
+               f"{_size(board.chip.ram.size)}; " + (
+                   f"simulated on {board.emulator} ({board.map_summary})" if board.qemu_machine
+                   else "not simulated (no [emulator]), linked at its own map"))
+
+
+def _board(board_name: str | None, board_file: Path | None):
+    """The board given by --board NAME or --board-file FILE (the default board if neither)."""
+    from codegen.target.boards import load_board
+
+    if board_name is not None and board_file is not None:
+        raise ArielError("give --board NAME or --board-file FILE, not both")
+    if board_file is not None:
+        return load_board(board_file)
+    return get_board(board_name or DEFAULT_BOARD)
+
+
+board_file_option = click.option(
+    "--board-file", type=click.Path(path_type=Path), metavar="FILE.toml",
+    help="Your own board, described in a TOML file with the schema of boards/*.toml (check "
+         "it with `ariel boards --check FILE`).")
+
+
 def _size(n: int) -> str:
     return f"{n // (1024 * 1024)} MiB" if n % (1024 * 1024) == 0 else f"{n // 1024} KiB"
 
 
 @main.command()
 @click.argument("model", type=click.Path(path_type=Path), required=False)
-@click.option("--board", "board_name", default=DEFAULT_BOARD, show_default=True,
-              help="Target board (see `ariel boards`).")
+@click.option("--board", "board_name", help=f"Target board (see `ariel boards`; default "
+              f"{DEFAULT_BOARD}).")
+@board_file_option
 @click.option("-o", "--output", "outdir", required=True, type=click.Path(path_type=Path),
               help="Folder for the generated project and firmware.")
 @click.option("--precision", type=click.Choice(["float", "int8", "ari"]), default="float",
@@ -194,7 +236,8 @@ def _size(n: int) -> str:
               help="Build into OUTDIR though it is not an ariel build, or though files ariel "
                    "wrote there were changed since: ariel's files are replaced, every other "
                    "file is kept (and one where the build writes its own stops it).")
-def build(model: Path | None, board_name: str, outdir: Path, precision: str,
+def build(model: Path | None, board_name: str | None, board_file: Path | None, outdir: Path,
+          precision: str,
           stages: tuple[str, ...], stage_file: Path | None, margin: str, scores: str,
           decision_threshold: float,
           thresholds: str | None, threshold_data: str | None, target_agreement: float | None,
@@ -205,7 +248,7 @@ def build(model: Path | None, board_name: str, outdir: Path, precision: str,
     from codegen.build import build as run_build
     from codegen.compiler.compile import Options
 
-    board = get_board(board_name)
+    board = _board(board_name, board_file)
     io, uart = _io_modes(io, test_inputs)
     if precision == "ari" or stages or stage_file:
         _build_ari(model, board, outdir, stages, stage_file, margin, scores,
@@ -248,6 +291,9 @@ def _io_modes(choices: tuple[str, ...], test_inputs: Path | None):
 
 @main.command()
 @click.argument("outdir", type=click.Path(path_type=Path))
+@click.option("--board-file", type=click.Path(path_type=Path), metavar="FILE.toml",
+              help="Builds for your own board: its file (by default the copy the build "
+                   "keeps, board.toml).")
 @click.option("--inputs", "inputs_path", type=click.Path(path_type=Path),
               help="X.npy with N inputs (N, *input shape), or .npz keyed by input name "
                    "(needed but for --io uart builds, which carry their own).")
@@ -270,7 +316,7 @@ def _io_modes(choices: tuple[str, ...], test_inputs: Path | None):
 @click.option("--html", "html_path", type=click.Path(path_type=Path),
               help="With --profile: where to write the HTML report (default: "
                    "OUTDIR/profile.html).")
-def simulate(outdir: Path, inputs_path: Path | None, emulator: str,
+def simulate(outdir: Path, board_file: Path | None, inputs_path: Path | None, emulator: str,
              outputs_path: Path | None, json_path: Path | None, compare: bool, timeout: float,
              profile_run: bool, html_path: Path | None) -> None:
     """Run the firmware in OUTDIR in QEMU on each input and collect its outputs."""
@@ -278,7 +324,7 @@ def simulate(outdir: Path, inputs_path: Path | None, emulator: str,
     from codegen.run.simulate import load_inputs, open_build
     from codegen.run.simulate import simulate as run_simulation
 
-    build_folder = open_build(outdir)
+    build_folder = open_build(outdir, board_file)
     if profile_run and emulator == "renode":
         html_path = html_path or outdir / PROFILE_HTML
         _check_targets(build_folder, None, {"--json": json_path, "--html": html_path},

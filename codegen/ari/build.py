@@ -17,7 +17,7 @@ from codegen.devkit.renode import write_renode_files
 from codegen.devkit.uart import UartOptions, require_console, uart_metadata, uart_target
 from codegen.errors import ArielError
 from codegen.report.memory import memory_table
-from codegen.target.boards import Board
+from codegen.target.boards import Board, keep_board_file
 from codegen.target.elf import MemoryUse
 from codegen.target.firmware import ELF_PATH, float_weights_hint, make_firmware, write_project
 from codegen.target.outdir import check_output_folder, output_path, staged_output, write_manifest
@@ -67,6 +67,7 @@ def build_ari(options: AriOptions, board: Board, outdir: Path,
                                float_weights_hint(options.float_weights, float_bytes))
         described = metadata(compiled, target, command)
         described["stack"] = memory.stack.to_dict()
+        keep_board_file(staging, board, described)
         if uart is not None:
             described["console"] = uart_metadata(board, check_uart_elf(staging, board,
                                                                        progress))

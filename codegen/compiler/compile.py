@@ -17,6 +17,7 @@ from codegen.compiler.frontend import (
     drop_zipmaps,
     fix_input_shapes,
     load_model,
+    require_outputs,
     require_runtime_inputs,
     sha256_of,
     to_graph,
@@ -66,6 +67,7 @@ def compile_model_proto(model: onnx.ModelProto, path: str | Path, options: Optio
                         command: str | None = None) -> CompiledModel:
     """compile_model on a model already in memory (`path` names the file it came from)."""
     options = options or Options()
+    require_outputs(model)
     require_runtime_inputs(model)
     notes = fix_input_shapes(model, options.input_shapes) + drop_zipmaps(model)
     source = ModelSource(str(path), sha256_of(path), notes)

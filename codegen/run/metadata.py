@@ -121,6 +121,7 @@ _REQUIRED: list[_Check] = [
 ]
 _OPTIONAL: list[_Check] = [
     ("memory_map", lambda v: isinstance(v, dict), "a memory map"),
+    ("board_file", _is_inner_path, "a board file inside the build folder"),
     ("console", lambda v: isinstance(v, dict), "a console description"),
     ("ari", _is_ari, "a description of the adaptive build's stages"),
 ]

@@ -15,7 +15,8 @@ from codegen.compiler.emit import ModelInfo
 from codegen.errors import ArielError
 from codegen.run.emulate.qemu import run_qemu
 from codegen.run.metadata import read_metadata
-from codegen.target.boards import get_board
+from codegen.target.boards import board_of_build
+from codegen.target.elf import check_firmware_file
 from codegen.target.outdir import MARKER
 
 DEFAULT_TIMEOUT = 300.0
@@ -27,6 +28,7 @@ class Build:
 
     folder: Path
     metadata: dict
+    board_file: Path | None = None  # the user's board file, where the build keeps none
 
     @property
     def info(self) -> ModelInfo:
@@ -38,18 +40,21 @@ class Build:
 
     @property
     def board(self):
-        return get_board(self.metadata["board"])
+        return board_of_build(self.folder, self.metadata, self.board_file)
 
 
-def open_build(folder: Path) -> Build:
+def open_build(folder: Path, board_file: Path | None = None) -> Build:
+    """The build in `folder`; `board_file`: the file of the user's board it was built for
+    (by default the copy the build keeps)."""
     marker = Path(folder) / MARKER
     if not marker.is_file():
         raise ArielError(f"'{folder}' is not an ariel build folder (no {MARKER}); create one "
                          "with `ariel build MODEL.onnx --board BOARD -o FOLDER`")
-    build = Build(Path(folder), read_metadata(marker))
+    build = Build(Path(folder), read_metadata(marker), board_file)
+    rebuild = f"rebuild with `make -C {shlex.quote(str(folder))}` or `ariel build`"
     if not build.elf.is_file():
-        raise ArielError(f"'{build.elf}' is missing; rebuild with "
-                         f"`make -C {shlex.quote(str(folder))}` or `ariel build`")
+        raise ArielError(f"'{build.elf}' is missing; {rebuild}")
+    check_firmware_file(build.elf, rebuild)
     return build
 
 

@@ -25,9 +25,11 @@ from codegen.target.board_kit import (
     parse_debug,
     parse_renode,
 )
+from codegen.target.board_schema import check_board_file
 
 DEFAULT_BOARD = "mps2-an386"
 NO_FIGURE = "no published figure"
+BOARD_COPY = "board.toml"  # a build's copy of the user's board file
 
 
 @dataclass(frozen=True)
@@ -229,6 +231,31 @@ class Board:
                 "emulator": self.qemu_machine}
 
 
+def is_custom(board: Board) -> bool:
+    """Whether `board` comes from a user's file (--board-file) rather than ariel's boards/."""
+    return board.path is None or board.path.resolve().parent != data_dir("boards").resolve()
+
+
+def keep_board_file(folder: Path, board: Board, metadata: dict) -> None:
+    """A build for a user's board keeps a copy of its file (BOARD_COPY), named in
+    `metadata`, so that the build can be simulated and profiled without it."""
+    if is_custom(board) and board.path is not None:
+        (Path(folder) / BOARD_COPY).write_bytes(board.path.read_bytes())
+        metadata["board_file"] = BOARD_COPY
+
+
+def board_of_build(folder: Path, metadata: dict, board_file: Path | None = None) -> Board:
+    """The board a build was made for: ariel's by name, or the copy of the user's file it
+    keeps; `board_file` (simulate --board-file) stands in for that copy."""
+    if board_file is None and "board_file" not in metadata:
+        return get_board(metadata["board"])
+    board = load_board(board_file or Path(folder) / metadata["board_file"])
+    if board.name != metadata["board"]:
+        raise ArielError(f"'{folder}' was built for board '{metadata['board']}', and "
+                         f"'{board_file}' describes '{board.name}': give that board's file")
+    return board
+
+
 def board_files() -> list[Path]:
     return sorted(data_dir("boards").glob("*.toml"))
 
@@ -246,8 +273,11 @@ def get_board(name: str) -> Board:
 
 
 def load_board(path: Path) -> Board:
-    """A board from any TOML file (tests use this for boards of their own)."""
-    return _load(Path(path))
+    """A board from any TOML file (a user's --board-file, or a test's board)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArielError(f"board file '{path}' not found")
+    return _load(path)
 
 
 def _region(table: dict, origin: str = "origin", size: str = "size") -> Region:
@@ -276,7 +306,17 @@ def _optional_float(table: dict, key: str) -> float | None:
     return float(table[key]) if key in table else None
 
 
+def invalid_board(path: Path, problems: list[str]) -> str:
+    """The refusal of a board file: a first line, then one line per problem."""
+    return (f"board file '{path}' is invalid ({len(problems)} problem"
+            f"{'s' if len(problems) > 1 else ''}):\n" + "\n".join(f"  {path}: {problem}"
+                                                               for problem in problems))
+
+
 def _load(path: Path) -> Board:
+    problems = check_board_file(path)
+    if problems:
+        raise ArielError(invalid_board(path, problems))
     try:
         data = tomllib.loads(path.read_text())
         memory = data["memory"]

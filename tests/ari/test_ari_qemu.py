@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from codegen.ari.build import build_ari
-from codegen.ari.calibrate import calibrate
+from codegen.ari.calibrate import calibrate, set_thresholds
 from codegen.ari.host import stage_scores
-from codegen.ari.margins import answers
+from codegen.ari.margins import answers, margins
 from codegen.ari.margins import simulate as simulate_dispatch
 from codegen.ari.spec import AriOptions, Stage, ari_stages
 from codegen.cli import main
@@ -60,6 +60,21 @@ def test_calibration_reaches_full_agreement_with_the_smallest_threshold(digits_a
     stage = simulate(open_build(digits_ari.folder), [x]).outputs[1].ravel()
     expected = simulate_dispatch(stage_scores(digits_ari, x), result.thresholds, "top2")
     np.testing.assert_array_equal(stage, expected.stage)
+
+
+def test_a_margin_equal_to_the_threshold_answers_at_that_stage(digits_ari):
+    """The dispatcher answers when the margin reaches the threshold (margin >= threshold):
+    with the threshold set to one input's first-stage margin exactly, the firmware answers
+    that input at the first stage and sends those of smaller margin on."""
+    x = digits_split()[2][:24, None]
+    first = margins(stage_scores(digits_ari, x)[0], "top2")
+    tie = int(np.argsort(first)[len(first) // 2])
+    assert (first < first[tie]).any() and (first > first[tie]).any()
+    set_thresholds(digits_ari, [float(first[tie])], "a threshold equal to one input's margin")
+    _, stage, margin = simulate(open_build(digits_ari.folder), [x]).outputs
+    assert margin.ravel()[tie] == first[tie]
+    assert stage.ravel()[tie] == 0
+    np.testing.assert_array_equal(stage.ravel(), (first < first[tie]).astype(int))
 
 
 def test_too_few_calibration_samples(digits_ari):

@@ -5,6 +5,7 @@ its outputs on the emulated USART2."""
 
 import json
 import re
+import subprocess
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from tests.devkit.test_board_data import DEV_KITS, RENODE
 from tests.e2e.test_models_qemu import MODELS, inputs_for, onnxruntime_outputs
 
 pytestmark = pytest.mark.qemu
+INT8 = ("--precision", "int8", "--calib", "digits", "--io", "int8")
 
 
 def build(args):
@@ -162,6 +164,39 @@ def test_stm32f4_discovery_boots_in_qemu_on_its_usart(tmp_path, digits):
     assert "every output as computed on the host" in result.stdout
     expected = json.loads((out / "expected_output.json").read_text())
     assert console.runs[0].outputs[0].hex() == expected["outputs"][0]["hex"]
+
+
+def with_wrong_first_byte(folder, float32: bool):
+    """The build in `folder` re-made with its first expected output wrong from byte 0 on:
+    for int8 that byte flipped, for float32 the first value's sign flipped (byte 3 of the
+    value at byte 0), far outside the tolerance either way."""
+    path = folder / "model" / "ariel_test_data.c"
+    lines = path.read_text().splitlines(keepends=True)
+    row = next(i for i, line in enumerate(lines) if "expected0[" in line) + 1
+    values = [int(v, 16) for v in lines[row].strip().rstrip(",").split(", ")]
+    if float32:
+        values[3] ^= 0x80
+    else:
+        values[0] ^= 0x40
+    lines[row] = "    " + ", ".join(f"0x{v:02x}" for v in values) + ",\n"
+    path.write_text("".join(lines))
+    subprocess.run(["make", "-C", str(folder)], check=True, capture_output=True)
+
+
+@pytest.mark.parametrize("precision", ["float", "int8"])
+def test_the_firmwares_own_check_fails_a_wrong_byte_0(precision, tmp_path, digits):
+    """The UART firmware compares every byte of each output with what the host computed,
+    the first included: a build whose expected output is wrong at byte 0 says so itself."""
+    out = tmp_path / "f4"
+    options = ["--inputs", digits] if precision == "float" else [*INT8]
+    build([MODELS / "digits_cnn.onnx", "--board", "stm32f4-discovery", "--io", "uart",
+           *options, "-o", out])
+    with_wrong_first_byte(out, precision == "float")
+    result = CliRunner().invoke(main, ["simulate", str(out)])
+    assert result.exit_code == 1
+    for run in (1, 2, 3):
+        assert f"run {run}: the firmware's own check says 'fail output 0 byte 0'" in \
+            result.stderr
 
 
 def test_int8_uart_build_for_the_m0plus_board(tmp_path, digits):

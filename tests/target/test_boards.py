@@ -97,7 +97,11 @@ def test_linker_script_regions_are_the_boards(name):
     assert board.map_summary in script
 
 
-def _board_file(tmp_path, extra_emulator: str) -> str:
+EMULATOR_REGIONS = ("code_origin = 0\ncode_size = 0x400000\ndata_origin = 0x20000000\n"
+                    "data_size = 0x400000")
+
+
+def _board_file(tmp_path, extra_emulator: str, ram_size: int = 0x00800000) -> str:
     path = tmp_path / "big.toml"
     path.write_text(f"""
 name = "big"
@@ -109,7 +113,7 @@ origin = 0x08000000
 size = 0x1000
 [memory.ram]
 origin = 0x20000000
-size = 0x00800000
+size = {ram_size}
 [emulator]
 qemu_machine = "mps2-an386"
 {extra_emulator}
@@ -118,15 +122,14 @@ qemu_machine = "mps2-an386"
 
 
 def test_chip_larger_than_its_emulator_is_refused(tmp_path):
-    path = _board_file(tmp_path, "code_origin = 0\ncode_size = 0x400000\n"
-                                 "data_origin = 0x20000000\ndata_size = 0x400000")
+    path = _board_file(tmp_path, EMULATOR_REGIONS)
     with pytest.raises(ArielError, match=r"big's RAM \(8,388,608 B\) is larger than QEMU "
                                          r"mps2-an386's memory for it \(4,194,304 B"):
         load_board(path)
 
 
 def test_missing_figures_read_as_absent_not_zero(tmp_path):
-    board = load_board(_board_file(tmp_path, ""))
+    board = load_board(_board_file(tmp_path, EMULATOR_REGIONS, ram_size=0x10000))
     assert board.wait_states is None
     assert board.power.run_current_a(board.clock_hz) is None
     assert board.power.supply_voltage_v is None

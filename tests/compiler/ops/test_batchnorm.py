@@ -15,10 +15,15 @@ from tests.support import compile_onnx, random_array, single_node_model
 STATISTICS = ("scale", "bias", "mean", "var")
 
 
-def statistics(rng, channels: int) -> dict[str, np.ndarray]:
+def statistics(rng, channels: int, low_var: float = 0.2) -> dict[str, np.ndarray]:
     values = {name: random_array(rng, (channels,)) for name in STATISTICS}
-    values["var"] = random_array(rng, (channels,), low=0.2, high=2.0)
+    values["var"] = random_array(rng, (channels,), low=low_var, high=2.0)
     return values
+
+
+# Variances this small make epsilon's default (1e-5) matter far beyond the tolerance: a
+# model that omits the attribute checks the default.
+TINY_VAR = 1e-5
 
 
 @pytest.mark.parametrize("shape", [(2, 3), (2, 4, 7), (2, 3, 4, 5), (1, 1, 3, 3)], ids=str)
@@ -27,18 +32,20 @@ def test_standalone_batchnorm_with_constant_statistics(shape, epsilon, tmp_path)
     rng = np.random.default_rng(1)
     x = random_array(rng, shape)
     attrs = {} if epsilon is None else {"epsilon": epsilon}
-    model = single_node_model("BatchNormalization", {"x": x}, statistics(rng, shape[1]),
-                              **attrs)
+    model = single_node_model("BatchNormalization", {"x": x},
+                              statistics(rng, shape[1], TINY_VAR), **attrs)
     compiled = compile_onnx(model)
     assert [n.op for n in compiled.graph.nodes] == ["BatchNormalization"]
     check(model, [x], tmp_path)
 
 
-def test_statistics_fed_at_run_time_as_onnx_test_cases_do(tmp_path):
+@pytest.mark.parametrize("epsilon", [None, 1e-2])
+def test_statistics_fed_at_run_time_as_onnx_test_cases_do(epsilon, tmp_path):
     rng = np.random.default_rng(2)
     x = random_array(rng, (2, 3, 4, 5))
-    stats = statistics(rng, 3)
-    model = single_node_model("BatchNormalization", {"x": x, **stats}, epsilon=1e-2)
+    stats = statistics(rng, 3, TINY_VAR)
+    attrs = {} if epsilon is None else {"epsilon": epsilon}
+    model = single_node_model("BatchNormalization", {"x": x, **stats}, **attrs)
     check(model, [x, *stats.values()], tmp_path)
 
 
@@ -69,14 +76,16 @@ def test_relu_after_batchnorm_is_fused(tmp_path):
     check(model, [x], tmp_path)
 
 
-def test_conv_then_batchnorm_is_folded(tmp_path):
+@pytest.mark.parametrize("epsilon", [None, 1e-3])
+def test_conv_then_batchnorm_is_folded(epsilon, tmp_path):
     rng = np.random.default_rng(5)
     x = random_array(rng, (1, 3, 7, 7))
+    attrs = {} if epsilon is None else {"epsilon": epsilon}
     model = chain([helper.make_node("Conv", ["x", "w", "cb"], ["c"], pads=[1, 1, 1, 1]),
                    helper.make_node("BatchNormalization", ["c", *STATISTICS], ["y"],
-                                    epsilon=1e-3)],
+                                    **attrs)],
                   {"x": x}, {"w": random_array(rng, (4, 3, 3, 3)),
-                             "cb": random_array(rng, (4,)), **statistics(rng, 4)},
+                             "cb": random_array(rng, (4,)), **statistics(rng, 4, TINY_VAR)},
                   ["y"], opset=15)
     graph = compile_onnx(model).graph
     assert not any(n.op == "BatchNormalization" for n in graph.nodes)

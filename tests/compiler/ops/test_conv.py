@@ -18,6 +18,11 @@ CASES = {
     "stride2_asym_pads": dict(x=(1, 2, 9, 7), w=(3, 2, 3, 3), strides=[2, 2], pads=[0, 1, 2, 0]),
     "dilation": dict(x=(1, 2, 10, 10), w=(2, 2, 3, 3), dilations=[2, 2], pads=[2, 2, 2, 2]),
     "depthwise": dict(x=(1, 4, 6, 6), w=(4, 1, 3, 3), group=4, pads=[1, 1, 1, 1]),
+    # The four-channel depthwise kernel takes 4 and 12 channels; 2 and 6 (even, not a
+    # multiple of four) must take the general path.
+    "depthwise_2": dict(x=(1, 2, 5, 5), w=(2, 1, 3, 3), group=2, pads=[1, 1, 1, 1]),
+    "depthwise_6": dict(x=(1, 6, 5, 5), w=(6, 1, 3, 3), group=6, pads=[1, 1, 1, 1]),
+    "depthwise_12": dict(x=(1, 12, 5, 5), w=(12, 1, 3, 3), group=12, pads=[1, 1, 1, 1]),
     "depthwise_multiplier": dict(x=(1, 2, 5, 5), w=(6, 1, 3, 3), group=2),
     "grouped": dict(x=(1, 4, 5, 5), w=(6, 2, 1, 1), group=2),
     "same_upper": dict(x=(1, 1, 7, 7), w=(2, 1, 4, 4), auto_pad="SAME_UPPER", strides=[2, 2]),

@@ -110,6 +110,11 @@ CASES = {
     "strides_2x1": dict(x=(1, 3, 8, 6), w=(5, 3, 3, 2), strides=[2, 1], pads=[1, 0, 1, 1]),
     "dilation": dict(x=(1, 2, 10, 10), w=(2, 2, 3, 3), dilations=[2, 2], pads=[2, 2, 2, 2]),
     "depthwise": dict(x=(1, 4, 6, 6), w=(4, 1, 3, 3), group=4, pads=[1, 1, 1, 1]),
+    # The four-channel depthwise kernel takes 4 and 12 channels; 2 and 6 (even, not a
+    # multiple of four) must take the general path.
+    "depthwise_2": dict(x=(1, 2, 5, 5), w=(2, 1, 3, 3), group=2, pads=[1, 1, 1, 1]),
+    "depthwise_6": dict(x=(1, 6, 5, 5), w=(6, 1, 3, 3), group=6, pads=[1, 1, 1, 1]),
+    "depthwise_12": dict(x=(1, 12, 5, 5), w=(12, 1, 3, 3), group=12, pads=[1, 1, 1, 1]),
     "depthwise_multiplier": dict(x=(1, 2, 5, 5), w=(6, 1, 3, 3), group=2),
     "grouped": dict(x=(1, 4, 5, 5), w=(6, 2, 3, 3), group=2, pads=[1, 1, 1, 1]),
     "pointwise_1x1": dict(x=(1, 8, 3, 3), w=(5, 8, 1, 1)),
@@ -217,12 +222,19 @@ def test_fused_clamp_narrows_the_output_range(tmp_path):
     lower_quantized(graph)
     expose_int8_io(graph)
     conv = next(n for n in graph.nodes if n.op == "Conv")
-    conv.clamp = (-0.2, 0.3)
-    low, high = clamp_range(graph.tensor(conv.outputs[0]).quant, conv.clamp)
-    assert -128 < low < high < 127
+    quant = graph.tensor(conv.outputs[0]).quant
+    scale, zero_point = float(quant.scale), int(quant.zero_point)
+    # Bounds 0.7 of a step past a whole step (0.3 before one, below): rounded, the upper
+    # goes up a step and the lower down one; floored or truncated either would not.
+    conv.clamp = (-5.7 * scale, 4.7 * scale)
+    low, high = clamp_range(quant, conv.clamp)
+    assert (low, high) == (zero_point - 6, zero_point + 5)
     clamped = compile_graph(graph, ModelSource("m.onnx", "0" * 64, []), "tests")
     x = [quantize_input(plain, rng.uniform(-0.4, 1.2, shape).astype(np.float32))]
-    want = np.clip(host_model(plain, tmp_path).run(*x)[0], low, high)
+    # The oracle: what a Clip between DequantizeLinear and QuantizeLinear computes (ONNX
+    # Runtime's QDQ form), on the unclamped kernel's output.
+    real = (host_model(plain, tmp_path).run(*x)[0].astype(np.float64) - zero_point) * scale
+    want = np.clip(np.rint(np.clip(real, *conv.clamp) / scale) + zero_point, -128, 127)
     got = host_model(clamped, tmp_path).run(*x)[0]
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(run_graph(clamped.graph, x)[0], want)

@@ -269,6 +269,25 @@ def test_pad_sub_graph_as_pytorch_exports_it_is_folded(tmp_path):
     check(model, [x], tmp_path)
 
 
+@pytest.mark.parametrize("start", [None, 1, -3])
+def test_shape_gather_concat_reshape_is_folded(start, tmp_path):
+    """x.reshape(x.shape[-1], -1) as exporters write it: Shape (its whole shape by default,
+    or from `start` to the end) -> Gather of the last dimension -> Concat with -1 ->
+    Reshape. The shape arithmetic folds away and the result has onnx.reference's shape."""
+    x = random_array(np.random.default_rng(8), (2, 3, 4, 5))
+    shape = (helper.make_node("Shape", ["x"], ["s"]) if start is None
+             else helper.make_node("Shape", ["x"], ["s"], start=start))
+    nodes = [shape,
+             helper.make_node("Gather", ["s", "last"], ["d"], axis=0),
+             helper.make_node("Concat", ["d", "rest"], ["new"], axis=0),
+             helper.make_node("Reshape", ["x", "new"], ["y"])]
+    model = chain(nodes, {"x": x}, {"last": i64(-1), "rest": i64(-1)}, ["y"], opset=15)
+    graph = compile_onnx(model).graph
+    assert [n.op for n in graph.nodes] == ["Reshape"]
+    assert graph.tensor(graph.outputs[0]).shape == (5, 24)
+    check(model, [x], tmp_path)
+
+
 UNSUPPORTED = {  # name: (op, graph inputs, constants, attributes, words of the message)
     "run_time_pads": ("Pad", {"x": np.zeros((2, 3), np.float32), "p": i64(0, 1, 0, 1)}, {},
                       {}, "input 1 computed at run time"),

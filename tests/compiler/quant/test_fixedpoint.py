@@ -2,7 +2,9 @@
 the numpy reference's results bit for bit, edges included."""
 
 import ctypes
+import math
 import subprocess
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -50,7 +52,19 @@ def test_multiplier_is_accurate(real):
     multiplier, shift = quantize_multiplier(real)
     assert 2**30 <= multiplier < 2**31
     assert 1 <= shift <= 62
-    assert abs(multiplier * 2.0**-shift - real) <= real * 2**-30
+    # Rounded to the nearest: within half a unit of M, M being at least 2**30.
+    assert abs(multiplier * 2.0**-shift - real) <= real * 2**-31
+
+
+@pytest.mark.parametrize("real", [0.5 + 2.0**-32, 0.5 + 3 * 2.0**-33, 0.75 - 2.0**-33,
+                                  1.0 - 2.0**-33, 3.0 + 2.0**-30])
+def test_multiplier_rounds_the_exact_value_half_up(real):
+    """Values whose M * 2**-shift is not whole (by a half, three quarters, ...): M is the
+    exact rational real * 2**shift rounded half up, computed here with fractions."""
+    multiplier, shift = quantize_multiplier(real)
+    exact = Fraction(real) * 2**shift
+    assert exact.denominator > 1
+    assert multiplier == math.floor(exact + Fraction(1, 2))
 
 
 def test_zero_multiplier():
