@@ -14,7 +14,6 @@ from codegen.compiler.c import c_identifier
 from codegen.compiler.emit import ModelInfo, emit_model, file_header
 from codegen.compiler.frontend import (
     ModelSource,
-    check_budget,
     drop_zipmaps,
     fix_input_shapes,
     load_model,
@@ -94,17 +93,20 @@ def compile_int8(model: onnx.ModelProto, name: str, source: ModelSource, options
     read from options.calibration), or take an already quantized one, then lower it."""
     from codegen.compiler.quant.calibrate import load_calibration, quantize_float_model
     from codegen.compiler.quant.lower import expose_int8_io, lower_quantized
+    from codegen.compiler.quant.prepare import prepare_for_quantization
     from codegen.compiler.quant.scheme import check_scheme, is_quantized_model
 
     quantized = None
     if not is_quantized_model(model):
+        # Before calibration data is read: an unsupported operator is named as in float,
+        # and a model beyond the budget is refused before ONNX Runtime calibrates on it.
+        model = prepare_for_quantization(model, name, options.budget)
         if options.calibration is None and calibration is None:
             raise ArielError("--precision int8 needs calibration data for a float model: "
                              "--calib DATA (a .npy or .npz of real inputs, or a built-in "
                              "data set: digits, toycar)")
         if calibration is None:
             calibration = load_calibration(options.calibration, _model_inputs(model))
-        check_budget(model, options.budget)  # before ONNX Runtime calibrates on it
         model = quantized = quantize_float_model(model, calibration, options.method)
         source.notes.append(f"quantized with ONNX Runtime's quantize_static ({options.method}) "
                             f"on {calibration.count} samples from {calibration.source}")

@@ -53,11 +53,6 @@ def test_float_transformer_in_qemu_matches_onnxruntime(tmp_path):
     assert (got.argmax(-1) == want.argmax(-1)).all()
 
 
-@pytest.mark.skip(reason="issue 14 defect 2 (core): PyTorch writes GELU's constants as "
-                         "Constant nodes, which ONNX Runtime's quantizer quantizes; ariel's "
-                         "constant folding after the QDQ lowering drops their int8 scale, so "
-                         "the build stops at GELU's int8 Add. The core branch folds constants "
-                         "before quantizing (quant/prepare.py); enable this test with it.")
 def test_int8_transformer_in_qemu(tmp_path):
     calibration = toycar_mfcc_windows()[1::3][:, None, None]
     np.save(tmp_path / "calib.npy", calibration)
