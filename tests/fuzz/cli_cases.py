@@ -64,7 +64,9 @@ def built_project() -> Path:
 
 ODD_NAMES = ["with space", "it's", 'say "hi"', "$(touch INJECTED)", "`touch INJECTED`",
              "a;touch INJECTED", "new\nline", "100%", "#hash", "colon:equals=", "ünï cødé",
-             "-dash", "x" * 200, "tab\there", "back\\slash", "star*?", "$HOME", "a$$b"]
+             "-dash", "x" * 200, "tab\there", "back\\slash", "star*?", "$HOME", "a$$b",
+             "esc\x1b[2J\x07\r", "\u202eright-to-left",
+             b"not utf-8 \xff\xfe".decode(errors="surrogateescape")]
 
 
 def odd_output_path(rng, folder: Path, sentinels: Sentinels) -> tuple[list, Path | None]:
@@ -116,6 +118,8 @@ def odd_options(rng, folder, sentinels):
         ["--stage", "nope.onnx:int8", "--stage", "model.onnx:float"],
         ["--threshold", "nan"], ["--calib", "digits"], ["--precision", "int8"],
         ["--inputs", "missing.npy"], ["--float-weights", "fp16"],
+        ["--calib-method", "entropy"], ["--margin", "binary"], ["--target-agreement", "0.9"],
+        ["--precision", "ari", "--calib", "digits", "--threshold", "1", "--show-plan"],
     ]
     return [*options[int(rng.integers(len(options)))], "-o", folder / "out"], folder / "out"
 
