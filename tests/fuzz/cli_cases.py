@@ -187,7 +187,7 @@ def _check_build(out: Path, folder: Path, what: str) -> tuple[str, str]:
     if not (out / "build" / "firmware.elf").is_file():
         raise Verdict(WRONG, f"{what}: exit 0 but no firmware in {out}")
     make = subprocess.run(["make", "-C", str(out)], capture_output=True, text=True,
-                          timeout=300)
+                          errors="surrogateescape", timeout=300)  # a path may not be UTF-8
     _no_injection(folder, what)
     if make.returncode != 0:
         last = (make.stderr.strip().splitlines() or [""])[-1]
