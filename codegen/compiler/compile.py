@@ -56,6 +56,8 @@ class CompiledModel:
     source: ModelSource
     quantized_model: onnx.ModelProto | None = None  # the QDQ model ariel made, if any
     calibration: object = None  # the CalibrationData used, if any
+    # int8 builds: the kernels that still compute in float32 (quant/islands.py)
+    float_islands: list | None = None
 
 
 def compile_model(path: str | Path, options: Options | None = None,
@@ -92,6 +94,7 @@ def compile_int8(model: onnx.ModelProto, name: str, source: ModelSource, options
     """The int8 path: quantize a float model on calibration data (a CalibrationData, or
     read from options.calibration), or take an already quantized one, then lower it."""
     from codegen.compiler.quant.calibrate import load_calibration, quantize_float_model
+    from codegen.compiler.quant.islands import float_islands
     from codegen.compiler.quant.lower import expose_int8_io, lower_quantized
     from codegen.compiler.quant.prepare import prepare_for_quantization
     from codegen.compiler.quant.scheme import check_scheme, is_quantized_model
@@ -117,6 +120,7 @@ def compile_int8(model: onnx.ModelProto, name: str, source: ModelSource, options
         expose_int8_io(graph)
     compiled = compile_graph(graph, source, command, options.pin_inputs)
     compiled.quantized_model, compiled.calibration = quantized, calibration
+    compiled.float_islands = float_islands(compiled.graph)
     return compiled
 
 

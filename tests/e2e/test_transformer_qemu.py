@@ -68,6 +68,7 @@ def test_int8_transformer_in_qemu(tmp_path):
     floats = [node.op for node in graph.nodes
               if any(graph.tensor(n).dtype == "float32" for n in node.outputs)]
     assert floats == ["DequantizeLinear"], floats
+    assert result.compiled.float_islands == []
     ops = {node.op for node in graph.nodes}
     assert {"LayerNormalization", "MatMul", "Softmax", "ariel.Table"} <= ops
     attention = [node for node in graph.nodes if node.op == "MatMul"
