@@ -13,6 +13,7 @@ import onnx
 from codegen import __version__
 from codegen.compiler.compile import CompiledModel, Options, compile_model, current_command
 from codegen.compiler.emit import ModelInfo
+from codegen.compiler.quant.islands import format_float_islands
 from codegen.compiler.quant.report import QuantReport, format_report, quantization_report
 from codegen.devkit.elfcheck import check_uart_elf
 from codegen.devkit.renode import write_renode_files
@@ -50,7 +51,8 @@ class BuildResult:
         table = memory_table(self.memory, self.compiled.info, self.float_info)
         if self.quantization is None:
             return table
-        return format_report(self.quantization) + "\n" + table
+        return "\n".join([format_report(self.quantization),
+                          format_float_islands(self.compiled.float_islands or []), table])
 
 
 def build(model: Path, board: Board, outdir: Path, options: Options | None = None,
@@ -120,5 +122,8 @@ def _metadata(compiled: CompiledModel, board: Board, options: Options, command: 
         "io": options.io,
         "elf": str(ELF_PATH),
         "notes": compiled.source.notes,
+        # int8: every kernel that computes in float32 (none: an empty list); float: null
+        "float_islands": None if compiled.float_islands is None else [
+            island.to_dict() for island in compiled.float_islands],
         "model_info": compiled.info.to_dict(),
     }

@@ -16,9 +16,10 @@ import numpy as np
 
 from codegen import __version__
 from codegen.compiler.frontend import parse_input_shapes
-from codegen.errors import ArielError
+from codegen.errors import ArielError, ToolError
 from codegen.files import atomic_file, check_target, write_atomic
 from codegen.target.boards import DEFAULT_BOARD, all_boards, get_board
+from codegen.terminal import shown, shown_lines
 
 
 class ArielGroup(click.Group):
@@ -28,10 +29,17 @@ class ArielGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except ArielError as exc:
-            click.echo(f"error: {exc}", err=True)
+        except ToolError as exc:
+            click.echo(f"error: {shown(exc.summary)}:", err=True)
+            click.echo(shown_lines(exc.output), err=True)
             sys.exit(1)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
+        except ArielError as exc:
+            click.echo(f"error: {shown(exc)}", err=True)
+            sys.exit(1)
+        except click.ClickException as exc:  # a bad option's value is quoted in its message
+            exc.message = shown(exc.message)
+            raise
+        except (click.exceptions.Exit, click.Abort):
             raise
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -40,13 +48,13 @@ class ArielGroup(click.Group):
             if exc.errno not in ENVIRONMENT_ERRNOS:
                 raise
             where = f": '{exc.filename}'" if exc.filename else ""
-            click.echo(f"error: {exc.strerror}{where}", err=True)
+            click.echo(f"error: {shown(exc.strerror)}{shown(where)}", err=True)
             sys.exit(1)
         except Exception as exc:
             if os.environ.get("ARIEL_DEBUG"):
                 traceback.print_exc()
-            click.echo(f"internal error: {type(exc).__name__}: {exc} (this is a bug in ariel; "
-                       "rerun with ARIEL_DEBUG=1 for details)", err=True)
+            click.echo(f"internal error: {type(exc).__name__}: {shown(exc)} (this is a bug in "
+                       "ariel; rerun with ARIEL_DEBUG=1 for details)", err=True)
             sys.exit(70)
 
 
@@ -90,7 +98,12 @@ CALIBRATION_HTML = "calibration.html"
 
 
 def progress(message: str) -> None:
-    click.echo(f"ariel: {message}", err=True)
+    click.echo(f"ariel: {shown(message)}", err=True)
+
+
+def say(text: object, err: bool = False) -> None:
+    """A report or a table: names in it are shown as data (codegen/terminal.py)."""
+    click.echo(shown_lines(text), err=err)
 
 
 input_shape_option = click.option(
@@ -112,7 +125,7 @@ def inspect(model: Path, input_shapes: tuple[str, ...]) -> None:
     from codegen.report.inspect import format_inspection
     from codegen.report.inspect import inspect as run_inspect
 
-    click.echo(format_inspection(run_inspect(model, parse_input_shapes(input_shapes))))
+    say(format_inspection(run_inspect(model, parse_input_shapes(input_shapes))))
 
 
 @main.command()
@@ -131,7 +144,7 @@ def boards(check_file: Path | None) -> None:
                      _size(b.ram.size), b.emulator))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        say("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _check_board_file(path: Path) -> None:
@@ -142,14 +155,14 @@ def _check_board_file(path: Path) -> None:
         raise ArielError(f"board file '{path}' not found")
     problems = check_board_file(path)
     if problems:
-        click.echo(invalid_board(path, problems), err=True)
+        say(invalid_board(path, problems), err=True)
         sys.exit(1)
     board = load_board(path)
-    click.echo(f"{path}: a valid board file: {board.name}, {board.core} ({board.fpu}) at "
-               f"{board.clock_hz / 1e6:g} MHz, flash {_size(board.chip.flash.size)}, RAM "
-               f"{_size(board.chip.ram.size)}; " + (
-                   f"simulated on {board.emulator} ({board.map_summary})" if board.qemu_machine
-                   else "not simulated (no [emulator]), linked at its own map"))
+    say(f"{path}: a valid board file: {board.name}, {board.core} ({board.fpu}) at "
+        f"{board.clock_hz / 1e6:g} MHz, flash {_size(board.chip.flash.size)}, RAM "
+        f"{_size(board.chip.ram.size)}; " + (
+            f"simulated on {board.emulator} ({board.map_summary})" if board.qemu_machine
+            else "not simulated (no [emulator]), linked at its own map"))
 
 
 def _board(board_name: str | None, board_file: Path | None):
@@ -261,6 +274,8 @@ def build(model: Path | None, board_name: str | None, board_file: Path | None, o
     from codegen.compiler.compile import Options
 
     board = _board(board_name, board_file)
+    _refuse_unused_build_options(click.get_current_context(), precision, stages, stage_file,
+                                 margin, thresholds, io)
     io, uart = _io_modes(io, test_inputs)
     if precision == "ari" or stages or stage_file:
         _build_ari(model, board, outdir, stages, stage_file, margin, scores,
@@ -276,10 +291,55 @@ def build(model: Path | None, board_name: str | None, board_file: Path | None, o
     for note in result.compiled.source.notes:
         progress(f"note: {note}")
     if show_plan:
-        click.echo(result.compiled.plan.timeline())
-    click.echo(result.report)
-    click.echo(f"firmware: {outdir / 'build' / 'firmware.elf'} (rebuild with "
-               f"`make -C {shlex.quote(str(outdir))}`)")
+        say(result.compiled.plan.timeline())
+    say(result.report)
+    say(f"firmware: {outdir / 'build' / 'firmware.elf'} (rebuild with "
+        f"`make -C {shlex.quote(str(outdir))}`)")
+
+
+def _given(ctx: click.Context, *names: str) -> list[str]:
+    """The options among `names` (parameter names) that the user gave, as they are spelled."""
+    from click.core import ParameterSource
+
+    return [param.opts[-1] if param.opts[-1].startswith("--") else param.opts[0]
+            for param in ctx.command.params if param.name in names
+            and ctx.get_parameter_source(param.name) not in (None, ParameterSource.DEFAULT)]
+
+
+def refuse_unused(ctx: click.Context, why: str, *names: str) -> None:
+    """Refuse options given for a run that would not use them: ignored in silence, an option
+    given by mistake (--calib on a float build, --html without --profile) looks as if it
+    had been applied."""
+    given = _given(ctx, *names)
+    if given:
+        raise ArielError(f"{', '.join(given)} {'has' if len(given) == 1 else 'have'} no effect "
+                         f"{why}; drop {'it' if len(given) == 1 else 'them'}")
+
+
+def _refuse_unused_build_options(ctx: click.Context, precision: str, stages, stage_file,
+                                 margin: str, thresholds: str | None,
+                                 io: tuple[str, ...]) -> None:
+    if precision == "ari" or stages or stage_file:
+        refuse_unused(ctx, "on an adaptive build (each stage is compiled by its own rules)",
+                      "name", "show_plan", "calib_method")
+        if "int8" in io:
+            raise ArielError("--io int8 has no effect on an adaptive build, whose stages read "
+                             "float inputs; drop it")
+        if stages or stage_file:
+            refuse_unused(ctx, "with --stage or --stages, which give each stage its "
+                          "precision", "precision")
+        if margin != "binary":
+            refuse_unused(ctx, "without --margin binary", "decision_threshold")
+        if thresholds is not None:
+            refuse_unused(ctx, "with fixed thresholds (--threshold): nothing is calibrated",
+                          "threshold_data", "target_agreement")
+        return
+    refuse_unused(ctx, "without --precision ari or --stage (an adaptive build's options)",
+                  "margin", "scores", "decision_threshold", "thresholds", "threshold_data",
+                  "target_agreement")
+    if precision == "float":
+        refuse_unused(ctx, "on a float build (calibration is for --precision int8)", "calibration",
+                      "calib_method")
 
 
 def _io_modes(choices: tuple[str, ...], test_inputs: Path | None):
@@ -337,6 +397,18 @@ def simulate(outdir: Path, board_file: Path | None, inputs_path: Path | None, em
     from codegen.run.simulate import simulate as run_simulation
 
     build_folder = open_build(outdir, board_file)
+    ctx = click.get_current_context()
+    if not profile_run:
+        refuse_unused(ctx, "without --profile (it names the profile's HTML report)", "html_path")
+    uart_run = "console" in build_folder.metadata or emulator == "renode"
+    if uart_run:
+        refuse_unused(ctx, "on a --io uart build or in Renode, where the firmware runs its "
+                      "built-in test input and checks its own outputs",
+                      "inputs_path", "outputs_path", "compare",
+                      *(() if profile_run else ("json_path",)))
+    elif profile_run:
+        refuse_unused(ctx, "with --profile, which counts instructions (run without it for "
+                      "outputs and a comparison)", "outputs_path", "compare")
     if profile_run and emulator == "renode":
         html_path = html_path or outdir / PROFILE_HTML
         _check_targets(build_folder, None, {"--json": json_path, "--html": html_path},
@@ -351,7 +423,7 @@ def simulate(outdir: Path, board_file: Path | None, inputs_path: Path | None, em
         from codegen.devkit.uart_run import simulate_uart
 
         for line in simulate_uart(build_folder, emulator, timeout, progress):
-            click.echo(line)
+            say(line)
         return
     if inputs_path is None:
         raise ArielError("give the inputs to run on: --inputs X.npy")
@@ -369,7 +441,7 @@ def simulate(outdir: Path, board_file: Path | None, inputs_path: Path | None, em
              f"({build_folder.board.emulator})")
     result = run_simulation(build_folder, inputs, timeout)
     comparison = compare_with_onnxruntime(build_folder, inputs, result) if compare else None
-    click.echo(summary_text(build_folder, result, comparison))
+    say(summary_text(build_folder, result, comparison))
     if outputs_path is not None:
         _save_outputs(outputs_path, info, result.outputs)
     if json_path is not None:
@@ -384,7 +456,7 @@ def _profile(build_folder, inputs, timeout: float, json_path: Path | None,
     progress(f"profiling {len(inputs[0])} inference(s) on {build_folder.board.name} "
              f"({build_folder.board.emulator}, instruction counting)")
     report = run_profile(build_folder, inputs, timeout)
-    click.echo(format_table(report))
+    say(format_table(report))
     _write_report(build_folder, html_path, format_html(report))
     progress(f"HTML report: {html_path}")
     if json_path is not None:
@@ -401,8 +473,8 @@ def _profile_in_renode(build_folder, timeout: float, json_path: Path | None,
     require_uart_build(build_folder)
     require_platform(build_folder.board)
     result = profile_uart_build(build_folder, timeout, progress)
-    click.echo(format_comparison(result.renode, result.qemu, result.differences,
-                                 result.firmware_cycles))
+    say(format_comparison(result.renode, result.qemu, result.differences,
+                          result.firmware_cycles))
     _write_report(build_folder, html_path, format_html(result.renode))
     progress(f"HTML report: {html_path}")
     if json_path is not None:
@@ -426,11 +498,11 @@ def _build_ari(model: Path | None, board, outdir: Path, stages: tuple[str, ...],
         raise ArielError("give --threshold, or data to calibrate thresholds on "
                          "(--threshold-data)")
     result = build_ari(options, board, outdir, progress, uart, force)
-    click.echo(result.report)
+    say(result.report)
     if options.thresholds is None:
         _calibrate(outdir, threshold_data, target_agreement, None, 600.0, None, None)
-    click.echo(f"firmware: {outdir / 'build' / 'firmware.elf'} (rebuild with "
-               f"`make -C {shlex.quote(str(outdir))}`)")
+    say(f"firmware: {outdir / 'build' / 'firmware.elf'} (rebuild with "
+        f"`make -C {shlex.quote(str(outdir))}`)")
 
 
 def _ari_options(model: Path | None, stages: tuple[str, ...], stage_file: Path | None,
@@ -502,6 +574,8 @@ def export(model: Path | None, core: str | None, fpu: str | None, board_name: st
     from codegen.compiler.compile import Options
     from codegen.export.library import export_model, export_target
 
+    _refuse_unused_build_options(click.get_current_context(), precision, stages, stage_file,
+                                 margin, thresholds, (io,))
     board = _board(board_name, board_file) if board_name or board_file else None
     target = export_target(core or (board.core if board else "cortex-m4"),
                            fpu or (board.fpu if board and not core else None))
@@ -517,10 +591,10 @@ def export(model: Path | None, core: str | None, fpu: str | None, board_name: st
                           **({"budget": board.budget} if board else {}))
         library = export_model(model, options, target, fmt, outdir, force, progress)
     info = library.info
-    click.echo(f"exported {info.prefix} for {target.core} ({target.fpu}) as {fmt}: "
-               f"{library.run}(arena), arena {info.arena_size:,} B aligned to 16, stack "
-               f"{library.stack.bytes:,} B, weights {info.weights_bytes:,} B")
-    click.echo(f"public header: {outdir / 'src' / (info.prefix + '_model.h')}")
+    say(f"exported {info.prefix} for {target.core} ({target.fpu}) as {fmt}: "
+        f"{library.run}(arena), arena {info.arena_size:,} B aligned to 16, stack "
+        f"{library.stack.bytes:,} B, weights {info.weights_bytes:,} B")
+    say(f"public header: {outdir / 'src' / (info.prefix + '_model.h')}")
 
 
 def _export_ari(model, stages, stage_file, margin, scores, decision_threshold, thresholds,
@@ -596,7 +670,7 @@ def _calibrate(outdir: Path, data_spec: str, target_agreement: float | None,
                  "calibrated on held-out inputs (--threshold-data, or `ariel calibrate "
                  "OUTDIR --data`) are the honest estimate for unseen ones")
     result = run_calibration(build_folder, data, target_agreement, energy_budget, timeout)
-    click.echo(format_table(result))
+    say(format_table(result))
     _write_report(build_folder, html_path, format_html(result, f"thresholds of {outdir}"))
     progress(f"calibration plot: {html_path}")
     if json_path is not None:
@@ -619,12 +693,12 @@ def flash(outdir: Path, probe: str | None, dry_run: bool) -> None:
     plan = flash_plan(open_build(outdir))
     if dry_run:
         for line in format_plan(plan, target_status(plan.target)):
-            click.echo(line)
+            say(line)
         return
     run_flash(plan, probe, progress)
-    click.echo(f"flashed {plan.size:,} B to {plan.board.name} and reset it; its console is "
-               f"{plan.board.console.peripheral} at {plan.board.console.baud} baud on the "
-               "probe's virtual COM port")
+    say(f"flashed {plan.size:,} B to {plan.board.name} and reset it; its console is "
+        f"{plan.board.console.peripheral} at {plan.board.console.baud} baud on the "
+        "probe's virtual COM port")
 
 
 def _check_targets(build_folder, inputs_path: Path | None, targets: dict[str, Path | None],

@@ -18,5 +18,14 @@ class DoesNotFitError(ArielError):
         self.regions = regions
 
 
+class ToolError(ArielError):
+    """A tool ariel ran (gcc, make) failed: a one-line summary, then the tool's own output,
+    which the command line prints below it as it is (invisible characters escaped)."""
+
+    def __init__(self, summary: str, output: str):
+        super().__init__(f"{summary}:\n{output.strip()}")
+        self.summary, self.output = summary, output.strip()
+
+
 class FirmwareError(ArielError):
     """The firmware faulted, hung or reported an error while running."""

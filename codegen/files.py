@@ -59,9 +59,11 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
 
 
 def write_atomic(path: Path, content: str | bytes) -> None:
-    """Write text (UTF-8) or bytes to `path` through `atomic_file`."""
+    """Write text (UTF-8) or bytes to `path` through `atomic_file`. A path that is not UTF-8
+    (held in text as os.fsdecode's lone surrogates) is written as the bytes it stands for."""
     with atomic_file(path) as handle:
-        handle.write(content.encode() if isinstance(content, str) else content)
+        handle.write(content.encode("utf-8", "surrogateescape") if isinstance(content, str)
+                     else content)
 
 
 def _create_temporary(path: Path) -> tuple[int, Path]:

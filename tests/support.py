@@ -119,13 +119,19 @@ def assert_matches_reference(model: onnx.ModelProto, inputs: list[np.ndarray], w
                              rtol: float = 1e-5, atol: float = 1e-5) -> None:
     """Generated C (host build) against onnx.reference, and ariel's own numpy reference of
     the compiled graph against onnx.reference too."""
+    from codegen.compiler.reference import run_graph
+
     expected = run_reference(model, inputs)
-    actual = run_on_host(model, inputs, workdir)
-    assert len(actual) == len(expected)
-    for got, want in zip(actual, expected, strict=True):
-        assert got.shape == want.shape, (got.shape, want.shape)
-        assert got.dtype == want.dtype, (got.dtype, want.dtype)
-        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+    compiled = compile_onnx(model)
+    library = build_host_library(compiled.files, workdir / f"build{next(_builds)}")
+    for label, actual in (("host C", HostModel(library, compiled.info).run(*inputs)),
+                          ("numpy reference", run_graph(compiled.graph, inputs))):
+        assert len(actual) == len(expected), label
+        for got, want in zip(actual, expected, strict=True):
+            got = np.asarray(got)
+            assert got.shape == want.shape, (label, got.shape, want.shape)
+            assert got.dtype == want.dtype, (label, got.dtype, want.dtype)
+            np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=label)
 
 
 def random_array(rng: np.random.Generator, shape, dtype=np.float32, low=-1.0, high=1.0

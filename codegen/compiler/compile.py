@@ -14,10 +14,10 @@ from codegen.compiler.c import c_identifier
 from codegen.compiler.emit import ModelInfo, emit_model, file_header
 from codegen.compiler.frontend import (
     ModelSource,
-    check_budget,
     drop_zipmaps,
     fix_input_shapes,
     load_model,
+    require_outputs,
     require_runtime_inputs,
     sha256_of,
     to_graph,
@@ -56,6 +56,8 @@ class CompiledModel:
     source: ModelSource
     quantized_model: onnx.ModelProto | None = None  # the QDQ model ariel made, if any
     calibration: object = None  # the CalibrationData used, if any
+    # int8 builds: the kernels that still compute in float32 (quant/islands.py)
+    float_islands: list | None = None
 
 
 def compile_model(path: str | Path, options: Options | None = None,
@@ -67,6 +69,7 @@ def compile_model_proto(model: onnx.ModelProto, path: str | Path, options: Optio
                         command: str | None = None) -> CompiledModel:
     """compile_model on a model already in memory (`path` names the file it came from)."""
     options = options or Options()
+    require_outputs(model)
     require_runtime_inputs(model)
     notes = fix_input_shapes(model, options.input_shapes) + drop_zipmaps(model)
     source = ModelSource(str(path), sha256_of(path), notes)
@@ -91,18 +94,22 @@ def compile_int8(model: onnx.ModelProto, name: str, source: ModelSource, options
     """The int8 path: quantize a float model on calibration data (a CalibrationData, or
     read from options.calibration), or take an already quantized one, then lower it."""
     from codegen.compiler.quant.calibrate import load_calibration, quantize_float_model
+    from codegen.compiler.quant.islands import float_islands
     from codegen.compiler.quant.lower import expose_int8_io, lower_quantized
+    from codegen.compiler.quant.prepare import prepare_for_quantization
     from codegen.compiler.quant.scheme import check_scheme, is_quantized_model
 
     quantized = None
     if not is_quantized_model(model):
+        # Before calibration data is read: an unsupported operator is named as in float,
+        # and a model beyond the budget is refused before ONNX Runtime calibrates on it.
+        model = prepare_for_quantization(model, name, options.budget)
         if options.calibration is None and calibration is None:
             raise ArielError("--precision int8 needs calibration data for a float model: "
                              "--calib DATA (a .npy or .npz of real inputs, or a built-in "
                              "data set: digits, toycar)")
         if calibration is None:
             calibration = load_calibration(options.calibration, _model_inputs(model))
-        check_budget(model, options.budget)  # before ONNX Runtime calibrates on it
         model = quantized = quantize_float_model(model, calibration, options.method)
         source.notes.append(f"quantized with ONNX Runtime's quantize_static ({options.method}) "
                             f"on {calibration.count} samples from {calibration.source}")
@@ -113,6 +120,7 @@ def compile_int8(model: onnx.ModelProto, name: str, source: ModelSource, options
         expose_int8_io(graph)
     compiled = compile_graph(graph, source, command, options.pin_inputs)
     compiled.quantized_model, compiled.calibration = quantized, calibration
+    compiled.float_islands = float_islands(compiled.graph)
     return compiled
 
 

@@ -145,6 +145,16 @@ def drop_zipmaps(model: onnx.ModelProto) -> list[str]:
     return notes
 
 
+def require_outputs(model: onnx.ModelProto) -> None:
+    """Refuse a graph that declares no outputs: the firmware would compute nothing anyone
+    can read (and the harness has no output to report)."""
+    if not model.graph.output:
+        raise ArielError(f"the model's graph declares no outputs ({len(model.graph.node)} "
+                         "node(s), none of whose results is a graph output), so there is "
+                         "nothing for firmware to compute; list the tensors to compute in "
+                         "the graph's outputs")
+
+
 def require_runtime_inputs(model: onnx.ModelProto) -> None:
     """Refuse a model the firmware would have nothing to feed: no graph inputs, or only
     inputs that also have an initializer (which ariel takes as constants)."""

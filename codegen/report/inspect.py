@@ -1,4 +1,7 @@
-"""`ariel inspect`: every node of a model with its shapes, work and whether ariel supports it."""
+"""`ariel inspect`: every node of a model with its shapes, work and whether ariel supports it.
+The graph is first folded as a build folds it (passes/fold_constants.py): what folds is
+computed at compile time, so it is neither listed nor counted as unsupported; and the line a
+build would stop with comes from the build's own check (passes/resolve.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +13,9 @@ import numpy as np
 from codegen.compiler.frontend import load_graph
 from codegen.compiler.ir import Graph, Node
 from codegen.compiler.ops import REGISTRY
+from codegen.compiler.passes.fold_constants import fold_constants
 from codegen.compiler.passes.inline_if import known_branch
-from codegen.compiler.passes.resolve import operator_problem
+from codegen.compiler.passes.resolve import check_support, operator_problem
 from codegen.errors import ArielError, UnsupportedError
 
 
@@ -31,6 +35,7 @@ class NodeRow:
 class Inspection:
     graph: Graph
     rows: list[NodeRow]
+    build_error: str | None = None  # the one line `ariel build` stops with, if it does
 
     @property
     def supported(self) -> bool:
@@ -39,6 +44,8 @@ class Inspection:
 
 def inspect(path: Path, input_shapes: dict | None = None) -> Inspection:
     graph, _ = load_graph(path, input_shapes)
+    fold_constants(graph)
+    build_error = _build_error(graph)
     rows = []
     for index, node in enumerate(graph.nodes):
         problem = _problem(graph, node)
@@ -52,7 +59,15 @@ def inspect(path: Path, input_shapes: dict | None = None) -> Inspection:
             else 0,
             sum(graph.tensor(n).size for n in node.inputs if n and graph.tensor(n).is_const),
             problem))
-    return Inspection(graph, rows)
+    return Inspection(graph, rows, build_error)
+
+
+def _build_error(graph: Graph) -> str | None:
+    try:
+        check_support(graph)
+    except ArielError as exc:
+        return str(exc)
+    return None
 
 
 def _problem(graph: Graph, node: Node) -> str | None:
@@ -117,6 +132,8 @@ def format_inspection(result: Inspection, name_width: int = 36) -> str:
                  + ("every node is supported" if not unsupported else
                     f"{len(unsupported)} unsupported: "
                     f"{', '.join(sorted({r.op for r in unsupported}))}"))
+    if result.build_error:
+        lines.append(f"a build stops with: {result.build_error}")
     return "\n".join(lines)
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from codegen.compiler.emit import ModelInfo
 from codegen.compiler.onnxrun import describe_exit
-from codegen.errors import ArielError
+from codegen.errors import ArielError, ToolError
 from codegen.resources import data_dir
 
 # -ffp-contract=off: a * b + c stays two roundings, as on the target (whose Makefile says
@@ -47,7 +47,7 @@ def build_host_library(files: dict[str, str], workdir: Path, name: str = "model"
                "-o", str(library), "-lm"]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
-        raise ArielError(f"host compile failed:\n{result.stderr.strip()}")
+        raise ToolError("host compile failed", result.stderr)
     return library
 
 

@@ -16,6 +16,7 @@ from codegen.errors import ArielError
 from codegen.run.emulate.qemu import run_qemu
 from codegen.run.metadata import read_metadata
 from codegen.target.boards import board_of_build
+from codegen.target.elf import check_firmware_file
 from codegen.target.outdir import MARKER
 
 DEFAULT_TIMEOUT = 300.0
@@ -50,9 +51,10 @@ def open_build(folder: Path, board_file: Path | None = None) -> Build:
         raise ArielError(f"'{folder}' is not an ariel build folder (no {MARKER}); create one "
                          "with `ariel build MODEL.onnx --board BOARD -o FOLDER`")
     build = Build(Path(folder), read_metadata(marker), board_file)
+    rebuild = f"rebuild with `make -C {shlex.quote(str(folder))}` or `ariel build`"
     if not build.elf.is_file():
-        raise ArielError(f"'{build.elf}' is missing; rebuild with "
-                         f"`make -C {shlex.quote(str(folder))}` or `ariel build`")
+        raise ArielError(f"'{build.elf}' is missing; {rebuild}")
+    check_firmware_file(build.elf, rebuild)
     return build
 
 

@@ -6,9 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from elftools.common.exceptions import ELFError
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
+from codegen.errors import ArielError
 from codegen.target.boards import Board
 
 if TYPE_CHECKING:
@@ -90,6 +92,28 @@ def function_at(elf_path: Path, address: int) -> str | None:
 def symbol_address(elf_path: Path, name: str) -> int | None:
     """The value of the symbol `name` (a linker script's `_sstack`), or None."""
     return next((sym["st_value"] for sym in _symbols(elf_path) if sym.name == name), None)
+
+
+def check_firmware_file(elf_path: Path, rebuild: str) -> None:
+    """Refuse, in one line, a firmware file that is not a readable 32-bit ARM ELF (damaged
+    or replaced since the build): every later reader (the emulator, the fault explainer's
+    symbol table, the flasher) would otherwise fail in its own way. `rebuild` says how."""
+    try:
+        with open(elf_path, "rb") as handle:
+            elf = ELFFile(handle)
+            machine = elf["e_machine"]
+            if machine != "EM_ARM" or elf.elfclass != 32:
+                raise ArielError(f"'{elf_path}' is an ELF for {machine} "
+                                 f"({elf.elfclass}-bit), not ARM firmware; {rebuild}")
+            list(elf.iter_segments())
+            table = elf.get_section_by_name(".symtab")
+            if table is not None:
+                list(table.iter_symbols())
+    except (ELFError, ValueError, OSError, EOFError) as exc:
+        if isinstance(exc, OSError) and not Path(elf_path).is_file():
+            raise
+        raise ArielError(f"'{elf_path}' is not a readable firmware ELF ({exc}); "
+                         f"{rebuild}") from None
 
 
 def _symbols(elf_path: Path) -> list:

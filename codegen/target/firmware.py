@@ -23,6 +23,7 @@ from codegen.target.stack_depth import (
     stack_usage_files,
 )
 from codegen.target.toolchain import run_make
+from codegen.terminal import shown_lines
 
 FIRMWARE_SOURCES = ["startup.c", "semihost.c", "console_numbers.c", "harness.c"]
 ELF_PATH = Path("build") / "firmware.elf"
@@ -128,7 +129,9 @@ def write_project(folder: Path, files: dict[str, str], info: ModelInfo, board: B
             (folder / relative).write_text(text)
     (folder / "Makefile").write_text(env.get_template("firmware/Makefile.j2").render(
         version=__version__, board=board, command=command, sources=sources))
-    (folder / "memory_plan.txt").write_text(plan_text + "\n")
+    # A report for people: names in it (an adaptive build's stages are named after their
+    # model files, whose names need not be UTF-8) shown as data.
+    (folder / "memory_plan.txt").write_text(shown_lines(plan_text) + "\n")
 
 
 def generated_header(files: dict[str, str], info: ModelInfo) -> str:

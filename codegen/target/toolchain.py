@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from codegen.errors import ArielError, DoesNotFitError
+from codegen.errors import ArielError, DoesNotFitError, ToolError
 
 INSTALL_HINT = {
     "arm-none-eabi-gcc": "sudo apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi",
@@ -40,4 +40,4 @@ def run_make(directory: Path) -> None:
         raise DoesNotFitError("; ".join(f"{region} overflowed by {int(n):,} bytes"
                                         for region, n in overflows),
                               tuple(region for region, _ in overflows))
-    raise ArielError(f"firmware build failed:\n{output.strip()}")
+    raise ToolError("firmware build failed", output)

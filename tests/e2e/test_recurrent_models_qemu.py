@@ -71,11 +71,23 @@ def test_int8_spotter_in_qemu_matches_the_qdq_model(model, tmp_path):
     np.save(tmp_path / "calib.npy", calibration)
     x = windows(4)
     path = MODELS / f"{model}.onnx"
-    _, got = build_and_run([str(path), "--precision", "int8", "--calib",
-                            str(tmp_path / "calib.npy")], x, tmp_path)
+    printed, got = build_and_run([str(path), "--precision", "int8", "--calib",
+                                  str(tmp_path / "calib.npy")], x, tmp_path)
     out = tmp_path / "build"
-    recurrent = [k for k in json.loads((out / "ariel.json").read_text())["model_info"]["kernels"]
-                 if k["op"] in ("GRU", "LSTM")]
+    metadata = json.loads((out / "ariel.json").read_text())
+    recurrent = [k for k in metadata["model_info"]["kernels"] if k["op"] in ("GRU", "LSTM")]
+    # The recurrent layers keep float state: float islands, printed and listed with their
+    # share of the model's MACs (steps x gates x hidden x (inputs + hidden) each).
+    islands = {island["node"]: island for island in metadata["float_islands"]}
+    total = sum(k["macs"] for k in metadata["model_info"]["kernels"])
+    for kernel in recurrent:
+        island = islands[kernel["name"]]
+        gates = 3 if kernel["op"] == "GRU" else 4
+        assert island["macs"] == kernel["macs"] > 0 and kernel["macs"] % (49 * gates) == 0
+        assert island["share"] == pytest.approx(kernel["macs"] / total)
+        assert island["why"] == "int8 weights, float activations"
+        assert any(line.split()[:2] == [kernel["name"], kernel["op"]]
+                   for line in printed.splitlines())
     source = (out / "model" / f"{model}.c").read_text()
     assert recurrent and "ariel_column_s16" in source  # int8 weights, not a float island
     qdq = onnx.load(str(out / "model_qdq.onnx"))

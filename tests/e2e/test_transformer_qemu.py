@@ -53,11 +53,6 @@ def test_float_transformer_in_qemu_matches_onnxruntime(tmp_path):
     assert (got.argmax(-1) == want.argmax(-1)).all()
 
 
-@pytest.mark.skip(reason="issue 14 defect 2 (core): PyTorch writes GELU's constants as "
-                         "Constant nodes, which ONNX Runtime's quantizer quantizes; ariel's "
-                         "constant folding after the QDQ lowering drops their int8 scale, so "
-                         "the build stops at GELU's int8 Add. The core branch folds constants "
-                         "before quantizing (quant/prepare.py); enable this test with it.")
 def test_int8_transformer_in_qemu(tmp_path):
     calibration = toycar_mfcc_windows()[1::3][:, None, None]
     np.save(tmp_path / "calib.npy", calibration)
@@ -73,6 +68,7 @@ def test_int8_transformer_in_qemu(tmp_path):
     floats = [node.op for node in graph.nodes
               if any(graph.tensor(n).dtype == "float32" for n in node.outputs)]
     assert floats == ["DequantizeLinear"], floats
+    assert result.compiled.float_islands == []
     ops = {node.op for node in graph.nodes}
     assert {"LayerNormalization", "MatMul", "Softmax", "ariel.Table"} <= ops
     attention = [node for node in graph.nodes if node.op == "MatMul"

@@ -13,6 +13,8 @@ from onnx.reference import ReferenceEvaluator
 
 from codegen.compiler.budget import check_tensor
 from codegen.compiler.ir import Graph, Node, Tensor
+from codegen.compiler.ops import REGISTRY
+from codegen.compiler.ops.base import is_quantized
 from codegen.compiler.passes.inline_if import inline_branch, known_branch
 from codegen.errors import ArielError
 
@@ -38,7 +40,10 @@ def fold_constants(graph: Graph) -> None:
         for name, value in zip(node.outputs, values, strict=True):
             # ascontiguousarray alone would turn a scalar into shape (1,)
             value = np.ascontiguousarray(value).reshape(np.shape(value))
-            graph.tensors[name] = Tensor(name, tuple(value.shape), value.dtype.name, data=value)
+            # An int8 constant keeps the scale and zero point the QDQ lowering gave it (a
+            # QuantizeLinear of a constant that an integer kernel reads).
+            graph.tensors[name] = Tensor(name, tuple(value.shape), value.dtype.name, data=value,
+                                         quant=graph.tensor(name).quant)
     graph.nodes = kept
     graph.remove_dead_nodes()
     graph.remove_unused()
@@ -57,6 +62,8 @@ def _evaluate(graph: Graph, node: Node) -> list[np.ndarray] | None:
     if not inputs or any(t is not None and not t.is_const and k != type_only
                          for k, t in enumerate(inputs)):
         return None
+    if node.op in REGISTRY and (node.domain == "ariel" or is_quantized(graph, node)):
+        return _evaluate_integer(graph, node)
     if node.proto is None or node.domain not in ("", "ai.onnx"):
         return None
     if any(isinstance(value, GraphProto) for value in node.attrs.values()):
@@ -72,8 +79,26 @@ def _evaluate(graph: Graph, node: Node) -> list[np.ndarray] | None:
         # One value per output of the proto, omitted optional ones (named "") included.
         return [value for name, value in zip(node.proto.output, values, strict=True) if name]
     except Exception as exc:  # the reference raises many types for invalid constant inputs
-        raise ArielError(f"node '{node.name}' ({node.op}) has only constant inputs but could "
-                         f"not be evaluated at compile time: {exc}") from exc
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ArielError(f"node '{node.name}' ({node.op}): its inputs are all constants, which "
+                         f"ariel computes at compile time, and ONNX's reference implementation "
+                         f"could not compute them ({reason}); check the node's constant "
+                         "inputs against the operator's specification") from exc
+
+
+def _evaluate_integer(graph: Graph, node: Node) -> list[np.ndarray]:
+    """A node the QDQ lowering made integer (int8 tensors with scales, or one of ariel's own
+    operators such as a table), computed by ariel's bit-exact integer reference: ONNX's
+    reference would read its int8 values as plain integers, without their scales."""
+    _check_outputs(graph, node)
+    inputs = [graph.tensor(n).data if n else None for n in node.inputs]
+    try:
+        return REGISTRY[node.op].evaluate(node, graph, *inputs)
+    except (ArielError, ValueError, IndexError) as exc:
+        raise ArielError(f"node '{node.name}' ({node.op}): its inputs are all constants, which "
+                         f"ariel computes at compile time, but its integer reference could not "
+                         f"({exc}); quantize the float model with ariel (--calib) so that "
+                         "constants are folded before quantization") from exc
 
 
 def _check_outputs(graph: Graph, node: Node) -> None:
@@ -81,7 +106,7 @@ def _check_outputs(graph: Graph, node: Node) -> None:
     budget (a ConstantOfShape of 4 GB would otherwise be computed in memory). The shapes
     are ONNX's where it inferred them, else inferred now for this node alone."""
     shapes = {name: graph.tensor(name).shape for name in node.outputs}
-    if any(shape is None for shape in shapes.values()):
+    if any(shape is None for shape in shapes.values()) and node.proto is not None:
         shapes.update(_infer_alone(graph, node))
     for name, shape in shapes.items():
         if shape is not None:

@@ -4,10 +4,13 @@ problem with one message naming the node, the op, what is unsupported and what i
 
 from __future__ import annotations
 
+import copy
+
 from codegen.compiler.budget import check_tensor
 from codegen.compiler.frontend import check_dtype_supported
 from codegen.compiler.ir import Graph, Node
 from codegen.compiler.ops import REGISTRY
+from codegen.compiler.passes.prune_outputs import prune_outputs
 from codegen.errors import ArielError, UnsupportedError
 
 
@@ -31,6 +34,17 @@ def resolve(graph: Graph) -> None:
         _infer(graph, node)
     for name in graph.outputs:
         check_dtype_supported(graph.tensor(name))
+
+
+def check_support(graph: Graph) -> None:
+    """What a build checks of a folded graph (prune_outputs, then resolve), raising the same
+    error, on a copy: `graph` keeps its shapes and nodes. For the steps that must name an
+    unsupported operator as a float build does: int8's preparation and `ariel inspect`."""
+    checked = copy.copy(graph)
+    checked.tensors = {name: copy.copy(tensor) for name, tensor in graph.tensors.items()}
+    checked.nodes = [copy.copy(node) for node in graph.nodes]
+    prune_outputs(checked)
+    resolve(checked)
 
 
 def operator_problem(node: Node) -> str | None:

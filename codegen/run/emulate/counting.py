@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from elftools.elf.elffile import ELFFile
 
-from codegen.errors import ArielError, FirmwareError
+from codegen.errors import ArielError, FirmwareError, ToolError
 from codegen.run.emulate.qemu import QemuRun, check_exit, last_line, qemu_command
 from codegen.run.simulate import Build, read_outputs, write_inputs
 from codegen.target.boards import Board
@@ -77,8 +77,8 @@ def build_plugin(cache_dir: Path | None = None) -> Path:
                             capture_output=True, text=True)
     if result.returncode != 0:
         os.unlink(partial)
-        raise ArielError("building ariel's QEMU counting plugin with gcc failed:\n"
-                         + (result.stdout + result.stderr).strip())
+        raise ToolError("building ariel's QEMU counting plugin with gcc failed",
+                        result.stdout + result.stderr)
     os.replace(partial, library)
     return library
 
@@ -389,8 +389,8 @@ def build_profile_elf(folder: Path) -> Path:
     result = subprocess.run(["make", "-s", "-C", str(folder), "profile"], capture_output=True,
                             text=True)
     if result.returncode != 0:
-        raise ArielError("building the profiling firmware failed:\n"
-                         + (result.stdout + result.stderr).strip())
+        raise ToolError("building the profiling firmware failed",
+                        result.stdout + result.stderr)
     return folder / PROFILE_ELF
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import onnxruntime
 from onnx import TensorProto, helper
 
+from codegen.compiler.quant.islands import format_float_islands
 from codegen.compiler.quant.report import quantization_report, quantize_inputs
 from codegen.compiler.reference import run_graph
 from tests.support import compile_onnx_int8, host_model
@@ -58,3 +59,30 @@ def test_report_without_integer_layers():
     report = quantization_report(compiled.graph, None, compiled.quantized_model, calibration)
     assert report.samples == 8
     assert all(row.ort_max_lsb is None for row in report.layers)
+
+
+def test_a_float_operator_in_an_int8_build_is_an_island():
+    model, calibration = batch_normalization()
+    compiled = compile_onnx_int8(model, calibration, io="float")
+    assert [island.to_dict() for island in compiled.float_islands] == [
+        {"node": "normalise", "op": "BatchNormalization", "macs": 0, "share": 0.0,
+         "why": "ariel has no int8 kernel for BatchNormalization"}]
+    text = format_float_islands(compiled.float_islands)
+    assert text.splitlines()[0] == ("Float islands: 1 kernel(s) compute in float32, 0.0% of "
+                                    "the model's MACs")
+    assert "normalise" in text.splitlines()[2]
+
+
+def test_an_int8_build_without_islands_says_so():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [4, 3],
+                                np.linspace(-1, 1, 12).astype(np.float32))
+    node = helper.make_node("MatMul", ["x", "w"], ["y"], name="dense")
+    graph = helper.make_graph([node], "dense", [x],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              initializer=[weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    calibration = {"x": np.random.default_rng(1).uniform(-1, 1, (8, 1, 4)).astype(np.float32)}
+    compiled = compile_onnx_int8(model, calibration, io="float")
+    assert compiled.float_islands == []
+    assert format_float_islands([]) == "Float islands: none (every kernel computes on int8)"
