@@ -155,8 +155,7 @@ def _check_board_file(path: Path) -> None:
         raise ArielError(f"board file '{path}' not found")
     problems = check_board_file(path)
     if problems:
-        say(invalid_board(path, problems), err=True)
-        sys.exit(1)
+        raise invalid_board(path, problems)
     board = load_board(path)
     say(f"{path}: a valid board file: {board.name}, {board.core} ({board.fpu}) at "
         f"{board.clock_hz / 1e6:g} MHz, flash {_size(board.chip.flash.size)}, RAM "
