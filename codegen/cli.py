@@ -172,10 +172,10 @@ def _check_board_file(path: Path) -> None:
         sys.exit(1)
     board = load_board(path)
     say(f"{path}: a valid board file: {board.name}, {board.core} ({board.fpu}) at "
-               f"{board.clock_hz / 1e6:g} MHz, flash {_size(board.chip.flash.size)}, RAM "
-               f"{_size(board.chip.ram.size)}; " + (
-                   f"simulated on {board.emulator} ({board.map_summary})" if board.qemu_machine
-                   else "not simulated (no [emulator]), linked at its own map"))
+        f"{board.clock_hz / 1e6:g} MHz, flash {_size(board.chip.flash.size)}, RAM "
+        f"{_size(board.chip.ram.size)}; " + (
+            f"simulated on {board.emulator} ({board.map_summary})" if board.qemu_machine
+            else "not simulated (no [emulator]), linked at its own map"))
 
 
 def _board(board_name: str | None, board_file: Path | None):
@@ -275,6 +275,8 @@ def build(model: Path | None, board_name: str | None, board_file: Path | None, o
     from codegen.compiler.compile import Options
 
     board = _board(board_name, board_file)
+    _refuse_unused_build_options(click.get_current_context(), precision, stages, stage_file,
+                                 margin, thresholds, io)
     io, uart = _io_modes(io, test_inputs)
     if precision == "ari" or stages or stage_file:
         _build_ari(model, board, outdir, stages, stage_file, margin, scores,
@@ -293,7 +295,52 @@ def build(model: Path | None, board_name: str | None, board_file: Path | None, o
         say(result.compiled.plan.timeline())
     say(result.report)
     say(f"firmware: {outdir / 'build' / 'firmware.elf'} (rebuild with "
-               f"`make -C {shlex.quote(str(outdir))}`)")
+        f"`make -C {shlex.quote(str(outdir))}`)")
+
+
+def _given(ctx: click.Context, *names: str) -> list[str]:
+    """The options among `names` (parameter names) that the user gave, as they are spelled."""
+    from click.core import ParameterSource
+
+    return [param.opts[-1] if param.opts[-1].startswith("--") else param.opts[0]
+            for param in ctx.command.params if param.name in names
+            and ctx.get_parameter_source(param.name) not in (None, ParameterSource.DEFAULT)]
+
+
+def refuse_unused(ctx: click.Context, why: str, *names: str) -> None:
+    """Refuse options given for a run that would not use them: ignored in silence, an option
+    given by mistake (--calib on a float build, --html without --profile) looks as if it
+    had been applied."""
+    given = _given(ctx, *names)
+    if given:
+        raise ArielError(f"{', '.join(given)} {'has' if len(given) == 1 else 'have'} no effect "
+                         f"{why}; drop {'it' if len(given) == 1 else 'them'}")
+
+
+def _refuse_unused_build_options(ctx: click.Context, precision: str, stages, stage_file,
+                                 margin: str, thresholds: str | None,
+                                 io: tuple[str, ...]) -> None:
+    if precision == "ari" or stages or stage_file:
+        refuse_unused(ctx, "on an adaptive build (each stage is compiled by its own rules)",
+                      "name", "show_plan", "calib_method")
+        if "int8" in io:
+            raise ArielError("--io int8 has no effect on an adaptive build, whose stages read "
+                             "float inputs; drop it")
+        if stages or stage_file:
+            refuse_unused(ctx, "with --stage or --stages, which give each stage its "
+                          "precision", "precision")
+        if margin != "binary":
+            refuse_unused(ctx, "without --margin binary", "decision_threshold")
+        if thresholds is not None:
+            refuse_unused(ctx, "with fixed thresholds (--threshold): nothing is calibrated",
+                          "threshold_data", "target_agreement")
+        return
+    refuse_unused(ctx, "without --precision ari or --stage (an adaptive build's options)",
+                  "margin", "scores", "decision_threshold", "thresholds", "threshold_data",
+                  "target_agreement")
+    if precision == "float":
+        refuse_unused(ctx, "on a float build (calibration is for --precision int8)", "calibration",
+                      "calib_method")
 
 
 def _io_modes(choices: tuple[str, ...], test_inputs: Path | None):
@@ -351,6 +398,18 @@ def simulate(outdir: Path, board_file: Path | None, inputs_path: Path | None, em
     from codegen.run.simulate import simulate as run_simulation
 
     build_folder = open_build(outdir, board_file)
+    ctx = click.get_current_context()
+    if not profile_run:
+        refuse_unused(ctx, "without --profile (it names the profile's HTML report)", "html_path")
+    uart_run = "console" in build_folder.metadata or emulator == "renode"
+    if uart_run:
+        refuse_unused(ctx, "on a --io uart build or in Renode, where the firmware runs its "
+                      "built-in test input and checks its own outputs",
+                      "inputs_path", "outputs_path", "compare",
+                      *(() if profile_run else ("json_path",)))
+    elif profile_run:
+        refuse_unused(ctx, "with --profile, which counts instructions (run without it for "
+                      "outputs and a comparison)", "outputs_path", "compare")
     if profile_run and emulator == "renode":
         html_path = html_path or outdir / PROFILE_HTML
         _check_targets(build_folder, None, {"--json": json_path, "--html": html_path},
@@ -416,7 +475,7 @@ def _profile_in_renode(build_folder, timeout: float, json_path: Path | None,
     require_platform(build_folder.board)
     result = profile_uart_build(build_folder, timeout, progress)
     say(format_comparison(result.renode, result.qemu, result.differences,
-                                 result.firmware_cycles))
+                          result.firmware_cycles))
     _write_report(build_folder, html_path, format_html(result.renode))
     progress(f"HTML report: {html_path}")
     if json_path is not None:
@@ -469,7 +528,7 @@ def _build_ari(model: Path | None, board, outdir: Path, stages: tuple[str, ...],
     if options.thresholds is None:
         _calibrate(outdir, threshold_data, target_agreement, None, 600.0, None, None)
     say(f"firmware: {outdir / 'build' / 'firmware.elf'} (rebuild with "
-               f"`make -C {shlex.quote(str(outdir))}`)")
+        f"`make -C {shlex.quote(str(outdir))}`)")
 
 
 @main.command()
@@ -551,8 +610,8 @@ def flash(outdir: Path, probe: str | None, dry_run: bool) -> None:
         return
     run_flash(plan, probe, progress)
     say(f"flashed {plan.size:,} B to {plan.board.name} and reset it; its console is "
-               f"{plan.board.console.peripheral} at {plan.board.console.baud} baud on the "
-               "probe's virtual COM port")
+        f"{plan.board.console.peripheral} at {plan.board.console.baud} baud on the "
+        "probe's virtual COM port")
 
 
 def _check_targets(build_folder, inputs_path: Path | None, targets: dict[str, Path | None],

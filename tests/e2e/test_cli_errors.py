@@ -322,3 +322,43 @@ def test_model_with_no_graph_outputs(tmp_path):
     code, _, err = run(["build", tmp_path / "none.onnx", "-o", tmp_path / "out"])
     assert_clean_error(code, err, "declares no outputs", "2 node")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("options, named", [
+    (["--calib", "x.npy"], "--calib"),
+    (["--calib-method", "entropy"], "--calib-method"),
+    (["--precision", "int8", "--calib", "x.npy", "--threshold", "0.3"], "--threshold"),
+    (["--margin", "binary", "--scores", "logits"], "--margin, --scores"),
+    (["--target-agreement", "0.9"], "--target-agreement"),
+    (["--precision", "ari", "--calib", "x.npy", "--threshold", "0.3", "--io", "int8"],
+     "--io int8"),
+    (["--precision", "ari", "--calib", "x.npy", "--threshold", "0.3", "--name", "n",
+      "--show-plan"], "--name, --show-plan"),
+    (["--precision", "ari", "--calib", "x.npy", "--threshold", "0.3", "--threshold-data",
+      "x.npy"], "--threshold-data"),
+    (["--precision", "ari", "--calib", "x.npy", "--threshold", "0.3",
+      "--decision-threshold", "0.5"], "--decision-threshold"),
+    (["--precision", "int8", "--stage", "m.onnx:int8", "--stage", "m.onnx:float", "--calib",
+      "x.npy", "--threshold", "0.3"], "--precision"),
+])
+def test_build_options_the_build_would_not_use_are_refused(tmp_path, monkeypatch, options,
+                                                           named):
+    """An option the build would ignore (was: ignored in silence, as if applied) is named."""
+    monkeypatch.chdir(tmp_path)
+    tiny_model(tmp_path / "m.onnx", dims=(1, 3, 4, 4))
+    np.save(tmp_path / "x.npy", np.zeros((4, 1, 3, 4, 4), np.float32))
+    model = [] if "--stage" in options else ["m.onnx"]
+    code, _, err = run(["build", *model, *options, "-o", "out"])
+    assert_clean_error(code, err, re.escape(named) + " ha(s|ve) no effect")
+    assert not (tmp_path / "out").exists()
+
+
+def test_simulate_options_the_run_would_not_use_are_refused(built, tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((1, 3, 8, 8), np.float32))
+    x = ["--inputs", tmp_path / "x.npy"]
+    for options, named in ([[*x, "--html", tmp_path / "p.html"], "--html"],
+                           [[*x, "--profile", "--compare", "--outputs", tmp_path / "y.npy"],
+                            "--outputs, --compare"]):
+        code, _, err = run(["simulate", built, *options])
+        assert_clean_error(code, err, re.escape(named) + " ha(s|ve) no effect")
+    assert not [p for p in tmp_path.iterdir() if p.name != "x.npy"]

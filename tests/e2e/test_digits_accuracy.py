@@ -1,6 +1,6 @@
 """The digits CNN (trained by examples/train_digits_cnn.py, exported from PyTorch) built in
 float32 and in int8 (calibrated on the training split), run in QEMU on all 540 held-out
-digits: the int8 accuracy is within one percentage point of the float accuracy."""
+digits: int8 misclassifies at most one digit more than float."""
 
 import pytest
 
@@ -20,7 +20,7 @@ def accuracy_in_qemu(folder, x, y) -> float:
     return float((logits.argmax(1) == y).mean())
 
 
-def test_int8_accuracy_within_one_point_of_float(tmp_path):
+def test_int8_misclassifies_at_most_one_digit_more_than_float(tmp_path):
     _, _, x_test, y_test = digits_split()
     board = get_board("mps2-an386")
     build(MODEL, board, tmp_path / "float")
@@ -30,4 +30,7 @@ def test_int8_accuracy_within_one_point_of_float(tmp_path):
     print(f"\ndigits CNN on {len(y_test)} held-out digits in QEMU: float32 "
           f"{100 * float_accuracy:.2f}%, int8 {100 * int8_accuracy:.2f}%")
     assert float_accuracy > 0.95
-    assert abs(float_accuracy - int8_accuracy) <= 0.01
+    # At most one held-out digit more misclassified in int8 than in float (measured: the
+    # same 7 of 540 in both): quantization may tip one borderline digit, not five.
+    errors = [round((1 - accuracy) * len(y_test)) for accuracy in (float_accuracy, int8_accuracy)]
+    assert errors[1] <= errors[0] + 1, errors

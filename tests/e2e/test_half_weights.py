@@ -77,7 +77,10 @@ def test_half_weights_match_onnxruntime_on_the_rounded_model(model, board, shape
         x = digits_split()[2][:6].reshape(6, *shape)
     got = build_and_run(path, board, x, tmp_path)
     want = onnxruntime_outputs(with_half_weights(path), x)
-    assert np.abs(got - want).max() < 1e-4
+    # Float32 arithmetic on the same weights: differences of float32 rounding only (measured
+    # 4e-8 of the largest output on the keyword spotter, 2.4e-7 on the digits CNN). Weights
+    # rounded toward zero instead of to nearest differ by 8e-5 of it.
+    assert np.abs(got - want).max() <= 1e-6 * np.abs(want).max()
     assert (got.argmax(-1) == want.argmax(-1)).all()
     # The rounding is real: the original weights give measurably different scores.
     original = onnxruntime_outputs(onnx.load(str(path)), x)
@@ -123,7 +126,7 @@ def test_adaptive_pair_with_half_float_weights(tmp_path):
     x = digits_split()[2][:60].reshape(60, 1, 1, 8, 8)
     scores = stage_scores(build, x)
     want = onnxruntime_outputs(with_half_weights(path), x)
-    assert np.abs(scores[1] - want.reshape(scores[1].shape)).max() < 1e-4
+    assert np.abs(scores[1] - want.reshape(scores[1].shape)).max() <= 1e-6 * np.abs(want).max()
     expected = simulate_dispatch(scores, [6.0], "top2")
     firmware = simulate(build, [x]).outputs[1].ravel()
     np.testing.assert_array_equal(firmware, expected.stage)

@@ -98,7 +98,13 @@ def test_int8_with_float_io_tracks_onnxruntime(tmp_path):
     compared = [row for row in result.quantization.layers if row.ort_identical is not None]
     assert {row.op for row in compared} >= {"Conv", "Add", "AveragePool", "Gemm", "Softmax"}
     for row in compared:
-        assert row.ort_max_lsb <= 1 and row.ort_identical >= 0.9, row
+        # One step at most, and only where the two round differently: ties (ariel rounds the
+        # exact value half up, ONNX Runtime a float product half to even) and values within
+        # float rounding of one, measured at most 2 in 100,000 outputs per layer. ONNX
+        # Runtime's AveragePool rounds a float mean, ariel the exact integer one: 1.03% of
+        # its outputs differ (measured on the quantization report's samples).
+        least = 0.98 if row.op == "AveragePool" else 0.9999
+        assert row.ort_max_lsb <= 1 and row.ort_identical >= least, row
 
     qdq = Path(tmp_path / "out" / "model_qdq.onnx")
     session = onnxruntime.InferenceSession(str(qdq), providers=["CPUExecutionProvider"])
