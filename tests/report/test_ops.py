@@ -31,7 +31,7 @@ from tests.conformance.test_onnx_node_cases import (
     check_outputs,
     freeze,
     shape_inputs,
-    uses_unsupported_type,
+    unsupported_types,
 )
 from tests.support import compile_onnx
 
@@ -84,7 +84,7 @@ def test_the_command_prints_the_table_and_json():
 def _node_cases(op: str):
     """The backend node cases of `op` alone, in a data type ariel holds."""
     return [case for case in ALL_CASES if {n.op_type for n in case.model.graph.node} == {op}
-            and not uses_unsupported_type(case.model)]
+            and not unsupported_types(case.model)]
 
 
 @pytest.mark.parametrize("row", [row for row in ROWS if row.domain == "ai.onnx"],
@@ -190,3 +190,14 @@ def test_every_listed_ml_operator_builds(row, tmp_path):
                                            providers=["CPUExecutionProvider"])
     for ours, theirs in zip(got, session.run(None, {"X": X}), strict=True):
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
+def test_the_readme_gives_the_table_counts():
+    from pathlib import Path
+
+    readme = " ".join((Path(__file__).parents[2] / "README.md").read_text().split())
+    standard = sum(row.domain == "ai.onnx" for row in ROWS)
+    int8 = sum(row.int8.startswith("int8") for row in ROWS)
+    assert (f"{len(ROWS)} operators, {standard} of ai.onnx and {len(ROWS) - standard} of "
+            f"ai.onnx.ml, {int8} of them with an int8 kernel or table") in readme
+    assert format_ops(ROWS).splitlines()[-2] in readme
