@@ -129,7 +129,9 @@ def emit_model(graph: Graph, plan: MemoryPlan, prefix: str, header: str,
         outputs=[_tensor_info(graph, plan, n) for n in graph.outputs],
         weights_bytes=sum(w.nbytes for w in weights),
         kernels=[{"index": k["index"], "name": k["node"].name, "op": k["op"],
-                  "fn": k["fn"], "macs": k["macs"]} for k in kernels if not k["view"]],
+                  "fn": k["fn"], "macs": k["macs"],
+                  "kernel": _template_stem(lowered[k["index"]].kernel.template)}
+                 for k in kernels if not k["view"]],
     )
     context = {"header": header, "prefix": prefix, "guard": prefix.upper(), "info": info,
                "kernels": kernels, "weights": weights,
@@ -141,6 +143,12 @@ def emit_model(graph: Graph, plan: MemoryPlan, prefix: str, header: str,
         f"{prefix}_weights.c": env.get_template("weights.c.j2").render(context),
     }
     return files, info
+
+
+def _template_stem(template: str) -> str:
+    """The kernel a node was lowered to, as benchmarks and profiles name its path:
+    "kernels/conv_dw_s8.c.j2" -> "conv_dw_s8"."""
+    return template.rsplit("/", 1)[-1].removesuffix(".c.j2")
 
 
 @dataclass

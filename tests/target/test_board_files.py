@@ -142,13 +142,13 @@ def test_broken_file_gets_one_line_per_field(tmp_path):
     result = CliRunner().invoke(main, ["boards", "--check", str(path)])
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
-    assert lines[0] == f"board file '{path}' is invalid (9 problems):"
+    assert lines[0] == f"error: board file '{path}' is invalid (9 problems):"
     fields = [line.split(": ")[1] for line in lines[1:]]
     assert sorted(fields) == sorted([
         "name", "description", "core", "clock_hz", "stack_bytes", "memory.flash.size",
         "memory.ram.origin", "emulator.qemu_machine", "emulator.colour"])
     for line in lines[1:]:
-        assert line.startswith(f"  {path}: ")
+        assert line.startswith(f"{path}: ")
     said = "\n".join(lines)
     assert "name: expected a name of up to 64 letters" in said and "'my board!'" in said
     assert "description: missing; expected one line of text" in said
