@@ -1,4 +1,4 @@
-"""The `ariel` command line: inspect, boards, build, simulate, calibrate, flash."""
+"""The `ariel` command line: inspect, ops, boards, build, simulate, calibrate, flash."""
 
 from __future__ import annotations
 
@@ -126,6 +126,19 @@ def inspect(model: Path, input_shapes: tuple[str, ...]) -> None:
     from codegen.report.inspect import inspect as run_inspect
 
     say(format_inspection(run_inspect(model, parse_input_shapes(input_shapes))))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+def ops(as_json: bool) -> None:
+    """List the operators ariel compiles: float and int8 status, what each does not take."""
+    from codegen.report.ops import format_ops, operator_rows
+
+    rows = operator_rows()
+    if as_json:
+        click.echo(_json_text([row.to_dict() for row in rows]))
+    else:
+        click.echo(format_ops(rows))
 
 
 @main.command()

@@ -31,6 +31,7 @@ PARAMETERS = ("scale", "bias", "mean", "var")
 
 @register("BatchNormalization")
 class BatchNormalization(OpDef):
+    limits = "training mode"
     # momentum only matters when training; spatial (before opset 9) must keep its default.
     attributes = frozenset({"epsilon", "momentum", "spatial", "training_mode"})
     accepts_clamp = True
