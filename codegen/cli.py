@@ -649,6 +649,9 @@ def calibrate(outdir: Path, data_spec: str, target_agreement: float | None,
               energy_budget: float | None, json_path: Path | None, html_path: Path | None,
               timeout: float) -> None:
     """Choose an adaptive build's thresholds on held-out data and rebuild its firmware."""
+    if energy_budget is not None:
+        refuse_unused(click.get_current_context(), "with --energy-budget, which picks the most "
+                      "agreeing threshold within it", "target_agreement")
     _calibrate(outdir, data_spec, target_agreement, energy_budget, timeout, json_path,
                html_path)
 

@@ -135,3 +135,13 @@ def test_header_states_the_models_figures(tmp_path):
         np.float32(tensor["scale"])
     assert macro("KWS_DSCNN_OUTPUT0_OFFSET") == f"{info['outputs'][0]['offset']}u"
     assert "#include \"ariel" not in header  # the caller needs nothing of ariel's
+
+    # The README's main.c is this file, and it compiles against the header warning-free.
+    main_c = Path(__file__).parent / "readme_main.c"
+    assert main_c.read_text() in (Path(data_dir("examples")).parent / "README.md").read_text()
+    compiled = subprocess.run(
+        ["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16",
+         "-mfloat-abi=hard", "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror",
+         "-Wdouble-promotion", f"-I{out / 'src'}", "-c", str(main_c), "-o",
+         str(tmp_path / "main.o")], capture_output=True, text=True)
+    assert compiled.returncode == 0, compiled.stderr
