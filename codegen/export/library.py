@@ -116,7 +116,7 @@ def export_compiled(exported: Exported, target: Target, fmt: str, outdir: Path,
                               [k["fn"] for k in info.kernels])
         api = public_header(exported, run, stack, target, flags)
         (sources / f"{info.prefix}_model.h").write_text(api)
-        write_format(fmt, staging, info.prefix, sorted(n for n in exported.files
+        write_format(fmt, staging, info, sorted(n for n in exported.files
                                                        if n.endswith(".c")), target)
         files = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*")
                        if p.is_file())

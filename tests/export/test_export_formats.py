@@ -1,9 +1,9 @@
 """The Zephyr, PlatformIO and Arduino exports against the metadata rules those tools publish
 (their required keys, the values they accept, the layout they look for), the plain C export's
-contents, and an adaptive export's dispatcher. None of the three tools installs offline here
-(Debian has no Zephyr SDK or PlatformIO; its Arduino builder has only the AVR core, whose 8-bit
-int the kernels do not target): their rules are checked as written, and the sources they
-would compile are compiled for the core by tests/e2e/test_hostile_names.py."""
+contents, and an adaptive export's dispatcher. Zephyr and PlatformIO do not install offline
+here (Debian packages neither): their rules are checked as written, and the sources they
+would compile are compiled for the core by tests/e2e/test_hostile_names.py. The Arduino
+library is also built and run (test_export_arduino.py)."""
 
 import json
 import re
