@@ -53,6 +53,11 @@ def _cmake(folder: Path, context: dict) -> None:
 
 
 def _zephyr(folder: Path, context: dict) -> None:
+    # Zephyr's own Kconfig symbols (ARM, ...) and CMake targets (kernel, app, zephyr, ...)
+    # share one namespace with a module's: the model's go under ARIEL_ and ariel_, which no
+    # model's prefix starts with (c_identifier).
+    context = {**context, "symbol": f"ARIEL_{context['guard']}",
+               "library": f"ariel_{context['prefix']}"}
     module = folder / "zephyr"
     module.mkdir()
     (module / "module.yml").write_text(_render("zephyr_module.yml", context))
