@@ -571,6 +571,9 @@ def _ari_options(model: Path | None, stages: tuple[str, ...], stage_file: Path |
 @click.option("--io", type=click.Choice(["float", "int8"]), default="float", show_default=True,
               help="int8 models: float tensors (quantized inside) or the int8 tensors "
                    "themselves.")
+@click.option("--static-arena", is_flag=True,
+              help="The library defines the arena (<model>_arena) instead of taking the "
+                   "caller's.")
 @click.option("--force", is_flag=True,
               help="Export into OUTDIR though it is not ariel's, or though files ariel wrote "
                    "there were changed since: ariel's files are replaced, every other file is "
@@ -580,11 +583,11 @@ def export(model: Path | None, core: str | None, fpu: str | None, board_name: st
            stages: tuple[str, ...], stage_file: Path | None, margin: str, scores: str,
            decision_threshold: float, thresholds: str | None, float_weights: str,
            calibration: str | None, calib_method: str, name: str | None,
-           input_shapes: tuple[str, ...], io: str, force: bool) -> None:
+           input_shapes: tuple[str, ...], io: str, static_arena: bool, force: bool) -> None:
     """Export MODEL as a C library for your own firmware (sources, one public header and
     the build files of --format) into OUTDIR."""
     from codegen.compiler.compile import Options
-    from codegen.export.library import export_model, export_target
+    from codegen.export.library import ARENA_ALIGN, export_model, export_target
 
     _refuse_unused_build_options(click.get_current_context(), precision, stages, stage_file,
                                  margin, thresholds, (io,))
@@ -594,23 +597,26 @@ def export(model: Path | None, core: str | None, fpu: str | None, board_name: st
     if precision == "ari" or stages or stage_file:
         library = _export_ari(model, stages, stage_file, margin, scores, decision_threshold,
                               thresholds, calibration, parse_input_shapes(input_shapes),
-                              float_weights, board, target, fmt, outdir, force)
+                              float_weights, board, target, fmt, outdir, force,
+                              static_arena)
     else:
         if model is None:
             raise ArielError("give the MODEL to export (or --stage for an adaptive build)")
         options = Options(precision, calibration, calib_method, io,
                           parse_input_shapes(input_shapes), name, float_weights=float_weights,
                           **({"budget": board.budget} if board else {}))
-        library = export_model(model, options, target, fmt, outdir, force, progress)
+        library = export_model(model, options, target, fmt, outdir, force, progress,
+                               static_arena)
     info = library.info
     say(f"exported {info.prefix} for {target.core} ({target.fpu}) as {fmt}: "
-        f"{library.run}(arena), arena {info.arena_size:,} B aligned to 16, stack "
+        f"{library.run}(arena), arena {info.arena_size:,} B aligned to {ARENA_ALIGN}, stack "
         f"{library.stack.bytes:,} B, weights {info.weights_bytes:,} B")
     say(f"public header: {outdir / 'src' / (info.prefix + '_model.h')}")
 
 
 def _export_ari(model, stages, stage_file, margin, scores, decision_threshold, thresholds,
-                calibration, input_shapes, float_weights, board, target, fmt, outdir, force):
+                calibration, input_shapes, float_weights, board, target, fmt, outdir, force,
+                static_arena):
     from codegen.ari.assemble import compile_stages
     from codegen.compiler.compile import current_command
     from codegen.export.library import Exported, export_compiled
@@ -627,7 +633,8 @@ def _export_ari(model, stages, stage_file, margin, scores, decision_threshold, t
     stage_list = [{"label": s.label, "threshold": t} for s, t in
                   zip(options.stages, [*options.thresholds, None], strict=True)]
     return export_compiled(Exported(compiled.files, compiled.info, compiled.header,
-                                    stage_list), target, fmt, outdir, force, progress, "ari")
+                                    stage_list), target, fmt, outdir, force, progress, "ari",
+                           static_arena)
 
 
 @main.command()

@@ -18,6 +18,11 @@ command -v make >/dev/null || missing+=(make)
 command -v gcc >/dev/null || missing+=(gcc)
 # The exported libraries' tests build them the way a user's CMake project does.
 command -v cmake >/dev/null || missing+=(cmake)
+# ... and an exported Arduino library's sketch with Debian's Arduino builder and AVR core,
+# run in simavr (the only Arduino core Debian packages).
+command -v arduino-builder >/dev/null || missing+=(arduino-builder)
+[ -d /usr/share/arduino/hardware/arduino/avr ] || missing+=(arduino-core-avr)
+command -v simavr >/dev/null || missing+=(simavr)
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -ne 0 ] && sudo="sudo"

@@ -27,11 +27,13 @@ PLATFORMIO_FLAGS = ["-O2", "-ffp-contract=off"]
 ARDUINO_EXAMPLE = "run_model"  # examples/<name>/<name>.ino: the folder and sketch agree
 
 
-def write_format(fmt: str, folder: Path, prefix: str, sources: list[str], target) -> None:
+def write_format(fmt: str, folder: Path, info, sources: list[str], target) -> None:
     """Write format `fmt`'s files into `folder` (the export's staging folder), for the
-    model `prefix` whose C sources are src/`sources`, compiled for `target`."""
+    model `info` (ModelInfo) whose C sources are src/`sources`, compiled for `target`."""
+    prefix = info.prefix
     context = {"version": __version__, "prefix": prefix, "guard": prefix.upper(),
-               "sources": sources, "arch": target.arch_flags, "run": f"{prefix}_run"}
+               "sources": sources, "arch": target.arch_flags, "run": f"{prefix}_run",
+               "float_output": info.outputs[0].dtype == "float32"}
     writers = {"c": lambda: None, "cmake": lambda: _cmake(folder, context),
                "zephyr": lambda: _zephyr(folder, context),
                "platformio": lambda: _platformio(folder, context),
@@ -51,6 +53,11 @@ def _cmake(folder: Path, context: dict) -> None:
 
 
 def _zephyr(folder: Path, context: dict) -> None:
+    # Zephyr's own Kconfig symbols (ARM, ...) and CMake targets (kernel, app, zephyr, ...)
+    # share one namespace with a module's: the model's go under ARIEL_ and ariel_, which no
+    # model's prefix starts with (c_identifier).
+    context = {**context, "symbol": f"ARIEL_{context['guard']}",
+               "library": f"ariel_{context['prefix']}"}
     module = folder / "zephyr"
     module.mkdir()
     (module / "module.yml").write_text(_render("zephyr_module.yml", context))

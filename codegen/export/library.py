@@ -84,21 +84,22 @@ class Exported:
 
 
 def export_model(model: Path, options: Options, target: Target, fmt: str, outdir: Path,
-                 force: bool = False, progress: Callable[[str], None] = lambda m: None
-                 ) -> Library:
+                 force: bool = False, progress: Callable[[str], None] = lambda m: None,
+                 static_arena: bool = False) -> Library:
     """Compile `model` with `options` and export it in format `fmt` into `outdir`."""
     check_output_folder(output_path(outdir), force)
     progress(f"compiling {model} ({options.precision})")
     compiled = compile_model(model, options, current_command())
     header = compiled.files[f"{compiled.info.prefix}.h"].split("*/\n", 1)[0] + "*/\n"
     return export_compiled(Exported(compiled.files, compiled.info, header, []), target, fmt,
-                           outdir, force, progress, options.precision)
+                           outdir, force, progress, options.precision, static_arena)
 
 
 def export_compiled(exported: Exported, target: Target, fmt: str, outdir: Path,
                     force: bool = False, progress: Callable[[str], None] = lambda m: None,
-                    precision: str = "float") -> Library:
-    """Write an already compiled model (or dispatcher) as a library."""
+                    precision: str = "float", static_arena: bool = False) -> Library:
+    """Write an already compiled model (or dispatcher) as a library; `static_arena`: the
+    library defines the arena (<prefix>_arena) instead of taking the caller's."""
     if fmt not in FORMATS:
         raise ArielError(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
     info = exported.info
@@ -114,10 +115,14 @@ def export_compiled(exported: Exported, target: Target, fmt: str, outdir: Path,
         progress(f"measuring the stack of {run} for {target.core}")
         stack = library_stack(sources, run, info.arena_size, target.arch_flags,
                               [k["fn"] for k in info.kernels])
-        api = public_header(exported, run, stack, target, flags)
+        api = public_header(exported, run, stack, target, flags, static_arena)
         (sources / f"{info.prefix}_model.h").write_text(api)
-        write_format(fmt, staging, info.prefix, sorted(n for n in exported.files
-                                                       if n.endswith(".c")), target)
+        if static_arena:
+            (sources / f"{info.prefix}_arena.c").write_text(
+                environment().get_template("export/arena.c.j2").render(
+                    header=exported.header, prefix=info.prefix, guard=info.prefix.upper(),
+                    run=run))
+        write_format(fmt, staging, info, sorted(p.name for p in sources.glob("*.c")), target)
         files = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*")
                        if p.is_file())
         write_manifest(staging, {
@@ -126,6 +131,7 @@ def export_compiled(exported: Exported, target: Target, fmt: str, outdir: Path,
                        "precision": precision, "prefix": info.prefix, "run": run,
                        "public_header": f"{SOURCES}/{info.prefix}_model.h",
                        "arena_size": info.arena_size, "arena_align": ARENA_ALIGN,
+                       "static_arena": static_arena,
                        "stack_bytes": stack.bytes, "stack_chain": stack.chain,
                        "flags": flags},
             "model_info": info.to_dict()})
@@ -133,7 +139,7 @@ def export_compiled(exported: Exported, target: Target, fmt: str, outdir: Path,
 
 
 def public_header(exported: Exported, run: str, stack: LibraryStack, target: Target,
-                  flags: list[str]) -> str:
+                  flags: list[str], static_arena: bool = False) -> str:
     info = exported.info
     guard = info.prefix.upper()
     tensors = [_tensor(t, "input", i, guard) for i, t in enumerate(info.inputs)] + \
@@ -143,7 +149,8 @@ def public_header(exported: Exported, run: str, stack: LibraryStack, target: Tar
         align=ARENA_ALIGN, stack_bytes=stack.bytes, stack_chain=" > ".join(stack.chain),
         stack_kernel=stack.kernel, stack_kernel_frame=stack.kernel_frame,
         stack_unbounded="; ".join(stack.unbounded), core=target.core, fpu=target.fpu,
-        flags=" ".join(flags), tensors=tensors, stages=exported.stages)
+        flags=" ".join(flags), tensors=tensors, stages=exported.stages,
+        static_arena=static_arena)
 
 
 def _tensor(tensor: TensorInfo, kind: str, index: int, guard: str) -> dict:

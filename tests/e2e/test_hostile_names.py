@@ -267,7 +267,7 @@ FIRMWARE_TEMPLATES = {"firmware/Makefile.j2", "firmware/ariel_model.h.j2",
                       "ari/ari_thresholds.c.j2"}
 EXPORT_TEMPLATES = {f"export/{name}.j2" for name in (
     "model_api.h", "CMakeLists.txt", "arm-none-eabi.cmake", "zephyr_module.yml",
-    "zephyr_CMakeLists.txt", "Kconfig", "library.properties", "sketch.ino")}
+    "zephyr_CMakeLists.txt", "Kconfig", "library.properties", "sketch.ino", "arena.c")}
 
 
 def test_the_hostile_builds_render_every_template():
@@ -514,7 +514,7 @@ def test_exports_with_hostile_names_compile_and_run_nothing(tmp_path, rendered):
     for fmt in FORMATS:
         _cli("export", path, "--format", fmt, "-o", folder / fmt)
     _cli("export", path, "--precision", "ari", "--calib", data, "--threshold", "0.1",
-         "-o", folder / "ari")
+         "--static-arena", "-o", folder / "ari")
     assert EXPORT_TEMPLATES <= rendered
     for export in sorted(folder.iterdir()):
         for text_file in (p for p in export.rglob("*") if p.is_file()):

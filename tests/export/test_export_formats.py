@@ -1,9 +1,9 @@
 """The Zephyr, PlatformIO and Arduino exports against the metadata rules those tools publish
 (their required keys, the values they accept, the layout they look for), the plain C export's
-contents, and an adaptive export's dispatcher. None of the three tools installs offline here
-(Debian has no Zephyr SDK or PlatformIO; its Arduino builder has only the AVR core, whose 8-bit
-int the kernels do not target): their rules are checked as written, and the sources they
-would compile are compiled for the core by tests/e2e/test_hostile_names.py."""
+contents, and an adaptive export's dispatcher. Zephyr and PlatformIO do not install offline
+here (Debian packages neither): their rules are checked as written, and the sources they
+would compile are compiled for the core by tests/e2e/test_hostile_names.py. The Arduino
+library is also built and run (test_export_arduino.py)."""
 
 import json
 import re
@@ -72,9 +72,11 @@ def test_zephyr_module_follows_zephyrs_module_schema(tmp_path):
     assert (out / build["kconfig"]).is_file()
     kconfig = (out / build["kconfig"]).read_text()
     symbol = re.search(r"^config (\w+)$", kconfig, re.MULTILINE).group(1)
+    assert symbol == "ARIEL_DIGITS_MLP"  # apart from Zephyr's own symbols
     assert re.search(r"^\tbool \"", kconfig, re.MULTILINE)
     cmake = (out / build["cmake"] / "CMakeLists.txt").read_text()
     assert f"if(CONFIG_{symbol})" in cmake
+    assert "zephyr_library_named(ariel_digits_mlp)" in cmake
     sources = re.findall(r'"\$\{SOURCES_DIR\}/([^"]+)"', cmake)
     assert sorted(sources) == [f"{PREFIX}.c", f"{PREFIX}_weights.c"]
     assert all((out / "src" / s).is_file() for s in sources)
@@ -195,3 +197,48 @@ def test_export_keeps_the_users_files(tmp_path):
                                        str(out)])
     assert result.exit_code == 1 and "changed since ariel wrote them" in result.output
     assert (out / "src" / f"{PREFIX}.c").read_text() == "edited"
+
+
+def test_static_arena_export_runs_on_the_host_as_onnxruntime_does(tmp_path):
+    """--static-arena: the library defines <prefix>_arena; a main of the test's own that
+    uses it, compiled with the exported sources by the host's gcc, gives onnxruntime's
+    scores for real digits."""
+    import shutil
+    import subprocess
+
+    import onnxruntime
+
+    from codegen.datasets import digits_split
+
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed (run `make setup`)")
+    out = _export(tmp_path, "c", "--static-arena")
+    assert "src/digits_mlp_arena.c" in _files(out)
+    header = (out / "src" / f"{PREFIX}_model.h").read_text()
+    assert f"extern uint8_t {PREFIX}_arena[DIGITS_MLP_ARENA_SIZE];" in header
+    x = digits_split()[2][:3].reshape(3, 64).astype(np.float32)
+    rows = ", ".join("{" + ", ".join(float(v).hex() + "f" for v in row) + "}" for row in x)
+    (out / "main.c").write_text(
+        '#include <stdio.h>\n#include "digits_mlp_model.h"\n'
+        f"static const float x[3][64] = {{{rows}}};\n"
+        "int main(void) {\n"
+        "    for (int n = 0; n < 3; ++n) {\n"
+        "        for (int i = 0; i < 64; ++i) DIGITS_MLP_INPUT0(digits_mlp_arena)[i] = x[n][i];\n"
+        "        digits_mlp_run(digits_mlp_arena);\n"
+        "        for (unsigned k = 0; k < DIGITS_MLP_OUTPUT0_COUNT; ++k)\n"
+        "            printf(\"%a \", (double)DIGITS_MLP_OUTPUT0(digits_mlp_arena)[k]);\n"
+        "        printf(\"\\n\");\n    }\n    return 0;\n}\n")
+    sources = [str(p) for p in sorted((out / "src").glob("*.c"))] + [str(out / "main.c")]
+    built = subprocess.run(["gcc", "-std=c11", "-O2", "-ffp-contract=off", "-Wall", "-Wextra",
+                            "-Werror", f"-I{out / 'src'}", *sources, "-lm", "-o",
+                            str(tmp_path / "run")], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    printed = subprocess.run([str(tmp_path / "run")], capture_output=True, text=True,
+                             check=True).stdout.split("\n")[:3]
+    got = np.array([[float.fromhex(v) for v in line.split()] for line in printed])
+    session = onnxruntime.InferenceSession(str(MODEL), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    want = np.stack([session.run(None, {name: row.reshape(1, 64)})[0].reshape(-1)
+                     for row in x])
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, atol=1e-5)

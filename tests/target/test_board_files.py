@@ -204,3 +204,23 @@ def test_fields_that_disagree_are_named(changes, line):
 def test_not_toml_is_one_line(tmp_path):
     problems = check_board_file(_write(tmp_path, "name = \n"))
     assert len(problems) == 1 and problems[0].startswith("not valid TOML:")
+
+
+def test_export_takes_the_core_and_the_limits_of_a_board_file(tmp_path):
+    """`ariel export --board-file`: the board's core and FPU, and its memory as the limit."""
+    import json
+
+    board_file = _write(tmp_path, MY_BOARD.replace('core = "cortex-m4"', 'core = "cortex-m7"')
+                        .replace('fpu = "fpv4-sp-d16"', 'fpu = "fpv5-d16"')
+                        .replace('"mps2-an386"', '"mps2-an500"'))
+    runner = CliRunner()
+    result = runner.invoke(main, ["export", str(MODELS / "digits_mlp.onnx"), "--board-file",
+                                  str(board_file), "-o", str(tmp_path / "lib")])
+    assert result.exit_code == 0, result.output
+    export = json.loads((tmp_path / "lib" / "ariel.json").read_text())["export"]
+    assert (export["core"], export["fpu"]) == ("cortex-m7", "fpv5-d16")
+    assert "-mcpu=cortex-m7" in export["flags"] and "-mfpu=fpv5-d16" in export["flags"]
+    result = runner.invoke(main, ["export", str(MODELS / "resnet8_cifar10.onnx"),
+                                  "--board-file", str(board_file), "-o", str(tmp_path / "big")])
+    assert result.exit_code == 1 and "my-m4f" in result.output
+    assert not (tmp_path / "big").exists()
