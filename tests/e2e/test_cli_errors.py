@@ -362,3 +362,17 @@ def test_simulate_options_the_run_would_not_use_are_refused(built, tmp_path):
         code, _, err = run(["simulate", built, *options])
         assert_clean_error(code, err, re.escape(named) + " ha(s|ve) no effect")
     assert not [p for p in tmp_path.iterdir() if p.name != "x.npy"]
+
+
+def test_an_internal_error_exits_70_naming_itself_a_bug(monkeypatch):
+    """An exception ariel did not expect exits 70 (a bug), not 1 (the user's mistake), with
+    one line and no traceback."""
+    def broken():
+        raise ValueError("a planted bug")
+
+    monkeypatch.setattr("codegen.cli.all_boards", broken)
+    monkeypatch.delenv("ARIEL_DEBUG", raising=False)
+    result = CliRunner().invoke(main, ["boards"])
+    assert result.exit_code == 70
+    assert result.stderr == ("internal error: ValueError: a planted bug (this is a bug in "
+                             "ariel; rerun with ARIEL_DEBUG=1 for details)\n")
