@@ -362,3 +362,9 @@ def test_simulate_options_the_run_would_not_use_are_refused(built, tmp_path):
         code, _, err = run(["simulate", built, *options])
         assert_clean_error(code, err, re.escape(named) + " ha(s|ve) no effect")
     assert not [p for p in tmp_path.iterdir() if p.name != "x.npy"]
+
+
+def test_calibrate_refuses_a_target_agreement_its_energy_budget_would_override(tmp_path):
+    code, _, err = run(["calibrate", tmp_path, "--data", "digits", "--target-agreement", "0.9",
+                        "--energy-budget", "5"])
+    assert_clean_error(code, err, "--target-agreement has no effect with --energy-budget")

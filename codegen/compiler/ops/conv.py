@@ -48,6 +48,7 @@ from codegen.compiler.quant.output_stage import zero_point_of
 
 @register("Conv")
 class Conv(OpDef):
+    limits = "3-D and higher convolutions"
     attributes = frozenset({"auto_pad", "dilations", "group", "kernel_shape", "pads",
                             "strides"})
     accepts_clamp = True

@@ -1,0 +1,200 @@
+"""Mutation testing: small, plausible bugs put into a scratch copy of the repository one at a
+time, and the tests that cover each run on it. A mutant the tests fail on is killed; one
+they pass survives, and is either equivalent (it cannot change behaviour: the reason is
+given) or a gap in the tests.
+
+    .venv/bin/python bench/mutants.py                 # every mutant, a table, the kill rate
+    .venv/bin/python bench/mutants.py --only ID ...   # some of them
+    .venv/bin/python bench/mutants.py --list          # the mutants, without running them
+
+The mutants are data (bench/mutant_list.py): files, the exact text each changes (found
+exactly once, else the mutant is stale and reported as such), its replacement, why a real bug
+would look like it, and a short list of tests. The scratch copy is made once, outside the
+working tree; each mutant is applied to it, its tests run there (pytest -x, one worker), and
+the files are put back. Before the mutants, each distinct list of tests runs once unmutated
+and must pass, so that a broken selection cannot pass for a kill.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.mutant_list import MUTANTS, Mutant  # noqa: E402
+
+# What the scratch copy leaves out: version control, the virtual environment, caches and
+# build output (the tests write their own).
+IGNORED = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache",
+                                 "out", "*.egg-info", "build", "dist")
+TIMEOUT_S = 900
+
+
+@dataclass
+class Result:
+    mutant: Mutant
+    outcome: str  # "killed", "survived", "equivalent", "stale"
+    seconds: float
+    detail: str = ""
+
+
+def scratch_copy(into: Path) -> Path:
+    copy = into / "repo"
+    shutil.copytree(ROOT, copy, ignore=IGNORED, symlinks=True)
+    return copy
+
+
+def environment(copy: Path) -> dict[str, str]:
+    """The tests import `codegen` from the copy, in this process's children too (the
+    editable install's path comes after PYTHONPATH)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(copy)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env.pop("CI", None)  # a missing tool is the copy's problem, not a kill
+    return env
+
+
+def run_tests(copy: Path, tests: tuple[str, ...]) -> tuple[int, str]:
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-n", "0", "-p", "no:cacheprovider",
+               "-p", "no:randomly", *tests]
+    try:
+        done = subprocess.run(command, cwd=copy, env=environment(copy), capture_output=True,
+                              text=True, timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return -1, f"timed out after {TIMEOUT_S} s"
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    return done.returncode, lines[-1] if lines else done.stderr.strip()[-200:]
+
+
+def check_imports_from(copy: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", "import codegen; print(codegen.__file__)"],
+                          cwd=copy, env=environment(copy), capture_output=True, text=True,
+                          check=True)
+    where = Path(done.stdout.strip()).resolve()
+    if copy.resolve() not in where.parents:
+        raise SystemExit(f"mutants: the scratch copy imports codegen from {where}, not itself")
+
+
+def apply(copy: Path, mutant: Mutant) -> dict[Path, str] | str:
+    """Put the mutant's edits into the copy; returns the original texts to restore, or why
+    the mutant is stale (a pattern not found exactly once)."""
+    originals: dict[Path, str] = {}
+    for edit in mutant.edits:
+        path = copy / edit.file
+        text = originals.get(path) or path.read_text()
+        originals.setdefault(path, text)
+        current = path.read_text()
+        count = current.count(edit.pattern)
+        if count != 1:
+            restore(originals)
+            return f"{edit.file}: pattern found {count} times: {edit.pattern!r}"
+        path.write_text(current.replace(edit.pattern, edit.replacement))
+    return originals
+
+
+def restore(originals: dict[Path, str]) -> None:
+    for path, text in originals.items():
+        path.write_text(text)
+
+
+def run_mutant(copy: Path, mutant: Mutant) -> Result:
+    start = time.monotonic()
+    originals = apply(copy, mutant)
+    if isinstance(originals, str):
+        return Result(mutant, "stale", 0.0, originals)
+    try:
+        code, last = run_tests(copy, mutant.tests)
+    finally:
+        restore(originals)
+    seconds = time.monotonic() - start
+    if code != 0:
+        return Result(mutant, "killed", seconds, last)
+    if mutant.equivalent:
+        return Result(mutant, "equivalent", seconds, mutant.equivalent)
+    return Result(mutant, "survived", seconds, last)
+
+
+def package_of(mutant: Mutant) -> str:
+    """The folder of the mutant's first file (codegen/compiler/ops, templates/kernels, ...)."""
+    return str(Path(mutant.edits[0].file).parent)
+
+
+def table(results: list[Result]) -> str:
+    rows = [("mutant", "package", "outcome", "s", "why a real bug looks like it")]
+    for r in results:
+        rows.append((r.mutant.id, package_of(r.mutant), r.outcome, f"{r.seconds:.0f}",
+                     r.mutant.why))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = []
+    for row in rows:
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+                     + "  " + row[4])
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def summary(results: list[Result]) -> str:
+    counts = {kind: sum(r.outcome == kind for r in results)
+              for kind in ("killed", "survived", "equivalent", "stale")}
+    judged = counts["killed"] + counts["survived"]
+    rate = counts["killed"] / judged if judged else 0.0
+    packages = sorted({package_of(r.mutant) for r in results})
+    lines = [f"{len(results)} mutants over {len(packages)} packages ({', '.join(packages)}): "
+             f"{counts['killed']} killed, {counts['survived']} survived, "
+             f"{counts['equivalent']} equivalent (cannot change behaviour), "
+             f"{counts['stale']} stale",
+             f"kill rate {rate:.1%} ({counts['killed']} of {judged} non-equivalent mutants); "
+             f"{sum(r.seconds for r in results) / 60:.1f} min of tests"]
+    for r in results:
+        if r.outcome != "killed":
+            lines.append(f"  {r.outcome}: {r.mutant.id}: {r.detail}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="+", metavar="ID", help="run these mutants only")
+    parser.add_argument("--list", action="store_true", help="list the mutants and stop")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip the unmutated run of each list of tests")
+    args = parser.parse_args()
+    mutants = [m for m in MUTANTS if not args.only or m.id in args.only]
+    if args.only and len(mutants) != len(set(args.only)):
+        known = {m.id for m in MUTANTS}
+        raise SystemExit(f"mutants: unknown: {', '.join(sorted(set(args.only) - known))}")
+    if args.list:
+        for m in mutants:
+            print(f"{m.id:32} {package_of(m):18} {m.why}")
+        return
+    with tempfile.TemporaryDirectory(prefix="ariel-mutants-") as scratch:
+        copy = scratch_copy(Path(scratch))
+        check_imports_from(copy)
+        if not args.no_baseline:
+            for tests in dict.fromkeys(m.tests for m in mutants):
+                code, last = run_tests(copy, tests)
+                if code != 0:
+                    raise SystemExit(f"mutants: the unmutated tests fail ({last}): "
+                                     f"{' '.join(tests)}")
+        results = []
+        for index, mutant in enumerate(mutants, 1):
+            result = run_mutant(copy, mutant)
+            print(f"[{index}/{len(mutants)}] {mutant.id}: {result.outcome} "
+                  f"({result.seconds:.0f} s)", flush=True)
+            results.append(result)
+    print()
+    print(table(results))
+    print()
+    print(summary(results))
+
+
+if __name__ == "__main__":
+    main()
