@@ -1,4 +1,4 @@
-"""The `ariel` command line: inspect, boards, build, simulate, calibrate, flash."""
+"""The `ariel` command line: inspect, ops, boards, build, simulate, calibrate, flash."""
 
 from __future__ import annotations
 
@@ -129,6 +129,19 @@ def inspect(model: Path, input_shapes: tuple[str, ...]) -> None:
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+def ops(as_json: bool) -> None:
+    """List the operators ariel compiles: float and int8 status, what each does not take."""
+    from codegen.report.ops import format_ops, operator_rows
+
+    rows = operator_rows()
+    if as_json:
+        click.echo(_json_text([row.to_dict() for row in rows]))
+    else:
+        click.echo(format_ops(rows))
+
+
+@main.command()
 @click.option("--check", "check_file", type=click.Path(path_type=Path), metavar="FILE",
               help="Check a board file of your own (the schema of boards/*.toml): one line "
                    "per missing or wrong field.")
@@ -155,8 +168,7 @@ def _check_board_file(path: Path) -> None:
         raise ArielError(f"board file '{path}' not found")
     problems = check_board_file(path)
     if problems:
-        say(invalid_board(path, problems), err=True)
-        sys.exit(1)
+        raise invalid_board(path, problems)
     board = load_board(path)
     say(f"{path}: a valid board file: {board.name}, {board.core} ({board.fpu}) at "
         f"{board.clock_hz / 1e6:g} MHz, flash {_size(board.chip.flash.size)}, RAM "
@@ -176,6 +188,53 @@ def _board(board_name: str | None, board_file: Path | None):
     return get_board(board_name or DEFAULT_BOARD)
 
 
+# How a model is compiled, shared by `build` and `export`.
+MODEL_OPTIONS = [
+    click.option("--precision", type=click.Choice(["float", "int8", "ari"]), default="float",
+                 show_default=True,
+                 help="Numeric precision of the generated kernels; ari: int8 first, the float "
+                      "model only when the int8 margin is thin (adaptive resolution)."),
+    click.option("--stage", "stages", multiple=True, metavar="MODEL.onnx:PRECISION",
+                 help="Adaptive builds: the stages, cheapest first (repeat; e.g. a little "
+                      "network in int8, then the big one in int8, then in float). Replaces MODEL "
+                      "and --precision ari."),
+    click.option("--stages", "stage_file", type=click.Path(path_type=Path), metavar="FILE.toml",
+                 help="Adaptive builds: the stages (and optionally their thresholds) from a "
+                      "config file of [[stage]] tables with model, precision and threshold, "
+                      "instead of --stage."),
+    click.option("--margin", type=click.Choice(["top2", "binary"]), default="top2",
+                 show_default=True, help="Adaptive builds: top-1 minus top-2 score, or the "
+                 "distance of a single score to --decision-threshold."),
+    click.option("--scores", type=click.Choice(["model", "logits", "probabilities"]),
+                 default="model", show_default=True,
+                 help="Adaptive builds: take the margin on the model's outputs as they are, on "
+                      "logits (a final Softmax dropped) or on probabilities (one added)."),
+    click.option("--decision-threshold", type=Number(), default=0.0, show_default=True,
+                 help="Adaptive builds with --margin binary: the score separating the classes."),
+    click.option("--threshold", "thresholds", metavar="T[,T...]",
+                 help="Adaptive builds: fixed thresholds, one per stage but the last (default: "
+                      "calibrated on --threshold-data)."),
+    click.option("--float-weights", type=click.Choice(["fp32", "fp16"]), default="fp32",
+                 show_default=True,
+                 help="How float models (and the float stages of an adaptive build) store their "
+                      "filters and matrices: fp16 halves their flash, each weight widened to "
+                      "float as it is loaded."),
+    click.option("--calib", "calibration", metavar="DATA",
+                 help="int8: calibration inputs (.npy, .npz with x and optional y) or a built-in "
+                      "data set (digits, toycar)."),
+    click.option("--calib-method", type=click.Choice(["minmax", "entropy", "percentile"]),
+                 default="minmax", show_default=True, help="int8: how ranges are calibrated."),
+    click.option("--name", help="C name prefix for the model (default: from the file name)."),
+    input_shape_option,
+]
+
+
+def model_options(command):
+    for option in reversed(MODEL_OPTIONS):
+        command = option(command)
+    return command
+
+
 board_file_option = click.option(
     "--board-file", type=click.Path(path_type=Path), metavar="FILE.toml",
     help="Your own board, described in a TOML file with the schema of boards/*.toml (check "
@@ -193,46 +252,13 @@ def _size(n: int) -> str:
 @board_file_option
 @click.option("-o", "--output", "outdir", required=True, type=click.Path(path_type=Path),
               help="Folder for the generated project and firmware.")
-@click.option("--precision", type=click.Choice(["float", "int8", "ari"]), default="float",
-              show_default=True,
-              help="Numeric precision of the generated kernels; ari: int8 first, the float "
-                   "model only when the int8 margin is thin (adaptive resolution).")
-@click.option("--stage", "stages", multiple=True, metavar="MODEL.onnx:PRECISION",
-              help="Adaptive builds: the stages, cheapest first (repeat; e.g. a little "
-                   "network in int8, then the big one in int8, then in float). Replaces MODEL "
-                   "and --precision ari.")
-@click.option("--stages", "stage_file", type=click.Path(path_type=Path), metavar="FILE.toml",
-              help="Adaptive builds: the stages (and optionally their thresholds) from a "
-                   "config file of [[stage]] tables with model, precision and threshold, "
-                   "instead of --stage.")
-@click.option("--margin", type=click.Choice(["top2", "binary"]), default="top2",
-              show_default=True, help="Adaptive builds: top-1 minus top-2 score, or the "
-              "distance of a single score to --decision-threshold.")
-@click.option("--scores", type=click.Choice(["model", "logits", "probabilities"]),
-              default="model", show_default=True,
-              help="Adaptive builds: take the margin on the model's outputs as they are, on "
-                   "logits (a final Softmax dropped) or on probabilities (one added).")
-@click.option("--decision-threshold", type=Number(), default=0.0, show_default=True,
-              help="Adaptive builds with --margin binary: the score separating the classes.")
-@click.option("--threshold", "thresholds", metavar="T[,T...]",
-              help="Adaptive builds: fixed thresholds, one per stage but the last (default: "
-                   "calibrated on --threshold-data).")
+@model_options
 @click.option("--threshold-data", metavar="DATA",
               help="Adaptive builds: held-out data to calibrate the thresholds on (default: "
                    "--calib).")
 @click.option("--target-agreement", type=FRACTION,
               help="Adaptive builds: the agreement with the last stage the thresholds must "
                    "reach on the held-out data (default: every input).")
-@click.option("--float-weights", type=click.Choice(["fp32", "fp16"]), default="fp32",
-              show_default=True,
-              help="How float models (and the float stages of an adaptive build) store their "
-                   "filters and matrices: fp16 halves their flash, each weight widened to "
-                   "float as it is loaded.")
-@click.option("--calib", "calibration", metavar="DATA",
-              help="int8: calibration inputs (.npy, .npz with x and optional y) or a built-in "
-                   "data set (digits, toycar).")
-@click.option("--calib-method", type=click.Choice(["minmax", "entropy", "percentile"]),
-              default="minmax", show_default=True, help="int8: how ranges are calibrated.")
 @click.option("--io", type=click.Choice(["float", "int8", "semihosting", "uart"]), multiple=True,
               help="What the firmware reads and writes (repeatable, e.g. --io int8 --io uart). "
                    "int8 builds: float tensors (quantized inside, the default) or the int8 "
@@ -242,8 +268,6 @@ def _size(n: int) -> str:
 @click.option("--inputs", "test_inputs", type=click.Path(path_type=Path),
               help="--io uart: X.npy/.npz whose first sample is built into the firmware as "
                    "its test input (default: zeros).")
-@click.option("--name", help="C name prefix for the model (default: from the file name).")
-@input_shape_option
 @click.option("--show-plan", is_flag=True, help="Print the arena plan as a timeline.")
 @click.option("--force", is_flag=True,
               help="Build into OUTDIR though it is not an ariel build, or though files ariel "
@@ -479,6 +503,24 @@ def _build_ari(model: Path | None, board, outdir: Path, stages: tuple[str, ...],
                calibration: str | None, input_shapes: dict, float_weights: str,
                uart=None, force: bool = False) -> None:
     from codegen.ari.build import build_ari
+
+    options = _ari_options(model, stages, stage_file, margin, scores, decision_threshold,
+                           thresholds, calibration, input_shapes, float_weights)
+    if options.thresholds is None and threshold_data is None and uart is None:
+        raise ArielError("give --threshold, or data to calibrate thresholds on "
+                         "(--threshold-data)")
+    result = build_ari(options, board, outdir, progress, uart, force)
+    say(result.report)
+    if options.thresholds is None:
+        _calibrate(outdir, threshold_data, target_agreement, None, 600.0, None, None)
+    say(f"firmware: {outdir / 'build' / 'firmware.elf'} (rebuild with "
+        f"`make -C {shlex.quote(str(outdir))}`)")
+
+
+def _ari_options(model: Path | None, stages: tuple[str, ...], stage_file: Path | None,
+                 margin: str, scores: str, decision_threshold: float, thresholds: str | None,
+                 calibration: str | None, input_shapes: dict, float_weights: str):
+    """An adaptive build's stages and dispatcher settings from the command line."""
     from codegen.ari.spec import (
         AriOptions,
         ari_stages,
@@ -504,18 +546,95 @@ def _build_ari(model: Path | None, board, outdir: Path, stages: tuple[str, ...],
                          "ari gives int8 then float)")
     if any(s.precision == "int8" for s in stage_list) and calibration is None:
         raise ArielError("the int8 stages need calibration data: --calib DATA")
-    options = AriOptions(stage_list, calibration, margin, scores, decision_threshold,
-                         file_thresholds or parse_thresholds(thresholds, len(stage_list)),
-                         float_weights=float_weights, input_shapes=input_shapes)
-    if options.thresholds is None and threshold_data is None and uart is None:
-        raise ArielError("give --threshold, or data to calibrate thresholds on "
-                         "(--threshold-data)")
-    result = build_ari(options, board, outdir, progress, uart, force)
-    say(result.report)
+    return AriOptions(stage_list, calibration, margin, scores, decision_threshold,
+                      file_thresholds or parse_thresholds(thresholds, len(stage_list)),
+                      float_weights=float_weights, input_shapes=input_shapes)
+
+
+@main.command()
+@click.argument("model", type=click.Path(path_type=Path), required=False)
+@click.option("--core", type=click.Choice(["cortex-m0plus", "cortex-m4", "cortex-m7",
+                                           "cortex-m33"]),
+              help="The core to compile for (default: the board's, else cortex-m4).")
+@click.option("--fpu", type=click.Choice(["none", "fpv4-sp-d16", "fpv5-sp-d16", "fpv5-d16"]),
+              help="Its floating-point unit (default: the board's, else the core's single-"
+                   "precision FPU; none on a Cortex-M0+).")
+@click.option("--board", "board_name", help="Take the core and FPU from a board (`ariel "
+              "boards`).")
+@board_file_option
+@click.option("--format", "fmt", type=click.Choice(["c", "cmake", "zephyr", "platformio",
+                                                    "arduino"]), default="c",
+              show_default=True, help="The build-system files around the sources.")
+@click.option("-o", "--output", "outdir", required=True, type=click.Path(path_type=Path),
+              help="Folder for the library.")
+@model_options
+@click.option("--io", type=click.Choice(["float", "int8"]), default="float", show_default=True,
+              help="int8 models: float tensors (quantized inside) or the int8 tensors "
+                   "themselves.")
+@click.option("--static-arena", is_flag=True,
+              help="The library defines the arena (<model>_arena) instead of taking the "
+                   "caller's.")
+@click.option("--force", is_flag=True,
+              help="Export into OUTDIR though it is not ariel's, or though files ariel wrote "
+                   "there were changed since: ariel's files are replaced, every other file is "
+                   "kept.")
+def export(model: Path | None, core: str | None, fpu: str | None, board_name: str | None,
+           board_file: Path | None, fmt: str, outdir: Path, precision: str,
+           stages: tuple[str, ...], stage_file: Path | None, margin: str, scores: str,
+           decision_threshold: float, thresholds: str | None, float_weights: str,
+           calibration: str | None, calib_method: str, name: str | None,
+           input_shapes: tuple[str, ...], io: str, static_arena: bool, force: bool) -> None:
+    """Export MODEL as a C library for your own firmware (sources, one public header and
+    the build files of --format) into OUTDIR."""
+    from codegen.compiler.compile import Options
+    from codegen.export.library import ARENA_ALIGN, export_model, export_target
+
+    _refuse_unused_build_options(click.get_current_context(), precision, stages, stage_file,
+                                 margin, thresholds, (io,))
+    board = _board(board_name, board_file) if board_name or board_file else None
+    target = export_target(core or (board.core if board else "cortex-m4"),
+                           fpu or (board.fpu if board and not core else None))
+    if precision == "ari" or stages or stage_file:
+        library = _export_ari(model, stages, stage_file, margin, scores, decision_threshold,
+                              thresholds, calibration, parse_input_shapes(input_shapes),
+                              float_weights, board, target, fmt, outdir, force,
+                              static_arena)
+    else:
+        if model is None:
+            raise ArielError("give the MODEL to export (or --stage for an adaptive build)")
+        options = Options(precision, calibration, calib_method, io,
+                          parse_input_shapes(input_shapes), name, float_weights=float_weights,
+                          **({"budget": board.budget} if board else {}))
+        library = export_model(model, options, target, fmt, outdir, force, progress,
+                               static_arena)
+    info = library.info
+    say(f"exported {info.prefix} for {target.core} ({target.fpu}) as {fmt}: "
+        f"{library.run}(arena), arena {info.arena_size:,} B aligned to {ARENA_ALIGN}, stack "
+        f"{library.stack.bytes:,} B, weights {info.weights_bytes:,} B")
+    say(f"public header: {outdir / 'src' / (info.prefix + '_model.h')}")
+
+
+def _export_ari(model, stages, stage_file, margin, scores, decision_threshold, thresholds,
+                calibration, input_shapes, float_weights, board, target, fmt, outdir, force,
+                static_arena):
+    from codegen.ari.assemble import compile_stages
+    from codegen.compiler.compile import current_command
+    from codegen.export.library import Exported, export_compiled
+
+    options = _ari_options(model, stages, stage_file, margin, scores, decision_threshold,
+                           thresholds, calibration, input_shapes, float_weights)
     if options.thresholds is None:
-        _calibrate(outdir, threshold_data, target_agreement, None, 600.0, None, None)
-    say(f"firmware: {outdir / 'build' / 'firmware.elf'} (rebuild with "
-        f"`make -C {shlex.quote(str(outdir))}`)")
+        raise ArielError("an exported adaptive model needs its thresholds (--threshold, or "
+                         "thresholds in the --stages file): calibrate them on an emulator "
+                         "build first (`ariel build ... --threshold-data`)")
+    progress("compiling " + ", then ".join(s.label for s in options.stages))
+    compiled = compile_stages(options, current_command(),
+                              *([board.budget] if board else []))
+    stage_list = [{"label": s.label, "threshold": t} for s, t in
+                  zip(options.stages, [*options.thresholds, None], strict=True)]
+    return export_compiled(Exported(compiled.files, compiled.info, compiled.header,
+                                    stage_list), target, fmt, outdir, force, progress, "ari",
+                           static_arena)
 
 
 @main.command()
@@ -537,6 +656,9 @@ def calibrate(outdir: Path, data_spec: str, target_agreement: float | None,
               energy_budget: float | None, json_path: Path | None, html_path: Path | None,
               timeout: float) -> None:
     """Choose an adaptive build's thresholds on held-out data and rebuild its firmware."""
+    if energy_budget is not None:
+        refuse_unused(click.get_current_context(), "with --energy-budget, which picks the most "
+                      "agreeing threshold within it", "target_agreement")
     _calibrate(outdir, data_spec, target_agreement, energy_budget, timeout, json_path,
                html_path)
 

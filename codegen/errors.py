@@ -27,5 +27,10 @@ class ToolError(ArielError):
         self.summary, self.output = summary, output.strip()
 
 
+class BoardFileError(ToolError):
+    """A board file with problems: a one-line summary, then one line per problem (printed as
+    a tool's output is)."""
+
+
 class FirmwareError(ArielError):
     """The firmware faulted, hung or reported an error while running."""

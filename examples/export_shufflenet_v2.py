@@ -21,15 +21,11 @@ the file stays small and a run in an emulator takes seconds.
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
-import numpy as np
-import onnxruntime as ort
+import photo_networks
 import torch
 from torch import nn
-
-from codegen.datasets import sample_image_crops
 
 SEED = 0
 SIZE, CLASSES = 64, 10
@@ -85,34 +81,6 @@ def make_model() -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def initialise(model: nn.Module) -> None:
-    """Seeded batch-norm scales and shifts, and statistics measured on photographs (pixel
-    values 0..1): the mean and variance of each layer's input over 64 crops."""
-    generator = torch.Generator().manual_seed(SEED)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                size = module.num_features
-                module.weight.copy_(1 + 0.1 * torch.randn(size, generator=generator))
-                module.bias.copy_(0.1 * torch.randn(size, generator=generator))
-                module.momentum = None  # a plain average over the batches
-        model.train()
-        photos = torch.from_numpy(sample_image_crops(64, SIZE, seed=SEED) / 255)
-        for batch in photos.split(16):
-            model(batch)
-    model.eval()
-
-
-def export(model: nn.Module, path: Path) -> None:
-    # The TorchScript exporter (dynamo=False) works offline with only `onnx` installed; the
-    # dynamo one needs onnxscript.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.zeros(1, 3, SIZE, SIZE),), str(path), dynamo=False,
-                          opset_version=17, input_names=["image"], output_names=["logits"],
-                          do_constant_folding=True)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--output", type=Path, default=OUT)
@@ -120,19 +88,15 @@ def main() -> int:
     torch.set_num_threads(1)
     torch.manual_seed(SEED)
     model = make_model()
-    initialise(model)
-    export(model, args.output)
-    session = ort.InferenceSession(str(args.output), providers=["CPUExecutionProvider"])
-    photos = torch.from_numpy(sample_image_crops(4, SIZE, seed=SEED + 1) / 255)
-    with torch.no_grad():
-        difference = np.abs(np.concatenate([session.run(None, {"image": x[None].numpy()})[0]
-                                            for x in photos]) - model(photos).numpy())
-    if difference.max() > 1e-4:
-        print(f"error: {args.output} does not match torch ({difference.max():.2e})",
+    photo_networks.initialise(model, SIZE, SEED)
+    photo_networks.export(model, SIZE, args.output)
+    difference = photo_networks.largest_difference(model, SIZE, args.output, SEED + 1)
+    if difference > 1e-4:
+        print(f"error: {args.output} does not match torch ({difference:.2e})",
               file=sys.stderr)
         return 1
     print(f"wrote {args.output} ({args.output.stat().st_size} bytes); onnxruntime vs torch: "
-          f"max |logit difference| {difference.max():.2e}")
+          f"max |logit difference| {difference:.2e}")
     return 0
 
 

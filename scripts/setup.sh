@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything ariel needs on a Debian/Ubuntu machine: the Arm GNU toolchain with
-# newlib, QEMU for Arm (apt, only what is missing), and a virtual environment at .venv with
-# ariel installed editable, so that .venv/bin/ariel exists; with a Renode copy beside the
+# newlib, QEMU for Arm, CMake (apt, only what is missing), and a virtual environment at .venv
+# with ariel installed editable, so that .venv/bin/ariel exists; with a Renode copy beside the
 # repository (../shared/renode), what it needs too (scripts/setup_renode.sh). Safe to run
 # again.
 set -euo pipefail
@@ -16,6 +16,13 @@ fi
 command -v qemu-system-arm >/dev/null || missing+=(qemu-system-arm)
 command -v make >/dev/null || missing+=(make)
 command -v gcc >/dev/null || missing+=(gcc)
+# The exported libraries' tests build them the way a user's CMake project does.
+command -v cmake >/dev/null || missing+=(cmake)
+# ... and an exported Arduino library's sketch with Debian's Arduino builder and AVR core,
+# run in simavr (the only Arduino core Debian packages).
+command -v arduino-builder >/dev/null || missing+=(arduino-builder)
+[ -d /usr/share/arduino/hardware/arduino/avr ] || missing+=(arduino-core-avr)
+command -v simavr >/dev/null || missing+=(simavr)
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -ne 0 ] && sudo="sudo"

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 TOOLS = {"qemu": ["qemu-system-arm", "arm-none-eabi-gcc", "make"],
-         "renode": ["renode", "renode-test"]}
-HOW = {"qemu": "run `make setup`",
+         "renode": ["renode", "renode-test"],
+         "arduino": ["arduino-builder", "avr-gcc", "simavr"]}
+HOW = {"qemu": "run `make setup`", "arduino": "run `make setup`",
        "renode": "Renode is in no package registry: install it from the Renode project's "
                  "releases; `make setup` links a copy at ../shared/renode when there is one"}
 

@@ -1,6 +1,6 @@
 """The package's layering: each sub-package of codegen/ imports only the ones below it, so the
-tree reads as the pipeline (compiler -> target -> run -> devkit -> report -> ari) and no import
-circle can form between packages."""
+tree reads as the pipeline (compiler -> target -> run -> devkit -> report -> ari -> export) and
+no import circle can form between packages."""
 
 import ast
 from pathlib import Path
@@ -10,9 +10,10 @@ import codegen
 PACKAGE = Path(codegen.__file__).parent
 # Lowest first; a module may import its own package and anything earlier in this list. The
 # top-level helpers come first; build.py and cli.py sit above every package.
-LAYERS = ["codegen.errors", "codegen.files", "codegen.resources", "codegen.arrays",
-          "codegen.datasets", "codegen.compiler", "codegen.target", "codegen.run", "codegen.devkit",
-          "codegen.report", "codegen.ari", "codegen.build", "codegen.cli"]
+LAYERS = ["codegen.errors", "codegen.terminal", "codegen.files", "codegen.resources",
+          "codegen.arrays", "codegen.datasets", "codegen.compiler", "codegen.target",
+          "codegen.run", "codegen.devkit", "codegen.report", "codegen.ari", "codegen.export",
+          "codegen.build", "codegen.cli"]
 
 
 def _layer(module: str) -> int:

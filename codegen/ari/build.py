@@ -12,6 +12,7 @@ from codegen import __version__
 from codegen.ari.assemble import AriCompiled, compile_stages
 from codegen.ari.spec import AriOptions
 from codegen.compiler.compile import current_command
+from codegen.compiler.quant.islands import format_float_islands
 from codegen.devkit.elfcheck import check_uart_elf
 from codegen.devkit.renode import write_renode_files
 from codegen.devkit.uart import UartOptions, require_console, uart_metadata, uart_target
@@ -32,8 +33,11 @@ class AriBuild:
     @property
     def report(self) -> str:
         prefixes = [stage.info.prefix for stage in self.compiled.stages]
-        return stage_table(self.compiled) + "\n" + memory_table(
-            self.memory, self.compiled.info, weight_prefixes=prefixes)
+        islands = [f"stage {index}: {format_float_islands(stage.float_islands)}"
+                   for index, stage in enumerate(self.compiled.stages)
+                   if stage.float_islands is not None]
+        return "\n".join([stage_table(self.compiled), *islands, memory_table(
+            self.memory, self.compiled.info, weight_prefixes=prefixes)])
 
 
 def build_ari(options: AriOptions, board: Board, outdir: Path,
@@ -100,7 +104,10 @@ def metadata(compiled: AriCompiled, board: Board, command: str) -> dict:
                         "arena_size": c.info.arena_size,
                         "macs": sum(k["macs"] for k in c.info.kernels),
                         "kernels": len(c.info.kernels),
-                        "model_info": c.info.to_dict()}
+                        "model_info": c.info.to_dict(),
+                        # int8 stages: the kernels computing in float32 (float: null)
+                        "float_islands": None if c.float_islands is None else [
+                            island.to_dict() for island in c.float_islands]}
                        for i, (s, c) in enumerate(zip(options.stages, compiled.stages,
                                                       strict=True))],
             "float_weights": options.float_weights,

@@ -31,7 +31,10 @@ from jinja2.lexer import (
 )
 
 # Templates that are not C: their values are escaped by hand (`| one_line`).
-NOT_C_TEMPLATES = frozenset({"firmware/Makefile.j2"})
+NOT_C_TEMPLATES = frozenset({
+    "firmware/Makefile.j2", "export/CMakeLists.txt.j2", "export/arm-none-eabi.cmake.j2",
+    "export/zephyr_module.yml.j2", "export/zephyr_CMakeLists.txt.j2", "export/Kconfig.j2",
+    "export/library.properties.j2"})
 
 # Private-use characters around each value rendered into a comment; never in the output.
 MARK_OPEN, MARK_CLOSE = "\ue000", "\ue001"

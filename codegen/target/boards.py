@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from codegen.compiler.budget import Budget
-from codegen.errors import ArielError
+from codegen.errors import ArielError, BoardFileError
 from codegen.resources import data_dir
 from codegen.target.board_kit import (
     ClockTree,
@@ -306,17 +306,17 @@ def _optional_float(table: dict, key: str) -> float | None:
     return float(table[key]) if key in table else None
 
 
-def invalid_board(path: Path, problems: list[str]) -> str:
+def invalid_board(path: Path, problems: list[str]) -> BoardFileError:
     """The refusal of a board file: a first line, then one line per problem."""
-    return (f"board file '{path}' is invalid ({len(problems)} problem"
-            f"{'s' if len(problems) > 1 else ''}):\n" + "\n".join(f"  {path}: {problem}"
-                                                               for problem in problems))
+    return BoardFileError(f"board file '{path}' is invalid ({len(problems)} problem"
+                          f"{'s' if len(problems) > 1 else ''})",
+                          "\n".join(f"{path}: {problem}" for problem in problems))
 
 
 def _load(path: Path) -> Board:
     problems = check_board_file(path)
     if problems:
-        raise ArielError(invalid_board(path, problems))
+        raise invalid_board(path, problems)
     try:
         data = tomllib.loads(path.read_text())
         memory = data["memory"]

@@ -144,6 +144,8 @@ def test_stages_from_a_config_file(tmp_path):
     assert [(s["file"], s["precision"]) for s in ari["stages"]] == [("stage0.onnx", "int8"),
                                                                     ("stage1.onnx", "float")]
     assert ari["thresholds"] == [2.5]
+    # The int8 stage's float islands are listed (none: every kernel is integer); float: null.
+    assert [s["float_islands"] for s in ari["stages"]] == [[], None]
 
     code, err = run(["build", "--stages", config, "--calib", tmp_path / "calib.npy",
                      "--threshold", "1", "-o", tmp_path / "o"])

@@ -364,6 +364,12 @@ def test_simulate_options_the_run_would_not_use_are_refused(built, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name != "x.npy"]
 
 
+def test_calibrate_refuses_a_target_agreement_its_energy_budget_would_override(tmp_path):
+    code, _, err = run(["calibrate", tmp_path, "--data", "digits", "--target-agreement", "0.9",
+                        "--energy-budget", "5"])
+    assert_clean_error(code, err, "--target-agreement has no effect with --energy-budget")
+
+
 def test_an_internal_error_exits_70_naming_itself_a_bug(monkeypatch):
     """An exception ariel did not expect exits 70 (a bug), not 1 (the user's mistake), with
     one line and no traceback."""

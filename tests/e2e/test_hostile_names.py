@@ -265,6 +265,9 @@ FIRMWARE_TEMPLATES = {"firmware/Makefile.j2", "firmware/ariel_model.h.j2",
                       "firmware/linker.ld.j2", "firmware/ariel_test_data.c.j2",
                       "firmware/board_config.h.j2", "ari/ari.c.j2", "ari/ari.h.j2",
                       "ari/ari_thresholds.c.j2"}
+EXPORT_TEMPLATES = {f"export/{name}.j2" for name in (
+    "model_api.h", "CMakeLists.txt", "arm-none-eabi.cmake", "zephyr_module.yml",
+    "zephyr_CMakeLists.txt", "Kconfig", "library.properties", "sketch.ino", "arena.c")}
 
 
 def test_the_hostile_builds_render_every_template():
@@ -274,7 +277,7 @@ def test_the_hostile_builds_render_every_template():
     templates = {str(p.relative_to(folder)) for p in folder.rglob("*.j2")
                  if not p.name.startswith("_")}  # partials are rendered inside others
     missing = (templates - FLOAT_TEMPLATES - OPERATOR_TEMPLATES - INT8_TEMPLATES
-               - FIRMWARE_TEMPLATES)
+               - FIRMWARE_TEMPLATES - EXPORT_TEMPLATES)
     assert not missing, f"no hostile-name build renders {sorted(missing)}: add a case"
 
 
@@ -495,3 +498,59 @@ def _string_symbol(elf: ELFFile, name: str) -> str:
             data = section.data()[address - start:address - start + symbol["st_size"]]
             return data.split(b"\0")[0].decode("utf-8", "surrogateescape")
     raise AssertionError(f"{name} is in no section")
+
+
+def test_exports_with_hostile_names_compile_and_run_nothing(tmp_path, rendered):
+    """`ariel export` of the hostile model in every format, and of an adaptive build of it,
+    into a hostile folder: the sources and the public header compile warning-free for the
+    Cortex-M4 (the header in C and C++), CMake configures and builds the cmake export there,
+    and nothing a name holds runs."""
+    from codegen.export.formats import FORMATS
+
+    path, _ = _hostile_model_file(tmp_path)
+    data = tmp_path / "calib.npy"
+    np.save(data, np.random.default_rng(6).normal(size=(16, 1, 2, 6, 6)).astype(np.float32))
+    folder = tmp_path / FOLDER
+    for fmt in FORMATS:
+        _cli("export", path, "--format", fmt, "-o", folder / fmt)
+    _cli("export", path, "--precision", "ari", "--calib", data, "--threshold", "0.1",
+         "--static-arena", "-o", folder / "ari")
+    assert EXPORT_TEMPLATES <= rendered
+    for export in sorted(folder.iterdir()):
+        for text_file in (p for p in export.rglob("*") if p.is_file()):
+            assert text_file.read_bytes().isascii(), text_file
+        header = next((export / "src").glob("*_model.h"))
+        user = export / "user.c"
+        user.write_text(f'#include "{header.name}"\nint user(void);\n'
+                        "int user(void) { return 0; }\n")
+        for source in [*sorted((export / "src").glob("*.c")), user]:
+            _compile("arm-none-eabi-gcc", source, export / "src", ["-std=c11"])
+        cpp = export / "user.cpp"
+        cpp.write_text(user.read_text())
+        _compile("arm-none-eabi-g++", cpp, export / "src", ["-std=c++17"])
+    # CMake itself builds in no folder whose path holds a newline (it truncates it), a `;`
+    # (its lists split there), a quote, a backquote, `$(` or `#` (its own Makefiles break):
+    # the CMake build of the hostile model's export goes to a folder with spaces.
+    cmake_export = tmp_path / "cmake export dir" / "cmake"
+    _cli("export", path, "--format", "cmake", "-o", cmake_export)
+    binary = tmp_path / "cmake build"
+    toolchain = cmake_export / "cmake" / "arm-none-eabi.cmake"
+    for command in (["cmake", "-S", cmake_export, "-B", binary,
+                     f"-DCMAKE_TOOLCHAIN_FILE={toolchain}"], ["cmake", "--build", binary]):
+        result = subprocess.run([str(c) for c in command], capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+    _nothing_ran(tmp_path)
+
+
+def _compile(compiler: str, source: Path, include: Path, extra: list[str]) -> None:
+    """Compiled by relative names from the export's folder, as its build files do (gcc
+    writes the source's path into the assembler's `.file` line, which a newline breaks)."""
+    from tests.support import CORTEX_M4_FLAGS
+
+    flags = [f for f in CORTEX_M4_FLAGS if not f.startswith("-std=")]
+    folder = include.parent
+    result = subprocess.run([compiler, *flags, *extra, f"-I{include.relative_to(folder)}",
+                             "-c", str(source.relative_to(folder)), "-o",
+                             str(source.relative_to(folder)) + ".o"],
+                            capture_output=True, text=True, cwd=folder)
+    assert result.returncode == 0, f"{source.name}:\n{result.stderr}"

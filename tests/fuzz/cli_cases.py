@@ -64,7 +64,9 @@ def built_project() -> Path:
 
 ODD_NAMES = ["with space", "it's", 'say "hi"', "$(touch INJECTED)", "`touch INJECTED`",
              "a;touch INJECTED", "new\nline", "100%", "#hash", "colon:equals=", "ünï cødé",
-             "-dash", "x" * 200, "tab\there", "back\\slash", "star*?", "$HOME", "a$$b"]
+             "-dash", "x" * 200, "tab\there", "back\\slash", "star*?", "$HOME", "a$$b",
+             "esc\x1b[2J\x07\r", "\u202eright-to-left",
+             b"not utf-8 \xff\xfe".decode(errors="surrogateescape")]
 
 
 def odd_output_path(rng, folder: Path, sentinels: Sentinels) -> tuple[list, Path | None]:
@@ -116,6 +118,8 @@ def odd_options(rng, folder, sentinels):
         ["--stage", "nope.onnx:int8", "--stage", "model.onnx:float"],
         ["--threshold", "nan"], ["--calib", "digits"], ["--precision", "int8"],
         ["--inputs", "missing.npy"], ["--float-weights", "fp16"],
+        ["--calib-method", "entropy"], ["--margin", "binary"], ["--target-agreement", "0.9"],
+        ["--precision", "ari", "--calib", "digits", "--threshold", "1", "--show-plan"],
     ]
     return [*options[int(rng.integers(len(options)))], "-o", folder / "out"], folder / "out"
 
@@ -183,7 +187,7 @@ def _check_build(out: Path, folder: Path, what: str) -> tuple[str, str]:
     if not (out / "build" / "firmware.elf").is_file():
         raise Verdict(WRONG, f"{what}: exit 0 but no firmware in {out}")
     make = subprocess.run(["make", "-C", str(out)], capture_output=True, text=True,
-                          timeout=300)
+                          errors="surrogateescape", timeout=300)  # a path may not be UTF-8
     _no_injection(folder, what)
     if make.returncode != 0:
         last = (make.stderr.strip().splitlines() or [""])[-1]

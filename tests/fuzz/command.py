@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import unicodedata
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from click.testing import CliRunner
 
-from tests.fuzz.outcomes import DATA_LOST, Verdict, classify_exit, one_line
+from tests.fuzz.outcomes import DATA_LOST, UNCLEAR, Verdict, classify_exit, one_line
 
 
 @dataclass
@@ -37,7 +38,18 @@ def ariel(args: list, cwd: Path | None = None) -> Exit:
     stderr = result.stderr
     if escaped:
         stderr += f"\nTraceback (most recent call last): {result.exception!r}"
+    steering = _invisible(result.stdout + stderr)
+    if steering:
+        raise Verdict(UNCLEAR, f"ariel printed {steering[0]!r} as it is (a terminal control "
+                      "character: names must be shown escaped)")
     return Exit(result.exit_code, result.stdout, stderr, escaped)
+
+
+def _invisible(text: str) -> list[str]:
+    """Characters of `text` that steer a terminal rather than show (line breaks and tabs
+    aside): escapes, carriage returns, bidirectional overrides, a non-UTF-8 path's bytes."""
+    return [c for c in text if c not in "\n\t"
+            and unicodedata.category(c) in ("Cc", "Cf", "Cs")]
 
 
 @contextmanager

@@ -189,7 +189,7 @@ def conv(b: Builder, x: str) -> str | None:
     if b.rng.random() < 0.2:
         attrs["dilations"] = [int(b.rng.integers(1, 3)) for _ in spatial]
     _pads(b, attrs, kernel)
-    if not _fits(spatial, attrs):
+    if not _fits(spatial, attrs) or not _oracle_runs(attrs):
         return None
     w = b.const(b.weights((out_channels, channels // group, *kernel),
                           channels // group * math.prod(kernel)), "w")
@@ -221,6 +221,31 @@ def _fits(spatial, attrs: dict) -> bool:
                for i, (size, k, d) in enumerate(zip(spatial, kernel, dilations, strict=True)))
 
 
+def _oracle_runs(attrs: dict) -> bool:
+    """Whether onnxruntime runs these attributes: it refuses dilations with SAME padding."""
+    same = str(attrs.get("auto_pad", "")).startswith("SAME")
+    return not (same and any(d > 1 for d in attrs.get("dilations", [])))
+
+
+def _ceil_shape_agrees(spatial, attrs: dict) -> bool:
+    """With ceil_mode, whether ONNX's shape inference and onnxruntime agree on the output
+    size: onnxruntime (and ariel) drop a last window that would start in the right padding,
+    ONNX's shape inference keeps it, and ariel then refuses the model's declared shape."""
+    if not attrs.get("ceil_mode"):
+        return True
+    kernel = attrs["kernel_shape"]
+    rank = len(kernel)
+    strides = attrs.get("strides", [1] * rank)
+    dilations = attrs.get("dilations", [1] * rank)
+    pads = attrs.get("pads", [0] * 2 * rank)
+    for i, size in enumerate(spatial):
+        span = size + pads[i] + pads[i + rank] - ((kernel[i] - 1) * dilations[i] + 1)
+        count = -(-span // strides[i]) + 1
+        if (count - 1) * strides[i] >= size + pads[i]:
+            return False
+    return True
+
+
 def pool(op: str):
     def add(b: Builder, x: str) -> str | None:
         shape = b.shapes[x]
@@ -237,7 +262,9 @@ def pool(op: str):
             attrs["count_include_pad"] = 1
         if op == "MaxPool" and b.rng.random() < 0.15:
             attrs["dilations"] = [int(b.rng.integers(1, 3)) for _ in kernel]
-        if not _fits(shape[2:], attrs):
+        if not _fits(shape[2:], attrs) or not _oracle_runs(attrs):
+            return None
+        if not _ceil_shape_agrees(shape[2:], attrs):
             return None
         return b.node(op, [x], **attrs)
     return add

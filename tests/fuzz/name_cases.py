@@ -49,7 +49,7 @@ def rename(model: onnx.ModelProto, rng: np.random.Generator) -> onnx.ModelProto:
     for index, node in enumerate(graph.node):
         node.input[:] = [mapping[n] if n else n for n in node.input]
         node.output[:] = [mapping[n] for n in node.output]
-        node.name = f"{hostile(rng, 1000 + index)}"
+        node.name = f"{hostile(rng, 1000 + index)}#{index}"  # onnxruntime wants them distinct
         node.doc_string = hostile(rng, 2000 + index)
     graph.name = hostile(rng, 3000)
     graph.doc_string = hostile(rng, 3001)

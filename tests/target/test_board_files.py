@@ -142,13 +142,13 @@ def test_broken_file_gets_one_line_per_field(tmp_path):
     result = CliRunner().invoke(main, ["boards", "--check", str(path)])
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
-    assert lines[0] == f"board file '{path}' is invalid (9 problems):"
+    assert lines[0] == f"error: board file '{path}' is invalid (9 problems):"
     fields = [line.split(": ")[1] for line in lines[1:]]
     assert sorted(fields) == sorted([
         "name", "description", "core", "clock_hz", "stack_bytes", "memory.flash.size",
         "memory.ram.origin", "emulator.qemu_machine", "emulator.colour"])
     for line in lines[1:]:
-        assert line.startswith(f"  {path}: ")
+        assert line.startswith(f"{path}: ")
     said = "\n".join(lines)
     assert "name: expected a name of up to 64 letters" in said and "'my board!'" in said
     assert "description: missing; expected one line of text" in said
@@ -204,3 +204,23 @@ def test_fields_that_disagree_are_named(changes, line):
 def test_not_toml_is_one_line(tmp_path):
     problems = check_board_file(_write(tmp_path, "name = \n"))
     assert len(problems) == 1 and problems[0].startswith("not valid TOML:")
+
+
+def test_export_takes_the_core_and_the_limits_of_a_board_file(tmp_path):
+    """`ariel export --board-file`: the board's core and FPU, and its memory as the limit."""
+    import json
+
+    board_file = _write(tmp_path, MY_BOARD.replace('core = "cortex-m4"', 'core = "cortex-m7"')
+                        .replace('fpu = "fpv4-sp-d16"', 'fpu = "fpv5-d16"')
+                        .replace('"mps2-an386"', '"mps2-an500"'))
+    runner = CliRunner()
+    result = runner.invoke(main, ["export", str(MODELS / "digits_mlp.onnx"), "--board-file",
+                                  str(board_file), "-o", str(tmp_path / "lib")])
+    assert result.exit_code == 0, result.output
+    export = json.loads((tmp_path / "lib" / "ariel.json").read_text())["export"]
+    assert (export["core"], export["fpu"]) == ("cortex-m7", "fpv5-d16")
+    assert "-mcpu=cortex-m7" in export["flags"] and "-mfpu=fpv5-d16" in export["flags"]
+    result = runner.invoke(main, ["export", str(MODELS / "resnet8_cifar10.onnx"),
+                                  "--board-file", str(board_file), "-o", str(tmp_path / "big")])
+    assert result.exit_code == 1 and "my-m4f" in result.output
+    assert not (tmp_path / "big").exists()

@@ -90,6 +90,13 @@ class OpDef:
     # the node itself stays float (weights-only quantization: LSTM's W and R); the QDQ
     # lowering hands the node the int8 tensor with its scales.
     int8_weights: ClassVar[tuple[int, ...]] = ()
+    # The element types the kernels take (check() refuses others); None: not declared, the
+    # float kernels' float32 (and int8 where `int8` says so).
+    dtypes: ClassVar[tuple[str, ...] | None] = None
+    # What the kernels do not take that the ONNX operator allows, beyond attributes by name
+    # (a value, an output, a dimensionality), in a few words: shown by `ariel ops`; check()
+    # refuses each with its one line.
+    limits: ClassVar[str] = ""
     # True for operators whose outputs are all optional and whose kernel writes only those
     # the node names (passes/prune_outputs.py drops the ones nothing reads).
     optional_outputs: ClassVar[bool] = False

@@ -144,6 +144,7 @@ def axis_phases(axis: Axis) -> list[Phase]:
 
 @register("ConvTranspose")
 class ConvTranspose(OpDef):
+    limits = "3-D and higher"
     attributes = frozenset({"auto_pad", "dilations", "group", "kernel_shape", "output_padding",
                             "output_shape", "pads", "strides"})
     accepts_clamp = True

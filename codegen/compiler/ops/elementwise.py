@@ -160,6 +160,7 @@ class UnaryOp(OpDef):
 
     def __init__(self, spec: Elementwise):
         self.spec = spec
+        self.dtypes = spec.dtypes
         self.attributes = spec.attributes
         self.int8 = spec.real
 

@@ -96,6 +96,7 @@ class LinearModel(OpDef):
 
 @register("LinearClassifier")
 class LinearClassifier(LinearModel):
+    limits = "string class labels; post_transform PROBIT"
     attributes = frozenset({"classlabels_ints", "classlabels_strings", "coefficients",
                             "intercepts", "multi_class", "post_transform"})
 
@@ -162,6 +163,7 @@ class LinearClassifier(LinearModel):
 
 @register("LinearRegressor")
 class LinearRegressor(LinearModel):
+    limits = "post_transform PROBIT"
     attributes = frozenset({"coefficients", "intercepts", "targets", "post_transform"})
 
     def targets(self, node: Node, features: int) -> int:

@@ -133,6 +133,7 @@ class SupportVectorMachine(OpDef):
 
 @register("SVMRegressor")
 class SVMRegressor(SupportVectorMachine):
+    limits = "liblinear mode (no support vectors); post_transform other than NONE"
     attributes = frozenset({"coefficients", "kernel_params", "kernel_type", "n_supports",
                             "one_class", "post_transform", "rho", "support_vectors"})
 
@@ -174,6 +175,8 @@ class SVMRegressor(SupportVectorMachine):
 
 @register("SVMClassifier")
 class SVMClassifier(SupportVectorMachine):
+    limits = ("liblinear mode (no support vectors); probability estimates (prob_a, prob_b); "
+              "string class labels; post_transform PROBIT")
     attributes = frozenset({"classlabels_ints", "classlabels_strings", "coefficients",
                             "kernel_params", "kernel_type", "post_transform", "prob_a",
                             "prob_b", "rho", "support_vectors", "vectors_per_class"})

@@ -495,6 +495,7 @@ def leaf_payload(leaves: list[list[tuple[int, float]]], targets: int, combine: s
 
 @register("TreeEnsembleClassifier")
 class TreeEnsembleClassifier(TreeEnsembleBase):
+    limits = "string class labels; post_transform PROBIT"
     attributes = NODE_ATTRIBUTES | {"class_ids", "class_nodeids", "class_treeids",
                                     "class_weights", "class_weights_as_tensor",
                                     "classlabels_int64s", "classlabels_strings"}
@@ -594,6 +595,7 @@ class TreeEnsembleClassifier(TreeEnsembleBase):
 
 @register("TreeEnsembleRegressor")
 class TreeEnsembleRegressor(TreeEnsembleBase):
+    limits = "post_transform PROBIT"
     attributes = NODE_ATTRIBUTES | {"aggregate_function", "n_targets", "target_ids",
                                     "target_nodeids", "target_treeids", "target_weights",
                                     "target_weights_as_tensor"}

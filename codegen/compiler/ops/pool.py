@@ -152,8 +152,11 @@ class WindowPool(OpDef):
 
     def __init__(self, pooling: Pooling):
         self.pooling = pooling
+        self.dtypes = pooling.dtypes
         self.attributes = WINDOW_ATTRIBUTES | pooling.extra_attributes
         self.int8_same_scale = pooling is MAXIMUM
+        self.limits = "3-D and higher windows" + (
+            "; the Indices output; storage_order 1" if pooling is MAXIMUM else "")
 
     def check(self, node: Node, graph: Graph) -> None:
         super().check(node, graph)
@@ -334,6 +337,7 @@ class GlobalPool(OpDef):
 
     def __init__(self, pooling: Pooling):
         self.pooling = pooling
+        self.dtypes = pooling.dtypes
         self.int8_same_scale = pooling is MAXIMUM
 
     def check(self, node: Node, graph: Graph) -> None:

@@ -28,6 +28,7 @@ def constant_exponent(graph: Graph, node: Node) -> int | None:
 
 @register("Pow")
 class Pow(BroadcastOp):
+    limits = "integer bases"
     def check_types(self, node: Node, graph: Graph) -> None:
         x, exponent = graph.input_tensors(node)
         require_dtype(node, x, FLOAT_TYPES)

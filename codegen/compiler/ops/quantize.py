@@ -137,6 +137,7 @@ class QuantLinear(OpDef):
     the elementwise layout, and the C expressions of the parameters."""
 
     attributes = frozenset({"axis", "block_size", "output_dtype"})
+    limits = "block_size; per-axis scales of a run-time tensor"
     quantized_position: int  # 0: the input is the integer side; 1: the output
 
     def check(self, node: Node, graph: Graph) -> None:

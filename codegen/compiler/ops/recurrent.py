@@ -83,6 +83,7 @@ class Product:
 
 
 class Recurrent(OpDef):
+    limits = "sequence_lens shorter than the sequence or computed at run time"
     """What LSTM, GRU and RNN share; each subclass gives its gates, cell and stages."""
 
     gates: ClassVar[int] = 1

@@ -332,6 +332,7 @@ def interpolate(x: np.ndarray, plan: Plan, weights: list[np.ndarray | None]) -> 
 
 
 class ResizeOp(OpDef):
+    limits = "coordinate mode tf_crop_and_resize"
     """Resize or Upsample."""
 
     int8 = True

@@ -1,0 +1,1 @@
+"""`ariel export`: a model as a library for the user's own firmware."""
