@@ -76,8 +76,10 @@ class BatchNormalization(OpDef):
         bounds, (at, per_channel) = collapse(
             output_loops(out), [operand_strides(out, out), operand_strides(channel, out)])
         weights: dict[str, np.ndarray] = {}
-        if all(p.is_const for p in params):
-            s, t = scale_and_shift(node, *(p.data for p in params))
+        folded = (scale_and_shift(node, *(p.data for p in params))
+                  if all(p.is_const for p in params) else None)
+        if folded is not None and fits_float32(*folded):
+            s, t = folded
             weights = {"s": s.astype(np.float32), "t": t.astype(np.float32)}
             expr = "x0[{x}] * {s}[{c}] + {t}[{c}]"
             how = "y = x * s + t, s and t per channel computed at compile time"
@@ -85,7 +87,9 @@ class BatchNormalization(OpDef):
         else:
             expr = ("(x0[{x}] - {mean}[{c}]) / sqrtf({var}[{c}] + {eps}) * {scale}[{c}]"
                     " + {bias}[{c}]")
-            how = "y = (x - mean) / sqrt(var + epsilon) * scale + bias, statistics at run time"
+            how = ("y = (x - mean) / sqrt(var + epsilon) * scale + bias, statistics at run time"
+                   if folded is None else "y = (x - mean) / sqrt(var + epsilon) * scale + bias "
+                   "in the model's order (scale / sqrt(var + epsilon) exceeds float32)")
             arrays = {}
             for key, tensor in zip(PARAMETERS, params, strict=True):
                 if tensor.is_const:
@@ -102,6 +106,14 @@ class BatchNormalization(OpDef):
             "clamp": clamp_statements("v", node.clamp, "float"),
         }
         return Kernel("kernels/batchnorm_f32.c.j2", context, weights)
+
+
+def fits_float32(*arrays: np.ndarray) -> bool:
+    """Whether values computed in float64 at compile time stay finite as float32. A scale
+    near float32's largest value divided by a standard deviation below 1 does not: folded,
+    it would be infinite where the model's own order of operations stays finite."""
+    with np.errstate(over="ignore"):
+        return all(np.isfinite(np.asarray(a).astype(np.float32)).all() for a in arrays)
 
 
 def scale_and_shift(node: Node, scale, bias, mean, var) -> tuple[np.ndarray, np.ndarray]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from codegen.compiler.ir import Graph, Node, Tensor
+from codegen.compiler.ops.batchnorm import fits_float32
 
 
 def fold_batchnorm(graph: Graph) -> None:
@@ -21,8 +22,11 @@ def fold_batchnorm(graph: Graph) -> None:
         out_channels = weight.shape[0]
         bias = (graph.tensor(conv.inputs[2]).data if len(conv.inputs) > 2 and conv.inputs[2]
                 else np.zeros(out_channels, np.float32))
-        new_weight = (weight * factor.reshape(-1, *[1] * (weight.ndim - 1))).astype(np.float32)
-        new_bias = ((bias - mean) * factor + shift).astype(np.float32)
+        new_weight = weight * factor.reshape(-1, *[1] * (weight.ndim - 1))
+        new_bias = (bias - mean) * factor + shift
+        if not fits_float32(new_weight, new_bias):
+            continue  # the BatchNormalization then runs as a kernel, in the model's order
+        new_weight, new_bias = new_weight.astype(np.float32), new_bias.astype(np.float32)
         conv.inputs = [conv.inputs[0],
                        _add_constant(graph, f"{conv.name}/folded_W", new_weight),
                        _add_constant(graph, f"{conv.name}/folded_B", new_bias)]

@@ -6,6 +6,7 @@ C and through ariel's numpy reference of the compiled graph."""
 import numpy as np
 import pytest
 from onnx import helper
+from onnx.reference import ReferenceEvaluator
 
 from codegen.compiler.ir import channels_last
 from codegen.errors import UnsupportedError
@@ -105,3 +106,28 @@ def test_training_mode_is_rejected(opset, attrs, outputs):
                   shapes)
     with pytest.raises(UnsupportedError, match="training mode"):
         compile_onnx(model)
+
+
+@pytest.mark.parametrize("after_conv", [False, True], ids=["standalone", "after_conv"])
+def test_a_scale_that_overflows_float32_once_folded_runs_in_the_model_s_order(after_conv,
+                                                                            tmp_path):
+    """scale = 3e38 over a standard deviation below 1: folded to one factor per channel it is
+    infinite in float32 (so is every output but exact zeros), computed in the model's order
+    it is finite where |x - mean| is small enough, as here (found by the fuzzer:
+    file-odd-values:11001217)."""
+    rng = np.random.default_rng(3)
+    x = random_array(rng, (1, 2, 3, 3), low=-0.25, high=0.25)
+    values = {"scale": np.array([3e38, 1.0], np.float32), "bias": np.zeros(2, np.float32),
+              "mean": np.zeros(2, np.float32), "var": np.array([0.25, 1.0], np.float32)}
+    if after_conv:
+        model = chain([helper.make_node("Conv", ["x", "w"], ["c"]),
+                       helper.make_node("BatchNormalization", ["c", *STATISTICS], ["y"])],
+                      {"x": x}, {"w": np.ones((2, 2, 1, 1), np.float32), **values},
+                      ["y"], opset=15)
+    else:
+        model = single_node_model("BatchNormalization", {"x": x}, values)
+    compiled = compile_onnx(model)
+    assert "BatchNormalization" in [n.op for n in compiled.graph.nodes]
+    y = ReferenceEvaluator(model).run(None, {"x": x})[0]
+    assert np.isfinite(y).all()
+    check(model, [x], tmp_path)
