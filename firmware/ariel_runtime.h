@@ -93,6 +93,35 @@ ARIEL_INLINE int32_t ariel_sxtab16(int32_t a, int32_t x) { return __sxtab16(a, x
 ARIEL_INLINE int32_t ariel_smlad(int32_t x, int32_t y, int32_t acc) { return __smlad(x, y, acc); }
 ARIEL_INLINE int32_t ariel_smlabb(int32_t x, int32_t y, int32_t acc) { return __smlabb(x, y, acc); }
 ARIEL_INLINE int32_t ariel_smlatt(int32_t x, int32_t y, int32_t acc) { return __smlatt(x, y, acc); }
+/* SXTB16 of x rotated right by 8 (bytes 1 and 3 widened) and SXTAB16 likewise: one
+ * instruction each, the rotation being SXTB16's own operand (GCC 12 keeps a separate ROR
+ * before the intrinsic). */
+ARIEL_INLINE int32_t ariel_sxtb16_ror8(int32_t x)
+{
+    int32_t result;
+    __asm__ volatile("sxtb16 %0, %1, ror #8" : "=r"(result) : "r"(x));
+    return result;
+}
+ARIEL_INLINE int32_t ariel_sxtab16_ror8(int32_t a, int32_t x)
+{
+    int32_t result;
+    __asm__ volatile("sxtab16 %0, %1, %2, ror #8" : "=r"(result) : "r"(a), "r"(x));
+    return result;
+}
+/* The bottom halves of a and b as (bottom of a, bottom of b), and their top halves as
+ * (top of a, top of b): PKHBT and PKHTB. */
+ARIEL_INLINE int32_t ariel_pack_bottoms(int32_t a, int32_t b)
+{
+    int32_t result;
+    __asm__ volatile("pkhbt %0, %1, %2, lsl #16" : "=r"(result) : "r"(a), "r"(b));
+    return result;
+}
+ARIEL_INLINE int32_t ariel_pack_tops(int32_t a, int32_t b)
+{
+    int32_t result;
+    __asm__ volatile("pkhtb %0, %1, %2, asr #16" : "=r"(result) : "r"(b), "r"(a));
+    return result;
+}
 #elif defined(ARIEL_EMULATE_DSP)
 #define ARIEL_DSP 1
 /* C twins of the instructions, as the Armv7-M reference manual defines them: halfwords
@@ -125,6 +154,22 @@ ARIEL_INLINE int32_t ariel_smlabb(int32_t x, int32_t y, int32_t acc)
 ARIEL_INLINE int32_t ariel_smlatt(int32_t x, int32_t y, int32_t acc)
 {
     return (int32_t)((uint32_t)acc + (uint32_t)(ariel_top(x) * ariel_top(y)));
+}
+ARIEL_INLINE int32_t ariel_sxtb16_ror8(int32_t x)
+{
+    return ariel_sxtb16((int32_t)(((uint32_t)x >> 8) | ((uint32_t)x << 24)));
+}
+ARIEL_INLINE int32_t ariel_sxtab16_ror8(int32_t a, int32_t x)
+{
+    return ariel_sxtab16(a, (int32_t)(((uint32_t)x >> 8) | ((uint32_t)x << 24)));
+}
+ARIEL_INLINE int32_t ariel_pack_bottoms(int32_t a, int32_t b)
+{
+    return ariel_halves(ariel_bottom(a), ariel_bottom(b));
+}
+ARIEL_INLINE int32_t ariel_pack_tops(int32_t a, int32_t b)
+{
+    return ariel_halves(ariel_top(a), ariel_top(b));
 }
 #else
 #define ARIEL_DSP 0
@@ -184,6 +229,11 @@ ARIEL_INLINE uint8_t ariel_saturate_u8(int32_t value) { return (uint8_t)__usat(v
 #else
 #define ARIEL_QUANTIZE_BY_RECIPROCAL 0
 #endif
+
+/* The bottom and top halves of a word of two int16 values (weights stored as pairs for SMLAD,
+ * read one at a time by the plain C path). */
+ARIEL_INLINE int32_t ariel_bottom16(int32_t word) { return (int16_t)(uint16_t)((uint32_t)word & 0xFFFFu); }
+ARIEL_INLINE int32_t ariel_top16(int32_t word) { return (int16_t)(uint16_t)((uint32_t)word >> 16); }
 
 /* Four int8 values as one 32-bit word (a single LDR; Armv7-M loads unaligned words). */
 ARIEL_INLINE int32_t ariel_load_s8x4(const int8_t *p)
@@ -394,40 +444,6 @@ ARIEL_INLINE int32_t ariel_dot_1x1_s8(int32_t acc, const int32_t *col, const int
     }
     return acc;
 }
-
-/* Depthwise, four channels of `pixels` (1 or 2) output pixels over all taps:
- *   acc[4 r + j] += sum over t of (tap[r taps + t][channel + j] + offset) * w[4 t + j].
- * Channels 0 and 2 sit in the bottom and top halves of one widened word, 1 and 3 in the
- * other; SMLABB and SMLATT take one half each. A tap's weight word is widened once for
- * both pixels. */
-ARIEL_INLINE void ariel_dw_s8(int32_t *acc, int32_t pixels, const int8_t *const *tap,
-                              int32_t taps, int32_t channel, const int8_t *w, int32_t offset)
-{
-    const int32_t offset2 = (int32_t)(((uint32_t)offset & 0xFFFFu) * 0x10001u);
-    int32_t a[8];
-#pragma GCC unroll 8
-    for (int32_t j = 0; j < 4 * pixels; ++j) {
-        a[j] = acc[j];
-    }
-    for (int32_t t = 0; t < taps; ++t) {
-        const int32_t ww = ariel_load_s8x4(w + 4 * t);
-        const int32_t we = ariel_sxtb16(ww), wo = ariel_sxtb16(ariel_ror8(ww));
-#pragma GCC unroll 2
-        for (int32_t r = 0; r < pixels; ++r) {
-            const int32_t xw = ariel_load_s8x4(tap[r * taps + t] + channel);
-            const int32_t xe = ariel_sxtab16(offset2, xw);
-            const int32_t xo = ariel_sxtab16(offset2, ariel_ror8(xw));
-            a[4 * r] = ariel_smlabb(xe, we, a[4 * r]);
-            a[4 * r + 2] = ariel_smlatt(xe, we, a[4 * r + 2]);
-            a[4 * r + 1] = ariel_smlabb(xo, wo, a[4 * r + 1]);
-            a[4 * r + 3] = ariel_smlatt(xo, wo, a[4 * r + 3]);
-        }
-    }
-#pragma GCC unroll 8
-    for (int32_t j = 0; j < 4 * pixels; ++j) {
-        acc[j] = a[j];
-    }
-}
 #endif /* ARIEL_DSP */
 
 /* -- int8 in plain C: the same packed weights, one multiply-accumulate at a time ----------
@@ -460,20 +476,6 @@ ARIEL_INLINE int32_t ariel_dot_1x1_s8_c(int32_t acc, const int8_t *x, const int8
         acc += ((int32_t)x[k] + offset) * (int32_t)w[k];
     }
     return acc;
-}
-
-/* Depthwise, as ariel_dw_s8, one product at a time. */
-ARIEL_INLINE void ariel_dw_s8_c(int32_t *acc, int32_t pixels, const int8_t *const *tap,
-                                int32_t taps, int32_t channel, const int8_t *w, int32_t offset)
-{
-    for (int32_t t = 0; t < taps; ++t) {
-        for (int32_t r = 0; r < pixels; ++r) {
-            const int8_t *x = tap[r * taps + t] + channel;
-            for (int32_t j = 0; j < 4; ++j) {
-                acc[4 * r + j] += ((int32_t)x[j] + offset) * (int32_t)w[4 * t + j];
-            }
-        }
-    }
 }
 
 /* -- a float vector against packed int8 rows --------------------------------------------

@@ -76,7 +76,9 @@ def _check_memory_against_tflite_micro(model: str, result) -> None:
     assert arena == result.compiled.info.arena_size
     assert arena < TFLM_ARENA[model], (arena, TFLM_ARENA[model])
     assert result.float_info is not None and result.float_info.arena_size > arena
-    assert result.compiled.info.weights_bytes < result.float_info.weights_bytes / 3
+    # int8 filters take a quarter of float's bytes, except the depthwise ones, stored as int16
+    # pairs (pre-widened for SMLAD: twice their int8 bytes, kws_dscnn's 0.36 of float's).
+    assert result.compiled.info.weights_bytes < result.float_info.weights_bytes * 0.4
 
 
 def test_int8_with_float_io_tracks_onnxruntime(tmp_path):

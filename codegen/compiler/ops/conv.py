@@ -216,19 +216,23 @@ class Conv(OpDef):
         taps = geometry["kh"] * geometry["kw"]
         k = taps * geometry["icg"]
         if geometry["icg"] == 1 and geometry["ocg"] == 1 and geometry["ic"] % 4 == 0:
-            # [C/4][taps][4]: one word holds a tap's weights for four channels.
-            weights["w"] = np.ascontiguousarray(
-                rows.reshape(-1, 4, taps).transpose(0, 2, 1)).reshape(-1)
-            notes[1] += "; w packed [C/4][KH*KW][4] (one word: four channels of a tap)"
-            notes.append("path: depthwise, four channels per step over the taps of one output "
-                         "pixel. DSP (ARIEL_DSP): each tap widens four inputs and four weights "
-                         "with SXTB16 and takes the products with SMLABB/SMLATT; plain C: the "
-                         "same sums one product at a time. Padded taps read a row of the zero "
-                         "point.")
+            weights["w"] = pack_depthwise(rows)
+            notes[1] += (f"; w as int16 pairs, per four channels: each pair of taps (t, t + 1) "
+                         f"one word per channel, an odd last tap two words (channels 0 and 2, "
+                         f"1 and 3): {weights['w'].nbytes} bytes of flash, twice the int8 "
+                         f"filters', so that no weight is widened at run time")
+            notes.append(
+                "path: depthwise, four channels of one pixel per step, every tap unrolled. "
+                "DSP (ARIEL_DSP): two taps' input words packed by PKHBT/PKHTB so that SXTB16 "
+                "widens one channel's two taps into one word, and SMLAD takes both products "
+                "against the pre-widened weight pair (two MACs per instruction, no run-time "
+                "weight widening); plain C: the same sums one product at a time. Interior "
+                "pixels read each tap at a fixed offset from the first, four channels at a "
+                "time over all pixels; border pixels find their taps once for all channels, "
+                "padded taps reading a row of the zero point.")
             return Kernel("kernels/conv_dw_s8.c.j2",
-                          {**context, "taps": taps, "notes": wrap_notes(notes),
-                           "pixels": win.out_hw[0] * win.out_hw[1],
-                           "padded": reads_padding(win)},
+                          {**context, **depthwise_context(win, geometry, folding.offset),
+                           "notes": wrap_notes(notes)},
                           weights)
         ocg = geometry["ocg"]
         groups = [pack_pairs(rows[g * ocg:(g + 1) * ocg]) for g in range(geometry["group"])]
@@ -279,12 +283,65 @@ class Conv(OpDef):
                 "sh": win.strides[0], "sw": win.strides[1],
                 "dh": win.dilations[0], "dw": win.dilations[1],
                 "pad_top": win.pads[0], "pad_left": win.pads[1],
-                "group": group, "icg": icg, "ocg": oc // group}
+                "group": group, "icg": icg, "ocg": oc // group,
+                "out_col_step": grid.col_step}
 
     def macs(self, node: Node, graph: Graph) -> int:
         w = graph.tensor(node.inputs[1])
         y = graph.tensor(node.outputs[0])
         return y.size * int(np.prod(w.shape[1:]))
+
+
+def pack_depthwise(rows: np.ndarray) -> np.ndarray:
+    """Depthwise filters [C, taps] (C a multiple of four) as int16 pairs in 32-bit words,
+    per group of four channels: for taps (2p, 2p + 1), one word per channel j with tap 2p's
+    weight in the bottom half and tap 2p + 1's in the top (what SMLAD multiplies the
+    channel's two widened inputs by); an odd last tap as (channel 0, channel 2) and (1, 3),
+    the halves SXTB16 widens a word of four channels into."""
+    channels, taps = rows.shape
+    pairs = taps // 2
+    groups = rows.astype(np.int16).reshape(channels // 4, 4, taps)
+    halves = [groups[:, :, 0:2 * pairs:2], groups[:, :, 1:2 * pairs:2]]
+    paired = np.stack(halves, axis=-1).transpose(0, 2, 1, 3).reshape(channels // 4, -1, 2)
+    if taps % 2:
+        last = groups[:, [0, 2, 1, 3], taps - 1].reshape(channels // 4, 2, 2)
+        paired = np.concatenate([paired, last], axis=1)
+    return np.ascontiguousarray(paired).view(np.int32).reshape(-1)
+
+
+def depthwise_context(win: Window, geometry: dict, offset: int) -> dict:
+    """What conv_dw_s8.c.j2 needs besides the geometry: the weight words per group, the
+    interior's output rows and columns (pixels whose taps all lie in the input) and each
+    tap's byte offset there from the first, whether any pixel is on the border, and the
+    widening (with the input offset added when the zero point is not folded)."""
+    (ih, iw), (oh, ow) = win.in_hw, win.out_hw
+    g = geometry
+    oy_lo, oy_hi = _inside(ih, oh, g["kh"], g["sh"], g["dh"], g["pad_top"])
+    ox_lo, ox_hi = _inside(iw, ow, g["kw"], g["sw"], g["dw"], g["pad_left"])
+    interior = oy_lo <= oy_hi and ox_lo <= ox_hi
+    border = not interior or (oy_lo, oy_hi, ox_lo, ox_hi) != (0, oh - 1, 0, ow - 1)
+    taps = g["kh"] * g["kw"]
+    offsets = [(ky * g["dh"] * iw + kx * g["dw"]) * g["ic"]
+               for ky in range(g["kh"]) for kx in range(g["kw"])]
+    pair = f"{(offset & 0xFFFF) * 0x10001 - (1 << 32 if offset < 0 else 0)}"
+    return {"taps": taps, "pairs": taps // 2, "odd": taps % 2,
+            "words": 4 * (taps // 2) + 2 * (taps % 2),
+            "interior": interior, "border": border, "padded": border,
+            "oy_lo": oy_lo, "oy_hi": oy_hi, "ox_lo": ox_lo, "ox_hi": ox_hi,
+            "interior_addr": [f"src + {o}" if o else "src" for o in offsets],
+            "border_addr": [f"tap[{t}] + c" for t in range(taps)],
+            "widen": (lambda v: f"ariel_sxtb16({v})") if offset == 0 else
+                     (lambda v: f"ariel_sxtab16({pair}, {v})"),
+            "widen_odd": (lambda v: f"ariel_sxtb16_ror8({v})") if offset == 0 else
+                         (lambda v: f"ariel_sxtab16_ror8({pair}, {v})"),
+            "plus_offset": f" + {offset}" if offset > 0 else (f" - {-offset}" if offset else "")}
+
+
+def _inside(size: int, out: int, k: int, stride: int, dilation: int, pad: int
+            ) -> tuple[int, int]:
+    """The first and last output index along one axis whose taps all lie in the input."""
+    return (max(0, -(-pad // stride)),
+            min(out - 1, (size - 1 - (k - 1) * dilation + pad) // stride))
 
 
 def reads_padding(win: Window) -> bool:

@@ -1,0 +1,137 @@
+"""The int8 depthwise kernel (conv_dw_s8.c.j2): hand-built depthwise QLinearConv models over
+filter sizes with an even and an odd tap count, strides, pads that leave no interior, no
+border or both, dilations, batches and input zero points from -128 to 127, including the path
+that subtracts the zero point from each input (when folding it into the bias could overflow).
+The host C, plain and with the DSP path on ariel_runtime.h's C twins of the instructions,
+equals ariel's integer reference bit for bit and ONNX Runtime within one unit; a few shapes
+run on a Cortex-M4 in QEMU (the real SMLAD, PKHBT and PKHTB) and, on the plain path, on a
+Cortex-M0+."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from codegen.compiler.reference import run_graph
+from tests.compiler.ops.test_conv_s8 import check_int8
+from tests.compiler.ops.test_s8_dsp_qemu import check_on_cortex_m4, firmware, run_firmware, uses
+from tests.support import compile_onnx_int8
+
+# name: input NCHW (or NCW), filter size, strides, pads (begins then ends), dilations,
+# the input's zero point.
+CASES = {
+    "3x3_pad1": ((1, 8, 6, 5), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), -20),
+    "3x3_stride2_pad_end": ((1, 12, 9, 8), (3, 3), (2, 2), (0, 0, 1, 1), (1, 1), 3),
+    "3x3_stride2_pad_all": ((1, 4, 8, 7), (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), -128),
+    "3x3_strides_2x1_asym": ((2, 8, 7, 6), (3, 3), (2, 1), (1, 0, 0, 2), (1, 1), 127),
+    "3x3_no_interior": ((1, 4, 2, 2), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 0),
+    "3x3_no_pad": ((1, 8, 5, 6), (3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 9),
+    "3x3_dilated": ((1, 8, 9, 9), (3, 3), (1, 1), (2, 2, 2, 2), (2, 2), -60),
+    "5x5_pad2": ((1, 8, 7, 6), (5, 5), (1, 1), (2, 2, 2, 2), (1, 1), -5),
+    "2x2_even_taps": ((1, 12, 7, 7), (2, 2), (2, 2), (0, 0, 1, 1), (1, 1), 40),
+    "1x3_three_taps": ((1, 4, 6, 5), (1, 3), (1, 1), (0, 1, 0, 1), (1, 1), -1),
+    "1d_kernel_3": ((1, 8, 12), (3,), (1,), (1, 1), (1,), 17),
+    "64_channels": ((1, 64, 5, 4), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), -33),
+}
+
+
+def output_size(size: int, k: int, stride: int, begin: int, end: int, dilation: int) -> int:
+    return (size + begin + end - (k - 1) * dilation - 1) // stride + 1
+
+
+def depthwise_model(rng: np.random.Generator, x_shape: tuple, kernel: tuple, strides: tuple,
+                    pads: tuple, dilations: tuple, x_zero_point: int,
+                    w: np.ndarray | None = None, bias: np.ndarray | None = None
+                    ) -> onnx.ModelProto:
+    """A hand-built depthwise QLinearConv: int8 input and output, per-channel int8 filters."""
+    channels, spatial = x_shape[1], len(kernel)
+    w = rng.integers(-127, 128, (channels, 1, *kernel)).astype(np.int8) if w is None else w
+    w_scale = rng.uniform(0.002, 0.01, channels).astype(np.float32)
+    bias = rng.integers(-3000, 3000, channels).astype(np.int32) if bias is None else bias
+    constants = {"x_scale": np.array(0.03, np.float32),
+                 "x_zero_point": np.array(x_zero_point, np.int8),
+                 "w": w, "w_scale": w_scale, "w_zero_point": np.zeros(channels, np.int8),
+                 "y_scale": np.array(0.07, np.float32), "y_zero_point": np.array(-7, np.int8),
+                 "b": bias}
+    node = helper.make_node("QLinearConv", ["x", *constants], ["y"], group=channels,
+                            kernel_shape=list(kernel), strides=list(strides), pads=list(pads),
+                            dilations=list(dilations))
+    out = [output_size(x_shape[2 + i], kernel[i], strides[i], pads[i], pads[spatial + i],
+                       dilations[i]) for i in range(spatial)]
+    graph = helper.make_graph(
+        [node], "depthwise", [helper.make_tensor_value_info("x", TensorProto.INT8, x_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.INT8, [x_shape[0], channels, *out])],
+        [numpy_helper.from_array(v, k) for k, v in constants.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def compile_case(rng: np.random.Generator, case: str):
+    model = depthwise_model(rng, *CASES[case])
+    compiled = compile_onnx_int8(model, None, io="int8")
+    # (layout copies around it: the model's tensors are NCHW, the kernel's NHWC)
+    assert [k["kernel"] for k in compiled.info.kernels if k["op"] == "Conv"] == ["conv_dw_s8"]
+    return model, compiled
+
+
+def samples(rng: np.random.Generator, shape: tuple, count: int) -> list[list[np.ndarray]]:
+    """Random int8 inputs, then the two extremes (every product at its largest)."""
+    inputs = [[rng.integers(-128, 128, shape).astype(np.int8)] for _ in range(count)]
+    return inputs + [[np.full(shape, -128, np.int8)], [np.full(shape, 127, np.int8)]]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_depthwise_s8(case, tmp_path):
+    rng = np.random.default_rng(180)
+    model, compiled = compile_case(rng, case)
+    source = compiled.files["m.c"]
+    assert "ariel_pack_bottoms" in source and "ariel_smlad" in source
+    assert "ariel_sxtab16" not in source  # the zero point folded into the bias
+    check_int8(compiled, samples(rng, CASES[case][0], 3), tmp_path, f"depthwise {case}",
+               model=model)
+
+
+def test_depthwise_s8_subtracts_the_zero_point_where_folding_could_overflow(tmp_path):
+    """Positive filters, an input zero point of -128 and a bias near the int32 limit: with the
+    zero point folded the sums could reach beyond int32, so each input is widened with the
+    zero point subtracted (SXTAB16) instead. The outputs saturate at such a bias; the
+    rounding of smaller ones is the other cases' business."""
+    rng = np.random.default_rng(181)
+    x_shape, kernel = (1, 8, 5, 5), (3, 3)
+    w = rng.integers(90, 128, (8, 1, *kernel)).astype(np.int8)
+    sums = w.astype(np.int64).reshape(8, -1).sum(axis=1)
+    bias = (2**31 - 1 - 255 * sums - 5).astype(np.int32)
+    model = depthwise_model(rng, x_shape, kernel, (1, 1), (1, 1, 1, 1), (1, 1), -128, w, bias)
+    compiled = compile_onnx_int8(model, None, io="int8")
+    source = compiled.files["m.c"]
+    assert "subtracted from each input" in source and "ariel_sxtab16" in source
+    check_int8(compiled, samples(rng, x_shape, 2), tmp_path, "depthwise zero point subtracted",
+               model=model)
+
+
+QEMU_CASES = ["3x3_strides_2x1_asym", "5x5_pad2", "2x2_even_taps", "3x3_no_interior"]
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("case", QEMU_CASES)
+def test_depthwise_s8_on_a_cortex_m4_in_qemu(case, tmp_path):
+    rng = np.random.default_rng(182)
+    _, compiled = compile_case(rng, case)
+    inputs = samples(rng, CASES[case][0], 2)
+    check_on_cortex_m4(compiled, inputs, tmp_path)
+    assert uses(tmp_path / "dsp" / "build" / "firmware.elf", "pkhbt")
+
+
+@pytest.mark.qemu
+def test_depthwise_s8_plain_path_on_a_cortex_m0plus_in_qemu(tmp_path):
+    rng = np.random.default_rng(183)
+    _, compiled = compile_case(rng, "3x3_strides_2x1_asym")
+    inputs = samples(rng, CASES["3x3_strides_2x1_asym"][0], 2)
+    want = np.stack([run_graph(compiled.graph, sample)[0] for sample in inputs])
+    elf = firmware(compiled, tmp_path / "m0", board="nucleo-g071rb")
+    got = run_firmware(compiled, elf, inputs, tmp_path / "run", board="nucleo-g071rb")
+    np.testing.assert_array_equal(got, want)
