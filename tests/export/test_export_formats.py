@@ -1,8 +1,9 @@
 """The Zephyr, PlatformIO and Arduino exports against the metadata rules those tools publish
 (their required keys, the values they accept, the layout they look for), the plain C export's
-contents, and an adaptive export's dispatcher. Zephyr and PlatformIO do not install offline
-here (Debian packages neither): their rules are checked as written, and the sources they
-would compile are compiled for the core by tests/e2e/test_hostile_names.py. The Arduino
+contents, and an adaptive export's dispatcher. Neither Zephyr nor PlatformIO builds here
+(Zephyr's SDK and PlatformIO's toolchains come from their own servers): Zephyr's module
+rules are checked as written, PlatformIO's manifest by PlatformIO's own schema, and the
+sources they would compile are compiled for the core by tests/e2e/test_hostile_names.py. The Arduino
 library is also built and run (test_export_arduino.py)."""
 
 import json
@@ -92,8 +93,15 @@ SEMVER = re.compile(r"\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?")
 
 
 def test_platformio_library_follows_library_json_rules(tmp_path):
+    from platformio.package.manifest.parser import ManifestParserFactory
+    from platformio.package.manifest.schema import ManifestSchema
+
     out = _export(tmp_path, "platformio")
     assert _files(out) == SOURCES | {"ariel.json", "library.json"}
+    # PlatformIO's own parser and schema (what `pio pkg pack` and its registry apply; they
+    # raise ManifestValidationError on a missing or wrong field).
+    parsed = ManifestParserFactory.new_from_file(str(out / "library.json")).as_dict()
+    assert ManifestSchema().load_manifest(parsed)["name"] == "digits-mlp"
     manifest = json.loads((out / "library.json").read_text())
     name = manifest["name"]
     assert len(name) <= 50 and re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name)
