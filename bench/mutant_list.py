@@ -38,6 +38,7 @@ def twin(id: str, edits: list[tuple[str, str, str]], why: str, tests: tuple[str,
 
 # Test selections shared by several mutants.
 CONV_S8 = ("tests/compiler/ops/test_conv_s8.py",)
+CLAMP_S8 = ("tests/compiler/ops/test_conv_s8.py", "-k", "clamp or activation")
 CONV_F32 = ("tests/compiler/ops/test_conv.py",)
 GEMM = ("tests/compiler/ops/test_gemm.py", "tests/compiler/ops/test_matmul.py")
 GEMM_S8 = ("tests/compiler/ops/test_gemm_s8.py",)
@@ -87,7 +88,7 @@ MUTANTS: list[Mutant] = [
     mutant("gemm-transb-ignored", "codegen/compiler/ops/gemm.py",
            '        b = b.T if attr(node, "transB", 0) else b\n        return',
            '        return',
-           "transB forgotten in one of two places that read it", GEMM),
+           "transB forgotten in the int8 reference (the float one reads it)", GEMM_S8),
     mutant("pool-count-include-pad-default", "codegen/compiler/ops/pool.py",
            'return self.pooling is AVERAGE and bool(attr(node, "count_include_pad", 0))',
            'return self.pooling is AVERAGE and bool(attr(node, "count_include_pad", 1))',
@@ -146,15 +147,16 @@ MUTANTS: list[Mutant] = [
     mutant("clamp-high-floored", "codegen/compiler/quant/output_stage.py",
            "high = min(high, zero_point + int(np.rint(clamp[1] / scale)))",
            "high = min(high, zero_point + int(np.floor(clamp[1] / scale)))",
-           "a fused Clip's upper bound floored instead of rounded", CONV_S8),
+           "a fused Clip's upper bound floored instead of rounded", CLAMP_S8),
     mutant("clamp-low-ceiled", "codegen/compiler/quant/output_stage.py",
            "low = max(low, zero_point + int(np.rint(clamp[0] / scale)))",
            "low = max(low, zero_point + int(np.ceil(clamp[0] / scale)))",
-           "a fused Clip's lower bound ceiled instead of rounded", CONV_S8),
+           "a fused Clip's lower bound ceiled instead of rounded", CLAMP_S8),
     mutant("bias-truncated", "codegen/compiler/quant/fixedpoint.py",
            "values = np.rint(np.asarray(bias, np.float64) / np.where(scale == 0, 1, scale))",
            "values = np.trunc(np.asarray(bias, np.float64) / np.where(scale == 0, 1, scale))",
-           "the float bias truncated to int32 instead of rounded", CONV_S8),
+           "the float bias truncated to int32 instead of rounded",
+           ("tests/compiler/quant/test_fixedpoint.py",) + CONV_S8),
     mutant("align-multiplier-truncated", "codegen/compiler/quant/fixedpoint.py",
            "return (multiplier + (1 << (extra_shift - 1))) >> extra_shift",
            "return multiplier >> extra_shift",

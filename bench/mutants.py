@@ -83,7 +83,9 @@ def run_tests(copy: Path, tests: tuple[str, ...], stop_at_first: bool = True) ->
     except subprocess.TimeoutExpired:
         return Run(-1, f"timed out after {TIMEOUT_S} s", [])
     lines = [line for line in done.stdout.splitlines() if line.strip()]
-    failed = [line.split()[1] for line in lines if line.startswith(("FAILED ", "ERROR "))]
+    # "FAILED tests/x.py::test[a b] - message": the node id may hold spaces.
+    failed = [line.split(" ", 1)[1].split(" - ")[0] for line in lines
+              if line.startswith(("FAILED ", "ERROR "))]
     return Run(done.returncode, lines[-1] if lines else done.stderr.strip()[-200:], failed)
 
 
