@@ -11,8 +11,10 @@ The mutants are data (bench/mutant_list.py): files, the exact text each changes 
 exactly once, else the mutant is stale and reported as such), its replacement, why a real bug
 would look like it, and a short list of tests. The scratch copy is made once, outside the
 working tree; each mutant is applied to it, its tests run there (pytest -x, one worker), and
-the files are put back. Before the mutants, each distinct list of tests runs once unmutated
-and must pass, so that a broken selection cannot pass for a kill.
+the files are put back. A kill counts only if the test that failed passes on the unmutated
+copy: after the mutants, every such test runs once more, unmutated, in one pytest call, and a
+kill whose test fails there too is reported as unconfirmed (`--baseline` instead runs every
+list of tests unmutated before the mutants: slower, and the same guard).
 """
 
 from __future__ import annotations
@@ -42,9 +44,10 @@ TIMEOUT_S = 900
 @dataclass
 class Result:
     mutant: Mutant
-    outcome: str  # "killed", "survived", "equivalent", "stale"
+    outcome: str  # "killed", "survived", "equivalent", "stale", "unconfirmed"
     seconds: float
     detail: str = ""
+    failed: str = ""  # the test that killed it
 
 
 def scratch_copy(into: Path) -> Path:
@@ -63,16 +66,27 @@ def environment(copy: Path) -> dict[str, str]:
     return env
 
 
-def run_tests(copy: Path, tests: tuple[str, ...]) -> tuple[int, str]:
-    command = [sys.executable, "-m", "pytest", "-x", "-q", "-n", "0", "-p", "no:cacheprovider",
-               "-p", "no:randomly", *tests]
+@dataclass
+class Run:
+    code: int
+    last: str  # pytest's last line
+    failed: list[str]  # node ids of the tests that failed or errored
+
+
+def run_tests(copy: Path, tests: tuple[str, ...], stop_at_first: bool = True) -> Run:
+    command = [sys.executable, "-m", "pytest", "-q", "-rfE", "-n", "0", "-p",
+               "no:cacheprovider", "-p", "no:randomly", *(["-x"] if stop_at_first else []),
+               *tests]
     try:
         done = subprocess.run(command, cwd=copy, env=environment(copy), capture_output=True,
                               text=True, timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        return -1, f"timed out after {TIMEOUT_S} s"
+        return Run(-1, f"timed out after {TIMEOUT_S} s", [])
     lines = [line for line in done.stdout.splitlines() if line.strip()]
-    return done.returncode, lines[-1] if lines else done.stderr.strip()[-200:]
+    # "FAILED tests/x.py::test[a b] - message": the node id may hold spaces.
+    failed = [line.split(" ", 1)[1].split(" - ")[0] for line in lines
+              if line.startswith(("FAILED ", "ERROR "))]
+    return Run(done.returncode, lines[-1] if lines else done.stderr.strip()[-200:], failed)
 
 
 def check_imports_from(copy: Path) -> None:
@@ -112,15 +126,29 @@ def run_mutant(copy: Path, mutant: Mutant) -> Result:
     if isinstance(originals, str):
         return Result(mutant, "stale", 0.0, originals)
     try:
-        code, last = run_tests(copy, mutant.tests)
+        run = run_tests(copy, mutant.tests)
     finally:
         restore(originals)
     seconds = time.monotonic() - start
-    if code != 0:
-        return Result(mutant, "killed", seconds, last)
+    if run.code != 0:
+        return Result(mutant, "killed", seconds, run.last,
+                      run.failed[0] if run.failed else "")
     if mutant.equivalent:
         return Result(mutant, "equivalent", seconds, mutant.equivalent)
-    return Result(mutant, "survived", seconds, last)
+    return Result(mutant, "survived", seconds, run.last)
+
+
+def confirm_kills(copy: Path, results: list[Result]) -> None:
+    """Run every test that killed a mutant once more on the unmutated copy, in one call: a
+    kill stands only if its test passes there (a test that fails anyway proves nothing)."""
+    killers = sorted({r.failed for r in results if r.outcome == "killed" and r.failed})
+    broken = set(run_tests(copy, tuple(killers), stop_at_first=False).failed) if killers \
+        else set()
+    for r in results:
+        if r.outcome == "killed" and (not r.failed or r.failed in broken):
+            r.outcome = "unconfirmed"
+            r.detail = (f"{r.failed} fails unmutated too" if r.failed else
+                        f"no failing test named ({r.detail})")
 
 
 def package_of(mutant: Mutant) -> str:
@@ -144,14 +172,14 @@ def table(results: list[Result]) -> str:
 
 def summary(results: list[Result]) -> str:
     counts = {kind: sum(r.outcome == kind for r in results)
-              for kind in ("killed", "survived", "equivalent", "stale")}
-    judged = counts["killed"] + counts["survived"]
+              for kind in ("killed", "survived", "equivalent", "stale", "unconfirmed")}
+    judged = counts["killed"] + counts["survived"] + counts["unconfirmed"]
     rate = counts["killed"] / judged if judged else 0.0
     packages = sorted({package_of(r.mutant) for r in results})
     lines = [f"{len(results)} mutants over {len(packages)} packages ({', '.join(packages)}): "
              f"{counts['killed']} killed, {counts['survived']} survived, "
              f"{counts['equivalent']} equivalent (cannot change behaviour), "
-             f"{counts['stale']} stale",
+             f"{counts['stale']} stale, {counts['unconfirmed']} unconfirmed",
              f"kill rate {rate:.1%} ({counts['killed']} of {judged} non-equivalent mutants); "
              f"{sum(r.seconds for r in results) / 60:.1f} min of tests"]
     for r in results:
@@ -164,8 +192,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", metavar="ID", help="run these mutants only")
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
-    parser.add_argument("--no-baseline", action="store_true",
-                        help="skip the unmutated run of each list of tests")
+    parser.add_argument("--baseline", action="store_true",
+                        help="first run each list of tests unmutated (slow)")
     args = parser.parse_args()
     mutants = [m for m in MUTANTS if not args.only or m.id in args.only]
     if args.only and len(mutants) != len(set(args.only)):
@@ -178,18 +206,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ariel-mutants-") as scratch:
         copy = scratch_copy(Path(scratch))
         check_imports_from(copy)
-        if not args.no_baseline:
+        if args.baseline:
             for tests in dict.fromkeys(m.tests for m in mutants):
-                code, last = run_tests(copy, tests)
-                if code != 0:
-                    raise SystemExit(f"mutants: the unmutated tests fail ({last}): "
+                start = time.monotonic()
+                run = run_tests(copy, tests)
+                if run.code != 0:
+                    raise SystemExit(f"mutants: the unmutated tests fail ({run.last}): "
                                      f"{' '.join(tests)}")
+                print(f"unmutated: {' '.join(tests)}: {run.last} "
+                      f"({time.monotonic() - start:.0f} s)", flush=True)
         results = []
         for index, mutant in enumerate(mutants, 1):
             result = run_mutant(copy, mutant)
             print(f"[{index}/{len(mutants)}] {mutant.id}: {result.outcome} "
-                  f"({result.seconds:.0f} s)", flush=True)
+                  f"({result.seconds:.0f} s){' by ' + result.failed if result.failed else ''}",
+                  flush=True)
             results.append(result)
+        confirm_kills(copy, results)
     print()
     print(table(results))
     print()

@@ -24,6 +24,7 @@ from codegen.errors import ArielError
 from codegen.export.formats import FORMATS, write_format
 from codegen.resources import data_dir
 from codegen.target.board_schema import CORE_FPUS
+from codegen.target.boards import arch_flags
 from codegen.target.library_stack import KERNEL_FLAGS, LibraryStack, library_stack
 from codegen.target.outdir import check_output_folder, output_path, staged_output, write_manifest
 
@@ -47,10 +48,7 @@ class Target:
 
     @property
     def arch_flags(self) -> list[str]:
-        flags = [f"-mcpu={self.core}", "-mthumb"]
-        if self.fpu == "none":
-            return flags + ["-mfloat-abi=soft"]
-        return flags + [f"-mfpu={self.fpu}", "-mfloat-abi=hard"]
+        return arch_flags(self.core, self.fpu)
 
 
 def export_target(core: str, fpu: str | None) -> Target:

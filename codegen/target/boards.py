@@ -170,10 +170,7 @@ class Board:
     @property
     def arch_flags(self) -> list[str]:
         """The compiler flags that select this board's core and floating-point unit."""
-        flags = [f"-mcpu={self.core}", "-mthumb"]
-        if self.fpu == "none":
-            return flags + ["-mfloat-abi=soft"]
-        return flags + [f"-mfpu={self.fpu}", "-mfloat-abi=hard"]
+        return arch_flags(self.core, self.fpu)
 
     @property
     def qemu_machine(self) -> str | None:
@@ -229,6 +226,15 @@ class Board:
         """What ariel.json records about the map a build used."""
         return {"linked_for": self.link_map.to_dict(), "chip": self.chip.to_dict(),
                 "emulator": self.qemu_machine}
+
+
+def arch_flags(core: str, fpu: str) -> list[str]:
+    """The compiler flags that select a core and its floating-point unit ("none": floats in
+    software)."""
+    flags = [f"-mcpu={core}", "-mthumb"]
+    if fpu == "none":
+        return flags + ["-mfloat-abi=soft"]
+    return flags + [f"-mfpu={fpu}", "-mfloat-abi=hard"]
 
 
 def is_custom(board: Board) -> bool:

@@ -368,3 +368,17 @@ def test_calibrate_refuses_a_target_agreement_its_energy_budget_would_override(t
     code, _, err = run(["calibrate", tmp_path, "--data", "digits", "--target-agreement", "0.9",
                         "--energy-budget", "5"])
     assert_clean_error(code, err, "--target-agreement has no effect with --energy-budget")
+
+
+def test_an_internal_error_exits_70_naming_itself_a_bug(monkeypatch):
+    """An exception ariel did not expect exits 70 (a bug), not 1 (the user's mistake), with
+    one line and no traceback."""
+    def broken():
+        raise ValueError("a planted bug")
+
+    monkeypatch.setattr("codegen.cli.all_boards", broken)
+    monkeypatch.delenv("ARIEL_DEBUG", raising=False)
+    result = CliRunner().invoke(main, ["boards"])
+    assert result.exit_code == 70
+    assert result.stderr == ("internal error: ValueError: a planted bug (this is a bug in "
+                             "ariel; rerun with ARIEL_DEBUG=1 for details)\n")

@@ -2,7 +2,8 @@
 --format cmake, built by CMake with arm-none-eabi-gcc beside a main.c, start-up and linker
 script of the test's own (tests/export/user_firmware: nothing of ariel's harness), run in
 QEMU, gives the outputs `ariel simulate` gives on ariel's own build of the same model, bit
-for bit; and the exported header's figures are the ones the model has."""
+for bit, within the stack the exported header states; and the header's figures are the ones
+the model has."""
 
 import re
 import shutil
@@ -92,6 +93,12 @@ def test_cmake_export_runs_in_a_users_firmware_as_simulate_does(tmp_path):
     for flag in ("-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard", "-O2",
                  "-ffp-contract=off", "-std=c11"):
         assert flag in library_compile.split(), flag
+    # "No state of its own", as the header says: the library defines no writable data.
+    archive = binary / "model" / "libkws_dscnn.a"
+    symbols = subprocess.run(["arm-none-eabi-nm", str(archive)], capture_output=True,
+                             text=True, check=True).stdout
+    assert not re.findall(r"^[0-9a-f]+ [BbDdCc] (\S+)$", symbols, re.MULTILINE)
+    assert re.search(r" T kws_dscnn_run$", symbols, re.MULTILINE)
     run = subprocess.run(
         ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none", "-serial",
          "none", "-semihosting-config", "enable=on,target=native", "-kernel",
@@ -104,6 +111,14 @@ def test_cmake_export_runs_in_a_users_firmware_as_simulate_does(tmp_path):
                     for line in lines], dtype=np.uint32).view(np.float32)
     assert got.shape == (len(x), 12)
     assert got.reshape(want.shape).tobytes() == want.tobytes()  # bit for bit
+
+    # The stack the header states holds what the runs used below the run function's entry
+    # (measured by painting, tests/export/user_firmware/main.c), and is not far above it.
+    header = (exported / "src" / "kws_dscnn_model.h").read_text()
+    stated = int(re.search(r"^#define KWS_DSCNN_STACK_BYTES (\d+)u$", header, re.MULTILINE)[1])
+    used = int(re.search(r"^stack ([0-9a-f]{8})$", run.stderr, re.MULTILINE)[1], 16)
+    assert 0 < used <= stated, (used, stated)
+    assert used >= stated * 0.8, (used, stated)
 
 
 def test_header_states_the_models_figures(tmp_path):

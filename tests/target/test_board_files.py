@@ -224,3 +224,23 @@ def test_export_takes_the_core_and_the_limits_of_a_board_file(tmp_path):
                                   "--board-file", str(board_file), "-o", str(tmp_path / "big")])
     assert result.exit_code == 1 and "my-m4f" in result.output
     assert not (tmp_path / "big").exists()
+
+
+@pytest.mark.qemu
+def test_hostile_board_description_and_path_run_nothing(tmp_path):
+    """A board file's description is the user's text: it reaches the linker script's and
+    the build's comments escaped, and a board file whose path holds shell and make syntax is
+    read and kept (as board.toml) without running any of it."""
+    folder = tmp_path / "boards $(touch PWNED) `touch PWNED`; #"
+    folder.mkdir()
+    text = MY_BOARD.replace('description = "my PCB: a Cortex-M4F with 256 KiB flash and 64 KiB '
+                            'RAM"', 'description = "*/ int evil; /* $(shell touch PWNED) ??/"')
+    board_file = _write(folder, text, "my board $(touch PWNED).toml")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["build", str(MODELS / "digits_mlp.onnx"),
+                                       "--board-file", str(board_file), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "board.toml").read_text() == text
+    script = (out / "firmware" / "linker.ld").read_text()
+    assert "int evil;" in script and "*/ int evil" not in script  # kept, as comment text
+    assert not [p for p in tmp_path.rglob("*") if p.name == "PWNED"]
