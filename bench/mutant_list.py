@@ -344,8 +344,9 @@ MUTANTS: list[Mutant] = [
            "value = np.trunc(x.astype(np.float32) / np.float32(scale) + np.copysign("
            "np.float32(0.5), x)) + np.float32(zero_point)"),
           ("firmware/ariel_runtime.h",
-           "const float sum = q + 12582912.0f;",
-           "const float sum = truncf(q + (q < 0.0f ? -0.5f : 0.5f)) + 12582912.0f;")],
+           "const float sum = q + 12582912.0f;\n    int32_t bits;\n"
+           "    memcpy(&bits, &sum, sizeof bits);\n    return bits - 0x4B400000;",
+           "return (int32_t)(q + (q < 0.0f ? -0.5f : 0.5f));")],
          "twins: QuantizeLinear rounding half away from zero (C's usual round()) in the numpy "
          "reference and the host C together", QUANTIZE),
     mutant("outdir-edited-file-replaced", "codegen/target/outdir.py",

@@ -142,8 +142,9 @@ def test_renode_files_next_to_the_elf(built):
     assert f"size: 0x{board.chip.flash.size:X}" in repl
     assert f"ram: Memory.MappedMemory @ sysbus 0x{board.chip.ram.origin:08X}" in repl
     assert f'cpuType: "{board.renode.cpu_type}"' in repl
-    assert f"PerformanceInMips: {board.clock_hz // 1_000_000}" in repl
-    assert f"systickFrequency: {board.clock_hz}" in repl
+    # Whole lines: "PerformanceInMips: 168" is also the start of a wrong 168000.
+    assert re.search(rf"^\s*PerformanceInMips: {board.clock_hz // 1_000_000}$", repl, re.M)
+    assert re.search(rf"^\s*systickFrequency: {board.clock_hz}$", repl, re.M)
     # DWT on Armv7-M (the Cortex-M0+ has none), the clock registers the firmware waits on.
     assert ("dwt: Miscellaneous.DWT @ sysbus 0xE0001000" in repl) == (board.core != "cortex-m0plus")
     if board.console.family.startswith("stm32"):
