@@ -9,7 +9,8 @@ given) or a gap in the tests.
 
 The mutants are data (bench/mutant_list.py): files, the exact text each changes (found
 exactly once, else the mutant is stale and reported as such), its replacement, why a real bug
-would look like it, and a short list of tests. The scratch copy is made once, outside the
+would look like it, and a short list of tests (pytest arguments: a `-k` there applies to
+every file of the list). The scratch copy is made once, outside the
 working tree; each mutant is applied to it, its tests run there (pytest -x, one worker), and
 the files are put back. A kill counts only if the test that failed passes on the unmutated
 copy: after the mutants, every such test runs once more, unmutated, in one pytest call, and a
@@ -61,6 +62,9 @@ def environment(copy: Path) -> dict[str, str]:
     editable install's path comes after PYTHONPATH)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(copy)
+    # No .pyc: a mutant and the original of the same size written in the same second would
+    # otherwise share one (its timestamp has whole seconds), and the next run use the mutant.
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     env.pop("CI", None)  # a missing tool is the copy's problem, not a kill
     return env
