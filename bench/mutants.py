@@ -9,7 +9,8 @@ given) or a gap in the tests.
 
 The mutants are data (bench/mutant_list.py): files, the exact text each changes (found
 exactly once, else the mutant is stale and reported as such), its replacement, why a real bug
-would look like it, and a short list of tests. The scratch copy is made once, outside the
+would look like it, and a short list of tests (pytest arguments: a `-k` there applies to
+every file of the list). The scratch copy is made once, outside the
 working tree; each mutant is applied to it, its tests run there (pytest -x, one worker), and
 the files are put back. A kill counts only if the test that failed passes on the unmutated
 copy: after the mutants, every such test runs once more, unmutated, in one pytest call, and a
@@ -61,6 +62,9 @@ def environment(copy: Path) -> dict[str, str]:
     editable install's path comes after PYTHONPATH)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(copy)
+    # No .pyc: a mutant and the original of the same size written in the same second would
+    # otherwise share one (its timestamp has whole seconds), and the next run use the mutant.
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     env.pop("CI", None)  # a missing tool is the copy's problem, not a kill
     return env
@@ -83,7 +87,9 @@ def run_tests(copy: Path, tests: tuple[str, ...], stop_at_first: bool = True) ->
     except subprocess.TimeoutExpired:
         return Run(-1, f"timed out after {TIMEOUT_S} s", [])
     lines = [line for line in done.stdout.splitlines() if line.strip()]
-    failed = [line.split()[1] for line in lines if line.startswith(("FAILED ", "ERROR "))]
+    # "FAILED tests/x.py::test[a b] - message": the node id may hold spaces.
+    failed = [line.split(" ", 1)[1].split(" - ")[0] for line in lines
+              if line.startswith(("FAILED ", "ERROR "))]
     return Run(done.returncode, lines[-1] if lines else done.stderr.strip()[-200:], failed)
 
 

@@ -55,6 +55,18 @@ static inline uint64_t ariel_isqrt_u64(uint64_t v)
     return root;
 }
 
+/* acc + x * y, the product exact in 64 bits: one SMLAL on Armv7-M and Armv8-M Mainline (GCC
+ * multiplies a constant x as unsigned and corrects the sign with two MLAs). */
+static inline int64_t ariel_mla64(int64_t acc, int32_t x, int32_t y)
+{
+#if defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_8M_MAIN__)
+    __asm__("smlal %Q0, %R0, %1, %2" : "+r"(acc) : "r"(x), "r"(y));
+    return acc;
+#else
+    return acc + (int64_t)x * y;
+#endif
+}
+
 /* The output stage every integer kernel ends with: scale the int32 accumulator by
  * multiplier * 2^-shift (both computed at compile time), add the output zero point, clamp
  * to [low, high] (the int8 range narrowed by any fused activation). */
@@ -99,13 +111,13 @@ ARIEL_INLINE int32_t ariel_smlatt(int32_t x, int32_t y, int32_t acc) { return __
 ARIEL_INLINE int32_t ariel_sxtb16_ror8(int32_t x)
 {
     int32_t result;
-    __asm__ volatile("sxtb16 %0, %1, ror #8" : "=r"(result) : "r"(x));
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(result) : "r"(x));
     return result;
 }
 ARIEL_INLINE int32_t ariel_sxtab16_ror8(int32_t a, int32_t x)
 {
     int32_t result;
-    __asm__ volatile("sxtab16 %0, %1, %2, ror #8" : "=r"(result) : "r"(a), "r"(x));
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(result) : "r"(a), "r"(x));
     return result;
 }
 /* The bottom halves of a and b as (bottom of a, bottom of b), and their top halves as
@@ -311,10 +323,10 @@ ARIEL_INLINE void ariel_widen_s8(int32_t *col, const int8_t *x, int32_t n4, int3
         const int32_t word = ariel_load_s8x4(x);
         if (offset == 0) {
             col[0] = ariel_sxtb16(word);
-            col[1] = ariel_sxtb16(ariel_ror8(word));
+            col[1] = ariel_sxtb16_ror8(word);
         } else {
             col[0] = ariel_sxtab16(offset2, word);
-            col[1] = ariel_sxtab16(offset2, ariel_ror8(word));
+            col[1] = ariel_sxtab16_ror8(offset2, word);
         }
         col += stride;
         x += 4;
@@ -343,12 +355,12 @@ ARIEL_INLINE void ariel_dot_2x2_s8(int32_t acc[4], const int32_t *col, const int
     for (int32_t i = 0; i < k4; ++i) {
         const int32_t w0 = ariel_load_s8x4(w), w1 = ariel_load_s8x4(w + 4);
         const int32_t x0e = col[0], x0o = col[1], x1e = col[2], x1o = col[3];
-        const int32_t w0e = ariel_sxtb16(w0), w0o = ariel_sxtb16(ariel_ror8(w0));
+        const int32_t w0e = ariel_sxtb16(w0), w0o = ariel_sxtb16_ror8(w0);
         a00 = ariel_smlad(x0e, w0e, a00);
         a00 = ariel_smlad(x0o, w0o, a00);
         a10 = ariel_smlad(x1e, w0e, a10);
         a10 = ariel_smlad(x1o, w0o, a10);
-        const int32_t w1e = ariel_sxtb16(w1), w1o = ariel_sxtb16(ariel_ror8(w1));
+        const int32_t w1e = ariel_sxtb16(w1), w1o = ariel_sxtb16_ror8(w1);
         a01 = ariel_smlad(x0e, w1e, a01);
         a01 = ariel_smlad(x0o, w1o, a01);
         a11 = ariel_smlad(x1e, w1e, a11);
@@ -369,7 +381,7 @@ ARIEL_INLINE void ariel_dot_2x1_s8(int32_t acc[2], const int32_t *col, const int
     int32_t a0 = acc[0], a1 = acc[1];
     for (int32_t i = 0; i < k4; ++i) {
         const int32_t w0 = ariel_load_s8x4(w);
-        const int32_t we = ariel_sxtb16(w0), wo = ariel_sxtb16(ariel_ror8(w0));
+        const int32_t we = ariel_sxtb16(w0), wo = ariel_sxtb16_ror8(w0);
         a0 = ariel_smlad(col[0], we, a0);
         a0 = ariel_smlad(col[1], wo, a0);
         a1 = ariel_smlad(col[2], we, a1);
@@ -391,9 +403,9 @@ ARIEL_INLINE void ariel_dot_1x2_s8(int32_t acc[2], const int32_t *col, const int
         const int32_t w0 = ariel_load_s8x4(w), w1 = ariel_load_s8x4(w + 4);
         const int32_t xe = col[0], xo = col[1];
         a0 = ariel_smlad(xe, ariel_sxtb16(w0), a0);
-        a0 = ariel_smlad(xo, ariel_sxtb16(ariel_ror8(w0)), a0);
+        a0 = ariel_smlad(xo, ariel_sxtb16_ror8(w0), a0);
         a1 = ariel_smlad(xe, ariel_sxtb16(w1), a1);
-        a1 = ariel_smlad(xo, ariel_sxtb16(ariel_ror8(w1)), a1);
+        a1 = ariel_smlad(xo, ariel_sxtb16_ror8(w1), a1);
         col += stride;
         w += 8;
     }
@@ -413,14 +425,14 @@ ARIEL_INLINE void ariel_dot_1x4_s8(int32_t acc[4], const int32_t *col, const int
         const int32_t xe = col[0], xo = col[1];
         const int32_t w0 = ariel_load_s8x4(w), w1 = ariel_load_s8x4(w + 4);
         a0 = ariel_smlad(xe, ariel_sxtb16(w0), a0);
-        a0 = ariel_smlad(xo, ariel_sxtb16(ariel_ror8(w0)), a0);
+        a0 = ariel_smlad(xo, ariel_sxtb16_ror8(w0), a0);
         a1 = ariel_smlad(xe, ariel_sxtb16(w1), a1);
-        a1 = ariel_smlad(xo, ariel_sxtb16(ariel_ror8(w1)), a1);
+        a1 = ariel_smlad(xo, ariel_sxtb16_ror8(w1), a1);
         const int32_t v0 = ariel_load_s8x4(v), v1 = ariel_load_s8x4(v + 4);
         a2 = ariel_smlad(xe, ariel_sxtb16(v0), a2);
-        a2 = ariel_smlad(xo, ariel_sxtb16(ariel_ror8(v0)), a2);
+        a2 = ariel_smlad(xo, ariel_sxtb16_ror8(v0), a2);
         a3 = ariel_smlad(xe, ariel_sxtb16(v1), a3);
-        a3 = ariel_smlad(xo, ariel_sxtb16(ariel_ror8(v1)), a3);
+        a3 = ariel_smlad(xo, ariel_sxtb16_ror8(v1), a3);
         col += stride;
         w += 8;
         v += 8;
@@ -438,7 +450,7 @@ ARIEL_INLINE int32_t ariel_dot_1x1_s8(int32_t acc, const int32_t *col, const int
     for (int32_t i = 0; i < k4; ++i) {
         const int32_t w0 = ariel_load_s8x4(w);
         acc = ariel_smlad(col[0], ariel_sxtb16(w0), acc);
-        acc = ariel_smlad(col[1], ariel_sxtb16(ariel_ror8(w0)), acc);
+        acc = ariel_smlad(col[1], ariel_sxtb16_ror8(w0), acc);
         col += stride;
         w += 4;
     }

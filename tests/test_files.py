@@ -46,12 +46,14 @@ def test_a_symlink_at_the_target_is_replaced_not_written_through(tmp_path):
     assert (tmp_path / "out.npy").read_bytes() == b"new"
 
 
-def test_an_existing_file_keeps_its_permissions(tmp_path):
+@pytest.mark.parametrize("mode", [0o600, 0o664, 0o640])
+def test_an_existing_file_keeps_its_permissions(tmp_path, umask_022, mode):
+    """Its own mode, also where the umask (022) would take a bit away (0o664)."""
     target = tmp_path / "private.json"
     target.write_text("old")
-    target.chmod(0o600)
+    target.chmod(mode)
     write_atomic(target, "new")
-    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert stat.S_IMODE(target.stat().st_mode) == mode
     assert target.read_text() == "new"
 
 

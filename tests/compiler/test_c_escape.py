@@ -18,6 +18,7 @@ from codegen.compiler.c import (
     C_HEADERS,
     MAX_PREFIX,
     c_comment,
+    c_float,
     c_identifier,
     c_string,
     environment,
@@ -212,3 +213,22 @@ def test_the_lexer_follows_cs_places():
                         ("/*/", COMMENT), ("*/'\"'", "code")]:
         lexer.feed(text)
         assert lexer.place == place, text
+
+
+def test_float_literals_read_back_to_the_same_float32(tmp_path):
+    """Nine significant digits tell every float32 apart (eight do not): the host's C
+    compiler reads each literal c_float writes back to the very bits it came from."""
+    rng = np.random.default_rng(12)
+    values = np.concatenate([rng.standard_normal(200).astype(np.float32),
+                             np.float32(1) + np.arange(1, 60, dtype=np.float32) * 2**-23,
+                             np.array([np.finfo(np.float32).tiny, np.finfo(np.float32).max,
+                                       -np.finfo(np.float32).eps, 1e-40], np.float32)])
+    source = ("#include <stdint.h>\nconst float values[] = {"
+              + ", ".join(c_float(v) for v in values) + "};\n")
+    (tmp_path / "f.c").write_text(source)
+    library = tmp_path / "libf.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-std=c11", str(tmp_path / "f.c"), "-o",
+                    str(library)], check=True)
+    read = (ctypes.c_float * len(values)).in_dll(ctypes.CDLL(str(library)), "values")
+    np.testing.assert_array_equal(np.frombuffer(bytes(read), np.float32).view(np.uint32),
+                                  values.view(np.uint32))

@@ -4,7 +4,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from codegen.compiler.frontend import load_model
+from codegen.compiler.frontend import fix_input_shapes, load_model
 from codegen.errors import ArielError, UnsupportedError
 from tests.support import compile_onnx
 
@@ -36,3 +36,17 @@ def test_operator_type_that_is_not_utf8_is_one_clear_error(tmp_path):
     path.write_bytes(data)
     with pytest.raises(ArielError, match="not a valid ONNX model: .*not valid UTF-8"):
         load_model(path)
+
+
+@pytest.mark.parametrize("size", [4, 16])
+def test_input_shape_may_not_change_a_dimension_the_model_fixes(size):
+    """--input-shape names sizes for free dimensions; one the model fixes (8 here) must be
+    given as it is, smaller or larger being refused alike."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph)
+    with pytest.raises(ArielError, match=f"dimension is fixed at 8 in the model, not {size}"):
+        fix_input_shapes(model, {"x": (2, size)})
+    fix_input_shapes(model, {"x": (2, 8)})
+    assert [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim] == [2, 8]

@@ -191,6 +191,15 @@ def test_every_stm32_family_answers_its_clock_flags():
             assert blocks == {"memory": [], "blocks": []}
 
 
+def test_a_console_passes_only_with_its_closing_line():
+    """Every run checked "pass" is not enough: the firmware must also have printed its
+    closing line (a console cut off after the last check has not finished)."""
+    runs = "".join(f"ariel-output {r} 0 00ff\nariel-check {r} pass\n" for r in (1, 2, 3))
+    assert parse_console(runs + "ariel: done, 3 runs, all outputs as expected\n").passed
+    assert not parse_console(runs).passed
+    assert not parse_console("ariel: done, 0 runs, all outputs as expected\n").passed
+
+
 def test_failing_lines_cover_the_firmwares_failures():
     """The lines firmware/harness_uart.c and startup.c print when something is wrong fail
     the Robot test as soon as they are printed."""

@@ -66,6 +66,30 @@ def test_elf_matches_the_board_statically(built):
     assert "ELF checked against" in result.stderr
 
 
+@pytest.fixture(scope="module")
+def f4_elf(tmp_path_factory):
+    out = tmp_path_factory.mktemp("f4") / "uart"
+    build([MODELS / "digits_mlp.onnx", "--board", "stm32f4-discovery", "--io", "uart",
+           "-o", out])
+    return out / "build" / "firmware.elf"
+
+
+@pytest.mark.parametrize("offset, ok", [(0, True), (-4, False), (-8, True), (+4, False)])
+def test_the_initial_stack_pointer_must_be_8_byte_aligned(f4_elf, tmp_path, offset, ok):
+    """The AAPCS wants the stack 8-byte aligned at every public call: the check refuses an
+    initial SP that is only 4-byte aligned."""
+    elf = tmp_path / "firmware.elf"
+    with open(f4_elf, "rb") as handle:
+        vectors = ELFFile(handle).get_section_by_name(".isr_vector")
+        at, sp = vectors["sh_offset"], int.from_bytes(vectors.data()[:4], "little")
+    data = bytearray(f4_elf.read_bytes())
+    data[at:at + 4] = (sp + offset).to_bytes(4, "little")
+    elf.write_bytes(bytes(data))
+    check = check_elf(elf, get_board("stm32f4-discovery"))
+    assert check.ok == ok, check.problems
+    assert ok or any("initial SP" in problem for problem in check.problems)
+
+
 def test_vector_table_read_directly(built):
     name, out, _ = built
     board = get_board(name)
@@ -118,8 +142,9 @@ def test_renode_files_next_to_the_elf(built):
     assert f"size: 0x{board.chip.flash.size:X}" in repl
     assert f"ram: Memory.MappedMemory @ sysbus 0x{board.chip.ram.origin:08X}" in repl
     assert f'cpuType: "{board.renode.cpu_type}"' in repl
-    assert f"PerformanceInMips: {board.clock_hz // 1_000_000}" in repl
-    assert f"systickFrequency: {board.clock_hz}" in repl
+    # Whole lines: "PerformanceInMips: 168" is also the start of a wrong 168000.
+    assert re.search(rf"^\s*PerformanceInMips: {board.clock_hz // 1_000_000}$", repl, re.M)
+    assert re.search(rf"^\s*systickFrequency: {board.clock_hz}$", repl, re.M)
     # DWT on Armv7-M (the Cortex-M0+ has none), the clock registers the firmware waits on.
     assert ("dwt: Miscellaneous.DWT @ sysbus 0xE0001000" in repl) == (board.core != "cortex-m0plus")
     if board.console.family.startswith("stm32"):

@@ -1,8 +1,9 @@
 """The Zephyr, PlatformIO and Arduino exports against the metadata rules those tools publish
 (their required keys, the values they accept, the layout they look for), the plain C export's
-contents, and an adaptive export's dispatcher. Zephyr and PlatformIO do not install offline
-here (Debian packages neither): their rules are checked as written, and the sources they
-would compile are compiled for the core by tests/e2e/test_hostile_names.py. The Arduino
+contents, and an adaptive export's dispatcher. Neither Zephyr nor PlatformIO builds here
+(Zephyr's SDK and PlatformIO's toolchains come from their own servers): Zephyr's module
+rules are checked as written, PlatformIO's manifest by PlatformIO's own schema, and the
+sources they would compile are compiled for the core by tests/e2e/test_hostile_names.py. The Arduino
 library is also built and run (test_export_arduino.py)."""
 
 import json
@@ -82,6 +83,62 @@ def test_zephyr_module_follows_zephyrs_module_schema(tmp_path):
     assert all((out / "src" / s).is_file() for s in sources)
     assert "-ffp-contract=off" in cmake and "-O2" in cmake
 
+    # The Kconfig as Zephyr's build parses it (kconfiglib): one bool symbol, no warnings.
+    import kconfiglib
+
+    parsed = kconfiglib.Kconfig(str(out / build["kconfig"]), warn_to_stderr=False)
+    assert [(s.name, s.type) for s in parsed.unique_defined_syms] == [
+        (symbol, kconfiglib.BOOL)]
+    assert parsed.warnings == []
+    # The CMakeLists.txt as CMake runs it, with Zephyr's functions recording their arguments
+    # (zephyr_library_named, zephyr_library_sources, zephyr_include_directories and
+    # zephyr_library_compile_options, as Zephyr's cmake/modules/extensions.cmake names them).
+    assert _zephyr_calls(out / build["cmake"], tmp_path, {}) == []
+    calls = _zephyr_calls(out / build["cmake"], tmp_path, {f"CONFIG_{symbol}": "y",
+                                                           "CONFIG_ARM": "y"})
+    assert ("zephyr_library_named", "ariel_digits_mlp") in calls
+    recorded_sources = [Path(a).resolve() for f, a in calls if f == "zephyr_library_sources"]
+    assert recorded_sources == [(out / "src" / s).resolve() for s in sources]
+    includes = [Path(a).resolve() for f, a in calls if f == "zephyr_include_directories"]
+    assert includes == [(out / "src").resolve()]
+    options = [a for f, a in calls if f == "zephyr_library_compile_options"]
+    assert options == ["-O2", "-ffp-contract=off", "-mfp16-format=ieee"]
+
+
+ZEPHYR_STUBS = """\
+foreach(function zephyr_library_named zephyr_library_sources zephyr_include_directories
+                 zephyr_library_compile_options)
+  cmake_language(EVAL CODE "
+    function(${function})
+      foreach(argument IN LISTS ARGN)
+        file(APPEND \\"${CALLS}\\" \\"${function}\\t\\${argument}\\n\\")
+      endforeach()
+    endfunction()")
+endforeach()
+include("${MODULE_CMAKE}")
+"""
+
+
+def _zephyr_calls(folder: Path, tmp_path: Path, config: dict[str, str]) -> list[tuple]:
+    """The Zephyr functions the module's CMakeLists.txt calls, with each argument, when
+    run in CMake's script mode under the Kconfig values `config`."""
+    import shutil
+    import subprocess
+
+    if shutil.which("cmake") is None:
+        pytest.skip("cmake is not installed (run `make setup`)")
+    calls, stubs = tmp_path / "calls.txt", tmp_path / "stubs.cmake"
+    calls.unlink(missing_ok=True)
+    stubs.write_text(ZEPHYR_STUBS)
+    defines = [f"-D{name}={value}" for name, value in config.items()]
+    result = subprocess.run(["cmake", f"-DCALLS={calls}",
+                             f"-DMODULE_CMAKE={folder / 'CMakeLists.txt'}", *defines, "-P",
+                             str(stubs)], capture_output=True, text=True)
+    assert result.returncode == 0 and not result.stderr, result.stderr
+    if not calls.exists():
+        return []
+    return [tuple(line.split("\t", 1)) for line in calls.read_text().splitlines()]
+
 
 # PlatformIO's library.json (docs.platformio.org, "library.json" and its fields): `name`
 # (required; at most 50 characters, a slug: a-z, digits and single dashes, neither first nor
@@ -92,8 +149,15 @@ SEMVER = re.compile(r"\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?")
 
 
 def test_platformio_library_follows_library_json_rules(tmp_path):
+    from platformio.package.manifest.parser import ManifestParserFactory
+    from platformio.package.manifest.schema import ManifestSchema
+
     out = _export(tmp_path, "platformio")
     assert _files(out) == SOURCES | {"ariel.json", "library.json"}
+    # PlatformIO's own parser and schema (what `pio pkg pack` and its registry apply; they
+    # raise ManifestValidationError on a missing or wrong field).
+    parsed = ManifestParserFactory.new_from_file(str(out / "library.json")).as_dict()
+    assert ManifestSchema().load_manifest(parsed)["name"] == "digits-mlp"
     manifest = json.loads((out / "library.json").read_text())
     name = manifest["name"]
     assert len(name) <= 50 and re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name)

@@ -153,3 +153,9 @@ def test_ariel_boards_lists_the_dev_kits():
     assert "216 MHz" in rows["disco-f746ng"] and "320 KiB" in rows["disco-f746ng"]
     assert "QEMU mps2-an500" in rows["disco-f746ng"]
     assert "64 MHz" in rows["nrf52840-dk"] and "256 KiB" in rows["nrf52840-dk"]
+
+
+def test_a_region_holds_its_first_byte_and_not_the_byte_after_its_end():
+    region = Region(0x0800_0000, 0x1000)
+    assert region.contains(0x0800_0000) and region.contains(0x0800_0FFF)
+    assert not region.contains(0x0800_1000) and not region.contains(0x07FF_FFFF)

@@ -137,6 +137,18 @@ def test_the_deepest_chain_runs_through_the_pointer_table_and_holds_the_run(chai
     assert need.total == need.deepest + need.exception > measured
 
 
+def test_the_exception_allowance_is_the_hardware_frame_and_the_deepest_handler(chain):
+    """An exception stacks 8 words (r0-r3, r12, lr, pc, xPSR) and maybe an alignment word;
+    with the FPU's lazy stacking, 18 more (s0-s15, FPSCR, a reserved word): Armv7-M
+    Architecture Reference Manual, B1.5.7. The same handler runs on top either way."""
+    _, elf = chain
+    plain = analyse_stack(elf, su_files_for(elf), fpu=False, kernels=NAMES)
+    with_fpu = analyse_stack(elf, su_files_for(elf), fpu=True, kernels=NAMES)
+    assert plain.handler == with_fpu.handler != ""
+    assert with_fpu.exception - plain.exception == 18 * 4
+    assert plain.exception >= 9 * 4
+
+
 def test_recursion_and_a_variable_length_array_are_reported_unbounded(tmp_path):
     _, elf = _build(tmp_path, UNBOUNDED)
     need = analyse_stack(elf, su_files_for(elf))

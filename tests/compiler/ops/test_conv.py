@@ -51,6 +51,26 @@ def test_conv_matches_onnx_reference(case, tmp_path):
                                run_reference(model, [x])[0], rtol=1e-5, atol=1e-5)
 
 
+def test_relu_is_not_fused_into_a_conv_whose_output_another_node_reads(tmp_path):
+    """Conv -> c; y = Add(c, Relu(c)): the Add needs c unclamped, so the Relu stays a node
+    of its own."""
+    import onnx
+    from onnx import helper
+
+    rng = np.random.default_rng(21)
+    x = random_array(rng, (1, 2, 5, 5))
+    model = single_node_model("Conv", {"x": x}, {"w": random_array(rng, (3, 2, 3, 3))},
+                              pads=[1, 1, 1, 1])
+    model.graph.node[0].output[0] = "c"
+    model.graph.node.extend([helper.make_node("Relu", ["c"], ["r"]),
+                             helper.make_node("Add", ["c", "r"], ["y0"])])
+    onnx.checker.check_model(model)
+    compiled = compile_onnx(model)
+    assert "Relu" in [n.op for n in compiled.graph.nodes]
+    assert all(n.clamp is None for n in compiled.graph.nodes if n.op == "Conv")
+    assert_matches_reference(model, [x], tmp_path)
+
+
 def test_conv_followed_by_relu_is_fused_and_still_correct(tmp_path):
     import onnx
     from onnx import helper

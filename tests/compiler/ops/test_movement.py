@@ -269,22 +269,23 @@ def test_pad_sub_graph_as_pytorch_exports_it_is_folded(tmp_path):
     check(model, [x], tmp_path)
 
 
-@pytest.mark.parametrize("start", [None, 1, -3])
-def test_shape_gather_concat_reshape_is_folded(start, tmp_path):
-    """x.reshape(x.shape[-1], -1) as exporters write it: Shape (its whole shape by default,
-    or from `start` to the end) -> Gather of the last dimension -> Concat with -1 ->
+@pytest.mark.parametrize("start, index, shape", [
+    (None, -1, (5, 24)), (None, 0, (2, 60)), (1, -1, (5, 24)), (-3, 0, (3, 40))])
+def test_shape_gather_concat_reshape_is_folded(start, index, shape, tmp_path):
+    """x.reshape(x.shape[index], -1) as exporters write it: Shape (its whole shape by
+    default, or from `start` to the end) -> Gather of one dimension -> Concat with -1 ->
     Reshape. The shape arithmetic folds away and the result has onnx.reference's shape."""
     x = random_array(np.random.default_rng(8), (2, 3, 4, 5))
-    shape = (helper.make_node("Shape", ["x"], ["s"]) if start is None
-             else helper.make_node("Shape", ["x"], ["s"], start=start))
-    nodes = [shape,
-             helper.make_node("Gather", ["s", "last"], ["d"], axis=0),
+    node = (helper.make_node("Shape", ["x"], ["s"]) if start is None
+            else helper.make_node("Shape", ["x"], ["s"], start=start))
+    nodes = [node,
+             helper.make_node("Gather", ["s", "index"], ["d"], axis=0),
              helper.make_node("Concat", ["d", "rest"], ["new"], axis=0),
              helper.make_node("Reshape", ["x", "new"], ["y"])]
-    model = chain(nodes, {"x": x}, {"last": i64(-1), "rest": i64(-1)}, ["y"], opset=15)
+    model = chain(nodes, {"x": x}, {"index": i64(index), "rest": i64(-1)}, ["y"], opset=15)
     graph = compile_onnx(model).graph
     assert [n.op for n in graph.nodes] == ["Reshape"]
-    assert graph.tensor(graph.outputs[0]).shape == (5, 24)
+    assert graph.tensor(graph.outputs[0]).shape == shape
     check(model, [x], tmp_path)
 
 

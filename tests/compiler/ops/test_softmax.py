@@ -71,7 +71,9 @@ def test_the_two_opsets_differ_where_they_should(opset):
 
 @pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
 def test_large_inputs_do_not_overflow(op, tmp_path):
-    x = np.array([[1000.0, 1001.0, 1002.0, 999.0], [-1000.0, 0.0, 88.0, 89.0]], np.float32)
+    # The largest value anywhere in its row, the second place included.
+    x = np.array([[1000.0, 1001.0, 1002.0, 999.0], [-1000.0, 0.0, 88.0, 89.0],
+                  [0.0, 1000.0, -5.0, 3.0], [1000.0, 0.0, -5.0, 3.0]], np.float32)
     model = single_node_model(op, {"x": x}, opset=13)
     check(model, [x], tmp_path, runtime=True)
 

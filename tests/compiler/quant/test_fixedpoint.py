@@ -9,7 +9,13 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from codegen.compiler.quant.fixedpoint import quantize_multiplier, quantize_multipliers, requantize
+from codegen.compiler.quant.fixedpoint import (
+    align_multiplier,
+    quantize_bias,
+    quantize_multiplier,
+    quantize_multipliers,
+    requantize,
+)
 from codegen.resources import data_dir
 
 C_SOURCE = r"""
@@ -100,3 +106,32 @@ def test_against_float_rounding_within_one():
     want = np.floor(acc * real + 0.5)
     assert np.abs(got - want).max() <= 1
     assert (got == want).mean() > 0.999
+
+
+def test_align_multiplier_rounds_half_up():
+    """A multiplier moved to a smaller shift (several multipliers sharing one) is the exact
+    quotient rounded half up, fractions as the oracle, on quotients off a whole number by a
+    quarter, a half and three quarters."""
+    for multiplier, extra in [(2**30 + 1, 2), (2**30 + 2, 2), (2**30 + 3, 2), (1_500_000_003, 3),
+                              (2**31 - 1, 5), (1_234_567_891, 1)]:
+        exact = Fraction(multiplier, 2**extra)
+        assert align_multiplier(multiplier, extra) == math.floor(exact + Fraction(1, 2))
+    assert align_multiplier(2**30 + 3, 0) == 2**30 + 3
+
+
+def test_bias_is_rounded_half_to_even_as_onnx_runtimes_quantizer_does():
+    """int32 bias = bias / (s_in * s_w) rounded half to even (numpy's round in ONNX Runtime's
+    quantize_bias_static_impl), fractions as the oracle; scales are powers of two so every
+    quotient is exact."""
+    s_in, s_w = 2.0**-3, np.array([2.0**-4, 2.0**-5])
+    units = np.array([0.75, 2.5, -2.5, -0.7, 3.5, -3.25])
+    for scale in s_w:
+        bias = units * s_in * scale
+        want = []
+        for value in units:
+            exact = Fraction(float(value)).limit_denominator(100)
+            low = math.floor(exact)
+            rest = exact - low
+            want.append(low + (1 if rest > Fraction(1, 2) or (rest == Fraction(1, 2)
+                                                               and low % 2) else 0))
+        np.testing.assert_array_equal(quantize_bias(bias, s_in, scale), want)

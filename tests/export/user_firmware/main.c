@@ -6,11 +6,11 @@
 #include <string.h>
 
 #include "inputs.h"
-#include "kws_dscnn_model.h"
+#include "model_binding.h" /* the exported header, its names as MODEL_* (the test writes it) */
 
 void semihost(uint32_t operation, const void *argument);
 
-static uint8_t arena[KWS_DSCNN_ARENA_SIZE] __attribute__((aligned(KWS_DSCNN_ARENA_ALIGN)));
+static uint8_t arena[MODEL_ARENA_SIZE] __attribute__((aligned(MODEL_ARENA_ALIGN)));
 
 #define PAINT 0xA5A5A5A5u
 #define PAINTED_WORDS 2048u /* 8 KiB below main's frame */
@@ -33,21 +33,21 @@ int main(void)
 {
     uint32_t deepest = 0;
     for (unsigned n = 0; n < INPUT_COUNT; ++n) {
-        memcpy(KWS_DSCNN_INPUT0(arena), inputs[n], KWS_DSCNN_INPUT0_BYTES);
+        memcpy(MODEL_INPUT0(arena), inputs[n], MODEL_INPUT0_BYTES);
         volatile uint32_t *sp;
         __asm__ volatile("mov %0, sp" : "=r"(sp));
         for (volatile uint32_t *p = sp - PAINTED_WORDS; p < sp - SPARE_WORDS; ++p) {
             *p = PAINT;
         }
-        kws_dscnn_run(arena);
+        model_run(arena);
         volatile uint32_t *lowest = sp - PAINTED_WORDS;
         while (lowest < sp && *lowest == PAINT) {
             ++lowest;
         }
         const uint32_t used = (uint32_t)((uintptr_t)sp - (uintptr_t)lowest);
         deepest = used > deepest ? used : deepest;
-        uint32_t words[KWS_DSCNN_OUTPUT0_BYTES / 4];
-        memcpy(words, KWS_DSCNN_OUTPUT0(arena), sizeof words);
+        uint32_t words[MODEL_OUTPUT0_BYTES / 4];
+        memcpy(words, MODEL_OUTPUT0(arena), sizeof words);
         char line[sizeof words * 2 + 2];
         for (unsigned i = 0; i < sizeof words / 4; ++i) {
             hex(&line[8 * i], words[i]);
