@@ -74,8 +74,8 @@ HOSTILE = ("tests/e2e/test_hostile_names.py",)
 MUTANTS: list[Mutant] = [
     # -- codegen/compiler/ops -------------------------------------------------------------
     mutant("conv-s8-depthwise-any-even", "codegen/compiler/ops/conv.py",
-           'geometry["ic"] % 4 == 0:\n            # [C/4]',
-           'geometry["ic"] % 2 == 0:\n            # [C/4]',
+           'geometry["ic"] % 4 == 0:\n            weights["w"] = pack_depthwise(rows)',
+           'geometry["ic"] % 2 == 0:\n            weights["w"] = pack_depthwise(rows)',
            "the four-channel depthwise kernel chosen for any even channel count", CONV_S8),
     mutant("conv-f32-depthwise-any-even", "codegen/compiler/ops/conv.py",
            'geometry["ic"] % 4 == 0:\n            weights["w"] = np.ascontiguousarray(\n'
