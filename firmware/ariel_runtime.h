@@ -55,6 +55,18 @@ static inline uint64_t ariel_isqrt_u64(uint64_t v)
     return root;
 }
 
+/* acc + x * y, the product exact in 64 bits: one SMLAL on Armv7-M and Armv8-M Mainline (GCC
+ * multiplies a constant x as unsigned and corrects the sign with two MLAs). */
+static inline int64_t ariel_mla64(int64_t acc, int32_t x, int32_t y)
+{
+#if defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_8M_MAIN__)
+    __asm__("smlal %Q0, %R0, %1, %2" : "+r"(acc) : "r"(x), "r"(y));
+    return acc;
+#else
+    return acc + (int64_t)x * y;
+#endif
+}
+
 /* The output stage every integer kernel ends with: scale the int32 accumulator by
  * multiplier * 2^-shift (both computed at compile time), add the output zero point, clamp
  * to [low, high] (the int8 range narrowed by any fused activation). */

@@ -96,6 +96,31 @@ def rescale(graph: Graph, node: Node, sign: int) -> Rescale:
     return Rescale(m_a, m_b, offset, shift, zero_point_of(out), low, high)
 
 
+def high_word(r: Rescale) -> dict | None:
+    """The int8 Add or Sub as two 32 x 32-bit multiply-accumulates into an int64 (SMLAL on
+    Armv7-M) whose high word is the answer, where the numbers allow; None elsewhere (the
+    kernel then computes Rescale.apply's int64 expression as it is).
+
+    With k = 32 - shift >= 0: floor((acc + 2^(shift-1)) / 2^shift) = floor(acc' / 2^32) for
+    acc' = (acc + 2^(shift-1)) 2^k, exactly, and acc' = start + m_a (a 2^k) + m_b (b 2^k)
+    with start = (offset + 2^(shift-1)) 2^k + zero_point 2^32, so the high word of acc' is
+    the result with the zero point added. A shift above 32 takes acc' = acc + 2^(shift-1)
+    and shifts the high word right by shift - 32 (floor of a floor) before the zero point.
+    Needs a 2^k and the multipliers within int32 and every partial sum within int64
+    (checked here; k is 2 or 3 in the MLPerf models)."""
+    k = max(0, 32 - r.shift)
+    if k > 24 or max(abs(r.mult_a), abs(r.mult_b)) >= 1 << 31:
+        return None
+    rounding = (r.offset + (1 << (r.shift - 1))) << k
+    start = rounding + (r.zero_point << 32 if r.shift <= 32 else 0)
+    if abs(start) + (abs(r.mult_a) + abs(r.mult_b)) * (128 << k) >= 1 << 63:
+        return None
+    high = "(int32_t)(acc >> 32)"
+    if r.shift > 32:
+        high = c_add(f"({high} >> {r.shift - 32})", r.zero_point)
+    return {"start": c_literal(start, "int64_t"), "scale": 1 << k, "high": high}
+
+
 class BinaryOp(BroadcastOp):
     accepts_clamp = True
 
@@ -174,7 +199,7 @@ class BinaryOp(BroadcastOp):
         return {"multiply": False, "params": params, "mult_a": r.mult_a, "mult_b": r.mult_b,
                 "offset": c_literal(r.offset, "int64_t"), "shift": r.shift,
                 "rounded": c_add(f"ariel_rounding_shift(acc, {r.shift})", r.zero_point),
-                "low": r.low, "high": r.high}
+                "low": r.low, "high": r.high, "high_word": high_word(r)}
 
     def expression(self, node: Node, graph: Graph, values: list[str]) -> str:
         ctype = graph.tensor(node.outputs[0]).ctype

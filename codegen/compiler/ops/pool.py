@@ -233,7 +233,7 @@ class WindowPool(OpDef):
             "check_h": not inside[0].all(), "check_w": not inside[1].all(),
             "geometry": win.describe() + (", ceil_mode" if attr(node, "ceil_mode", 0) else ""),
             "init": _literal(self.pooling.reduction.identity(np.dtype(x.dtype)), x.ctype),
-            "fold": self.pooling.reduction.fold("out[c]", "xp[c]"),
+            "fold": self.pooling.reduction.fold("out[c]", "xp[c]", x.ctype),
             "divisor": None, "summary": f"{self.pooling.summary} of the taps on the input",
         }
         weights: dict[str, np.ndarray] = {}

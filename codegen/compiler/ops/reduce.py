@@ -55,7 +55,7 @@ class Reduction:
 
     name: str
     identity: Callable[[np.dtype], float | int]
-    fold: Callable[[str, str], str]
+    fold: Callable[[str, str, str], str]  # (acc, v, the values' C type)
     combine: Callable[..., np.ndarray]
     divides: bool = False
     finish: Callable[[str], str] | None = None
@@ -71,16 +71,20 @@ def _highest(dtype: np.dtype) -> float | int:
     return np.inf if np.issubdtype(dtype, np.floating) else int(np.iinfo(dtype).max)
 
 
-def _add(acc: str, v: str) -> str:
+def _add(acc: str, v: str, ctype: str) -> str:
     return f"{acc} += {v};"
 
 
-def _keep_larger(acc: str, v: str) -> str:
-    return f"{acc} = {v} > {acc} ? {v} : {acc};"
+def _keep(compare: str) -> Callable[[str, str, str], str]:
+    """Keep `v` where it compares `compare` to `acc`; on floats a NaN is kept too, and then
+    stays (no value compares to it), as numpy's max and min propagate NaN: without that
+    test a maximum of NaNs would be the starting -inf."""
 
+    def fold(acc: str, v: str, ctype: str) -> str:
+        nan = f" || {v} != {v}" if ctype == "float" else ""
+        return f"{acc} = {v} {compare} {acc}{nan} ? {v} : {acc};"
 
-def _keep_smaller(acc: str, v: str) -> str:
-    return f"{acc} = {v} < {acc} ? {v} : {acc};"
+    return fold
 
 
 def _log_sum_exp(x: np.ndarray, axis: Axes, keepdims: bool) -> np.ndarray:
@@ -91,19 +95,21 @@ def _log_sum_exp(x: np.ndarray, axis: Axes, keepdims: bool) -> np.ndarray:
 
 SUM = Reduction("sum", lambda dtype: 0, _add, np.sum, int8=True)
 MEAN = Reduction("mean", lambda dtype: 0, _add, np.sum, divides=True, int8=True)
-MAX = Reduction("max", _lowest, _keep_larger, np.max, int8=True)
-MIN = Reduction("min", _highest, _keep_smaller, np.min, int8=True)
-PROD = Reduction("product", lambda dtype: 1, lambda acc, v: f"{acc} *= {v};", np.prod)
-SUM_SQUARE = Reduction("sum of squares", lambda dtype: 0, lambda acc, v: f"{acc} += {v} * {v};",
+MAX = Reduction("max", _lowest, _keep(">"), np.max, int8=True)
+MIN = Reduction("min", _highest, _keep("<"), np.min, int8=True)
+PROD = Reduction("product", lambda dtype: 1, lambda acc, v, ctype: f"{acc} *= {v};", np.prod)
+SUM_SQUARE = Reduction("sum of squares", lambda dtype: 0,
+                       lambda acc, v, ctype: f"{acc} += {v} * {v};",
                        lambda x, **kw: np.sum(x * x, **kw))
-L1 = Reduction("sum of magnitudes", lambda dtype: 0, lambda acc, v: f"{acc} += fabsf({v});",
+L1 = Reduction("sum of magnitudes", lambda dtype: 0,
+               lambda acc, v, ctype: f"{acc} += fabsf({v});",
                lambda x, **kw: np.sum(np.abs(x), **kw))
-L2 = Reduction("Euclidean norm", lambda dtype: 0, lambda acc, v: f"{acc} += {v} * {v};",
+L2 = Reduction("Euclidean norm", lambda dtype: 0, lambda acc, v, ctype: f"{acc} += {v} * {v};",
                lambda x, **kw: np.sqrt(np.sum(x * x, **kw)), finish=lambda acc: f"sqrtf({acc})")
 LOG_SUM = Reduction("log of the sum", lambda dtype: 0, _add,
                     lambda x, **kw: np.log(np.sum(x, **kw)), finish=lambda acc: f"logf({acc})")
 LOG_SUM_EXP = Reduction("log of the sum of exponentials", lambda dtype: 0,
-                        lambda acc, v: f"{acc} += expf({v} - largest);",
+                        lambda acc, v, ctype: f"{acc} += expf({v} - largest);",
                         lambda x, axis, keepdims: _log_sum_exp(x, axis, keepdims),
                         finish=lambda acc: f"largest + logf({acc})", shifted=True)
 
@@ -273,7 +279,7 @@ def _lower_inner(reduction: Reduction, x: Tensor, y: Tensor, axes: Axes, divisor
     loops = inner_loops(x, y, axes)
     context.update(
         bounds=loops.bounds, inner_bounds=loops.inner, x_index=loops.x_index,
-        y_index=loops.y_index, fold=reduction.fold("acc", "v"),
+        y_index=loops.y_index, fold=reduction.fold("acc", "v", x.ctype),
         result=integer.result("acc") if integer else _result(reduction, "acc", divisor),
         largest=_literal(-np.inf, x.ctype) if reduction.shifted else None,
         strategy="one accumulator per output element, the reduced axes as inner loops" + (
@@ -293,7 +299,7 @@ def _lower_outer(reduction: Reduction, x: Tensor, y: Tensor, axes: Axes, divisor
          [0 if a in axes else y_strides[target[a]] for a in order]])
     context.update(
         bounds=bounds, x_index=c_index(x_walk), y_size=y.size,
-        fold=reduction.fold(f"y0[{c_index(y_walk)}]", "v"),
+        fold=reduction.fold(f"y0[{c_index(y_walk)}]", "v", x.ctype),
         finish=(None if divisor is None and reduction.finish is None
                 else _result(reduction, "y0[i]", divisor)),
         strategy="a kept axis innermost: x walked in memory order, folded into y")

@@ -5,6 +5,7 @@ exactly and ONNX Runtime on the QDQ model within one step."""
 import numpy as np
 import pytest
 
+from codegen.compiler.ops.binary import Rescale, high_word
 from codegen.compiler.ops.quantize import dequantize, quantize
 from codegen.compiler.reference import run_graph
 from tests.compiler.ops.test_quantize import (
@@ -154,3 +155,55 @@ def test_add_relu_fused(activation, same_params, tmp_path, record_property):
     exact = np.clip(exact, 0, 6 if activation == "Clip" else np.inf) / scale + zero_point
     (got,) = run_graph(graph, ints)
     assert np.max(np.abs(got - np.clip(exact, -128, 127))) <= 0.5 + 1e-6
+
+
+def high_word_result(r: Rescale, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """What the kernel's high-word path computes, in Python integers (exact): the int64 sum,
+    checked to stay within int64 at each step, its high word, the clamp."""
+    path = high_word(r)
+    scale, start = path["scale"], int(path["start"].removeprefix("INT64_C(").rstrip(")"))
+    results = []
+    for x, y in zip(a.reshape(-1).tolist(), b.reshape(-1).tolist(), strict=True):
+        acc = start
+        for partial in (acc := acc + r.mult_a * x * scale, acc + r.mult_b * y * scale):
+            assert -(1 << 63) <= partial < (1 << 63)
+        acc += r.mult_b * y * scale
+        high = acc >> 32
+        if r.shift > 32:
+            high = (high >> (r.shift - 32)) + r.zero_point
+        results.append(min(max(high, r.low), r.high))
+    return np.array(results).reshape(a.shape)
+
+
+@pytest.mark.parametrize("shift", [12, 20, 29, 30, 31, 32, 33, 36, 40])
+def test_high_word_path_equals_the_int64_expression(shift):
+    """The Add's SMLAL form (binary.high_word) against Rescale.apply, the numpy twin, on
+    every pair of int8 inputs, for multipliers of both signs (Sub negates Mb), zero points
+    at the ends of the range and a fused Relu's narrower clamp."""
+    rng = np.random.default_rng(shift)
+    a, b = (v.astype(np.int64) for v in np.meshgrid(np.arange(-128, 128), np.arange(-128, 128)))
+    for _ in range(3):
+        m_a, m_b = (int(m) for m in rng.integers(1 << 28, 1 << 31, 2))
+        m_b *= int(rng.choice([-1, 1]))
+        z_a, z_b, z_y = (int(z) for z in rng.choice([-128, -5, 0, 17, 127], 3))
+        low = int(rng.choice([-128, z_y]))
+        r = Rescale(m_a, m_b, -(m_a * z_a + m_b * z_b), shift, z_y, low, 127)
+        np.testing.assert_array_equal(high_word_result(r, a, b), r.apply(a, b))
+
+
+def test_high_word_path_is_refused_where_a_times_2_to_k_leaves_int32():
+    assert high_word(Rescale(1 << 30, 1 << 30, 0, 7, 0, -128, 127)) is None
+    assert high_word(Rescale(1 << 30, 1 << 30, 0, 8, 0, -128, 127)) is not None
+
+
+def test_add_with_a_shift_above_32(tmp_path):
+    """An output scale ten times the inputs': a shift of 34, so the kernel shifts the high
+    word right and adds the zero point after it."""
+    rng = np.random.default_rng(12)
+    samples = [{"x": rng.uniform(-3, 1, SHAPE).astype(np.float32),
+                "b": rng.uniform(-1, 3, SHAPE).astype(np.float32)} for _ in range(6)]
+    model = qdq_binary("Add", samples, (0.016, -3), (0.014, 9), (0.16, 4))
+    compiled = compile_onnx_int8(model, io="int8")
+    source = compiled.files["m.c"]
+    assert "(int32_t)(acc >> 32) >> 2) + 4" in source
+    check_int8(compiled, samples, tmp_path, qdq_model=model)

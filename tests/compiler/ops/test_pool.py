@@ -211,3 +211,25 @@ def test_generated_c_compiles_for_cortex_m4(case, tmp_path):
     assert "double" not in compiled.files[f"{compiled.info.prefix}.c"]
     compile_for_cortex_m4(compiled, tmp_path)
 
+
+
+@pytest.mark.parametrize("op, attrs", [("MaxPool", {"kernel_shape": [2, 2]}),
+                                       ("GlobalMaxPool", {})])
+def test_max_pool_propagates_nan(op, attrs, tmp_path):
+    """A window holding a NaN gives NaN wherever in the window it stands, as numpy's max
+    and ariel's reference do (a window of NaNs was -inf). onnxruntime keeps a NaN only
+    where it comes last in the window and onnx.reference drops NaNs, so numpy is the
+    oracle here."""
+    n = np.nan
+    x = np.array([[[[n, 1, 2, 0], [1, 2, 0, 3]], [[1, 2, 0, 3], [0, 1, 2, n]],
+                   [[n, n, n, n], [n, n, n, n]], [[1, 2, 0, 3], [0, 1, 2, 4]]]], np.float32)
+    if op == "MaxPool":
+        windows = np.lib.stride_tricks.sliding_window_view(x, (2, 2), axis=(2, 3))
+        expected = windows.max(axis=(-2, -1))
+    else:
+        expected = x.max(axis=(2, 3), keepdims=True)
+    model = single_node_model(op, {"x": x}, **attrs)
+    for got in (run_on_host(model, [x], tmp_path)[0],
+                run_graph(compile_onnx(model).graph, [x])[0]):
+        np.testing.assert_array_equal(got, expected)
+    assert np.isnan(expected).any() and not np.isnan(expected).all()

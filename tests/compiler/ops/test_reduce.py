@@ -203,3 +203,18 @@ def test_integer_reduction_is_rejected_by_type():
     model = single_node_model("ReduceSum", {"x": x}, opset=11, axes=[1])
     with pytest.raises(UnsupportedError, match="data type int32"):
         compile_onnx(model)
+
+
+@pytest.mark.parametrize("op", ["ReduceMax", "ReduceMin"])
+@pytest.mark.parametrize("axes", [[1], [0, 1]], ids=["inner", "all"])
+def test_max_and_min_propagate_nan_wherever_it_stands(op, axes, tmp_path):
+    """A NaN first, in the middle, last, or everywhere in what is reduced gives NaN, as
+    numpy and onnx.reference do (the kernel started at -inf and kept a value only when it
+    compared larger, so a maximum of NaNs was -inf: file-odd-values:11005277)."""
+    n = np.nan
+    x = np.array([[n, 1, 2, 0], [1, n, 2, 0], [1, 2, 0, n], [n, n, n, n], [1, 2, 0, 3]],
+                 np.float32)
+    model = reduce_model(op, 18, axes, {"keepdims": 0}, x)
+    check_against_onnx(model, [x], tmp_path)
+    got = run_graph(compile_onnx(model).graph, [x])[0]
+    assert np.isnan(got).sum() == (4 if axes == [1] else 1)
