@@ -96,6 +96,14 @@ def test_derived_tables_add_to_the_cortex_m4_table():
     assert cycles(m33, "lda") == 2 and refill(m33, "bxns") == 2
 
 
+def test_cortex_m7_figures_are_llvms_scheduling_model():
+    """The Cortex-M7 table cites LLVM's ARMScheduleM7.td: WriteLd, M7SlowLoad and WriteST
+    issue in one cycle, WriteDIV stalls for its latency of 7, M7TableLoad takes two."""
+    m7 = load_core("cortex-m7")
+    expected = {"ldr": 1, "ldrb": 1, "str": 1, "sdiv": 7, "udiv": 7, "tbb": 2}
+    assert {name: cycles(m7, name) for name in expected} == expected
+
+
 def test_unknown_core_is_a_clear_error():
     with pytest.raises(ArielError, match="no cycle table for core 'cortex-m85'.*cortex-m4"):
         load_core("cortex-m85")

@@ -135,3 +135,35 @@ def test_bias_is_rounded_half_to_even_as_onnx_runtimes_quantizer_does():
             want.append(low + (1 if rest > Fraction(1, 2) or (rest == Fraction(1, 2)
                                                                and low % 2) else 0))
         np.testing.assert_array_equal(quantize_bias(bias, s_in, scale), want)
+
+
+ISQRT_SOURCE = r"""
+#include <stdint.h>
+#include "ariel_runtime.h"
+void isqrt_many(const uint64_t *v, uint64_t *out, int n)
+{
+    for (int i = 0; i < n; ++i) {
+        out[i] = ariel_isqrt_u64(v[i]);
+    }
+}
+"""
+
+
+def test_c_integer_square_root_equals_pythons(tmp_path):
+    """ariel_isqrt_u64, the int8 normalizations' square root, against Python's math.isqrt
+    (an implementation of its own) on exact squares, their neighbours and random values up
+    to 2**64 - 1."""
+    (tmp_path / "isqrt.c").write_text(ISQRT_SOURCE)
+    library = tmp_path / "libisqrt.so"
+    subprocess.run(["gcc", "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC",
+                    f"-I{data_dir('firmware')}", str(tmp_path / "isqrt.c"), "-o", str(library)],
+                   check=True)
+    rng = np.random.default_rng(5)
+    roots = [0, 1, 2, 3, 255, 65535, 2**32 - 1, *rng.integers(0, 2**32, 300).tolist()]
+    values = sorted({v for r in roots for v in (r * r - 1, r * r, r * r + 1) if 0 <= v < 2**64}
+                    | set(rng.integers(0, 2**63, 300).tolist()) | {2**64 - 1})
+    v = np.array(values, np.uint64)
+    out = np.zeros_like(v)
+    ctypes.CDLL(str(library)).isqrt_many(ctypes.c_void_p(v.ctypes.data),
+                                         ctypes.c_void_p(out.ctypes.data), len(v))
+    assert out.tolist() == [math.isqrt(value) for value in values]
