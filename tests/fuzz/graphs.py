@@ -189,7 +189,7 @@ def conv(b: Builder, x: str) -> str | None:
     if b.rng.random() < 0.2:
         attrs["dilations"] = [int(b.rng.integers(1, 3)) for _ in spatial]
     _pads(b, attrs, kernel)
-    if not _fits(spatial, attrs) or not _oracle_runs(attrs):
+    if not _fits(spatial, attrs) or not _oracle_runs(spatial, attrs):
         return None
     w = b.const(b.weights((out_channels, channels // group, *kernel),
                           channels // group * math.prod(kernel)), "w")
@@ -221,10 +221,18 @@ def _fits(spatial, attrs: dict) -> bool:
                for i, (size, k, d) in enumerate(zip(spatial, kernel, dilations, strict=True)))
 
 
-def _oracle_runs(attrs: dict) -> bool:
-    """Whether onnxruntime runs these attributes: it refuses dilations with SAME padding."""
-    same = str(attrs.get("auto_pad", "")).startswith("SAME")
-    return not (same and any(d > 1 for d in attrs.get("dilations", [])))
+def _oracle_runs(spatial, attrs: dict) -> bool:
+    """Whether onnxruntime runs these attributes: it refuses dilations with SAME padding,
+    and SAME padding whose total would be negative (a stride beyond the kernel: ONNX pads
+    by max(0, ...), onnxruntime stops with "padding values must be non-negative")."""
+    if not str(attrs.get("auto_pad", "")).startswith("SAME"):
+        return True
+    kernel = attrs["kernel_shape"]
+    strides = attrs.get("strides", [1] * len(kernel))
+    if any(d > 1 for d in attrs.get("dilations", [])):
+        return False
+    return all((-(-size // stride) - 1) * stride + k - size >= 0
+               for size, k, stride in zip(spatial, kernel, strides, strict=True))
 
 
 def _ceil_shape_agrees(spatial, attrs: dict) -> bool:
@@ -262,7 +270,7 @@ def pool(op: str):
             attrs["count_include_pad"] = 1
         if op == "MaxPool" and b.rng.random() < 0.15:
             attrs["dilations"] = [int(b.rng.integers(1, 3)) for _ in kernel]
-        if not _fits(shape[2:], attrs) or not _oracle_runs(attrs):
+        if not _fits(shape[2:], attrs) or not _oracle_runs(shape[2:], attrs):
             return None
         if not _ceil_shape_agrees(shape[2:], attrs):
             return None

@@ -48,7 +48,14 @@ def window(node: Node, in_spatial: tuple[int, ...], kernel: tuple[int, ...],
         extent = (k - 1) * d + 1
         if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
             o = math.ceil(size / s)
-            total = max(0, (o - 1) * s + extent - size)
+            total = (o - 1) * s + extent - size
+            if total < 0:
+                # What negative padding means is not settled: ONNX's formula crops the input
+                # (onnx.reference), TensorFlow's SAME pads 0, onnxruntime refuses.
+                raise unsupported(node, f"auto_pad {auto_pad} with a stride of {s} beyond the "
+                                  f"window ({extent}) on spatial axis {axis}, whose padding "
+                                  f"would be negative ({total})",
+                                  "explicit pads, or a window at least as wide as its stride")
             small, large = total // 2, total - total // 2
             begin[axis], end[axis] = (small, large) if auto_pad == "SAME_UPPER" else (large,
                                                                                       small)

@@ -233,3 +233,15 @@ def test_max_pool_propagates_nan(op, attrs, tmp_path):
                 run_graph(compile_onnx(model).graph, [x])[0]):
         np.testing.assert_array_equal(got, expected)
     assert np.isnan(expected).any() and not np.isnan(expected).all()
+
+
+@pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER"])
+def test_same_padding_that_would_be_negative_is_refused(auto_pad):
+    """A stride beyond the window under SAME padding: ONNX's formula gives a negative total
+    (onnx.reference crops the input, onnxruntime refuses the model); ariel padded 0 and
+    answered differently from onnx.reference (found by the fuzzer: qemu:11006803)."""
+    x = np.arange(32, dtype=np.float32).reshape(1, 1, 4, 8)
+    model = single_node_model("MaxPool", {"x": x}, opset=13, auto_pad=auto_pad,
+                              kernel_shape=[1, 3], strides=[2, 2])
+    with pytest.raises(UnsupportedError, match="padding would be negative"):
+        compile_onnx(model)
