@@ -6,6 +6,7 @@ given) or a gap in the tests.
     .venv/bin/python bench/mutants.py                 # every mutant, a table, the kill rate
     .venv/bin/python bench/mutants.py --only ID ...   # some of them
     .venv/bin/python bench/mutants.py --list          # the mutants, without running them
+    .venv/bin/python bench/mutants.py --check         # is every pattern still there, once?
 
 The mutants are data (bench/mutant_list.py): files, the exact text each changes (found
 exactly once, else the mutant is stale and reported as such), its replacement, why a real bug
@@ -196,6 +197,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", metavar="ID", help="run these mutants only")
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
+    parser.add_argument("--check", action="store_true",
+                        help="check that every pattern is found exactly once, run nothing")
     parser.add_argument("--baseline", action="store_true",
                         help="first run each list of tests unmutated (slow)")
     args = parser.parse_args()
@@ -207,6 +210,12 @@ def main() -> None:
         for m in mutants:
             print(f"{m.id:32} {package_of(m):18} {m.why}")
         return
+    if args.check:
+        stale = [f"{m.id}: {edit.file}: found {count} times"
+                 for m in mutants for edit in m.edits
+                 if (count := (ROOT / edit.file).read_text().count(edit.pattern)) != 1]
+        print("\n".join(stale) or f"all {len(mutants)} mutants apply")
+        raise SystemExit(1 if stale else 0)
     with tempfile.TemporaryDirectory(prefix="ariel-mutants-") as scratch:
         copy = scratch_copy(Path(scratch))
         check_imports_from(copy)

@@ -69,7 +69,8 @@ def _leaky_relu(node: Node, ctype: str) -> list[str]:
 ELEMENTWISE: dict[str, Elementwise] = {
     "Relu": Elementwise(
         SIGNED_AND_FLOAT, frozenset(),
-        lambda n, ctype: [f"v = v > 0 ? v : {'0.0f' if ctype == 'float' else '0'};"],
+        # NaN stays NaN (as np.maximum and ONNX Runtime give it): only values below 0 change.
+        lambda n, ctype: [f"v = v < 0 ? {'0.0f' if ctype == 'float' else '0'} : v;"],
         lambda n, x: np.maximum(x, np.zeros((), x.dtype))),
     "LeakyRelu": Elementwise(
         FLOAT_TYPES, frozenset({"alpha"}), _leaky_relu,

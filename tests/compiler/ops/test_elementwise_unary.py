@@ -38,7 +38,7 @@ def edge_input(shape=(2, 4, 16), low=-6.0, high=6.0, seed=0) -> np.ndarray:
 FLOAT_UNARY = [
     ("HardSigmoid", {}), ("HardSigmoid", {"alpha": 0.5, "beta": -0.25}),
     ("HardSwish", {}), ("Gelu", {}), ("Gelu", {"approximate": "tanh"}),
-    ("LeakyRelu", {}), ("LeakyRelu", {"alpha": 0.3}),
+    ("LeakyRelu", {}), ("LeakyRelu", {"alpha": 0.3}), ("Relu", {}),
     ("Softplus", {}), ("Softsign", {}), ("Elu", {}), ("Elu", {"alpha": 0.3}),
     ("Selu", {}), ("Selu", {"alpha": 1.5, "gamma": 0.5}), ("Celu", {}),
     ("Celu", {"alpha": 2.5}), ("Mish", {}), ("ThresholdedRelu", {}),

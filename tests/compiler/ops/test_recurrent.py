@@ -30,13 +30,14 @@ OUTPUTS = {"LSTM": ("Y", "Y_h", "Y_c"), "GRU": ("Y", "Y_h"), "RNN": ("Y", "Y_h")
 
 
 def recurrent_model(op: str, *, hidden: int = 5, inputs: int = 3, steps: int = 4,
-                    batch: int = 1, direction: str = "forward", layout: int = 0,
+                    batch: int = 1, direction: str | None = "forward", layout: int = 0,
                     bias: bool = True, initial: str | None = None, peepholes: bool = False,
                     outputs: tuple[str, ...] | None = None, lengths: list[int] | None = None,
                     seed: int = 0, **attrs) -> tuple[onnx.ModelProto, list[np.ndarray]]:
     """A one-node model and its inputs. `initial`: None, "input" (initial states as graph
     inputs) or "constant" (initializers); `outputs`: which outputs the node names (the
-    others left empty); `lengths`: a constant sequence_lens."""
+    others left empty); `lengths`: a constant sequence_lens; `direction` None leaves the
+    attribute out (ONNX's default, forward)."""
     rng = np.random.default_rng(seed)
     count = 2 if direction == "bidirectional" else 1
     gates = GATES[op]
@@ -66,8 +67,10 @@ def recurrent_model(op: str, *, hidden: int = 5, inputs: int = 3, steps: int = 4
     names = [name if name in wanted else "" for name in OUTPUTS[op]]
     while not names[-1]:
         names.pop()
+    if direction is not None:
+        attrs = {"direction": direction, **attrs}
     node = helper.make_node(op, node_inputs, names, name=f"{op.lower()}_node",
-                            hidden_size=hidden, direction=direction, **attrs)
+                            hidden_size=hidden, **attrs)
     if layout:
         node.attribute.append(helper.make_attribute("layout", 1))
     graph = helper.make_graph(
@@ -106,6 +109,8 @@ CASES = {
     # hidden 16: the gate rows in blocks of eight only; 9: blocks and rows left over
     "lstm_forward_blocks": ("LSTM", dict(hidden=16, inputs=10, steps=6)),
     "lstm_batch_constant_states": ("LSTM", dict(hidden=9, batch=3, initial="constant")),
+    "lstm_default_direction": ("LSTM", dict(direction=None, initial="input")),
+    "gru_default_direction": ("GRU", dict(direction=None)),
     "lstm_reverse_peepholes_states": ("LSTM", dict(direction="reverse", peepholes=True,
                                                    initial="input", batch=2)),
     "lstm_bidirectional_layout1": ("LSTM", dict(direction="bidirectional", layout=1,
