@@ -266,3 +266,21 @@ def test_heldout_carved_from_the_training_data(tmp_path, digits_data):
     assert sidecar["data"]["heldout_count"] == 120 and sidecar["data"]["train_count"] == 480
     assert "carved from" in sidecar["data"]["heldout"] and "no --heldout" in err
     assert [e["after_tensor"] for e in sidecar["exits"]] == ["/pool/MaxPool_output_0"]
+
+
+def test_pool_auto_picks_by_validation_on_the_training_data(tmp_path, digits_data):
+    train, held, x, _ = digits_data
+    output = tmp_path / "ee.onnx"
+    code, _, err = run(DIGITS, "--data", train, "--heldout", held, "--exits", "1", "-o", output)
+    assert code == 0, err
+    assert "'/relu1/Relu_output_0': validation accuracy global" in err
+    (entry,) = json.loads(output.with_name("ee.exits.json").read_text())["exits"]
+    # On 8x8 digits a global mean loses where the strokes are: a grid wins.
+    assert entry["head"]["pool"] == "grid" and entry["head"]["cells"] in (2, 4)
+    cells = entry["head"]["cells"]
+    assert entry["head"]["window"] == [8 // cells, 8 // cells]
+    assert entry["macs_head"] == 8 * cells * cells * 10
+    model = onnx.load(str(output))
+    pool = next(n for n in model.graph.node if n.name == "ariel_exit1/pool")
+    assert pool.op_type == "AveragePool"
+    assert list(helper.get_attribute_value(pool.attribute[0])) == [8 // cells] * 2
