@@ -62,7 +62,7 @@ def _validated_choice(point: ExitPoint, options: list[HeadShape],
                       seed: int, progress: Callable[[str], None]) -> HeadShape:
     held = held_out_mask(targets, len(targets), VALIDATION_SHARE, VALIDATION_SEED)
     if held.sum() < len(options) * 5:  # too few to tell heads apart: the cheapest
-        progress(f"'{point.tensor}': too few training inputs to compare poolings; "
+        progress(f"'{point.label}': too few training inputs to compare poolings; "
                  f"{options[0].label}")
         return options[0]
     scores = []
@@ -75,7 +75,7 @@ def _validated_choice(point: ExitPoint, options: list[HeadShape],
     best = max(scores)
     chosen = next(shape for shape, score in zip(options, scores, strict=True)
                   if score >= best - AUTO_TOLERANCE)
-    progress(f"'{point.tensor}': validation accuracy " + ", ".join(
+    progress(f"'{point.label}': validation accuracy " + ", ".join(
         f"{shape.label} {score:.1%}" for shape, score in zip(options, scores, strict=True))
         + f" on {int(held.sum())} training inputs: {chosen.label}")
     return chosen
