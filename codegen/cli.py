@@ -1,4 +1,4 @@
-"""The `ariel` command line: inspect, ops, boards, build, simulate, calibrate, flash."""
+"""The `ariel` command line: inspect, ops, boards, build, simulate, calibrate, augment, flash."""
 
 from __future__ import annotations
 
@@ -697,6 +697,77 @@ def _calibrate(outdir: Path, data_spec: str, target_agreement: float | None,
     progress(f"calibration plot: {html_path}")
     if json_path is not None:
         write_atomic(json_path, _json_text(to_dict(result)))
+
+
+@main.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--data", "data_spec", metavar="DATA",
+              help="Training inputs for the heads: .npy, .npz with x (and y labels), or a "
+                   "built-in data set (digits, toycar).")
+@click.option("--heldout", "heldout_spec", metavar="DATA",
+              help="Held-out inputs (with labels) to measure the exits on (default: 20% of "
+                   "--data, carved out stratified with a fixed seed).")
+@click.option("--exits", "exits_spec", default="auto", show_default=True,
+              metavar="auto|N1,N2,...",
+              help="Where to put exits: auto, or candidate numbers (see --list) and tensor "
+                   "names, separated by commas.")
+@click.option("--list", "list_only", is_flag=True,
+              help="Only list the candidate exit points with the MACs before each.")
+@click.option("--pool", type=click.Choice(["auto", "global", "grid"]), default="auto",
+              show_default=True, help="Each head's pooling: a mean per channel, or per "
+              "channel and grid cell (--grid-cells per spatial axis); auto: per exit, the "
+              "cheapest of global, 2 and 4 cells that validates as well as the best on part "
+              "of the training data.")
+@click.option("--grid-cells", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="--pool grid: cells per spatial axis (2: a 2x2 grid on images).")
+@click.option("--hidden", type=click.IntRange(0, 4096), default=0, show_default=True,
+              help="Units of a ReLU layer before each head's logits (0: one Gemm).")
+@click.option("--fit", type=click.Choice(["labels", "final"]),
+              help="What the heads learn: the labels, or the final output's answers "
+                   "(default: labels when the data has them).")
+@click.option("--final-output", metavar="NAME",
+              help="The output that is the final answer (default: the first of shape [1, K]).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), metavar="EE.onnx",
+              help="The augmented model; its exits file goes beside it (EE.exits.json).")
+@input_shape_option
+def augment(model: Path, data_spec: str | None, heldout_spec: str | None, exits_spec: str,
+            list_only: bool, pool: str, grid_cells: int, hidden: int, fit: str | None,
+            final_output: str | None, output: Path | None,
+            input_shapes: tuple[str, ...]) -> None:
+    """Add early exits to MODEL: small heads trained on the backbone's features at cut
+    points, as extra outputs ariel_exit1, ariel_exit2, ... (the backbone untouched)."""
+    from codegen.ari.augment.heads import HeadShape
+    from codegen.ari.augment.pipeline import (
+        AugmentRequest,
+        analyse,
+        check_outputs,
+        format_candidates,
+        format_result,
+        write_augmented,
+    )
+
+    shapes = parse_input_shapes(input_shapes)
+    if list_only:
+        refuse_unused(click.get_current_context(), "with --list, which only lists the "
+                      "candidates", "data_spec", "heldout_spec", "exits_spec", "pool",
+                      "grid_cells", "hidden", "fit", "final_output", "output")
+        say(format_candidates(analyse(model, shapes)))
+        return
+    if data_spec is None or output is None:
+        raise ArielError("give the training data (--data) and the output (-o EE.onnx), or "
+                         "--list to see the candidate exits")
+    if pool != "grid":
+        refuse_unused(click.get_current_context(), "without --pool grid", "grid_cells")
+    request = AugmentRequest(model, data_spec, output, heldout_spec, exits_spec,
+                             HeadShape(pool, hidden, grid_cells), fit, final_output, shapes)
+    check_outputs(request)
+    from codegen.ari.augment.pipeline import augment as run_augment
+
+    result = run_augment(request, progress)
+    sidecar = write_augmented(result, output)
+    say(format_result(result, result.sidecar["macs_total"]))
+    outputs = [value.name for value in result.model.graph.output]
+    say(f"augmented model: {output} (outputs: {', '.join(outputs)}); exits file: {sidecar}")
 
 
 @main.command()

@@ -10,6 +10,7 @@ import onnx
 
 from codegen.compiler.onnxrun import run_model
 from codegen.errors import ArielError
+from codegen.report.adaptive import AdaptiveSummary, format_summary, summarize
 from codegen.run.simulate import Build, Simulation
 from codegen.target.stack_usage import stack_use
 
@@ -87,6 +88,7 @@ def _per_input(spec_shape: list[int], values: np.ndarray) -> list[dict]:
 
 def summary_json(build: Build, result: Simulation, comparison: list[dict] | None) -> dict:
     info = build.info
+    adaptive = adaptive_summary(build, result)
     return {
         "board": build.board.name,
         "emulator": build.board.emulator,
@@ -97,7 +99,17 @@ def summary_json(build: Build, result: Simulation, comparison: list[dict] | None
                     for spec, values in zip(info.outputs, result.outputs, strict=True)],
         "compare_onnxruntime": comparison,
         "stack": _stack(result),
+        "adaptive": None if adaptive is None else adaptive.to_dict(),
     }
+
+
+def adaptive_summary(build: Build, result: Simulation) -> AdaptiveSummary | None:
+    """For an adaptive build: which stage answered how many inputs, and what they cost."""
+    ari = build.metadata.get("ari")
+    if ari is None:
+        return None
+    names = [spec.name for spec in build.info.outputs]
+    return summarize(ari, result.outputs[names.index("stage")], build.board.clock_hz)
 
 
 def _stack(result: Simulation) -> dict | None:
@@ -128,6 +140,9 @@ def summary_text(build: Build, result: Simulation, comparison: list[dict] | None
     if stack is not None:
         lines.append(f"stack high-water {stack['high_water']:,} B of {stack['reserved']:,} B "
                      "reserved")
+    adaptive = adaptive_summary(build, result)
+    if adaptive is not None:
+        lines.append(format_summary(adaptive))
     return "\n".join(lines)
 
 

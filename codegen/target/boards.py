@@ -26,6 +26,7 @@ from codegen.target.board_kit import (
     parse_renode,
 )
 from codegen.target.board_schema import check_board_file
+from codegen.target.nvm import Nvm, parse_nvm
 
 DEFAULT_BOARD = "mps2-an386"
 NO_FIGURE = "no published figure"
@@ -166,6 +167,8 @@ class Board:
     clock_tree: ClockTree | None = None
     debug: Debug | None = None
     renode: RenodeInfo | None = None
+    # Non-volatile memory for intermittent builds ([nvm]; codegen/target/nvm.py).
+    nvm: Nvm | None = None
 
     @property
     def arch_flags(self) -> list[str]:
@@ -221,6 +224,16 @@ class Board:
         chip's own memory map, whatever machine emulates its simulation builds."""
         machine = self.qemu_machine if self.emulation.own_map else None
         return replace(self, emulation=Emulator(machine))
+
+    def without_nvm_flash(self) -> Board:
+        """This board as an intermittent build sees it: where its NVM is the end of its
+        internal flash, the firmware's code and constants keep out of that part."""
+        nvm = self.nvm
+        if nvm is None or nvm.kind != "flash" or nvm.interface != "internal":
+            return self
+        flash = self.chip.flash
+        return replace(self, chip=MemoryMap("chip", Region(flash.origin, flash.size - nvm.size),
+                                            self.chip.ram))
 
     def memory_map_dict(self) -> dict:
         """What ariel.json records about the map a build used."""
@@ -361,6 +374,7 @@ def _load(path: Path) -> Board:
             clock_tree=parse_clock_tree(data["clock_tree"]) if "clock_tree" in data else None,
             debug=parse_debug(data["debug"]) if "debug" in data else None,
             renode=parse_renode(data["renode"]) if "renode" in data else None,
+            nvm=parse_nvm(data["nvm"]) if "nvm" in data else None,
         )
     except (KeyError, ValueError, TypeError, tomllib.TOMLDecodeError) as exc:
         raise ArielError(f"board file '{path}' is invalid: {exc}") from exc
