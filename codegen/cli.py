@@ -713,9 +713,13 @@ def _calibrate(outdir: Path, data_spec: str, target_agreement: float | None,
                    "names, separated by commas.")
 @click.option("--list", "list_only", is_flag=True,
               help="Only list the candidate exit points with the MACs before each.")
-@click.option("--pool", type=click.Choice(["global", "grid"]), default="global",
+@click.option("--pool", type=click.Choice(["auto", "global", "grid"]), default="auto",
               show_default=True, help="Each head's pooling: a mean per channel, or per "
-              "channel and spatial half (a 2x2 grid on images).")
+              "channel and grid cell (--grid-cells per spatial axis); auto: per exit, the "
+              "cheapest of global, 2 and 4 cells that validates as well as the best on part "
+              "of the training data.")
+@click.option("--grid-cells", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="--pool grid: cells per spatial axis (2: a 2x2 grid on images).")
 @click.option("--hidden", type=click.IntRange(0, 4096), default=0, show_default=True,
               help="Units of a ReLU layer before each head's logits (0: one Gemm).")
 @click.option("--fit", type=click.Choice(["labels", "final"]),
@@ -727,7 +731,7 @@ def _calibrate(outdir: Path, data_spec: str, target_agreement: float | None,
               help="The augmented model; its exits file goes beside it (EE.exits.json).")
 @input_shape_option
 def augment(model: Path, data_spec: str | None, heldout_spec: str | None, exits_spec: str,
-            list_only: bool, pool: str, hidden: int, fit: str | None,
+            list_only: bool, pool: str, grid_cells: int, hidden: int, fit: str | None,
             final_output: str | None, output: Path | None,
             input_shapes: tuple[str, ...]) -> None:
     """Add early exits to MODEL: small heads trained on the backbone's features at cut
@@ -746,14 +750,16 @@ def augment(model: Path, data_spec: str | None, heldout_spec: str | None, exits_
     if list_only:
         refuse_unused(click.get_current_context(), "with --list, which only lists the "
                       "candidates", "data_spec", "heldout_spec", "exits_spec", "pool",
-                      "hidden", "fit", "final_output", "output")
+                      "grid_cells", "hidden", "fit", "final_output", "output")
         say(format_candidates(analyse(model, shapes)))
         return
     if data_spec is None or output is None:
         raise ArielError("give the training data (--data) and the output (-o EE.onnx), or "
                          "--list to see the candidate exits")
+    if pool != "grid":
+        refuse_unused(click.get_current_context(), "without --pool grid", "grid_cells")
     request = AugmentRequest(model, data_spec, output, heldout_spec, exits_spec,
-                             HeadShape(pool, hidden), fit, final_output, shapes)
+                             HeadShape(pool, hidden, grid_cells), fit, final_output, shapes)
     check_outputs(request)
     from codegen.ari.augment.pipeline import augment as run_augment
 
