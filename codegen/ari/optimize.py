@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from codegen.ari.augment.heads import HeadShape
 from codegen.ari.augment.pipeline import AugmentRequest, augment, write_augmented
 from codegen.ari.augment.sidecar import read_sidecar, sidecar_path
 from codegen.ari.exit_costs import ENERGY_REFERENCE_CYCLES, output_costs
@@ -95,8 +96,8 @@ def augmented_model(request: OptimizeRequest, folder: Path,
         shutil.copyfile(sidecar_path(request.model), sidecar_path(target))
         return target, existing
     made = augment(AugmentRequest(request.model, request.data, target, request.heldout,
-                                  request.exits, input_shapes=dict(request.input_shapes)),
-                   progress)
+                                  request.exits, HeadShape(pool="auto"),
+                                  input_shapes=dict(request.input_shapes)), progress)
     write_augmented(made, target)
     return target, made.sidecar
 
