@@ -852,6 +852,47 @@ def augment(model: Path, data_spec: str | None, heldout_spec: str | None, exits_
 
 
 @main.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--data", "data_spec", required=True, metavar="TRAIN",
+              help="Training inputs: the exits' heads learn on them and the int8 stages are "
+                   "quantized on them (.npy, .npz with x and y, or a built-in data set).")
+@click.option("--heldout", "heldout_spec", required=True, metavar="HELD",
+              help="Held-out inputs: the thresholds are chosen on every other one (the "
+                   "calibration split), the figures reported on the rest.")
+@click.option("--board", "board_name", help=f"Target board (see `ariel boards`; default "
+              f"{DEFAULT_BOARD}).")
+@board_file_option
+@click.option("--target-agreement", type=FRACTION, default=0.995, show_default=True,
+              help="Agreement with the float model to reach on the calibration split.")
+@click.option("--exits", "exits_spec", default="auto", show_default=True,
+              metavar="auto|N1,N2,...", help="Where `ariel augment` puts exits (when MODEL "
+                                             "has none yet).")
+@click.option("--max-stages", type=click.IntRange(2, 8), default=5, show_default=True,
+              help="The most stages a configuration may have.")
+@click.option("--timeout", type=SECONDS, default=900.0, show_default=True,
+              help="Seconds before a firmware run is stopped as hung.")
+@click.option("-o", "--output", "outdir", required=True, type=click.Path(path_type=Path),
+              help="Folder for the early-exit model, the chosen stages file and the front.")
+@click.option("--force", is_flag=True,
+              help="Write into a folder holding other files, or replace an earlier result.")
+@input_shape_option
+def optimize(model: Path, data_spec: str, heldout_spec: str, board_name: str | None,
+             board_file: Path | None, target_agreement: float, exits_spec: str,
+             max_stages: int, timeout: float, outdir: Path, force: bool,
+             input_shapes: tuple[str, ...]) -> None:
+    """Find the stage list (early exits, precisions, thresholds) with the least expected
+    energy that agrees with the float model on the target share of held-out inputs."""
+    from codegen.ari.front import write_optimized
+    from codegen.ari.optimize import OptimizeRequest
+
+    request = OptimizeRequest(model, data_spec, heldout_spec, _board(board_name, board_file),
+                              outdir, target_agreement, exits_spec, max_stages, timeout,
+                              parse_input_shapes(input_shapes))
+    for line in write_optimized(request, force, progress):
+        say(line)
+
+
+@main.command()
 @click.argument("outdir", type=click.Path(path_type=Path))
 @click.option("--probe", metavar="ID", help="The debug probe to use: part of its unique ID "
               "(`pyocd list` shows them; default: the first one connected).")

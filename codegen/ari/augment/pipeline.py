@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from codegen.ari.augment.candidates import Cuts, ExitPoint, choose
+from codegen.ari.augment.candidates import Cuts, ExitPoint, choose, elided
 from codegen.ari.augment.data import Split, carve, load_split
 from codegen.ari.augment.features import backbone_features
 from codegen.ari.augment.fitting import fit_exit, head_options, pooling_of
@@ -133,7 +133,9 @@ def augment(request: AugmentRequest, progress: Callable[[str], None]) -> Augment
         heldout = load_split(request.heldout, model_inputs, classes, "--heldout")
     else:
         train, heldout = carve(train)
-        progress(f"no --heldout: holding out {heldout.source} (stratified, seed 0)")
+        progress(f"no --heldout: holding out {heldout.source} ("
+                 + ("the same share of each label, " if train.labels is not None else "")
+                 + "seed 0)")
     fit = request.fit or ("labels" if train.labels is not None else "final")
     if fit == "labels" and train.labels is None:
         raise ArielError(f"--fit labels: the training data {train.source} has no labels (an "
@@ -164,7 +166,7 @@ def augment(request: AugmentRequest, progress: Callable[[str], None]) -> Augment
             None if heldout.labels is None else float(np.mean(answers == heldout.labels)),
             float(np.mean(answers == final_answers)))
         results.append(result)
-        progress(f"{result.output} after '{point.tensor}' ({head.shape.label} head, "
+        progress(f"{result.output} after '{point.label}' ({head.shape.label} head, "
                  f"{head.macs:,} MACs): training {fit} {result.train_accuracy:.1%}, held out "
                  + (f"accuracy {result.accuracy:.1%}, " if result.accuracy is not None else "")
                  + f"agreement {result.agreement:.1%}")
@@ -184,6 +186,8 @@ def augment(request: AugmentRequest, progress: Callable[[str], None]) -> Augment
                    "after_node": r.point.node, "macs_backbone": r.point.macs,
                    "macs_head": r.head.macs,
                    "head": _head_entry(r.head),
+                   "head_nodes": [n.name for n in augmented.graph.node
+                                  if n.name.startswith(r.output + "/")],
                    "accuracy": r.accuracy, "agreement": r.agreement,
                    "heldout": heldout.count} for r in results],
     }
@@ -220,8 +224,8 @@ def format_candidates(cuts: Cuts) -> str:
     total = max(cuts.total_macs, 1)
     rows = [("#", "tensor", "node", "shape", "MACs so far", "share")]
     for number, point in enumerate(listed, start=1):
-        rows.append((str(number), _elided(point.tensor),
-                     "(same)" if point.node == point.tensor else _elided(point.node),
+        rows.append((str(number), point.label,
+                     "(same)" if point.node == point.tensor else elided(point.node),
                      "[" + ",".join(map(str, point.shape)) + "]", f"{point.macs:,}",
                      f"{point.macs / total:.1%}"))
     lines = _table(rows, right={0, 4, 5})
@@ -236,7 +240,7 @@ def format_result(result: Augmented, total_macs: int) -> str:
     total = max(total_macs, 1)
     for r in result.exits:
         macs = r.point.macs + r.head.macs
-        rows.append((r.output, _elided(r.point.tensor), r.head.shape.label, f"{macs:,}",
+        rows.append((r.output, r.point.label, r.head.shape.label, f"{macs:,}",
                      f"{macs / total:.1%}", _percent(r.accuracy), _percent(r.agreement)))
     rows.append(("final", result.sidecar["final_output"], "-", f"{total_macs:,}", "100.0%",
                  _percent(result.final_accuracy), "100.0%"))
@@ -244,14 +248,6 @@ def format_result(result: Augmented, total_macs: int) -> str:
     lines.append(f"held out: {result.heldout.count} inputs ({result.heldout.source}); "
                  "MACs: backbone up to the exit plus its head")
     return "\n".join(lines)
-
-
-# Names longer than this are shown by their end (where exporters put what differs).
-NAME_WIDTH = 48
-
-
-def _elided(name: str) -> str:
-    return name if len(name) <= NAME_WIDTH else "…" + name[-(NAME_WIDTH - 1):]
 
 
 def _percent(value: float | None) -> str:
