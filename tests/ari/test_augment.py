@@ -248,7 +248,9 @@ def test_a_model_without_candidates_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("x_shape, labels, message", [
-    ((30, 1, 7, 7), np.arange(30) % 10, "has shape [30, 1, 7, 7]; the model takes [1, 1, 8, 8]"),
+    ((30, 1, 7, 7), np.arange(30) % 10,
+     "training data (--data) for input 'input' has shape [30, 1, 7, 7]; the model takes "
+     "[1, 1, 8, 8]"),
     ((30, 1, 8, 8), np.arange(30) % 10 + 1, "label 10 is outside the model's 10 classes"),
     ((30, 1, 8, 8), np.arange(29) % 10, "29 labels for 30 inputs"),
     ((30, 1, 8, 8), np.full(30, 0.5), "labels y are not whole numbers"),
