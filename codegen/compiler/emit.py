@@ -11,6 +11,7 @@ import numpy as np
 from codegen import __version__
 from codegen.compiler.budget import check_memory
 from codegen.compiler.c import c_array_body, c_comment, environment
+from codegen.compiler.checkpoint import CheckpointPlan, checkpoint_context
 from codegen.compiler.ir import C_TYPES, Graph, Node
 from codegen.compiler.ops import REGISTRY
 from codegen.compiler.ops.base import Kernel, Names, is_view_node, kernel_params
@@ -47,6 +48,8 @@ class ModelInfo:
     outputs: list[TensorInfo]
     weights_bytes: int
     kernels: list[dict] = field(default_factory=list)
+    # Intermittent builds: the checkpoint plan in brief (codegen/compiler/checkpoint.py).
+    checkpoints: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,10 +92,12 @@ class WeightArray:
 
 
 def emit_model(graph: Graph, plan: MemoryPlan, prefix: str, header: str,
-               half_weights: bool = False) -> tuple[dict[str, str], ModelInfo]:
+               half_weights: bool = False, checkpoints: CheckpointPlan | None = None
+               ) -> tuple[dict[str, str], ModelInfo]:
     """Render the model's C files. Returns {file name: text} and the model's metadata.
     `half_weights`: the float kernels' multiplicands (filters, constant B) stored as IEEE
-    half precision, in half the flash."""
+    half precision, in half the flash. `checkpoints`: an intermittent build's plan (a
+    resumable run function and the checkpoint tables beside the usual ones)."""
     env = environment()
     lowered = _lower_kernels(graph, prefix, half_weights)
     _check_memory(graph, plan, lowered)
@@ -132,16 +137,20 @@ def emit_model(graph: Graph, plan: MemoryPlan, prefix: str, header: str,
                   "fn": k["fn"], "macs": k["macs"],
                   "kernel": _template_stem(lowered[k["index"]].kernel.template)}
                  for k in kernels if not k["view"]],
+        checkpoints=checkpoints.to_dict() if checkpoints else None,
     )
     context = {"header": header, "prefix": prefix, "guard": prefix.upper(), "info": info,
                "kernels": kernels, "weights": weights,
-               "io": _io_comments(graph, plan)}
+               "io": _io_comments(graph, plan), "checkpoints": checkpoints}
     files = {
         f"{prefix}.h": env.get_template("model.h.j2").render(context),
         f"{prefix}.c": env.get_template("model.c.j2").render(context),
         f"{prefix}_weights.h": env.get_template("weights.h.j2").render(context),
         f"{prefix}_weights.c": env.get_template("weights.c.j2").render(context),
     }
+    if checkpoints is not None:
+        files[f"{prefix}_checkpoint.c"] = env.get_template("checkpoint.c.j2").render(
+            header=header, prefix=prefix, **checkpoint_context(checkpoints))
     return files, info
 
 
