@@ -26,11 +26,11 @@ import zlib
 from dataclasses import dataclass, field
 
 from codegen.compiler.ir import Graph
+from codegen.compiler.nvm import YEAR_HOURS, Nvm
 from codegen.compiler.ops import REGISTRY
 from codegen.compiler.ops.base import is_view_node
 from codegen.compiler.plan import ALIGNMENT, Buffer, MemoryPlan, _first_fit, _Placed, align
 from codegen.errors import ArielError
-from codegen.target.nvm import YEAR_HOURS, Nvm
 
 STRATEGIES = ("live", "arena", "restart")
 RECORD_BYTES = 16  # sequence number, inference, commit index, check word

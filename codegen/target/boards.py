@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from codegen.compiler.budget import Budget
+from codegen.compiler.nvm import Nvm, parse_nvm
 from codegen.errors import ArielError, BoardFileError
 from codegen.resources import data_dir
 from codegen.target.board_kit import (
@@ -26,7 +27,6 @@ from codegen.target.board_kit import (
     parse_renode,
 )
 from codegen.target.board_schema import check_board_file
-from codegen.target.nvm import Nvm, parse_nvm
 
 DEFAULT_BOARD = "mps2-an386"
 NO_FIGURE = "no published figure"
@@ -167,7 +167,7 @@ class Board:
     clock_tree: ClockTree | None = None
     debug: Debug | None = None
     renode: RenodeInfo | None = None
-    # Non-volatile memory for intermittent builds ([nvm]; codegen/target/nvm.py), and
+    # Non-volatile memory for intermittent builds ([nvm]; codegen/compiler/nvm.py), and
     # whether this is such a build's view of the board (for_intermittent).
     nvm: Nvm | None = None
     intermittent: bool = False
