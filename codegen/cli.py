@@ -766,9 +766,13 @@ def _calibrate(outdir: Path, data_spec: str, target_agreement: float | None,
                    "names, separated by commas.")
 @click.option("--list", "list_only", is_flag=True,
               help="Only list the candidate exit points with the MACs before each.")
-@click.option("--pool", type=click.Choice(["global", "grid"]), default="global",
+@click.option("--pool", type=click.Choice(["auto", "global", "grid"]), default="auto",
               show_default=True, help="Each head's pooling: a mean per channel, or per "
-              "channel and spatial half (a 2x2 grid on images).")
+              "channel and grid cell (--grid-cells per spatial axis); auto: per exit, the "
+              "cheapest of global, 2 and 4 cells that validates as well as the best on part "
+              "of the training data.")
+@click.option("--grid-cells", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="--pool grid: cells per spatial axis (2: a 2x2 grid on images).")
 @click.option("--hidden", type=click.IntRange(0, 4096), default=0, show_default=True,
               help="Units of a ReLU layer before each head's logits (0: one Gemm).")
 @click.option("--fit", type=click.Choice(["labels", "final"]),
@@ -780,7 +784,7 @@ def _calibrate(outdir: Path, data_spec: str, target_agreement: float | None,
               help="The augmented model; its exits file goes beside it (EE.exits.json).")
 @input_shape_option
 def augment(model: Path, data_spec: str | None, heldout_spec: str | None, exits_spec: str,
-            list_only: bool, pool: str, hidden: int, fit: str | None,
+            list_only: bool, pool: str, grid_cells: int, hidden: int, fit: str | None,
             final_output: str | None, output: Path | None,
             input_shapes: tuple[str, ...]) -> None:
     """Add early exits to MODEL: small heads trained on the backbone's features at cut
@@ -799,14 +803,16 @@ def augment(model: Path, data_spec: str | None, heldout_spec: str | None, exits_
     if list_only:
         refuse_unused(click.get_current_context(), "with --list, which only lists the "
                       "candidates", "data_spec", "heldout_spec", "exits_spec", "pool",
-                      "hidden", "fit", "final_output", "output")
+                      "grid_cells", "hidden", "fit", "final_output", "output")
         say(format_candidates(analyse(model, shapes)))
         return
     if data_spec is None or output is None:
         raise ArielError("give the training data (--data) and the output (-o EE.onnx), or "
                          "--list to see the candidate exits")
+    if pool != "grid":
+        refuse_unused(click.get_current_context(), "without --pool grid", "grid_cells")
     request = AugmentRequest(model, data_spec, output, heldout_spec, exits_spec,
-                             HeadShape(pool, hidden), fit, final_output, shapes)
+                             HeadShape(pool, hidden, grid_cells), fit, final_output, shapes)
     check_outputs(request)
     from codegen.ari.augment.pipeline import augment as run_augment
 
@@ -815,6 +821,47 @@ def augment(model: Path, data_spec: str | None, heldout_spec: str | None, exits_
     say(format_result(result, result.sidecar["macs_total"]))
     outputs = [value.name for value in result.model.graph.output]
     say(f"augmented model: {output} (outputs: {', '.join(outputs)}); exits file: {sidecar}")
+
+
+@main.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--data", "data_spec", required=True, metavar="TRAIN",
+              help="Training inputs: the exits' heads learn on them and the int8 stages are "
+                   "quantized on them (.npy, .npz with x and y, or a built-in data set).")
+@click.option("--heldout", "heldout_spec", required=True, metavar="HELD",
+              help="Held-out inputs: the thresholds are chosen on every other one (the "
+                   "calibration split), the figures reported on the rest.")
+@click.option("--board", "board_name", help=f"Target board (see `ariel boards`; default "
+              f"{DEFAULT_BOARD}).")
+@board_file_option
+@click.option("--target-agreement", type=FRACTION, default=0.995, show_default=True,
+              help="Agreement with the float model to reach on the calibration split.")
+@click.option("--exits", "exits_spec", default="auto", show_default=True,
+              metavar="auto|N1,N2,...", help="Where `ariel augment` puts exits (when MODEL "
+                                             "has none yet).")
+@click.option("--max-stages", type=click.IntRange(2, 8), default=5, show_default=True,
+              help="The most stages a configuration may have.")
+@click.option("--timeout", type=SECONDS, default=900.0, show_default=True,
+              help="Seconds before a firmware run is stopped as hung.")
+@click.option("-o", "--output", "outdir", required=True, type=click.Path(path_type=Path),
+              help="Folder for the early-exit model, the chosen stages file and the front.")
+@click.option("--force", is_flag=True,
+              help="Write into a folder holding other files, or replace an earlier result.")
+@input_shape_option
+def optimize(model: Path, data_spec: str, heldout_spec: str, board_name: str | None,
+             board_file: Path | None, target_agreement: float, exits_spec: str,
+             max_stages: int, timeout: float, outdir: Path, force: bool,
+             input_shapes: tuple[str, ...]) -> None:
+    """Find the stage list (early exits, precisions, thresholds) with the least expected
+    energy that agrees with the float model on the target share of held-out inputs."""
+    from codegen.ari.front import write_optimized
+    from codegen.ari.optimize import OptimizeRequest
+
+    request = OptimizeRequest(model, data_spec, heldout_spec, _board(board_name, board_file),
+                              outdir, target_agreement, exits_spec, max_stages, timeout,
+                              parse_input_shapes(input_shapes))
+    for line in write_optimized(request, force, progress):
+        say(line)
 
 
 @main.command()

@@ -266,3 +266,52 @@ def test_heldout_carved_from_the_training_data(tmp_path, digits_data):
     assert sidecar["data"]["heldout_count"] == 120 and sidecar["data"]["train_count"] == 480
     assert "carved from" in sidecar["data"]["heldout"] and "no --heldout" in err
     assert [e["after_tensor"] for e in sidecar["exits"]] == ["/pool/MaxPool_output_0"]
+
+
+def test_pool_auto_picks_by_validation_on_the_training_data(tmp_path, digits_data):
+    train, held, x, _ = digits_data
+    output = tmp_path / "ee.onnx"
+    code, _, err = run(DIGITS, "--data", train, "--heldout", held, "--exits", "1", "-o", output)
+    assert code == 0, err
+    assert "'/relu1/Relu_output_0': validation accuracy global" in err
+    (entry,) = json.loads(output.with_name("ee.exits.json").read_text())["exits"]
+    # On 8x8 digits a global mean loses where the strokes are: a grid wins.
+    assert entry["head"]["pool"] == "grid" and entry["head"]["cells"] in (2, 4)
+    cells = entry["head"]["cells"]
+    assert entry["head"]["window"] == [8 // cells, 8 // cells]
+    assert entry["macs_head"] == 8 * cells * cells * 10
+    model = onnx.load(str(output))
+    pool = next(n for n in model.graph.node if n.name == "ariel_exit1/pool")
+    assert pool.op_type == "AveragePool"
+    assert list(helper.get_attribute_value(pool.attribute[0])) == [8 // cells] * 2
+
+
+def test_without_labels_the_heads_learn_the_final_answers(tmp_path, digits_data):
+    x_train = np.load(digits_data[0])["x"]
+    np.save(tmp_path / "x.npy", x_train)
+    output = tmp_path / "ee.onnx"
+    code, out, err = run(DIGITS, "--data", tmp_path / "x.npy", "--exits", "2", "-o", output)
+    assert code == 0, err
+    assert "no --heldout: holding out 120 inputs carved from" in err and "seed 0" in err
+    assert "training final" in err
+    sidecar = read_sidecar(output.with_name("ee.exits.json"))
+    assert sidecar["data"]["targets"] == "final" and sidecar["final_accuracy"] is None
+    (entry,) = sidecar["exits"]
+    assert entry["accuracy"] is None and entry["agreement"] > 0.8
+    assert entry["head_nodes"][0] == "ariel_exit1/pool"
+    assert entry["head_nodes"][-1] == "ariel_exit1/gemm1"
+    # The head's nodes follow the node computing its tensor, before the backbone goes on.
+    names = [n.name for n in onnx.load(str(output)).graph.node]
+    after = names.index(entry["after_node"])
+    assert names[after + 1:after + 1 + len(entry["head_nodes"])] == entry["head_nodes"]
+    code, _, err = run(DIGITS, "--data", tmp_path / "x.npy", "--fit", "labels", "-o", output)
+    assert code == 1 and "has no labels" in err
+
+
+def test_options_that_would_do_nothing_are_refused(tmp_path, digits_data):
+    err = refused(tmp_path, DIGITS, "--data", digits_data[0], "--grid-cells", "3")
+    assert "--grid-cells has no effect without --pool grid" in err
+    code, _, err = run(DIGITS, "--list", "--data", digits_data[0])
+    assert code == 1 and "--data has no effect with --list" in err
+    code, _, err = run(DIGITS)
+    assert code == 1 and "give the training data (--data) and the output (-o EE.onnx)" in err

@@ -369,6 +369,37 @@ def test_int8_model_with_hostile_names(tmp_path, rendered):
                       [calibration["x"][0], calibration["m"][0]], tmp_path)
 
 
+def test_early_exit_stages_with_hostile_names(tmp_path, rendered):
+    """An early-exit model whose every name (its exits' outputs too) is hostile, as exit 1
+    int8 -> exit 2 int8 -> final int8 -> final float: the segmented model's C and the
+    dispatcher's (whose comments name the stages by their outputs) compile warning-free,
+    inject nothing, and compute what the plain model's do, bit for bit."""
+    from codegen.ari.assemble import compile_stages
+    from codegen.ari.spec import AriOptions, Stage
+    from tests.ari.exit_models import inputs, two_exit_cnn
+
+    plain = two_exit_cnn()
+    model, names = rename(plain)
+    np.save(tmp_path / "calib.npy", inputs(32, seed=1))
+    compiled = []
+    for onnx_model, path, output in ((plain, tmp_path / "plain.onnx", str),
+                                     (model, tmp_path / MODEL_FILE, names.get)):
+        onnx.save(onnx_model, path)
+        stages = [Stage(path, "int8", output("ariel_exit1")),
+                  Stage(path, "int8", output("ariel_exit2")), Stage(path, "int8"),
+                  Stage(path, "float")]
+        compiled.append(compile_stages(AriOptions(stages, str(tmp_path / "calib.npy"),
+                                                  thresholds=[1.0, 2.0, 3.0]), "tests"))
+    assert {"ari/ari.c.j2", "ari/ari.h.j2", "model.c.j2", "model.h.j2"} <= rendered
+    assert compiled[1].models[0].info.segments
+    for text in compiled[1].files.values():
+        assert text.isascii()
+    compile_for_cortex_m4(compiled[1], tmp_path / "ari")
+    _check_host_build(compiled[0].models[0], compiled[1].models[0], names,
+                      [inputs(1, seed=2)[0]], tmp_path)
+    _nothing_ran(tmp_path)
+
+
 # A tensor name that ends its string literal and its initializer, defines a function that
 # runs when the library loads, and opens a table for the template's own tail; a node name
 # that ends its comment. Both give valid C if pasted in unescaped.

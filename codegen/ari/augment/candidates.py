@@ -33,6 +33,14 @@ SAME_VALUES = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Ident
                "Dropout"}
 
 
+NAME_WIDTH = 48
+
+
+def elided(name: str) -> str:
+    """A name for a table: a long one shown by its end (where exporters put what differs)."""
+    return name if len(name) <= NAME_WIDTH else "…" + name[-(NAME_WIDTH - 1):]
+
+
 @dataclass(frozen=True)
 class ExitPoint:
     """A cut tensor: its name, the node computing it (`node_index` in the graph's order),
@@ -43,6 +51,11 @@ class ExitPoint:
     node_index: int
     shape: tuple[int, ...]
     macs: int
+
+    @property
+    def label(self) -> str:
+        """The tensor's name for tables and progress lines."""
+        return elided(self.tensor)
 
 
 @dataclass

@@ -62,20 +62,28 @@ def checked_labels(labels: np.ndarray, classes: int, where: str) -> np.ndarray:
 def carve(train: Split) -> tuple[Split, Split]:
     """Split off CARVED_SHARE of `train` as held-out data, the same share of each label (of
     each input, without labels), the same inputs on every run."""
-    rng = np.random.default_rng(CARVE_SEED)
-    groups = [np.arange(train.count)] if train.labels is None else \
-        [np.flatnonzero(train.labels == label) for label in np.unique(train.labels)]
-    held = []
-    for group in groups:
-        take = int(round(len(group) * CARVED_SHARE))
-        if len(group) >= 2:
-            take = min(max(take, 1), len(group) - 1)
-        held.extend(rng.permutation(group)[:take])
-    held_mask = np.zeros(train.count, bool)
-    held_mask[held] = True
+    held_mask = held_out_mask(train.labels, train.count)
     if held_mask.all() or not held_mask.any():
         raise ArielError(f"{train.source}: {train.count} training inputs are too few to hold "
                          "some out; give more, or held-out data with --heldout")
     source = f"{int(held_mask.sum())} inputs carved from {train.source}"
     return (train.take(np.flatnonzero(~held_mask), train.source),
             train.take(np.flatnonzero(held_mask), source))
+
+
+def held_out_mask(labels: np.ndarray | None, count: int, share: float = CARVED_SHARE,
+                  seed: int = CARVE_SEED) -> np.ndarray:
+    """True for the `share` of `count` inputs to hold out: that share of each label (at
+    least one of a label with two or more inputs, never all of them), chosen by `seed`."""
+    rng = np.random.default_rng(seed)
+    groups = [np.arange(count)] if labels is None else \
+        [np.flatnonzero(labels == label) for label in np.unique(labels)]
+    held = []
+    for group in groups:
+        take = int(round(len(group) * share))
+        if len(group) >= 2:
+            take = min(max(take, 1), len(group) - 1)
+        held.extend(rng.permutation(group)[:take])
+    mask = np.zeros(count, bool)
+    mask[held] = True
+    return mask

@@ -15,7 +15,7 @@ import numpy as np
 
 from codegen.errors import ArielError
 
-POOLS = ("global", "grid")  # a mean per channel; a mean per channel and spatial quadrant
+POOLS = ("global", "grid")  # a mean per channel; a mean per channel and grid cell
 # L2 penalty on the weights (not the biases), on standardised features: enough to keep a
 # head on a few hundred inputs from memorising them, too little to bias a large set.
 L2 = 1e-3
@@ -24,15 +24,18 @@ MAX_ITERATIONS = 500
 
 @dataclass(frozen=True)
 class HeadShape:
-    """What a head is made of: `pool` (global, grid; flat for a tensor [1, F] already a
-    vector) and `hidden` units in a ReLU layer before the logits (0: one Gemm)."""
+    """What a head is made of: `pool` (global; grid, `cells` per spatial axis; flat for a
+    tensor [1, F] already a vector) and `hidden` units in a ReLU layer before the logits
+    (0: one Gemm)."""
 
     pool: str = "global"
     hidden: int = 0
+    cells: int = 2
 
     @property
     def label(self) -> str:
-        return self.pool + (f"+{self.hidden}" if self.hidden else "")
+        pool = f"grid{self.cells}" if self.pool == "grid" else self.pool
+        return pool + (f"+{self.hidden}" if self.hidden else "")
 
 
 @dataclass
@@ -62,12 +65,12 @@ class Head:
         return x
 
 
-def pool_window(tensor_shape: tuple[int, ...], pool: str) -> tuple[int, ...]:
-    """The AveragePool kernel (= stride) per spatial axis of a grid pooling: half of each
-    axis, rounded down (a remainder row or column is not read), at least 1."""
-    if pool != "grid":
+def pool_window(tensor_shape: tuple[int, ...], shape: HeadShape) -> tuple[int, ...]:
+    """The AveragePool kernel (= stride) per spatial axis of a grid pooling: the axis over
+    the cells, rounded down (a remainder row or column is not read), at least 1."""
+    if shape.pool != "grid":
         return ()
-    return tuple(max(1, size // 2) for size in tensor_shape[2:])
+    return tuple(max(1, size // shape.cells) for size in tensor_shape[2:])
 
 
 def pool_features(values: np.ndarray, pool: str, window: tuple[int, ...]) -> np.ndarray:
@@ -92,6 +95,7 @@ def train_head(shape: HeadShape, window: tuple[int, ...], features: np.ndarray,
                targets: np.ndarray, classes: int, seed: int = 0) -> Head:
     """Fit a head to pooled `features` (N, F) and class `targets` (N,) in 0..classes-1."""
     from scipy.optimize import minimize
+    from threadpoolctl import threadpool_limits
 
     x = features.astype(np.float64)
     mean = x.mean(axis=0)
@@ -143,8 +147,11 @@ def train_head(shape: HeadShape, window: tuple[int, ...], features: np.ndarray,
         flat = [part.ravel() for gw, gb in reversed(grads) for part in (gw, gb)]
         return float(value), np.concatenate(flat)
 
-    result = minimize(loss, np.concatenate(initial), jac=True, method="L-BFGS-B",
-                      options={"maxiter": MAX_ITERATIONS})
+    # One BLAS thread: the result then does not depend on the machine's cores (a threaded
+    # product may sum in another order), and on a busy machine it is several times faster.
+    with threadpool_limits(1):
+        result = minimize(loss, np.concatenate(initial), jac=True, method="L-BFGS-B",
+                          options={"maxiter": MAX_ITERATIONS})
     if not np.all(np.isfinite(result.x)):
         raise ArielError("training an exit head diverged (non-finite weights); check the "
                          "training data for extreme values")
@@ -157,7 +164,10 @@ def train_head(shape: HeadShape, window: tuple[int, ...], features: np.ndarray,
 
 
 def check_shape(shape: HeadShape) -> None:
-    if shape.pool not in POOLS:
-        raise ArielError(f"head pooling '{shape.pool}' is not one of {', '.join(POOLS)}")
+    if shape.pool not in (*POOLS, "auto"):
+        raise ArielError(f"head pooling '{shape.pool}' is not one of auto, "
+                         f"{', '.join(POOLS)}")
     if shape.hidden < 0:
         raise ArielError(f"a head's hidden layer cannot have {shape.hidden} units")
+    if shape.cells < 1:
+        raise ArielError(f"a grid pooling needs at least 1 cell per axis, not {shape.cells}")

@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from codegen.ari.augment.candidates import Cuts, ExitPoint, choose
+from codegen.ari.augment.candidates import Cuts, ExitPoint, choose, elided
 from codegen.ari.augment.data import Split, carve, load_split
-from codegen.ari.augment.features import Pooling, backbone_features
-from codegen.ari.augment.heads import Head, HeadShape, check_shape, pool_window, train_head
+from codegen.ari.augment.features import backbone_features
+from codegen.ari.augment.fitting import fit_exit, head_options, pooling_of
+from codegen.ari.augment.heads import Head, HeadShape, check_shape
 from codegen.ari.augment.sidecar import is_sidecar, sidecar_path, sidecar_text
 from codegen.ari.augment.surgery import METADATA_KEY, METADATA_VALUE, add_exits, exit_name
 from codegen.compiler.frontend import load_model, sha256_of
@@ -132,12 +133,16 @@ def augment(request: AugmentRequest, progress: Callable[[str], None]) -> Augment
         heldout = load_split(request.heldout, model_inputs, classes, "--heldout")
     else:
         train, heldout = carve(train)
-        progress(f"no --heldout: holding out {heldout.source} (stratified, seed 0)")
+        progress(f"no --heldout: holding out {heldout.source} ("
+                 + ("the same share of each label, " if train.labels is not None else "")
+                 + "seed 0)")
     fit = request.fit or ("labels" if train.labels is not None else "final")
     if fit == "labels" and train.labels is None:
         raise ArielError(f"--fit labels: the training data {train.source} has no labels (an "
                          ".npz with x and y); or fit the final output's answers (--fit final)")
-    poolings = [_pooling(p, request.head) for p in points]
+    options = [head_options(p, request.head) for p in points]
+    poolings = list(dict.fromkeys(pooling_of(p, shape) for p, shapes in
+                                  zip(points, options, strict=True) for shape in shapes))
     progress(f"backbone features at {len(points)} exit(s) for {train.count} training inputs "
              f"from {train.source} (onnxruntime)")
     train_features, train_final = backbone_features(source, train.inputs, poolings,
@@ -150,10 +155,10 @@ def augment(request: AugmentRequest, progress: Callable[[str], None]) -> Augment
     final_accuracy = None if heldout.labels is None else \
         float(np.mean(final_answers == heldout.labels))
     results = []
-    for number, (point, pooling) in enumerate(zip(points, poolings, strict=True), start=1):
-        shape = HeadShape(pooling.pool, request.head.hidden)
-        head = train_head(shape, pooling.window, train_features[pooling], targets, classes,
-                          request.seed)
+    for number, (point, shapes) in enumerate(zip(points, options, strict=True), start=1):
+        head = fit_exit(point, shapes, train_features, targets, classes, request.seed,
+                        progress)
+        pooling = pooling_of(point, head.shape)
         train_answers = head.logits(train_features[pooling]).argmax(axis=1)
         answers = head.logits(held_features[pooling]).argmax(axis=1)
         result = ExitResult(
@@ -161,7 +166,7 @@ def augment(request: AugmentRequest, progress: Callable[[str], None]) -> Augment
             None if heldout.labels is None else float(np.mean(answers == heldout.labels)),
             float(np.mean(answers == final_answers)))
         results.append(result)
-        progress(f"{result.output} after '{point.tensor}' ({shape.label} head, "
+        progress(f"{result.output} after '{point.label}' ({head.shape.label} head, "
                  f"{head.macs:,} MACs): training {fit} {result.train_accuracy:.1%}, held out "
                  + (f"accuracy {result.accuracy:.1%}, " if result.accuracy is not None else "")
                  + f"agreement {result.agreement:.1%}")
@@ -180,16 +185,20 @@ def augment(request: AugmentRequest, progress: Callable[[str], None]) -> Augment
         "exits": [{"output": r.output, "after_tensor": r.point.tensor,
                    "after_node": r.point.node, "macs_backbone": r.point.macs,
                    "macs_head": r.head.macs,
-                   "head": {"pool": r.head.shape.pool, "hidden": r.head.shape.hidden},
+                   "head": _head_entry(r.head),
+                   "head_nodes": [n.name for n in augmented.graph.node
+                                  if n.name.startswith(r.output + "/")],
                    "accuracy": r.accuracy, "agreement": r.agreement,
                    "heldout": heldout.count} for r in results],
     }
     return Augmented(augmented, data, results, final_accuracy, heldout)
 
 
-def _pooling(point: ExitPoint, head: HeadShape) -> Pooling:
-    pool = "flat" if len(point.shape) == 2 else head.pool
-    return Pooling(point.tensor, pool, pool_window(point.shape, pool))
+def _head_entry(head: Head) -> dict:
+    entry = {"pool": head.shape.pool, "hidden": head.shape.hidden}
+    if head.shape.pool == "grid":
+        entry.update(cells=head.shape.cells, window=list(head.window))
+    return entry
 
 
 def _sha256(data: bytes) -> str:
@@ -215,12 +224,13 @@ def format_candidates(cuts: Cuts) -> str:
     total = max(cuts.total_macs, 1)
     rows = [("#", "tensor", "node", "shape", "MACs so far", "share")]
     for number, point in enumerate(listed, start=1):
-        rows.append((str(number), point.tensor, point.node,
+        rows.append((str(number), point.label,
+                     "(same)" if point.node == point.tensor else elided(point.node),
                      "[" + ",".join(map(str, point.shape)) + "]", f"{point.macs:,}",
                      f"{point.macs / total:.1%}"))
     lines = _table(rows, right={0, 4, 5})
     lines.append(f"{len(listed)} candidate exit(s); the whole backbone: {cuts.total_macs:,} "
-                 "MACs")
+                 "MACs; --exits takes their numbers or (full) tensor names")
     return "\n".join(lines)
 
 
@@ -230,7 +240,7 @@ def format_result(result: Augmented, total_macs: int) -> str:
     total = max(total_macs, 1)
     for r in result.exits:
         macs = r.point.macs + r.head.macs
-        rows.append((r.output, r.point.tensor, r.head.shape.label, f"{macs:,}",
+        rows.append((r.output, r.point.label, r.head.shape.label, f"{macs:,}",
                      f"{macs / total:.1%}", _percent(r.accuracy), _percent(r.agreement)))
     rows.append(("final", result.sidecar["final_output"], "-", f"{total_macs:,}", "100.0%",
                  _percent(result.final_accuracy), "100.0%"))

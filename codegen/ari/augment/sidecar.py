@@ -22,7 +22,11 @@ Format `ariel-exits/1`:
          "after_node": "/relu1/Relu",      the node computing that tensor
          "macs_backbone": 4608,            backbone MACs up to that tensor
          "macs_head": 80,                  the head's (its Gemms')
-         "head": {"pool": "global", "hidden": 0},
+         "head": {"pool": "grid", "cells": 2, "window": [4, 4], "hidden": 0},
+                                           pool global, grid (cells per axis, the
+                                           AveragePool window) or flat; hidden units
+         "head_nodes": ["ariel_exit1/pool", ...],  the head's nodes, in order, each
+                                           inserted right after "after_node"
          "accuracy": 0.83,                 on the held-out data (null without labels)
          "agreement": 0.85,                argmax equal to the final output's, held out
          "heldout": 252}                   held-out inputs both were measured on
