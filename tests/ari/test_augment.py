@@ -31,7 +31,8 @@ def run(*args) -> tuple[int, str, str]:
 
 def ort(model: onnx.ModelProto | str, x: np.ndarray, outputs: list[str] | None = None
         ) -> list[np.ndarray]:
-    """onnxruntime on each input of x (N, 1, 8, 8), outputs stacked (N, ...)."""
+    """onnxruntime on each sample of x (N, *input shape without its batch of one), the
+    outputs stacked (N, ...)."""
     data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
     session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
@@ -315,3 +316,50 @@ def test_options_that_would_do_nothing_are_refused(tmp_path, digits_data):
     assert code == 1 and "--data has no effect with --list" in err
     code, _, err = run(DIGITS)
     assert code == 1 and "give the training data (--data) and the output (-o EE.onnx)" in err
+
+
+def sequence_model(opset: int) -> onnx.ModelProto:
+    """[1, 6, 4] steps of features -> MatMul, ReLU, MatMul, ReLU (features on the last axis,
+    as in a sequence model), mean over the steps, Gemm to 2 classes."""
+    rng = np.random.default_rng(2)
+    inits = [numpy_helper.from_array(rng.normal(0, 0.7, shape).astype(np.float32), name)
+             for name, shape in (("w1", (4, 8)), ("w2", (8, 8)), ("fc", (2, 8)))]
+    if opset >= 18:
+        inits.append(numpy_helper.from_array(np.array([1], np.int64), "axes"))
+        mean = helper.make_node("ReduceMean", ["a2", "axes"], ["m"], name="mean", keepdims=0)
+    else:
+        mean = helper.make_node("ReduceMean", ["a2"], ["m"], name="mean", axes=[1], keepdims=0)
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h1"], name="mm1"),
+             helper.make_node("Relu", ["h1"], ["a1"], name="relu1"),
+             helper.make_node("MatMul", ["a1", "w2"], ["h2"], name="mm2"),
+             helper.make_node("Relu", ["h2"], ["a2"], name="relu2"), mean,
+             helper.make_node("Gemm", ["m", "fc"], ["y"], name="fc", transB=1)]
+    graph = helper.make_graph(
+        nodes, "sequence", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+@pytest.mark.parametrize("opset", [13, 18])
+def test_a_sequence_exit_averages_over_the_steps(tmp_path, opset):
+    onnx.save(sequence_model(opset), str(tmp_path / "seq.onnx"))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 1, 6, 4)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x, y=(x[:, 0, :, 0].mean(axis=1) > 0).astype(np.int64))
+    output = tmp_path / "ee.onnx"
+    code, _, err = run(tmp_path / "seq.onnx", "--data", tmp_path / "d.npz", "--exits", "a1",
+                       "-o", output)
+    assert code == 0, err
+    (entry,) = read_sidecar(output.with_name("ee.exits.json"))["exits"]
+    assert entry["head"]["pool"] == "sequence" and entry["accuracy"] > 0.7
+    model = onnx.load(str(output))
+    weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    samples = x[:50, 0]  # ort() adds the batch of one
+    (original_y,) = ort(onnx.load(str(tmp_path / "seq.onnx")), samples)
+    probe = sequence_model(opset)
+    probe.graph.output.append(onnx.ValueInfoProto(name="a1"))
+    (a1,) = ort(probe, samples, ["a1"])
+    expected = a1.mean(axis=1) @ weights["ariel_exit1/W1"].T + weights["ariel_exit1/b1"]
+    got_y, got_exit = ort(model, samples, ["y", "ariel_exit1"])
+    np.testing.assert_allclose(got_exit, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(got_y, original_y)

@@ -8,10 +8,10 @@ keeps the block's input alive beside T, so no tensor there is a cut.
 
 The listed candidates are the cuts that end a block: not a tensor that only feeds an
 activation or normalisation of the same shape (the block goes on), not a reshaped copy of the
-previous tensor, with float values, a leading batch of 1, and at least two layers doing work
-after it (an exit in front of the last layer alone saves nothing). Where consecutive
-candidates cost the same backbone MACs (a ReLU's output, then its max pooling), only the
-later, smaller tensor is listed."""
+previous tensor, with float values, a leading batch of 1, work done before it, and at least
+two layers doing work after it (an exit in front of the last layer alone saves nothing).
+Where consecutive candidates cost the same backbone MACs (a ReLU's output, then its max
+pooling), only the later, smaller tensor is listed."""
 
 from __future__ import annotations
 
@@ -31,6 +31,15 @@ BLOCK_CONTINUES = {
 # Producers whose output holds the values of their input rearranged: the input is listed.
 SAME_VALUES = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity",
                "Dropout"}
+# Where a tensor's features are: the nearest of these among its ancestors decides. ONNX's
+# convolutions and poolings put channels on axis 1 ([N, C, ...]); a sequence model's
+# matrix products and layer norms on the last ([N, T, D]).
+CHANNELS_FIRST = {"Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool",
+                  "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization",
+                  "InstanceNormalization", "DepthToSpace", "SpaceToDepth", "Resize",
+                  "Upsample"}
+CHANNELS_LAST = {"MatMul", "Gemm", "LayerNormalization", "Attention", "MultiHeadAttention",
+                 "Einsum", "LSTM", "GRU", "RNN"}
 
 
 NAME_WIDTH = 48
@@ -51,6 +60,7 @@ class ExitPoint:
     node_index: int
     shape: tuple[int, ...]
     macs: int
+    channels_last: bool = False  # features on the last axis ([N, T, D]), not on axis 1
 
     @property
     def label(self) -> str:
@@ -116,9 +126,21 @@ class Cuts:
 
     def exit_point(self, tensor: str) -> ExitPoint:
         index = self.producer_index[tensor]
-        macs = sum(self.node_macs[i] for i in self._ancestors(tensor))
-        return ExitPoint(tensor, self.graph.nodes[index].name, index,
-                         tuple(self.graph.tensor(tensor).shape), macs)
+        ancestors = self._ancestors(tensor)
+        macs = sum(self.node_macs[i] for i in ancestors)
+        shape = tuple(self.graph.tensor(tensor).shape)
+        return ExitPoint(tensor, self.graph.nodes[index].name, index, shape, macs,
+                         len(shape) > 2 and self._channels_last(ancestors))
+
+    def _channels_last(self, ancestors: set[int]) -> bool:
+        """True when the nearest layout-deciding ancestor is a sequence model's operator."""
+        for index in sorted(ancestors, reverse=True):
+            op = self.graph.nodes[index].op
+            if op in CHANNELS_FIRST:
+                return False
+            if op in CHANNELS_LAST:
+                return True
+        return False
 
     def candidates(self) -> list[ExitPoint]:
         """The listed candidates, in the graph's order."""
@@ -131,6 +153,8 @@ class Cuts:
                 if self.problem(tensor) is not None or self._block_goes_on(tensor):
                     continue
                 point = self.exit_point(tensor)
+                if point.macs == 0:
+                    continue  # nothing done before it: no saving
                 working_after = sum(1 for i in range(index + 1, len(graph.nodes))
                                     if self.node_macs[i] > 0)
                 if working_after < 2:
