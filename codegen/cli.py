@@ -269,6 +269,21 @@ def _size(n: int) -> str:
               help="--io uart: X.npy/.npz whose first sample is built into the firmware as "
                    "its test input (default: zeros).")
 @click.option("--show-plan", is_flag=True, help="Print the arena plan as a timeline.")
+@click.option("--power", type=click.Choice(["continuous", "intermittent"]), default="continuous",
+              show_default=True,
+              help="intermittent: the firmware keeps its progress in the board's non-volatile "
+                   "memory ([nvm]) and resumes after a power cut with the same result.")
+@click.option("--checkpoints", "checkpoint_strategy",
+              type=click.Choice(["live", "arena", "restart"]), default="live", show_default=True,
+              help="--power intermittent: what a checkpoint saves: the live activations (live), "
+                   "or, as baselines, the whole arena after every layer (arena) or nothing, "
+                   "an inference cut short starting again (restart).")
+@click.option("--on-period-cycles", type=click.IntRange(min=1), metavar="N",
+              help="--power intermittent: the shortest stretch the board runs between two power "
+                   "cuts, in cycles; no unit of work between checkpoints is longer.")
+@click.option("--inferences-per-hour", type=Number(0, low_open=True), metavar="R",
+              help="--power intermittent: the rate the device runs at, for the NVM endurance "
+                   "check (a warning if it wears out within a year).")
 @click.option("--force", is_flag=True,
               help="Build into OUTDIR though it is not an ariel build, or though files ariel "
                    "wrote there were changed since: ariel's files are replaced, every other "
@@ -280,14 +295,22 @@ def build(model: Path | None, board_name: str | None, board_file: Path | None, o
           thresholds: str | None, threshold_data: str | None, target_agreement: float | None,
           float_weights: str, calibration: str | None, calib_method: str, io: tuple[str, ...],
           test_inputs: Path | None, name: str | None, input_shapes: tuple[str, ...],
-          show_plan: bool, force: bool) -> None:
+          show_plan: bool, power: str, checkpoint_strategy: str,
+          on_period_cycles: int | None, inferences_per_hour: float | None,
+          force: bool) -> None:
     """Compile MODEL to C and build firmware for a board into OUTDIR."""
     from codegen.build import build as run_build
     from codegen.compiler.compile import Options
 
     board = _board(board_name, board_file)
-    _refuse_unused_build_options(click.get_current_context(), precision, stages, stage_file,
-                                 margin, thresholds, io)
+    ctx = click.get_current_context()
+    _refuse_unused_build_options(ctx, precision, stages, stage_file, margin, thresholds, io)
+    if power != "intermittent":
+        refuse_unused(ctx, "without --power intermittent", "checkpoint_strategy",
+                      "on_period_cycles", "inferences_per_hour")
+    elif precision == "ari" or stages or stage_file:
+        raise ArielError("--power intermittent builds one model; an adaptive build (--precision "
+                         "ari, --stage) cannot keep checkpoints yet")
     io, uart = _io_modes(io, test_inputs)
     if precision == "ari" or stages or stage_file:
         _build_ari(model, board, outdir, stages, stage_file, margin, scores,
@@ -298,15 +321,45 @@ def build(model: Path | None, board_name: str | None, board_file: Path | None, o
     if model is None:
         raise ArielError("give the MODEL to build (or --stage for an adaptive build)")
     options = Options(precision, calibration, calib_method, io,
-                      parse_input_shapes(input_shapes), name, float_weights=float_weights)
+                      parse_input_shapes(input_shapes), name, float_weights=float_weights,
+                      power=_power_options(board, power, checkpoint_strategy, on_period_cycles,
+                                           inferences_per_hour))
     result = run_build(model, board, outdir, options, progress, uart, force)
     for note in result.compiled.source.notes:
         progress(f"note: {note}")
+    if options.power is not None:
+        _say_checkpoints(result.compiled.checkpoints, options.power)
     if show_plan:
         say(result.compiled.plan.timeline())
     say(result.report)
     say(f"firmware: {outdir / 'build' / 'firmware.elf'} (rebuild with "
         f"`make -C {shlex.quote(str(outdir))}`)")
+
+
+def _power_options(board, power: str, strategy: str, on_period_cycles: int | None,
+                   inferences_per_hour: float | None):
+    from codegen.compiler.checkpoint import PowerOptions
+
+    if power != "intermittent":
+        return None
+    nvm = board.for_intermittent().nvm  # refuses a board without [nvm]
+    return PowerOptions(nvm, board.clock_hz, strategy, on_period_cycles, inferences_per_hour,
+                        board.name)
+
+
+def _say_checkpoints(plan, power) -> None:
+    """An intermittent build's checkpoints in two lines, and the endurance warning."""
+    from codegen.compiler.checkpoint import endurance_warning, nvm_cost
+
+    cost = nvm_cost(plan, power)
+    say(f"checkpoints ({plan.strategy}): {cost.commits} commits per inference in "
+        f"{power.nvm.describe()}, {plan.nvm_bytes:,} B used; per inference with continuous "
+        f"power {cost.nbytes:,} B written in {cost.writes} writes"
+        + (f", {cost.pages_erased} pages erased" if power.nvm.erases else "")
+        + f", {cost.seconds * 1e3:.3g} ms of NVM time ({cost.cycles:,} cycles)")
+    warning = endurance_warning(cost, power)
+    if warning:
+        say(warning, err=True)
 
 
 def _given(ctx: click.Context, *names: str) -> list[str]:

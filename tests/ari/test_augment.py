@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
-from codegen.ari.augment.candidates import Cuts
+from codegen.ari.augment.candidates import Cuts, choose
 from codegen.ari.augment.pipeline import analyse
 from codegen.ari.augment.sidecar import read_sidecar
 from codegen.cli import main
@@ -192,6 +192,17 @@ def test_candidates_are_cuts_and_skip_residual_inner_tensors(residual_path):
     assert "is a model input" in cuts.problem("x")
 
 
+def test_a_tensor_name_with_commas_is_one_exit(tmp_path):
+    model = residual_cnn()
+    for node in model.graph.node:
+        node.input[:] = ["b, 1" if n == "b1" else n for n in node.input]
+        node.output[:] = ["b, 1" if n == "b1" else n for n in node.output]
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    cuts = analyse(tmp_path / "m.onnx")
+    assert [p.tensor for p in choose(cuts, "1,b, 1")] == ["a1", "b, 1"]
+    assert [p.tensor for p in choose(cuts, "b, 1, 1")] == ["a1", "b, 1"]
+
+
 def test_list_shows_the_candidates_with_their_macs(residual_path):
     code, out, _ = run(residual_path, "--list")
     assert code == 0
@@ -237,7 +248,9 @@ def test_a_model_without_candidates_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("x_shape, labels, message", [
-    ((30, 1, 7, 7), np.arange(30) % 10, "has shape [30, 1, 7, 7]; the model takes [1, 1, 8, 8]"),
+    ((30, 1, 7, 7), np.arange(30) % 10,
+     "training data (--data) for input 'input' has shape [30, 1, 7, 7]; the model takes "
+     "[1, 1, 8, 8]"),
     ((30, 1, 8, 8), np.arange(30) % 10 + 1, "label 10 is outside the model's 10 classes"),
     ((30, 1, 8, 8), np.arange(29) % 10, "29 labels for 30 inputs"),
     ((30, 1, 8, 8), np.full(30, 0.5), "labels y are not whole numbers"),
@@ -363,3 +376,28 @@ def test_a_sequence_exit_averages_over_the_steps(tmp_path, opset):
     got_y, got_exit = ort(model, samples, ["y", "ariel_exit1"])
     np.testing.assert_allclose(got_exit, expected, rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(got_y, original_y)
+
+
+def test_hostile_names_are_data(tmp_path, digits_data):
+    """Every name of the model hostile (C, shell and terminal syntax, control characters):
+    the exits go where they go with plain names, the terminal shows the names escaped, the
+    sidecar holds them intact."""
+    from tests.e2e.test_hostile_names import rename
+
+    model, names = rename(onnx.load(str(DIGITS)))
+    onnx.save(model, str(tmp_path / "hostile.onnx"))
+    output = tmp_path / "ee.onnx"
+    target = names["/pool/MaxPool_output_0"]
+    code, out, err = run(tmp_path / "hostile.onnx", "--data", digits_data[0], "--exits",
+                         f"1,{target}", "-o", output)
+    assert code == 0, err
+    for text in (out, err):
+        assert not any(c in text for c in "\x1b\x01\x7f\r\u202e\u2066"), text
+    sidecar = read_sidecar(output.with_name("ee.exits.json"))
+    assert [e["after_tensor"] for e in sidecar["exits"]] == \
+        [names["/relu1/Relu_output_0"], target]
+    x = digits_data[2][:20]
+    augmented = onnx.load(str(output))
+    np.testing.assert_array_equal(ort(augmented, x, [names["logits"]])[0], ort(model, x)[0])
+    code, out, _ = run(tmp_path / "hostile.onnx", "--list")
+    assert code == 0 and "\x1b" not in out and "2 candidate exit(s)" in out

@@ -227,7 +227,7 @@ def choose(cuts: Cuts, spec: str) -> list[ExitPoint]:
             raise ArielError(f"no candidate exit in the model: {no_candidate_reason(cuts)}")
         return auto_exits(listed, cuts.total_macs)
     chosen: dict[str, ExitPoint] = {}
-    for item in (part.strip() for part in spec.split(",")):
+    for item in _items(spec, cuts.graph.tensors):
         if not item:
             raise ArielError(f"--exits '{spec}' has an empty item; give candidate numbers or "
                              "tensor names separated by commas, or auto")
@@ -236,6 +236,20 @@ def choose(cuts: Cuts, spec: str) -> list[ExitPoint]:
             raise ArielError(f"--exits names tensor '{point.tensor}' twice")
         chosen[point.tensor] = point
     return sorted(chosen.values(), key=lambda p: p.node_index)
+
+
+def _items(spec: str, tensors) -> list[str]:
+    """The comma-separated items of `spec`, where a tensor name holding commas counts as one
+    item (the longest run of parts that names a tensor)."""
+    parts = spec.split(",")
+    items, start = [], 0
+    while start < len(parts):
+        stop = next((end for end in range(len(parts), start + 1, -1)
+                     if ",".join(parts[start:end]) in tensors), start + 1)
+        joined = ",".join(parts[start:stop])
+        items.append(joined if joined in tensors else joined.strip())
+        start = stop
+    return items
 
 
 def _named_exit(cuts: Cuts, listed: list[ExitPoint], item: str) -> ExitPoint:

@@ -128,9 +128,10 @@ def augment(request: AugmentRequest, progress: Callable[[str], None]) -> Augment
     graph = cuts.graph
     model_inputs = [(name, tuple(graph.tensor(name).shape), graph.tensor(name).dtype)
                     for name in graph.inputs]
-    train = load_split(request.data, model_inputs, classes, "--data")
+    train = load_split(request.data, model_inputs, classes, "training data (--data)")
     if request.heldout is not None:
-        heldout = load_split(request.heldout, model_inputs, classes, "--heldout")
+        heldout = load_split(request.heldout, model_inputs, classes,
+                             "held-out data (--heldout)")
     else:
         train, heldout = carve(train)
         progress(f"no --heldout: holding out {heldout.source} ("
