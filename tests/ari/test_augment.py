@@ -247,6 +247,12 @@ def test_a_model_without_candidates_is_refused(tmp_path):
     assert "no candidate exit in the model" in err
 
 
+def test_a_model_that_does_not_classify_is_refused(tmp_path):
+    err = refused(tmp_path, MODELS / "unet_mnist.onnx", "--data", "digits")
+    assert "need float class scores [1, K] as the final answer; the model gives " \
+        "'mask_logits' float32[1, 1, 28, 28]" in err
+
+
 @pytest.mark.parametrize("x_shape, labels, message", [
     ((30, 1, 7, 7), np.arange(30) % 10,
      "training data (--data) for input 'input' has shape [30, 1, 7, 7]; the model takes "
