@@ -407,3 +407,12 @@ def test_hostile_names_are_data(tmp_path, digits_data):
     np.testing.assert_array_equal(ort(augmented, x, [names["logits"]])[0], ort(model, x)[0])
     code, out, _ = run(tmp_path / "hostile.onnx", "--list")
     assert code == 0 and "\x1b" not in out and "2 candidate exit(s)" in out
+
+
+def test_auto_takes_early_exits_spread_over_the_macs():
+    cuts = analyse(MODELS / "kws_dscnn.onnx")
+    shares = [round(p.macs / cuts.total_macs, 3) for p in cuts.candidates()]
+    assert shares == [0.12, 0.148, 0.34, 0.367, 0.56, 0.587, 0.78, 0.807]
+    # Nearest to 1/8, 1/4 (0.34 is nearer than 0.148) and 1/2 of the MACs.
+    chosen = [round(p.macs / cuts.total_macs, 3) for p in choose(cuts, "auto")]
+    assert chosen == [0.12, 0.34, 0.56]
