@@ -850,8 +850,8 @@ def _calibrate(outdir: Path, data_spec: str, target_agreement: float | None,
 @click.option("--pool", type=click.Choice(["auto", "global", "grid"]), default="auto",
               show_default=True, help="Each head's pooling: a mean per channel, or per "
               "channel and grid cell (--grid-cells per spatial axis); auto: per exit, the "
-              "cheapest of global, 2 and 4 cells that validates as well as the best on part "
-              "of the training data.")
+              "cheapest of global, 2 and 4 cells whose loss on a validation part of the "
+              "training data is within 5% of the best.")
 @click.option("--grid-cells", type=click.IntRange(1, 64), default=2, show_default=True,
               help="--pool grid: cells per spatial axis (2: a 2x2 grid on images).")
 @click.option("--hidden", type=click.IntRange(0, 4096), default=0, show_default=True,

@@ -34,7 +34,7 @@ class AugmentRequest:
     output: Path
     heldout: str | None = None
     exits: str = "auto"
-    head: HeadShape = field(default_factory=HeadShape)
+    head: HeadShape = field(default_factory=lambda: HeadShape("auto"))
     fit: str | None = None  # None: labels when the training data has them, else final
     final_output: str | None = None
     input_shapes: dict = field(default_factory=dict)
