@@ -1,4 +1,4 @@
-"""The `ariel` command line: inspect, ops, boards, build, simulate, calibrate, flash."""
+"""The `ariel` command line: inspect, ops, boards, build, simulate, calibrate, augment, flash."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import numpy as np
 
 from codegen import __version__
 from codegen.compiler.frontend import parse_input_shapes
-from codegen.errors import ArielError, ToolError
+from codegen.errors import ArielError, FirmwareError, ToolError
 from codegen.files import atomic_file, check_target, write_atomic
 from codegen.target.boards import DEFAULT_BOARD, all_boards, get_board
 from codegen.terminal import shown, shown_lines
@@ -269,6 +269,21 @@ def _size(n: int) -> str:
               help="--io uart: X.npy/.npz whose first sample is built into the firmware as "
                    "its test input (default: zeros).")
 @click.option("--show-plan", is_flag=True, help="Print the arena plan as a timeline.")
+@click.option("--power", type=click.Choice(["continuous", "intermittent"]), default="continuous",
+              show_default=True,
+              help="intermittent: the firmware keeps its progress in the board's non-volatile "
+                   "memory ([nvm]) and resumes after a power cut with the same result.")
+@click.option("--checkpoints", "checkpoint_strategy",
+              type=click.Choice(["live", "arena", "restart"]), default="live", show_default=True,
+              help="--power intermittent: what a checkpoint saves: the live activations (live), "
+                   "or, as baselines, the whole arena after every layer (arena) or nothing, "
+                   "an inference cut short starting again (restart).")
+@click.option("--on-period-cycles", type=click.IntRange(min=1), metavar="N",
+              help="--power intermittent: the shortest stretch the board runs between two power "
+                   "cuts, in cycles; no unit of work between checkpoints is longer.")
+@click.option("--inferences-per-hour", type=Number(0, low_open=True), metavar="R",
+              help="--power intermittent: the rate the device runs at, for the NVM endurance "
+                   "check (a warning if it wears out within a year).")
 @click.option("--force", is_flag=True,
               help="Build into OUTDIR though it is not an ariel build, or though files ariel "
                    "wrote there were changed since: ariel's files are replaced, every other "
@@ -280,14 +295,22 @@ def build(model: Path | None, board_name: str | None, board_file: Path | None, o
           thresholds: str | None, threshold_data: str | None, target_agreement: float | None,
           float_weights: str, calibration: str | None, calib_method: str, io: tuple[str, ...],
           test_inputs: Path | None, name: str | None, input_shapes: tuple[str, ...],
-          show_plan: bool, force: bool) -> None:
+          show_plan: bool, power: str, checkpoint_strategy: str,
+          on_period_cycles: int | None, inferences_per_hour: float | None,
+          force: bool) -> None:
     """Compile MODEL to C and build firmware for a board into OUTDIR."""
     from codegen.build import build as run_build
     from codegen.compiler.compile import Options
 
     board = _board(board_name, board_file)
-    _refuse_unused_build_options(click.get_current_context(), precision, stages, stage_file,
-                                 margin, thresholds, io)
+    ctx = click.get_current_context()
+    _refuse_unused_build_options(ctx, precision, stages, stage_file, margin, thresholds, io)
+    if power != "intermittent":
+        refuse_unused(ctx, "without --power intermittent", "checkpoint_strategy",
+                      "on_period_cycles", "inferences_per_hour")
+    elif precision == "ari" or stages or stage_file:
+        raise ArielError("--power intermittent builds one model; an adaptive build (--precision "
+                         "ari, --stage) cannot keep checkpoints yet")
     io, uart = _io_modes(io, test_inputs)
     if precision == "ari" or stages or stage_file:
         _build_ari(model, board, outdir, stages, stage_file, margin, scores,
@@ -298,15 +321,45 @@ def build(model: Path | None, board_name: str | None, board_file: Path | None, o
     if model is None:
         raise ArielError("give the MODEL to build (or --stage for an adaptive build)")
     options = Options(precision, calibration, calib_method, io,
-                      parse_input_shapes(input_shapes), name, float_weights=float_weights)
+                      parse_input_shapes(input_shapes), name, float_weights=float_weights,
+                      power=_power_options(board, power, checkpoint_strategy, on_period_cycles,
+                                           inferences_per_hour))
     result = run_build(model, board, outdir, options, progress, uart, force)
     for note in result.compiled.source.notes:
         progress(f"note: {note}")
+    if options.power is not None:
+        _say_checkpoints(result.compiled.checkpoints, options.power)
     if show_plan:
         say(result.compiled.plan.timeline())
     say(result.report)
     say(f"firmware: {outdir / 'build' / 'firmware.elf'} (rebuild with "
         f"`make -C {shlex.quote(str(outdir))}`)")
+
+
+def _power_options(board, power: str, strategy: str, on_period_cycles: int | None,
+                   inferences_per_hour: float | None):
+    from codegen.compiler.checkpoint import PowerOptions
+
+    if power != "intermittent":
+        return None
+    nvm = board.for_intermittent().nvm  # refuses a board without [nvm]
+    return PowerOptions(nvm, board.clock_hz, strategy, on_period_cycles, inferences_per_hour,
+                        board.name)
+
+
+def _say_checkpoints(plan, power) -> None:
+    """An intermittent build's checkpoints in two lines, and the endurance warning."""
+    from codegen.compiler.checkpoint import endurance_warning, nvm_cost
+
+    cost = nvm_cost(plan, power)
+    say(f"checkpoints ({plan.strategy}): {cost.commits} commits per inference in "
+        f"{power.nvm.describe()}, {plan.nvm_bytes:,} B used; per inference with continuous "
+        f"power {cost.nbytes:,} B written in {cost.writes} writes"
+        + (f", {cost.pages_erased} pages erased" if power.nvm.erases else "")
+        + f", {cost.seconds * 1e3:.3g} ms of NVM time ({cost.cycles:,} cycles)")
+    warning = endurance_warning(cost, power)
+    if warning:
+        say(warning, err=True)
 
 
 def _given(ctx: click.Context, *names: str) -> list[str]:
@@ -400,9 +453,22 @@ def _io_modes(choices: tuple[str, ...], test_inputs: Path | None):
 @click.option("--html", "html_path", type=click.Path(path_type=Path),
               help="With --profile: where to write the HTML report (default: "
                    "OUTDIR/profile.html).")
+@click.option("--power-cuts", type=click.IntRange(min=1), metavar="N",
+              help="Cut the power N times at random instructions within the length of an "
+                   "uninterrupted run (in the unicorn machine: RAM lost, NVM kept), restart "
+                   "until the firmware finishes, and compare its outputs with an "
+                   "uninterrupted run's.")
+@click.option("--cut-at", metavar="I1,I2,...",
+              help="Cut the power after these numbers of instructions, counted from the first "
+                   "power-up.")
+@click.option("--cut-every", type=click.IntRange(min=1), metavar="N",
+              help="Cut the power after every N instructions (each on-period N long).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="With power cuts: the seed of the random cuts and of the RAM's garbage.")
 def simulate(outdir: Path, board_file: Path | None, inputs_path: Path | None, emulator: str,
              outputs_path: Path | None, json_path: Path | None, compare: bool, timeout: float,
-             profile_run: bool, html_path: Path | None) -> None:
+             profile_run: bool, html_path: Path | None, power_cuts: int | None,
+             cut_at: str | None, cut_every: int | None, seed: int) -> None:
     """Run the firmware in OUTDIR in QEMU on each input and collect its outputs."""
     from codegen.report.simulate import compare_with_onnxruntime, summary_json, summary_text
     from codegen.run.simulate import load_inputs, open_build
@@ -410,6 +476,12 @@ def simulate(outdir: Path, board_file: Path | None, inputs_path: Path | None, em
 
     build_folder = open_build(outdir, board_file)
     ctx = click.get_current_context()
+    cut_options = _given(ctx, "power_cuts", "cut_at", "cut_every")
+    if cut_options:
+        _simulate_with_cuts(ctx, build_folder, inputs_path, outputs_path, json_path,
+                            power_cuts, cut_at, cut_every, seed)
+        return
+    refuse_unused(ctx, "without power cuts (--power-cuts, --cut-at, --cut-every)", "seed")
     if not profile_run:
         refuse_unused(ctx, "without --profile (it names the profile's HTML report)", "html_path")
     uart_run = "console" in build_folder.metadata or emulator == "renode"
@@ -458,6 +530,68 @@ def simulate(outdir: Path, board_file: Path | None, inputs_path: Path | None, em
         _save_outputs(outputs_path, info, result.outputs)
     if json_path is not None:
         write_atomic(json_path, _json_text(summary_json(build_folder, result, comparison)))
+
+
+def _simulate_with_cuts(ctx, build_folder, inputs_path: Path | None,
+                        outputs_path: Path | None, json_path: Path | None,
+                        power_cuts: int | None, cut_at: str | None, cut_every: int | None,
+                        seed: int) -> None:
+    from codegen.report.power import cut_json, cut_summary
+    from codegen.run.power_cuts import (
+        CutEvery,
+        CutsAt,
+        nvm_region,
+        random_cuts,
+        run_uninterrupted,
+        run_with_cuts,
+    )
+    from codegen.run.simulate import load_inputs
+
+    given = _given(ctx, "power_cuts", "cut_at", "cut_every")
+    if len(given) > 1:
+        raise ArielError(f"{' and '.join(given)} each choose where the power is cut; give one")
+    refuse_unused(ctx, "with power cuts, which run in the unicorn machine and compare with an "
+                  "uninterrupted run there", "emulator", "compare", "profile_run", "html_path",
+                  "timeout")
+    if "console" in build_folder.metadata:
+        raise ArielError(f"'{build_folder.folder}' is a --io uart build; power cuts run a "
+                         "semihosting build (one without --io uart)")
+    if inputs_path is None:
+        raise ArielError("give the inputs to run on: --inputs X.npy")
+    info = build_folder.info
+    if outputs_path is not None and len(info.outputs) > 1 and outputs_path.suffix != ".npz":
+        raise ArielError(f"the model has {len(info.outputs)} outputs; write them to an .npz")
+    _check_targets(build_folder, inputs_path, {"--outputs": outputs_path, "--json": json_path},
+                   PROFILE_HTML)
+    inputs = load_inputs(inputs_path, info)
+    progress(f"running {len(inputs[0])} inference(s) on {build_folder.board.name} without "
+             "power cuts (unicorn machine)")
+    reference = run_uninterrupted(build_folder, inputs, nvm_region(build_folder), seed)
+    if cut_every is not None:
+        schedule = CutEvery(cut_every)
+    elif cut_at is not None:
+        try:
+            positions = [int(part.replace("_", "")) for part in cut_at.split(",")]
+        except ValueError:
+            raise ArielError(f"--cut-at takes instruction counts separated by commas, got "
+                             f"{cut_at!r}") from None
+        schedule = CutsAt(positions)
+    else:
+        schedule = random_cuts(power_cuts, reference.instructions, seed)
+    progress(f"running again with {schedule.description}")
+    run = run_with_cuts(build_folder, inputs, schedule, seed, reference)
+    say(cut_summary(run, build_folder.board.name))
+    if json_path is not None:
+        write_atomic(json_path, _json_text(cut_json(run)))
+    if not run.completed:
+        raise FirmwareError(f"the firmware cannot finish under these power cuts: {run.stuck}; "
+                            "an intermittent build (`ariel build --power intermittent`) keeps "
+                            "its progress in the board's NVM")
+    if not run.equal:
+        raise FirmwareError("with power cuts the firmware's outputs differ from an "
+                            "uninterrupted run's: it is not safe to run intermittently")
+    if outputs_path is not None:
+        _save_outputs(outputs_path, info, run.outputs)
 
 
 def _profile(build_folder, inputs, timeout: float, json_path: Path | None,
@@ -697,6 +831,118 @@ def _calibrate(outdir: Path, data_spec: str, target_agreement: float | None,
     progress(f"calibration plot: {html_path}")
     if json_path is not None:
         write_atomic(json_path, _json_text(to_dict(result)))
+
+
+@main.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--data", "data_spec", metavar="DATA",
+              help="Training inputs for the heads: .npy, .npz with x (and y labels), or a "
+                   "built-in data set (digits, toycar).")
+@click.option("--heldout", "heldout_spec", metavar="DATA",
+              help="Held-out inputs (with labels) to measure the exits on (default: 20% of "
+                   "--data, carved out stratified with a fixed seed).")
+@click.option("--exits", "exits_spec", default="auto", show_default=True,
+              metavar="auto|N1,N2,...",
+              help="Where to put exits: auto, or candidate numbers (see --list) and tensor "
+                   "names, separated by commas.")
+@click.option("--list", "list_only", is_flag=True,
+              help="Only list the candidate exit points with the MACs before each.")
+@click.option("--pool", type=click.Choice(["auto", "global", "grid"]), default="auto",
+              show_default=True, help="Each head's pooling: a mean per channel, or per "
+              "channel and grid cell (--grid-cells per spatial axis); auto: per exit, the "
+              "cheapest of global, 2 and 4 cells that validates as well as the best on part "
+              "of the training data.")
+@click.option("--grid-cells", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="--pool grid: cells per spatial axis (2: a 2x2 grid on images).")
+@click.option("--hidden", type=click.IntRange(0, 4096), default=0, show_default=True,
+              help="Units of a ReLU layer before each head's logits (0: one Gemm).")
+@click.option("--fit", type=click.Choice(["labels", "final"]),
+              help="What the heads learn: the labels, or the final output's answers "
+                   "(default: labels when the data has them).")
+@click.option("--final-output", metavar="NAME",
+              help="The output that is the final answer (default: the first of shape [1, K]).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), metavar="EE.onnx",
+              help="The augmented model; its exits file goes beside it (EE.exits.json).")
+@input_shape_option
+def augment(model: Path, data_spec: str | None, heldout_spec: str | None, exits_spec: str,
+            list_only: bool, pool: str, grid_cells: int, hidden: int, fit: str | None,
+            final_output: str | None, output: Path | None,
+            input_shapes: tuple[str, ...]) -> None:
+    """Add early exits to MODEL: small heads trained on the backbone's features at cut
+    points, as extra outputs ariel_exit1, ariel_exit2, ... (the backbone untouched)."""
+    from codegen.ari.augment.heads import HeadShape
+    from codegen.ari.augment.pipeline import (
+        AugmentRequest,
+        analyse,
+        check_outputs,
+        format_candidates,
+        format_result,
+        write_augmented,
+    )
+
+    shapes = parse_input_shapes(input_shapes)
+    if list_only:
+        refuse_unused(click.get_current_context(), "with --list, which only lists the "
+                      "candidates", "data_spec", "heldout_spec", "exits_spec", "pool",
+                      "grid_cells", "hidden", "fit", "final_output", "output")
+        say(format_candidates(analyse(model, shapes)))
+        return
+    if data_spec is None or output is None:
+        raise ArielError("give the training data (--data) and the output (-o EE.onnx), or "
+                         "--list to see the candidate exits")
+    if pool != "grid":
+        refuse_unused(click.get_current_context(), "without --pool grid", "grid_cells")
+    request = AugmentRequest(model, data_spec, output, heldout_spec, exits_spec,
+                             HeadShape(pool, hidden, grid_cells), fit, final_output, shapes)
+    check_outputs(request)
+    from codegen.ari.augment.pipeline import augment as run_augment
+
+    result = run_augment(request, progress)
+    sidecar = write_augmented(result, output)
+    say(format_result(result, result.sidecar["macs_total"]))
+    outputs = [value.name for value in result.model.graph.output]
+    say(f"augmented model: {output} (outputs: {', '.join(outputs)}); exits file: {sidecar}")
+
+
+@main.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--data", "data_spec", required=True, metavar="TRAIN",
+              help="Training inputs: the exits' heads learn on them and the int8 stages are "
+                   "quantized on them (.npy, .npz with x and y, or a built-in data set).")
+@click.option("--heldout", "heldout_spec", required=True, metavar="HELD",
+              help="Held-out inputs: the thresholds are chosen on every other one (the "
+                   "calibration split), the figures reported on the rest.")
+@click.option("--board", "board_name", help=f"Target board (see `ariel boards`; default "
+              f"{DEFAULT_BOARD}).")
+@board_file_option
+@click.option("--target-agreement", type=FRACTION, default=0.995, show_default=True,
+              help="Agreement with the float model to reach on the calibration split.")
+@click.option("--exits", "exits_spec", default="auto", show_default=True,
+              metavar="auto|N1,N2,...", help="Where `ariel augment` puts exits (when MODEL "
+                                             "has none yet).")
+@click.option("--max-stages", type=click.IntRange(2, 8), default=5, show_default=True,
+              help="The most stages a configuration may have.")
+@click.option("--timeout", type=SECONDS, default=900.0, show_default=True,
+              help="Seconds before a firmware run is stopped as hung.")
+@click.option("-o", "--output", "outdir", required=True, type=click.Path(path_type=Path),
+              help="Folder for the early-exit model, the chosen stages file and the front.")
+@click.option("--force", is_flag=True,
+              help="Write into a folder holding other files, or replace an earlier result.")
+@input_shape_option
+def optimize(model: Path, data_spec: str, heldout_spec: str, board_name: str | None,
+             board_file: Path | None, target_agreement: float, exits_spec: str,
+             max_stages: int, timeout: float, outdir: Path, force: bool,
+             input_shapes: tuple[str, ...]) -> None:
+    """Find the stage list (early exits, precisions, thresholds) with the least expected
+    energy that agrees with the float model on the target share of held-out inputs."""
+    from codegen.ari.front import write_optimized
+    from codegen.ari.optimize import OptimizeRequest
+
+    request = OptimizeRequest(model, data_spec, heldout_spec, _board(board_name, board_file),
+                              outdir, target_agreement, exits_spec, max_stages, timeout,
+                              parse_input_shapes(input_shapes))
+    for line in write_optimized(request, force, progress):
+        say(line)
 
 
 @main.command()

@@ -1,6 +1,7 @@
 """Compile every stage of an adaptive build and put them behind one dispatcher: one arena
 (the largest stage's, plus a small result area), one input at offset 0 that every stage
-reads and none overwrites, and `ari_run` as the firmware's model API."""
+reads and none overwrites, and `ari_run` as the firmware's model API. Consecutive stages of
+one model and precision (early exits) are one model run segment by segment."""
 
 from __future__ import annotations
 
@@ -10,6 +11,13 @@ from pathlib import Path
 
 import onnx
 
+from codegen.ari.segments import (
+    StageGroup,
+    cut_to_outputs,
+    group_stages,
+    prune_dead_nodes,
+    stage_outputs,
+)
 from codegen.ari.spec import AriOptions, check_thresholds
 from codegen.compiler.budget import CEILING, Budget
 from codegen.compiler.c import environment
@@ -25,85 +33,125 @@ PREFIX = "ari"
 @dataclass
 class AriCompiled:
     options: AriOptions
-    stages: list[CompiledModel]
+    groups: list[StageGroup]  # consecutive stages of one model and precision
+    models: list[CompiledModel]  # one per group
     files: dict[str, str]
     info: ModelInfo
     header: str
 
     @property
+    def stages(self) -> list[CompiledModel]:
+        """The compiled model each stage runs (stages of one group share one)."""
+        return [model for group, model in zip(self.groups, self.models, strict=True)
+                for _ in group.indices]
+
+    def segment(self, stage: int) -> int:
+        """Which output of its compiled model stage `stage` reads (its segment)."""
+        group = next(g for g in self.groups if stage in g.indices)
+        return group.indices.index(stage)
+
+    def scores(self, stage: int) -> TensorInfo:
+        return self.stages[stage].info.outputs[self.segment(stage)]
+
+    def continues(self, stage: int) -> bool:
+        """Whether stage `stage` continues the previous stage's run (a later segment)."""
+        return self.segment(stage) > 0
+
+    def run_function(self, stage: int) -> str:
+        """The C function that runs stage `stage`: its model's run, or its segment."""
+        info = self.stages[stage].info
+        return info.segments[self.segment(stage)] if info.segments else f"{info.prefix}_run"
+
+    @property
     def plan_text(self) -> str:
-        return "\n\n".join(f"stage {i} ({s.label}):\n{c.plan.timeline()}" for i, (s, c) in
-                           enumerate(zip(self.options.stages, self.stages, strict=True)))
+        return "\n\n".join(
+            f"stages {', '.join(str(i) for i in g.indices)} "
+            f"({', '.join(self.options.stages[i].label for i in g.indices)}):\n"
+            f"{c.plan.timeline()}" for g, c in zip(self.groups, self.models, strict=True))
 
 
 def with_scores(model: onnx.ModelProto, scores: str) -> onnx.ModelProto:
-    """The model with the output the margin is taken on: as it is, its logits (a final
-    Softmax dropped) or probabilities (a Softmax added)."""
+    """The model with the outputs the margins are taken on: as they are, their logits (a
+    final Softmax dropped) or probabilities (a Softmax added), each output alike."""
     if scores == "model":
         return model
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
-    output = graph.output[0]
-    producer = next((n for n in graph.node if output.name in n.output), None)
-    ends_in_softmax = producer is not None and producer.op_type == "Softmax"
-    if scores == "logits" and ends_in_softmax:
-        graph.node.remove(producer)
-        del graph.output[:]
-        graph.output.append(onnx.helper.make_empty_tensor_value_info(producer.input[0]))
-    elif scores == "probabilities" and not ends_in_softmax:
-        probabilities = f"{output.name}_probabilities"
-        graph.node.append(onnx.helper.make_node("Softmax", [output.name], [probabilities],
-                                                name="ariel_probabilities", axis=-1))
-        del graph.output[:]
-        graph.output.append(onnx.helper.make_empty_tensor_value_info(probabilities))
+    producers = {name: node for node in graph.node for name in node.output}
+    outputs = []
+    for index, output in enumerate(graph.output):
+        producer = producers.get(output.name)
+        ends_in_softmax = producer is not None and producer.op_type == "Softmax"
+        name = output.name
+        if scores == "logits" and ends_in_softmax:
+            name = producer.input[0]
+        elif scores == "probabilities" and not ends_in_softmax:
+            name = f"{output.name}_probabilities"
+            graph.node.append(onnx.helper.make_node(
+                "Softmax", [output.name], [name], name=f"ariel_probabilities{index or ''}",
+                axis=-1))
+        outputs.append(onnx.ValueInfoProto.FromString(output.SerializeToString())
+                       if name == output.name else
+                       onnx.helper.make_empty_tensor_value_info(name))
+    del graph.output[:]
+    graph.output.extend(outputs)
+    prune_dead_nodes(model)
     return onnx.shape_inference.infer_shapes(model)
 
 
 def compile_stages(options: AriOptions, command: str | None = None,
                    budget: Budget = CEILING) -> AriCompiled:
-    """Every stage compiled, each held to `budget` (the board's memory), and the dispatcher."""
+    """Every group of stages compiled (consecutive stages of one model and precision as one
+    model run segment by segment), each held to `budget` (the board's memory), and the
+    dispatcher."""
     command = command or current_command()
+    groups = group_stages(options.stages)
     compiled = []
-    for index, stage in enumerate(options.stages):
-        model = with_scores(load_model(stage.model), options.scores)
-        compiled.append(compile_model_proto(model, stage.model, Options(
-            precision=stage.precision, calibration=options.calibration, io="float",
-            input_shapes=dict(options.input_shapes), name=f"s{index}_{stage.precision}",
-            pin_inputs=True,
-            float_weights=options.float_weights if stage.precision == "float" else "fp32",
+    for group in groups:
+        stages = [options.stages[i] for i in group.indices]
+        model = load_model(group.model)
+        model = cut_to_outputs(model, stage_outputs(model, stages))
+        model = with_scores(model, options.scores)
+        compiled.append(compile_model_proto(model, group.model, Options(
+            precision=group.precision, calibration=options.calibration, io="float",
+            input_shapes=dict(options.input_shapes), name=f"s{group.first}_{group.precision}",
+            pin_inputs=True, segmented=group.segmented,
+            float_weights=options.float_weights if group.precision == "float" else "fp32",
             budget=budget), command))
-    _check_compatible(options, compiled)
     if options.thresholds is not None:
         check_thresholds(options.thresholds, options.margin, options.scores)
     first = options.stages[0].model
     header = file_header(Path(first).name, sha256_of(first), command)
-    info = _info(options, compiled)
-    files = {name: text for stage in compiled for name, text in stage.files.items()}
-    files.update(render_dispatcher(options, compiled, info, header))
-    return AriCompiled(options, compiled, files, info, header)
+    result = AriCompiled(options, groups, compiled, {}, None, header)
+    _check_compatible(result)
+    result.info = _info(result)
+    result.files = {name: text for model in compiled for name, text in model.files.items()}
+    result.files.update(render_dispatcher(result))
+    return result
 
 
-def _check_compatible(options: AriOptions, compiled: list[CompiledModel]) -> None:
+def _check_compatible(compiled: AriCompiled) -> None:
     """Every stage must read the same input and answer with the same number of scores."""
-    first = compiled[0].info
-    for stage, model in zip(options.stages, compiled, strict=True):
-        info = model.info
-        if len(info.inputs) != 1 or len(info.outputs) != 1:
-            raise ArielError(f"stage {stage.label} has {len(info.inputs)} inputs and "
-                             f"{len(info.outputs)} outputs; adaptive builds take models with "
-                             "one input and one output")
+    options = compiled.options
+    first, first_scores = compiled.models[0].info, compiled.scores(0)
+    for index, stage in enumerate(options.stages):
+        info = compiled.stages[index].info
+        if len(info.inputs) != 1:
+            raise ArielError(f"stage {stage.label} has {len(info.inputs)} inputs; adaptive "
+                             "builds take models with one input")
         ours, theirs = info.inputs[0], first.inputs[0]
         if (ours.shape, ours.dtype) != (theirs.shape, theirs.dtype):
             raise ArielError(f"stage {stage.label} takes {ours.dtype}{ours.shape} but stage "
                              f"{options.stages[0].label} takes {theirs.dtype}{theirs.shape}: "
                              "the stages of one build must read the same input")
-        if info.outputs[0].shape != first.outputs[0].shape:
-            raise ArielError(f"stage {stage.label} outputs {info.outputs[0].shape} but stage "
-                             f"{options.stages[0].label} outputs {first.outputs[0].shape}: "
+        scores = compiled.scores(index)
+        if scores.shape != first_scores.shape:
+            raise ArielError(f"stage {stage.label} outputs {scores.shape} but stage "
+                             f"{options.stages[0].label} outputs {first_scores.shape}: "
                              "the stages must answer with the same scores")
         if ours.offset != 0:
             raise ArielError(f"internal: stage {stage.label}'s input is not pinned at offset 0")
-    count = math.prod(first.outputs[0].shape)
+    count = math.prod(first_scores.shape)
     if options.margin == "top2" and count < 2:
         raise ArielError("the model gives a single score: use --margin binary with "
                          "--decision-threshold")
@@ -111,35 +159,42 @@ def _check_compatible(options: AriOptions, compiled: list[CompiledModel]) -> Non
         raise ArielError(f"--margin binary takes a model with one score; this one gives {count}")
 
 
-def _info(options: AriOptions, compiled: list[CompiledModel]) -> ModelInfo:
-    first = compiled[0].info
-    scores = first.outputs[0]
-    result = align(max(c.info.arena_size for c in compiled))
-    kernels = [dict(kernel, stage=index) for index, c in enumerate(compiled)
+def _info(compiled: AriCompiled) -> ModelInfo:
+    """The dispatcher's model info. Each kernel is tagged with the stage whose run it
+    belongs to: in a segmented model, the stage of its segment, so that a stage's cost is
+    the increment of its segment."""
+    models = compiled.models
+    first = models[0].info
+    scores = compiled.scores(0)
+    result = align(max(c.info.arena_size for c in models))
+    kernels = [dict(kernel, stage=group.indices[kernel.get("segment", 0)])
+               for group, c in zip(compiled.groups, models, strict=True)
                for kernel in c.info.kernels]
     return ModelInfo(
         prefix=PREFIX,
         arena_size=align(result + scores.nbytes + 8),
-        arena_lower_bound=max(c.info.arena_lower_bound for c in compiled),
+        arena_lower_bound=max(c.info.arena_lower_bound for c in models),
         inputs=[TensorInfo(first.inputs[0].name, first.inputs[0].shape, first.inputs[0].dtype,
                            0, first.inputs[0].nbytes)],
         outputs=[TensorInfo("scores", scores.shape, "float32", result, scores.nbytes),
                  TensorInfo("stage", [1], "int32", result + scores.nbytes, 4),
                  TensorInfo("margin", [1], "float32", result + scores.nbytes + 4, 4)],
-        weights_bytes=sum(c.info.weights_bytes for c in compiled),
+        weights_bytes=sum(c.info.weights_bytes for c in models),
         kernels=kernels)
 
 
-def render_dispatcher(options: AriOptions, compiled: list[CompiledModel], info: ModelInfo,
-                      header: str) -> dict[str, str]:
+def render_dispatcher(compiled: AriCompiled) -> dict[str, str]:
     env = environment()
+    options, info = compiled.options, compiled.info
     scores = info.outputs[0]
     context = {
-        "header": header,
-        "stages": [{"prefix": c.info.prefix, "label": s.label,
-                    "scores_offset": c.info.outputs[0].offset,
-                    "macs": sum(k["macs"] for k in c.info.kernels)}
-                   for s, c in zip(options.stages, compiled, strict=True)],
+        "header": compiled.header,
+        "models": [c.info.prefix for c in compiled.models],
+        "stages": [{"run": compiled.run_function(i), "label": s.label,
+                    "scores_offset": compiled.scores(i).offset,
+                    "continues": f", continuing stage {i - 1}" if compiled.continues(i) else "",
+                    "macs": sum(k["macs"] for k in info.kernels if k["stage"] == i)}
+                   for i, s in enumerate(options.stages)],
         "arena_size": info.arena_size,
         "input": info.inputs[0],
         "result_offset": scores.offset,
@@ -150,7 +205,7 @@ def render_dispatcher(options: AriOptions, compiled: list[CompiledModel], info: 
     }
     return {"ari.h": env.get_template("ari/ari.h.j2").render(context),
             "ari.c": env.get_template("ari/ari.c.j2").render(context),
-            "ari_thresholds.c": render_thresholds(options, header)}
+            "ari_thresholds.c": render_thresholds(options, compiled.header)}
 
 
 def render_thresholds(options: AriOptions, header: str, origin: str | None = None) -> str:

@@ -32,10 +32,11 @@ class AriBuild:
 
     @property
     def report(self) -> str:
-        prefixes = [stage.info.prefix for stage in self.compiled.stages]
-        islands = [f"stage {index}: {format_float_islands(stage.float_islands)}"
-                   for index, stage in enumerate(self.compiled.stages)
-                   if stage.float_islands is not None]
+        prefixes = [model.info.prefix for model in self.compiled.models]
+        islands = [f"stage {group.first}: {format_float_islands(model.float_islands)}"
+                   for group, model in zip(self.compiled.groups, self.compiled.models,
+                                           strict=True)
+                   if model.float_islands is not None]
         return "\n".join([stage_table(self.compiled), *islands, memory_table(
             self.memory, self.compiled.info, weight_prefixes=prefixes)])
 
@@ -64,9 +65,9 @@ def build_ari(options: AriOptions, board: Board, outdir: Path,
     with staged_output(outdir, force) as staging:
         write_project(staging, compiled.files, compiled.info, target, command,
                       compiled.plan_text, firmware)
-        float_bytes = sum(model.info.weights_bytes for stage, model
-                          in zip(options.stages, compiled.stages, strict=True)
-                          if stage.precision == "float")
+        float_bytes = sum(model.info.weights_bytes for group, model
+                          in zip(compiled.groups, compiled.models, strict=True)
+                          if group.precision == "float")
         memory = make_firmware(staging, compiled.info, target,
                                float_weights_hint(options.float_weights, float_bytes))
         described = metadata(compiled, target, command)
@@ -95,14 +96,19 @@ def metadata(compiled: AriCompiled, board: Board, command: str) -> dict:
         "precision": "ari",
         "io": "float",
         "elf": str(ELF_PATH),
-        "notes": [note for stage in compiled.stages for note in stage.source.notes],
+        "notes": [note for model in compiled.models for note in model.source.notes],
         "model_info": compiled.info.to_dict(),
         "ari": {
             "stages": [{"model": str(s.model), "file": f"stage{i}.onnx",
-                        "precision": s.precision, "prefix": c.info.prefix,
+                        "precision": s.precision, "output": s.output,
+                        "prefix": c.info.prefix,
+                        # which output of the compiled model answers, and the C function
+                        # that runs the stage (a segment of it, for early exits)
+                        "output_index": compiled.segment(i), "run": compiled.run_function(i),
+                        "continues": compiled.continues(i),
                         "weights_bytes": c.info.weights_bytes,
                         "arena_size": c.info.arena_size,
-                        "macs": sum(k["macs"] for k in c.info.kernels),
+                        "macs": stage_macs(compiled, i),
                         "kernels": len(c.info.kernels),
                         "model_info": c.info.to_dict(),
                         # int8 stages: the kernels computing in float32 (float: null)
@@ -120,17 +126,29 @@ def metadata(compiled: AriCompiled, board: Board, command: str) -> dict:
     }
 
 
+def stage_macs(compiled: AriCompiled, stage: int) -> int:
+    """What running stage `stage` adds: its model, or its segment when it continues the
+    previous stage's model."""
+    return sum(k["macs"] for k in compiled.info.kernels if k["stage"] == stage)
+
+
 def stage_table(compiled: AriCompiled) -> str:
-    """Each stage's weights and arena, and what the stages after the first add."""
-    stages = compiled.stages
+    """Each stage's MACs (a continuing stage's: its segment's), weights and arena, and what
+    the stages after the first add."""
     lines = ["Stages (cheapest first; all share one arena and the input at offset 0)",
              f"  {'#':>3}  {'stage':<36}{'MACs':>12}{'weights B':>12}{'arena B':>10}"]
-    for index, (stage, model) in enumerate(zip(compiled.options.stages, stages, strict=True)):
-        macs = sum(k["macs"] for k in model.info.kernels)
-        lines.append(f"  {index:>3}  {stage.label:<36}{macs:>12,}"
-                     f"{model.info.weights_bytes:>12,}{model.info.arena_size:>10,}")
-    extra = sum(m.info.weights_bytes for m in stages[1:])
-    arena_extra = compiled.info.arena_size - stages[0].info.arena_size
+    for index, (stage, model) in enumerate(zip(compiled.options.stages, compiled.stages,
+                                               strict=True)):
+        shared = compiled.continues(index)
+        weights = "shared" if shared else f"{model.info.weights_bytes:,}"
+        arena = "shared" if shared else f"{model.info.arena_size:,}"
+        lines.append(f"  {index:>3}  {stage.label:<36}{stage_macs(compiled, index):>12,}"
+                     f"{weights:>12}{arena:>10}")
+    extra = sum(m.info.weights_bytes for m in compiled.models[1:])
+    arena_extra = compiled.info.arena_size - compiled.models[0].info.arena_size
     lines.append(f"  the later stages add {extra:,} B of weights and {max(arena_extra, 0):,} B "
-                 f"of arena over stage 0 alone")
+                 f"of arena over stage 0's model alone")
+    if any(compiled.continues(i) for i in range(len(compiled.options.stages))):
+        lines.append("  a stage marked shared continues the previous stage's run: its MACs are "
+                     "its segment's")
     return "\n".join(lines)

@@ -55,7 +55,7 @@ class Calibration:
 
 def options_of(build: Build) -> AriOptions:
     ari = build.metadata["ari"]
-    stages = [Stage(Path(s["model"]), s["precision"]) for s in ari["stages"]]
+    stages = [Stage(Path(s["model"]), s["precision"], s.get("output")) for s in ari["stages"]]
     return AriOptions(stages, ari.get("calibration"), ari["margin"], ari["scores"],
                       ari["decision_threshold"], ari["thresholds"])
 

@@ -15,12 +15,18 @@ SCORES = ("model", "logits", "probabilities")
 
 @dataclass(frozen=True)
 class Stage:
+    """A model, the precision it runs at, and the graph output whose scores answer (None:
+    the model's first output). Consecutive stages of one model and precision are one
+    compiled model run segment by segment (codegen/ari/segments.py)."""
+
     model: Path
     precision: str
+    output: str | None = None
 
     @property
     def label(self) -> str:
-        return f"{self.model.stem}:{self.precision}"
+        suffix = "" if self.output is None else f":{self.output}"
+        return f"{self.model.stem}:{self.precision}{suffix}"
 
 
 @dataclass
@@ -36,12 +42,20 @@ class AriOptions:
 
 
 def parse_stage(text: str) -> Stage:
-    """MODEL.onnx:PRECISION, as given to --stage."""
-    path, sep, precision = text.rpartition(":")
-    if not sep or precision not in PRECISIONS:
+    """MODEL.onnx:PRECISION or MODEL.onnx:PRECISION:OUTPUT, as given to --stage. The
+    precision is the last `:int8` or `:float` field, so a model path may hold colons; an
+    output name holding `:int8:` or `:float:` needs a --stages file."""
+    for precision in PRECISIONS:
+        if text.endswith(f":{precision}") and len(text) > len(precision) + 1:
+            return Stage(Path(text[:-len(precision) - 1]), precision)
+    fields = [(text.rfind(f":{p}:"), p) for p in PRECISIONS]
+    at, precision = max(fields)
+    output = text[at + len(precision) + 2:]
+    if at <= 0 or not output:
         raise ArielError(f"--stage '{text}' is not of the form MODEL.onnx:int8 or "
-                         "MODEL.onnx:float")
-    return Stage(Path(path), precision)
+                         "MODEL.onnx:float, optionally followed by :OUTPUT (the graph output "
+                         "that answers, e.g. MODEL.onnx:int8:ariel_exit1)")
+    return Stage(Path(text[:at]), precision, output)
 
 
 def load_stage_file(path: Path) -> tuple[list[Stage], list[float] | None]:
@@ -52,6 +66,8 @@ def load_stage_file(path: Path) -> tuple[list[Stage], list[float] | None]:
         model = "little.onnx"   # relative to the file
         precision = "int8"
         threshold = 2.5         # every stage but the last, or none of them
+        output = "ariel_exit1"  # optional: the graph output that answers (default: the
+                                # model's first)
 
         [[stage]]
         model = "big.onnx"
@@ -71,13 +87,16 @@ def load_stage_file(path: Path) -> tuple[list[Stage], list[float] | None]:
                          "precision, cheapest first)")
     stages, thresholds = [], []
     for index, entry in enumerate(entries):
-        unknown = set(entry) - {"model", "precision", "threshold"}
-        if unknown or "model" not in entry or entry.get("precision") not in PRECISIONS:
+        unknown = set(entry) - {"model", "precision", "threshold", "output"}
+        output = entry.get("output")
+        if (unknown or "model" not in entry or entry.get("precision") not in PRECISIONS
+                or not (output is None or isinstance(output, str) and output)):
             raise ArielError(f"--stages {path}: stage {index} needs model = \"FILE.onnx\" and "
-                             f"precision = \"int8\" or \"float\" (and may give a threshold)"
+                             f"precision = \"int8\" or \"float\" (and may give a threshold "
+                             "and an output, the name of the graph output that answers)"
                              + (f"; unknown keys: {', '.join(sorted(unknown))}" if unknown
                                 else ""))
-        stages.append(Stage(Path(path).parent / entry["model"], entry["precision"]))
+        stages.append(Stage(Path(path).parent / entry["model"], entry["precision"], output))
         if "threshold" in entry:
             thresholds.append((index, entry["threshold"]))
     if not thresholds:

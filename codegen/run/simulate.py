@@ -118,7 +118,11 @@ def write_inputs(folder: Path, inputs: list[np.ndarray]) -> None:
 def read_outputs(folder: Path, info: ModelInfo, count: int) -> list[np.ndarray]:
     """The harness's output.bin, per model output shaped (count, *output shape)."""
     path = folder / "output.bin"
-    raw = path.read_bytes() if path.exists() else b""
+    return read_outputs_bytes(path.read_bytes() if path.exists() else b"", info, count)
+
+
+def read_outputs_bytes(raw: bytes, info: ModelInfo, count: int) -> list[np.ndarray]:
+    """output.bin's bytes, per model output shaped (count, *output shape)."""
     record = sum(o.nbytes for o in info.outputs)
     if len(raw) != record * count:
         raise ArielError(f"the firmware wrote {len(raw)} bytes of outputs, expected "

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from codegen.compiler.nvm import INTERFACES, KINDS, check_nvm_fields, check_nvm_map
 from codegen.target.board_kit import parse_clock_tree, parse_console, parse_debug, parse_renode
 
 KIB, MIB = 1024, 1024 * 1024
@@ -141,7 +142,7 @@ TABLES = {
     "flash_timing": TABLE, "power": TABLE, "emulator": TABLE,
     "core_options": Field("a table of text", _table_of_text),
     "sources": Field("a table of text", _table_of_text),
-    "console": TABLE, "clock_tree": TABLE, "debug": TABLE, "renode": TABLE,
+    "console": TABLE, "clock_tree": TABLE, "debug": TABLE, "renode": TABLE, "nvm": TABLE,
 }
 FLASH_TIMING = {
     "wait_states": Field("a whole number of wait states, 0 or more",
@@ -164,6 +165,26 @@ EMULATOR = {
     "data_origin": Field(ADDRESS.expected, _address), "data_size": Field(SIZE.expected,
                                                                          _positive),
     "qemu_args": Field("a list of strings", _strings),
+}
+POSITIVE_NUMBER = Field("a number above 0", lambda v: _is_number(v) and v > 0)
+# Non-volatile memory for intermittent builds (codegen/compiler/nvm.py says what each means).
+NVM = {
+    "kind": Field(f"one of {', '.join(KINDS)}", lambda v: v in KINDS, True),
+    "interface": Field(f"one of {', '.join(INTERFACES)}", lambda v: v in INTERFACES, True),
+    "origin": ADDRESS, "size": SIZE,
+    "chip_origin": Field(ADDRESS.expected, _address),
+    "endurance_cycles": Field("the erase/write cycles it endures, a number above 0",
+                              lambda v: _is_number(v) and v > 0, True),
+    "page_bytes": Field("the erase page in bytes, a power of two", lambda v: _positive(v)
+                        and not v & (v - 1)),
+    "program_bytes": Field("the bytes programmed at once, a power of two", lambda v:
+                           _positive(v) and not v & (v - 1)),
+    "erase_us": POSITIVE_NUMBER, "program_us": POSITIVE_NUMBER,
+    "write_ns_per_byte": POSITIVE_NUMBER, "write_power_mw": NON_NEGATIVE,
+    "spi_clock_hz": Field("the SPI clock in Hz, a whole number above 0", _positive),
+    "spi_command_bytes": Field("the bytes of command and address sent per write, a whole "
+                               "number, 0 or more", lambda v: _is_int(v) and v >= 0),
+    "note": Field("text", lambda v: isinstance(v, str)),
 }
 # The dev-kit tables, checked by the parsers that read them (codegen/target/board_kit.py).
 KIT_PARSERS = {"console": parse_console, "clock_tree": parse_clock_tree, "debug": parse_debug,
@@ -207,6 +228,7 @@ def check_board(data: dict) -> list[str]:
             problems += _check_cache_shape(timing[side], f"flash_timing.{side}")
     problems += _check_optional(data, "power", POWER)
     problems += _check_optional(data, "emulator", EMULATOR)
+    problems += _check_optional(data, "nvm", NVM)
     for name, parse in KIT_PARSERS.items():
         if isinstance(data.get(name), dict):
             problems += _check_kit_table(name, data[name], parse)
@@ -279,6 +301,31 @@ def _check_together(data: dict) -> list[str]:
     emulator = data.get("emulator", {})
     if emulator.get("qemu_machine") is not None:
         problems += _check_machine(data, emulator, core, fpu)
+    if "nvm" in data:
+        problems += _check_nvm(data, emulator)
+    return problems
+
+
+def _check_nvm(data: dict, emulator: dict) -> list[str]:
+    """The [nvm] table's fields together, and its region against the map the simulation
+    build is linked in and the emulator's memory (where it must be writable)."""
+    nvm = data["nvm"]
+    problems = check_nvm_fields(nvm)
+    if problems:
+        return problems
+    chip = data["memory"]
+    flash = (emulator.get("code_origin", chip["flash"]["origin"]), chip["flash"]["size"])
+    ram = (emulator.get("data_origin", chip["ram"]["origin"]), chip["ram"]["size"])
+    problems += check_nvm_map(nvm, flash, ram, (chip["flash"]["origin"], chip["flash"]["size"]))
+    machine = MACHINES.get(emulator.get("qemu_machine"))
+    region = (nvm["origin"], nvm["size"])
+    if machine is not None and not (_inside(region, machine.code) or
+                                    _inside(region, _machine_data(machine, emulator.get(
+                                        "qemu_args", [])))):
+        problems.append(f"nvm: 0x{region[0]:08X}..0x{region[0] + region[1]:08X} is not inside "
+                        f"QEMU {emulator['qemu_machine']}'s memory (code {_size(machine.code[1])} "
+                        f"at 0x{machine.code[0]:08X}, data {_size(machine.data[1])} at "
+                        f"0x{machine.data[0]:08X}), where the emulated NVM must be writable")
     return problems
 
 

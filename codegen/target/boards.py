@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from codegen.compiler.budget import Budget
+from codegen.compiler.nvm import Nvm, parse_nvm
 from codegen.errors import ArielError, BoardFileError
 from codegen.resources import data_dir
 from codegen.target.board_kit import (
@@ -166,6 +167,10 @@ class Board:
     clock_tree: ClockTree | None = None
     debug: Debug | None = None
     renode: RenodeInfo | None = None
+    # Non-volatile memory for intermittent builds ([nvm]; codegen/compiler/nvm.py), and
+    # whether this is such a build's view of the board (for_intermittent).
+    nvm: Nvm | None = None
+    intermittent: bool = False
 
     @property
     def arch_flags(self) -> list[str]:
@@ -221,6 +226,23 @@ class Board:
         chip's own memory map, whatever machine emulates its simulation builds."""
         machine = self.qemu_machine if self.emulation.own_map else None
         return replace(self, emulation=Emulator(machine))
+
+    def for_intermittent(self) -> Board:
+        """This board as an intermittent build sees it: its linker script gets the NVM
+        region, and where the NVM is the end of the internal flash, the firmware's code and
+        constants keep out of that part."""
+        nvm = self.nvm
+        if nvm is None:
+            raise ArielError(f"--power intermittent keeps checkpoints in non-volatile memory, "
+                             f"and board {self.name} describes none: choose a board with an "
+                             "[nvm] table (nucleo-l4r5zi: internal flash; nucleo-l4r5zi-fram: "
+                             "SPI F-RAM) or add one to your board file (README, 'Intermittent "
+                             "power')")
+        chip = self.chip
+        if nvm.kind == "flash" and nvm.interface == "internal":
+            flash = chip.flash
+            chip = MemoryMap("chip", Region(flash.origin, flash.size - nvm.size), chip.ram)
+        return replace(self, chip=chip, intermittent=True)
 
     def memory_map_dict(self) -> dict:
         """What ariel.json records about the map a build used."""
@@ -361,6 +383,7 @@ def _load(path: Path) -> Board:
             clock_tree=parse_clock_tree(data["clock_tree"]) if "clock_tree" in data else None,
             debug=parse_debug(data["debug"]) if "debug" in data else None,
             renode=parse_renode(data["renode"]) if "renode" in data else None,
+            nvm=parse_nvm(data["nvm"]) if "nvm" in data else None,
         )
     except (KeyError, ValueError, TypeError, tomllib.TOMLDecodeError) as exc:
         raise ArielError(f"board file '{path}' is invalid: {exc}") from exc

@@ -265,6 +265,7 @@ FIRMWARE_TEMPLATES = {"firmware/Makefile.j2", "firmware/ariel_model.h.j2",
                       "firmware/linker.ld.j2", "firmware/ariel_test_data.c.j2",
                       "firmware/board_config.h.j2", "ari/ari.c.j2", "ari/ari.h.j2",
                       "ari/ari_thresholds.c.j2"}
+INTERMITTENT_TEMPLATES = {"checkpoint.c.j2"}
 EXPORT_TEMPLATES = {f"export/{name}.j2" for name in (
     "model_api.h", "CMakeLists.txt", "arm-none-eabi.cmake", "zephyr_module.yml",
     "zephyr_CMakeLists.txt", "Kconfig", "library.properties", "sketch.ino", "arena.c")}
@@ -277,7 +278,7 @@ def test_the_hostile_builds_render_every_template():
     templates = {str(p.relative_to(folder)) for p in folder.rglob("*.j2")
                  if not p.name.startswith("_")}  # partials are rendered inside others
     missing = (templates - FLOAT_TEMPLATES - OPERATOR_TEMPLATES - INT8_TEMPLATES
-               - FIRMWARE_TEMPLATES - EXPORT_TEMPLATES)
+               - FIRMWARE_TEMPLATES - EXPORT_TEMPLATES - INTERMITTENT_TEMPLATES)
     assert not missing, f"no hostile-name build renders {sorted(missing)}: add a case"
 
 
@@ -366,6 +367,37 @@ def test_int8_model_with_hostile_names(tmp_path, rendered):
     assert INT8_TEMPLATES <= rendered
     _check_host_build(compile_onnx_int8(plain, calibration, io="float"), compiled, names,
                       [calibration["x"][0], calibration["m"][0]], tmp_path)
+
+
+def test_early_exit_stages_with_hostile_names(tmp_path, rendered):
+    """An early-exit model whose every name (its exits' outputs too) is hostile, as exit 1
+    int8 -> exit 2 int8 -> final int8 -> final float: the segmented model's C and the
+    dispatcher's (whose comments name the stages by their outputs) compile warning-free,
+    inject nothing, and compute what the plain model's do, bit for bit."""
+    from codegen.ari.assemble import compile_stages
+    from codegen.ari.spec import AriOptions, Stage
+    from tests.ari.exit_models import inputs, two_exit_cnn
+
+    plain = two_exit_cnn()
+    model, names = rename(plain)
+    np.save(tmp_path / "calib.npy", inputs(32, seed=1))
+    compiled = []
+    for onnx_model, path, output in ((plain, tmp_path / "plain.onnx", str),
+                                     (model, tmp_path / MODEL_FILE, names.get)):
+        onnx.save(onnx_model, path)
+        stages = [Stage(path, "int8", output("ariel_exit1")),
+                  Stage(path, "int8", output("ariel_exit2")), Stage(path, "int8"),
+                  Stage(path, "float")]
+        compiled.append(compile_stages(AriOptions(stages, str(tmp_path / "calib.npy"),
+                                                  thresholds=[1.0, 2.0, 3.0]), "tests"))
+    assert {"ari/ari.c.j2", "ari/ari.h.j2", "model.c.j2", "model.h.j2"} <= rendered
+    assert compiled[1].models[0].info.segments
+    for text in compiled[1].files.values():
+        assert text.isascii()
+    compile_for_cortex_m4(compiled[1], tmp_path / "ari")
+    _check_host_build(compiled[0].models[0], compiled[1].models[0], names,
+                      [inputs(1, seed=2)[0]], tmp_path)
+    _nothing_ran(tmp_path)
 
 
 # A tensor name that ends its string literal and its initializer, defines a function that
@@ -459,6 +491,23 @@ def test_semihosting_build_into_a_hostile_folder_runs_in_qemu(tmp_path):
     _cli("simulate", out, "--inputs", tmp_path / "x.npy", "--outputs", tmp_path / "y.npy")
     got = np.load(tmp_path / "y.npy")
     for sample, result in zip(x, got, strict=True):
+        np.testing.assert_allclose(result, _onnxruntime(model, [sample])[0], atol=1e-5)
+    _nothing_ran(tmp_path)
+
+
+def test_intermittent_build_with_hostile_names_runs_in_qemu(tmp_path, rendered):
+    """An intermittent build (its checkpoint tables comment every saved tensor by name) into
+    a hostile folder compiles warning-free and computes what the model does."""
+    path, model = _hostile_model_file(tmp_path)
+    out = tmp_path / FOLDER
+    _cli("build", path, "--board", "nucleo-l4r5zi-fram", "--power", "intermittent", "-o", out)
+    assert INTERMITTENT_TEMPLATES <= rendered
+    checkpoint = next((out / "model").glob("*_checkpoint.c")).read_text()
+    assert checkpoint.isascii()  # names as escaped comment text
+    x = np.random.default_rng(7).normal(size=(2, 1, 2, 6, 6)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    _cli("simulate", out, "--inputs", tmp_path / "x.npy", "--outputs", tmp_path / "y.npy")
+    for sample, result in zip(x, np.load(tmp_path / "y.npy"), strict=True):
         np.testing.assert_allclose(result, _onnxruntime(model, [sample])[0], atol=1e-5)
     _nothing_ran(tmp_path)
 

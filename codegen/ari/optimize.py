@@ -1,0 +1,267 @@
+"""`ariel optimize`: from a trained model to the cheapest stage list that keeps its answers.
+
+1. Early exits: the model as `ariel augment` made it (an EE.exits.json beside it), or
+   augmented here on the training data.
+2. Each precision's run: the early-exit model compiled with all its outputs and built for
+   the board (a precision that does not fit is left out, and said so), profiled once in the
+   emulator for every kernel's cycles (codegen/ari/exit_costs.py), and run on the held-out
+   inputs on the host from its own C for every output's answer and margin.
+3. The search (codegen/ari/search.py) over the stage lists the runs allow, thresholds chosen
+   on half of the held-out inputs (the calibration split), reported on the other half.
+4. The chosen list compiled into one adaptive build for the board to check that it fits,
+   then the stages file, the front (table, JSON, plot) and the search's own cost written."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from codegen.ari.augment.heads import HeadShape
+from codegen.ari.augment.pipeline import AugmentRequest, augment, write_augmented
+from codegen.ari.augment.sidecar import read_sidecar, sidecar_path
+from codegen.ari.exit_costs import ENERGY_REFERENCE_CYCLES, output_costs
+from codegen.ari.margins import answers, margins, required_samples
+from codegen.ari.search import Candidate, SearchResult, Split, chains, search
+from codegen.ari.spec import PRECISIONS
+from codegen.compiler.onnxrun import run_model
+from codegen.compiler.quant.calibrate import CalibrationData, load_calibration
+from codegen.errors import ArielError, DoesNotFitError
+from codegen.run.emulate.counting import profile
+from codegen.run.energy import estimate as energy_estimate
+from codegen.run.hostrun import HostModel, build_host_library
+from codegen.run.profiling import report_from
+from codegen.run.simulate import open_build
+from codegen.target.boards import Board
+
+COST_SAMPLES = 3  # inputs profiled per run (instruction counts barely vary with the input)
+
+
+@dataclass
+class OptimizeRequest:
+    model: Path
+    data: str  # training data: the heads' training and the int8 quantization
+    heldout: str  # thresholds on one half, figures reported on the other
+    board: Board
+    output: Path
+    target: float = 0.995
+    exits: str = "auto"
+    max_stages: int = 5
+    timeout: float = 900.0
+    input_shapes: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunData:
+    """One precision of the early-exit model: what each output costs and answers."""
+
+    precision: str
+    candidates: list[Candidate]
+    answers: dict[str, np.ndarray]
+    margins: dict[str, np.ndarray]
+
+
+@dataclass
+class Optimized:
+    model: Path  # the early-exit model the stages name
+    sidecar: dict
+    result: SearchResult
+    runs: list[RunData]
+    left_out: list[str]  # precisions that do not fit the board, with the reason
+    wall_seconds: float
+    emulator_runs: int
+    calibration_count: int
+    report_count: int
+    fit_checked: bool
+
+
+def augmented_model(request: OptimizeRequest, folder: Path,
+                    progress: Callable[[str], None]) -> tuple[Path, dict]:
+    """The early-exit model in `folder`: copied when MODEL already has exits, else made by
+    `ariel augment`'s pipeline."""
+    existing = read_sidecar(sidecar_path(request.model)) \
+        if sidecar_path(request.model).is_file() else None
+    target = folder / (request.model.stem + ".onnx" if existing is not None else
+                       request.model.stem + "_ee.onnx")
+    if existing is not None:
+        progress(f"{request.model} has {len(existing['exits'])} exit(s) "
+                 f"({sidecar_path(request.model).name}): not augmenting it again")
+        shutil.copyfile(request.model, target)
+        shutil.copyfile(sidecar_path(request.model), sidecar_path(target))
+        return target, existing
+    made = augment(AugmentRequest(request.model, request.data, target, request.heldout,
+                                  request.exits, HeadShape(pool="auto"),
+                                  input_shapes=dict(request.input_shapes)), progress)
+    write_augmented(made, target)
+    return target, made.sidecar
+
+
+def optimize(request: OptimizeRequest, folder: Path,
+             progress: Callable[[str], None] = lambda message: None) -> Optimized:
+    """Everything but writing the report: the early-exit model (and its sidecar) lands in
+    `folder`, the caller's staging folder."""
+    start = time.monotonic()
+    if not 0 < request.target <= 1:
+        raise ArielError(f"--target-agreement {request.target:g} is not a share of inputs in "
+                         "(0, 1] (0.995 is 99.5%)")
+    held = _heldout(request, onnx.load(str(request.model)))
+    calibration_part, report_part = np.arange(0, held.count, 2), np.arange(1, held.count, 2)
+    needed = required_samples(request.target)
+    if len(calibration_part) < needed:
+        raise ArielError(f"--heldout {held.source} has {held.count} inputs; half of them "
+                         f"calibrate the thresholds, and {100 * request.target:g}% agreement "
+                         f"needs at least {needed} there (one disagreement in {needed}): give "
+                         f"at least {2 * needed} held-out inputs or a lower target")
+    model_path, sidecar = augmented_model(request, folder, progress)
+    model = onnx.load(str(model_path))
+    final = sidecar.get("final_output") or model.graph.output[0].name
+    exits = [e["output"] for e in sidecar["exits"]]
+    inputs = next(iter(held.inputs.values()))
+    reference = _reference(model, held, final)
+    runs, left_out, emulator_runs = [], [], 0
+    with tempfile.TemporaryDirectory(prefix="ariel-optimize-") as workdir:
+        for precision in PRECISIONS:
+            try:
+                run = measure_run(model_path, precision, exits, final, request, inputs,
+                                  Path(workdir) / precision, progress)
+            except DoesNotFitError as exc:
+                left_out.append(f"{precision}: {exc}")
+                progress(f"leaving {precision} out: it does not fit {request.board.name}")
+                continue
+            emulator_runs += 1
+            runs.append(run)
+    if not runs:
+        raise ArielError(f"the early-exit model fits {request.board.name} at no precision: "
+                         + "; ".join(left_out))
+    configurations = chains([run.candidates for run in runs], request.max_stages)
+
+    def split(part: np.ndarray) -> Split:
+        every = [(k, run) for run in runs for k in run.answers]
+        return Split({k: run.answers[k][part] for k, run in every},
+                     {k: run.margins[k][part] for k, run in every}, reference[part],
+                     None if held.labels is None else held.labels[part])
+
+    progress(f"searching {len(configurations)} stage lists for {100 * request.target:g}% "
+             f"agreement on {len(calibration_part)} calibration inputs")
+    result = search(configurations, split(calibration_part), request.target,
+                    heldout=split(report_part))
+    fit_checked = check_fits(result, model_path, request, progress)
+    return Optimized(model_path, sidecar, result, runs, left_out, time.monotonic() - start,
+                     emulator_runs, len(calibration_part), len(report_part), fit_checked)
+
+
+def _heldout(request: OptimizeRequest, model: onnx.ModelProto) -> CalibrationData:
+    from codegen.compiler.compile import _model_inputs
+    from codegen.compiler.frontend import fix_input_shapes
+
+    shaped = onnx.ModelProto.FromString(model.SerializeToString())
+    fix_input_shapes(shaped, dict(request.input_shapes))
+    inputs = _model_inputs(shaped)
+    if len(inputs) != 1:
+        raise ArielError(f"the model has {len(inputs)} inputs; adaptive builds take models "
+                         "with one input")
+    return load_calibration(request.heldout, inputs)
+
+
+def _reference(model: onnx.ModelProto, held: CalibrationData, final: str) -> np.ndarray:
+    """The float model's answer to each held-out input, from onnxruntime."""
+    feeds = [{name: batch[i] for name, batch in held.inputs.items()}
+             for i in range(held.count)]
+    scores = np.stack([r[0] for r in run_model(model, feeds, [final],
+                                               "for the float model's answers")])
+    return answers(scores.reshape(held.count, -1), "top2")
+
+
+def stage_key(model: Path, precision: str, output: str | None) -> str:
+    return f"{model.name}:{precision}" + ("" if output is None else f":{output}")
+
+
+def measure_run(model_path: Path, precision: str, exits: list[str], final: str,
+                request: OptimizeRequest, inputs: np.ndarray, workdir: Path,
+                progress: Callable[[str], None]) -> RunData:
+    """Build the early-exit model at `precision` for the board, profile it in the emulator,
+    and run it on the held-out inputs on the host."""
+    from codegen.build import build
+    from codegen.compiler.compile import Options
+
+    progress(f"building {model_path.name} ({precision}, all outputs) for "
+             f"{request.board.name}")
+    built = build(model_path, request.board, workdir / "build", Options(
+        precision=precision, calibration=request.data if precision == "int8" else None,
+        input_shapes=dict(request.input_shapes), name="ee"))
+    folder = open_build(workdir / "build")
+    progress(f"profiling {model_path.name} ({precision}) in the emulator")
+    measured = profile(folder, [inputs[:COST_SAMPLES]], timeout=request.timeout, edges=True)
+    cycles = [row.cycles for row in report_from(folder, measured).layers]
+    energy = energy_estimate(request.board, ENERGY_REFERENCE_CYCLES).microjoules
+    per_cycle = None if energy is None else energy / ENERGY_REFERENCE_CYCLES
+    compiled = built.compiled
+    costs = output_costs(compiled.graph, compiled.info.kernels, cycles, final, per_cycle)
+    first = compiled.info.outputs[0].name
+    candidates = []
+    for depth, output in enumerate([*exits, final]):
+        key = stage_key(model_path, precision, None if output == first else output)
+        candidates.append(Candidate(key, f"{model_path.name}:{precision}", depth,
+                                    costs[output].prefix, costs[output].head,
+                                    final=output == final))
+    progress(f"running {model_path.name} ({precision}) on {len(inputs)} held-out inputs "
+             "(host, the build's C)")
+    scores = host_scores(compiled, workdir / "host", inputs)
+    names = [o.name for o in compiled.info.outputs]
+    by_key = {c.key: scores[names.index(o)] for c, o in zip(candidates, [*exits, final],
+                                                            strict=True)}
+    return RunData(precision, candidates,
+                   {k: answers(v, "top2") for k, v in by_key.items()},
+                   {k: margins(v, "top2") for k, v in by_key.items()})
+
+
+def host_scores(compiled, workdir: Path, inputs: np.ndarray) -> list[np.ndarray]:
+    """Every output of the compiled model on every input, (N, classes) each."""
+    info = compiled.info
+    files = {name: text for name, text in compiled.files.items()
+             if name.startswith(info.prefix)}
+    host = HostModel(build_host_library(files, workdir, info.prefix), info)
+    runs = [host.run(sample) for sample in inputs]
+    return [np.stack([r[i] for r in runs]).reshape(len(inputs), -1)
+            for i in range(len(info.outputs))]
+
+
+def check_fits(result: SearchResult, model: Path, request: OptimizeRequest,
+               progress: Callable[[str], None]) -> bool:
+    """Compile and link the chosen list for the board; a list that does not fit is an error.
+    False when this ariel cannot build stages that answer from an exit yet."""
+    import dataclasses
+
+    from codegen.ari.build import build_ari
+    from codegen.ari.spec import AriOptions, Stage
+
+    if "output" not in {f.name for f in dataclasses.fields(Stage)}:
+        progress("warning: this ariel builds no stage answering from an exit, so the chosen "
+                 "stages were not built to check that they fit the board")
+        return False
+    stages = [_stage(key, model) for key in result.chosen.stages]
+    progress("building the chosen stages for " + request.board.name + " to check they fit")
+    options = AriOptions(stages, calibration=request.data,
+                         thresholds=list(result.chosen.thresholds),
+                         input_shapes=dict(request.input_shapes))
+    with tempfile.TemporaryDirectory(prefix="ariel-optimize-fit-") as workdir:
+        try:
+            build_ari(options, request.board, Path(workdir) / "build")
+        except DoesNotFitError as exc:
+            raise ArielError(f"the chosen stages ({', '.join(result.chosen.stages)}) do not "
+                             f"fit {request.board.name}: {exc}") from None
+    return True
+
+
+def _stage(key: str, model: Path):
+    from codegen.ari.spec import Stage
+
+    rest = key[len(model.name) + 1:]
+    precision, _, output = rest.partition(":")
+    return Stage(model, precision, output or None)

@@ -1,0 +1,135 @@
+"""The optimizer's search on problems small enough to enumerate: every configuration with
+every threshold at 0, at each margin, just above it and at +inf. The search must find the
+same least expected energy at the target agreement, and the same Pareto front."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from codegen.ari.search import (
+    Candidate,
+    Cost,
+    Split,
+    above,
+    chains,
+    evaluate,
+    search,
+    stage_costs,
+)
+from codegen.errors import ArielError
+
+
+def candidates(energy: bool = True) -> list[list[Candidate]]:
+    """An int8 run with two exits and its final output, and the float model's final output.
+    Energy is not proportional to cycles here, so the two objectives differ."""
+
+    def cost(cycles: float, energy_uj: float) -> Cost:
+        return Cost(cycles, energy_uj if energy else None)
+
+    int8 = [Candidate("ee:int8:ariel_exit1", "ee:int8", 0, cost(100, 1.0), cost(10, 0.3)),
+            Candidate("ee:int8:ariel_exit2", "ee:int8", 1, cost(250, 2.4), cost(20, 0.1)),
+            Candidate("ee:int8", "ee:int8", 2, cost(600, 6.5), final=True)]
+    floats = [Candidate("ee:float", "ee:float", 2, cost(900, 8.0), final=True)]
+    return [int8, floats]
+
+
+def problem(seed: int, count: int) -> Split:
+    """Answers right with a probability rising with the stage, margins larger when right,
+    rounded so that some margins tie."""
+    rng = np.random.default_rng(seed)
+    reference = rng.integers(0, 3, count)
+    keys = ["ee:int8:ariel_exit1", "ee:int8:ariel_exit2", "ee:int8", "ee:float"]
+    answers, margins = {}, {}
+    for key, right in zip(keys, [0.6, 0.75, 0.9, 1.0], strict=True):
+        ok = rng.random(count) < right
+        answers[key] = np.where(ok, reference, (reference + 1) % 3)
+        margins[key] = np.round(rng.random(count) * 4 + ok * 2, 1).astype(np.float32)
+    return Split(answers, margins, reference, labels=reference)
+
+
+def brute_force(configurations, split: Split, objective: str):
+    """(agreement, cost) of every configuration and threshold setting."""
+    found = []
+    for stages in configurations:
+        grids = []
+        for stage in stages[:-1]:
+            values = np.unique(split.margins[stage.key])
+            grids.append(sorted({0.0, np.inf, *map(float, values),
+                                 *(above(v) for v in values)}))
+        for thresholds in itertools.product(*grids):
+            outcome = evaluate(stages, thresholds, split)
+            cost = outcome.energy_uj if objective == "energy_uj" else outcome.cycles
+            found.append((outcome.agreement, cost, [s.key for s in stages]))
+    return found
+
+
+def pareto(found, floor: float) -> list[tuple[float, float]]:
+    front, least = [], np.inf
+    for agreement in sorted({a for a, _, _ in found if a >= floor - 1e-12}, reverse=True):
+        cost = min(c for a, c, _ in found if a == agreement)
+        if cost < least - 1e-9:
+            front.append((agreement, cost))
+            least = cost
+    return front
+
+
+@pytest.mark.parametrize("seed,target,energy", [(1, 0.8, True), (2, 1.0, True),
+                                                (3, 0.9, False), (4, 0.7, True)])
+def test_the_search_finds_the_enumerated_optimum_and_front(seed, target, energy):
+    split = problem(seed, 10)
+    configurations = chains(candidates(energy))
+    objective = "energy_uj" if energy else "cycles"
+    result = search(configurations, split, target, front_floor=0.5)
+    assert result.objective == objective
+    found = brute_force(configurations, split, objective)
+    reaching = [(c, a, keys) for a, c, keys in found if a >= target - 1e-12]
+    cost, _, _ = min(reaching)
+    chosen = result.chosen.calibration
+    assert (chosen.energy_uj if energy else chosen.cycles) == pytest.approx(cost, rel=1e-12)
+    assert chosen.agreement >= target
+    optimal = {tuple(keys) for c, _, keys in reaching if abs(c - cost) < 1e-9}
+    assert result.chosen.stages in optimal
+    got = [(p.calibration.agreement, p.calibration.energy_uj if energy else
+            p.calibration.cycles) for p in result.front]
+    want = pareto(found, 0.5)
+    assert [a for a, _ in got] == pytest.approx([a for a, _ in want])
+    assert [c for _, c in got] == pytest.approx([c for _, c in want], rel=1e-12)
+    assert result.evaluated < len(found)  # it did not enumerate
+
+
+def test_consecutive_stages_of_one_run_resume_the_backbone():
+    int8, floats = candidates()
+    costs = stage_costs([int8[0], int8[2], floats[0]])
+    assert [c.cycles for c in costs] == [110, 500, 900]  # 100 + 10, 600 - 100, all of float
+    assert costs[1].energy_uj == pytest.approx(5.5)
+    # A stage of another run in between: the int8 backbone starts again
+    assert [c.cycles for c in stage_costs([int8[0], floats[0], int8[2]])] == [110, 900, 600]
+
+
+def test_chains_end_in_a_final_output_and_keep_backbone_order():
+    configurations = chains(candidates())
+    assert len(configurations) == 12  # int8 subsets (8) x float or not, last one final
+    for stages in configurations:
+        assert stages[-1].final
+        depths = [s.depth for s in stages if s.run == "ee:int8"]
+        assert depths == sorted(depths)
+    assert all(len(c) <= 2 for c in chains(candidates(), max_stages=2))
+
+
+def test_held_out_figures_come_from_the_chosen_thresholds():
+    calibration, heldout = problem(5, 40), problem(6, 30)
+    result = search(chains(candidates()), calibration, 0.95, heldout=heldout)
+    point = result.chosen
+    stages = [c for c in sum(candidates(), []) if c.key in point.stages]
+    stages.sort(key=lambda c: point.stages.index(c.key))
+    assert point.heldout == evaluate(stages, point.thresholds, heldout)
+    assert sum(point.heldout.answered) == 30
+
+
+def test_a_target_no_configuration_reaches_is_an_error():
+    split = problem(7, 10)
+    split.answers["ee:float"] = (split.reference + 1) % 3  # even the last stage disagrees
+    int8, floats = candidates()
+    with pytest.raises(ArielError, match="no configuration reaches 99.5% agreement"):
+        search([[int8[0], floats[0]]], split, 0.995)
