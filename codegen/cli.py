@@ -194,14 +194,16 @@ MODEL_OPTIONS = [
                  show_default=True,
                  help="Numeric precision of the generated kernels; ari: int8 first, the float "
                       "model only when the int8 margin is thin (adaptive resolution)."),
-    click.option("--stage", "stages", multiple=True, metavar="MODEL.onnx:PRECISION",
+    click.option("--stage", "stages", multiple=True, metavar="MODEL.onnx:PRECISION[:OUTPUT]",
                  help="Adaptive builds: the stages, cheapest first (repeat; e.g. a little "
-                      "network in int8, then the big one in int8, then in float). Replaces MODEL "
-                      "and --precision ari."),
+                      "network in int8, then the big one in int8, then in float), each "
+                      "answering from OUTPUT (default: the model's first output; an early "
+                      "exit, say). Consecutive stages of one model and precision run it "
+                      "segment by segment. Replaces MODEL and --precision ari."),
     click.option("--stages", "stage_file", type=click.Path(path_type=Path), metavar="FILE.toml",
                  help="Adaptive builds: the stages (and optionally their thresholds) from a "
-                      "config file of [[stage]] tables with model, precision and threshold, "
-                      "instead of --stage."),
+                      "config file of [[stage]] tables with model, precision, output and "
+                      "threshold, instead of --stage."),
     click.option("--margin", type=click.Choice(["top2", "binary"]), default="top2",
                  show_default=True, help="Adaptive builds: top-1 minus top-2 score, or the "
                  "distance of a single score to --decision-threshold."),
