@@ -35,10 +35,10 @@ def folder(tmp_path_factory):
     return folder
 
 
-def _build(folder, name, stages):
+def _build(folder, name, stages, board=BOARD):
     """An adaptive build with every threshold at +inf (every stage runs)."""
     options = AriOptions(stages, calibration=str(folder / "calib.npy"))
-    build_ari(options, get_board(BOARD), folder / name)
+    build_ari(options, get_board(board), folder / name)
     return open_build(folder / name)
 
 
@@ -88,11 +88,14 @@ def test_int8_exits_then_float_decide_as_the_simulation(folder):
     assert any("an adaptive build" in note for note in report.assumptions)
 
 
-def test_float_exits_decide_as_the_simulation(folder):
-    """exit 1 float -> exit 2 float -> final float: the float segments' margins."""
+@pytest.mark.parametrize("board", [BOARD, "nucleo-g071rb"])
+def test_float_exits_decide_as_the_simulation(folder, board):
+    """exit 1 float -> exit 2 float -> final float: the float segments' margins, with a
+    floating-point unit (Cortex-M4F) and without (Cortex-M0+, float in software)."""
     ee = folder / "ee.onnx"
-    build = _build(folder, "float", [Stage(ee, "float", "ariel_exit1"),
-                                     Stage(ee, "float", "ariel_exit2"), Stage(ee, "float")])
+    build = _build(folder, f"float-{board}", [Stage(ee, "float", "ariel_exit1"),
+                                              Stage(ee, "float", "ariel_exit2"),
+                                              Stage(ee, "float")], board)
     _check_firmware_equals_simulation(build, inputs(90, seed=5))
 
 
