@@ -11,6 +11,7 @@ from pathlib import Path
 import onnx
 
 from codegen import __version__
+from codegen.compiler.checkpoint import CheckpointPlan, PowerOptions, nvm_cost
 from codegen.compiler.compile import CompiledModel, Options, compile_model, current_command
 from codegen.compiler.emit import ModelInfo
 from codegen.compiler.quant.islands import format_float_islands
@@ -23,11 +24,14 @@ from codegen.devkit.uart import (
     uart_metadata,
     uart_target,
 )
+from codegen.errors import ArielError
 from codegen.report.memory import memory_table
 from codegen.target.boards import Board, keep_board_file
 from codegen.target.elf import MemoryUse
 from codegen.target.firmware import (
     ELF_PATH,
+    INTERMITTENT_SOURCES,
+    FirmwareFiles,
     float_weights_hint,
     generated_header,
     make_firmware,
@@ -61,7 +65,14 @@ def build(model: Path, board: Board, outdir: Path, options: Options | None = Non
     """`uart` makes a `--io uart` build for the real board (codegen/devkit/uart.py); `force`
     builds into a folder that is not an ariel build, or over changed files of one
     (codegen/target/outdir.py)."""
-    options = replace(options or Options(), budget=board.budget)
+    options = options or Options()
+    if options.power is not None:
+        if uart is not None:
+            raise ArielError("--power intermittent builds run in the emulator (--io "
+                             "semihosting): on the board itself the NVM needs a flash-"
+                             "controller or SPI driver, which ariel does not generate yet")
+        board = board.for_intermittent()
+    options = replace(options, budget=board.budget)
     check_output_folder(output_path(outdir), force)
     if uart is not None:
         require_console(board)
@@ -78,6 +89,8 @@ def build(model: Path, board: Board, outdir: Path, options: Options | None = Non
              f"{compiled.plan.arena_size:,} bytes; building firmware for {board.name}")
     target, firmware = uart_target(board, uart, compiled.files, compiled.info,
                                    generated_header(compiled.files, compiled.info), progress)
+    if compiled.checkpoints is not None:
+        firmware = FirmwareFiles(INTERMITTENT_SOURCES)
     with staged_output(outdir, force) as staging:
         write_project(staging, compiled.files, compiled.info, target, command,
                       compiled.plan.timeline(), firmware)
@@ -87,6 +100,8 @@ def build(model: Path, board: Board, outdir: Path, options: Options | None = Non
                                if options.precision == "float" else "")
         metadata = _metadata(compiled, target, options, command, model)
         metadata["stack"] = memory.stack.to_dict()
+        if compiled.checkpoints is not None:
+            metadata["power"] = power_metadata(compiled.checkpoints, options.power)
         keep_board_file(staging, board, metadata)
         if uart is not None:
             metadata["console"] = uart_metadata(board, check_uart_elf(staging, board,
@@ -97,6 +112,15 @@ def build(model: Path, board: Board, outdir: Path, options: Options | None = Non
             onnx.save(compiled.quantized_model, staging / QUANTIZED_MODEL)
         write_manifest(staging, metadata)
     return BuildResult(Path(outdir), compiled, memory, float_info, quantization)
+
+
+def power_metadata(plan: CheckpointPlan, power: PowerOptions) -> dict:
+    """What ariel.json records about an intermittent build: its checkpoints and what they
+    cost per inference with continuous power."""
+    return {"mode": "intermittent", "nvm": power.nvm.describe(),
+            "on_period_cycles": power.on_period_cycles,
+            "inferences_per_hour": power.inferences_per_hour,
+            "checkpoints": plan.to_dict(), "cost_per_inference": nvm_cost(plan, power).to_dict()}
 
 
 def _quantization_report(model: Path, compiled: CompiledModel) -> QuantReport:

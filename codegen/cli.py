@@ -16,7 +16,7 @@ import numpy as np
 
 from codegen import __version__
 from codegen.compiler.frontend import parse_input_shapes
-from codegen.errors import ArielError, ToolError
+from codegen.errors import ArielError, FirmwareError, ToolError
 from codegen.files import atomic_file, check_target, write_atomic
 from codegen.target.boards import DEFAULT_BOARD, all_boards, get_board
 from codegen.terminal import shown, shown_lines
@@ -194,14 +194,16 @@ MODEL_OPTIONS = [
                  show_default=True,
                  help="Numeric precision of the generated kernels; ari: int8 first, the float "
                       "model only when the int8 margin is thin (adaptive resolution)."),
-    click.option("--stage", "stages", multiple=True, metavar="MODEL.onnx:PRECISION",
+    click.option("--stage", "stages", multiple=True, metavar="MODEL.onnx:PRECISION[:OUTPUT]",
                  help="Adaptive builds: the stages, cheapest first (repeat; e.g. a little "
-                      "network in int8, then the big one in int8, then in float). Replaces MODEL "
-                      "and --precision ari."),
+                      "network in int8, then the big one in int8, then in float), each "
+                      "answering from OUTPUT (default: the model's first output; an early "
+                      "exit, say). Consecutive stages of one model and precision run it "
+                      "segment by segment. Replaces MODEL and --precision ari."),
     click.option("--stages", "stage_file", type=click.Path(path_type=Path), metavar="FILE.toml",
                  help="Adaptive builds: the stages (and optionally their thresholds) from a "
-                      "config file of [[stage]] tables with model, precision and threshold, "
-                      "instead of --stage."),
+                      "config file of [[stage]] tables with model, precision, output and "
+                      "threshold, instead of --stage."),
     click.option("--margin", type=click.Choice(["top2", "binary"]), default="top2",
                  show_default=True, help="Adaptive builds: top-1 minus top-2 score, or the "
                  "distance of a single score to --decision-threshold."),
@@ -269,6 +271,21 @@ def _size(n: int) -> str:
               help="--io uart: X.npy/.npz whose first sample is built into the firmware as "
                    "its test input (default: zeros).")
 @click.option("--show-plan", is_flag=True, help="Print the arena plan as a timeline.")
+@click.option("--power", type=click.Choice(["continuous", "intermittent"]), default="continuous",
+              show_default=True,
+              help="intermittent: the firmware keeps its progress in the board's non-volatile "
+                   "memory ([nvm]) and resumes after a power cut with the same result.")
+@click.option("--checkpoints", "checkpoint_strategy",
+              type=click.Choice(["live", "arena", "restart"]), default="live", show_default=True,
+              help="--power intermittent: what a checkpoint saves: the live activations (live), "
+                   "or, as baselines, the whole arena after every layer (arena) or nothing, "
+                   "an inference cut short starting again (restart).")
+@click.option("--on-period-cycles", type=click.IntRange(min=1), metavar="N",
+              help="--power intermittent: the shortest stretch the board runs between two power "
+                   "cuts, in cycles; no unit of work between checkpoints is longer.")
+@click.option("--inferences-per-hour", type=Number(0, low_open=True), metavar="R",
+              help="--power intermittent: the rate the device runs at, for the NVM endurance "
+                   "check (a warning if it wears out within a year).")
 @click.option("--force", is_flag=True,
               help="Build into OUTDIR though it is not an ariel build, or though files ariel "
                    "wrote there were changed since: ariel's files are replaced, every other "
@@ -280,14 +297,22 @@ def build(model: Path | None, board_name: str | None, board_file: Path | None, o
           thresholds: str | None, threshold_data: str | None, target_agreement: float | None,
           float_weights: str, calibration: str | None, calib_method: str, io: tuple[str, ...],
           test_inputs: Path | None, name: str | None, input_shapes: tuple[str, ...],
-          show_plan: bool, force: bool) -> None:
+          show_plan: bool, power: str, checkpoint_strategy: str,
+          on_period_cycles: int | None, inferences_per_hour: float | None,
+          force: bool) -> None:
     """Compile MODEL to C and build firmware for a board into OUTDIR."""
     from codegen.build import build as run_build
     from codegen.compiler.compile import Options
 
     board = _board(board_name, board_file)
-    _refuse_unused_build_options(click.get_current_context(), precision, stages, stage_file,
-                                 margin, thresholds, io)
+    ctx = click.get_current_context()
+    _refuse_unused_build_options(ctx, precision, stages, stage_file, margin, thresholds, io)
+    if power != "intermittent":
+        refuse_unused(ctx, "without --power intermittent", "checkpoint_strategy",
+                      "on_period_cycles", "inferences_per_hour")
+    elif precision == "ari" or stages or stage_file:
+        raise ArielError("--power intermittent builds one model; an adaptive build (--precision "
+                         "ari, --stage) cannot keep checkpoints yet")
     io, uart = _io_modes(io, test_inputs)
     if precision == "ari" or stages or stage_file:
         _build_ari(model, board, outdir, stages, stage_file, margin, scores,
@@ -298,15 +323,45 @@ def build(model: Path | None, board_name: str | None, board_file: Path | None, o
     if model is None:
         raise ArielError("give the MODEL to build (or --stage for an adaptive build)")
     options = Options(precision, calibration, calib_method, io,
-                      parse_input_shapes(input_shapes), name, float_weights=float_weights)
+                      parse_input_shapes(input_shapes), name, float_weights=float_weights,
+                      power=_power_options(board, power, checkpoint_strategy, on_period_cycles,
+                                           inferences_per_hour))
     result = run_build(model, board, outdir, options, progress, uart, force)
     for note in result.compiled.source.notes:
         progress(f"note: {note}")
+    if options.power is not None:
+        _say_checkpoints(result.compiled.checkpoints, options.power)
     if show_plan:
         say(result.compiled.plan.timeline())
     say(result.report)
     say(f"firmware: {outdir / 'build' / 'firmware.elf'} (rebuild with "
         f"`make -C {shlex.quote(str(outdir))}`)")
+
+
+def _power_options(board, power: str, strategy: str, on_period_cycles: int | None,
+                   inferences_per_hour: float | None):
+    from codegen.compiler.checkpoint import PowerOptions
+
+    if power != "intermittent":
+        return None
+    nvm = board.for_intermittent().nvm  # refuses a board without [nvm]
+    return PowerOptions(nvm, board.clock_hz, strategy, on_period_cycles, inferences_per_hour,
+                        board.name)
+
+
+def _say_checkpoints(plan, power) -> None:
+    """An intermittent build's checkpoints in two lines, and the endurance warning."""
+    from codegen.compiler.checkpoint import endurance_warning, nvm_cost
+
+    cost = nvm_cost(plan, power)
+    say(f"checkpoints ({plan.strategy}): {cost.commits} commits per inference in "
+        f"{power.nvm.describe()}, {plan.nvm_bytes:,} B used; per inference with continuous "
+        f"power {cost.nbytes:,} B written in {cost.writes} writes"
+        + (f", {cost.pages_erased} pages erased" if power.nvm.erases else "")
+        + f", {cost.seconds * 1e3:.3g} ms of NVM time ({cost.cycles:,} cycles)")
+    warning = endurance_warning(cost, power)
+    if warning:
+        say(warning, err=True)
 
 
 def _given(ctx: click.Context, *names: str) -> list[str]:
@@ -400,9 +455,22 @@ def _io_modes(choices: tuple[str, ...], test_inputs: Path | None):
 @click.option("--html", "html_path", type=click.Path(path_type=Path),
               help="With --profile: where to write the HTML report (default: "
                    "OUTDIR/profile.html).")
+@click.option("--power-cuts", type=click.IntRange(min=1), metavar="N",
+              help="Cut the power N times at random instructions within the length of an "
+                   "uninterrupted run (in the unicorn machine: RAM lost, NVM kept), restart "
+                   "until the firmware finishes, and compare its outputs with an "
+                   "uninterrupted run's.")
+@click.option("--cut-at", metavar="I1,I2,...",
+              help="Cut the power after these numbers of instructions, counted from the first "
+                   "power-up.")
+@click.option("--cut-every", type=click.IntRange(min=1), metavar="N",
+              help="Cut the power after every N instructions (each on-period N long).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="With power cuts: the seed of the random cuts and of the RAM's garbage.")
 def simulate(outdir: Path, board_file: Path | None, inputs_path: Path | None, emulator: str,
              outputs_path: Path | None, json_path: Path | None, compare: bool, timeout: float,
-             profile_run: bool, html_path: Path | None) -> None:
+             profile_run: bool, html_path: Path | None, power_cuts: int | None,
+             cut_at: str | None, cut_every: int | None, seed: int) -> None:
     """Run the firmware in OUTDIR in QEMU on each input and collect its outputs."""
     from codegen.report.simulate import compare_with_onnxruntime, summary_json, summary_text
     from codegen.run.simulate import load_inputs, open_build
@@ -410,6 +478,12 @@ def simulate(outdir: Path, board_file: Path | None, inputs_path: Path | None, em
 
     build_folder = open_build(outdir, board_file)
     ctx = click.get_current_context()
+    cut_options = _given(ctx, "power_cuts", "cut_at", "cut_every")
+    if cut_options:
+        _simulate_with_cuts(ctx, build_folder, inputs_path, outputs_path, json_path,
+                            power_cuts, cut_at, cut_every, seed)
+        return
+    refuse_unused(ctx, "without power cuts (--power-cuts, --cut-at, --cut-every)", "seed")
     if not profile_run:
         refuse_unused(ctx, "without --profile (it names the profile's HTML report)", "html_path")
     uart_run = "console" in build_folder.metadata or emulator == "renode"
@@ -458,6 +532,68 @@ def simulate(outdir: Path, board_file: Path | None, inputs_path: Path | None, em
         _save_outputs(outputs_path, info, result.outputs)
     if json_path is not None:
         write_atomic(json_path, _json_text(summary_json(build_folder, result, comparison)))
+
+
+def _simulate_with_cuts(ctx, build_folder, inputs_path: Path | None,
+                        outputs_path: Path | None, json_path: Path | None,
+                        power_cuts: int | None, cut_at: str | None, cut_every: int | None,
+                        seed: int) -> None:
+    from codegen.report.power import cut_json, cut_summary
+    from codegen.run.power_cuts import (
+        CutEvery,
+        CutsAt,
+        nvm_region,
+        random_cuts,
+        run_uninterrupted,
+        run_with_cuts,
+    )
+    from codegen.run.simulate import load_inputs
+
+    given = _given(ctx, "power_cuts", "cut_at", "cut_every")
+    if len(given) > 1:
+        raise ArielError(f"{' and '.join(given)} each choose where the power is cut; give one")
+    refuse_unused(ctx, "with power cuts, which run in the unicorn machine and compare with an "
+                  "uninterrupted run there", "emulator", "compare", "profile_run", "html_path",
+                  "timeout")
+    if "console" in build_folder.metadata:
+        raise ArielError(f"'{build_folder.folder}' is a --io uart build; power cuts run a "
+                         "semihosting build (one without --io uart)")
+    if inputs_path is None:
+        raise ArielError("give the inputs to run on: --inputs X.npy")
+    info = build_folder.info
+    if outputs_path is not None and len(info.outputs) > 1 and outputs_path.suffix != ".npz":
+        raise ArielError(f"the model has {len(info.outputs)} outputs; write them to an .npz")
+    _check_targets(build_folder, inputs_path, {"--outputs": outputs_path, "--json": json_path},
+                   PROFILE_HTML)
+    inputs = load_inputs(inputs_path, info)
+    progress(f"running {len(inputs[0])} inference(s) on {build_folder.board.name} without "
+             "power cuts (unicorn machine)")
+    reference = run_uninterrupted(build_folder, inputs, nvm_region(build_folder), seed)
+    if cut_every is not None:
+        schedule = CutEvery(cut_every)
+    elif cut_at is not None:
+        try:
+            positions = [int(part.replace("_", "")) for part in cut_at.split(",")]
+        except ValueError:
+            raise ArielError(f"--cut-at takes instruction counts separated by commas, got "
+                             f"{cut_at!r}") from None
+        schedule = CutsAt(positions)
+    else:
+        schedule = random_cuts(power_cuts, reference.instructions, seed)
+    progress(f"running again with {schedule.description}")
+    run = run_with_cuts(build_folder, inputs, schedule, seed, reference)
+    say(cut_summary(run, build_folder.board.name))
+    if json_path is not None:
+        write_atomic(json_path, _json_text(cut_json(run)))
+    if not run.completed:
+        raise FirmwareError(f"the firmware cannot finish under these power cuts: {run.stuck}; "
+                            "an intermittent build (`ariel build --power intermittent`) keeps "
+                            "its progress in the board's NVM")
+    if not run.equal:
+        raise FirmwareError("with power cuts the firmware's outputs differ from an "
+                            "uninterrupted run's: it is not safe to run intermittently")
+    if outputs_path is not None:
+        _save_outputs(outputs_path, info, run.outputs)
 
 
 def _profile(build_folder, inputs, timeout: float, json_path: Path | None,

@@ -9,6 +9,7 @@ enum {
     SYS_CLOSE = 0x02,
     SYS_WRITE = 0x05,
     SYS_READ = 0x06,
+    SYS_SEEK = 0x0A,
     SYS_FLEN = 0x0C,
     SYS_EXIT = 0x18,
     SYS_EXIT_EXTENDED = 0x20,
@@ -53,6 +54,12 @@ int32_t sh_file_length(int32_t handle)
 {
     const uint32_t block[1] = {(uint32_t)handle};
     return semihost_call(SYS_FLEN, block);
+}
+
+int32_t sh_seek(int32_t handle, uint32_t position)
+{
+    const uint32_t block[2] = {(uint32_t)handle, position};
+    return semihost_call(SYS_SEEK, block);
 }
 
 void sh_exit(int32_t status)

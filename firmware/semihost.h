@@ -7,7 +7,12 @@
 #include <stdint.h>
 
 /* Open modes, as semihosting numbers them (ISO C fopen modes in this order). */
-enum { SH_MODE_READ_BINARY = 1, SH_MODE_WRITE = 4, SH_MODE_WRITE_BINARY = 5 };
+enum {
+    SH_MODE_READ_BINARY = 1,
+    SH_MODE_UPDATE_BINARY = 3, /* "r+b": an intermittent build rewrites its outputs in place */
+    SH_MODE_WRITE = 4,
+    SH_MODE_WRITE_BINARY = 5,
+};
 
 int32_t sh_open(const char *path, int32_t mode);
 int32_t sh_close(int32_t handle);
@@ -15,6 +20,8 @@ int32_t sh_close(int32_t handle);
 int32_t sh_read(int32_t handle, void *buffer, size_t length);
 int32_t sh_write(int32_t handle, const void *buffer, size_t length);
 int32_t sh_file_length(int32_t handle);
+/* Moves to byte `position` from the start; 0 on success. */
+int32_t sh_seek(int32_t handle, uint32_t position);
 void sh_exit(int32_t status) __attribute__((noreturn));
 
 /* Console output on the host's standard output (QEMU sends SYS_WRITE0 to stderr instead,

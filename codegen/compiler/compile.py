@@ -11,6 +11,7 @@ import onnx
 
 from codegen.compiler.budget import CEILING, Budget
 from codegen.compiler.c import c_identifier
+from codegen.compiler.checkpoint import CheckpointPlan, PowerOptions, plan_checkpoints
 from codegen.compiler.emit import ModelInfo, emit_model, file_header
 from codegen.compiler.frontend import (
     ModelSource,
@@ -46,6 +47,8 @@ class Options:
     pin_inputs: bool = False  # keep the inputs at arena offset 0 for the whole run
     float_weights: str = "fp32"  # "fp16": stored at half precision, widened as loaded
     budget: Budget = CEILING  # the target's memory: bigger tensors and weights are refused
+    # --power intermittent: checkpoints in the board's NVM (codegen/compiler/checkpoint.py)
+    power: PowerOptions | None = None
     # Run segment by segment, one per graph output in order, each with an entry of its own
     # (compiler/segments.py): the early exits of an adaptive build.
     segmented: bool = False
@@ -62,6 +65,7 @@ class CompiledModel:
     calibration: object = None  # the CalibrationData used, if any
     # int8 builds: the kernels that still compute in float32 (quant/islands.py)
     float_islands: list | None = None
+    checkpoints: CheckpointPlan | None = None  # intermittent builds
 
 
 def compile_model(path: str | Path, options: Options | None = None,
@@ -86,7 +90,7 @@ def compile_model_proto(model: onnx.ModelProto, path: str | Path, options: Optio
             raise ArielError("--io int8 needs --precision int8")
         return compile_graph(to_graph(model, name, options.budget), source, command,
                              options.pin_inputs, half_weights=options.float_weights == "fp16",
-                             segmented=options.segmented)
+                             segmented=options.segmented, power=options.power)
     if options.float_weights != "fp32":
         raise ArielError("--float-weights fp16 stores a float model's weights at half "
                          "precision; an int8 model has none (use it with --precision float, "
@@ -124,7 +128,7 @@ def compile_int8(model: onnx.ModelProto, name: str, source: ModelSource, options
     if options.io == "int8":
         expose_int8_io(graph)
     compiled = compile_graph(graph, source, command, options.pin_inputs,
-                             segmented=options.segmented)
+                             segmented=options.segmented, power=options.power)
     compiled.quantized_model, compiled.calibration = quantized, calibration
     compiled.float_islands = float_islands(compiled.graph)
     return compiled
@@ -132,19 +136,22 @@ def compile_int8(model: onnx.ModelProto, name: str, source: ModelSource, options
 
 def compile_graph(graph: Graph, source: ModelSource, command: str | None = None,
                   pin_inputs: bool = False, half_weights: bool = False,
-                  segmented: bool = False) -> CompiledModel:
+                  segmented: bool = False, power: PowerOptions | None = None
+                  ) -> CompiledModel:
     run_pipeline(graph, PIPELINE)
     segments = order_by_outputs(graph) if segmented else None
     for node in graph.nodes:
         source.notes.extend(REGISTRY[node.op].build_notes(node, graph))
     plan = plan_memory(graph, pin_inputs=pin_inputs)
+    checkpoints = plan_checkpoints(graph, plan, power) if power is not None else None
     prefix = c_identifier(graph.name)
     header = file_header(Path(source.path).name, source.sha256, command or current_command())
-    files, info = emit_model(graph, plan, prefix, header, half_weights, segments)
+    files, info = emit_model(graph, plan, prefix, header, half_weights, segments,
+                             checkpoints)
     if half_weights:
         source.notes.append("float filters and matrices stored at half precision (IEEE "
                             "float16, rounded to nearest), widened to float as loaded")
-    return CompiledModel(graph, plan, files, info, source)
+    return CompiledModel(graph, plan, files, info, source, checkpoints=checkpoints)
 
 
 def _model_inputs(model: onnx.ModelProto) -> list[tuple[str, tuple[int, ...], str]]:

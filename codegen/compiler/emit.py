@@ -11,6 +11,7 @@ import numpy as np
 from codegen import __version__
 from codegen.compiler.budget import check_memory
 from codegen.compiler.c import c_array_body, c_comment, environment
+from codegen.compiler.checkpoint import CheckpointPlan, checkpoint_context
 from codegen.compiler.ir import C_TYPES, Graph, Node
 from codegen.compiler.ops import REGISTRY
 from codegen.compiler.ops.base import Kernel, Names, is_view_node, kernel_params
@@ -47,6 +48,8 @@ class ModelInfo:
     outputs: list[TensorInfo]
     weights_bytes: int
     kernels: list[dict] = field(default_factory=list)
+    # Intermittent builds: the checkpoint plan in brief (codegen/compiler/checkpoint.py).
+    checkpoints: dict | None = None
     # A segmented model (compiler/segments.py): the entry of each segment, in order; segment
     # k ends with output k. Empty: one entry, <prefix>_run.
     segments: list[str] = field(default_factory=list)
@@ -92,12 +95,15 @@ class WeightArray:
 
 
 def emit_model(graph: Graph, plan: MemoryPlan, prefix: str, header: str,
-               half_weights: bool = False, segments: list[int] | None = None
+               half_weights: bool = False, segments: list[int] | None = None,
+               checkpoints: CheckpointPlan | None = None
                ) -> tuple[dict[str, str], ModelInfo]:
     """Render the model's C files. Returns {file name: text} and the model's metadata.
     `half_weights`: the float kernels' multiplicands (filters, constant B) stored as IEEE
     half precision, in half the flash. `segments`: each node's segment, for a model run
-    segment by segment (one entry per graph output, and <prefix>_run calling them all)."""
+    segment by segment (one entry per graph output, and <prefix>_run calling them all).
+    `checkpoints`: an intermittent build's plan (a resumable run function and the
+    checkpoint tables beside the usual ones)."""
     env = environment()
     lowered = _lower_kernels(graph, prefix, half_weights)
     _check_memory(graph, plan, lowered)
@@ -140,17 +146,22 @@ def emit_model(graph: Graph, plan: MemoryPlan, prefix: str, header: str,
                  for k in kernels if not k["view"]],
         segments=[] if segments is None else [
             f"{prefix}_segment{index}" for index in range(len(graph.outputs))],
+        checkpoints=checkpoints.to_dict() if checkpoints else None,
     )
     context = {"header": header, "prefix": prefix, "guard": prefix.upper(), "info": info,
                "kernels": kernels, "weights": weights,
                "io": _io_comments(graph, plan),
-               "runs": _runs(prefix, kernels, segments, graph.outputs)}
+               "runs": _runs(prefix, kernels, segments, graph.outputs),
+               "checkpoints": checkpoints}
     files = {
         f"{prefix}.h": env.get_template("model.h.j2").render(context),
         f"{prefix}.c": env.get_template("model.c.j2").render(context),
         f"{prefix}_weights.h": env.get_template("weights.h.j2").render(context),
         f"{prefix}_weights.c": env.get_template("weights.c.j2").render(context),
     }
+    if checkpoints is not None:
+        files[f"{prefix}_checkpoint.c"] = env.get_template("checkpoint.c.j2").render(
+            header=header, prefix=prefix, **checkpoint_context(checkpoints))
     return files, info
 
 

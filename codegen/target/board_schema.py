@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from codegen.compiler.nvm import INTERFACES, KINDS, check_nvm_fields, check_nvm_map
 from codegen.target.board_kit import parse_clock_tree, parse_console, parse_debug, parse_renode
-from codegen.target.nvm import INTERFACES, KINDS, check_nvm_fields, check_nvm_map
 
 KIB, MIB = 1024, 1024 * 1024
 ADDRESS_SPACE = 1 << 32
@@ -167,7 +167,7 @@ EMULATOR = {
     "qemu_args": Field("a list of strings", _strings),
 }
 POSITIVE_NUMBER = Field("a number above 0", lambda v: _is_number(v) and v > 0)
-# Non-volatile memory for intermittent builds (codegen/target/nvm.py says what each means).
+# Non-volatile memory for intermittent builds (codegen/compiler/nvm.py says what each means).
 NVM = {
     "kind": Field(f"one of {', '.join(KINDS)}", lambda v: v in KINDS, True),
     "interface": Field(f"one of {', '.join(INTERFACES)}", lambda v: v in INTERFACES, True),

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from codegen.compiler.budget import Budget
+from codegen.compiler.nvm import Nvm, parse_nvm
 from codegen.errors import ArielError, BoardFileError
 from codegen.resources import data_dir
 from codegen.target.board_kit import (
@@ -26,7 +27,6 @@ from codegen.target.board_kit import (
     parse_renode,
 )
 from codegen.target.board_schema import check_board_file
-from codegen.target.nvm import Nvm, parse_nvm
 
 DEFAULT_BOARD = "mps2-an386"
 NO_FIGURE = "no published figure"
@@ -167,8 +167,10 @@ class Board:
     clock_tree: ClockTree | None = None
     debug: Debug | None = None
     renode: RenodeInfo | None = None
-    # Non-volatile memory for intermittent builds ([nvm]; codegen/target/nvm.py).
+    # Non-volatile memory for intermittent builds ([nvm]; codegen/compiler/nvm.py), and
+    # whether this is such a build's view of the board (for_intermittent).
     nvm: Nvm | None = None
+    intermittent: bool = False
 
     @property
     def arch_flags(self) -> list[str]:
@@ -225,15 +227,22 @@ class Board:
         machine = self.qemu_machine if self.emulation.own_map else None
         return replace(self, emulation=Emulator(machine))
 
-    def without_nvm_flash(self) -> Board:
-        """This board as an intermittent build sees it: where its NVM is the end of its
-        internal flash, the firmware's code and constants keep out of that part."""
+    def for_intermittent(self) -> Board:
+        """This board as an intermittent build sees it: its linker script gets the NVM
+        region, and where the NVM is the end of the internal flash, the firmware's code and
+        constants keep out of that part."""
         nvm = self.nvm
-        if nvm is None or nvm.kind != "flash" or nvm.interface != "internal":
-            return self
-        flash = self.chip.flash
-        return replace(self, chip=MemoryMap("chip", Region(flash.origin, flash.size - nvm.size),
-                                            self.chip.ram))
+        if nvm is None:
+            raise ArielError(f"--power intermittent keeps checkpoints in non-volatile memory, "
+                             f"and board {self.name} describes none: choose a board with an "
+                             "[nvm] table (nucleo-l4r5zi: internal flash; nucleo-l4r5zi-fram: "
+                             "SPI F-RAM) or add one to your board file (README, 'Intermittent "
+                             "power')")
+        chip = self.chip
+        if nvm.kind == "flash" and nvm.interface == "internal":
+            flash = chip.flash
+            chip = MemoryMap("chip", Region(flash.origin, flash.size - nvm.size), chip.ram)
+        return replace(self, chip=chip, intermittent=True)
 
     def memory_map_dict(self) -> dict:
         """What ariel.json records about the map a build used."""

@@ -26,6 +26,10 @@ from codegen.target.toolchain import run_make
 from codegen.terminal import shown_lines
 
 FIRMWARE_SOURCES = ["startup.c", "semihost.c", "console_numbers.c", "harness.c"]
+# An intermittent build's: the resumable harness and the checkpoint runtime.
+INTERMITTENT_SOURCES = [f"firmware/{f}" for f in
+                        ("startup.c", "semihost.c", "console_numbers.c",
+                         "harness_intermittent.c", "ariel_nvm.c")]
 ELF_PATH = Path("build") / "firmware.elf"
 
 
@@ -117,7 +121,8 @@ def write_project(folder: Path, files: dict[str, str], info: ModelInfo, board: B
     header = generated_header(files, info)
     (model_dir / "ariel_model.h").write_text(env.get_template("firmware/ariel_model.h.j2")
                                              .render(header=header, prefix=info.prefix,
-                                                     guard=info.prefix.upper()))
+                                                     guard=info.prefix.upper(),
+                                                     intermittent=info.checkpoints is not None))
     shutil.copytree(data_dir("firmware"), firmware_dir)
     (firmware_dir / "linker.ld").write_text(linker_script(board, board.stack_bytes))
     sources = sorted(f"model/{f}" for f in files if f.endswith(".c"))

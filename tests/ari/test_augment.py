@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
-from codegen.ari.augment.candidates import Cuts
+from codegen.ari.augment.candidates import Cuts, choose
 from codegen.ari.augment.pipeline import analyse
 from codegen.ari.augment.sidecar import read_sidecar
 from codegen.cli import main
@@ -31,7 +31,8 @@ def run(*args) -> tuple[int, str, str]:
 
 def ort(model: onnx.ModelProto | str, x: np.ndarray, outputs: list[str] | None = None
         ) -> list[np.ndarray]:
-    """onnxruntime on each input of x (N, 1, 8, 8), outputs stacked (N, ...)."""
+    """onnxruntime on each sample of x (N, *input shape without its batch of one), the
+    outputs stacked (N, ...)."""
     data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
     session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
@@ -191,6 +192,17 @@ def test_candidates_are_cuts_and_skip_residual_inner_tensors(residual_path):
     assert "is a model input" in cuts.problem("x")
 
 
+def test_a_tensor_name_with_commas_is_one_exit(tmp_path):
+    model = residual_cnn()
+    for node in model.graph.node:
+        node.input[:] = ["b, 1" if n == "b1" else n for n in node.input]
+        node.output[:] = ["b, 1" if n == "b1" else n for n in node.output]
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    cuts = analyse(tmp_path / "m.onnx")
+    assert [p.tensor for p in choose(cuts, "1,b, 1")] == ["a1", "b, 1"]
+    assert [p.tensor for p in choose(cuts, "b, 1, 1")] == ["a1", "b, 1"]
+
+
 def test_list_shows_the_candidates_with_their_macs(residual_path):
     code, out, _ = run(residual_path, "--list")
     assert code == 0
@@ -235,8 +247,16 @@ def test_a_model_without_candidates_is_refused(tmp_path):
     assert "no candidate exit in the model" in err
 
 
+def test_a_model_that_does_not_classify_is_refused(tmp_path):
+    err = refused(tmp_path, MODELS / "unet_mnist.onnx", "--data", "digits")
+    assert "need float class scores [1, K] as the final answer; the model gives " \
+        "'mask_logits' float32[1, 1, 28, 28]" in err
+
+
 @pytest.mark.parametrize("x_shape, labels, message", [
-    ((30, 1, 7, 7), np.arange(30) % 10, "has shape [30, 1, 7, 7]; the model takes [1, 1, 8, 8]"),
+    ((30, 1, 7, 7), np.arange(30) % 10,
+     "training data (--data) for input 'input' has shape [30, 1, 7, 7]; the model takes "
+     "[1, 1, 8, 8]"),
     ((30, 1, 8, 8), np.arange(30) % 10 + 1, "label 10 is outside the model's 10 classes"),
     ((30, 1, 8, 8), np.arange(29) % 10, "29 labels for 30 inputs"),
     ((30, 1, 8, 8), np.full(30, 0.5), "labels y are not whole numbers"),
@@ -315,3 +335,84 @@ def test_options_that_would_do_nothing_are_refused(tmp_path, digits_data):
     assert code == 1 and "--data has no effect with --list" in err
     code, _, err = run(DIGITS)
     assert code == 1 and "give the training data (--data) and the output (-o EE.onnx)" in err
+
+
+def sequence_model(opset: int) -> onnx.ModelProto:
+    """[1, 6, 4] steps of features -> MatMul, ReLU, MatMul, ReLU (features on the last axis,
+    as in a sequence model), mean over the steps, Gemm to 2 classes."""
+    rng = np.random.default_rng(2)
+    inits = [numpy_helper.from_array(rng.normal(0, 0.7, shape).astype(np.float32), name)
+             for name, shape in (("w1", (4, 8)), ("w2", (8, 8)), ("fc", (2, 8)))]
+    if opset >= 18:
+        inits.append(numpy_helper.from_array(np.array([1], np.int64), "axes"))
+        mean = helper.make_node("ReduceMean", ["a2", "axes"], ["m"], name="mean", keepdims=0)
+    else:
+        mean = helper.make_node("ReduceMean", ["a2"], ["m"], name="mean", axes=[1], keepdims=0)
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h1"], name="mm1"),
+             helper.make_node("Relu", ["h1"], ["a1"], name="relu1"),
+             helper.make_node("MatMul", ["a1", "w2"], ["h2"], name="mm2"),
+             helper.make_node("Relu", ["h2"], ["a2"], name="relu2"), mean,
+             helper.make_node("Gemm", ["m", "fc"], ["y"], name="fc", transB=1)]
+    graph = helper.make_graph(
+        nodes, "sequence", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+@pytest.mark.parametrize("opset", [13, 18])
+def test_a_sequence_exit_averages_over_the_steps(tmp_path, opset):
+    onnx.save(sequence_model(opset), str(tmp_path / "seq.onnx"))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 1, 6, 4)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x, y=(x[:, 0, :, 0].mean(axis=1) > 0).astype(np.int64))
+    output = tmp_path / "ee.onnx"
+    code, _, err = run(tmp_path / "seq.onnx", "--data", tmp_path / "d.npz", "--exits", "a1",
+                       "-o", output)
+    assert code == 0, err
+    (entry,) = read_sidecar(output.with_name("ee.exits.json"))["exits"]
+    assert entry["head"]["pool"] == "sequence" and entry["accuracy"] > 0.7
+    model = onnx.load(str(output))
+    weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    samples = x[:50, 0]  # ort() adds the batch of one
+    (original_y,) = ort(onnx.load(str(tmp_path / "seq.onnx")), samples)
+    probe = sequence_model(opset)
+    probe.graph.output.append(onnx.ValueInfoProto(name="a1"))
+    (a1,) = ort(probe, samples, ["a1"])
+    expected = a1.mean(axis=1) @ weights["ariel_exit1/W1"].T + weights["ariel_exit1/b1"]
+    got_y, got_exit = ort(model, samples, ["y", "ariel_exit1"])
+    np.testing.assert_allclose(got_exit, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(got_y, original_y)
+
+
+def test_hostile_names_are_data(tmp_path, digits_data):
+    """Every name of the model hostile (C, shell and terminal syntax, control characters):
+    the exits go where they go with plain names, the terminal shows the names escaped, the
+    sidecar holds them intact."""
+    from tests.e2e.test_hostile_names import rename
+
+    model, names = rename(onnx.load(str(DIGITS)))
+    onnx.save(model, str(tmp_path / "hostile.onnx"))
+    output = tmp_path / "ee.onnx"
+    target = names["/pool/MaxPool_output_0"]
+    code, out, err = run(tmp_path / "hostile.onnx", "--data", digits_data[0], "--exits",
+                         f"1,{target}", "-o", output)
+    assert code == 0, err
+    for text in (out, err):
+        assert not any(c in text for c in "\x1b\x01\x7f\r\u202e\u2066"), text
+    sidecar = read_sidecar(output.with_name("ee.exits.json"))
+    assert [e["after_tensor"] for e in sidecar["exits"]] == \
+        [names["/relu1/Relu_output_0"], target]
+    x = digits_data[2][:20]
+    augmented = onnx.load(str(output))
+    np.testing.assert_array_equal(ort(augmented, x, [names["logits"]])[0], ort(model, x)[0])
+    code, out, _ = run(tmp_path / "hostile.onnx", "--list")
+    assert code == 0 and "\x1b" not in out and "2 candidate exit(s)" in out
+
+
+def test_auto_takes_early_exits_spread_over_the_macs():
+    cuts = analyse(MODELS / "kws_dscnn.onnx")
+    shares = [round(p.macs / cuts.total_macs, 3) for p in cuts.candidates()]
+    assert shares == [0.12, 0.148, 0.34, 0.367, 0.56, 0.587, 0.78, 0.807]
+    # Nearest to 1/8, 1/4 (0.34 is nearer than 0.148) and 1/2 of the MACs.
+    chosen = [round(p.macs / cuts.total_macs, 3) for p in choose(cuts, "auto")]
+    assert chosen == [0.12, 0.34, 0.56]

@@ -140,3 +140,20 @@ def test_bad_stage_outputs_are_refused_in_one_line(files, tmp_path):
                      f"{ee}:int8:ariel_exit1", "--stage", f"{ee}:float", *common])
     assert code == 1 and "as an earlier stage of the same model and precision does" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_segmented_builds_are_deterministic_and_take_the_scores_asked_for(files, tmp_path):
+    """The same stages give the same bytes; with --scores probabilities each stage's output
+    gets its own Softmax (each row of every output sums to 1 and keeps the logits' order)."""
+    ee = files / "ee.onnx"
+    stages = [Stage(ee, "float", "ariel_exit1"), Stage(ee, "float")]
+    first, second = (compile_stages(_options(files, stages, [0.5]), "tests") for _ in range(2))
+    assert first.files == second.files
+    logits = _host(first, tmp_path / "logits", 0)
+    options = _options(files, stages, [0.5])
+    options.scores = "probabilities"
+    probabilities = _host(compile_stages(options, "tests"), tmp_path / "probabilities", 0)
+    for sample in inputs(4, seed=8):
+        for raw, scaled in zip(logits.run(sample), probabilities.run(sample), strict=True):
+            assert scaled.sum() == pytest.approx(1.0, abs=1e-5)
+            assert (np.argsort(raw.ravel()) == np.argsort(scaled.ravel())).all()

@@ -265,6 +265,7 @@ FIRMWARE_TEMPLATES = {"firmware/Makefile.j2", "firmware/ariel_model.h.j2",
                       "firmware/linker.ld.j2", "firmware/ariel_test_data.c.j2",
                       "firmware/board_config.h.j2", "ari/ari.c.j2", "ari/ari.h.j2",
                       "ari/ari_thresholds.c.j2"}
+INTERMITTENT_TEMPLATES = {"checkpoint.c.j2"}
 EXPORT_TEMPLATES = {f"export/{name}.j2" for name in (
     "model_api.h", "CMakeLists.txt", "arm-none-eabi.cmake", "zephyr_module.yml",
     "zephyr_CMakeLists.txt", "Kconfig", "library.properties", "sketch.ino", "arena.c")}
@@ -277,7 +278,7 @@ def test_the_hostile_builds_render_every_template():
     templates = {str(p.relative_to(folder)) for p in folder.rglob("*.j2")
                  if not p.name.startswith("_")}  # partials are rendered inside others
     missing = (templates - FLOAT_TEMPLATES - OPERATOR_TEMPLATES - INT8_TEMPLATES
-               - FIRMWARE_TEMPLATES - EXPORT_TEMPLATES)
+               - FIRMWARE_TEMPLATES - EXPORT_TEMPLATES - INTERMITTENT_TEMPLATES)
     assert not missing, f"no hostile-name build renders {sorted(missing)}: add a case"
 
 
@@ -490,6 +491,23 @@ def test_semihosting_build_into_a_hostile_folder_runs_in_qemu(tmp_path):
     _cli("simulate", out, "--inputs", tmp_path / "x.npy", "--outputs", tmp_path / "y.npy")
     got = np.load(tmp_path / "y.npy")
     for sample, result in zip(x, got, strict=True):
+        np.testing.assert_allclose(result, _onnxruntime(model, [sample])[0], atol=1e-5)
+    _nothing_ran(tmp_path)
+
+
+def test_intermittent_build_with_hostile_names_runs_in_qemu(tmp_path, rendered):
+    """An intermittent build (its checkpoint tables comment every saved tensor by name) into
+    a hostile folder compiles warning-free and computes what the model does."""
+    path, model = _hostile_model_file(tmp_path)
+    out = tmp_path / FOLDER
+    _cli("build", path, "--board", "nucleo-l4r5zi-fram", "--power", "intermittent", "-o", out)
+    assert INTERMITTENT_TEMPLATES <= rendered
+    checkpoint = next((out / "model").glob("*_checkpoint.c")).read_text()
+    assert checkpoint.isascii()  # names as escaped comment text
+    x = np.random.default_rng(7).normal(size=(2, 1, 2, 6, 6)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    _cli("simulate", out, "--inputs", tmp_path / "x.npy", "--outputs", tmp_path / "y.npy")
+    for sample, result in zip(x, np.load(tmp_path / "y.npy"), strict=True):
         np.testing.assert_allclose(result, _onnxruntime(model, [sample])[0], atol=1e-5)
     _nothing_ran(tmp_path)
 

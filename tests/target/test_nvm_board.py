@@ -40,8 +40,9 @@ def test_l4r5_keeps_its_checkpoints_in_the_last_512_kib_of_bank_2():
     assert nvm.origin - board.flash.origin == nvm.chip_origin - board.chip.flash.origin
     # one page erased and 4 KiB programmed: 22.02 ms + 512 double words x 81.7 us
     assert nvm.write_seconds(4096, pages_erased=1) == pytest.approx(0.02202 + 512 * 81.7e-6)
-    reserved = board.without_nvm_flash()
+    reserved = board.for_intermittent()
     assert reserved.flash.size == 1536 * KIB and reserved.flash.end == nvm.origin
+    assert reserved.intermittent and not board.intermittent
     assert board.flash.size == 2048 * KIB  # a normal build keeps the whole flash
 
 
@@ -53,7 +54,7 @@ def test_fram_board_charges_the_spi_transfer():
     assert nvm.write_seconds(1000, writes=2) == pytest.approx(1010 * 8 / 30e6)
     assert nvm.write_energy_j(1.0) == pytest.approx(7.92e-3)
     board = get_board("nucleo-l4r5zi-fram")
-    assert board.without_nvm_flash() is board  # external: the flash stays whole
+    assert board.for_intermittent().flash == board.flash  # external: the flash stays whole
 
 
 def test_boards_check_accepts_a_board_with_fram(tmp_path):

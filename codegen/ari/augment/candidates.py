@@ -8,10 +8,10 @@ keeps the block's input alive beside T, so no tensor there is a cut.
 
 The listed candidates are the cuts that end a block: not a tensor that only feeds an
 activation or normalisation of the same shape (the block goes on), not a reshaped copy of the
-previous tensor, with float values, a leading batch of 1, and at least two layers doing work
-after it (an exit in front of the last layer alone saves nothing). Where consecutive
-candidates cost the same backbone MACs (a ReLU's output, then its max pooling), only the
-later, smaller tensor is listed."""
+previous tensor, with float values, a leading batch of 1, work done before it, and at least
+two layers doing work after it (an exit in front of the last layer alone saves nothing).
+Where consecutive candidates cost the same backbone MACs (a ReLU's output, then its max
+pooling), only the later, smaller tensor is listed."""
 
 from __future__ import annotations
 
@@ -31,6 +31,15 @@ BLOCK_CONTINUES = {
 # Producers whose output holds the values of their input rearranged: the input is listed.
 SAME_VALUES = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity",
                "Dropout"}
+# Where a tensor's features are: the nearest of these among its ancestors decides. ONNX's
+# convolutions and poolings put channels on axis 1 ([N, C, ...]); a sequence model's
+# matrix products and layer norms on the last ([N, T, D]).
+CHANNELS_FIRST = {"Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool",
+                  "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization",
+                  "InstanceNormalization", "DepthToSpace", "SpaceToDepth", "Resize",
+                  "Upsample"}
+CHANNELS_LAST = {"MatMul", "Gemm", "LayerNormalization", "Attention", "MultiHeadAttention",
+                 "Einsum", "LSTM", "GRU", "RNN"}
 
 
 NAME_WIDTH = 48
@@ -51,6 +60,7 @@ class ExitPoint:
     node_index: int
     shape: tuple[int, ...]
     macs: int
+    channels_last: bool = False  # features on the last axis ([N, T, D]), not on axis 1
 
     @property
     def label(self) -> str:
@@ -116,9 +126,21 @@ class Cuts:
 
     def exit_point(self, tensor: str) -> ExitPoint:
         index = self.producer_index[tensor]
-        macs = sum(self.node_macs[i] for i in self._ancestors(tensor))
-        return ExitPoint(tensor, self.graph.nodes[index].name, index,
-                         tuple(self.graph.tensor(tensor).shape), macs)
+        ancestors = self._ancestors(tensor)
+        macs = sum(self.node_macs[i] for i in ancestors)
+        shape = tuple(self.graph.tensor(tensor).shape)
+        return ExitPoint(tensor, self.graph.nodes[index].name, index, shape, macs,
+                         len(shape) > 2 and self._channels_last(ancestors))
+
+    def _channels_last(self, ancestors: set[int]) -> bool:
+        """True when the nearest layout-deciding ancestor is a sequence model's operator."""
+        for index in sorted(ancestors, reverse=True):
+            op = self.graph.nodes[index].op
+            if op in CHANNELS_FIRST:
+                return False
+            if op in CHANNELS_LAST:
+                return True
+        return False
 
     def candidates(self) -> list[ExitPoint]:
         """The listed candidates, in the graph's order."""
@@ -131,6 +153,8 @@ class Cuts:
                 if self.problem(tensor) is not None or self._block_goes_on(tensor):
                     continue
                 point = self.exit_point(tensor)
+                if point.macs == 0:
+                    continue  # nothing done before it: no saving
                 working_after = sum(1 for i in range(index + 1, len(graph.nodes))
                                     if self.node_macs[i] > 0)
                 if working_after < 2:
@@ -203,7 +227,7 @@ def choose(cuts: Cuts, spec: str) -> list[ExitPoint]:
             raise ArielError(f"no candidate exit in the model: {no_candidate_reason(cuts)}")
         return auto_exits(listed, cuts.total_macs)
     chosen: dict[str, ExitPoint] = {}
-    for item in (part.strip() for part in spec.split(",")):
+    for item in _items(spec, cuts.graph.tensors):
         if not item:
             raise ArielError(f"--exits '{spec}' has an empty item; give candidate numbers or "
                              "tensor names separated by commas, or auto")
@@ -212,6 +236,20 @@ def choose(cuts: Cuts, spec: str) -> list[ExitPoint]:
             raise ArielError(f"--exits names tensor '{point.tensor}' twice")
         chosen[point.tensor] = point
     return sorted(chosen.values(), key=lambda p: p.node_index)
+
+
+def _items(spec: str, tensors) -> list[str]:
+    """The comma-separated items of `spec`, where a tensor name holding commas counts as one
+    item (the longest run of parts that names a tensor)."""
+    parts = spec.split(",")
+    items, start = [], 0
+    while start < len(parts):
+        stop = next((end for end in range(len(parts), start + 1, -1)
+                     if ",".join(parts[start:end]) in tensors), start + 1)
+        joined = ",".join(parts[start:stop])
+        items.append(joined if joined in tensors else joined.strip())
+        start = stop
+    return items
 
 
 def _named_exit(cuts: Cuts, listed: list[ExitPoint], item: str) -> ExitPoint:
@@ -245,18 +283,20 @@ def no_candidate_reason(cuts: Cuts) -> str:
             "name a tensor with --exits NAME to try one anyway")
 
 
-# `--exits auto` places at most this many exits, spread over the backbone's MACs.
-AUTO_EXITS = 3
+# `--exits auto` places at most this many exits, nearest to these shares of the backbone's
+# MACs: early ones, since an exit after a share s of the work saves at most 1 - s.
+AUTO_SHARES = (1 / 8, 1 / 4, 1 / 2)
 
 
 def auto_exits(listed: list[ExitPoint], total_macs: int) -> list[ExitPoint]:
-    """Every candidate when there are few, else the ones nearest to even fractions of the
-    backbone's MACs (1/4, 2/4, 3/4 for three exits)."""
-    if len(listed) <= AUTO_EXITS:
+    """Every candidate when there are few, else the ones nearest to AUTO_SHARES of the
+    backbone's MACs."""
+    if len(listed) <= len(AUTO_SHARES):
         return list(listed)
     picked: dict[int, ExitPoint] = {}
-    for k in range(1, AUTO_EXITS + 1):
-        target = total_macs * k / (AUTO_EXITS + 1)
-        best = min(listed, key=lambda p: (abs(p.macs - target), p.node_index))
+    for share in AUTO_SHARES:
+        target = total_macs * share
+        best = min((p for p in listed if p.node_index not in picked),
+                   key=lambda p: (abs(p.macs - target), p.node_index))
         picked[best.node_index] = best
     return [picked[i] for i in sorted(picked)]

@@ -1,5 +1,5 @@
 """Which head each exit gets: the one asked for, or with `--pool auto` the cheapest of a few
-poolings (a global mean, 2x2 and 4x4 grids on images, 2 and 4 segments on sequences) whose
+poolings (a global mean, 2x2 and 4x4 grids on images, 2 and 4 segments of a 1-D signal) whose
 accuracy on a validation part of the training data is within AUTO_TOLERANCE of the best.
 The held-out data plays no part in the choice, so its figures stay an honest estimate."""
 
@@ -24,9 +24,12 @@ VALIDATION_SEED = 1
 
 def head_options(point: ExitPoint, asked: HeadShape) -> list[HeadShape]:
     """The head shapes to try at `point`: `asked`, or for pool auto each pooling that gives
-    a distinct window, cheapest first."""
+    a distinct window, cheapest first. A vector [1, F] is read as it is, and a tensor with
+    its features on the last axis ([1, T, D], a sequence model's) is averaged over T."""
     if len(point.shape) == 2:
         return [HeadShape("flat", asked.hidden)]
+    if point.channels_last:  # no grid over a sequence's steps: its mean
+        return [HeadShape("sequence", asked.hidden)]
     if asked.pool != "auto":
         return [asked]
     options = [HeadShape("global", asked.hidden)]

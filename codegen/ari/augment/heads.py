@@ -16,6 +16,9 @@ import numpy as np
 from codegen.errors import ArielError
 
 POOLS = ("global", "grid")  # a mean per channel; a mean per channel and grid cell
+# What the head does with the tensor, beyond POOLS (chosen by the tensor, not the user):
+# "flat" reads a [1, F] tensor as it is; "sequence" is the global mean of a tensor whose
+# features are on its last axis ([N, T, D]: over T), a ReduceMean.
 # L2 penalty on the weights (not the biases), on standardised features: enough to keep a
 # head on a few hundred inputs from memorising them, too little to bias a large set.
 L2 = 1e-3
@@ -24,9 +27,9 @@ MAX_ITERATIONS = 500
 
 @dataclass(frozen=True)
 class HeadShape:
-    """What a head is made of: `pool` (global; grid, `cells` per spatial axis; flat for a
-    tensor [1, F] already a vector) and `hidden` units in a ReLU layer before the logits
-    (0: one Gemm)."""
+    """What a head is made of: `pool` (global; grid, `cells` per spatial axis; flat or
+    sequence, see above) and `hidden` units in a ReLU layer before the logits (0: one
+    Gemm)."""
 
     pool: str = "global"
     hidden: int = 0
@@ -40,9 +43,8 @@ class HeadShape:
 
 @dataclass
 class Head:
-    """A trained head: its shape, the pooling window (per spatial axis; empty for global or
-    flat) and its Gemm layers as (W (out, in), b (out,)) float32, input standardisation
-    folded into the first."""
+    """A trained head: its shape, its pooling's `window` (pool_window) and its Gemm layers
+    as (W (out, in), b (out,)) float32, input standardisation folded into the first."""
 
     shape: HeadShape
     window: tuple[int, ...]
@@ -66,20 +68,26 @@ class Head:
 
 
 def pool_window(tensor_shape: tuple[int, ...], shape: HeadShape) -> tuple[int, ...]:
-    """The AveragePool kernel (= stride) per spatial axis of a grid pooling: the axis over
-    the cells, rounded down (a remainder row or column is not read), at least 1."""
+    """A grid's AveragePool kernel (= stride) per spatial axis: the axis over the cells,
+    rounded down (a remainder row or column is not read), at least 1. A sequence mean's
+    axes (all but the first and last). Empty for the others."""
+    if shape.pool == "sequence":
+        return tuple(range(1, len(tensor_shape) - 1))
     if shape.pool != "grid":
         return ()
     return tuple(max(1, size // shape.cells) for size in tensor_shape[2:])
 
 
 def pool_features(values: np.ndarray, pool: str, window: tuple[int, ...]) -> np.ndarray:
-    """float32 features (N, F) of a batch of the exit's tensor (N, C, *spatial)."""
+    """float32 features (N, F) of a batch of the exit's tensor (N, C, *spatial), or
+    (N, *steps, D) for a sequence mean."""
     values = values.astype(np.float32, copy=False)
     if values.ndim == 2 or pool == "flat":
         return values.reshape(len(values), -1)
     if pool == "global":
         return values.mean(axis=tuple(range(2, values.ndim)), dtype=np.float32)
+    if pool == "sequence":
+        return values.mean(axis=window, dtype=np.float32)
     sliced = values
     for axis, k in enumerate(window, start=2):
         count = values.shape[axis] // k

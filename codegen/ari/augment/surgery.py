@@ -32,11 +32,13 @@ def add_exits(model: onnx.ModelProto, exits: list[tuple[str, Head]], classes: in
     graph = augmented.graph
     _refuse_taken_names(graph, len(exits))
     batch = _batch_dim(graph, final_output)
+    opset = next((o.version for o in augmented.opset_import if o.domain in ("", "ai.onnx")),
+                 1)
     nodes = list(graph.node)
     producer = {out: index for index, node in enumerate(nodes) for out in node.output}
     inserted: dict[int, list[onnx.NodeProto]] = {}
     for number, (tensor, head) in enumerate(exits, start=1):
-        head_nodes, weights = _head_nodes(exit_name(number), tensor, head)
+        head_nodes, weights = _head_nodes(exit_name(number), tensor, head, opset)
         inserted.setdefault(producer[tensor], []).extend(head_nodes)
         graph.initializer.extend(weights)
         output = helper.make_tensor_value_info(exit_name(number), TensorProto.FLOAT,
@@ -51,11 +53,24 @@ def add_exits(model: onnx.ModelProto, exits: list[tuple[str, Head]], classes: in
     return augmented
 
 
-def _head_nodes(name: str, tensor: str, head: Head
+def _head_nodes(name: str, tensor: str, head: Head, opset: int
                 ) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
     nodes: list[onnx.NodeProto] = []
+    weights = []
     current = tensor
-    if head.shape.pool != "flat":
+    if head.shape.pool == "sequence":
+        # ReduceMean takes its axes as an attribute before opset 18, as an input since.
+        axes = list(head.window)
+        if opset >= 18:
+            weights.append(numpy_helper.from_array(np.array(axes, np.int64), f"{name}/axes"))
+            nodes.append(helper.make_node("ReduceMean", [current, f"{name}/axes"],
+                                          [f"{name}/features"], name=f"{name}/pool",
+                                          keepdims=0))
+        else:
+            nodes.append(helper.make_node("ReduceMean", [current], [f"{name}/features"],
+                                          name=f"{name}/pool", axes=axes, keepdims=0))
+        current = f"{name}/features"
+    elif head.shape.pool != "flat":
         pooled = f"{name}/pooled"
         if head.shape.pool == "global":
             nodes.append(helper.make_node("GlobalAveragePool", [current], [pooled],
@@ -68,7 +83,6 @@ def _head_nodes(name: str, tensor: str, head: Head
         nodes.append(helper.make_node("Flatten", [pooled], [f"{name}/features"],
                                       name=f"{name}/flatten", axis=1))
         current = f"{name}/features"
-    weights = []
     for index, (w, b) in enumerate(head.layers, start=1):
         last = index == len(head.layers)
         out = name if last else f"{name}/gemm{index}"

@@ -6,7 +6,10 @@ emulator's): there the firmware writes its checkpoints, and there the power-cut 
 memory across a cut. Internal flash also gives `chip_origin`, the same region in the chip's
 own map, and must sit at the end of the flash the firmware is linked in (an intermittent build
 keeps its code out of it). An SPI part has no address on the chip: the emulated firmware sees
-it as memory, and the cost model charges the bus transfer the real driver would make."""
+it as memory, and the cost model charges the bus transfer the real driver would make.
+
+It lives with the compiler, as budget.py does: the checkpoint planner needs these figures,
+and the board files (codegen/target) are read into them."""
 
 from __future__ import annotations
 

@@ -1,0 +1,339 @@
+"""Checkpoints of an intermittent build (`--power intermittent`): where the run commits its
+progress to non-volatile memory, what it writes there, and where in NVM each saved tensor
+lives, so that a power cut at any instruction leaves a state the run resumes from with the
+same result.
+
+A commit at boundary b means: the kernels before step b have run, every buffer alive across
+b is in NVM, and a progress record says so. The record is written last, after its data, in
+one of two slots by turn (firmware/ariel_nvm.c), so a cut inside any write leaves the
+previous record, and the data it points to, intact. Three strategies:
+
+- live (ariel's): at each commit, write the buffers produced since the last commit that are
+  still needed; resuming reads back the buffers alive at the commit. NVM slots are planned
+  like the arena, by lifetime in commits: a slot being written never overlaps one that the
+  last committed state still needs.
+- arena (a baseline): after every kernel, the whole arena into one of two copies by turn.
+- restart (a baseline): no checkpoint inside an inference; a cut starts it again.
+
+Commits come after every kernel unless the user declares an on-period (the shortest time
+the board runs between two cuts): then the commits are chosen to write the fewest bytes
+while no stretch of work between two commits, with its restore and its checkpoint, is longer
+than the on-period."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+from codegen.compiler.ir import Graph
+from codegen.compiler.nvm import YEAR_HOURS, Nvm
+from codegen.compiler.ops import REGISTRY
+from codegen.compiler.ops.base import is_view_node
+from codegen.compiler.plan import ALIGNMENT, Buffer, MemoryPlan, _first_fit, _Placed, align
+from codegen.errors import ArielError
+
+STRATEGIES = ("live", "arena", "restart")
+RECORD_BYTES = 16  # sequence number, inference, commit index, check word
+# A static estimate of a kernel's cycles, for the on-period check before any run: int8
+# kernels on a Cortex-M4 spend 2.3 cycles per multiply-accumulate on ResNet-8 as measured
+# (README, the profile of ResNet-8); 3 leaves a margin, and each output byte is charged 2
+# cycles for its requantization and store. `ariel simulate --profile` measures the real ones.
+CYCLES_PER_MAC = 3
+CYCLES_PER_OUTPUT_BYTE = 2
+# Booting and reading the progress records before a restore: startup, semihosting aside.
+BOOT_CYCLES = 2_000
+
+
+@dataclass(frozen=True)
+class PowerOptions:
+    """What `--power intermittent` builds for: the board's NVM and clock, the strategy, and
+    what the user declares about the power."""
+
+    nvm: Nvm
+    clock_hz: int
+    strategy: str = "live"
+    on_period_cycles: int | None = None
+    inferences_per_hour: float | None = None
+    board: str = ""
+
+
+@dataclass(frozen=True)
+class Span:
+    """Bytes copied between the arena and NVM: `nvm` is an offset into the NVM region."""
+
+    arena: int
+    nvm: int
+    nbytes: int
+    name: str
+
+
+@dataclass
+class CheckpointPlan:
+    strategy: str
+    boundaries: list[int]  # commit index -> boundary (the step the run continues at)
+    saves: list[list[Span]]  # commit index -> what is written before its record
+    restores: list[list[Span]]  # commit index -> what a resume there reads back
+    records: tuple[int, int]  # the two record slots' NVM offsets
+    copies: tuple[int, int] | None  # arena strategy: the two arena copies' NVM offsets
+    nvm_bytes: int  # how much of the NVM region the plan uses
+    arena_size: int
+    steps: int
+    kernel_commit: dict[int, int] = field(default_factory=dict)  # step -> commit after it
+    erase_bytes: int = 1  # the NVM's erase page (1: none)
+    nvm_description: str = ""
+    tag: int = 0
+
+    def to_dict(self) -> dict:
+        return {"strategy": self.strategy, "commits": len(self.boundaries),
+                "boundaries": self.boundaries, "nvm_bytes": self.nvm_bytes,
+                "saved_bytes": [sum(s.nbytes for s in spans) for spans in self.saves]}
+
+
+def plan_checkpoints(graph: Graph, plan: MemoryPlan, power: PowerOptions) -> CheckpointPlan:
+    """Where an intermittent build commits and what it saves, checked against the NVM."""
+    if power.strategy not in STRATEGIES:
+        raise ArielError(f"--checkpoints {power.strategy}: choose one of "
+                         f"{', '.join(STRATEGIES)}")
+    steps = len(graph.nodes)
+    kernels = [s for s, node in enumerate(graph.nodes) if not is_view_node(graph, node)]
+    saved = _saved_buffers(plan)
+    nvm = power.nvm
+    unit = nvm.page_bytes if nvm.erases else ALIGNMENT
+    record_slot = align(RECORD_BYTES, unit)
+    records = (0, record_slot)
+    if power.strategy == "restart":
+        boundaries = [0]
+    elif power.strategy == "arena" or power.on_period_cycles is None:
+        boundaries = [0] + [s + 1 for s in kernels]
+    else:
+        boundaries = _chosen_boundaries(graph, plan, saved, kernels, power, record_slot)
+    kernel_commit = {b - 1: i for i, b in enumerate(boundaries) if i > 0}
+    copies = None
+    if power.strategy == "arena":
+        copy = align(plan.arena_size, unit)
+        copies = (2 * record_slot, 2 * record_slot + copy)
+        whole = [Span(0, 0, plan.arena_size, "(arena)")]
+        saves, restores = [whole] * len(boundaries), [whole] * len(boundaries)
+        nvm_bytes = 2 * record_slot + 2 * copy
+    elif power.strategy == "restart":
+        saves, restores, nvm_bytes = [[]], [[]], 2 * record_slot
+    else:
+        saves, restores, nvm_bytes = _live_spans(saved, boundaries, 2 * record_slot, unit)
+    result = CheckpointPlan(power.strategy, boundaries, saves, restores, records, copies,
+                            nvm_bytes, plan.arena_size, steps, kernel_commit,
+                            nvm.page_bytes if nvm.erases else 1,
+                            f"{power.board}'s {nvm.describe()}")
+    _check_fits(result, power)
+    result.tag = zlib.crc32(repr((result.strategy, result.boundaries, result.saves,
+                                  result.records, result.copies, result.arena_size)).encode())
+    return result
+
+
+def checkpoint_context(plan: CheckpointPlan) -> dict:
+    """What templates/checkpoint.c.j2 needs: the spans flattened commit by commit, with
+    each commit's first index (C has no empty arrays: an empty list gets one zero span)."""
+    def flattened(per_commit: list[list[Span]]) -> tuple[list[Span], list[int]]:
+        spans, first = [], [0]
+        for group in per_commit:
+            spans.extend(group)
+            first.append(len(spans))
+        return spans or [Span(0, 0, 0, "(none)")], first
+
+    saves, save_first = flattened(plan.saves if plan.strategy == "live" else
+                                  [[] for _ in plan.boundaries])
+    restores, restore_first = flattened(plan.restores if plan.strategy == "live" else
+                                        [[] for _ in plan.boundaries])
+    return {"plan": plan, "saves": saves, "save_first": save_first, "restores": restores,
+            "restore_first": restore_first, "copies": plan.copies or (0, 0),
+            "erase_bytes": plan.erase_bytes, "nvm_description": plan.nvm_description,
+            "strategy_constant": f"ARIEL_CHECKPOINT_{plan.strategy.upper()}"}
+
+
+def _saved_buffers(plan: MemoryPlan) -> list[Buffer]:
+    """The buffers a checkpoint may need: every one but kernels' scratch."""
+    scratch = set(plan.scratch.values())
+    return [b for b in plan.buffers.values() if b.name not in scratch]
+
+
+def _alive(buffer: Buffer, boundary: int) -> bool:
+    return buffer.first < boundary <= buffer.last
+
+
+def _live_spans(buffers: list[Buffer], boundaries: list[int], start: int, unit: int
+                ) -> tuple[list[list[Span]], list[list[Span]], int]:
+    """The live strategy's writes and reads per commit, and the NVM they take. A buffer is
+    written at the first commit it is alive at, and its slot stays taken from the commit
+    before that one (while it is written, that commit's state must survive) to the last
+    commit it is alive at."""
+    lifetimes = []
+    for buffer in buffers:
+        alive = [i for i, b in enumerate(boundaries) if _alive(buffer, b)]
+        if alive:
+            lifetimes.append((buffer, Buffer(buffer.name, align(buffer.size, unit),
+                                             alive[0] - 1, alive[-1])))
+    placed = _Placed()
+    for _, slot in sorted(lifetimes, key=lambda p: (-p[1].size, p[1].first, p[1].name)):
+        slot.offset = _first_fit(slot, placed.overlapping(slot), unit)
+        placed.add(slot)
+    saves: list[list[Span]] = [[] for _ in boundaries]
+    restores: list[list[Span]] = [[] for _ in boundaries]
+    for buffer, slot in sorted(lifetimes, key=lambda p: p[0].offset):
+        span = Span(buffer.offset, start + slot.offset, buffer.size, buffer.name)
+        saves[slot.first + 1].append(span)
+        for i in range(slot.first + 1, slot.last + 1):
+            restores[i].append(span)
+    end = max((start + s.offset + s.size for _, s in lifetimes), default=start)
+    return saves, restores, end
+
+
+def step_cycles(graph: Graph, step: int) -> int:
+    """The static estimate of one kernel's cycles (CYCLES_PER_MAC)."""
+    node = graph.nodes[step]
+    if is_view_node(graph, node):
+        return 0
+    out = sum(graph.tensor(t).nbytes for t in node.outputs if t)
+    return REGISTRY[node.op].macs(node, graph) * CYCLES_PER_MAC + out * CYCLES_PER_OUTPUT_BYTE
+
+
+def write_cycles(nvm: Nvm, clock_hz: int, spans: list[Span], record_slot: int) -> int:
+    """The cycles one commit takes: its spans and its record written to NVM."""
+    nbytes = sum(s.nbytes for s in spans) + RECORD_BYTES
+    pages = sum(-(-s.nbytes // nvm.page_bytes) for s in spans) + 1 if nvm.erases else 0
+    return round(nvm.write_seconds(nbytes, pages, len(spans) + 1) * clock_hz)
+
+
+def _chosen_boundaries(graph: Graph, plan: MemoryPlan, buffers: list[Buffer],
+                       kernels: list[int], power: PowerOptions, record_slot: int) -> list[int]:
+    """The commits that write the fewest bytes while every stretch of work between two of
+    them fits the on-period (dynamic programming over the kernel boundaries)."""
+    candidates = [0] + [s + 1 for s in kernels]
+    work = [0] * (len(graph.nodes) + 1)
+    for step in range(len(graph.nodes)):
+        work[step + 1] = work[step] + step_cycles(graph, step)
+    nvm, clock, limit = power.nvm, power.clock_hz, power.on_period_cycles
+
+    def saves_between(a: int, b: int) -> list[Span]:
+        return [Span(x.offset, 0, x.size, x.name) for x in buffers
+                if _alive(x, b) and (x.first >= a or (a == 0 and x.first < 0))]
+
+    def restore_cycles(b: int) -> int:
+        nbytes = sum(x.size for x in buffers if _alive(x, b))
+        return BOOT_CYCLES + nbytes  # a copy back at about a byte a cycle
+
+    best: dict[int, tuple[int, int]] = {0: (0, -1)}  # candidate index -> (bytes, previous)
+    for j in range(1, len(candidates)):
+        for i in range(j):
+            if i not in best:
+                continue
+            a, b = candidates[i], candidates[j]
+            spans = saves_between(a, b)
+            cost = (restore_cycles(a) + work[b] - work[a] +
+                    write_cycles(nvm, clock, spans, record_slot))
+            if cost > limit:
+                continue
+            total = best[i][0] + sum(s.nbytes for s in spans)
+            if j not in best or total < best[j][0]:
+                best[j] = (total, i)
+        if j not in best:
+            _too_short(graph, candidates[j] - 1, work, candidates, j, power,
+                       write_cycles(nvm, clock, saves_between(candidates[j - 1],
+                                                              candidates[j]), record_slot)
+                       + restore_cycles(candidates[j - 1]))
+    chosen, j = [], len(candidates) - 1
+    while j >= 0:
+        chosen.append(candidates[j])
+        j = best[j][1]
+    return chosen[::-1]
+
+
+def _too_short(graph: Graph, step: int, work: list[int], candidates: list[int], j: int,
+               power: PowerOptions, checkpoint: int) -> None:
+    node = graph.nodes[step]
+    needed = work[candidates[j]] - work[candidates[j - 1]] + checkpoint
+    raise ArielError(
+        f"--on-period-cycles {power.on_period_cycles:,}: {node.op} '{node.name}' needs about "
+        f"{needed - checkpoint:,} cycles (static estimate) plus {checkpoint:,} to restore its "
+        f"inputs and checkpoint its output on {power.board}'s {power.nvm.describe()}, "
+        f"{needed:,} in all; the smallest unit of work ariel makes is one layer, so the "
+        f"on-period must be at least {needed:,} cycles ({needed / power.clock_hz * 1e3:.3g} "
+        "ms); give a larger capacitor or a longer on-period")
+
+
+def _check_fits(plan: CheckpointPlan, power: PowerOptions) -> None:
+    nvm = power.nvm
+    if plan.nvm_bytes > nvm.size:
+        what = {"live": "the records and the activations alive across commits",
+                "arena": f"the records and two copies of the {plan.arena_size:,} B arena",
+                "restart": "the progress records"}[plan.strategy]
+        raise ArielError(
+            f"the checkpoints need {plan.nvm_bytes:,} B of NVM ({what}), and "
+            f"{power.board}'s [nvm] holds {nvm.size:,} B; choose a board with more NVM, "
+            "or --checkpoints live (which keeps only the live activations)"
+            if plan.strategy == "arena" else
+            f"the checkpoints need {plan.nvm_bytes:,} B of NVM ({what}), and "
+            f"{power.board}'s [nvm] holds {nvm.size:,} B; choose a board with more NVM")
+
+
+@dataclass
+class NvmCost:
+    """What one inference's checkpoints cost with continuous power."""
+
+    commits: int
+    nbytes: int  # data and records written
+    writes: int  # calls of ariel_nvm_write
+    pages_erased: int
+    seconds: float
+    cycles: int
+    energy_j: float | None  # the memory's own, where the board gives its write power
+    wear_per_inference: int  # the most times one page (flash) or 16 bytes are written
+    endurance_years: float | None  # at the declared inference rate
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def nvm_cost(plan: CheckpointPlan, power: PowerOptions) -> NvmCost:
+    """The NVM traffic of one inference run without a cut: its commits, and the record
+    that marks the inference done."""
+    nvm = power.nvm
+    granule = nvm.page_bytes if nvm.erases else ALIGNMENT  # what one write wears
+    wear: dict[int, int] = {}
+    nbytes = writes = pages = 0
+
+    def write(offset: int, size: int) -> None:
+        nonlocal nbytes, writes, pages
+        nbytes, writes = nbytes + size, writes + 1
+        first, last = offset // granule, (offset + size - 1) // granule
+        if nvm.erases:
+            pages += last - first + 1
+        for unit in range(first, last + 1):
+            wear[unit] = wear.get(unit, 0) + 1
+    commits = len(plan.boundaries) if plan.strategy != "restart" else 0
+    seq = 0
+    for index in range(commits):
+        seq += 1
+        for span in plan.saves[index]:
+            target = plan.copies[seq & 1] if plan.copies else span.nvm
+            write(target, span.nbytes)
+        write(plan.records[seq & 1], RECORD_BYTES)
+    seq += 1
+    write(plan.records[seq & 1], RECORD_BYTES)  # the inference done
+    most = max(wear.values(), default=0)
+    seconds = nvm.write_seconds(nbytes, pages, writes)
+    years = None
+    if power.inferences_per_hour and most:
+        years = nvm.endurance_cycles / (most * power.inferences_per_hour * YEAR_HOURS)
+    return NvmCost(commits, nbytes, writes, pages, seconds, round(seconds * power.clock_hz),
+                   nvm.write_energy_j(seconds), most, years)
+
+
+def endurance_warning(cost: NvmCost, power: PowerOptions) -> str | None:
+    """A warning when the declared inference rate wears the NVM out within a year."""
+    if cost.endurance_years is None or cost.endurance_years >= 1.0:
+        return None
+    unit = "page" if power.nvm.erases else "byte"
+    return (f"warning: at {power.inferences_per_hour:g} inferences per hour the checkpoints "
+            f"write one {unit} of {power.board}'s {power.nvm.kind} {cost.wear_per_inference} "
+            f"times per inference, and its endurance ({power.nvm.endurance_cycles:,.0f} "
+            f"cycles) is used up in {cost.endurance_years * 365.25:,.1f} days; lower the rate, "
+            "declare an on-period (fewer commits), or use FRAM or MRAM")
