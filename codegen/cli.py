@@ -195,14 +195,16 @@ MODEL_OPTIONS = [
                  show_default=True,
                  help="Numeric precision of the generated kernels; ari: int8 first, the float "
                       "model only when the int8 margin is thin (adaptive resolution)."),
-    click.option("--stage", "stages", multiple=True, metavar="MODEL.onnx:PRECISION",
+    click.option("--stage", "stages", multiple=True, metavar="MODEL.onnx:PRECISION[:OUTPUT]",
                  help="Adaptive builds: the stages, cheapest first (repeat; e.g. a little "
-                      "network in int8, then the big one in int8, then in float). Replaces MODEL "
-                      "and --precision ari."),
+                      "network in int8, then the big one in int8, then in float), each "
+                      "answering from OUTPUT (default: the model's first output; an early "
+                      "exit, say). Consecutive stages of one model and precision run it "
+                      "segment by segment. Replaces MODEL and --precision ari."),
     click.option("--stages", "stage_file", type=click.Path(path_type=Path), metavar="FILE.toml",
                  help="Adaptive builds: the stages (and optionally their thresholds) from a "
-                      "config file of [[stage]] tables with model, precision and threshold, "
-                      "instead of --stage."),
+                      "config file of [[stage]] tables with model, precision, output and "
+                      "threshold, instead of --stage."),
     click.option("--margin", type=click.Choice(["top2", "binary"]), default="top2",
                  show_default=True, help="Adaptive builds: top-1 minus top-2 score, or the "
                  "distance of a single score to --decision-threshold."),
@@ -941,8 +943,8 @@ def _calibrate(outdir: Path, data_spec: str, target_agreement: float | None,
 @click.option("--pool", type=click.Choice(["auto", "global", "grid"]), default="auto",
               show_default=True, help="Each head's pooling: a mean per channel, or per "
               "channel and grid cell (--grid-cells per spatial axis); auto: per exit, the "
-              "cheapest of global, 2 and 4 cells that validates as well as the best on part "
-              "of the training data.")
+              "cheapest of global, 2 and 4 cells whose loss on a validation part of the "
+              "training data is within 5% of the best.")
 @click.option("--grid-cells", type=click.IntRange(1, 64), default=2, show_default=True,
               help="--pool grid: cells per spatial axis (2: a 2x2 grid on images).")
 @click.option("--hidden", type=click.IntRange(0, 4096), default=0, show_default=True,
@@ -1013,6 +1015,9 @@ def augment(model: Path, data_spec: str | None, heldout_spec: str | None, exits_
                                              "has none yet).")
 @click.option("--max-stages", type=click.IntRange(2, 8), default=5, show_default=True,
               help="The most stages a configuration may have.")
+@click.option("--precisions", type=click.Choice(["int8,float", "int8", "float"]),
+              default="int8,float", show_default=True,
+              help="The precisions stages may run at (float alone: early exits without int8).")
 @click.option("--timeout", type=SECONDS, default=900.0, show_default=True,
               help="Seconds before a firmware run is stopped as hung.")
 @click.option("-o", "--output", "outdir", required=True, type=click.Path(path_type=Path),
@@ -1022,7 +1027,7 @@ def augment(model: Path, data_spec: str | None, heldout_spec: str | None, exits_
 @input_shape_option
 def optimize(model: Path, data_spec: str, heldout_spec: str, board_name: str | None,
              board_file: Path | None, target_agreement: float, exits_spec: str,
-             max_stages: int, timeout: float, outdir: Path, force: bool,
+             max_stages: int, precisions: str, timeout: float, outdir: Path, force: bool,
              input_shapes: tuple[str, ...]) -> None:
     """Find the stage list (early exits, precisions, thresholds) with the least expected
     energy that agrees with the float model on the target share of held-out inputs."""
@@ -1031,7 +1036,7 @@ def optimize(model: Path, data_spec: str, heldout_spec: str, board_name: str | N
 
     request = OptimizeRequest(model, data_spec, heldout_spec, _board(board_name, board_file),
                               outdir, target_agreement, exits_spec, max_stages, timeout,
-                              parse_input_shapes(input_shapes))
+                              parse_input_shapes(input_shapes), tuple(precisions.split(",")))
     for line in write_optimized(request, force, progress):
         say(line)
 

@@ -22,7 +22,9 @@ from codegen.compiler.frontend import load_model, sha256_of
 from codegen.errors import ArielError
 from codegen.files import check_target, write_atomic
 
-FITS = ("labels", "final")  # what heads learn: the true labels, or the final output's argmax
+FITS = ("labels", "final")
+# Fewer held-out inputs than this, and the command says how coarse its figures are.
+SMALL_HELDOUT = 100  # what heads learn: the true labels, or the final output's argmax
 
 
 @dataclass
@@ -32,7 +34,7 @@ class AugmentRequest:
     output: Path
     heldout: str | None = None
     exits: str = "auto"
-    head: HeadShape = field(default_factory=HeadShape)
+    head: HeadShape = field(default_factory=lambda: HeadShape("auto"))
     fit: str | None = None  # None: labels when the training data has them, else final
     final_output: str | None = None
     input_shapes: dict = field(default_factory=dict)
@@ -80,11 +82,13 @@ def final_output_of(cuts: Cuts, name: str | None) -> tuple[str, int]:
         candidates = list(graph.outputs)
     for out in candidates:
         shape = shapes[out]
-        if shape is not None and len(shape) == 2 and shape[0] == 1 and shape[1] >= 2:
+        if shape is not None and len(shape) == 2 and shape[0] == 1 and shape[1] >= 2 \
+                and graph.tensor(out).dtype.startswith("float"):
             return out, shape[1]
-    described = ", ".join(f"'{o}' {list(shapes[o]) if shapes[o] else '?'}" for o in candidates)
-    raise ArielError(f"early exits need class scores [1, K] as the final answer; the model "
-                     f"gives {described}")
+    described = ", ".join(f"'{o}' {graph.tensor(o).dtype or '?'}"
+                          f"{list(shapes[o]) if shapes[o] else '[?]'}" for o in candidates)
+    raise ArielError(f"early exits need float class scores [1, K] as the final answer; the "
+                     f"model gives {described}")
 
 
 def check_outputs(request: AugmentRequest) -> None:
@@ -152,6 +156,13 @@ def augment(request: AugmentRequest, progress: Callable[[str], None]) -> Augment
     held_features, held_final = backbone_features(source, heldout.inputs, poolings,
                                                   final_output, progress, "held-out inputs")
     targets = train.labels if fit == "labels" else train_final.argmax(axis=1)
+    missing = sorted(set(range(classes)) - set(targets.tolist()))
+    if missing:
+        progress(f"note: no training input of class {', '.join(map(str, missing[:8]))}"
+                 f"{', ...' if len(missing) > 8 else ''} ({fit}): the heads never answer it")
+    if heldout.count < SMALL_HELDOUT:
+        progress(f"note: {heldout.count} held-out inputs; one input moves an accuracy by "
+                 f"{1 / heldout.count:.1%}")
     final_answers = held_final.argmax(axis=1)
     final_accuracy = None if heldout.labels is None else \
         float(np.mean(final_answers == heldout.labels))
