@@ -22,12 +22,16 @@ import json
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import ee_evaluation as ee  # noqa: E402
 
 from codegen.ari.build import build_ari  # noqa: E402
 from codegen.ari.calibrate import calibrate  # noqa: E402
@@ -133,6 +137,7 @@ def run(experiment: Experiment, board: str, folder: Path) -> dict:
         "adaptive_agreement": float((answer == last).mean()),
         "calibration_agreement": min(r["calibration"].chosen.agreement for r in results),
         "escalation": float((stage > 0).mean()),
+        "answered": np.bincount(stage, minlength=len(experiment.stages)).tolist(),
         "first_stage_cycles": costs[0].cycles,
         "float_only_cycles": costs[-1].cycles,
         "adaptive_cycles": adaptive_cycles,
@@ -166,36 +171,71 @@ def markdown(rows: list[dict]) -> str:
              "board's power figure (see Profiling); the saving is the same ratio of either. "
              "Produced by `bench/ari_evaluation.py --update-readme`.", "",
              "| experiment | board | inputs | accuracy: first stage / float / adaptive | "
-             "agreement with float: first stage / adaptive | escalated | kcycles per "
-             "inference: first stage / float / adaptive | energy (uJ): first stage / float / "
-             "adaptive | saving vs float | firmware = simulation |",
-             "|---|---|---:|---|---|---:|---|---|---:|---|"]
+             "agreement with float: first stage / adaptive | escalated | answered per stage | "
+             "kcycles per inference: first stage / float / adaptive | energy (uJ): first "
+             "stage / float / adaptive | saving vs float | firmware = simulation |",
+             "|---|---|---:|---|---|---:|---|---|---|---:|---|"]
     for r in rows:
         if "does_not_fit" in r:
             lines.append(f"| {r['experiment']} | {r['board']} | - | does not fit the board "
-                         f"(see below) | | | | | | |")
+                         f"(see below) | | | | | | | |")
             continue
-        cycles = (f"{r['first_stage_cycles'] / 1e3:,.1f} / {r['float_only_cycles'] / 1e3:,.1f}"
-                  f" / {r['adaptive_cycles'] / 1e3:,.1f}")
-        energy = (f"{r['first_stage_uj']:,.1f} / {r['float_only_uj']:,.1f} / "
-                  f"{r['adaptive_uj']:,.1f}" if r["adaptive_uj"] is not None else
-                  "- (no power figure)")
-        saving = f"{100 * r['saving']:.1f}%"
+        cycles = " / ".join(_figure(r[key], 1e3) for key in (
+            "first_stage_cycles", "float_only_cycles", "adaptive_cycles"))
+        energy = (" / ".join(_figure(r[key]) for key in (
+            "first_stage_uj", "float_only_uj", "adaptive_uj"))
+                  if r["adaptive_uj"] is not None else "- (no power figure)")
+        saving = "-" if r["saving"] is None else f"{100 * r['saving']:.1f}%"
         lines.append(
             f"| {r['experiment']} | {r['board']} | {r['inputs']} | "
             f"{100 * r['first_stage_accuracy']:.1f}% / "
             f"{100 * r['float_accuracy']:.1f}% / {100 * r['adaptive_accuracy']:.1f}% | "
             f"{100 * r['first_stage_agreement']:.1f}% / {100 * r['adaptive_agreement']:.1f}% "
             f"(calibration split {100 * r['calibration_agreement']:.0f}%) | "
-            f"{100 * r['escalation']:.1f}% | {cycles} | {energy} | {saving} | "
+            f"{100 * r['escalation']:.1f}% | {'/'.join(map(str, r['answered']))} | "
+            f"{cycles} | {energy} | {saving} | "
             f"{'yes, every input' if r['decisions_match_firmware'] else 'NO'} |")
     lines.append("")
     lines += [f"- {r['experiment']} on {r['board']}: " + (
               f"not built: {r['does_not_fit']}" if "does_not_fit" in r else
-              f"{r['split']}; thresholds per fold " + "; ".join(
-                  ", ".join(f"{t:.4g}" for t in fold) for fold in r["thresholds"]))
+              f"{r['split']}; " + (f"stages {' -> '.join(r['stages'])}; " if "stages" in r
+                                   else "") + "thresholds per fold " + "; ".join(
+                  ", ".join(f"{t:.4g}" for t in fold) for fold in r["thresholds"])
+              + "".join(f"; left out: {note}" for note in r.get("left_out", []))
+              + (f"; search {r['search_seconds']:g} s, {r['emulator_runs']} emulator runs"
+                 if "search_seconds" in r else ""))
               for r in rows]
     return "\n".join(lines)
+
+
+def _figure(value: float | None, scale: float = 1.0) -> str:
+    return "-" if value is None else f"{value / scale:,.1f}"
+
+
+def _row(name: str, board: str, measure) -> dict:
+    """One row, or one saying that the firmware does not fit the board."""
+    try:
+        row = measure()
+    except DoesNotFitError as exc:
+        row = {"experiment": name, "board": board, "does_not_fit": str(exc)}
+    print(json.dumps(row, indent=2), flush=True)
+    return row
+
+
+def early_exit_rows(board: str, folder: Path) -> list[dict]:
+    """Early exits alone and the optimized combination on every data set (the exits are
+    added once per data set, whatever the board)."""
+    rows = []
+    for data in ee.data_sets(MODELS):
+        work = folder / data.model.stem
+        model = work / f"{data.model.stem}_ee.onnx"
+        if not model.is_file():
+            work.mkdir(parents=True, exist_ok=True)
+            ee.augmented(data, work)
+        for mode in ee.MODES:
+            rows.append(_row(f"{data.name}, {mode}", board,
+                             partial(ee.run, data, model, mode, board, work)))
+    return rows
 
 
 def update_readme(text: str) -> None:
@@ -213,19 +253,24 @@ def main() -> None:
     parser.add_argument("--board", dest="boards", action="append",
                         help="a board to evaluate on (repeatable; default: nucleo-l4r5zi and "
                              "nucleo-g071rb)")
+    parser.add_argument("--only", choices=["ari", "exits"],
+                        help="only the ARI and cascade rows, or only the early-exit rows "
+                             "(then without --update-readme)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args()
+    if args.only and args.update_readme:
+        parser.error("--update-readme writes the whole table: run without --only")
     rows = []
-    for board in args.boards or ["nucleo-l4r5zi", "nucleo-g071rb"]:
-        for experiment in experiments():
-            with tempfile.TemporaryDirectory(prefix="ariel-ari-eval-") as folder:
-                try:
-                    rows.append(run(experiment, board, Path(folder)))
-                except DoesNotFitError as exc:
-                    rows.append({"experiment": experiment.name, "board": board,
-                                 "does_not_fit": str(exc)})
-            print(json.dumps(rows[-1], indent=2), flush=True)
+    with tempfile.TemporaryDirectory(prefix="ariel-ee-eval-") as exits_folder:
+        for board in args.boards or ["nucleo-l4r5zi", "nucleo-g071rb"]:
+            if args.only != "exits":
+                for experiment in experiments():
+                    with tempfile.TemporaryDirectory(prefix="ariel-ari-eval-") as folder:
+                        rows.append(_row(experiment.name, board,
+                                         partial(run, experiment, board, Path(folder))))
+            if args.only != "ari":
+                rows += early_exit_rows(board, Path(exits_folder))
     table = markdown(rows)
     print(table)
     if args.json:

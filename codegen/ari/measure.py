@@ -11,7 +11,7 @@ import numpy as np
 from codegen.run.emulate.counting import profile
 from codegen.run.emulate.cycles import estimate
 from codegen.run.energy import estimate as energy_estimate
-from codegen.run.profiling import board_core, board_memory
+from codegen.run.profiling import board_core, board_memory, kernels_run
 from codegen.run.simulate import Build
 
 
@@ -27,10 +27,7 @@ def measure_dispatch(build: Build, inputs: np.ndarray, stages: np.ndarray,
                      timeout: float = 900) -> DispatchMeasurement:
     """Profile the firmware on `inputs`; `stages` (the simulation's decisions) says which
     kernels each inference runs, and the firmware's own outputs must agree with it."""
-    kernels = build.info.kernels
-    per_stage = [[k for k in kernels if k["stage"] == s]
-                 for s in range(max(k["stage"] for k in kernels) + 1)]
-    sequences = [[k for s in range(int(last) + 1) for k in per_stage[s]] for last in stages]
+    sequences = kernels_run(build.info.kernels, stages)
     measured = profile(build, [inputs], timeout=timeout, edges=True, per_inference=sequences)
     answered = measured.outputs[1].reshape(-1)
     memory = board_memory(build.board)

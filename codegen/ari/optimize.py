@@ -55,6 +55,7 @@ class OptimizeRequest:
     max_stages: int = 5
     timeout: float = 900.0
     input_shapes: dict = field(default_factory=dict)
+    precisions: tuple[str, ...] = PRECISIONS  # the runs stage lists may take stages from
 
 
 @dataclass
@@ -126,7 +127,7 @@ def optimize(request: OptimizeRequest, folder: Path,
     reference = _reference(model, held, final)
     runs, left_out, emulator_runs = [], [], 0
     with tempfile.TemporaryDirectory(prefix="ariel-optimize-") as workdir:
-        for precision in PRECISIONS:
+        for precision in request.precisions:
             try:
                 run = measure_run(model_path, precision, exits, final, request, inputs,
                                   Path(workdir) / precision, progress)
@@ -245,7 +246,7 @@ def check_fits(result: SearchResult, model: Path, request: OptimizeRequest,
         progress("warning: this ariel builds no stage answering from an exit, so the chosen "
                  "stages were not built to check that they fit the board")
         return False
-    stages = [_stage(key, model) for key in result.chosen.stages]
+    stages = [stage_of(key, model) for key in result.chosen.stages]
     progress("building the chosen stages for " + request.board.name + " to check they fit")
     options = AriOptions(stages, calibration=request.data,
                          thresholds=list(result.chosen.thresholds),
@@ -259,7 +260,8 @@ def check_fits(result: SearchResult, model: Path, request: OptimizeRequest,
     return True
 
 
-def _stage(key: str, model: Path):
+def stage_of(key: str, model: Path):
+    """The dispatcher's stage a candidate's key (MODEL:PRECISION[:OUTPUT]) names."""
     from codegen.ari.spec import Stage
 
     rest = key[len(model.name) + 1:]

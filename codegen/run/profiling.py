@@ -14,7 +14,7 @@ from codegen.run.emulate.counting import PROFILE_ELF, Profile, profile
 from codegen.run.emulate.cycles import Core, Memory, assumptions, estimate, load_core
 from codegen.run.energy import assumptions as energy_assumptions
 from codegen.run.energy import estimate as energy_estimate
-from codegen.run.simulate import Build
+from codegen.run.simulate import Build, simulate
 from codegen.target.boards import Board
 from codegen.target.elf import memory_use
 from codegen.target.stack_usage import stack_use
@@ -101,8 +101,29 @@ class ProfileReport:
 
 def run_profile(build: Build, inputs: list[np.ndarray], timeout: float) -> ProfileReport:
     flash = build.board.flash_caches is not None and bool(build.board.wait_states)
-    measured = profile(build, inputs, timeout=timeout, edges=True, flash=flash)
+    sequences = None
+    if staged_kernels(build.info.kernels):
+        # An adaptive build runs the stages up to the one that answers, which the firmware
+        # reports: a first run finds it for each input, so the count knows its kernels.
+        names = [output.name for output in build.info.outputs]
+        answered = simulate(build, inputs, timeout).outputs[names.index("stage")]
+        sequences = kernels_run(build.info.kernels, answered.reshape(-1))
+    measured = profile(build, inputs, timeout=timeout, edges=True, flash=flash,
+                       per_inference=sequences)
     return report_from(build, measured)
+
+
+def staged_kernels(kernels: list[dict]) -> bool:
+    """Whether the kernels belong to the stages of an adaptive build (ari/assemble.py tags
+    each with the stage whose run it is part of)."""
+    return bool(kernels) and all("stage" in kernel for kernel in kernels)
+
+
+def kernels_run(kernels: list[dict], answered: np.ndarray) -> list[list[dict]]:
+    """The kernels each inference of an adaptive build runs, in order: those of every stage
+    up to the one that answered it."""
+    return [[kernel for kernel in kernels if kernel["stage"] <= int(stage)]
+            for stage in answered]
 
 
 def board_memory(board: Board) -> Memory:
@@ -122,13 +143,19 @@ def report_from(build: Build, measured: Profile) -> ProfileReport:
     core = board_core(board)
     inferences = measured.inferences
     rows, upper, simulated = [], 0.0, False
-    for position, kernel in enumerate(info.kernels):
-        layers = [inference.layers[position] for inference in inferences]
+    total_cycles = total_ram_cycles = 0.0
+    for kernel in info.kernels:
+        # Every inference runs every kernel, but an adaptive build's run only its stages'.
+        layers = [layer for inference in inferences for layer in inference.layers
+                  if layer.kernel is kernel]
+        if not layers:
+            continue
+        share = len(layers) / len(inferences)
         estimates = [estimate(measured.counts, layer.segment, core, memory)
                      for layer in layers]
         simulated = estimates[0].simulated
         cycles = float(np.mean([e.cycles for e in estimates]))
-        upper += float(np.mean([e.cycles_upper for e in estimates]))
+        upper += share * float(np.mean([e.cycles_upper for e in estimates]))
         energy = energy_estimate(board, round(cycles))
         row = LayerRow(kernel["index"], kernel["name"], kernel["op"], kernel["macs"],
                        float(np.mean([layer.instructions for layer in layers])),
@@ -141,7 +168,8 @@ def report_from(build: Build, measured: Profile) -> ProfileReport:
             row.data_stall_cycles = float(np.mean([e.flash_stalls["data"]
                                                    for e in estimates]))
         rows.append(row)
-    total_cycles = sum(row.cycles for row in rows)
+        total_cycles += share * cycles
+        total_ram_cycles += share * row.ram_cycles
     energy = energy_estimate(board, round(total_cycles))
     stack = stack_use(measured.counts.console)
     notes = [*assumptions(core, memory), *energy_assumptions(board)]
@@ -152,6 +180,10 @@ def report_from(build: Build, measured: Profile) -> ProfileReport:
                      f"{upper / board.clock_hz * 1e3:.3f} ms (an upper bound)")
     notes.append("cycles, time and energy cover the model's kernels, not the harness's "
                  "input and output")
+    if any(len(i.layers) != len(info.kernels) for i in inferences):
+        notes.append("an adaptive build: each input ran the stages up to the one that "
+                     "answered it; a layer's figures are the mean over the inferences that "
+                     "ran it, the totals the mean per inference")
     free = ram_free(build)
     chosen = weights_that_fit(rows, free) if simulated and free is not None else []
     return ProfileReport(
@@ -171,7 +203,7 @@ def report_from(build: Build, measured: Profile) -> ProfileReport:
         time_ms=energy.milliseconds,
         energy_uj=energy.microjoules,
         assumptions=notes,
-        total_ram_cycles=sum(row.ram_cycles for row in rows),
+        total_ram_cycles=total_ram_cycles,
         flash_model=simulated,
         ram_free_bytes=free,
         weights_in_ram=chosen,

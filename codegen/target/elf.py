@@ -89,6 +89,15 @@ def function_at(elf_path: Path, address: int) -> str | None:
     return None
 
 
+def function_range(elf_path: Path, name: str) -> tuple[int, int] | None:
+    """The code addresses [start, end) of function `name` (Thumb bit cleared), or None."""
+    for sym in _symbols(elf_path):
+        if sym.name == name and sym["st_info"]["type"] == "STT_FUNC":
+            start = sym["st_value"] & ~1
+            return start, start + max(sym["st_size"], 1)
+    return None
+
+
 def symbol_address(elf_path: Path, name: str) -> int | None:
     """The value of the symbol `name` (a linker script's `_sstack`), or None."""
     return next((sym["st_value"] for sym in _symbols(elf_path) if sym.name == name), None)

@@ -247,8 +247,16 @@ def test_a_model_without_candidates_is_refused(tmp_path):
     assert "no candidate exit in the model" in err
 
 
+def test_a_model_that_does_not_classify_is_refused(tmp_path):
+    err = refused(tmp_path, MODELS / "unet_mnist.onnx", "--data", "digits")
+    assert "need float class scores [1, K] as the final answer; the model gives " \
+        "'mask_logits' float32[1, 1, 28, 28]" in err
+
+
 @pytest.mark.parametrize("x_shape, labels, message", [
-    ((30, 1, 7, 7), np.arange(30) % 10, "has shape [30, 1, 7, 7]; the model takes [1, 1, 8, 8]"),
+    ((30, 1, 7, 7), np.arange(30) % 10,
+     "training data (--data) for input 'input' has shape [30, 1, 7, 7]; the model takes "
+     "[1, 1, 8, 8]"),
     ((30, 1, 8, 8), np.arange(30) % 10 + 1, "label 10 is outside the model's 10 classes"),
     ((30, 1, 8, 8), np.arange(29) % 10, "29 labels for 30 inputs"),
     ((30, 1, 8, 8), np.full(30, 0.5), "labels y are not whole numbers"),
@@ -285,7 +293,7 @@ def test_pool_auto_picks_by_validation_on_the_training_data(tmp_path, digits_dat
     output = tmp_path / "ee.onnx"
     code, _, err = run(DIGITS, "--data", train, "--heldout", held, "--exits", "1", "-o", output)
     assert code == 0, err
-    assert "'/relu1/Relu_output_0': validation accuracy global" in err
+    assert "'/relu1/Relu_output_0': validation loss (accuracy) global" in err
     (entry,) = json.loads(output.with_name("ee.exits.json").read_text())["exits"]
     # On 8x8 digits a global mean loses where the strokes are: a grid wins.
     assert entry["head"]["pool"] == "grid" and entry["head"]["cells"] in (2, 4)
@@ -399,3 +407,12 @@ def test_hostile_names_are_data(tmp_path, digits_data):
     np.testing.assert_array_equal(ort(augmented, x, [names["logits"]])[0], ort(model, x)[0])
     code, out, _ = run(tmp_path / "hostile.onnx", "--list")
     assert code == 0 and "\x1b" not in out and "2 candidate exit(s)" in out
+
+
+def test_auto_takes_early_exits_spread_over_the_macs():
+    cuts = analyse(MODELS / "kws_dscnn.onnx")
+    shares = [round(p.macs / cuts.total_macs, 3) for p in cuts.candidates()]
+    assert shares == [0.12, 0.148, 0.34, 0.367, 0.56, 0.587, 0.78, 0.807]
+    # Nearest to 1/8, 1/4 (0.34 is nearer than 0.148) and 1/2 of the MACs.
+    chosen = [round(p.macs / cuts.total_macs, 3) for p in choose(cuts, "auto")]
+    assert chosen == [0.12, 0.34, 0.56]

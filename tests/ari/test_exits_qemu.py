@@ -18,6 +18,7 @@ from codegen.ari.margins import simulate as simulate_dispatch
 from codegen.ari.measure import measure_dispatch
 from codegen.ari.spec import AriOptions, Stage
 from codegen.compiler.quant.calibrate import CalibrationData
+from codegen.run.profiling import run_profile
 from codegen.run.simulate import open_build, simulate
 from codegen.target.boards import get_board
 from tests.ari.exit_models import inputs, two_exit_cnn
@@ -34,10 +35,10 @@ def folder(tmp_path_factory):
     return folder
 
 
-def _build(folder, name, stages):
+def _build(folder, name, stages, board=BOARD):
     """An adaptive build with every threshold at +inf (every stage runs)."""
     options = AriOptions(stages, calibration=str(folder / "calib.npy"))
-    build_ari(options, get_board(BOARD), folder / name)
+    build_ari(options, get_board(board), folder / name)
     return open_build(folder / name)
 
 
@@ -69,19 +70,32 @@ def _check_firmware_equals_simulation(build, x):
 
 
 def test_int8_exits_then_float_decide_as_the_simulation(folder):
-    """exit 1 int8 -> exit 2 int8 -> final int8 -> final float."""
+    """exit 1 int8 -> exit 2 int8 -> final int8 -> final float. `ariel simulate --profile`
+    of the build counts each input's own stages: per inference, what the dispatcher's
+    measurement counts for the stages the simulation says it ran."""
     ee = folder / "ee.onnx"
     build = _build(folder, "int8", [Stage(ee, "int8", "ariel_exit1"),
                                     Stage(ee, "int8", "ariel_exit2"), Stage(ee, "int8"),
                                     Stage(ee, "float")])
-    _check_firmware_equals_simulation(build, inputs(90, seed=4))
+    x = inputs(90, seed=4)
+    expected = _check_firmware_equals_simulation(build, x)
+    picked = [int(np.flatnonzero(expected.stage == s)[0]) for s in range(4)]
+    build = open_build(build.folder)
+    report = run_profile(build, [x[picked]], 600)
+    measured = measure_dispatch(build, x[picked], expected.stage[picked])
+    assert report.per_inference_instructions == list(measured.instructions)
+    assert len(report.layers) == len(build.info.kernels)  # the last input ran them all
+    assert any("an adaptive build" in note for note in report.assumptions)
 
 
-def test_float_exits_decide_as_the_simulation(folder):
-    """exit 1 float -> exit 2 float -> final float: the float segments' margins."""
+@pytest.mark.parametrize("board", [BOARD, "nucleo-g071rb"])
+def test_float_exits_decide_as_the_simulation(folder, board):
+    """exit 1 float -> exit 2 float -> final float: the float segments' margins, with a
+    floating-point unit (Cortex-M4F) and without (Cortex-M0+, float in software)."""
     ee = folder / "ee.onnx"
-    build = _build(folder, "float", [Stage(ee, "float", "ariel_exit1"),
-                                     Stage(ee, "float", "ariel_exit2"), Stage(ee, "float")])
+    build = _build(folder, f"float-{board}", [Stage(ee, "float", "ariel_exit1"),
+                                              Stage(ee, "float", "ariel_exit2"),
+                                              Stage(ee, "float")], board)
     _check_firmware_equals_simulation(build, inputs(90, seed=5))
 
 

@@ -283,18 +283,20 @@ def no_candidate_reason(cuts: Cuts) -> str:
             "name a tensor with --exits NAME to try one anyway")
 
 
-# `--exits auto` places at most this many exits, spread over the backbone's MACs.
-AUTO_EXITS = 3
+# `--exits auto` places at most this many exits, nearest to these shares of the backbone's
+# MACs: early ones, since an exit after a share s of the work saves at most 1 - s.
+AUTO_SHARES = (1 / 8, 1 / 4, 1 / 2)
 
 
 def auto_exits(listed: list[ExitPoint], total_macs: int) -> list[ExitPoint]:
-    """Every candidate when there are few, else the ones nearest to even fractions of the
-    backbone's MACs (1/4, 2/4, 3/4 for three exits)."""
-    if len(listed) <= AUTO_EXITS:
+    """Every candidate when there are few, else the ones nearest to AUTO_SHARES of the
+    backbone's MACs."""
+    if len(listed) <= len(AUTO_SHARES):
         return list(listed)
     picked: dict[int, ExitPoint] = {}
-    for k in range(1, AUTO_EXITS + 1):
-        target = total_macs * k / (AUTO_EXITS + 1)
-        best = min(listed, key=lambda p: (abs(p.macs - target), p.node_index))
+    for share in AUTO_SHARES:
+        target = total_macs * share
+        best = min((p for p in listed if p.node_index not in picked),
+                   key=lambda p: (abs(p.macs - target), p.node_index))
         picked[best.node_index] = best
     return [picked[i] for i in sorted(picked)]

@@ -33,8 +33,9 @@ class Split:
 
 def load_split(spec: str, model_inputs: list[tuple[str, tuple[int, ...], str]],
                classes: int, what: str) -> Split:
-    """The data of `spec` for the model's inputs; `what` (--data, --heldout) names it."""
-    data: CalibrationData = load_calibration(spec, model_inputs)
+    """The data of `spec` for the model's inputs; `what` names it in errors (training data
+    (--data), held-out data (--heldout))."""
+    data: CalibrationData = load_calibration(spec, model_inputs, what)
     labels = None if data.labels is None else checked_labels(data.labels, classes,
                                                              f"{what} {data.source}")
     return Split(data.inputs, labels, f"{data.source}")

@@ -8,6 +8,7 @@ Format `ariel-exits/1`:
       "model": "EE.onnx",                  augmented model's file name (same folder)
       "model_sha256": "...",               of its bytes
       "source": {"path": "cnn.onnx", "sha256": "..."},   the model that was augmented
+                                           (its path as given to the command)
       "final_output": "logits",            the original output that is the final answer
       "classes": 10,
       "macs_total": 88192,                 the backbone's MACs (as `ariel inspect` counts)

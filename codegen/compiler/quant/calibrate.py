@@ -36,31 +36,32 @@ class CalibrationData:
         return len(next(iter(self.inputs.values())))
 
 
-def load_calibration(spec: str, model_inputs: list[tuple[str, tuple[int, ...], str]]
-                     ) -> CalibrationData:
+def load_calibration(spec: str, model_inputs: list[tuple[str, tuple[int, ...], str]],
+                     what: str = "calibration data") -> CalibrationData:
     """Read calibration data: a .npy of inputs, an .npz with `x` (and optional `y` labels)
-    or one array per input name, or a built-in real data set (digits, toycar)."""
+    or one array per input name, or a built-in real data set (digits, toycar). `what` names
+    the data in errors (other commands read their data the same way)."""
     if spec in BUILTIN:
         arrays, labels = _builtin(spec, model_inputs)
         source = f"built-in data set '{spec}'"
     else:
-        arrays, labels = _from_file(Path(spec), model_inputs)
+        arrays, labels = _from_file(Path(spec), model_inputs, what)
         source = f"'{spec}'"
     batches = {}
     for name, shape, dtype in model_inputs:
         if name not in arrays:
-            raise ArielError(f"calibration data {source} has nothing for input '{name}'")
-        batch = as_batch(arrays[name], name, shape, dtype, what="calibration data for input")
+            raise ArielError(f"{what} {source} has nothing for input '{name}'")
+        batch = as_batch(arrays[name], name, shape, dtype, what=f"{what} for input")
         if len(batch) == 0:
-            raise ArielError(f"calibration data {source} is empty")
-        require_finite(arrays[name], f"calibration data for input '{name}'")
+            raise ArielError(f"{what} {source} is empty")
+        require_finite(arrays[name], f"{what} for input '{name}'")
         batches[name] = batch
     counts = {len(b) for b in batches.values()}
     if len(counts) != 1:
-        raise ArielError(f"calibration data {source} holds different numbers of samples per "
+        raise ArielError(f"{what} {source} holds different numbers of samples per "
                          f"input: {sorted(counts)}")
     if labels is not None and len(labels) != counts.pop():
-        raise ArielError(f"calibration data {source}: {len(labels)} labels for "
+        raise ArielError(f"{what} {source}: {len(labels)} labels for "
                          f"{len(next(iter(batches.values())))} inputs")
     return CalibrationData(batches, labels, source)
 
@@ -82,14 +83,15 @@ def _builtin(name: str, model_inputs) -> tuple[dict[str, np.ndarray], np.ndarray
     return {input_name: x.reshape(len(x), *shape)}, labels
 
 
-def _from_file(path: Path, model_inputs) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+def _from_file(path: Path, model_inputs, what: str
+               ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     if not path.is_file():
-        raise ArielError(f"calibration data '{path}' not found; give a .npy or .npz file or "
+        raise ArielError(f"{what} '{path}' not found; give a .npy or .npz file or "
                          f"a built-in data set ({', '.join(BUILTIN)})")
-    loaded = load_arrays(path, "calibration data")
+    loaded = load_arrays(path, what)
     if isinstance(loaded, np.ndarray):
         if len(model_inputs) != 1:
-            raise ArielError("the model has several inputs: give calibration data as an .npz "
+            raise ArielError(f"the model has several inputs: give {what} as an .npz "
                              "with one array per input name")
         return {model_inputs[0][0]: loaded}, None
     arrays = dict(loaded)

@@ -25,7 +25,7 @@ instead of running the firmware's fault handler: unicorn does not take exception
 from __future__ import annotations
 
 import struct
-from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +47,7 @@ PAGE = 0x1000  # unicorn maps memory in 4 KiB pages
 SCS = Region(0xE000E000, 0x1000)  # System Control Space: SysTick, NVIC, SCB (CPACR)
 BKPT_SEMIHOSTING = 0xBEAB  # Thumb `bkpt 0xab`
 NEVER = 0xFFFFFFFE  # an address no firmware runs: emu_start's `until`
+ENDLESS = 1 << 62  # a count no run reaches
 
 # unicorn's own exception numbers (qemu/target/arm/internals.h), as its interrupt hook gets them
 EXCEPTIONS = {1: "an undefined instruction", 2: "a supervisor call (SVC)", 3: "a prefetch abort",
@@ -56,7 +57,8 @@ EXCEPTIONS = {1: "an undefined instruction", 2: "a supervisor call (SVC)", 3: "a
 EXCP_BKPT = 7
 
 SYS_OPEN, SYS_CLOSE, SYS_WRITEC, SYS_WRITE0 = 0x01, 0x02, 0x03, 0x04
-SYS_WRITE, SYS_READ, SYS_FLEN, SYS_EXIT, SYS_EXIT_EXTENDED = 0x05, 0x06, 0x0C, 0x18, 0x20
+SYS_WRITE, SYS_READ, SYS_SEEK, SYS_FLEN = 0x05, 0x06, 0x0A, 0x0C
+SYS_EXIT, SYS_EXIT_EXTENDED = 0x18, 0x20
 ADP_STOPPED_APPLICATION_EXIT = 0x20026
 CONSOLE = ":tt"
 
@@ -82,8 +84,9 @@ def core_model(core: str) -> int:
 @dataclass
 class HostFiles:
     """The files the firmware reaches through semihosting, kept in memory: they are the
-    host's, so a power cut closes the firmware's handles but keeps their contents. Opening
-    for writing empties a file, as the harness's fopen("wb") does."""
+    host's, so a power cut closes the firmware's handles but keeps their contents. Modes are
+    ISO C's fopen modes in semihosting's order: 0-3 read ("r", "rb", "r+", "r+b"; the file
+    must exist), 4-7 write ("w"...: emptied or made), 8-11 append."""
 
     files: dict[str, bytearray] = field(default_factory=dict)
     console: list[str] = field(default_factory=list)  # what each power cycle printed
@@ -94,24 +97,39 @@ class HostFiles:
         self._handles.clear()
         self.console.append("")
 
+    def snapshot(self) -> tuple[dict[str, bytes], int]:
+        return {name: bytes(data) for name, data in self.files.items()}, len(self.console)
+
+    def restore(self, snapshot: tuple[dict[str, bytes], int]) -> None:
+        files, consoles = snapshot
+        self.files = {name: bytearray(data) for name, data in files.items()}
+        del self.console[consoles:]
+        self._handles.clear()
+
     def open(self, name: str, mode: int) -> int:
-        if name != CONSOLE and mode < 4 and name not in self.files:  # the read modes
-            return -1
-        if name != CONSOLE and mode >= 4:
-            self.files[name] = bytearray()
+        if name != CONSOLE:
+            if mode < 4 and name not in self.files:
+                return -1
+            if 4 <= mode < 8 or name not in self.files:
+                self.files[name] = bytearray()
+        position = len(self.files[name]) if name != CONSOLE and mode >= 8 else 0
         self._last_handle += 1
-        self._handles[self._last_handle] = [name, 0]
+        self._handles[self._last_handle] = [name, position]
         return self._last_handle
 
     def write(self, handle: int, data: bytes) -> int:
         """Bytes not written (semihosting's convention)."""
         if handle not in self._handles:
             return len(data)
-        name = self._handles[handle][0]
+        name, position = self._handles[handle]
         if name == CONSOLE:
             self.write_console(data.decode(errors="replace"))
-        else:
-            self.files[name] += data
+            return 0
+        content = self.files[name]
+        if position > len(content):
+            content.extend(bytes(position - len(content)))
+        content[position:position + len(data)] = data
+        self._handles[handle][1] = position + len(data)
         return 0
 
     def write_console(self, text: str) -> None:
@@ -126,6 +144,12 @@ class HostFiles:
         chunk = bytes(self.files[name][position:position + length])
         self._handles[handle][1] += len(chunk)
         return chunk
+
+    def seek(self, handle: int, position: int) -> int:
+        if handle not in self._handles or self._handles[handle][0] == CONSOLE:
+            return -1
+        self._handles[handle][1] = position
+        return 0
 
     def length(self, handle: int) -> int:
         if handle not in self._handles or self._handles[handle][0] == CONSOLE:
@@ -148,6 +172,7 @@ class Stop:
     exited: bool  # the firmware exited (else the instruction limit was reached)
     status: int | None = None  # its exit status
     pc: int = 0
+    interrupted: bool = False  # a hook stopped it (Machine.interrupt)
 
 
 class Machine:
@@ -170,12 +195,25 @@ class Machine:
         self._disassembler = capstone.Cs(capstone.CS_ARCH_ARM,
                                          capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS)
         self._lengths: dict[tuple[int, int], int] = {}  # (address, bytes) -> instructions
-        self.blocks: Counter = Counter()  # (address, bytes) of each block entered -> times
+        self._addresses: dict[tuple[int, int], list[int]] = {}  # -> each instruction's
+        self._entered = 0  # instructions in the blocks entered so far in a counting run
+        self._block = (0, 0)  # the block entered last
         self._stopped: Stop | None = None
+        self._interrupted = False
+        self._limit: int | None = None
+        self._cut_block: tuple[int, int] | None = None
+        self._stepping = False
         self._translated_counting = False
         self._fault: str | None = None
+        # Called before each store into the NVM: (instruction index in the run, or None when
+        # not counting; address; bytes). It may call interrupt().
+        self.on_nvm_store: Callable[[int | None, int, int], None] | None = None
+        self._counting = False
         self.uc.hook_add(unicorn.UC_HOOK_INTR, self._on_exception)
         self.uc.hook_add(unicorn.UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
+        if nvm is not None:
+            self.uc.hook_add(unicorn.UC_HOOK_MEM_WRITE, self._on_nvm_store,
+                             begin=nvm.origin, end=nvm.end - 1)
 
     def _load(self, elf: Path) -> None:
         with open(elf, "rb") as handle:
@@ -223,24 +261,33 @@ class Machine:
     # ------------------------------------------------------------------ running
 
     def run(self, limit: int | None = None, counting: bool = True) -> Stop:
-        """Run from where the core stands until the firmware exits, or for exactly `limit`
-        instructions; raise FirmwareError if it faults. `counting` counts the instructions
-        of a run that exits (Stop.executed, else None) by hooking every block entered, a
-        Python call each that makes the run about ten times slower; a run that reaches its
-        limit executed exactly `limit` either way."""
-        self._stopped, self._fault = None, None
-        self.blocks.clear()
+        """Run from where the core stands until the firmware exits, or until exactly `limit`
+        instructions have run (Stop.exited False); raise FirmwareError if it faults.
+
+        Instructions are counted as QEMU's counting plugin counts them: every instruction of
+        every block entered, those of an IT block whose condition fails included. unicorn's
+        own count (emu_start's `count`) leaves those out, so the limit is kept here: a block
+        that would pass it is stopped at its start and stepped one instruction at a time to
+        the limit (a skipped IT instruction changes nothing, so stopping before or after it
+        is the same state). Counting costs a Python call per block entered, about 6 million
+        instructions a second against 60 without; `counting=False` runs a firmware to its
+        exit without it (Stop.executed None) and takes no limit."""
+        if limit is not None and not counting:
+            raise ValueError("a limit needs counting")
+        self._stopped, self._fault, self._interrupted = None, None, False
+        self._entered, self._block, self._counting = 0, (0, 0), counting
+        self._limit, self._cut_block, self._stepping = limit, None, False
         hook = self.uc.hook_add(unicorn.UC_HOOK_BLOCK, self._on_block) if counting else None
         if counting != self._translated_counting:
             # Blocks translated before take no notice of a hook added (or removed) since.
             self.uc.ctl_flush_tb()
             self._translated_counting = counting
         try:
-            self.uc.emu_start(self.pc | 1, NEVER, count=limit or 0)
-        except unicorn.UcError as exc:
-            self._fault = self._fault or (
-                "an undefined instruction" if exc.errno == unicorn.UC_ERR_INSN_INVALID
-                else f"unicorn stopped: {exc}")
+            # In counting runs unicorn's own count stays on (a huge one), so that the single
+            # steps below (count=1) do not make it drop every translated block.
+            self._emulate(self.pc, ENDLESS if counting else 0)
+            if self._cut_block is not None and self._fault is None and self._stopped is None:
+                self._step_to(self._cut_block, limit - self._entered)
         finally:
             if hook is not None:
                 self.uc.hook_del(hook)
@@ -250,31 +297,76 @@ class Machine:
             raise FirmwareError(f"the firmware faulted at pc={self.pc:#010x}"
                                 f"{f' in {where}' if where else ''}: {self._fault}")
         if self._stopped is not None:
-            self._stopped.executed = self.executed_in_blocks() if counting else None
+            # A run that exits ends its last block at the bkpt: every block entered ran whole.
+            self._stopped.executed = self._entered if counting else None
             return self._stopped
-        if not limit:
+        if self._interrupted:
+            return Stop(None, False, None, self.pc, interrupted=True)
+        if limit is None:
             raise FirmwareError(f"the firmware stopped at pc={self.pc:#010x} without exiting")
         return Stop(limit, False, None, self.pc)
 
-    def executed_in_blocks(self, within: tuple[int, int] | None = None) -> int:
-        """Instructions in the blocks entered during the last run (all of each block: exact
-        for a run that ended by exiting, whose last block ends at its `bkpt`), or only those
-        of blocks starting in [within)."""
-        total = 0
-        for (address, size), times in self.blocks.items():
-            if within is None or within[0] <= address < within[1]:
-                total += times * self._instructions(address, size)
-        return total
+    def _emulate(self, pc: int, count: int) -> None:
+        try:
+            self.uc.emu_start(pc | 1, NEVER, count=count)
+        except unicorn.UcError as exc:
+            self._fault = self._fault or (
+                "an undefined instruction" if exc.errno == unicorn.UC_ERR_INSN_INVALID
+                else f"unicorn stopped: {exc}")
 
-    def _instructions(self, address: int, size: int) -> int:
-        key = (address, size)
+    def _step_to(self, block: tuple[int, int], wanted: int) -> None:
+        """From the start of `block`, run its instructions one at a time until `wanted` of
+        them have run (or passed, skipped by an IT block)."""
+        addresses = self._instruction_addresses(block)
+        self._stepping = True
+        while self._fault is None and self._stopped is None and not self._interrupted:
+            pc = self.uc.reg_read(arm.UC_ARM_REG_PC)
+            if pc not in addresses or addresses.index(pc) >= wanted:
+                break
+            self._emulate(pc, 1)
+        self._stepping = False
+
+    def interrupt(self) -> None:
+        """Stop the run from within a hook (Stop.interrupted; where it stops is not exact)."""
+        self._interrupted = True
+        self.uc.emu_stop()
+
+    def _instructions(self, key: tuple[int, int]) -> int:
         if key not in self._lengths:
-            code = self.read(address, size)
-            self._lengths[key] = sum(1 for _ in self._disassembler.disasm_lite(code, address))
+            self._lengths[key] = len(self._instruction_addresses(key))
         return self._lengths[key]
 
+    def _instruction_addresses(self, key: tuple[int, int]) -> list[int]:
+        if key not in self._addresses:
+            address, size = key
+            self._addresses[key] = [insn[0] for insn in self._disassembler.disasm_lite(
+                self.read(address, size), address)]
+        return self._addresses[key]
+
     def _on_block(self, uc, address, size, user_data) -> None:
-        self.blocks[(address, size)] += 1
+        if self._stepping:
+            return
+        key = (address, size)
+        length = self._lengths.get(key) or self._instructions(key)
+        if self._limit is not None and self._entered + length > self._limit:
+            self._cut_block = key  # the limit falls in this block: stop before it runs
+            uc.emu_stop()
+            return
+        self._block = key
+        self._entered += length
+
+    def _on_nvm_store(self, uc, access, address, size, value, user_data) -> None:
+        if self.on_nvm_store is None:
+            return
+        index = None
+        if self._counting:  # the instructions run before this one
+            pc = uc.reg_read(arm.UC_ARM_REG_PC)
+            if self._stepping:
+                index = self._entered + self._instruction_addresses(self._cut_block).index(pc)
+            else:
+                addresses = self._instruction_addresses(self._block)
+                index = self._entered - len(addresses) + addresses.index(pc)
+        self.on_nvm_store(index, address, size)
 
     def _on_unmapped(self, uc, access, address, size, value, user_data) -> bool:
         kind = {unicorn.UC_MEM_WRITE_UNMAPPED: "wrote", unicorn.UC_MEM_READ_UNMAPPED: "read",
@@ -313,6 +405,9 @@ class Machine:
             chunk = files.read(handle, length)
             self.write(buffer, chunk)
             return length - len(chunk)
+        if operation == SYS_SEEK:
+            handle, position = words(2)
+            return files.seek(handle, position)
         if operation == SYS_FLEN:
             return files.length(words(1)[0])
         if operation == SYS_WRITEC:
