@@ -95,6 +95,7 @@ FRACTION = Number(0, 1, low_open=True)
 
 PROFILE_HTML = "profile.html"  # the reports ariel keeps in a build folder by default
 CALIBRATION_HTML = "calibration.html"
+HARVEST_HTML = "harvest.html"
 
 
 def progress(message: str) -> None:
@@ -467,10 +468,32 @@ def _io_modes(choices: tuple[str, ...], test_inputs: Path | None):
               help="Cut the power after every N instructions (each on-period N long).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="With power cuts: the seed of the random cuts and of the RAM's garbage.")
+@click.option("--harvest", "harvest_trace", type=click.Path(path_type=Path),
+              metavar="TRACE.csv",
+              help="Run on harvested energy: a CSV of time_s,power_w rows (repeated), into a "
+                   "capacitor that switches the board on and off; the power is cut where the "
+                   "capacitor runs out. Writes a plot (see --html).")
+@click.option("--harvest-power", type=Number(0, 1e6), metavar="MW",
+              help="Run on a constant harvested power, in mW (instead of --harvest).")
+@click.option("--capacitance", type=Number(0, 1e9, low_open=True), default=100.0,
+              show_default=True, metavar="UF", help="With harvesting: the capacitor, in uF.")
+@click.option("--turn-on", type=Number(0, 100, low_open=True), default=3.3, show_default=True,
+              metavar="V", help="With harvesting: the voltage the board switches on at.")
+@click.option("--brown-out", type=Number(0, 100), default=1.8, show_default=True,
+              metavar="V", help="With harvesting: the voltage the board stops at.")
+@click.option("--sleep-power", type=Number(0, 1e6), default=0.0, show_default=True,
+              metavar="MW", help="With harvesting: what the board draws while the capacitor "
+                                 "charges, in mW.")
+@click.option("--cycles-per-instruction", type=Number(0, 1000, low_open=True), metavar="X",
+              help="With harvesting: the core's average (default: from the board's cycle "
+                   "model on a profiling run of the build in QEMU).")
 def simulate(outdir: Path, board_file: Path | None, inputs_path: Path | None, emulator: str,
              outputs_path: Path | None, json_path: Path | None, compare: bool, timeout: float,
              profile_run: bool, html_path: Path | None, power_cuts: int | None,
-             cut_at: str | None, cut_every: int | None, seed: int) -> None:
+             cut_at: str | None, cut_every: int | None, seed: int,
+             harvest_trace: Path | None, harvest_power: float | None, capacitance: float,
+             turn_on: float, brown_out: float, sleep_power: float,
+             cycles_per_instruction: float | None) -> None:
     """Run the firmware in OUTDIR in QEMU on each input and collect its outputs."""
     from codegen.report.simulate import compare_with_onnxruntime, summary_json, summary_text
     from codegen.run.simulate import load_inputs, open_build
@@ -478,12 +501,20 @@ def simulate(outdir: Path, board_file: Path | None, inputs_path: Path | None, em
 
     build_folder = open_build(outdir, board_file)
     ctx = click.get_current_context()
-    cut_options = _given(ctx, "power_cuts", "cut_at", "cut_every")
-    if cut_options:
+    harvest_options = ("capacitance", "turn_on", "brown_out", "sleep_power",
+                       "cycles_per_instruction")
+    if _given(ctx, "harvest_trace", "harvest_power"):
+        _simulate_harvested(ctx, build_folder, inputs_path, outputs_path, json_path, html_path,
+                            harvest_trace, harvest_power, capacitance, turn_on, brown_out,
+                            sleep_power, cycles_per_instruction, seed, timeout)
+        return
+    refuse_unused(ctx, "without harvesting (--harvest or --harvest-power)", *harvest_options)
+    if _given(ctx, "power_cuts", "cut_at", "cut_every"):
         _simulate_with_cuts(ctx, build_folder, inputs_path, outputs_path, json_path,
                             power_cuts, cut_at, cut_every, seed)
         return
-    refuse_unused(ctx, "without power cuts (--power-cuts, --cut-at, --cut-every)", "seed")
+    refuse_unused(ctx, "without power cuts (--power-cuts, --cut-at, --cut-every) or "
+                  "harvesting", "seed")
     if not profile_run:
         refuse_unused(ctx, "without --profile (it names the profile's HTML report)", "html_path")
     uart_run = "console" in build_folder.metadata or emulator == "renode"
@@ -534,6 +565,76 @@ def simulate(outdir: Path, board_file: Path | None, inputs_path: Path | None, em
         write_atomic(json_path, _json_text(summary_json(build_folder, result, comparison)))
 
 
+def _power_inputs(ctx, build_folder, inputs_path: Path | None, outputs_path: Path | None,
+                  targets: dict[str, Path | None], html_name: str):
+    """The inputs of a power-cut or harvesting run, its report files checked."""
+    from codegen.run.simulate import load_inputs
+
+    if "console" in build_folder.metadata:
+        raise ArielError(f"'{build_folder.folder}' is a --io uart build; power cuts run a "
+                         "semihosting build (one without --io uart)")
+    if inputs_path is None:
+        raise ArielError("give the inputs to run on: --inputs X.npy")
+    info = build_folder.info
+    if outputs_path is not None and len(info.outputs) > 1 and outputs_path.suffix != ".npz":
+        raise ArielError(f"the model has {len(info.outputs)} outputs; write them to an .npz")
+    _check_targets(build_folder, inputs_path, {"--outputs": outputs_path, **targets}, html_name)
+    return load_inputs(inputs_path, info)
+
+
+def _simulate_harvested(ctx, build_folder, inputs_path, outputs_path, json_path, html_path,
+                        harvest_trace, harvest_power, capacitance, turn_on, brown_out,
+                        sleep_power, cycles_per_instruction, seed, timeout) -> None:
+    from codegen.report.power import harvest_html, harvest_json, harvest_summary
+    from codegen.run.harvest import Capacitor, Harvest
+    from codegen.run.harvested import load_for, run_harvested
+    from codegen.run.power_cuts import nvm_region, run_uninterrupted
+
+    given = _given(ctx, "harvest_trace", "harvest_power", "power_cuts", "cut_at", "cut_every")
+    if len(given) > 1:
+        raise ArielError(f"{' and '.join(given)} each choose when the power is cut; give one")
+    refuse_unused(ctx, "with harvesting, which runs in the unicorn machine and compares with "
+                  "an uninterrupted run there", "emulator", "compare", "profile_run")
+    capacitor = Capacitor(capacitance * 1e-6, turn_on, brown_out)
+    harvest = Harvest.from_csv(harvest_trace) if harvest_trace is not None else \
+        Harvest.constant(harvest_power * 1e-3)
+    html_path = html_path or build_folder.folder / HARVEST_HTML
+    inputs = _power_inputs(ctx, build_folder, inputs_path, outputs_path,
+                           {"--json": json_path, "--html": html_path}, HARVEST_HTML)
+    if cycles_per_instruction is None:
+        from codegen.run.profiling import run_profile
+
+        progress("profiling the build in QEMU for its cycles per instruction")
+        profile = run_profile(build_folder, inputs, timeout)
+        if profile.total_cycles is None:
+            raise ArielError(f"board {build_folder.board.name}'s core has no cycle model; give "
+                             "--cycles-per-instruction")
+        cycles_per_instruction = profile.total_cycles / profile.total_instructions
+        cpi_source = "the core's cycle model on this build"
+    else:
+        cpi_source = "given"
+    load = load_for(build_folder, cycles_per_instruction, sleep_power * 1e-3)
+    progress(f"running {len(inputs[0])} inference(s) on {build_folder.board.name} without "
+             "power cuts (unicorn machine)")
+    reference = run_uninterrupted(build_folder, inputs, nvm_region(build_folder), seed)
+    progress(f"running again on {harvest.description}")
+    run = run_harvested(build_folder, inputs, harvest, capacitor, load, seed, reference)
+    summary = harvest_summary(run, build_folder.board.name, cpi_source)
+    say(summary)
+    _write_report(build_folder, html_path, harvest_html(
+        run, f"{build_folder.metadata['model']['file']} on {build_folder.board.name}", summary))
+    progress(f"harvest plot: {html_path}")
+    if json_path is not None:
+        write_atomic(json_path, _json_text(harvest_json(run)))
+    if not run.completed:
+        raise FirmwareError(f"the firmware cannot finish on this harvest: {run.stuck}")
+    if not run.equal:
+        raise FirmwareError("on harvested power the firmware's outputs differ from an "
+                            "uninterrupted run's: it is not safe to run intermittently")
+    if outputs_path is not None:
+        _save_outputs(outputs_path, build_folder.info, run.outputs)
+
+
 def _simulate_with_cuts(ctx, build_folder, inputs_path: Path | None,
                         outputs_path: Path | None, json_path: Path | None,
                         power_cuts: int | None, cut_at: str | None, cut_every: int | None,
@@ -547,25 +648,15 @@ def _simulate_with_cuts(ctx, build_folder, inputs_path: Path | None,
         run_uninterrupted,
         run_with_cuts,
     )
-    from codegen.run.simulate import load_inputs
-
     given = _given(ctx, "power_cuts", "cut_at", "cut_every")
     if len(given) > 1:
         raise ArielError(f"{' and '.join(given)} each choose where the power is cut; give one")
     refuse_unused(ctx, "with power cuts, which run in the unicorn machine and compare with an "
                   "uninterrupted run there", "emulator", "compare", "profile_run", "html_path",
                   "timeout")
-    if "console" in build_folder.metadata:
-        raise ArielError(f"'{build_folder.folder}' is a --io uart build; power cuts run a "
-                         "semihosting build (one without --io uart)")
-    if inputs_path is None:
-        raise ArielError("give the inputs to run on: --inputs X.npy")
+    inputs = _power_inputs(ctx, build_folder, inputs_path, outputs_path, {"--json": json_path},
+                           PROFILE_HTML)
     info = build_folder.info
-    if outputs_path is not None and len(info.outputs) > 1 and outputs_path.suffix != ".npz":
-        raise ArielError(f"the model has {len(info.outputs)} outputs; write them to an .npz")
-    _check_targets(build_folder, inputs_path, {"--outputs": outputs_path, "--json": json_path},
-                   PROFILE_HTML)
-    inputs = load_inputs(inputs_path, info)
     progress(f"running {len(inputs[0])} inference(s) on {build_folder.board.name} without "
              "power cuts (unicorn machine)")
     reference = run_uninterrupted(build_folder, inputs, nvm_region(build_folder), seed)
@@ -864,8 +955,8 @@ def _calibrate(outdir: Path, data_spec: str, target_agreement: float | None,
 @click.option("--pool", type=click.Choice(["auto", "global", "grid"]), default="auto",
               show_default=True, help="Each head's pooling: a mean per channel, or per "
               "channel and grid cell (--grid-cells per spatial axis); auto: per exit, the "
-              "cheapest of global, 2 and 4 cells that validates as well as the best on part "
-              "of the training data.")
+              "cheapest of global, 2 and 4 cells whose loss on a validation part of the "
+              "training data is within 5% of the best.")
 @click.option("--grid-cells", type=click.IntRange(1, 64), default=2, show_default=True,
               help="--pool grid: cells per spatial axis (2: a 2x2 grid on images).")
 @click.option("--hidden", type=click.IntRange(0, 4096), default=0, show_default=True,
@@ -1027,7 +1118,8 @@ def _write_report(build_folder, path: Path, text: str) -> None:
     from codegen.target.outdir import rewrite_build_file
 
     folder = build_folder.folder.resolve()
-    if _resolved(path).parent == folder and path.name in (PROFILE_HTML, CALIBRATION_HTML):
+    if _resolved(path).parent == folder and path.name in (PROFILE_HTML, CALIBRATION_HTML,
+                                                          HARVEST_HTML):
         rewrite_build_file(folder, path.name, text)
     else:
         write_atomic(path, text)

@@ -347,12 +347,70 @@ ARIEL_INLINE void ariel_fill_s16(int32_t *col, int32_t value, int32_t n4, int32_
 /* acc[2 r + c] += column r . filter c over k4 groups of four, for a pair of columns and two
  * filters interleaved four weights at a time (w0..w3 of filter 0, then of filter 1). Each
  * weight word is widened once for both columns and each column word loaded once for both
- * filters: 16 MACs in 8 SMLAD, 6 loads, 6 widenings (2 of them after a rotation). */
+ * filters: 16 MACs in 8 SMLAD, 6 loads, 4 widenings (2 of them rotated by SXTB16 itself).
+ * On a DSP core the loop is assembly, two groups per pass, for the reasons
+ * ariel_dot_2x2_s16 gives: per group the four column words and filter 0's word loaded in a
+ * row (6 cycles), each weight widened and used at once by two SMLAD, filter 1's word
+ * loaded in the middle (2 cycles): 20 cycles per 16 MACs and 3 per pass for the count. */
 ARIEL_INLINE void ariel_dot_2x2_s8(int32_t acc[4], const int32_t *col, const int8_t *w,
                                    int32_t k4)
 {
     int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
+#if defined(__ARM_FEATURE_DSP) && !defined(ARIEL_NO_DSP)
+    int32_t passes = k4 >> 1;
+    if (passes > 0) {
+        int32_t x0e, x0o, x1e, x1o, word, wide;
+        __asm__(
+            "1:\n\t"
+            "ldr %[x0o], [%[col], #4]\n\t"
+            "ldr %[x1e], [%[col], #8]\n\t"
+            "ldr %[x1o], [%[col], #12]\n\t"
+            "ldr %[word], [%[w]], #4\n\t"
+            "ldr %[x0e], [%[col]], #16\n\t"
+            "sxtb16 %[wide], %[word]\n\t"
+            "smlad %[a00], %[x0e], %[wide], %[a00]\n\t"
+            "smlad %[a10], %[x1e], %[wide], %[a10]\n\t"
+            "sxtb16 %[wide], %[word], ror #8\n\t"
+            "smlad %[a00], %[x0o], %[wide], %[a00]\n\t"
+            "smlad %[a10], %[x1o], %[wide], %[a10]\n\t"
+            "ldr %[word], [%[w]], #4\n\t"
+            "sxtb16 %[wide], %[word]\n\t"
+            "smlad %[a01], %[x0e], %[wide], %[a01]\n\t"
+            "smlad %[a11], %[x1e], %[wide], %[a11]\n\t"
+            "sxtb16 %[wide], %[word], ror #8\n\t"
+            "smlad %[a01], %[x0o], %[wide], %[a01]\n\t"
+            "smlad %[a11], %[x1o], %[wide], %[a11]\n\t"
+            "ldr %[x0o], [%[col], #4]\n\t"
+            "ldr %[x1e], [%[col], #8]\n\t"
+            "ldr %[x1o], [%[col], #12]\n\t"
+            "ldr %[word], [%[w]], #4\n\t"
+            "ldr %[x0e], [%[col]], #16\n\t"
+            "sxtb16 %[wide], %[word]\n\t"
+            "smlad %[a00], %[x0e], %[wide], %[a00]\n\t"
+            "smlad %[a10], %[x1e], %[wide], %[a10]\n\t"
+            "sxtb16 %[wide], %[word], ror #8\n\t"
+            "smlad %[a00], %[x0o], %[wide], %[a00]\n\t"
+            "smlad %[a10], %[x1o], %[wide], %[a10]\n\t"
+            "ldr %[word], [%[w]], #4\n\t"
+            "subs %[passes], %[passes], #1\n\t"
+            "sxtb16 %[wide], %[word]\n\t"
+            "smlad %[a01], %[x0e], %[wide], %[a01]\n\t"
+            "smlad %[a11], %[x1e], %[wide], %[a11]\n\t"
+            "sxtb16 %[wide], %[word], ror #8\n\t"
+            "smlad %[a01], %[x0o], %[wide], %[a01]\n\t"
+            "smlad %[a11], %[x1o], %[wide], %[a11]\n\t"
+            "bne 1b"
+            : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
+              [col] "+r"(col), [w] "+r"(w), [passes] "+r"(passes),
+              [x0e] "=&r"(x0e), [x0o] "=&r"(x0o), [x1e] "=&r"(x1e), [x1o] "=&r"(x1o),
+              [word] "=&r"(word), [wide] "=&r"(wide)
+            :
+            : "cc", "memory");
+    }
+    if (k4 & 1) {
+#else
     for (int32_t i = 0; i < k4; ++i) {
+#endif
         const int32_t w0 = ariel_load_s8x4(w), w1 = ariel_load_s8x4(w + 4);
         const int32_t x0e = col[0], x0o = col[1], x1e = col[2], x1o = col[3];
         const int32_t w0e = ariel_sxtb16(w0), w0o = ariel_sxtb16_ror8(w0);
@@ -453,6 +511,140 @@ ARIEL_INLINE int32_t ariel_dot_1x1_s8(int32_t acc, const int32_t *col, const int
         acc = ariel_smlad(col[1], ariel_sxtb16_ror8(w0), acc);
         col += stride;
         w += 4;
+    }
+    return acc;
+}
+/* -- int8 against filters widened in RAM -------------------------------------------------
+ * The same products as the helpers above, with the filters widened once (ariel_widen_s8 at
+ * stride 2, when a kernel copies them from flash to RAM) instead of at every step: each
+ * group of four weights w0..w3 is then two words, (w0, w2) and (w1, w3), and a pair of
+ * filters interleaves them group by group (filter 0's two words, then filter 1's). No
+ * SXTB16 is left in the loops: every multiply's operands come straight from a load. */
+
+/* acc[2 r + c] += column r . filter c over k4 groups of four, for a pair of columns and a
+ * pair of widened filters: 16 MACs in 8 SMLAD and 8 loads per group. On a DSP core the
+ * loop is written out in assembly, two groups per pass, because GCC 12 interleaves its
+ * loads with the multiplies (each such load then costs 2 cycles instead of 1, TRM 3.3.2)
+ * and pairs them into LDRD (3 cycles, never pipelined): per group six loads in a row
+ * (7 cycles), four SMLAD, two loads, four SMLAD, the pointers advanced by post-indexed
+ * loads placed last in each run so the next load is not held up: 18 cycles per 16 MACs
+ * and 3 per pass for the count. */
+ARIEL_INLINE void ariel_dot_2x2_s16(int32_t acc[4], const int32_t *col, const int32_t *w,
+                                    int32_t k4)
+{
+    int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
+#if defined(__ARM_FEATURE_DSP) && !defined(ARIEL_NO_DSP)
+    int32_t passes = k4 >> 1;
+    if (passes > 0) {
+        int32_t x0e, x0o, x1e, x1o, we, wo;
+        __asm__(
+            "1:\n\t"
+            "ldr %[x0o], [%[col], #4]\n\t"
+            "ldr %[x1e], [%[col], #8]\n\t"
+            "ldr %[x1o], [%[col], #12]\n\t"
+            "ldr %[wo], [%[w], #4]\n\t"
+            "ldr %[we], [%[w]], #8\n\t"
+            "ldr %[x0e], [%[col]], #16\n\t"
+            "smlad %[a00], %[x0e], %[we], %[a00]\n\t"
+            "smlad %[a10], %[x1e], %[we], %[a10]\n\t"
+            "smlad %[a00], %[x0o], %[wo], %[a00]\n\t"
+            "smlad %[a10], %[x1o], %[wo], %[a10]\n\t"
+            "ldr %[wo], [%[w], #4]\n\t"
+            "ldr %[we], [%[w]], #8\n\t"
+            "smlad %[a01], %[x0e], %[we], %[a01]\n\t"
+            "smlad %[a11], %[x1e], %[we], %[a11]\n\t"
+            "smlad %[a01], %[x0o], %[wo], %[a01]\n\t"
+            "smlad %[a11], %[x1o], %[wo], %[a11]\n\t"
+            "ldr %[x0o], [%[col], #4]\n\t"
+            "ldr %[x1e], [%[col], #8]\n\t"
+            "ldr %[x1o], [%[col], #12]\n\t"
+            "ldr %[wo], [%[w], #4]\n\t"
+            "ldr %[we], [%[w]], #8\n\t"
+            "ldr %[x0e], [%[col]], #16\n\t"
+            "smlad %[a00], %[x0e], %[we], %[a00]\n\t"
+            "smlad %[a10], %[x1e], %[we], %[a10]\n\t"
+            "smlad %[a00], %[x0o], %[wo], %[a00]\n\t"
+            "smlad %[a10], %[x1o], %[wo], %[a10]\n\t"
+            "ldr %[wo], [%[w], #4]\n\t"
+            "ldr %[we], [%[w]], #8\n\t"
+            "subs %[passes], %[passes], #1\n\t"
+            "smlad %[a01], %[x0e], %[we], %[a01]\n\t"
+            "smlad %[a11], %[x1e], %[we], %[a11]\n\t"
+            "smlad %[a01], %[x0o], %[wo], %[a01]\n\t"
+            "smlad %[a11], %[x1o], %[wo], %[a11]\n\t"
+            "bne 1b"
+            : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
+              [col] "+r"(col), [w] "+r"(w), [passes] "+r"(passes),
+              [x0e] "=&r"(x0e), [x0o] "=&r"(x0o), [x1e] "=&r"(x1e), [x1o] "=&r"(x1o),
+              [we] "=&r"(we), [wo] "=&r"(wo)
+            :
+            : "cc", "memory");
+    }
+    if (k4 & 1) {
+#else
+    for (int32_t i = 0; i < k4; ++i) {
+#endif
+        a00 = ariel_smlad(col[0], w[0], a00);
+        a10 = ariel_smlad(col[2], w[0], a10);
+        a00 = ariel_smlad(col[1], w[1], a00);
+        a10 = ariel_smlad(col[3], w[1], a10);
+        a01 = ariel_smlad(col[0], w[2], a01);
+        a11 = ariel_smlad(col[2], w[2], a11);
+        a01 = ariel_smlad(col[1], w[3], a01);
+        a11 = ariel_smlad(col[3], w[3], a11);
+        col += 4;
+        w += 4;
+    }
+    acc[0] = a00;
+    acc[1] = a01;
+    acc[2] = a10;
+    acc[3] = a11;
+}
+
+/* acc[r] += column r . filter, for a pair of columns and one widened filter. */
+ARIEL_INLINE void ariel_dot_2x1_s16(int32_t acc[2], const int32_t *col, const int32_t *w,
+                                    int32_t k4)
+{
+    int32_t a0 = acc[0], a1 = acc[1];
+    for (int32_t i = 0; i < k4; ++i) {
+        a0 = ariel_smlad(col[0], w[0], a0);
+        a0 = ariel_smlad(col[1], w[1], a0);
+        a1 = ariel_smlad(col[2], w[0], a1);
+        a1 = ariel_smlad(col[3], w[1], a1);
+        col += 4;
+        w += 2;
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+}
+
+/* acc[c] += column . filter c, for one column (`stride` words per group) and a pair of
+ * widened filters. */
+ARIEL_INLINE void ariel_dot_1x2_s16(int32_t acc[2], const int32_t *col, const int32_t *w,
+                                    int32_t k4, int32_t stride)
+{
+    int32_t a0 = acc[0], a1 = acc[1];
+    for (int32_t i = 0; i < k4; ++i) {
+        a0 = ariel_smlad(col[0], w[0], a0);
+        a0 = ariel_smlad(col[1], w[1], a0);
+        a1 = ariel_smlad(col[0], w[2], a1);
+        a1 = ariel_smlad(col[1], w[3], a1);
+        col += stride;
+        w += 4;
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+}
+
+/* acc + column . widened filter, for one column. */
+ARIEL_INLINE int32_t ariel_dot_1x1_s16(int32_t acc, const int32_t *col, const int32_t *w,
+                                       int32_t k4, int32_t stride)
+{
+    for (int32_t i = 0; i < k4; ++i) {
+        acc = ariel_smlad(col[0], w[0], acc);
+        acc = ariel_smlad(col[1], w[1], acc);
+        col += stride;
+        w += 2;
     }
     return acc;
 }

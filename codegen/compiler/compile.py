@@ -143,6 +143,8 @@ def compile_graph(graph: Graph, source: ModelSource, command: str | None = None,
     for node in graph.nodes:
         source.notes.extend(REGISTRY[node.op].build_notes(node, graph))
     plan = plan_memory(graph, pin_inputs=pin_inputs)
+    for step, units in plan.room.items():
+        graph.nodes[step].room = units
     checkpoints = plan_checkpoints(graph, plan, power) if power is not None else None
     prefix = c_identifier(graph.name)
     header = file_header(Path(source.path).name, source.sha256, command or current_command())

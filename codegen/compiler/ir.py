@@ -139,6 +139,8 @@ class Node:
     # operator's output position of each entry of `outputs`; empty: they fill the first
     # positions in order.
     output_slots: tuple[int, ...] = ()
+    # Units of optional working memory the memory plan granted the kernel (OpDef.room).
+    room: int = 0
 
 
 @dataclass

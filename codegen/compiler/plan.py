@@ -7,7 +7,10 @@ smaller, so the report shows how close the plan comes.
 
 A kernel that needs working memory while it runs (a recurrent node's state) says how much
 (OpDef.scratch); that scratch is one more buffer, alive only at the node's step, so it goes
-wherever the arena has room then instead of on the stack.
+wherever the arena has room then instead of on the stack. A kernel that can use working
+memory but does not need it (OpDef.room: an int8 Conv copying its filters to RAM) gets the
+largest gap the finished plan leaves at its step, up to what it asks for: the arena never
+grows for it.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class MemoryPlan:
     # Bytes from the start of its buffer to a view that is a part of it (a Slice, say).
     view_bytes: dict[str, int] = field(default_factory=dict)
     scratch: dict[int, str] = field(default_factory=dict)  # step -> its scratch buffer
+    room: dict[int, int] = field(default_factory=dict)  # step -> units of room granted
 
     def offset(self, tensor: str) -> int:
         return self.buffers[self.storage[tensor]].offset + self.view_bytes.get(tensor, 0)
@@ -92,12 +96,14 @@ def plan_memory(graph: Graph, alignment: int = ALIGNMENT, pin_inputs: bool = Fal
         buf.offset = _first_fit(buf, placed.overlapping(buf), alignment)
         placed.add(buf)
     arena = max((b.offset + b.size for b in buffers.values()), default=0)
+    lower_bound = _lower_bound(buffers, len(graph.nodes))
+    room = _grant_room(graph, buffers, placed, arena, alignment, scratch)
     storage = {name: graph.storage(name) for name in graph.tensors
                if graph.storage(name) in buffers}
     view_bytes = {name: graph.tensor(name).view_offset * graph.tensor(name).itemsize
                   for name in storage if graph.tensor(name).view_offset}
-    return MemoryPlan(buffers, storage, arena, _lower_bound(buffers, len(graph.nodes)),
-                      len(graph.nodes), view_bytes, scratch)
+    return MemoryPlan(buffers, storage, arena, lower_bound, len(graph.nodes), view_bytes,
+                      scratch, room)
 
 
 def _lifetimes(graph: Graph, alignment: int) -> dict[str, Buffer]:
@@ -143,6 +149,47 @@ def _scratch(graph: Graph, buffers: dict[str, Buffer], alignment: int) -> dict[i
     return steps
 
 
+def _grant_room(graph: Graph, buffers: dict[str, Buffer], placed: _Placed, arena: int,
+                alignment: int, scratch: dict[int, str]) -> dict[int, int]:
+    """Give each kernel that asks for optional working memory (OpDef.room) the largest
+    gap between the buffers alive at its step, within the arena as planned, in whole units
+    up to what it asks for (none if fewer than it finds worth having). Adds the granted
+    buffers to `buffers` and `scratch`; returns step -> units granted."""
+    granted: dict[int, int] = {}
+    for step, node in enumerate(graph.nodes):
+        want = REGISTRY[node.op].room(node, graph)
+        if want is None:
+            continue
+        if step in scratch:
+            raise ValueError(f"node {node.name!r} asks for both scratch and room")
+        unit, most, fewest = want
+        start, gap = _largest_gap(placed.alive_at(step), arena, alignment)
+        units = min(most, gap // unit)
+        if units < fewest:
+            continue
+        key = f"(room of node {step})"
+        while key in buffers or key in graph.tensors:
+            key += "'"
+        buf = Buffer(key, align(units * unit, alignment), step, step, start)
+        buffers[key] = buf
+        placed.add(buf)
+        scratch[step] = key
+        granted[step] = units
+    return granted
+
+
+def _largest_gap(alive: list[Buffer], arena: int, alignment: int) -> tuple[int, int]:
+    """(offset, bytes) of the largest aligned free run in [0, arena) between `alive`."""
+    best, start = (0, 0), 0
+    for buf in sorted(alive, key=lambda b: b.offset):
+        if buf.offset - start > best[1]:
+            best = (start, buf.offset - start)
+        start = max(start, align(buf.offset + buf.size, alignment))
+    if arena - start > best[1]:
+        best = (start, arena - start)
+    return best
+
+
 class _Placed:
     """The buffers placed so far, filed under every step they are alive at, so that finding
     those whose lifetime overlaps a new buffer's looks at its own steps only, not at every
@@ -154,6 +201,9 @@ class _Placed:
     def add(self, buf: Buffer) -> None:
         for step in range(buf.first, buf.last + 1):
             self._alive.setdefault(step, []).append(buf)
+
+    def alive_at(self, step: int) -> list[Buffer]:
+        return list(self._alive.get(step, ()))
 
     def overlapping(self, buf: Buffer) -> list[Buffer]:
         found: dict[str, Buffer] = {}

@@ -171,6 +171,14 @@ class OpDef:
         them as its last parameter, `uint8_t *restrict scratch` (16-byte aligned)."""
         return 0
 
+    def room(self, node: Node, graph: Graph) -> tuple[int, int, int] | None:
+        """Working memory the kernel can use to run faster, but only where the arena has
+        room for it at this node's step (the memory plan never grows for it): (bytes per
+        unit, most units it can use, fewest worth having), or None. The plan grants a number
+        of units in that range, or none, and records it in node.room before lowering; the
+        kernel then receives the memory as `scratch`, like OpDef.scratch's."""
+        return None
+
 
 REGISTRY: dict[str, OpDef] = {}
 

@@ -74,10 +74,9 @@ class Conv(OpDef):
             check_s8_product(node, graph, x, w, rest[0] if rest else None, 0)
             check_bound(node, self.accumulator_bound(node, graph))
 
-    def scratch(self, node: Node, graph: Graph) -> int:
-        """The packed int8 filters' bytes when the kernel copies them to RAM (see
-        filters_in_ram), else none."""
-        return filters_in_ram(node, graph) if is_quantized(graph, node) else 0
+    def room(self, node: Node, graph: Graph) -> tuple[int, int, int] | None:
+        """RAM for the int8 filters widened, a pair of filters per unit (filters_in_ram)."""
+        return filters_in_ram(node, graph) if is_quantized(graph, node) else None
 
     def accumulator_bound(self, node: Node, graph: Graph) -> int:
         """Bound of the int32 accumulator (padded taps only make it smaller)."""
@@ -255,21 +254,30 @@ class Conv(OpDef):
         weights["w"] = packed
         notes[1] += (f"; w packed per group as filter pairs interleaved four weights at a "
                      f"time, each filter's {k} OHWI weights padded to {k4}")
-        copied = filters_in_ram(node, graph) if grid is None else 0
-        if copied:
-            notes[1] += (f"; copied to RAM (the arena's scratch, {copied} bytes) when the "
-                         f"kernel starts, since every pair of output pixels reads them all "
-                         f"again and flash reads wait")
+        # Filters in RAM where the plan granted room (filters_in_ram): `block` of them at a
+        # time (all when the room holds them).
+        block = min(geometry["oc"], 2 * node.room) if grid is None else 0
+        if block:
+            blocks = -(-geometry["oc"] // block)
+            notes[1] += (f"; on a DSP core copied to RAM {block} filters at a time ("
+                         + ("all at once" if blocks == 1 else f"{blocks} blocks, each "
+                            f"receptive field widened once per block") +
+                         f") and widened to int16 pairs in SXTB16's order, into "
+                         f"{2 * block * k4} bytes of room the arena has at this step (it "
+                         f"does not grow for them): every pair of output pixels reads all "
+                         f"the filters again, and flash reads wait")
         in_place = (geometry["kh"] == geometry["kw"] == 1 and not any(win.pads)
                     and not staged)
         notes.append(
             "path: inner products over each output pixel's receptive field (K = "
             f"{k}). DSP (ARIEL_DSP): two pixels' fields widened to int16 pairs on the stack "
             f"({scratch} bytes), then two filters by two pixels per step, two MACs per SMLAD; "
+            + ("filters read as widened pairs, so the loop multiplies loaded words with no "
+               "SXTB16; " if block else "") +
             "plain C: " + ("each pixel's input row read in place" if in_place else
                            "each pixel's field gathered as int8") +
             ", two filters per step. Padded taps read the zero point.")
-        context.update(copied=copied, k=k, k4=k4, staged=staged, in_place=in_place,
+        context.update(block=block, k=k, k4=k4, staged=staged, in_place=in_place,
                        pixels=win.out_hw[0] *
                        win.out_hw[1], pad16=zero_point + folding.offset, notes=wrap_notes(notes),
                        padded=reads_padding(win),
@@ -303,38 +311,38 @@ class Conv(OpDef):
         return y.size * int(np.prod(w.shape[1:]))
 
 
-# Filters are copied to RAM only when they take at most this share of the board's RAM (the
-# copy lives in the arena while the kernel runs) ...
-RAM_SHARE_FOR_FILTERS = 8
-# ... and when each filter is read at least this many times (pairs of output pixels): the
-# copy reads every filter once from flash and writes it once to RAM.
+# Filters are copied to RAM only when each is read at least this many times (pairs of
+# output pixels): the copy reads every filter once from flash and writes it twice to RAM.
 READS_FOR_A_COPY = 4
+# Fewest filters worth a block of their own: each block widens every receptive field again.
+FEWEST_FILTERS_PER_BLOCK = 16
 
 
-def filters_in_ram(node: Node, graph: Graph) -> int:
-    """Bytes of packed int8 filters an int8 Conv copies from flash to RAM when it starts
-    (0: it reads them where they lie). The packed kernel reads all its filters once per
-    pair of output pixels, and a flash with wait states (5 at 120 MHz on NUCLEO-L4R5ZI,
-    whose ART caches 256 B of data) makes each of those reads slow: the copy is worth it
-    when the filters are read several times and fit a small share of the board's RAM.
-    Depthwise kernels and the plain large-field kernel read the filters where they lie."""
+def filters_in_ram(node: Node, graph: Graph) -> tuple[int, int, int] | None:
+    """What an int8 Conv asks of the memory plan for its DSP path's filters in RAM (see
+    OpDef.room): bytes per pair of filters widened to int16, the pairs it has, the fewest
+    worth copying; None when it reads the int8 filters where they lie. The packed kernel
+    reads all its filters once per pair of output pixels; from flash, with wait states (5 at
+    120 MHz on NUCLEO-L4R5ZI, whose ART caches 256 B of data), each of those reads is slow,
+    and widening them at every read costs an SXTB16 per word. Copied in blocks of filters
+    that fit the room the plan has at the node's step, widened once per block, they cost
+    neither; only the receptive fields are widened again for every block. Taken for
+    ungrouped convolutions whose filters are read several times; depthwise kernels and the
+    plain large-field kernel read their filters where they lie, and so does the plain C
+    path (the room then goes unused: it was free)."""
     x, w = graph.tensor(node.inputs[0]), graph.tensor(node.inputs[1])
-    if not w.is_const or x.rank not in (3, 4):
-        return 0
-    group = attr(node, "group", 1)
+    if not w.is_const or x.rank not in (3, 4) or attr(node, "group", 1) != 1:
+        return None
     oc, icg = w.shape[:2]
-    if icg == 1 and oc == group and x.shape[1] % 4 == 0:
-        return 0
     taps = int(np.prod(w.shape[2:]))
     k4 = -(-taps * icg // 4) * 4
     if 4 * k4 + (k4 if icg % 4 else 0) > SCRATCH_BUDGET:
-        return 0
+        return None
     win = window(node, tuple(x.shape[2:]), tuple(attr(node, "kernel_shape", w.shape[2:])))
-    pixels = x.shape[0] * int(np.prod(win.out_hw))
-    size = oc * k4
-    if pixels // 2 < READS_FOR_A_COPY or size * RAM_SHARE_FOR_FILTERS > graph.budget.ram:
-        return 0
-    return size
+    if x.shape[0] * int(np.prod(win.out_hw)) // 2 < READS_FOR_A_COPY:
+        return None
+    pairs = -(-oc // 2)
+    return 4 * k4, pairs, min(pairs, FEWEST_FILTERS_PER_BLOCK // 2)
 
 
 def pack_depthwise(rows: np.ndarray) -> np.ndarray:
