@@ -276,6 +276,22 @@ def test_a_file_ariel_did_not_write_is_not_replaced(tmp_path, digits_data):
     assert output.read_text() == "mine"
     code, _, err = run(DIGITS, "--data", digits_data[0], "-o", DIGITS)
     assert code == 1 and "would replace the model" in err
+    code, _, err = run(DIGITS, "--data", digits_data[0], "-o", tmp_path / "ee.bin")
+    assert code == 1 and "must name an .onnx file" in err
+    sidecar = tmp_path / "new.exits.json"
+    sidecar.write_text("{}")
+    code, _, err = run(DIGITS, "--data", digits_data[0], "-o", tmp_path / "new.onnx")
+    assert code == 1 and "(the exits file beside -o) exists and is not ariel's" in err
+    assert sidecar.read_text() == "{}" and not (tmp_path / "new.onnx").exists()
+
+
+def test_a_model_ariel_augmented_is_replaced(tmp_path, digits_data):
+    output = tmp_path / "ee.onnx"
+    for exits in ("1", "2"):
+        code, _, err = run(DIGITS, "--data", digits_data[0], "--exits", exits, "-o", output)
+        assert code == 0, err
+    (entry,) = read_sidecar(output.with_name("ee.exits.json"))["exits"]
+    assert entry["after_node"] == "/pool/MaxPool"
 
 
 def test_heldout_carved_from_the_training_data(tmp_path, digits_data):

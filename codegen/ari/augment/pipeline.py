@@ -129,22 +129,7 @@ def augment(request: AugmentRequest, progress: Callable[[str], None]) -> Augment
     cuts = analyse(request.model, request.input_shapes)
     final_output, classes = final_output_of(cuts, request.final_output)
     points = choose(cuts, request.exits)
-    graph = cuts.graph
-    model_inputs = [(name, tuple(graph.tensor(name).shape), graph.tensor(name).dtype)
-                    for name in graph.inputs]
-    train = load_split(request.data, model_inputs, classes, "training data (--data)")
-    if request.heldout is not None:
-        heldout = load_split(request.heldout, model_inputs, classes,
-                             "held-out data (--heldout)")
-    else:
-        train, heldout = carve(train)
-        progress(f"no --heldout: holding out {heldout.source} ("
-                 + ("the same share of each label, " if train.labels is not None else "")
-                 + "seed 0)")
-    fit = request.fit or ("labels" if train.labels is not None else "final")
-    if fit == "labels" and train.labels is None:
-        raise ArielError(f"--fit labels: the training data {train.source} has no labels (an "
-                         ".npz with x and y); or fit the final output's answers (--fit final)")
+    train, heldout, fit = _splits(request, cuts, classes, progress)
     options = [head_options(p, request.head) for p in points]
     poolings = list(dict.fromkeys(pooling_of(p, shape) for p, shapes in
                                   zip(points, options, strict=True) for shape in shapes))
@@ -156,13 +141,7 @@ def augment(request: AugmentRequest, progress: Callable[[str], None]) -> Augment
     held_features, held_final = backbone_features(source, heldout.inputs, poolings,
                                                   final_output, progress, "held-out inputs")
     targets = train.labels if fit == "labels" else train_final.argmax(axis=1)
-    missing = sorted(set(range(classes)) - set(targets.tolist()))
-    if missing:
-        progress(f"note: no training input of class {', '.join(map(str, missing[:8]))}"
-                 f"{', ...' if len(missing) > 8 else ''} ({fit}): the heads never answer it")
-    if heldout.count < SMALL_HELDOUT:
-        progress(f"note: {heldout.count} held-out inputs; one input moves an accuracy by "
-                 f"{1 / heldout.count:.1%}")
+    _notes(targets, classes, fit, heldout, progress)
     final_answers = held_final.argmax(axis=1)
     final_accuracy = None if heldout.labels is None else \
         float(np.mean(final_answers == heldout.labels))
@@ -194,16 +173,51 @@ def augment(request: AugmentRequest, progress: Callable[[str], None]) -> Augment
         "final_accuracy": final_accuracy,
         "data": {"train": train.source, "train_count": train.count,
                  "heldout": heldout.source, "heldout_count": heldout.count, "targets": fit},
-        "exits": [{"output": r.output, "after_tensor": r.point.tensor,
-                   "after_node": r.point.node, "macs_backbone": r.point.macs,
-                   "macs_head": r.head.macs,
-                   "head": _head_entry(r.head),
-                   "head_nodes": [n.name for n in augmented.graph.node
-                                  if n.name.startswith(r.output + "/")],
-                   "accuracy": r.accuracy, "agreement": r.agreement,
-                   "heldout": heldout.count} for r in results],
+        "exits": [_exit_entry(r, augmented, heldout.count) for r in results],
     }
     return Augmented(augmented, data, results, final_accuracy, heldout)
+
+
+def _splits(request: AugmentRequest, cuts: Cuts, classes: int,
+            progress: Callable[[str], None]) -> tuple[Split, Split, str]:
+    """The training and held-out data, and what the heads learn (labels or final)."""
+    graph = cuts.graph
+    model_inputs = [(name, tuple(graph.tensor(name).shape), graph.tensor(name).dtype)
+                    for name in graph.inputs]
+    train = load_split(request.data, model_inputs, classes, "training data (--data)")
+    fit = request.fit or ("labels" if train.labels is not None else "final")
+    if fit == "labels" and train.labels is None:
+        raise ArielError(f"--fit labels: the training data {train.source} has no labels (an "
+                         ".npz with x and y); or fit the final output's answers (--fit final)")
+    if request.heldout is not None:
+        return train, load_split(request.heldout, model_inputs, classes,
+                                 "held-out data (--heldout)"), fit
+    train, heldout = carve(train)
+    progress(f"no --heldout: holding out {heldout.source} ("
+             + ("the same share of each label, " if train.labels is not None else "")
+             + "seed 0)")
+    return train, heldout, fit
+
+
+def _notes(targets: np.ndarray, classes: int, fit: str, heldout: Split,
+           progress: Callable[[str], None]) -> None:
+    """What the user should know about the data before trusting the figures."""
+    missing = sorted(set(range(classes)) - set(targets.tolist()))
+    if missing:
+        progress(f"note: no training input of class {', '.join(map(str, missing[:8]))}"
+                 f"{', ...' if len(missing) > 8 else ''} ({fit}): the heads never answer it")
+    if heldout.count < SMALL_HELDOUT:
+        progress(f"note: {heldout.count} held-out inputs; one input moves an accuracy by "
+                 f"{1 / heldout.count:.1%}")
+
+
+def _exit_entry(result: ExitResult, augmented: onnx.ModelProto, heldout: int) -> dict:
+    return {"output": result.output, "after_tensor": result.point.tensor,
+            "after_node": result.point.node, "macs_backbone": result.point.macs,
+            "macs_head": result.head.macs, "head": _head_entry(result.head),
+            "head_nodes": [n.name for n in augmented.graph.node
+                           if n.name.startswith(result.output + "/")],
+            "accuracy": result.accuracy, "agreement": result.agreement, "heldout": heldout}
 
 
 def _head_entry(head: Head) -> dict:

@@ -8,6 +8,7 @@ Format `ariel-exits/1`:
       "model": "EE.onnx",                  augmented model's file name (same folder)
       "model_sha256": "...",               of its bytes
       "source": {"path": "cnn.onnx", "sha256": "..."},   the model that was augmented
+                                           (its path as given to the command)
       "final_output": "logits",            the original output that is the final answer
       "classes": 10,
       "macs_total": 88192,                 the backbone's MACs (as `ariel inspect` counts)
@@ -19,7 +20,8 @@ Format `ariel-exits/1`:
       "exits": [                           in backbone order
         {"output": "ariel_exit1",          the graph output holding its logits (no Softmax)
          "after_tensor": "/relu1/Relu_output_0", the backbone tensor its head reads
-         "after_node": "/relu1/Relu",      the node computing that tensor
+         "after_node": "/relu1/Relu",      the node computing that tensor (ariel's name
+                                           <Op>_<index> for a node the file leaves unnamed)
          "macs_backbone": 4608,            backbone MACs up to that tensor
          "macs_head": 80,                  the head's (its Gemms')
          "head": {"pool": "grid", "cells": 2, "window": [4, 4], "hidden": 0},
