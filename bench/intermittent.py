@@ -151,10 +151,12 @@ def harvest_rows(board: str, folder: Path) -> list[str]:
             done = ("yes" if run.equal else "outputs DIFFER") if run.completed else \
                 "never (no progress)"
             time_to_result = f"{run.seconds:,.2f} s" if run.completed else "-"
+            # Work that never finishes is all lost: re-execution means nothing there.
+            reexecution = f"{run.reexecution_joules * 1e3:,.2f} mJ" if run.completed else "-"
             rows.append(f"| {milliwatts:g} mW | {strategy} | {done} | {time_to_result} | "
                         f"{run.power_cycles:,} | {run.on_seconds * 1e3:,.1f} ms | "
                         f"{run.run_joules * 1e3:,.2f} mJ | {run.checkpoint_joules * 1e3:,.2f} mJ"
-                        f" | {run.reexecution_joules * 1e3:,.2f} mJ | {run.nvm_bytes:,} |")
+                        f" | {reexecution} | {run.nvm_bytes:,} |")
             print(rows[-1], flush=True)
     return rows
 
