@@ -294,6 +294,12 @@ def test_a_model_ariel_augmented_is_replaced(tmp_path, digits_data):
     assert entry["after_node"] == "/pool/MaxPool"
 
 
+def test_heldout_data_that_is_the_training_data_is_noted(tmp_path, digits_data):
+    code, _, err = run(DIGITS, "--data", digits_data[0], "--heldout", digits_data[0],
+                       "--exits", "2", "--pool", "global", "-o", tmp_path / "ee.onnx")
+    assert code == 0 and "note: the held-out data is the training data" in err
+
+
 def test_heldout_carved_from_the_training_data(tmp_path, digits_data):
     output = tmp_path / "ee.onnx"
     code, _, err = run(DIGITS, "--data", digits_data[0], "--exits", "2", "-o", output)
