@@ -161,3 +161,28 @@ def test_optimize_the_digits_cnn(digits_data, tmp_path):
     assert np.bincount(dispatch.stage, minlength=len(stages)).tolist() == \
         chosen["heldout"]["answered"]
     assert np.mean(dispatch.answer == labels) == pytest.approx(chosen["heldout"]["accuracy"])
+
+
+@pytest.mark.qemu  # links firmware (the toolchain), runs nothing
+def test_a_chosen_list_that_does_not_fit_the_board_is_an_error(tmp_path):
+    from dataclasses import replace
+
+    from codegen.ari.optimize import OptimizeRequest, check_fits
+    from codegen.ari.search import Outcome, Point, SearchResult
+    from codegen.target.boards import MemoryMap, Region, get_board
+
+    onnx.save(exits_model(), tmp_path / "ee.onnx")
+    np.save(tmp_path / "x.npy", np.random.default_rng(2).normal(size=(8, 1, 1, 8, 8))
+            .astype(np.float32))
+    board = get_board("nucleo-l4r5zi")
+    small = replace(board, chip=MemoryMap("chip", Region(board.chip.flash.origin, 4096),
+                                          board.chip.ram))
+    outcome = Outcome(1.0, None, 1.0, 1.0, [1, 0])
+    point = Point(("ee.onnx:int8:ariel_exit1", "ee.onnx:float"), (1.0,), outcome)
+    result = SearchResult(point, [point], 1, 1, 1.0)
+    request = OptimizeRequest(tmp_path / "ee.onnx", str(tmp_path / "x.npy"), "unused", small,
+                              tmp_path / "out")
+    assert check_fits(result, tmp_path / "ee.onnx", replace(request, board=board), print)
+    with pytest.raises(Exception, match=r"the chosen stages \(ee.onnx:int8:ariel_exit1, "
+                                        r"ee.onnx:float\) do not fit nucleo-l4r5zi: "):
+        check_fits(result, tmp_path / "ee.onnx", request, print)
