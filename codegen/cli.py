@@ -354,11 +354,9 @@ def build(model: Path | None, board_name: str | None, board_file: Path | None, o
         raise ArielError("give the MODEL to build (or --stage for an adaptive build)")
     options = Options(precision, calibration, calib_method, io,
                       parse_input_shapes(input_shapes), name, float_weights=float_weights,
-                      power=_power_options(board, power, checkpoint_strategy,
-                                           on_period_cycles or _harvested_on_period(
-                                               board, build_harvest_power, capacitance,
-                                               turn_on, brown_out),
-                                           inferences_per_hour))
+                      power=_power_options(board, power, checkpoint_strategy, on_period_cycles,
+                                           inferences_per_hour, build_harvest_power,
+                                           (capacitance, turn_on, brown_out)))
     result = run_build(model, board, outdir, options, progress, uart, force)
     for note in result.compiled.source.notes:
         progress(f"note: {note}")
@@ -372,14 +370,20 @@ def build(model: Path | None, board_name: str | None, board_file: Path | None, o
 
 
 def _power_options(board, power: str, strategy: str, on_period_cycles: int | None,
-                   inferences_per_hour: float | None):
+                   inferences_per_hour: float | None, harvest_mw: float | None,
+                   capacitor: tuple[float, float, float]):
+    """`--power intermittent`'s options; the on-period given, or the harvesting model's."""
     from codegen.compiler.checkpoint import PowerOptions
 
     if power != "intermittent":
         return None
     nvm = board.for_intermittent().nvm  # refuses a board without [nvm]
+    source = ""
+    if harvest_mw is not None:
+        on_period_cycles = _harvested_on_period(board, harvest_mw, *capacitor)
+        source = f"the on-period of {on_period_cycles or 0:,} cycles that --harvest-power gives"
     return PowerOptions(nvm, board.clock_hz, strategy, on_period_cycles, inferences_per_hour,
-                        board.name)
+                        board.name, source)
 
 
 def _harvested_on_period(board, harvest_mw: float | None, capacitance: float, turn_on: float,

@@ -124,7 +124,8 @@ def test_the_harvesting_model_gives_the_on_period(tmp_path):
     code, _, err = run(["build", MODELS / "digits_cnn.onnx", "--board", "nucleo-l4r5zi-fram",
                         "--power", "intermittent", "--harvest-power", "1",
                         "--capacitance", "1", "-o", tmp_path / "small"])
-    assert_clean_error(code, err, r"--on-period-cycles 5,\d{3}: \S+ '[^']+' needs about")
+    assert_clean_error(code, err, r"the on-period of 5,\d{3} cycles that --harvest-power "
+                                  r"gives: \S+ '[^']+' needs about")
 
 
 def test_harvest_and_on_period_are_one_or_the_other(tmp_path):
