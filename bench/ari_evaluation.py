@@ -222,19 +222,21 @@ def _row(name: str, board: str, measure) -> dict:
     return row
 
 
+_AUGMENTED: dict[Path, tuple[Path, ...]] = {}  # per data set's folder, its models with exits
+
+
 def early_exit_rows(board: str, folder: Path) -> list[dict]:
     """Early exits alone and the optimized combination on every data set (the exits are
     added once per data set, whatever the board)."""
     rows = []
     for data in ee.data_sets(MODELS):
         work = folder / data.model.stem
-        model = work / f"{data.model.stem}_ee.onnx"
-        if not model.is_file():
+        if work not in _AUGMENTED:
             work.mkdir(parents=True, exist_ok=True)
-            ee.augmented(data, work)
+            _AUGMENTED[work] = ee.augmented(data, work)
         for mode in ee.MODES:
             rows.append(_row(f"{data.name}, {mode}", board,
-                             partial(ee.run, data, model, mode, board, work)))
+                             partial(ee.run, data, _AUGMENTED[work], mode, board, work)))
     return rows
 
 

@@ -67,26 +67,36 @@ def data_sets(models: Path) -> list[DataSet]:
     ]
 
 
-def augmented(data: DataSet, folder: Path) -> Path:
-    """The data set's model with exits (EE.onnx and its sidecar in `folder`)."""
+HEAD_SIZES = (0, 64)  # as `ariel optimize` tries them by default
+
+
+def augmented(data: DataSet, folder: Path) -> tuple[Path, ...]:
+    """The data set's model with exits, once per head size (EE files and sidecars in
+    `folder`)."""
     np.savez(folder / "train.npz", x=data.train[0], y=data.train[1])
     np.savez(folder / "held.npz", x=data.heldout[0], y=data.heldout[1])
-    target = folder / f"{data.model.stem}_ee.onnx"
-    made = augment(AugmentRequest(data.model, str(folder / "train.npz"), target,
-                                  str(folder / "held.npz"), "auto", HeadShape(pool="auto")),
-                   lambda message: None)
-    write_augmented(made, target)
-    return target
+    models = []
+    for hidden in HEAD_SIZES:
+        target = folder / f"{data.model.stem}_ee{f'_h{hidden}' if hidden else ''}.onnx"
+        made = augment(AugmentRequest(data.model, str(folder / "train.npz"), target,
+                                      str(folder / "held.npz"), "auto",
+                                      HeadShape(pool="auto", hidden=hidden)),
+                       lambda message: None)
+        write_augmented(made, target)
+        models.append(target)
+    return tuple(models)
 
 
-def run(data: DataSet, model: Path, mode: str, board: str, folder: Path) -> dict:
+def run(data: DataSet, models: tuple[Path, ...], mode: str, board: str, folder: Path
+        ) -> dict:
     """One row: optimize, build the choice, measure it on the odd held-out inputs."""
-    request = OptimizeRequest(model, str(folder / "train.npz"), str(folder / "held.npz"),
-                              get_board(board), folder / "unused", target=1.0,
-                              precisions=MODES[mode])
+    request = OptimizeRequest(data.model, str(folder / "train.npz"),
+                              str(folder / "held.npz"), get_board(board), folder / "unused",
+                              target=1.0, precisions=MODES[mode], augmented=models)
     with tempfile.TemporaryDirectory(prefix="ariel-ee-eval-") as work:
         optimized = optimize(request, Path(work))
     chosen = optimized.result.chosen
+    model = folder / optimized.model.name
     stages = [stage_of(key, model) for key in chosen.stages]
     build_ari(AriOptions(stages, calibration=str(folder / "train.npz"),
                          thresholds=list(chosen.thresholds)), get_board(board),
@@ -99,7 +109,8 @@ def run(data: DataSet, model: Path, mode: str, board: str, folder: Path) -> dict
     dispatch = simulate(scores, list(chosen.thresholds), "top2")
     measured = measure_dispatch(build, x, dispatch.stage)
     reference = _float_answers(model, x)
-    float_run = next((r for r in optimized.runs if r.precision == "float"), None)
+    float_run = next((r for r in optimized.runs if r.precision == "float"
+                      and r.model.name == model.name), None)
     float_cost = None if float_run is None else float_run.candidates[-1].prefix
     cycles = float(measured.cycles.mean())
     first = next(c for r in optimized.runs for c in r.candidates if c.key == chosen.stages[0])

@@ -744,6 +744,18 @@ def _build_ari(model: Path | None, board, outdir: Path, stages: tuple[str, ...],
         f"`make -C {shlex.quote(str(outdir))}`)")
 
 
+def _head_sizes(text: str) -> tuple[int, ...]:
+    """--hidden H[,H...]: distinct whole numbers from 0 to 4096."""
+    try:
+        sizes = tuple(dict.fromkeys(int(part) for part in text.split(",")))
+    except ValueError:
+        sizes = ()
+    if not sizes or any(not 0 <= size <= 4096 for size in sizes):
+        raise ArielError(f"--hidden '{text}': give head sizes as whole numbers from 0 to 4096 "
+                         "separated by commas (0: a head of one Gemm)")
+    return sizes
+
+
 def _ari_options(model: Path | None, stages: tuple[str, ...], stage_file: Path | None,
                  margin: str, scores: str, decision_threshold: float, thresholds: str | None,
                  calibration: str | None, input_shapes: dict, float_weights: str):
@@ -1015,6 +1027,9 @@ def augment(model: Path, data_spec: str | None, heldout_spec: str | None, exits_
                                              "has none yet).")
 @click.option("--max-stages", type=click.IntRange(2, 8), default=5, show_default=True,
               help="The most stages a configuration may have.")
+@click.option("--hidden", "hidden_spec", default="0,64", show_default=True, metavar="H[,H...]",
+              help="Head sizes to try: units of a ReLU layer before each head's logits (0: "
+                   "one Gemm); the model is augmented once per size.")
 @click.option("--precisions", type=click.Choice(["int8,float", "int8", "float"]),
               default="int8,float", show_default=True,
               help="The precisions stages may run at (float alone: early exits without int8).")
@@ -1027,8 +1042,8 @@ def augment(model: Path, data_spec: str | None, heldout_spec: str | None, exits_
 @input_shape_option
 def optimize(model: Path, data_spec: str, heldout_spec: str, board_name: str | None,
              board_file: Path | None, target_agreement: float, exits_spec: str,
-             max_stages: int, precisions: str, timeout: float, outdir: Path, force: bool,
-             input_shapes: tuple[str, ...]) -> None:
+             max_stages: int, hidden_spec: str, precisions: str, timeout: float,
+             outdir: Path, force: bool, input_shapes: tuple[str, ...]) -> None:
     """Find the stage list (early exits, precisions, thresholds) with the least expected
     energy that agrees with the float model on the target share of held-out inputs."""
     from codegen.ari.front import write_optimized
@@ -1036,7 +1051,8 @@ def optimize(model: Path, data_spec: str, heldout_spec: str, board_name: str | N
 
     request = OptimizeRequest(model, data_spec, heldout_spec, _board(board_name, board_file),
                               outdir, target_agreement, exits_spec, max_stages, timeout,
-                              parse_input_shapes(input_shapes), tuple(precisions.split(",")))
+                              parse_input_shapes(input_shapes), tuple(precisions.split(",")),
+                              _head_sizes(hidden_spec))
     for line in write_optimized(request, force, progress):
         say(line)
 

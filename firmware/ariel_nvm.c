@@ -14,6 +14,15 @@ typedef struct {
 
 static ariel_progress_t progress;
 
+/* A host test (tests/run/intermittent/) cuts power before any NVM word store: it builds
+ * this file with ARIEL_NVM_CUT_HOOK defined and provides the hook. */
+#ifdef ARIEL_NVM_CUT_HOOK
+void ariel_nvm_cut_hook(void);
+#define BEFORE_NVM_STORE() ariel_nvm_cut_hook()
+#else
+#define BEFORE_NVM_STORE() ((void)0)
+#endif
+
 static uint32_t check_word(const ariel_checkpoint_plan_t *plan, uint32_t seq,
                            uint32_t inference, uint32_t commit)
 {
@@ -36,10 +45,12 @@ void ariel_nvm_write(void *dst, const void *src, uint32_t n)
         const uintptr_t mask = (uintptr_t)ariel_nvm_erase_bytes - 1u;
         const uintptr_t end = ((uintptr_t)dst + n + mask) & ~mask;
         for (uintptr_t word = (uintptr_t)dst & ~mask; word < end; word += 4u) {
+            BEFORE_NVM_STORE();
             *(volatile uint32_t *)word = 0xFFFFFFFFu;
         }
     }
     for (uint32_t i = 0; i < n / 4u; ++i) {
+        BEFORE_NVM_STORE();
         to[i] = from[i];
     }
 }

@@ -56,12 +56,15 @@ class OptimizeRequest:
     timeout: float = 900.0
     input_shapes: dict = field(default_factory=dict)
     precisions: tuple[str, ...] = PRECISIONS  # the runs stage lists may take stages from
+    hidden: tuple[int, ...] = (0, 64)  # head sizes tried: units of a ReLU layer (0: none)
+    augmented: tuple[Path, ...] = ()  # MODEL with exits already added, one file per head size
 
 
 @dataclass
 class RunData:
-    """One precision of the early-exit model: what each output costs and answers."""
+    """One early-exit model at one precision: what each output costs and answers."""
 
+    model: Path
     precision: str
     candidates: list[Candidate]
     answers: dict[str, np.ndarray]
@@ -82,25 +85,34 @@ class Optimized:
     fit_checked: bool
 
 
-def augmented_model(request: OptimizeRequest, folder: Path,
-                    progress: Callable[[str], None]) -> tuple[Path, dict]:
-    """The early-exit model in `folder`: copied when MODEL already has exits, else made by
-    `ariel augment`'s pipeline."""
-    existing = read_sidecar(sidecar_path(request.model)) \
-        if sidecar_path(request.model).is_file() else None
-    target = folder / (request.model.stem + ".onnx" if existing is not None else
-                       request.model.stem + "_ee.onnx")
-    if existing is not None:
-        progress(f"{request.model} has {len(existing['exits'])} exit(s) "
-                 f"({sidecar_path(request.model).name}): not augmenting it again")
-        shutil.copyfile(request.model, target)
-        shutil.copyfile(sidecar_path(request.model), sidecar_path(target))
-        return target, existing
-    made = augment(AugmentRequest(request.model, request.data, target, request.heldout,
-                                  request.exits, HeadShape(pool="auto"),
-                                  input_shapes=dict(request.input_shapes)), progress)
-    write_augmented(made, target)
-    return target, made.sidecar
+def augmented_models(request: OptimizeRequest, folder: Path,
+                     progress: Callable[[str], None]) -> list[tuple[Path, dict]]:
+    """The early-exit models in `folder`: MODEL copied when it already has exits, else one
+    made by `ariel augment`'s pipeline per head size."""
+    given = request.augmented or ((request.model,) if sidecar_path(request.model).is_file()
+                                  else ())
+    if given:
+        models = []
+        for path in given:
+            existing = read_sidecar(sidecar_path(path))
+            target = folder / path.name
+            progress(f"{path} has {len(existing['exits'])} exit(s) "
+                     f"({sidecar_path(path).name}): not augmenting it again")
+            shutil.copyfile(path, target)
+            shutil.copyfile(sidecar_path(path), sidecar_path(target))
+            models.append((target, existing))
+        return models
+    models = []
+    for hidden in request.hidden:
+        target = folder / f"{request.model.stem}_ee{f'_h{hidden}' if hidden else ''}.onnx"
+        progress(f"augmenting {request.model.name} with heads of "
+                 + (f"{hidden} hidden units" if hidden else "one layer") + f": {target.name}")
+        made = augment(AugmentRequest(request.model, request.data, target, request.heldout,
+                                      request.exits, HeadShape(pool="auto", hidden=hidden),
+                                      input_shapes=dict(request.input_shapes)), progress)
+        write_augmented(made, target)
+        models.append((target, made.sidecar))
+    return models
 
 
 def optimize(request: OptimizeRequest, folder: Path,
@@ -119,28 +131,32 @@ def optimize(request: OptimizeRequest, folder: Path,
                          f"calibrate the thresholds, and {100 * request.target:g}% agreement "
                          f"needs at least {needed} there (one disagreement in {needed}): give "
                          f"at least {2 * needed} held-out inputs or a lower target")
-    model_path, sidecar = augmented_model(request, folder, progress)
-    model = onnx.load(str(model_path))
-    final = sidecar.get("final_output") or model.graph.output[0].name
-    exits = [e["output"] for e in sidecar["exits"]]
+    models = augmented_models(request, folder, progress)
     inputs = next(iter(held.inputs.values()))
-    reference = _reference(model, held, final)
-    runs, left_out, emulator_runs = [], [], 0
+    runs, left_out, emulator_runs, reference = [], [], 0, None
     with tempfile.TemporaryDirectory(prefix="ariel-optimize-") as workdir:
-        for precision in request.precisions:
-            try:
-                run = measure_run(model_path, precision, exits, final, request, inputs,
-                                  Path(workdir) / precision, progress)
-            except DoesNotFitError as exc:
-                left_out.append(f"{precision}: {exc}")
-                progress(f"leaving {precision} out: it does not fit {request.board.name}")
-                continue
-            emulator_runs += 1
-            runs.append(run)
+        for number, (model_path, sidecar) in enumerate(models):
+            model = onnx.load(str(model_path))
+            final = sidecar.get("final_output") or model.graph.output[0].name
+            exits = [e["output"] for e in sidecar["exits"]]
+            if reference is None:
+                reference = _reference(model, held, final)
+            for precision in request.precisions:
+                try:
+                    run = measure_run(model_path, precision, exits, final, request, inputs,
+                                      Path(workdir) / f"{number}-{precision}", progress)
+                except DoesNotFitError as exc:
+                    left_out.append(f"{model_path.name} in {precision}: {exc}")
+                    progress(f"leaving {model_path.name} in {precision} out: it does not fit "
+                             f"{request.board.name}")
+                    continue
+                emulator_runs += 1
+                runs.append(run)
     if not runs:
-        raise ArielError(f"the early-exit model fits {request.board.name} at no precision: "
-                         + "; ".join(left_out))
-    configurations = chains([run.candidates for run in runs], request.max_stages)
+        raise DoesNotFitError(f"the early-exit model fits {request.board.name} at no "
+                              "precision: " + "; ".join(left_out))
+    configurations = [stages for model_path, _ in models for stages in chains(
+        [run.candidates for run in runs if run.model == model_path], request.max_stages)]
 
     def split(part: np.ndarray) -> Split:
         every = [(k, run) for run in runs for k in run.answers]
@@ -152,6 +168,8 @@ def optimize(request: OptimizeRequest, folder: Path,
              f"agreement on {len(calibration_part)} calibration inputs")
     result = search(configurations, split(calibration_part), request.target,
                     heldout=split(report_part))
+    model_path, sidecar = next((path, sidecar) for path, sidecar in models
+                               if result.chosen.stages[0].startswith(f"{path.name}:"))
     fit_checked = check_fits(result, model_path, request, progress)
     return Optimized(model_path, sidecar, result, runs, left_out, time.monotonic() - start,
                      emulator_runs, len(calibration_part), len(report_part), fit_checked)
@@ -217,7 +235,7 @@ def measure_run(model_path: Path, precision: str, exits: list[str], final: str,
     names = [o.name for o in compiled.info.outputs]
     by_key = {c.key: scores[names.index(o)] for c, o in zip(candidates, [*exits, final],
                                                             strict=True)}
-    return RunData(precision, candidates,
+    return RunData(model_path, precision, candidates,
                    {k: answers(v, "top2") for k, v in by_key.items()},
                    {k: margins(v, "top2") for k, v in by_key.items()})
 

@@ -133,9 +133,10 @@ def test_sidecar_format(augmented):
     assert sidecar["final_output"] == "logits" and sidecar["classes"] == 10
     assert sidecar["source"]["path"] == str(DIGITS)
     first, second = sidecar["exits"]
-    # MACs as `ariel inspect` counts them: conv1 (4,608), then conv2 (73,728).
+    # MACs as `ariel inspect` counts them: conv1 (4,608), then conv2 (73,728). The ReLU
+    # before the max pooling is listed rather than the pooling (the same MACs).
     assert (first["after_node"], first["macs_backbone"]) == ("/relu1/Relu", 4608)
-    assert (second["after_node"], second["macs_backbone"]) == ("/pool/MaxPool", 78336)
+    assert (second["after_node"], second["macs_backbone"]) == ("/relu2/Relu", 78336)
     assert first["macs_head"] == 8 * 2 * 2 * 10  # a 2x2 grid of 8 channels to 10 classes
     assert sidecar["macs_total"] == 88192
 
@@ -291,7 +292,13 @@ def test_a_model_ariel_augmented_is_replaced(tmp_path, digits_data):
         code, _, err = run(DIGITS, "--data", digits_data[0], "--exits", exits, "-o", output)
         assert code == 0, err
     (entry,) = read_sidecar(output.with_name("ee.exits.json"))["exits"]
-    assert entry["after_node"] == "/pool/MaxPool"
+    assert entry["after_node"] == "/relu2/Relu"
+
+
+def test_heldout_data_that_is_the_training_data_is_noted(tmp_path, digits_data):
+    code, _, err = run(DIGITS, "--data", digits_data[0], "--heldout", digits_data[0],
+                       "--exits", "2", "--pool", "global", "-o", tmp_path / "ee.onnx")
+    assert code == 0 and "note: the held-out data is the training data" in err
 
 
 def test_heldout_carved_from_the_training_data(tmp_path, digits_data):
@@ -301,7 +308,7 @@ def test_heldout_carved_from_the_training_data(tmp_path, digits_data):
     sidecar = json.loads(output.with_name("ee.exits.json").read_text())
     assert sidecar["data"]["heldout_count"] == 120 and sidecar["data"]["train_count"] == 480
     assert "carved from" in sidecar["data"]["heldout"] and "no --heldout" in err
-    assert [e["after_tensor"] for e in sidecar["exits"]] == ["/pool/MaxPool_output_0"]
+    assert [e["after_tensor"] for e in sidecar["exits"]] == ["/relu2/Relu_output_0"]
 
 
 def test_pool_auto_picks_by_validation_on_the_training_data(tmp_path, digits_data):
@@ -409,7 +416,7 @@ def test_hostile_names_are_data(tmp_path, digits_data):
     model, names = rename(onnx.load(str(DIGITS)))
     onnx.save(model, str(tmp_path / "hostile.onnx"))
     output = tmp_path / "ee.onnx"
-    target = names["/pool/MaxPool_output_0"]
+    target = names["/pool/MaxPool_output_0"]  # a cut, not listed: named
     code, out, err = run(tmp_path / "hostile.onnx", "--data", digits_data[0], "--exits",
                          f"1,{target}", "-o", output)
     assert code == 0, err
@@ -432,3 +439,53 @@ def test_auto_takes_early_exits_spread_over_the_macs():
     # Nearest to 1/8, 1/4 (0.34 is nearer than 0.148) and 1/2 of the MACs.
     chosen = [round(p.macs / cuts.total_macs, 3) for p in choose(cuts, "auto")]
     assert chosen == [0.12, 0.34, 0.56]
+
+
+def test_a_block_ends_after_its_normalisation_and_activation(tmp_path):
+    """Conv, InstanceNormalization (which does work of its own), ReLU: the block's exit is
+    after the ReLU, not between its layers."""
+    rng = np.random.default_rng(4)
+    inits = [numpy_helper.from_array(rng.normal(size=shape).astype(np.float32), name)
+             for name, shape in (("w1", (4, 2, 3, 3)), ("s", (4,)), ("b", (4,)),
+                                 ("w2", (4, 4, 3, 3)), ("fc", (3, 4)))]
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1]),
+             helper.make_node("InstanceNormalization", ["c1", "s", "b"], ["n1"]),
+             helper.make_node("Relu", ["n1"], ["a1"]),
+             helper.make_node("Conv", ["a1", "w2"], ["c2"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c2"], ["a2"]),
+             helper.make_node("GlobalAveragePool", ["a2"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["f"]),
+             helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1)]
+    graph = helper.make_graph(
+        nodes, "normed", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]),
+              str(tmp_path / "normed.onnx"))
+    cuts = analyse(tmp_path / "normed.onnx")
+    assert [p.tensor for p in cuts.candidates()] == ["a1"]
+    assert cuts.exit_point("n1").macs > cuts.exit_point("c1").macs  # the norm's own work
+
+
+def test_a_hidden_layer_head(tmp_path, digits_data):
+    train, held, x, y = digits_data
+    output = tmp_path / "ee.onnx"
+    code, _, err = run(DIGITS, "--data", train, "--heldout", held, "--exits", "2", "--pool",
+                       "global", "--hidden", "12", "-o", output)
+    assert code == 0, err
+    (entry,) = read_sidecar(output.with_name("ee.exits.json"))["exits"]
+    assert entry["head"] == {"pool": "global", "hidden": 12}
+    assert entry["macs_head"] == 16 * 12 + 12 * 10
+    assert [n.split("/")[1] for n in entry["head_nodes"]] == \
+        ["pool", "flatten", "gemm1", "relu1", "gemm2"]
+    model = onnx.load(str(output))
+    weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    probe = onnx.load(str(DIGITS))
+    probe.graph.output.append(onnx.ValueInfoProto(name=entry["after_tensor"]))
+    (values,) = ort(probe, x, [entry["after_tensor"]])
+    hidden = np.maximum(values.mean(axis=(2, 3)) @ weights["ariel_exit1/W1"].T
+                        + weights["ariel_exit1/b1"], 0)
+    expected = hidden @ weights["ariel_exit1/W2"].T + weights["ariel_exit1/b2"]
+    (got,) = ort(model, x, ["ariel_exit1"])
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    # The sidecar's accuracy is that of the head the model holds.
+    assert entry["accuracy"] == pytest.approx(np.mean(got.argmax(axis=1) == y))

@@ -1,7 +1,8 @@
 """An augmented model (digits CNN with two exits) builds with `ariel build` as any model
 with several outputs: in float its outputs in QEMU match onnxruntime's, in int8 they equal
-ariel's numpy integer reference bit for bit; and the exits cost the arena only their heads'
-own small buffers, because each sits on a cut of the backbone."""
+ariel's numpy integer reference bit for bit and its backbone output equals the original
+model's int8 build's; and the exits cost the arena only their heads' own small buffers,
+because each sits on a cut of the backbone."""
 
 import numpy as np
 import onnx
@@ -65,6 +66,17 @@ def test_int8_build_equals_the_integer_reference(augmented_digits, tmp_path):
         assert got.dtype == np.int8
         np.testing.assert_array_equal(
             got, np.stack([reference[index] for reference in references]))
+    # The backbone's int8 output is the original model's int8 build's, bit for bit: the
+    # heads change no range the calibration sees in the backbone.
+    original = build(DIGITS, get_board(BOARD), tmp_path / "original",
+                     Options(precision="int8", calibration="digits", io="int8"))
+    plain = simulate(open_build(tmp_path / "original"), [x]).outputs[0]
+    # (The same int8 input means the same thing to both: the same input quantization.)
+    for field in ("scale", "zero_point"):
+        np.testing.assert_array_equal(
+            getattr(original.compiled.graph.tensor(graph.inputs[0]).quant, field),
+            getattr(graph.tensor(graph.inputs[0]).quant, field))
+    np.testing.assert_array_equal(outputs[0], plain)
     # And the int8 answers are the float model's (onnxruntime) on nearly every input.
     session = onnxruntime.InferenceSession(str(augmented_digits),
                                            providers=["CPUExecutionProvider"])

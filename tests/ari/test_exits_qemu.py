@@ -119,7 +119,9 @@ def test_escalating_within_a_precision_does_not_recompute_the_backbone(folder):
     data = CalibrationData({"input": x}, None, "test inputs")
     ours = [c.instructions for c in measure_costs(segmented, data, 600)]
     theirs = [c.instructions for c in measure_costs(rerun, data, 600)]
-    assert ours[0] == theirs[0]  # the first exit: the same kernels either way
+    # The first exit runs the same kernels either way; an int8 Conv may copy its filters
+    # to RAM where its plan leaves room (OpDef.room), and the two plans leave different room.
+    assert ours[0] == pytest.approx(theirs[0], rel=0.03)
     assert ours[2] < 0.75 * theirs[2] and sum(ours) < 0.75 * sum(theirs)
     # An input that runs every stage costs the sum of the segments, measured per inference,
     # plus the dispatcher's own work between kernels (three margins, the calls, the result

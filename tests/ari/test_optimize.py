@@ -125,16 +125,18 @@ def test_optimize_the_digits_cnn(digits_data, tmp_path):
     out = tmp_path / "out"
     code, output, err = run(["optimize", DIGITS, "--data", digits_data / "train.npz",
                              "--heldout", digits_data / "held.npz", "--board",
-                             "nucleo-l4r5zi", "-o", out])
+                             "nucleo-l4r5zi", "--hidden", "0,16", "-o", out])
     assert code == 0, err
     front = json.loads((out / "front.json").read_text())
     chosen = front["chosen"]
     assert chosen["calibration"]["agreement"] >= 0.995
-    assert front["search_cost"]["emulator_runs"] == 2
+    assert front["search_cost"]["emulator_runs"] == 4  # two head sizes, two precisions
     stages = tomllib.loads((out / "stages.toml").read_text())["stage"]
     assert [s.get("threshold") for s in stages[:-1]] == chosen["thresholds"]
     assert "threshold" not in stages[-1]
-    assert (out / "digits_cnn_ee.onnx").is_file() and (out / "digits_cnn_ee.exits.json").is_file()
+    for name in ("digits_cnn_ee", "digits_cnn_ee_h16"):
+        assert (out / f"{name}.onnx").is_file() and (out / f"{name}.exits.json").is_file()
+    assert stages[0]["model"] in ("digits_cnn_ee.onnx", "digits_cnn_ee_h16.onnx")
     assert "<- chosen" in output and "<svg" in (out / "front.html").read_text()
     # The front's energies fall as its agreement does.
     energies = [p["calibration"]["energy_uj"] for p in front["front"]]
@@ -144,7 +146,7 @@ def test_optimize_the_digits_cnn(digits_data, tmp_path):
     # simulation (codegen/ari/margins.py), on the odd held-out inputs the figures are for.
     x_test, y_test = digits_split()[2:]
     x, labels = x_test[1::2, None], y_test[1::2]
-    ee = out / "digits_cnn_ee.onnx"
+    ee = out / stages[0]["model"]
     outputs = [o.name for o in onnx.load(str(ee)).graph.output]
     scores = {}
     for precision in ("int8", "float"):
@@ -159,3 +161,28 @@ def test_optimize_the_digits_cnn(digits_data, tmp_path):
     assert np.bincount(dispatch.stage, minlength=len(stages)).tolist() == \
         chosen["heldout"]["answered"]
     assert np.mean(dispatch.answer == labels) == pytest.approx(chosen["heldout"]["accuracy"])
+
+
+@pytest.mark.qemu  # links firmware (the toolchain), runs nothing
+def test_a_chosen_list_that_does_not_fit_the_board_is_an_error(tmp_path):
+    from dataclasses import replace
+
+    from codegen.ari.optimize import OptimizeRequest, check_fits
+    from codegen.ari.search import Outcome, Point, SearchResult
+    from codegen.target.boards import MemoryMap, Region, get_board
+
+    onnx.save(exits_model(), tmp_path / "ee.onnx")
+    np.save(tmp_path / "x.npy", np.random.default_rng(2).normal(size=(8, 1, 1, 8, 8))
+            .astype(np.float32))
+    board = get_board("nucleo-l4r5zi")
+    small = replace(board, chip=MemoryMap("chip", Region(board.chip.flash.origin, 4096),
+                                          board.chip.ram))
+    outcome = Outcome(1.0, None, 1.0, 1.0, [1, 0])
+    point = Point(("ee.onnx:int8:ariel_exit1", "ee.onnx:float"), (1.0,), outcome)
+    result = SearchResult(point, [point], 1, 1, 1.0)
+    request = OptimizeRequest(tmp_path / "ee.onnx", str(tmp_path / "x.npy"), "unused", small,
+                              tmp_path / "out")
+    assert check_fits(result, tmp_path / "ee.onnx", replace(request, board=board), print)
+    with pytest.raises(Exception, match=r"the chosen stages \(ee.onnx:int8:ariel_exit1, "
+                                        r"ee.onnx:float\) do not fit nucleo-l4r5zi: "):
+        check_fits(result, tmp_path / "ee.onnx", request, print)

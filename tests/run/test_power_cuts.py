@@ -183,3 +183,29 @@ def test_bad_cut_options_are_one_line_errors(plain_build, options, message):
                                        str(plain_build / "X.npy"), *options])
     assert result.exit_code != 0
     assert message in result.output
+
+
+def test_native_counts_stop_where_unicorn_counts_and_still_finish(plain_build):
+    """With native counts a cut lands after N instructions as unicorn counts them (those an
+    IT block skips left out): where a trace of every executed instruction says; the run still
+    finishes with the uninterrupted outputs."""
+    import unicorn
+
+    built = open_build(plain_build / "out")
+    inputs = [np.load(plain_build / "X.npy")]
+    files = HostFiles({"input.bin": bytearray(np.ascontiguousarray(inputs[0]).tobytes())})
+    machine = Machine(built.board, built.elf, files)
+    machine.power_up(None)
+    trace: list[int] = []
+    hook = machine.uc.hook_add(unicorn.UC_HOOK_CODE, lambda uc, pc, size, _: trace.append(pc))
+    machine.run(limit=30_000, native=True)
+    machine.uc.hook_del(hook)
+    assert len(trace) == 30_000
+    for limit in (1, 17, 4_321, 29_999):
+        machine.power_up(None)
+        assert machine.run(limit=limit, native=True).pc == trace[limit]
+
+    reference = run_uninterrupted(built, inputs)
+    run = run_with_cuts(built, inputs, CutsAt([700, 9_000, 50_000]), uninterrupted=reference,
+                        native_from=0)
+    assert run.completed and run.equal and len(run.cuts) == 3

@@ -260,7 +260,8 @@ class Machine:
 
     # ------------------------------------------------------------------ running
 
-    def run(self, limit: int | None = None, counting: bool = True) -> Stop:
+    def run(self, limit: int | None = None, counting: bool = True, native: bool = False
+            ) -> Stop:
         """Run from where the core stands until the firmware exits, or until exactly `limit`
         instructions have run (Stop.exited False); raise FirmwareError if it faults.
 
@@ -271,12 +272,16 @@ class Machine:
         the limit (a skipped IT instruction changes nothing, so stopping before or after it
         is the same state). Counting costs a Python call per block entered, about 6 million
         instructions a second against 60 without; `counting=False` runs a firmware to its
-        exit without it (Stop.executed None) and takes no limit."""
-        if limit is not None and not counting:
+        exit without it (Stop.executed None) and takes no limit. `native` takes the limit in
+        unicorn's own count instead, without counting (ten times faster; the stop is as
+        exact, but the instructions an IT block skips are not counted in it)."""
+        if limit is not None and not counting and not native:
             raise ValueError("a limit needs counting")
+        if native:
+            counting = False
         self._stopped, self._fault, self._interrupted = None, None, False
         self._entered, self._block, self._counting = 0, (0, 0), counting
-        self._limit, self._cut_block, self._stepping = limit, None, False
+        self._limit, self._cut_block, self._stepping = (None if native else limit), None, False
         hook = self.uc.hook_add(unicorn.UC_HOOK_BLOCK, self._on_block) if counting else None
         if counting != self._translated_counting:
             # Blocks translated before take no notice of a hook added (or removed) since.
@@ -285,7 +290,7 @@ class Machine:
         try:
             # In counting runs unicorn's own count stays on (a huge one), so that the single
             # steps below (count=1) do not make it drop every translated block.
-            self._emulate(self.pc, ENDLESS if counting else 0)
+            self._emulate(self.pc, limit if native else ENDLESS if counting else 0)
             if self._cut_block is not None and self._fault is None and self._stopped is None:
                 self._step_to(self._cut_block, limit - self._entered)
         finally:
