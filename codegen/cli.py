@@ -238,6 +238,22 @@ def model_options(command):
     return command
 
 
+def capacitor_options(command):
+    """The capacitor of the harvesting model (codegen/run/harvest.py): `simulate` runs on it,
+    `build --power intermittent` sizes its checkpoints for the on-period it gives."""
+    for option in reversed([
+            click.option("--capacitance", type=Number(0, 1e9, low_open=True), default=100.0,
+                         show_default=True, metavar="UF",
+                         help="With harvesting: the capacitor, in uF."),
+            click.option("--turn-on", type=Number(0, 100, low_open=True), default=3.3,
+                         show_default=True, metavar="V",
+                         help="With harvesting: the voltage the board switches on at."),
+            click.option("--brown-out", type=Number(0, 100), default=1.8, show_default=True,
+                         metavar="V", help="With harvesting: the voltage the board stops at.")]):
+        command = option(command)
+    return command
+
+
 board_file_option = click.option(
     "--board-file", type=click.Path(path_type=Path), metavar="FILE.toml",
     help="Your own board, described in a TOML file with the schema of boards/*.toml (check "
@@ -284,6 +300,12 @@ def _size(n: int) -> str:
 @click.option("--on-period-cycles", type=click.IntRange(min=1), metavar="N",
               help="--power intermittent: the shortest stretch the board runs between two power "
                    "cuts, in cycles; no unit of work between checkpoints is longer.")
+@click.option("--harvest-power", "build_harvest_power", type=Number(0, 1e6, low_open=True),
+              metavar="MW",
+              help="--power intermittent: the weakest harvested power the device sees, in mW; "
+                   "with the capacitor (--capacitance, --turn-on, --brown-out) and the board's "
+                   "run power it gives the on-period (instead of --on-period-cycles).")
+@capacitor_options
 @click.option("--inferences-per-hour", type=Number(0, low_open=True), metavar="R",
               help="--power intermittent: the rate the device runs at, for the NVM endurance "
                    "check (a warning if it wears out within a year).")
@@ -299,8 +321,9 @@ def build(model: Path | None, board_name: str | None, board_file: Path | None, o
           float_weights: str, calibration: str | None, calib_method: str, io: tuple[str, ...],
           test_inputs: Path | None, name: str | None, input_shapes: tuple[str, ...],
           show_plan: bool, power: str, checkpoint_strategy: str,
-          on_period_cycles: int | None, inferences_per_hour: float | None,
-          force: bool) -> None:
+          on_period_cycles: int | None, build_harvest_power: float | None,
+          capacitance: float, turn_on: float, brown_out: float,
+          inferences_per_hour: float | None, force: bool) -> None:
     """Compile MODEL to C and build firmware for a board into OUTDIR."""
     from codegen.build import build as run_build
     from codegen.compiler.compile import Options
@@ -310,7 +333,13 @@ def build(model: Path | None, board_name: str | None, board_file: Path | None, o
     _refuse_unused_build_options(ctx, precision, stages, stage_file, margin, thresholds, io)
     if power != "intermittent":
         refuse_unused(ctx, "without --power intermittent", "checkpoint_strategy",
-                      "on_period_cycles", "inferences_per_hour")
+                      "on_period_cycles", "build_harvest_power", "inferences_per_hour")
+    if build_harvest_power is None:
+        refuse_unused(ctx, "without --harvest-power (the capacitor gives the on-period with "
+                      "the harvested power)", "capacitance", "turn_on", "brown_out")
+    elif on_period_cycles is not None:
+        raise ArielError("--on-period-cycles and --harvest-power each give the on-period; "
+                         "give one")
     elif precision == "ari" or stages or stage_file:
         raise ArielError("--power intermittent builds one model; an adaptive build (--precision "
                          "ari, --stage) cannot keep checkpoints yet")
@@ -326,7 +355,8 @@ def build(model: Path | None, board_name: str | None, board_file: Path | None, o
     options = Options(precision, calibration, calib_method, io,
                       parse_input_shapes(input_shapes), name, float_weights=float_weights,
                       power=_power_options(board, power, checkpoint_strategy, on_period_cycles,
-                                           inferences_per_hour))
+                                           inferences_per_hour, build_harvest_power,
+                                           (capacitance, turn_on, brown_out)))
     result = run_build(model, board, outdir, options, progress, uart, force)
     for note in result.compiled.source.notes:
         progress(f"note: {note}")
@@ -340,14 +370,44 @@ def build(model: Path | None, board_name: str | None, board_file: Path | None, o
 
 
 def _power_options(board, power: str, strategy: str, on_period_cycles: int | None,
-                   inferences_per_hour: float | None):
+                   inferences_per_hour: float | None, harvest_mw: float | None,
+                   capacitor: tuple[float, float, float]):
+    """`--power intermittent`'s options; the on-period given, or the harvesting model's."""
     from codegen.compiler.checkpoint import PowerOptions
 
     if power != "intermittent":
         return None
     nvm = board.for_intermittent().nvm  # refuses a board without [nvm]
+    source = ""
+    if harvest_mw is not None:
+        on_period_cycles = _harvested_on_period(board, harvest_mw, *capacitor)
+        source = f"the on-period of {on_period_cycles or 0:,} cycles that --harvest-power gives"
     return PowerOptions(nvm, board.clock_hz, strategy, on_period_cycles, inferences_per_hour,
-                        board.name)
+                        board.name, source)
+
+
+def _harvested_on_period(board, harvest_mw: float | None, capacitance: float, turn_on: float,
+                         brown_out: float) -> int | None:
+    """The on-period the harvesting model gives a constant harvest (None: no --harvest-power,
+    or a harvest that covers the run power, which never cuts it)."""
+    from codegen.run.harvest import Capacitor, Load, on_period_cycles
+
+    if harvest_mw is None:
+        return None
+    run_w = board.power.power_w(board.clock_hz)
+    if run_w is None:
+        raise ArielError(f"--harvest-power needs the board's run power, and board {board.name} "
+                         "gives none ([power]); give --on-period-cycles instead")
+    capacitor = Capacitor(capacitance * 1e-6, turn_on, brown_out)
+    cycles = on_period_cycles(capacitor, harvest_mw * 1e-3, Load(run_w, board.clock_hz, 1.0))
+    if math.isinf(cycles):
+        progress(f"note: {harvest_mw:g} mW covers {board.name}'s run power "
+                 f"({run_w * 1e3:g} mW): the power is never cut, a commit follows every layer")
+        return None
+    progress(f"on-period from the harvesting model: {int(cycles):,} cycles "
+             f"({capacitance:g} uF from {turn_on:g} V to {brown_out:g} V, {harvest_mw:g} mW "
+             f"harvested against {run_w * 1e3:g} mW run)")
+    return int(cycles)
 
 
 def _say_checkpoints(plan, power) -> None:
@@ -475,12 +535,7 @@ def _io_modes(choices: tuple[str, ...], test_inputs: Path | None):
                    "capacitor runs out. Writes a plot (see --html).")
 @click.option("--harvest-power", type=Number(0, 1e6), metavar="MW",
               help="Run on a constant harvested power, in mW (instead of --harvest).")
-@click.option("--capacitance", type=Number(0, 1e9, low_open=True), default=100.0,
-              show_default=True, metavar="UF", help="With harvesting: the capacitor, in uF.")
-@click.option("--turn-on", type=Number(0, 100, low_open=True), default=3.3, show_default=True,
-              metavar="V", help="With harvesting: the voltage the board switches on at.")
-@click.option("--brown-out", type=Number(0, 100), default=1.8, show_default=True,
-              metavar="V", help="With harvesting: the voltage the board stops at.")
+@capacitor_options
 @click.option("--sleep-power", type=Number(0, 1e6), default=0.0, show_default=True,
               metavar="MW", help="With harvesting: what the board draws while the capacitor "
                                  "charges, in mW.")

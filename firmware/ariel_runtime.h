@@ -319,17 +319,28 @@ ARIEL_INLINE void ariel_widen_s8(int32_t *col, const int8_t *x, int32_t n4, int3
                                  int32_t stride)
 {
     const int32_t offset2 = (int32_t)(((uint32_t)offset & 0xFFFFu) * 0x10001u);
-    for (int32_t i = 0; i < n4; ++i) {
-        const int32_t word = ariel_load_s8x4(x);
+    /* Two groups per step: both words loaded back to back (the second load pipelined) and
+     * half the loop's count and branch. */
+    for (int32_t i = 0; i < n4 >> 1; ++i) {
+        const int32_t word0 = ariel_load_s8x4(x), word1 = ariel_load_s8x4(x + 4);
         if (offset == 0) {
-            col[0] = ariel_sxtb16(word);
-            col[1] = ariel_sxtb16_ror8(word);
+            col[0] = ariel_sxtb16(word0);
+            col[1] = ariel_sxtb16_ror8(word0);
+            col[stride] = ariel_sxtb16(word1);
+            col[stride + 1] = ariel_sxtb16_ror8(word1);
         } else {
-            col[0] = ariel_sxtab16(offset2, word);
-            col[1] = ariel_sxtab16_ror8(offset2, word);
+            col[0] = ariel_sxtab16(offset2, word0);
+            col[1] = ariel_sxtab16_ror8(offset2, word0);
+            col[stride] = ariel_sxtab16(offset2, word1);
+            col[stride + 1] = ariel_sxtab16_ror8(offset2, word1);
         }
-        col += stride;
-        x += 4;
+        col += 2 * stride;
+        x += 8;
+    }
+    if (n4 & 1) {
+        const int32_t word = ariel_load_s8x4(x);
+        col[0] = offset == 0 ? ariel_sxtb16(word) : ariel_sxtab16(offset2, word);
+        col[1] = offset == 0 ? ariel_sxtb16_ror8(word) : ariel_sxtab16_ror8(offset2, word);
     }
 }
 
@@ -344,70 +355,59 @@ ARIEL_INLINE void ariel_fill_s16(int32_t *col, int32_t value, int32_t n4, int32_
     }
 }
 
+/* One group of four of ariel_dot_2x2_s8's loop in assembly (operands named as there): the
+ * four column words and filter 0's word loaded in a row, the pointers advanced by the
+ * post-indexed loads placed last in the run (so no load waits on an address), each weight
+ * word widened by SXTB16 (its own rotation for the odd halves) and used at once by two
+ * SMLAD, filter 1's word loaded in between: 20 cycles per 16 MACs on a Cortex-M4. */
+#define ARIEL_DOT_2X2_S8_GROUP \
+    "ldr %[x0o], [%[col], #4]\n\t" \
+    "ldr %[x1e], [%[col], #8]\n\t" \
+    "ldr %[x1o], [%[col], #12]\n\t" \
+    "ldr %[word], [%[w]], #4\n\t" \
+    "ldr %[x0e], [%[col]], #16\n\t" \
+    "sxtb16 %[wide], %[word]\n\t" \
+    "smlad %[a00], %[x0e], %[wide], %[a00]\n\t" \
+    "smlad %[a10], %[x1e], %[wide], %[a10]\n\t" \
+    "sxtb16 %[wide], %[word], ror #8\n\t" \
+    "smlad %[a00], %[x0o], %[wide], %[a00]\n\t" \
+    "smlad %[a10], %[x1o], %[wide], %[a10]\n\t" \
+    "ldr %[word], [%[w]], #4\n\t" \
+    "sxtb16 %[wide], %[word]\n\t" \
+    "smlad %[a01], %[x0e], %[wide], %[a01]\n\t" \
+    "smlad %[a11], %[x1e], %[wide], %[a11]\n\t" \
+    "sxtb16 %[wide], %[word], ror #8\n\t" \
+    "smlad %[a01], %[x0o], %[wide], %[a01]\n\t" \
+    "smlad %[a11], %[x1o], %[wide], %[a11]\n\t"
+
 /* acc[2 r + c] += column r . filter c over k4 groups of four, for a pair of columns and two
  * filters interleaved four weights at a time (w0..w3 of filter 0, then of filter 1). Each
  * weight word is widened once for both columns and each column word loaded once for both
- * filters: 16 MACs in 8 SMLAD, 6 loads, 4 widenings (2 of them rotated by SXTB16 itself).
- * On a DSP core the loop is assembly, two groups per pass, for the reasons
- * ariel_dot_2x2_s16 gives: per group the four column words and filter 0's word loaded in a
- * row (6 cycles), each weight widened and used at once by two SMLAD, filter 1's word
- * loaded in the middle (2 cycles): 20 cycles per 16 MACs and 3 per pass for the count. */
+ * filters: 16 MACs in 8 SMLAD, 6 loads, 4 widenings. On a DSP core the loop is assembly,
+ * four groups per pass (ARIEL_DOT_2X2_S8_GROUP; 3 cycles per pass for the count), because
+ * GCC 12 interleaves the loads with the multiplies (each such load then costs 2 cycles
+ * instead of 1, TRM 3.3.2) and pairs some into LDRD (3 cycles, never pipelined). */
 ARIEL_INLINE void ariel_dot_2x2_s8(int32_t acc[4], const int32_t *col, const int8_t *w,
                                    int32_t k4)
 {
     int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
 #if defined(__ARM_FEATURE_DSP) && !defined(ARIEL_NO_DSP)
-    int32_t passes = k4 >> 1;
+    int32_t passes = k4 >> 2;
     if (passes > 0) {
         int32_t x0e, x0o, x1e, x1o, word, wide;
-        __asm__(
-            "1:\n\t"
-            "ldr %[x0o], [%[col], #4]\n\t"
-            "ldr %[x1e], [%[col], #8]\n\t"
-            "ldr %[x1o], [%[col], #12]\n\t"
-            "ldr %[word], [%[w]], #4\n\t"
-            "ldr %[x0e], [%[col]], #16\n\t"
-            "sxtb16 %[wide], %[word]\n\t"
-            "smlad %[a00], %[x0e], %[wide], %[a00]\n\t"
-            "smlad %[a10], %[x1e], %[wide], %[a10]\n\t"
-            "sxtb16 %[wide], %[word], ror #8\n\t"
-            "smlad %[a00], %[x0o], %[wide], %[a00]\n\t"
-            "smlad %[a10], %[x1o], %[wide], %[a10]\n\t"
-            "ldr %[word], [%[w]], #4\n\t"
-            "sxtb16 %[wide], %[word]\n\t"
-            "smlad %[a01], %[x0e], %[wide], %[a01]\n\t"
-            "smlad %[a11], %[x1e], %[wide], %[a11]\n\t"
-            "sxtb16 %[wide], %[word], ror #8\n\t"
-            "smlad %[a01], %[x0o], %[wide], %[a01]\n\t"
-            "smlad %[a11], %[x1o], %[wide], %[a11]\n\t"
-            "ldr %[x0o], [%[col], #4]\n\t"
-            "ldr %[x1e], [%[col], #8]\n\t"
-            "ldr %[x1o], [%[col], #12]\n\t"
-            "ldr %[word], [%[w]], #4\n\t"
-            "ldr %[x0e], [%[col]], #16\n\t"
-            "sxtb16 %[wide], %[word]\n\t"
-            "smlad %[a00], %[x0e], %[wide], %[a00]\n\t"
-            "smlad %[a10], %[x1e], %[wide], %[a10]\n\t"
-            "sxtb16 %[wide], %[word], ror #8\n\t"
-            "smlad %[a00], %[x0o], %[wide], %[a00]\n\t"
-            "smlad %[a10], %[x1o], %[wide], %[a10]\n\t"
-            "ldr %[word], [%[w]], #4\n\t"
-            "subs %[passes], %[passes], #1\n\t"
-            "sxtb16 %[wide], %[word]\n\t"
-            "smlad %[a01], %[x0e], %[wide], %[a01]\n\t"
-            "smlad %[a11], %[x1e], %[wide], %[a11]\n\t"
-            "sxtb16 %[wide], %[word], ror #8\n\t"
-            "smlad %[a01], %[x0o], %[wide], %[a01]\n\t"
-            "smlad %[a11], %[x1o], %[wide], %[a11]\n\t"
-            "bne 1b"
-            : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
-              [col] "+r"(col), [w] "+r"(w), [passes] "+r"(passes),
-              [x0e] "=&r"(x0e), [x0o] "=&r"(x0o), [x1e] "=&r"(x1e), [x1o] "=&r"(x1o),
-              [word] "=&r"(word), [wide] "=&r"(wide)
-            :
-            : "cc", "memory");
+        __asm__("1:\n\t"
+                "subs %[passes], %[passes], #1\n\t"
+                ARIEL_DOT_2X2_S8_GROUP ARIEL_DOT_2X2_S8_GROUP
+                ARIEL_DOT_2X2_S8_GROUP ARIEL_DOT_2X2_S8_GROUP
+                "bne 1b"
+                : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
+                  [col] "+r"(col), [w] "+r"(w), [passes] "+r"(passes),
+                  [x0e] "=&r"(x0e), [x0o] "=&r"(x0o), [x1e] "=&r"(x1e), [x1o] "=&r"(x1o),
+                  [word] "=&r"(word), [wide] "=&r"(wide)
+                :
+                : "cc", "memory");
     }
-    if (k4 & 1) {
+    for (int32_t i = 0; i < (k4 & 3); ++i) {
 #else
     for (int32_t i = 0; i < k4; ++i) {
 #endif
@@ -521,66 +521,53 @@ ARIEL_INLINE int32_t ariel_dot_1x1_s8(int32_t acc, const int32_t *col, const int
  * filters interleaves them group by group (filter 0's two words, then filter 1's). No
  * SXTB16 is left in the loops: every multiply's operands come straight from a load. */
 
+/* One group of four of ariel_dot_2x2_s16's loop in assembly (operands named as there): six
+ * loads in a row (7 cycles), four SMLAD, two loads, four SMLAD, the pointers advanced by
+ * post-indexed loads placed last in each run so that no load waits on an address: 18
+ * cycles per 16 MACs on a Cortex-M4. */
+#define ARIEL_DOT_2X2_S16_GROUP \
+    "ldr %[x0o], [%[col], #4]\n\t" \
+    "ldr %[x1e], [%[col], #8]\n\t" \
+    "ldr %[x1o], [%[col], #12]\n\t" \
+    "ldr %[wo], [%[w], #4]\n\t" \
+    "ldr %[we], [%[w]], #8\n\t" \
+    "ldr %[x0e], [%[col]], #16\n\t" \
+    "smlad %[a00], %[x0e], %[we], %[a00]\n\t" \
+    "smlad %[a10], %[x1e], %[we], %[a10]\n\t" \
+    "smlad %[a00], %[x0o], %[wo], %[a00]\n\t" \
+    "smlad %[a10], %[x1o], %[wo], %[a10]\n\t" \
+    "ldr %[wo], [%[w], #4]\n\t" \
+    "ldr %[we], [%[w]], #8\n\t" \
+    "smlad %[a01], %[x0e], %[we], %[a01]\n\t" \
+    "smlad %[a11], %[x1e], %[we], %[a11]\n\t" \
+    "smlad %[a01], %[x0o], %[wo], %[a01]\n\t" \
+    "smlad %[a11], %[x1o], %[wo], %[a11]\n\t"
+
 /* acc[2 r + c] += column r . filter c over k4 groups of four, for a pair of columns and a
- * pair of widened filters: 16 MACs in 8 SMLAD and 8 loads per group. On a DSP core the
- * loop is written out in assembly, two groups per pass, because GCC 12 interleaves its
- * loads with the multiplies (each such load then costs 2 cycles instead of 1, TRM 3.3.2)
- * and pairs them into LDRD (3 cycles, never pipelined): per group six loads in a row
- * (7 cycles), four SMLAD, two loads, four SMLAD, the pointers advanced by post-indexed
- * loads placed last in each run so the next load is not held up: 18 cycles per 16 MACs
- * and 3 per pass for the count. */
+ * pair of widened filters: 16 MACs in 8 SMLAD and 8 loads per group, no SXTB16. On a DSP
+ * core the loop is assembly, four groups per pass (ARIEL_DOT_2X2_S16_GROUP; 3 cycles per
+ * pass for the count), for the reasons ariel_dot_2x2_s8 gives. */
 ARIEL_INLINE void ariel_dot_2x2_s16(int32_t acc[4], const int32_t *col, const int32_t *w,
                                     int32_t k4)
 {
     int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
 #if defined(__ARM_FEATURE_DSP) && !defined(ARIEL_NO_DSP)
-    int32_t passes = k4 >> 1;
+    int32_t passes = k4 >> 2;
     if (passes > 0) {
         int32_t x0e, x0o, x1e, x1o, we, wo;
-        __asm__(
-            "1:\n\t"
-            "ldr %[x0o], [%[col], #4]\n\t"
-            "ldr %[x1e], [%[col], #8]\n\t"
-            "ldr %[x1o], [%[col], #12]\n\t"
-            "ldr %[wo], [%[w], #4]\n\t"
-            "ldr %[we], [%[w]], #8\n\t"
-            "ldr %[x0e], [%[col]], #16\n\t"
-            "smlad %[a00], %[x0e], %[we], %[a00]\n\t"
-            "smlad %[a10], %[x1e], %[we], %[a10]\n\t"
-            "smlad %[a00], %[x0o], %[wo], %[a00]\n\t"
-            "smlad %[a10], %[x1o], %[wo], %[a10]\n\t"
-            "ldr %[wo], [%[w], #4]\n\t"
-            "ldr %[we], [%[w]], #8\n\t"
-            "smlad %[a01], %[x0e], %[we], %[a01]\n\t"
-            "smlad %[a11], %[x1e], %[we], %[a11]\n\t"
-            "smlad %[a01], %[x0o], %[wo], %[a01]\n\t"
-            "smlad %[a11], %[x1o], %[wo], %[a11]\n\t"
-            "ldr %[x0o], [%[col], #4]\n\t"
-            "ldr %[x1e], [%[col], #8]\n\t"
-            "ldr %[x1o], [%[col], #12]\n\t"
-            "ldr %[wo], [%[w], #4]\n\t"
-            "ldr %[we], [%[w]], #8\n\t"
-            "ldr %[x0e], [%[col]], #16\n\t"
-            "smlad %[a00], %[x0e], %[we], %[a00]\n\t"
-            "smlad %[a10], %[x1e], %[we], %[a10]\n\t"
-            "smlad %[a00], %[x0o], %[wo], %[a00]\n\t"
-            "smlad %[a10], %[x1o], %[wo], %[a10]\n\t"
-            "ldr %[wo], [%[w], #4]\n\t"
-            "ldr %[we], [%[w]], #8\n\t"
-            "subs %[passes], %[passes], #1\n\t"
-            "smlad %[a01], %[x0e], %[we], %[a01]\n\t"
-            "smlad %[a11], %[x1e], %[we], %[a11]\n\t"
-            "smlad %[a01], %[x0o], %[wo], %[a01]\n\t"
-            "smlad %[a11], %[x1o], %[wo], %[a11]\n\t"
-            "bne 1b"
-            : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
-              [col] "+r"(col), [w] "+r"(w), [passes] "+r"(passes),
-              [x0e] "=&r"(x0e), [x0o] "=&r"(x0o), [x1e] "=&r"(x1e), [x1o] "=&r"(x1o),
-              [we] "=&r"(we), [wo] "=&r"(wo)
-            :
-            : "cc", "memory");
+        __asm__("1:\n\t"
+                "subs %[passes], %[passes], #1\n\t"
+                ARIEL_DOT_2X2_S16_GROUP ARIEL_DOT_2X2_S16_GROUP
+                ARIEL_DOT_2X2_S16_GROUP ARIEL_DOT_2X2_S16_GROUP
+                "bne 1b"
+                : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
+                  [col] "+r"(col), [w] "+r"(w), [passes] "+r"(passes),
+                  [x0e] "=&r"(x0e), [x0o] "=&r"(x0o), [x1e] "=&r"(x1e), [x1o] "=&r"(x1o),
+                  [we] "=&r"(we), [wo] "=&r"(wo)
+                :
+                : "cc", "memory");
     }
-    if (k4 & 1) {
+    for (int32_t i = 0; i < (k4 & 3); ++i) {
 #else
     for (int32_t i = 0; i < k4; ++i) {
 #endif

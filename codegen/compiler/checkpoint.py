@@ -55,6 +55,8 @@ class PowerOptions:
     on_period_cycles: int | None = None
     inferences_per_hour: float | None = None
     board: str = ""
+    # Where the on-period comes from, as errors name it ("": --on-period-cycles)
+    on_period_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -250,8 +252,9 @@ def _too_short(graph: Graph, step: int, work: list[int], candidates: list[int], 
                power: PowerOptions, checkpoint: int) -> None:
     node = graph.nodes[step]
     needed = work[candidates[j]] - work[candidates[j - 1]] + checkpoint
+    source = power.on_period_source or f"--on-period-cycles {power.on_period_cycles:,}"
     raise ArielError(
-        f"--on-period-cycles {power.on_period_cycles:,}: {node.op} '{node.name}' needs about "
+        f"{source}: {node.op} '{node.name}' needs about "
         f"{needed - checkpoint:,} cycles (static estimate) plus {checkpoint:,} to restore its "
         f"inputs and checkpoint its output on {power.board}'s {power.nvm.describe()}, "
         f"{needed:,} in all; the smallest unit of work ariel makes is one layer, so the "

@@ -66,8 +66,9 @@ def harvest_summary(run: HarvestedRun, board: str, cpi_source: str) -> str:
                  "uninterrupted" + (f" ({extra:+.1%}: re-execution and restarts)"
                                     if run.completed else ""))
     lines.append(f"  energy used: {run.run_joules * 1e3:,.4f} mJ; on checkpoints (NVM writes, "
-                 f"{run.nvm_bytes:,} B) {run.checkpoint_joules * 1e3:,.4f} mJ; on "
-                 f"re-execution {run.reexecution_joules * 1e3:,.4f} mJ")
+                 f"{run.nvm_bytes:,} B) {run.checkpoint_joules * 1e3:,.4f} mJ"
+                 + (f"; on re-execution {run.reexecution_joules * 1e3:,.4f} mJ"
+                    if run.completed else ""))
     if run.completed:
         lines.append("  outputs: " + ("equal to the uninterrupted run's, bit for bit"
                                       if run.equal else "DIFFERENT from the uninterrupted run's"))
@@ -88,7 +89,8 @@ def harvest_json(run: HarvestedRun) -> dict:
             "power_cycles": run.power_cycles, "instructions": run.instructions,
             "uninterrupted_instructions": run.uninterrupted.instructions,
             "energy_j": run.run_joules, "checkpoint_energy_j": run.checkpoint_joules,
-            "reexecution_energy_j": run.reexecution_joules, "nvm_bytes_stored": run.nvm_bytes}
+            "reexecution_energy_j": run.reexecution_joules if run.completed else None,
+            "nvm_bytes_stored": run.nvm_bytes}
 
 
 def harvest_html(run: HarvestedRun, title: str, summary: str) -> str:

@@ -133,9 +133,10 @@ def test_sidecar_format(augmented):
     assert sidecar["final_output"] == "logits" and sidecar["classes"] == 10
     assert sidecar["source"]["path"] == str(DIGITS)
     first, second = sidecar["exits"]
-    # MACs as `ariel inspect` counts them: conv1 (4,608), then conv2 (73,728).
+    # MACs as `ariel inspect` counts them: conv1 (4,608), then conv2 (73,728). The ReLU
+    # before the max pooling is listed rather than the pooling (the same MACs).
     assert (first["after_node"], first["macs_backbone"]) == ("/relu1/Relu", 4608)
-    assert (second["after_node"], second["macs_backbone"]) == ("/pool/MaxPool", 78336)
+    assert (second["after_node"], second["macs_backbone"]) == ("/relu2/Relu", 78336)
     assert first["macs_head"] == 8 * 2 * 2 * 10  # a 2x2 grid of 8 channels to 10 classes
     assert sidecar["macs_total"] == 88192
 
@@ -291,7 +292,13 @@ def test_a_model_ariel_augmented_is_replaced(tmp_path, digits_data):
         code, _, err = run(DIGITS, "--data", digits_data[0], "--exits", exits, "-o", output)
         assert code == 0, err
     (entry,) = read_sidecar(output.with_name("ee.exits.json"))["exits"]
-    assert entry["after_node"] == "/pool/MaxPool"
+    assert entry["after_node"] == "/relu2/Relu"
+
+
+def test_heldout_data_that_is_the_training_data_is_noted(tmp_path, digits_data):
+    code, _, err = run(DIGITS, "--data", digits_data[0], "--heldout", digits_data[0],
+                       "--exits", "2", "--pool", "global", "-o", tmp_path / "ee.onnx")
+    assert code == 0 and "note: the held-out data is the training data" in err
 
 
 def test_heldout_carved_from_the_training_data(tmp_path, digits_data):
@@ -301,7 +308,7 @@ def test_heldout_carved_from_the_training_data(tmp_path, digits_data):
     sidecar = json.loads(output.with_name("ee.exits.json").read_text())
     assert sidecar["data"]["heldout_count"] == 120 and sidecar["data"]["train_count"] == 480
     assert "carved from" in sidecar["data"]["heldout"] and "no --heldout" in err
-    assert [e["after_tensor"] for e in sidecar["exits"]] == ["/pool/MaxPool_output_0"]
+    assert [e["after_tensor"] for e in sidecar["exits"]] == ["/relu2/Relu_output_0"]
 
 
 def test_pool_auto_picks_by_validation_on_the_training_data(tmp_path, digits_data):
@@ -409,7 +416,7 @@ def test_hostile_names_are_data(tmp_path, digits_data):
     model, names = rename(onnx.load(str(DIGITS)))
     onnx.save(model, str(tmp_path / "hostile.onnx"))
     output = tmp_path / "ee.onnx"
-    target = names["/pool/MaxPool_output_0"]
+    target = names["/pool/MaxPool_output_0"]  # a cut, not listed: named
     code, out, err = run(tmp_path / "hostile.onnx", "--data", digits_data[0], "--exits",
                          f"1,{target}", "-o", output)
     assert code == 0, err

@@ -108,3 +108,33 @@ def test_endurance_warning_on_flash(tmp_path):
     assert "checkpoints (live): 7 commits per inference in flash (internal)" in out
     assert "warning: at 60 inferences per hour the checkpoints write one page of " \
            "nucleo-l4r5zi's flash 4 times per inference" in err
+
+
+def test_the_harvesting_model_gives_the_on_period(tmp_path):
+    """--harvest-power with a capacitor: the on-period is the capacitor's energy between
+    turn-on and brown-out over the power the board draws beyond the harvest."""
+    code, out, err = run(["build", MODELS / "digits_cnn.onnx", "--board", "nucleo-l4r5zi-fram",
+                          "--power", "intermittent", "--harvest-power", "1",
+                          "--capacitance", "100", "-o", tmp_path / "out"])
+    assert code == 0, err
+    joules = 0.5 * 100e-6 * (3.3 ** 2 - 1.8 ** 2)
+    cycles = int(joules / (78e-3 - 1e-3) * 120e6)  # 78 mW: the board's run power
+    assert f"on-period from the harvesting model: {cycles:,} cycles (100 uF from 3.3 V to " \
+           "1.8 V, 1 mW harvested against 78 mW run)" in err
+    code, _, err = run(["build", MODELS / "digits_cnn.onnx", "--board", "nucleo-l4r5zi-fram",
+                        "--power", "intermittent", "--harvest-power", "1",
+                        "--capacitance", "1", "-o", tmp_path / "small"])
+    assert_clean_error(code, err, r"the on-period of 5,\d{3} cycles that --harvest-power "
+                                  r"gives: \S+ '[^']+' needs about")
+
+
+def test_harvest_and_on_period_are_one_or_the_other(tmp_path):
+    code, _, err = run(["build", MODELS / "digits_cnn.onnx", "--board", "nucleo-l4r5zi-fram",
+                        "--power", "intermittent", "--harvest-power", "1",
+                        "--on-period-cycles", "900000", "-o", tmp_path / "out"])
+    assert_clean_error(code, err, r"--on-period-cycles and --harvest-power each give the "
+                                  r"on-period; give one")
+    code, _, err = run(["build", MODELS / "digits_cnn.onnx", "--board", "nucleo-l4r5zi-fram",
+                        "--power", "intermittent", "--capacitance", "47",
+                        "-o", tmp_path / "out"])
+    assert_clean_error(code, err, r"--capacitance has no effect without --harvest-power")

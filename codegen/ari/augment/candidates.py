@@ -11,7 +11,10 @@ activation or normalisation of the same shape (the block goes on), not a reshape
 previous tensor, with float values, a leading batch of 1, work done before it, and at least
 two layers doing work after it (an exit in front of the last layer alone saves nothing).
 Where consecutive candidates cost the same backbone MACs (a ReLU's output, then its max
-pooling), only the later, smaller tensor is listed."""
+pooling), only the earlier is listed: an input its exit answers skips the pooling, which
+costs more than the head's own pooling of the larger tensor (MNIST CNN in int8 on a
+Cortex-M4F: 408 uJ for an exit after conv1's ReLU against 461 after its max pooling, with
+the same held-out accuracy), and the larger tensor holds all the smaller one does."""
 
 from __future__ import annotations
 
@@ -159,9 +162,8 @@ class Cuts:
                                     if self.node_macs[i] > 0)
                 if working_after < 2:
                     continue
-                if listed and listed[-1].macs == point.macs:
-                    listed.pop()
-                listed.append(point)
+                if not listed or listed[-1].macs != point.macs:
+                    listed.append(point)
         return listed
 
     def _block_goes_on(self, tensor: str) -> bool:

@@ -190,6 +190,9 @@ def _splits(request: AugmentRequest, cuts: Cuts, classes: int,
         raise ArielError(f"--fit labels: the training data {train.source} has no labels (an "
                          ".npz with x and y); or fit the final output's answers (--fit final)")
     if request.heldout is not None:
+        if request.heldout == request.data:
+            progress("note: the held-out data is the training data: the figures below "
+                     "flatter the heads (give inputs they were not trained on)")
         return train, load_split(request.heldout, model_inputs, classes,
                                  "held-out data (--heldout)"), fit
     train, heldout = carve(train)

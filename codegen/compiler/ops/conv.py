@@ -254,18 +254,18 @@ class Conv(OpDef):
         weights["w"] = packed
         notes[1] += (f"; w packed per group as filter pairs interleaved four weights at a "
                      f"time, each filter's {k} OHWI weights padded to {k4}")
-        # Filters in RAM where the plan granted room (filters_in_ram): `block` of them at a
-        # time (all when the room holds them).
-        block = min(geometry["oc"], 2 * node.room) if grid is None else 0
+        block, on_stack = filter_blocks(node, graph, k4, scratch, grid)
         if block:
             blocks = -(-geometry["oc"] // block)
             notes[1] += (f"; on a DSP core copied to RAM {block} filters at a time ("
                          + ("all at once" if blocks == 1 else f"{blocks} blocks, each "
                             f"receptive field widened once per block") +
                          f") and widened to int16 pairs in SXTB16's order, into "
-                         f"{2 * block * k4} bytes of room the arena has at this step (it "
-                         f"does not grow for them): every pair of output pixels reads all "
-                         f"the filters again, and flash reads wait")
+                         f"{2 * block * k4} bytes "
+                         + ("of stack (the arena has no room at this step)" if on_stack else
+                            "of room the arena has at this step (it does not grow for them)")
+                         + ": every pair of output pixels reads all the filters again, and "
+                         "flash reads wait")
         in_place = (geometry["kh"] == geometry["kw"] == 1 and not any(win.pads)
                     and not staged)
         notes.append(
@@ -277,7 +277,7 @@ class Conv(OpDef):
             "plain C: " + ("each pixel's input row read in place" if in_place else
                            "each pixel's field gathered as int8") +
             ", two filters per step. Padded taps read the zero point.")
-        context.update(block=block, k=k, k4=k4, staged=staged, in_place=in_place,
+        context.update(block=block, on_stack=on_stack, k=k, k4=k4, staged=staged, in_place=in_place,
                        pixels=win.out_hw[0] *
                        win.out_hw[1], pad16=zero_point + folding.offset, notes=wrap_notes(notes),
                        padded=reads_padding(win),
@@ -315,7 +315,12 @@ class Conv(OpDef):
 # output pixels): the copy reads every filter once from flash and writes it twice to RAM.
 READS_FOR_A_COPY = 4
 # Fewest filters worth a block of their own: each block widens every receptive field again.
-FEWEST_FILTERS_PER_BLOCK = 16
+FEWEST_FILTERS_PER_BLOCK = 8
+# Stack a kernel's filter blocks may take together with its receptive fields, where the plan
+# has no room for them: the boards with a DSP core reserve 8 KiB of stack and the rest of the
+# deepest call chain takes under 1 KiB (a build whose chain needs more reserves more: the
+# stack is sized from the code, codegen/target/firmware.py).
+FILTER_STACK_BUDGET = 6144
 
 
 def filters_in_ram(node: Node, graph: Graph) -> tuple[int, int, int] | None:
@@ -343,6 +348,28 @@ def filters_in_ram(node: Node, graph: Graph) -> tuple[int, int, int] | None:
         return None
     pairs = -(-oc // 2)
     return 4 * k4, pairs, min(pairs, FEWEST_FILTERS_PER_BLOCK // 2)
+
+
+def filter_blocks(node: Node, graph: Graph, k4: int, field_bytes: int,
+                  grid: OutputGrid | None) -> tuple[int, bool]:
+    """How many filters the DSP path copies to RAM at a time (0: none; filters_in_ram says
+    when), and whether into the stack. Into the room the plan granted (node.room pairs);
+    where it granted none, into what FILTER_STACK_BUDGET leaves beside the receptive
+    fields, if that holds FEWEST_FILTERS_PER_BLOCK (or all the filters). The blocks are made equal,
+    so that none is a small remainder that widens every receptive field for a few filters.
+    A ConvTranspose phase (`grid`) reads its filters where they lie."""
+    if grid is not None or filters_in_ram(node, graph) is None:
+        return 0, False
+    oc = graph.tensor(node.inputs[1]).shape[0]
+    on_stack = node.room == 0
+    most = 2 * node.room if node.room else (FILTER_STACK_BUDGET - field_bytes) // (4 * k4) * 2
+    if on_stack and most < min(oc, FEWEST_FILTERS_PER_BLOCK):
+        return 0, False
+    if most >= oc:
+        return oc, on_stack
+    blocks = -(-oc // most)
+    block = -(-oc // blocks)
+    return block + block % 2, on_stack
 
 
 def pack_depthwise(rows: np.ndarray) -> np.ndarray:

@@ -8,16 +8,24 @@ count that is not a multiple of four (receptive fields padded, an odd number of 
 four) and a zero point that is not 0. The host C (plain, and the DSP path on C twins)
 equals ariel's integer reference bit for bit, and so does the firmware in QEMU on a
 Cortex-M4, where the DSP path's loop is assembly; the arena is the same with and without
-the room granted."""
+the room granted. Where the plan has no room (a convolution alone), the filters go to the
+stack instead, in blocks of what the stack budget leaves beside the receptive fields."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from codegen.compiler.ops.conv import Conv, filters_in_ram
-from tests.compiler.ops.test_conv_s8 import check_int8, compile_conv, quantize_input
+from tests.compiler.ops.test_conv_s8 import (
+    check_int8,
+    compile_conv,
+    conv_model,
+    quantize_input,
+)
 from tests.compiler.ops.test_s8_dsp_qemu import check_on_cortex_m4
 
 # pooled: the convolution's input (N, C, H, W), which the first convolution makes from a
@@ -60,6 +68,17 @@ def pool_then_conv(rng: np.random.Generator, spec: dict):
     return model, shape
 
 
+def copied_block(compiled, where: str, node: str = "conv") -> int:
+    """The filters per block the kernel comment of Conv `node` states, checking that they
+    go `where` it says."""
+    text = compiled.files["m.c"]
+    text = " ".join(text[text.index(f"Conv '{node}'"):].split()).replace("* ", "")
+    found = re.search(r"copied to RAM (\d+) filters at a time .*?into \d+ bytes (of [a-z ]+)",
+                      text)
+    assert found and found.group(2).startswith(where), found
+    return int(found.group(1))
+
+
 def conv_node(compiled):
     return next(node for node in compiled.graph.nodes if node.name == "conv")
 
@@ -72,10 +91,10 @@ def test_filters_in_ram_are_bit_exact(case, tmp_path):
     compiled = compile_conv(model, shape, rng)
     node = conv_node(compiled)
     oc = spec["w"][0]
-    block = min(oc, 2 * node.room)
-    assert block > 0, "the plan left no room: the case does not test the path"
+    assert node.room > 0, "the plan left no room: the case does not test the path"
+    block = copied_block(compiled, "of room the arena has")
+    assert block <= 2 * node.room and -(-oc // block) == -(-oc // min(oc, 2 * node.room))
     assert (block >= oc) == (spec["blocks"] == 1), (block, oc)
-    assert f"copied to RAM {block} filters at a time" in compiled.files["m.c"]
     assert compiled.graph.tensor(compiled.graph.inputs[0]).quant.zero_point != 0
     inputs = [[quantize_input(compiled, rng.uniform(-0.4, 1.2, shape).astype(np.float32))]
               for _ in range(3)]
@@ -91,6 +110,45 @@ def test_filters_in_ram_on_a_cortex_m4(case, tmp_path):
     model, shape = pool_then_conv(rng, CASES[case])
     compiled = compile_conv(model, shape, rng)
     assert conv_node(compiled).room > 0
+    inputs = [[quantize_input(compiled, rng.uniform(-0.4, 1.2, shape).astype(np.float32))]
+              for _ in range(3)]
+    inputs.append([rng.choice(np.array([-128, 127], np.int8), shape)])
+    check_on_cortex_m4(compiled, inputs, tmp_path)
+
+
+# One convolution alone: the arena holds its input and output and has no room, so the
+# filters go to the stack, as many as the stack budget leaves beside the receptive fields.
+STACK_CASES = {
+    "one_block_odd_filters": (dict(x=(1, 16, 6, 6), w=(9, 16, 3, 3), pads=[1, 1, 1, 1]), 1),
+    "two_blocks_stride2": (dict(x=(1, 16, 7, 7), w=(20, 16, 3, 3), strides=[2, 2],
+                                pads=[1, 1, 1, 1]), 2),
+    "three_blocks_odd_filters": (dict(x=(1, 16, 4, 5), w=(45, 16, 3, 3), pads=[1, 0, 1, 1]),
+                                 3),
+}
+
+
+@pytest.mark.parametrize("case", STACK_CASES, ids=list(STACK_CASES))
+def test_filters_on_the_stack_are_bit_exact(case, tmp_path):
+    rng = np.random.default_rng(54)
+    spec, blocks = STACK_CASES[case]
+    model, shape = conv_model(rng, spec)
+    compiled = compile_conv(model, shape, rng)
+    assert not compiled.plan.room
+    block = copied_block(compiled, "of stack", "conv_node")
+    assert -(-spec["w"][0] // block) == blocks
+    inputs = [[quantize_input(compiled, rng.uniform(-0.4, 1.2, shape).astype(np.float32))]
+              for _ in range(3)]
+    check_int8(compiled, inputs, tmp_path, f"Conv on the stack {case}")
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("case", ["one_block_odd_filters", "three_blocks_odd_filters"])
+def test_filters_on_the_stack_on_a_cortex_m4(case, tmp_path):
+    rng = np.random.default_rng(55)
+    spec, blocks = STACK_CASES[case]
+    model, shape = conv_model(rng, spec)
+    compiled = compile_conv(model, shape, rng)
+    assert -(-spec["w"][0] // copied_block(compiled, "of stack", "conv_node")) == blocks
     inputs = [[quantize_input(compiled, rng.uniform(-0.4, 1.2, shape).astype(np.float32))]
               for _ in range(3)]
     inputs.append([rng.choice(np.array([-128, 127], np.int8), shape)])
