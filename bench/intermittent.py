@@ -164,6 +164,17 @@ def harvest_rows(board: str, folder: Path) -> list[str]:
     return rows
 
 
+def merged_rows(rows: list[str]) -> list[str]:
+    """The cuts table's rows: those given, then the README's rows of other models."""
+    begin, end = MARKERS["cuts"]
+    content = (ROOT / "README.md").read_text()
+    old = content.split(begin, 1)[1].split(end, 1)[0] if begin in content else ""
+    given = {row.split("|")[1].strip() for row in rows[2:]}
+    kept = [line for line in old.splitlines() if line.startswith("| ")
+            and line.split("|")[1].strip() not in given | {"model"}]
+    return [*rows, *kept]
+
+
 def update_readme(part: str, text: str) -> None:
     begin, end = MARKERS[part]
     readme = ROOT / "README.md"
@@ -194,8 +205,8 @@ def main() -> None:
                      f"intermittent` (live checkpoints) on {args.board}, one input:")
 
             def publish(rows: list[str]) -> None:
-                if args.update_readme:
-                    update_readme("cuts", "\n".join([title, "", *rows]))
+                if args.update_readme:  # rows of models not run this time are kept
+                    update_readme("cuts", "\n".join([title, "", *merged_rows(rows)]))
 
             rows = cut_rows(args.models.split(","), args.board, args.cuts, args.per_run,
                             folder, publish)
