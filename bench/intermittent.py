@@ -24,7 +24,8 @@ checkpoints, and the whole arena checkpointed after every layer: time to result,
 cycles, and the energy spent on checkpoints and on re-execution. Cycles per instruction come
 from the core's cycle model on a profiling run of each build in QEMU.
 
---update-readme writes both tables into README.md between the intermittent-bench markers."""
+--update-readme writes each table into README.md between its markers (intermittent-cuts,
+intermittent-harvest), the cuts table again after each model."""
 
 from __future__ import annotations
 
@@ -64,7 +65,8 @@ SEED = 20
 HARVEST_MW = (2.0, 10.0, 30.0)
 CAPACITANCE_UF = 1500.0
 STRATEGIES = ("restart", "live", "arena")
-BEGIN, END = "<!-- intermittent-bench:begin -->", "<!-- intermittent-bench:end -->"
+MARKERS = {part: (f"<!-- intermittent-{part}:begin -->", f"<!-- intermittent-{part}:end -->")
+           for part in ("cuts", "harvest")}
 
 
 def build_model(model: str, board_name: str, strategy: str, folder: Path):
@@ -84,11 +86,11 @@ def build_model(model: str, board_name: str, strategy: str, folder: Path):
     return built, [x.reshape(1, *built.info.inputs[0].shape)]
 
 
-def cut_rows(models: list[str], board: str, cuts: int, per_run: int, folder: Path
-             ) -> list[str]:
+def cut_rows(models: list[str], board: str, cuts: int, per_run: int, folder: Path,
+             publish) -> list[str]:
     rows = ["| model | uninterrupted instructions | cuts (runs) | inside `ariel_nvm_write` "
-            "(torn) | power cycles | instructions in all | NVM bytes stored | outputs | "
-            "wall time |", "|---|---:|---:|---:|---:|---:|---:|---|---:|"]
+            "(torn) | power cycles | instructions in the cut power cycles | NVM bytes stored |"
+            " outputs | wall time |", "|---|---:|---:|---:|---:|---:|---:|---|---:|"]
     for model in models:
         built, inputs = build_model(model, board, "live", folder)
         start = time.monotonic()
@@ -118,6 +120,7 @@ def cut_rows(models: list[str], board: str, cuts: int, per_run: int, folder: Pat
         rows.append(f"| {model} | {reference.instructions:,} | {made:,} ({runs}) | {torn:,} | "
                     f"{cycles:,} | {instructions:,} | {stored:,} | {outcome} | {wall:.0f} s |")
         print(rows[-1], flush=True)
+        publish(rows)
     return rows
 
 
@@ -161,14 +164,16 @@ def harvest_rows(board: str, folder: Path) -> list[str]:
     return rows
 
 
-def update_readme(text: str) -> None:
+def update_readme(part: str, text: str) -> None:
+    begin, end = MARKERS[part]
     readme = ROOT / "README.md"
     content = readme.read_text()
-    if BEGIN not in content or END not in content:
-        raise SystemExit(f"README.md has no {BEGIN} ... {END} section to update")
-    before, rest = content.split(BEGIN, 1)
-    after = rest.split(END, 1)[1]
-    readme.write_text(f"{before}{BEGIN}\n{text}\n{END}{after}")
+    if begin not in content or end not in content:
+        raise SystemExit(f"README.md has no {begin} ... {end} section to update")
+    before, rest = content.split(begin, 1)
+    after = rest.split(end, 1)[1]
+    readme.write_text(f"{before}{begin}\n{text}\n\nProduced by `bench/intermittent.py "
+                      f"--update-readme`.\n{end}{after}")
 
 
 def main() -> None:
@@ -181,26 +186,29 @@ def main() -> None:
     parser.add_argument("--harvest-only", action="store_true")
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args()
-    parts = []
     with tempfile.TemporaryDirectory(prefix="ariel-intermittent-") as temporary:
         folder = Path(temporary)
         if not args.harvest_only:
-            rows = cut_rows(args.models.split(","), args.board, args.cuts, args.per_run, folder)
-            parts.append("\n".join(
-                [f"{args.cuts:,} power cuts per model at random instructions, {args.per_run} "
-                 f"per run (seeds from {SEED}), int8, `--power intermittent` (live "
-                 f"checkpoints) on {args.board}, one input:", "", *rows]))
-        if not args.cuts_only:
-            rows = harvest_rows(args.board, folder)
-            parts.append("\n".join(
-                [f"ResNet-8 int8 on {args.board}, one inference on harvested energy: a "
-                 f"constant harvest into {CAPACITANCE_UF:g} uF (on at 3.3 V, off at 1.8 V), "
-                 "run power 78 mW:", "", *rows]))
-    text = "\n\n".join([*parts, "Produced by `bench/intermittent.py --update-readme`."])
-    print()
-    print(text)
-    if args.update_readme:
-        update_readme(text)
+            title = (f"{args.cuts:,} power cuts per model at random instructions, "
+                     f"{args.per_run} per run (seeds from {SEED}), int8, `--power "
+                     f"intermittent` (live checkpoints) on {args.board}, one input:")
+
+            def publish(rows: list[str]) -> None:
+                if args.update_readme:
+                    update_readme("cuts", "\n".join([title, "", *rows]))
+
+            rows = cut_rows(args.models.split(","), args.board, args.cuts, args.per_run,
+                            folder, publish)
+            print("\n".join([title, "", *rows]) + "\n")
+        if not args.harvest_only and args.cuts_only:
+            return
+        rows = harvest_rows(args.board, folder)
+        text = "\n".join([f"ResNet-8 int8 on {args.board}, one inference on harvested "
+                          f"energy: a constant harvest into {CAPACITANCE_UF:g} uF (on at 3.3 V,"
+                          " off at 1.8 V), run power 78 mW:", "", *rows])
+        print(text)
+        if args.update_readme:
+            update_readme("harvest", text)
 
 
 if __name__ == "__main__":

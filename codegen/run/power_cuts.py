@@ -206,6 +206,7 @@ class CutRun:
     outputs: list[np.ndarray] | None  # None: the firmware did not finish
     stuck: str | None = None  # why it cannot finish
     has_nvm_write: bool = False
+    counted: bool = True  # False: `instructions` leaves out the last power cycle's
 
     @property
     def completed(self) -> bool:
@@ -230,7 +231,8 @@ def run_with_cuts(build: Build, inputs: list[np.ndarray], schedule: CutSchedule,
     """Run the firmware with its power cut as `schedule` says until it exits (or cannot).
     `native_from`: from that power cycle on, the schedule's instructions are counted as
     unicorn counts them, without the instructions an IT block skips (ten times faster: for
-    many cuts at random places, where the count's unit does not matter)."""
+    many cuts at random places, where the count's unit does not matter), and the last power
+    cycle's are not counted (CutRun.counted)."""
     nvm = nvm_region(build)
     reference = uninterrupted or run_uninterrupted(build, inputs, nvm, seed)
     emulation = Emulation(build, inputs, nvm, seed)
@@ -255,14 +257,16 @@ def run_with_cuts(build: Build, inputs: list[np.ndarray], schedule: CutSchedule,
                          "same state repeats, so the firmware never finishes (an "
                          f"uninterrupted run takes {reference.instructions:,})")
             return run
-        native = native_from is not None and cycle >= native_from and period is not None
-        snapshot = emulation.snapshot() if native else None
+        native = native_from is not None and cycle >= native_from
+        snapshot = emulation.snapshot() if native and period is not None else None
         stored_before = stored[0]
         emulation.power_up(cycle)
         run.power_cycles += 1
         limit = period if period is not None else reference.instructions * HANG_FACTOR
         stop = machine.run(limit=limit, native=native)
-        if stop.exited and stop.executed is None:
+        if stop.exited and stop.executed is None and period is None:
+            run.counted = False  # the last power cycle ran with native counts: not counted
+        elif stop.exited and stop.executed is None:
             # It exited before its cut: that power cycle again, counting its instructions.
             emulation.restore(snapshot)
             stored[0] = stored_before
@@ -270,7 +274,7 @@ def run_with_cuts(build: Build, inputs: list[np.ndarray], schedule: CutSchedule,
             stop = machine.run(limit=reference.instructions * HANG_FACTOR)
         if stop.exited:
             emulation.check_exit(stop)
-            run.instructions += stop.executed
+            run.instructions += stop.executed or 0
             run.nvm_bytes = stored[0]
             run.outputs = emulation.outputs()
             return run

@@ -30,6 +30,7 @@ from codegen.run.power_cuts import (
 )
 from codegen.run.simulate import open_build
 from codegen.target.boards import get_board
+from tests.e2e.test_int8_qemu import calibration_and_tests
 
 pytestmark = pytest.mark.qemu
 MODEL = data_dir("examples") / "models" / "digits_cnn.onnx"
@@ -169,3 +170,29 @@ def test_the_command_writes_the_plot_and_the_json(builds, tmp_path):
     assert plain.exit_code == 1
     assert "error: the firmware cannot finish on this harvest: the firmware makes no " \
            "progress" in plain.output
+
+
+@pytest.mark.parametrize("model", ["ad_autoencoder_toycar", "kws_dscnn", "resnet8_cifar10",
+                                   "vww_mobilenet_96"])
+def test_mlperf_models_survive_cuts_inside_writes_and_at_random(model, tmp_path):
+    """Each MLPerf Tiny model, intermittent int8 on the F-RAM board: eleven cuts, the first
+    just after a store in the middle of an NVM write, the others at random instructions within
+    twice the run (unicorn's native count, for speed): the outputs equal the uninterrupted
+    run's bit for bit (bench/intermittent.py makes it 1,000 cuts)."""
+    calibration, tests = calibration_and_tests(model)
+    np.save(tmp_path / "calib.npy", calibration.astype(np.float32))
+    board = get_board("nucleo-l4r5zi-fram")
+    build(data_dir("examples") / "models" / f"{model}.onnx", board, tmp_path / "out",
+          Options(precision="int8", calibration=str(tmp_path / "calib.npy"),
+                  power=PowerOptions(board.nvm, board.clock_hz, "live", board=board.name)))
+    built = open_build(tmp_path / "out")
+    inputs = [tests[:1].astype(np.float32).reshape(1, *built.info.inputs[0].shape)]
+    reference = run_uninterrupted(built, inputs, nvm_region(built), seed=11)
+    writes = [group for group in _writes(built, inputs) if len(group) >= 4]
+    group = writes[len(writes) // 2]
+    first = group[len(group) // 2] + 1
+    rest = random_cuts(11, 2 * reference.instructions, seed=11).positions[1:]
+    run = run_with_cuts(built, inputs, CutsAt([first, *(first + p for p in rest)]), seed=11,
+                        uninterrupted=reference, native_from=1)
+    assert run.cuts[0].in_nvm_write
+    assert run.completed and run.equal, run.stuck

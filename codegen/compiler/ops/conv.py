@@ -316,6 +316,11 @@ class Conv(OpDef):
 READS_FOR_A_COPY = 4
 # Fewest filters worth a block of their own: each block widens every receptive field again.
 FEWEST_FILTERS_PER_BLOCK = 8
+# Stack a kernel's filter blocks may take together with its receptive fields, where the plan
+# has no room for them: the boards with a DSP core reserve 8 KiB of stack and the rest of the
+# deepest call chain takes under 1 KiB (a build whose chain needs more reserves more: the
+# stack is sized from the code, codegen/target/firmware.py).
+FILTER_STACK_BUDGET = 6144
 
 
 def filters_in_ram(node: Node, graph: Graph) -> tuple[int, int, int] | None:
@@ -349,15 +354,15 @@ def filter_blocks(node: Node, graph: Graph, k4: int, field_bytes: int,
                   grid: OutputGrid | None) -> tuple[int, bool]:
     """How many filters the DSP path copies to RAM at a time (0: none; filters_in_ram says
     when), and whether into the stack. Into the room the plan granted (node.room pairs);
-    where it granted none, into what the stack budget leaves beside the receptive fields,
-    if that holds FEWEST_FILTERS_PER_BLOCK (or all the filters). The blocks are made equal,
+    where it granted none, into what FILTER_STACK_BUDGET leaves beside the receptive
+    fields, if that holds FEWEST_FILTERS_PER_BLOCK (or all the filters). The blocks are made equal,
     so that none is a small remainder that widens every receptive field for a few filters.
     A ConvTranspose phase (`grid`) reads its filters where they lie."""
     if grid is not None or filters_in_ram(node, graph) is None:
         return 0, False
     oc = graph.tensor(node.inputs[1]).shape[0]
     on_stack = node.room == 0
-    most = 2 * node.room if node.room else (SCRATCH_BUDGET - field_bytes) // (4 * k4) * 2
+    most = 2 * node.room if node.room else (FILTER_STACK_BUDGET - field_bytes) // (4 * k4) * 2
     if on_stack and most < min(oc, FEWEST_FILTERS_PER_BLOCK):
         return 0, False
     if most >= oc:

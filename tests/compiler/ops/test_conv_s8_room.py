@@ -122,7 +122,7 @@ STACK_CASES = {
     "one_block_odd_filters": (dict(x=(1, 16, 6, 6), w=(9, 16, 3, 3), pads=[1, 1, 1, 1]), 1),
     "two_blocks_stride2": (dict(x=(1, 16, 7, 7), w=(20, 16, 3, 3), strides=[2, 2],
                                 pads=[1, 1, 1, 1]), 2),
-    "three_blocks_odd_filters": (dict(x=(1, 16, 4, 5), w=(27, 16, 3, 3), pads=[1, 0, 1, 1]),
+    "three_blocks_odd_filters": (dict(x=(1, 16, 4, 5), w=(45, 16, 3, 3), pads=[1, 0, 1, 1]),
                                  3),
 }
 
