@@ -12,6 +12,7 @@ from codegen import __version__
 from codegen.ari.optimize import Optimized, OptimizeRequest, optimize
 from codegen.ari.search import Outcome, Point
 from codegen.compiler.compile import current_command
+from codegen.files import write_atomic
 from codegen.target.outdir import staged_output, write_manifest
 
 STAGES_FILE = "stages.toml"
@@ -26,11 +27,11 @@ def write_optimized(request: OptimizeRequest, force: bool = False,
     command = current_command()
     with staged_output(request.output, force) as staging:
         optimized = optimize(request, staging, progress)
-        (staging / STAGES_FILE).write_text(stages_toml(optimized, command))
-        (staging / FRONT_JSON).write_text(json.dumps(to_dict(optimized), indent=2,
-                                                     allow_nan=False) + "\n")
-        (staging / FRONT_HTML).write_text(format_html(optimized, f"{request.model.name} on "
-                                                      f"{request.board.name}"))
+        write_atomic(staging / STAGES_FILE, stages_toml(optimized, command))
+        write_atomic(staging / FRONT_JSON, json.dumps(to_dict(optimized), indent=2,
+                                                      allow_nan=False) + "\n")
+        write_atomic(staging / FRONT_HTML, format_html(optimized, f"{request.model.name} on "
+                                                       f"{request.board.name}"))
         write_manifest(staging, {"ariel_version": __version__, "command": command,
                                  "optimize": {"model": optimized.model.name,
                                               "board": request.board.name,
@@ -45,20 +46,35 @@ def write_optimized(request: OptimizeRequest, force: bool = False,
 def stages_toml(optimized: Optimized, command: str) -> str:
     """The chosen configuration as a stages file beside the early-exit model."""
     point = optimized.result.chosen
-    lines = [f"# chosen by `{command}`".replace("\n", " "),
+    lines = [f"# chosen by `{_comment(command)}`",
              f"# {_describe(point.calibration, optimized.calibration_count, 'calibration')}",
              "# build it with: ariel build --stages THIS_FILE --calib TRAIN -o FOLDER", ""]
     model = optimized.model.name
     for index, key in enumerate(point.stages):
         precision, _, output = key[len(model) + 1:].partition(":")
-        lines += ["[[stage]]", f"model = {json.dumps(model)}",
-                  f"precision = {json.dumps(precision)}"]
+        lines += ["[[stage]]", f"model = {toml_string(model)}",
+                  f"precision = {toml_string(precision)}"]
         if output:
-            lines.append(f"output = {json.dumps(output)}")
+            lines.append(f"output = {toml_string(output)}")
         if index < len(point.thresholds):
             lines.append(f"threshold = {point.thresholds[index]!r}")
         lines.append("")
     return "\n".join(lines)
+
+
+def toml_string(text: str) -> str:
+    """A TOML basic string: quote, backslash and control characters escaped, the rest as is
+    (JSON's escapes would turn a character beyond the BMP into surrogates, which TOML
+    refuses)."""
+    escaped = "".join(f"\\u{ord(c):04X}" if ord(c) < 0x20 or ord(c) == 0x7F else
+                      "\\" + c if c in '"\\' else c for c in text)
+    return f'"{escaped}"'
+
+
+def _comment(text: str) -> str:
+    """Text a TOML comment may hold: control characters (tab aside) become spaces."""
+    return "".join(" " if (ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F else c
+                   for c in text)
 
 
 def _describe(outcome: Outcome, count: int, split: str) -> str:

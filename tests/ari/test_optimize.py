@@ -186,3 +186,33 @@ def test_a_chosen_list_that_does_not_fit_the_board_is_an_error(tmp_path):
     with pytest.raises(Exception, match=r"the chosen stages \(ee.onnx:int8:ariel_exit1, "
                                         r"ee.onnx:float\) do not fit nucleo-l4r5zi: "):
         check_fits(result, tmp_path / "ee.onnx", request, print)
+
+
+def test_the_stages_file_loads_as_written_whatever_the_names(tmp_path):
+    """Quotes, backslashes, control characters and characters beyond the BMP in a model's or
+    an output's name survive the stages file, and `ariel build --stages` reads it back."""
+    from codegen.ari.front import stages_toml
+    from codegen.ari.optimize import Optimized
+    from codegen.ari.search import Outcome, Point, SearchResult
+    from codegen.ari.spec import load_stage_file
+
+    model = tmp_path / 'm "q" \\ 😀.onnx'
+    output = 'exit\t"1"\\\n\x7f 😀'
+    outcome = Outcome(1.0, None, 10.0, None, [3, 1])
+    point = Point((f"{model.name}:int8:{output}", f"{model.name}:float"), (0.25,), outcome)
+    optimized = Optimized(model, {}, SearchResult(point, [point], 1, 1, 1.0), [], [], 1.0, 2,
+                          20, 20, True)
+    path = tmp_path / "stages.toml"
+    path.write_text(stages_toml(optimized, "ariel optimize 'a\nb' \x01"))
+    stages, thresholds = load_stage_file(path)
+    assert [(s.model, s.precision, s.output) for s in stages] == [
+        (model, "int8", output), (model, "float", None)]
+    assert thresholds == [0.25]
+
+
+def test_bad_head_sizes_are_refused_before_any_work(tmp_path):
+    for bad in ("x", "-1", "0,5000", ""):
+        code, _, err = run(["optimize", DIGITS, "--data", "digits", "--heldout", "digits",
+                            "--hidden", bad, "-o", tmp_path / "out"])
+        assert code == 1 and "--hidden" in err and "whole numbers from 0 to 4096" in err
+    assert not (tmp_path / "out").exists()
