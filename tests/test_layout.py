@@ -1,6 +1,6 @@
 """The package's layering: each sub-package of codegen/ imports only the ones below it, so the
-tree reads as the pipeline (compiler -> target -> run -> devkit -> report -> ari -> export) and
-no import circle can form between packages."""
+tree reads as the pipeline (compiler -> target -> run -> devkit -> report -> build -> ari ->
+export) and no import circle can form between packages."""
 
 import ast
 from pathlib import Path
@@ -9,11 +9,12 @@ import codegen
 
 PACKAGE = Path(codegen.__file__).parent
 # Lowest first; a module may import its own package and anything earlier in this list. The
-# top-level helpers come first; build.py and cli.py sit above every package.
+# top-level helpers come first. build.py (one model's firmware) sits below ari, whose adaptive
+# builds and `optimize` build single models too; cli.py sits above everything.
 LAYERS = ["codegen.errors", "codegen.terminal", "codegen.files", "codegen.resources",
           "codegen.arrays", "codegen.datasets", "codegen.compiler", "codegen.target",
-          "codegen.run", "codegen.devkit", "codegen.report", "codegen.ari", "codegen.export",
-          "codegen.build", "codegen.cli"]
+          "codegen.run", "codegen.devkit", "codegen.report", "codegen.build", "codegen.ari",
+          "codegen.export", "codegen.cli"]
 
 
 def _layer(module: str) -> int:

@@ -97,7 +97,6 @@ def to_dict(optimized: Optimized) -> dict:
                         "head": asdict(c.head)} for run in optimized.runs
                        for c in run.candidates],
         "left_out": optimized.left_out,
-        "fit_checked": optimized.fit_checked,
         "search_cost": {"wall_seconds": round(optimized.wall_seconds, 3),
                         "emulator_runs": optimized.emulator_runs,
                         "configurations": result.configurations,
@@ -123,9 +122,6 @@ def format_table(optimized: Optimized) -> str:
                     f", held out {chosen.heldout.answered}"))
     for note in optimized.left_out:
         lines.append(f"left out: {note}")
-    if not optimized.fit_checked:
-        lines.append("warning: the chosen stages were not built for the board (this ariel "
-                     "builds no stage answering from an exit)")
     lines.append(f"search cost: {optimized.wall_seconds:.1f} s of wall time, "
                  f"{optimized.emulator_runs} emulator run(s), {result.configurations} stage "
                  f"lists, {result.evaluated:,} threshold settings costed")

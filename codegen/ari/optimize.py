@@ -26,10 +26,14 @@ import onnx
 from codegen.ari.augment.heads import HeadShape
 from codegen.ari.augment.pipeline import AugmentRequest, augment, write_augmented
 from codegen.ari.augment.sidecar import read_sidecar, sidecar_path
+from codegen.ari.build import build_ari
 from codegen.ari.exit_costs import ENERGY_REFERENCE_CYCLES, output_costs
 from codegen.ari.margins import answers, margins, required_samples
 from codegen.ari.search import Candidate, SearchResult, Split, chains, search
-from codegen.ari.spec import PRECISIONS
+from codegen.ari.spec import PRECISIONS, AriOptions, Stage
+from codegen.build import build
+from codegen.compiler.compile import Options, model_inputs
+from codegen.compiler.frontend import fix_input_shapes
 from codegen.compiler.onnxrun import run_model
 from codegen.compiler.quant.calibrate import CalibrationData, load_calibration
 from codegen.errors import ArielError, DoesNotFitError
@@ -82,7 +86,6 @@ class Optimized:
     emulator_runs: int
     calibration_count: int
     report_count: int
-    fit_checked: bool
 
 
 def augmented_models(request: OptimizeRequest, folder: Path,
@@ -170,18 +173,15 @@ def optimize(request: OptimizeRequest, folder: Path,
                     heldout=split(report_part))
     model_path, sidecar = next((path, sidecar) for path, sidecar in models
                                if result.chosen.stages[0].startswith(f"{path.name}:"))
-    fit_checked = check_fits(result, model_path, request, progress)
+    check_fits(result, model_path, request, progress)
     return Optimized(model_path, sidecar, result, runs, left_out, time.monotonic() - start,
-                     emulator_runs, len(calibration_part), len(report_part), fit_checked)
+                     emulator_runs, len(calibration_part), len(report_part))
 
 
 def _heldout(request: OptimizeRequest, model: onnx.ModelProto) -> CalibrationData:
-    from codegen.compiler.compile import _model_inputs
-    from codegen.compiler.frontend import fix_input_shapes
-
     shaped = onnx.ModelProto.FromString(model.SerializeToString())
     fix_input_shapes(shaped, dict(request.input_shapes))
-    inputs = _model_inputs(shaped)
+    inputs = model_inputs(shaped)
     if len(inputs) != 1:
         raise ArielError(f"the model has {len(inputs)} inputs; adaptive builds take models "
                          "with one input")
@@ -206,9 +206,6 @@ def measure_run(model_path: Path, precision: str, exits: list[str], final: str,
                 progress: Callable[[str], None]) -> RunData:
     """Build the early-exit model at `precision` for the board, profile it in the emulator,
     and run it on the held-out inputs on the host."""
-    from codegen.build import build
-    from codegen.compiler.compile import Options
-
     progress(f"building {model_path.name} ({precision}, all outputs) for "
              f"{request.board.name}")
     built = build(model_path, request.board, workdir / "build", Options(
@@ -252,18 +249,8 @@ def host_scores(compiled, workdir: Path, inputs: np.ndarray) -> list[np.ndarray]
 
 
 def check_fits(result: SearchResult, model: Path, request: OptimizeRequest,
-               progress: Callable[[str], None]) -> bool:
-    """Compile and link the chosen list for the board; a list that does not fit is an error.
-    False when this ariel cannot build stages that answer from an exit yet."""
-    import dataclasses
-
-    from codegen.ari.build import build_ari
-    from codegen.ari.spec import AriOptions, Stage
-
-    if "output" not in {f.name for f in dataclasses.fields(Stage)}:
-        progress("warning: this ariel builds no stage answering from an exit, so the chosen "
-                 "stages were not built to check that they fit the board")
-        return False
+               progress: Callable[[str], None]) -> None:
+    """Compile and link the chosen list for the board; a list that does not fit is an error."""
     stages = [stage_of(key, model) for key in result.chosen.stages]
     progress("building the chosen stages for " + request.board.name + " to check they fit")
     options = AriOptions(stages, calibration=request.data,
@@ -275,13 +262,10 @@ def check_fits(result: SearchResult, model: Path, request: OptimizeRequest,
         except DoesNotFitError as exc:
             raise ArielError(f"the chosen stages ({', '.join(result.chosen.stages)}) do not "
                              f"fit {request.board.name}: {exc}") from None
-    return True
 
 
-def stage_of(key: str, model: Path):
+def stage_of(key: str, model: Path) -> Stage:
     """The dispatcher's stage a candidate's key (MODEL:PRECISION[:OUTPUT]) names."""
-    from codegen.ari.spec import Stage
-
     rest = key[len(model.name) + 1:]
     precision, _, output = rest.partition(":")
     return Stage(model, precision, output or None)

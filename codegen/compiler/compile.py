@@ -118,7 +118,7 @@ def compile_int8(model: onnx.ModelProto, name: str, source: ModelSource, options
                              "--calib DATA (a .npy or .npz of real inputs, or a built-in "
                              "data set: digits, toycar)")
         if calibration is None:
-            calibration = load_calibration(options.calibration, _model_inputs(model))
+            calibration = load_calibration(options.calibration, model_inputs(model))
         model = quantized = quantize_float_model(model, calibration, options.method)
         source.notes.append(f"quantized with ONNX Runtime's quantize_static ({options.method}) "
                             f"on {calibration.count} samples from {calibration.source}")
@@ -156,7 +156,7 @@ def compile_graph(graph: Graph, source: ModelSource, command: str | None = None,
     return CompiledModel(graph, plan, files, info, source, checkpoints=checkpoints)
 
 
-def _model_inputs(model: onnx.ModelProto) -> list[tuple[str, tuple[int, ...], str]]:
+def model_inputs(model: onnx.ModelProto) -> list[tuple[str, tuple[int, ...], str]]:
     """(name, shape, numpy dtype) of each graph input that is not an initializer."""
     import numpy as np
 

@@ -182,7 +182,7 @@ def test_a_chosen_list_that_does_not_fit_the_board_is_an_error(tmp_path):
     result = SearchResult(point, [point], 1, 1, 1.0)
     request = OptimizeRequest(tmp_path / "ee.onnx", str(tmp_path / "x.npy"), "unused", small,
                               tmp_path / "out")
-    assert check_fits(result, tmp_path / "ee.onnx", replace(request, board=board), print)
+    check_fits(result, tmp_path / "ee.onnx", replace(request, board=board), print)
     with pytest.raises(Exception, match=r"the chosen stages \(ee.onnx:int8:ariel_exit1, "
                                         r"ee.onnx:float\) do not fit nucleo-l4r5zi: "):
         check_fits(result, tmp_path / "ee.onnx", request, print)
@@ -201,7 +201,7 @@ def test_the_stages_file_loads_as_written_whatever_the_names(tmp_path):
     outcome = Outcome(1.0, None, 10.0, None, [3, 1])
     point = Point((f"{model.name}:int8:{output}", f"{model.name}:float"), (0.25,), outcome)
     optimized = Optimized(model, {}, SearchResult(point, [point], 1, 1, 1.0), [], [], 1.0, 2,
-                          20, 20, True)
+                          20, 20)
     path = tmp_path / "stages.toml"
     path.write_text(stages_toml(optimized, "ariel optimize 'a\nb' \x01"))
     stages, thresholds = load_stage_file(path)
