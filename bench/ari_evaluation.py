@@ -202,6 +202,9 @@ def markdown(rows: list[dict]) -> str:
                                    else "") + "thresholds per fold " + "; ".join(
                   ", ".join(f"{t:.4g}" for t in fold) for fold in r["thresholds"])
               + "".join(f"; left out: {note}" for note in r.get("left_out", []))
+              + (f"; the stages file's estimate {r['estimated_cycles'] / 1e3:,.1f} kcycles "
+                 f"({100 * (r['estimated_cycles'] / r['adaptive_cycles'] - 1):+.1f}% of the "
+                 "firmware's)" if "estimated_cycles" in r else "")
               + (f"; search {r['search_seconds']:g} s, {r['emulator_runs']} emulator runs"
                  if "search_seconds" in r else ""))
               for r in rows]

@@ -113,6 +113,9 @@ def run(data: DataSet, models: tuple[Path, ...], mode: str, board: str, folder: 
                       and r.model.name == model.name), None)
     float_cost = None if float_run is None else float_run.candidates[-1].prefix
     cycles = float(measured.cycles.mean())
+    # What `ariel simulate` says of a build from optimize's stages file: its per-stage
+    # estimates added up over the stages each input ran.
+    estimated = float(np.cumsum([c.cycles for c in chosen.costs])[dispatch.stage].mean())
     first = next(c for r in optimized.runs for c in r.candidates if c.key == chosen.stages[0])
     first_cost = first.prefix + first.head  # the first stage runs on every input
     first_answers = answers(scores[0], "top2")
@@ -134,6 +137,7 @@ def run(data: DataSet, models: tuple[Path, ...], mode: str, board: str, folder: 
         "first_stage_cycles": first_cost.cycles,
         "float_only_cycles": None if float_cost is None else float_cost.cycles,
         "adaptive_cycles": cycles,
+        "estimated_cycles": estimated,
         "first_stage_uj": first_cost.energy_uj,
         "float_only_uj": None if float_cost is None else float_cost.energy_uj,
         "adaptive_uj": None if measured.energy_uj is None else

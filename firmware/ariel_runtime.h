@@ -134,6 +134,17 @@ ARIEL_INLINE int32_t ariel_pack_tops(int32_t a, int32_t b)
     __asm__ volatile("pkhtb %0, %1, %2, asr #16" : "=r"(result) : "r"(b), "r"(a));
     return result;
 }
+/* The four signed byte maxima of two words of four int8 values: SSUB8 sets a GE flag for
+ * each byte of a whose difference with b's is >= 0, and SEL takes those bytes from a and the
+ * others from b. One asm statement, so nothing can come between the flags and their use. */
+ARIEL_INLINE int32_t ariel_max_s8x4(int32_t a, int32_t b)
+{
+    int32_t result;
+    __asm__("ssub8 %0, %1, %2\n\t"
+            "sel %0, %1, %2"
+            : "=&r"(result) : "r"(a), "r"(b) : "cc");
+    return result;
+}
 #elif defined(ARIEL_EMULATE_DSP)
 #define ARIEL_DSP 1
 /* C twins of the instructions, as the Armv7-M reference manual defines them: halfwords
@@ -182,6 +193,16 @@ ARIEL_INLINE int32_t ariel_pack_bottoms(int32_t a, int32_t b)
 ARIEL_INLINE int32_t ariel_pack_tops(int32_t a, int32_t b)
 {
     return ariel_halves(ariel_top(a), ariel_top(b));
+}
+ARIEL_INLINE int32_t ariel_max_s8x4(int32_t a, int32_t b)
+{
+    uint32_t result = 0;
+    for (int32_t bit = 0; bit < 32; bit += 8) {
+        const int32_t x = (int8_t)(uint8_t)((uint32_t)a >> bit);
+        const int32_t y = (int8_t)(uint8_t)((uint32_t)b >> bit);
+        result |= (uint32_t)(uint8_t)(x - y >= 0 ? x : y) << bit;
+    }
+    return (int32_t)result;
 }
 #else
 #define ARIEL_DSP 0

@@ -28,6 +28,7 @@ from tests.compiler.ops.test_conv_transpose_s8 import CASES as CONV_TRANSPOSE_CA
 from tests.compiler.ops.test_conv_transpose_s8 import float_model
 from tests.compiler.ops.test_gemm_pairs_s8 import CASES, case_inputs, case_model
 from tests.compiler.ops.test_gemm_s8 import GEMM_CASES, HIGH, LOW, MATMUL_CASES, product_model
+from tests.compiler.ops.test_pool_s8 import MAX_WORD_CASES, qdq_one_node, samples_for
 from tests.support import compile_onnx_int8
 
 pytestmark = pytest.mark.qemu
@@ -183,3 +184,23 @@ def test_plain_path_on_a_cortex_m0plus_in_qemu(case, tmp_path):
     got = run_firmware(compiled, elf, inputs, tmp_path / "run", board="nucleo-g071rb")
     np.testing.assert_array_equal(got, want)
     assert not uses(elf, "sxtb16")
+
+
+@pytest.mark.parametrize("case", ["2x2_stride2_16_channels", "3x3_stride2_pad1_8_channels"])
+def test_max_pool_s8_words_in_qemu(case, tmp_path):
+    """MaxPool's four maxima per SSUB8 + SEL on the real instructions, and its plain path
+    (ARIEL_NO_DSP) on the same core, equal the reference exactly."""
+    shape, attrs = MAX_WORD_CASES[case]
+    samples = samples_for(7, shape, count=2)
+    compiled = compile_onnx_int8(qdq_one_node("MaxPool", samples, opset=17, same_params=True,
+                                              **attrs), io="int8")
+    rng = np.random.default_rng(44)
+    inputs = [[rng.integers(-128, 128, shape).astype(np.int8)] for _ in range(SAMPLES)]
+    want = np.stack([run_graph(compiled.graph, sample)[0] for sample in inputs])
+    dsp_elf = firmware(compiled, tmp_path / "dsp")
+    plain_elf = firmware(compiled, tmp_path / "plain", plain=True)
+    np.testing.assert_array_equal(run_firmware(compiled, dsp_elf, inputs, tmp_path / "a"), want)
+    np.testing.assert_array_equal(run_firmware(compiled, plain_elf, inputs, tmp_path / "b"),
+                                  want)
+    assert uses(dsp_elf, "ssub8") and uses(dsp_elf, "sel")
+    assert not uses(plain_elf, "ssub8")
