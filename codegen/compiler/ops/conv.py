@@ -172,7 +172,7 @@ class Conv(OpDef):
         copied = filter_blocks(node, graph, 0, grid)[0] \
             if node.room else 0
         context.update(k=taps * geometry["icg"], pixels=win.out_hw[0] * win.out_hw[1],
-                       quads=ocg // 4, copied=copied)
+                       quads=ocg // 4, copied=copied, room=node.room > 0)
         return Kernel("kernels/conv_f32.c.j2", context, weights, multiplicand="w")
 
     def lower_runtime_filters(self, node: Node, graph: Graph, names: Names,
