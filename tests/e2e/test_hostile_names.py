@@ -143,8 +143,9 @@ def float_model() -> onnx.ModelProto:
 
 def int8_model() -> onnx.ModelProto:
     """A float model whose int8 kernels, after ONNX Runtime quantizes it, use every int8
-    template (the 12x12 Conv's receptive field is too large for the packed path; the Conv
-    on two channels pairs its taps)."""
+    template (the 12x12 Conv's receptive field is too large for the packed path; the Gemm of
+    one row packs its filters in pairs, that of four rows does not; the Conv on two channels
+    pairs its taps)."""
     rng = np.random.default_rng(1)
     value = helper.make_tensor_value_info
     node = helper.make_node
@@ -154,7 +155,8 @@ def int8_model() -> onnx.ModelProto:
                  _constant(rng, "wp", (3, 2, 3, 3)),
                  _constant(rng, "wd", (8, 1, 3, 3)), _constant(rng, "wbig", (4, 8, 12, 12)),
                  _constant(rng, "wg", (4, 10)), _constant(rng, "bg", (10,)),
-                 _constant(rng, "lns", (5,)), _constant(rng, "lnb", (5,))]
+                 _constant(rng, "lns", (5,)), _constant(rng, "lnb", (5,)),
+                 _constant(rng, "wm", (5, 3))]
     nodes = [
         node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
         node("Conv", ["x", "wd"], ["d"], pads=[1, 1, 1, 1], group=8),
@@ -168,9 +170,10 @@ def int8_model() -> onnx.ModelProto:
         node("MatMul", ["f", "m"], ["mm"]),
         node("LayerNormalization", ["mm", "lns", "lnb"], ["ln"]),
         node("Softmax", ["g"], ["y"]),
+        node("Gemm", ["m", "wm"], ["gm"]),
         node("Conv", ["z", "wp"], ["cp"], pads=[1, 1, 1, 1]),
     ]
-    return _model(nodes, inputs, ["y", "ln", "cp"], constants)
+    return _model(nodes, inputs, ["y", "ln", "gm", "cp"], constants)
 
 
 def small_model() -> onnx.ModelProto:
@@ -262,9 +265,8 @@ OPERATOR_TEMPLATES = {f"kernels/{name}.c.j2" for name in (
     "ml_tree_ensemble", "normalization_f32", "log_softmax_f32", "arg_extreme", "topk")}
 INT8_TEMPLATES = {f"kernels/{name}.c.j2" for name in (
     "binary_s8", "conv_direct_s8", "conv_dw_s8", "conv_pairs_s8", "conv_s8",
-    "dequantize_linear", "lookup_s8",
-    "matmul_packed_s8", "matmul_s8", "normalization_s8", "pool_average_s8", "quantize_linear",
-    "softmax_s8")}
+    "dequantize_linear", "lookup_s8", "matmul_packed_s8", "matmul_pairs_s8", "matmul_s8",
+    "normalization_s8", "pool_average_s8", "quantize_linear", "softmax_s8")}
 FIRMWARE_TEMPLATES = {"firmware/Makefile.j2", "firmware/ariel_model.h.j2",
                       "firmware/linker.ld.j2", "firmware/ariel_test_data.c.j2",
                       "firmware/board_config.h.j2", "ari/ari.c.j2", "ari/ari.h.j2",
