@@ -268,6 +268,24 @@ ARIEL_INLINE uint8_t ariel_saturate_u8(int32_t value) { return (uint8_t)__usat(v
 ARIEL_INLINE int32_t ariel_bottom16(int32_t word) { return (int16_t)(uint16_t)((uint32_t)word & 0xFFFFu); }
 ARIEL_INLINE int32_t ariel_top16(int32_t word) { return (int16_t)(uint16_t)((uint32_t)word >> 16); }
 
+/* The word of int16 pairs (bottom, top) SMLAD reads: bottom in bits 0-15, top in 16-31. */
+ARIEL_INLINE int32_t ariel_pair_s16(int32_t bottom, int32_t top)
+{
+    return (int32_t)(((uint32_t)bottom & 0xFFFFu) | ((uint32_t)top << 16));
+}
+
+/* acc plus the products of the bottom halves and of the top halves of x and w: one SMLAD on
+ * the DSP extension, two multiplies elsewhere (the same sum; codegen/compiler/ops/gemm.py's
+ * bound checks keep it within int32). */
+ARIEL_INLINE int32_t ariel_mac_pairs(int32_t x, int32_t w, int32_t acc)
+{
+#if ARIEL_DSP
+    return ariel_smlad(x, w, acc);
+#else
+    return acc + ariel_bottom16(x) * ariel_bottom16(w) + ariel_top16(x) * ariel_top16(w);
+#endif
+}
+
 /* Four int8 values as one 32-bit word (a single LDR; Armv7-M loads unaligned words). */
 ARIEL_INLINE int32_t ariel_load_s8x4(const int8_t *p)
 {
@@ -763,6 +781,21 @@ ARIEL_INLINE void ariel_dot_3pairs_s8(int32_t acc[6], const int32_t *col, const 
 #endif
 }
 #endif /* ARIEL_DSP */
+
+/* 2 * n4 words of int16 pairs from n4 groups of four int8 values b0..b3: (b0, b2) then
+ * (b1, b3) (ariel_widen_s8's order at stride 2; codegen/compiler/ops/conv_pairs.py lays the
+ * weights out for it). */
+ARIEL_INLINE void ariel_widen_pairs_s8(int32_t *pairs, const int8_t *w, int32_t n4)
+{
+#if ARIEL_DSP
+    ariel_widen_s8(pairs, w, n4, 0, 2);
+#else
+    for (int32_t i = 0; i < n4; ++i) {
+        pairs[2 * i] = ariel_pair_s16(w[4 * i], w[4 * i + 2]);
+        pairs[2 * i + 1] = ariel_pair_s16(w[4 * i + 1], w[4 * i + 3]);
+    }
+#endif
+}
 
 /* -- int8 in plain C: the same packed weights, one multiply-accumulate at a time ----------
  * x is int8 (a row of the input, or a receptive field gathered into a buffer); the sums are

@@ -10,6 +10,8 @@ stage with gemm.py."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from codegen.compiler.ir import Graph, Node, Tensor, channels_last
@@ -28,6 +30,14 @@ from codegen.compiler.ops.base import (
     require_dtype,
     unsupported,
 )
+from codegen.compiler.ops.conv_pairs import (
+    MOST_CHANNELS,
+    MOST_WORDS,
+    PairedTaps,
+    buffer_width,
+    flash_order,
+    pair_taps,
+)
 from codegen.compiler.ops.inner_product import (
     SCRATCH_BUDGET,
     accumulator_bound,
@@ -42,6 +52,7 @@ from codegen.compiler.ops.inner_product import (
     requantizer,
     wrap_notes,
 )
+from codegen.compiler.ops.quantize import c_add
 from codegen.compiler.ops.spatial import OutputGrid, Window, output_spatial, window
 from codegen.compiler.quant.output_stage import zero_point_of
 
@@ -241,6 +252,9 @@ class Conv(OpDef):
                           {**context, **depthwise_context(win, geometry, folding.offset),
                            "notes": wrap_notes(notes)},
                           weights)
+        plan = paired_plan(node, graph, grid)
+        if plan is not None:
+            return self.lower_pairs(node, plan, context, weights, notes)
         ocg = geometry["ocg"]
         groups = [pack_pairs(rows[g * ocg:(g + 1) * ocg]) for g in range(geometry["group"])]
         packed, k4 = np.concatenate([part for part, _ in groups]), groups[0][1]
@@ -288,6 +302,52 @@ class Conv(OpDef):
                        row_runs=geometry["dw"] == 1 and geometry["group"] == 1)
         return Kernel("kernels/conv_s8.c.j2", context, weights)
 
+    def lower_pairs(self, node: Node, plan: PairedPlan, context: dict,
+                    weights: dict[str, np.ndarray], notes: list[str]) -> Kernel:
+        """The kernel for 1-3 input channels (conv_pairs.py): taps paired into row buffers
+        built once per output row, filters widened into RAM once per inference."""
+        g = context
+        paired, width = plan.paired, plan.width
+        weights["w"] = flash_order(paired.weights)
+        nwords = len(paired.words)
+        filter_words = len(weights["w"]) // 2
+        on_stack = node.room < -(-g["oc"] // 2)
+        buffers = []
+        for b in paired.buffers:
+            lo = min(g["pad_left"], width)
+            hi = max(lo, min(width, g["iw"] + g["pad_left"] - b.shift))
+            buffers.append({
+                "describe": b.describe(),
+                "bottom_y": c_add(f"oy * {g['sh']}", b.rows[0] * g["dh"] - g["pad_top"]),
+                "top_y": c_add(f"oy * {g['sh']}", b.rows[1] * g["dh"] - g["pad_top"]),
+                "bottom_c": b.channels[0], "top_c": b.channels[1], "shift": b.shift,
+                "bottom_x": c_add("j", -g["pad_left"]), "top_x": c_add("ix", b.shift),
+                "bottom_j": c_add("j", -g["pad_left"]),
+                "top_j": c_add("j", b.shift - g["pad_left"]),
+                "lo": lo, "hi": hi,
+                "edges": [(a, z) for a, z in ((0, lo), (hi, width)) if z > a]})
+        notes[1] += (f"; w as {nwords} pairs of taps per filter (below), copied to "
+                     + ("the stack" if on_stack else "the room the arena has at this step")
+                     + f" and widened to int16 pairs once per inference ({4 * filter_words} "
+                     "bytes)")
+        kinds = "; ".join(f"buffer {k}: {b['describe']}" for k, b in enumerate(buffers))
+        notes.append(
+            f"path: taps paired across kernel positions ({g['ic']} input channel"
+            f"{'s' if g['ic'] > 1 else ''}, too few for runs of four): each output row first "
+            f"writes {len(buffers)} row buffer{'s' if len(buffers) > 1 else ''} of "
+            f"{width} int16 pairs ({kinds}), then each pixel's {nwords} words lie at fixed "
+            f"offsets from a pointer that moves {g['sw']} word{'s' if g['sw'] > 1 else ''} "
+            "per pixel: no receptive field is gathered. Two pixels by two filters per step, "
+            "every word unrolled; DSP (ARIEL_DSP): one SMLAD per word and pixel and filter; "
+            "plain C: the same sums, two multiplies per word.")
+        words = [(k * width + kx * g["dw"], i) for i, (k, kx) in enumerate(paired.words)]
+        context.update(
+            notes=wrap_notes(notes), buffers=buffers, width=width, words=words, nwords=nwords,
+            filter_words=filter_words, on_stack=on_stack,
+            pad16=g["zero_point"] + g["offset"],
+            plus_offset=c_add("", g["offset"]), unused_scratch=on_stack and node.room > 0)
+        return Kernel("kernels/conv_pairs_s8.c.j2", context, weights)
+
     def geometry_context(self, node: Node, x: Tensor, w: Tensor,
                          grid: OutputGrid | None = None) -> dict:
         """Sizes, window and groups, as both kernels name them, and where output pixels go
@@ -326,6 +386,38 @@ FEWEST_FILTERS_PER_BLOCK = 8
 FILTER_STACK_BUDGET = 6144
 
 
+@dataclass(frozen=True)
+class PairedPlan:
+    """An int8 Conv that takes the paired-taps kernel: its pairs and row buffers' width."""
+
+    paired: PairedTaps
+    width: int
+
+
+def paired_plan(node: Node, graph: Graph, grid: OutputGrid | None = None
+                ) -> PairedPlan | None:
+    """The paired-taps kernel's plan for an int8 Conv with constant filters, 1-3 input
+    channels and one group (conv_pairs.py), if its row buffers, the zero-point row and its
+    filters widened fit FILTER_STACK_BUDGET and its filters MOST_WORDS words; else None. A
+    ConvTranspose phase (`grid`) takes the general kernel."""
+    x, w = graph.tensor(node.inputs[0]), graph.tensor(node.inputs[1])
+    if (grid is not None or not w.is_const or x.rank not in (3, 4)
+            or attr(node, "group", 1) != 1 or x.shape[1] > MOST_CHANNELS):
+        return None
+    win = window(node, tuple(x.shape[2:]), tuple(attr(node, "kernel_shape", w.shape[2:])))
+    paired = pair_taps(_ohwi(w.data), win.dilations[1])
+    words = len(paired.words)
+    width = buffer_width(win.out_hw[1], win.strides[1], win.kernel[1], win.dilations[1])
+    filter_bytes = 4 * (w.shape[0] * words + (w.shape[0] * words) % 2)
+    stack = 4 * len(paired.buffers) * width + win.in_hw[1] * x.shape[1] + filter_bytes
+    # The DSP loop's loads take byte offsets of at most 4095 (LDR's immediate).
+    farthest = 4 * max(k * width + kx * win.dilations[1] for k, kx in paired.words)
+    if (words > MOST_WORDS or stack > FILTER_STACK_BUDGET
+            or farthest + 4 * win.strides[1] > 4095):
+        return None
+    return PairedPlan(paired, width)
+
+
 def filters_in_ram(node: Node, graph: Graph) -> tuple[int, int, int] | None:
     """What a Conv asks of the memory plan for its filters in RAM (see OpDef.room): bytes
     per unit of filters (int8: a pair widened to int16; float: four, as packed), the units
@@ -342,6 +434,11 @@ def filters_in_ram(node: Node, graph: Graph) -> tuple[int, int, int] | None:
     x, w = graph.tensor(node.inputs[0]), graph.tensor(node.inputs[1])
     if not w.is_const or x.rank not in (3, 4) or attr(node, "group", 1) != 1:
         return None
+    paired = paired_plan(node, graph)
+    if paired is not None:
+        # All the filters or none: 2 filters of that many words per pair.
+        pairs = -(-w.shape[0] // 2)
+        return 8 * len(paired.paired.words), pairs, pairs
     oc, icg = w.shape[:2]
     taps = int(np.prod(w.shape[2:]))
     win = window(node, tuple(x.shape[2:]), tuple(attr(node, "kernel_shape", w.shape[2:])))
