@@ -420,6 +420,10 @@ def _say_checkpoints(plan, power) -> None:
         f"power {cost.nbytes:,} B written in {cost.writes} writes"
         + (f", {cost.pages_erased} pages erased" if power.nvm.erases else "")
         + f", {cost.seconds * 1e3:.3g} ms of NVM time ({cost.cycles:,} cycles)")
+    if plan.bands:
+        bands = sum(len(edges) - 1 for edges in plan.bands.values())
+        say(f"  {len(plan.bands)} layer(s) longer than the on-period run in {bands} bands of "
+            "output rows, with a commit between two bands")
     warning = endurance_warning(cost, power)
     if warning:
         say(warning, err=True)
