@@ -289,6 +289,30 @@ ARIEL_INLINE int32_t ariel_requantize_hi(int32_t acc, int32_t multiplier, int32_
     return ariel_clamp_s8(((h >> shift33) + 1 + 2 * zero_point) >> 1, low, high);
 }
 
+/* add + the high word of acc * multiplier (floor of the product / 2^32): one SMMLA on a
+ * core with the DSP extension. */
+ARIEL_INLINE int32_t ariel_mulhi_add(int32_t acc, int32_t multiplier, int32_t add)
+{
+#if defined(__ARM_FEATURE_DSP)
+    int32_t result;
+    __asm__("smmla %0, %1, %2, %3" : "=r"(result) : "r"(acc), "r"(multiplier), "r"(add));
+    return result;
+#else
+    return (int32_t)(((int64_t)acc * multiplier) >> 32) + add;
+#endif
+}
+
+/* ariel_requantize_hi with one shift for every channel, the per-channel part of each shift
+ * moved into the filters and bias at compile time (codegen/compiler/ops/common_shift.py
+ * derives it): (high word of acc * multiplier + add) >> shift, confined to [low, high], where
+ * add = 2^(shift - 1) + zp 2^shift is the rounding and the zero point. With `shift` a
+ * constant, SMMLA and one SSAT (its ASR built in). */
+ARIEL_INLINE int32_t ariel_requantize_common(int32_t acc, int32_t multiplier, int32_t add,
+                                             int32_t shift, int32_t low, int32_t high)
+{
+    return ariel_clamp_s8(ariel_mulhi_add(acc, multiplier, add) >> shift, low, high);
+}
+
 #if ARIEL_DSP
 /* -- int8 on the DSP extension ------------------------------------------------------------
  * A column is a vector of int16 values stored as pairs in 32-bit words, each group of four

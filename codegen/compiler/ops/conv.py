@@ -10,6 +10,8 @@ stage with gemm.py."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from codegen.compiler.ir import Graph, Node, Tensor, channels_last
@@ -28,6 +30,7 @@ from codegen.compiler.ops.base import (
     require_dtype,
     unsupported,
 )
+from codegen.compiler.ops.common_shift import common_shift
 from codegen.compiler.ops.inner_product import (
     SCRATCH_BUDGET,
     accumulator_bound,
@@ -220,20 +223,33 @@ class Conv(OpDef):
         taps = geometry["kh"] * geometry["kw"]
         k = taps * geometry["icg"]
         if geometry["icg"] == 1 and geometry["ocg"] == 1 and geometry["ic"] % 4 == 0:
+            common = common_shift(stage, rows, folding)
+            if common is not None:
+                # One shift for every channel: filters and bias scaled per channel.
+                rows = rows.astype(np.int64) * common.scales[:, None]
+                folding = replace(folding, bias=folding.bias * common.scales)
+                requant = common.requantizer(stage, names)
+                weights = dict(requant.weights)
+                notes[2] = (f"y {describe_quant(out)}, clamped to [{stage.low}, {stage.high}]; "
+                            f"{requant.note}")
+                context.update(requantize=requant.call,
+                               start=bias_reader(folding, names, weights))
             weights["w"] = pack_depthwise(rows)
             notes[1] += (f"; w as int16 pairs, per four channels: each pair of taps (t, t + 1) "
                          f"one word per channel, an odd last tap two words (channels 0 and 2, "
                          f"1 and 3): {weights['w'].nbytes} bytes of flash, twice the int8 "
                          f"filters', so that no weight is widened at run time")
             notes.append(
-                "path: depthwise, four channels of one pixel per step, every tap unrolled. "
+                "path: depthwise, four channels of one pixel per step, every tap unrolled, "
+                "the four channels' weights read by every output pixel in turn "
+                "(in the flash's data cache). Each input row's four channels are copied "
+                "once into a ring of rows of words padded with the zero point, so that every "
+                "pixel, at the border or not, reads its taps at fixed offsets from one "
+                "pointer per filter row (no tap addresses per pixel, no border path). "
                 "DSP (ARIEL_DSP): two taps' input words packed by PKHBT/PKHTB so that SXTB16 "
                 "widens one channel's two taps into one word, and SMLAD takes both products "
                 "against the pre-widened weight pair (two MACs per instruction, no run-time "
-                "weight widening); plain C: the same sums one product at a time. Interior "
-                "pixels read each tap at a fixed offset from the first, four channels at a "
-                "time over all pixels; border pixels find their taps once for all channels, "
-                "padded taps reading a row of the zero point.")
+                "weight widening); plain C: the same sums one product at a time.")
             return Kernel("kernels/conv_dw_s8.c.j2",
                           {**context, **depthwise_context(win, geometry, folding.offset),
                            "notes": wrap_notes(notes)},
@@ -390,38 +406,24 @@ def pack_depthwise(rows: np.ndarray) -> np.ndarray:
 
 
 def depthwise_context(win: Window, geometry: dict, offset: int) -> dict:
-    """What conv_dw_s8.c.j2 needs besides the geometry: the weight words per group, the
-    interior's output rows and columns (pixels whose taps all lie in the input) and each
-    tap's byte offset there from the first, whether any pixel is on the border, and the
-    widening (with the input offset added when the zero point is not folded)."""
-    (ih, iw), (oh, ow) = win.in_hw, win.out_hw
+    """What conv_dw_s8.c.j2 needs besides the geometry: the weight words per group, its rows
+    of words (a ring of input rows as long as one output pixel's taps span, each row as wide
+    as the columns the taps read, padding included) and the widening (with the input offset
+    added when the zero point is not folded)."""
     g = geometry
-    oy_lo, oy_hi = _inside(ih, oh, g["kh"], g["sh"], g["dh"], g["pad_top"])
-    ox_lo, ox_hi = _inside(iw, ow, g["kw"], g["sw"], g["dw"], g["pad_left"])
-    interior = oy_lo <= oy_hi and ox_lo <= ox_hi
-    border = not interior or (oy_lo, oy_hi, ox_lo, ox_hi) != (0, oh - 1, 0, ow - 1)
     taps = g["kh"] * g["kw"]
-    offsets = [(ky * g["dh"] * iw + kx * g["dw"]) * g["ic"]
-               for ky in range(g["kh"]) for kx in range(g["kw"])]
+    rightmost = (win.out_hw[1] - 1) * g["sw"] - g["pad_left"] + (g["kw"] - 1) * g["dw"]
     pair = f"{(offset & 0xFFFF) * 0x10001 - (1 << 32 if offset < 0 else 0)}"
     return {"taps": taps, "pairs": taps // 2, "odd": taps % 2,
             "words": 4 * (taps // 2) + 2 * (taps % 2),
-            "interior": interior, "border": border, "padded": border,
-            "oy_lo": oy_lo, "oy_hi": oy_hi, "ox_lo": ox_lo, "ox_hi": ox_hi,
-            "interior_addr": [f"src + {o}" if o else "src" for o in offsets],
-            "border_addr": [f"tap[{t}] + c" for t in range(taps)],
+            "slots": (g["kh"] - 1) * g["dh"] + 1,
+            "width": rightmost + g["pad_left"] + 1,
+            "copy_from": max(0, -g["pad_left"]), "copy_to": min(win.in_hw[1] - 1, rightmost),
             "widen": (lambda v: f"ariel_sxtb16({v})") if offset == 0 else
                      (lambda v: f"ariel_sxtab16({pair}, {v})"),
             "widen_odd": (lambda v: f"ariel_sxtb16_ror8({v})") if offset == 0 else
                          (lambda v: f"ariel_sxtab16_ror8({pair}, {v})"),
             "plus_offset": f" + {offset}" if offset > 0 else (f" - {-offset}" if offset else "")}
-
-
-def _inside(size: int, out: int, k: int, stride: int, dilation: int, pad: int
-            ) -> tuple[int, int]:
-    """The first and last output index along one axis whose taps all lie in the input."""
-    return (max(0, -(-pad // stride)),
-            min(out - 1, (size - 1 - (k - 1) * dilation + pad) // stride))
 
 
 def reads_padding(win: Window) -> bool:
