@@ -40,7 +40,7 @@ from codegen.ari.margins import answers, simulate  # noqa: E402
 from codegen.ari.measure import measure_dispatch  # noqa: E402
 from codegen.ari.spec import AriOptions, Stage  # noqa: E402
 from codegen.compiler.quant.calibrate import CalibrationData  # noqa: E402
-from codegen.datasets import basic_motions, digits_split, mnist  # noqa: E402
+from codegen.datasets import basic_motions, digits_split, gunpoint, mnist  # noqa: E402
 from codegen.errors import DoesNotFitError  # noqa: E402
 from codegen.run.simulate import open_build  # noqa: E402
 from codegen.target.boards import get_board  # noqa: E402
@@ -86,6 +86,9 @@ def experiments() -> list[Experiment]:
     # about unseen ones: thresholds are calibrated on held-out test recordings, two folds.
     bm_note = ("quantized on the 40 training recordings; thresholds calibrated on 20 test "
                "recordings and reported on the other 20, then the other way round")
+    x_gp, _, x_gp_test, y_gp_test = gunpoint()
+    gp_note = ("quantized on the 50 training series; thresholds calibrated on 75 test series "
+               "and reported on the other 75, then the other way round")
     x_mnist, _, x_mnist_test, y_mnist_test = mnist()
     mnist_note = ("quantized on 200 training images; thresholds calibrated on 500 of the 1,000 "
                   "held-out images and reported on the other 500, then the other way round")
@@ -102,6 +105,10 @@ def experiments() -> list[Experiment]:
         Experiment("BasicMotions, big-little cascade (little int8 -> big int8 -> big float)",
                    [Stage(little, "int8"), Stage(big, "int8"), Stage(big, "float")],
                    x_bm, two_folds(x_bm_test, y_bm_test), bm_note),
+        Experiment("GunPoint CNN, ARI (int8 -> float)",
+                   [Stage(MODELS / "gunpoint_cnn.onnx", "int8"),
+                    Stage(MODELS / "gunpoint_cnn.onnx", "float")],
+                   x_gp, two_folds(x_gp_test, y_gp_test), gp_note),
         Experiment("MNIST CNN, ARI (int8 -> float)",
                    [Stage(MODELS / "mnist_cnn.onnx", "int8"),
                     Stage(MODELS / "mnist_cnn.onnx", "float")],
@@ -202,6 +209,9 @@ def markdown(rows: list[dict]) -> str:
                                    else "") + "thresholds per fold " + "; ".join(
                   ", ".join(f"{t:.4g}" for t in fold) for fold in r["thresholds"])
               + "".join(f"; left out: {note}" for note in r.get("left_out", []))
+              + (f"; the stages file's estimate {r['estimated_cycles'] / 1e3:,.1f} kcycles "
+                 f"({100 * (r['estimated_cycles'] / r['adaptive_cycles'] - 1):+.1f}% of the "
+                 "firmware's)" if "estimated_cycles" in r else "")
               + (f"; search {r['search_seconds']:g} s, {r['emulator_runs']} emulator runs"
                  if "search_seconds" in r else ""))
               for r in rows]

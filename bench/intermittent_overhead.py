@@ -1,11 +1,13 @@
 """Benchmark: what `--power intermittent` costs with continuous power. For the four MLPerf Tiny
 models and the digits CNN in int8 (int8 inputs and outputs, as MLPerf Tiny feeds them), on
-the F-RAM board (nucleo-l4r5zi-fram) and on internal flash (nucleo-l4r5zi): the normal build
+the F-RAM boards (nucleo-l4r5zi-fram: SPI at 30 MHz; nucleo-l4r5zi-qspi-fram: quad SPI at
+60 MHz) and on internal flash (nucleo-l4r5zi): the normal build
 and the intermittent builds (ariel's live checkpoints, and the two baselines: the whole arena
 after every layer, and restart from scratch), each profiled in QEMU on one input.
 
     .venv/bin/python bench/intermittent_overhead.py [--models resnet8_cifar10,...]
-        [--boards nucleo-l4r5zi-fram,nucleo-l4r5zi] [--on-periods CYCLES,...]
+        [--boards nucleo-l4r5zi-fram,nucleo-l4r5zi-qspi-fram,nucleo-l4r5zi]
+        [--on-periods CYCLES,...]
         [--json results.json] [--readme]
 
 Per build: the commits per inference, the bytes written to NVM per inference (data and
@@ -15,7 +17,7 @@ instructions the checkpoint code runs (exact, QEMU: the intermittent build's ins
 per inference less the normal build's, each counted as one cycle), and the overhead: both
 together against the normal build's estimated cycles. Counting the copy loop's instructions
 beside the SPI time the loop would wait for is conservative. `--on-periods` adds ResNet-8 on
-the F-RAM board with commits placed for each on-period (the fewest bytes,
+the F-RAM boards with commits placed for each on-period (the fewest bytes,
 codegen/compiler/checkpoint.py).
 `--readme` writes the table into README.md between its markers."""
 
@@ -45,8 +47,10 @@ from tests.e2e.test_int8_qemu import calibration_and_tests  # noqa: E402
 
 MODELS = ["resnet8_cifar10", "vww_mobilenet_96", "kws_dscnn", "ad_autoencoder_toycar",
           "digits_cnn"]
-BOARDS = ["nucleo-l4r5zi-fram", "nucleo-l4r5zi"]
+BOARDS = ["nucleo-l4r5zi-fram", "nucleo-l4r5zi-qspi-fram", "nucleo-l4r5zi"]
+# restart writes one record per inference on any board: measured once, on the SPI F-RAM
 STRATEGIES = {"nucleo-l4r5zi-fram": ["live", "arena", "restart"],
+              "nucleo-l4r5zi-qspi-fram": ["live", "arena"],
               "nucleo-l4r5zi": ["live", "arena"]}
 NAMES = {"resnet8_cifar10": "ResNet-8", "vww_mobilenet_96": "VWW MobileNet",
          "kws_dscnn": "KWS DS-CNN", "ad_autoencoder_toycar": "AD autoencoder",

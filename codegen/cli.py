@@ -420,6 +420,10 @@ def _say_checkpoints(plan, power) -> None:
         f"power {cost.nbytes:,} B written in {cost.writes} writes"
         + (f", {cost.pages_erased} pages erased" if power.nvm.erases else "")
         + f", {cost.seconds * 1e3:.3g} ms of NVM time ({cost.cycles:,} cycles)")
+    if plan.bands:
+        bands = sum(len(edges) - 1 for edges in plan.bands.values())
+        say(f"  {len(plan.bands)} layer(s) longer than the on-period run in {bands} bands of "
+            "output rows, with a commit between two bands")
     warning = endurance_warning(cost, power)
     if warning:
         say(warning, err=True)
@@ -826,9 +830,10 @@ def _ari_options(model: Path | None, stages: tuple[str, ...], stage_file: Path |
     if sum(bool(given) for given in (model, stages, stage_file)) > 1:
         raise ArielError("give one of MODEL with --precision ari, --stage ..., or --stages "
                          "FILE.toml")
-    file_thresholds = None
+    file_thresholds, costs = None, None
     if stage_file is not None:
-        stage_list, file_thresholds = load_stage_file(stage_file)
+        loaded = load_stage_file(stage_file)
+        stage_list, file_thresholds, costs = loaded.stages, loaded.thresholds, loaded.costs
         if file_thresholds is not None and thresholds is not None:
             raise ArielError(f"thresholds come from both {stage_file} and --threshold: give "
                              "them in one place")
@@ -842,7 +847,7 @@ def _ari_options(model: Path | None, stages: tuple[str, ...], stage_file: Path |
         raise ArielError("the int8 stages need calibration data: --calib DATA")
     return AriOptions(stage_list, calibration, margin, scores, decision_threshold,
                       file_thresholds or parse_thresholds(thresholds, len(stage_list)),
-                      float_weights=float_weights, input_shapes=input_shapes)
+                      float_weights=float_weights, input_shapes=input_shapes, costs=costs)
 
 
 @main.command()

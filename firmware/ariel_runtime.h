@@ -134,6 +134,17 @@ ARIEL_INLINE int32_t ariel_pack_tops(int32_t a, int32_t b)
     __asm__ volatile("pkhtb %0, %1, %2, asr #16" : "=r"(result) : "r"(b), "r"(a));
     return result;
 }
+/* The four signed byte maxima of two words of four int8 values: SSUB8 sets a GE flag for
+ * each byte of a whose difference with b's is >= 0, and SEL takes those bytes from a and the
+ * others from b. One asm statement, so nothing can come between the flags and their use. */
+ARIEL_INLINE int32_t ariel_max_s8x4(int32_t a, int32_t b)
+{
+    int32_t result;
+    __asm__("ssub8 %0, %1, %2\n\t"
+            "sel %0, %1, %2"
+            : "=&r"(result) : "r"(a), "r"(b) : "cc");
+    return result;
+}
 #elif defined(ARIEL_EMULATE_DSP)
 #define ARIEL_DSP 1
 /* C twins of the instructions, as the Armv7-M reference manual defines them: halfwords
@@ -182,6 +193,16 @@ ARIEL_INLINE int32_t ariel_pack_bottoms(int32_t a, int32_t b)
 ARIEL_INLINE int32_t ariel_pack_tops(int32_t a, int32_t b)
 {
     return ariel_halves(ariel_top(a), ariel_top(b));
+}
+ARIEL_INLINE int32_t ariel_max_s8x4(int32_t a, int32_t b)
+{
+    uint32_t result = 0;
+    for (int32_t bit = 0; bit < 32; bit += 8) {
+        const int32_t x = (int8_t)(uint8_t)((uint32_t)a >> bit);
+        const int32_t y = (int8_t)(uint8_t)((uint32_t)b >> bit);
+        result |= (uint32_t)(uint8_t)(x - y >= 0 ? x : y) << bit;
+    }
+    return (int32_t)result;
 }
 #else
 #define ARIEL_DSP 0
@@ -659,6 +680,112 @@ ARIEL_INLINE int32_t ariel_dot_1x1_s16(int32_t acc, const int32_t *col, const in
     }
     return acc;
 }
+
+/* -- int8 outputs in pairs that share a halfword ------------------------------------------
+ * One row of A against constant filters read once each (a dense layer's weights, streamed
+ * from flash): two filters a and b share each int16 halfword of the packed stream, which
+ * holds h = 256 w_b + w_a exactly (codegen/compiler/ops/output_pairs.py stores w_a's byte,
+ * then w_b's less one where w_a < 0, and checks that this fits a byte). A word holds the
+ * halfwords of the two inputs of one widened column word, so one SMLAD of the column word
+ * and the raw weight word adds 256 (x . w_b) + x . w_a, and one SMLAD of the column word and
+ * SXTB16 of the weight word (its low bytes, w_a at both inputs) adds x . w_a: 4 MACs in one
+ * load, one SXTB16 and two SMLAD, where filters stored apart take two SXTB16. The first sum
+ * may wrap around 32 bits; the difference of the two is 256 (x . w_b) modulo 2^32, exact
+ * because output_pairs.py checks that |256 (x . w_b)| < 2^31 for every x the column can
+ * hold, and so x . w_b is that difference shifted right by 8. */
+
+/* One column word against three pairs' weight words (in the asm of ariel_dot_3pairs_s8;
+ * operands named there): the column word and the three weight words loaded in a row (5
+ * cycles, the pointers advanced by post-indexed loads that no later load's address in the
+ * run depends on), then per pair SMLAD on the raw word, SXTB16 in place, SMLAD: 14 cycles
+ * per 12 MACs on a Cortex-M4. */
+#define ARIEL_DOT_3PAIRS_WORD \
+    "ldr %[x], [%[col]], #4\n\t" \
+    "ldr %[w2], [%[w], #8]\n\t" \
+    "ldr %[w1], [%[w], #4]\n\t" \
+    "ldr %[w0], [%[w]], #12\n\t" \
+    "smlad %[b0], %[x], %[w0], %[b0]\n\t" \
+    "sxtb16 %[w0], %[w0]\n\t" \
+    "smlad %[a0], %[x], %[w0], %[a0]\n\t" \
+    "smlad %[b1], %[x], %[w1], %[b1]\n\t" \
+    "sxtb16 %[w1], %[w1]\n\t" \
+    "smlad %[a1], %[x], %[w1], %[a1]\n\t" \
+    "smlad %[b2], %[x], %[w2], %[b2]\n\t" \
+    "sxtb16 %[w2], %[w2]\n\t" \
+    "smlad %[a2], %[x], %[w2], %[a2]\n\t"
+
+/* acc[2 p] and acc[2 p + 1] += column . filters a and b of pair p, for `pairs` (1 to 3)
+ * pairs over `words` column words (a row widened at stride 2), their weight words
+ * interleaved word by word (pair 0's, pair 1's, pair 2's for column word 0, then for word
+ * 1, ...), read once in that order. */
+ARIEL_INLINE void ariel_dot_pairs_s8(int32_t *acc, const int32_t *col, const int8_t *w,
+                                     int32_t words, int32_t pairs)
+{
+    int32_t low[3] = {0, 0, 0}, both[3] = {0, 0, 0};
+    for (int32_t p = 0; p < pairs; ++p) {
+        low[p] = acc[2 * p];
+        both[p] = acc[2 * p];
+    }
+    for (int32_t i = 0; i < words; ++i) {
+        const int32_t x = col[i];
+        for (int32_t p = 0; p < pairs; ++p) {
+            const int32_t word = ariel_load_s8x4(w + 4 * p);
+            both[p] = ariel_smlad(x, word, both[p]);
+            low[p] = ariel_smlad(x, ariel_sxtb16(word), low[p]);
+        }
+        w += 4 * pairs;
+    }
+    for (int32_t p = 0; p < pairs; ++p) {
+        acc[2 * p] = low[p];
+        acc[2 * p + 1] += (int32_t)((uint32_t)both[p] - (uint32_t)low[p]) >> 8;
+    }
+}
+
+/* ariel_dot_pairs_s8 for three pairs (six outputs), the kernels' main step. On a DSP core
+ * the loop is assembly, eight column words per pass (ARIEL_DOT_3PAIRS_WORD; 3 cycles per
+ * pass for the count and the branch back, the loop's first instruction word-aligned so that
+ * the branch costs no extra refill cycle, TRM 3.3.1), then two words per pass for the rest
+ * (words is even: rows are padded to groups of four). */
+ARIEL_INLINE void ariel_dot_3pairs_s8(int32_t acc[6], const int32_t *col, const int8_t *w,
+                                      int32_t words)
+{
+#if defined(__ARM_FEATURE_DSP) && !defined(ARIEL_NO_DSP)
+    int32_t a0 = acc[0], a1 = acc[2], a2 = acc[4];
+    int32_t b0 = a0, b1 = a1, b2 = a2;
+    int32_t count = words, x, w0, w1, w2;
+    __asm__("subs %[count], %[count], #8\n\t"
+            "blt 2f\n\t"
+            ".p2align 2\n"
+            "1:\n\t"
+            ARIEL_DOT_3PAIRS_WORD ARIEL_DOT_3PAIRS_WORD ARIEL_DOT_3PAIRS_WORD
+            ARIEL_DOT_3PAIRS_WORD ARIEL_DOT_3PAIRS_WORD ARIEL_DOT_3PAIRS_WORD
+            ARIEL_DOT_3PAIRS_WORD ARIEL_DOT_3PAIRS_WORD
+            "subs %[count], %[count], #8\n\t"
+            "bge 1b\n"
+            "2:\n\t"
+            "adds %[count], %[count], #8\n\t"
+            "beq 4f\n\t"
+            ".p2align 2\n"
+            "3:\n\t"
+            ARIEL_DOT_3PAIRS_WORD ARIEL_DOT_3PAIRS_WORD
+            "subs %[count], %[count], #2\n\t"
+            "bne 3b\n"
+            "4:"
+            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [b0] "+r"(b0), [b1] "+r"(b1),
+              [b2] "+r"(b2), [col] "+r"(col), [w] "+r"(w), [count] "+r"(count),
+              [x] "=&r"(x), [w0] "=&r"(w0), [w1] "=&r"(w1), [w2] "=&r"(w2)
+            :
+            : "cc", "memory");
+    acc[1] += (int32_t)((uint32_t)b0 - (uint32_t)a0) >> 8;
+    acc[3] += (int32_t)((uint32_t)b1 - (uint32_t)a1) >> 8;
+    acc[5] += (int32_t)((uint32_t)b2 - (uint32_t)a2) >> 8;
+    acc[0] = a0;
+    acc[2] = a1;
+    acc[4] = a2;
+#else
+    ariel_dot_pairs_s8(acc, col, w, words, 3);
+#endif
+}
 #endif /* ARIEL_DSP */
 
 /* -- int8 in plain C: the same packed weights, one multiply-accumulate at a time ----------
@@ -691,6 +818,32 @@ ARIEL_INLINE int32_t ariel_dot_1x1_s8_c(int32_t acc, const int8_t *x, const int8
         acc += ((int32_t)x[k] + offset) * (int32_t)w[k];
     }
     return acc;
+}
+
+/* acc[2 p] and acc[2 p + 1] += (x + offset) . filters a and b of pair p, for `pairs` pairs
+ * of k weights stored as ariel_dot_pairs_s8 reads them, one product at a time: x read in
+ * place (k values; the stream's padding to groups of four is skipped), each w_b recovered
+ * from its stored byte (plus one where w_a < 0). */
+ARIEL_INLINE void ariel_dot_pairs_s8_c(int32_t *acc, const int8_t *x, const int8_t *w,
+                                       int32_t k, int32_t offset, int32_t pairs)
+{
+    const int32_t words = 2 * ((k + 3) / 4);
+    for (int32_t p = 0; p < pairs; ++p) {
+        int32_t a = acc[2 * p], b = acc[2 * p + 1];
+        const int8_t *v = w + 4 * p;
+        for (int32_t i = 0; i < words; ++i) {
+            const int32_t first = 4 * (i >> 1) + (i & 1);
+            for (int32_t h = 0; h < 2 && first + 2 * h < k; ++h) {
+                const int32_t value = (int32_t)x[first + 2 * h] + offset;
+                const int32_t wa = v[2 * h];
+                a += value * wa;
+                b += value * ((int32_t)v[2 * h + 1] + (wa < 0));
+            }
+            v += 4 * pairs;
+        }
+        acc[2 * p] = a;
+        acc[2 * p + 1] = b;
+    }
 }
 
 /* -- a float vector against packed int8 rows --------------------------------------------

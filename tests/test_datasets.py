@@ -1,5 +1,5 @@
-"""The shipped example data: ToyCar windows, the digits split, BasicMotions, MNIST, and the
-files' checksums."""
+"""The shipped example data: ToyCar windows, the digits split, BasicMotions, GunPoint, MNIST,
+and the files' checksums."""
 
 import hashlib
 import re
@@ -11,9 +11,11 @@ from sklearn.datasets import load_digits
 
 from codegen.datasets import (
     BASIC_MOTIONS_CLASSES,
+    GUNPOINT_CLASSES,
     basic_motions,
     digits_split,
     examples_dir,
+    gunpoint,
     mnist,
     toycar_frames,
     toycar_windows,
@@ -157,7 +159,34 @@ def test_basic_motions_file_matches_its_recorded_sha256():
         _sha256sums()["data/basic_motions.npz"]
 
 
-@pytest.mark.parametrize("load,item", [(basic_motions, (6, 100)), (mnist, (28, 28))])
+def test_gunpoint_shapes_labels_and_standardised_series():
+    x_train, y_train, x_test, y_test = gunpoint()
+    assert x_train.shape == (50, 1, 150) and x_test.shape == (150, 1, 150)
+    assert x_train.dtype == x_test.dtype == np.float32
+    assert y_train.dtype == y_test.dtype == np.int64
+    np.testing.assert_array_equal(np.bincount(y_train), [24, 26])
+    np.testing.assert_array_equal(np.bincount(y_test), [76, 74])
+    for x in (x_train, x_test):
+        # The archive standardised each series (sample standard deviation, ddof 1).
+        np.testing.assert_allclose(x.mean(axis=2), 0, atol=1e-6)
+        np.testing.assert_allclose(x.std(axis=2, ddof=1), 1, atol=1e-5)
+    with np.load(EXAMPLES / "data" / "gunpoint.npz", allow_pickle=False) as saved:
+        assert tuple(saved["class_names"].tolist()) == GUNPOINT_CLASSES == ("Gun-Draw", "Point")
+
+
+def test_gunpoint_model_classifies_the_test_series():
+    """147 of the 150 test series, as examples/README.md quotes."""
+    _, _, x_test, y_test = gunpoint()
+    session = ort.InferenceSession(str(EXAMPLES / "models" / "gunpoint_cnn.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    (inp,), (out,) = session.get_inputs(), session.get_outputs()
+    assert (inp.name, inp.shape, out.name, out.shape) == ("input", [1, 1, 150], "logits", [1, 2])
+    predicted = [session.run(None, {"input": x[None]})[0].argmax() for x in x_test]
+    assert int(np.sum(np.array(predicted) == y_test)) == 147
+
+
+@pytest.mark.parametrize("load,item", [(basic_motions, (6, 100)), (gunpoint, (1, 150)),
+                                       (mnist, (28, 28))])
 def test_missing_or_incomplete_file(load, item, tmp_path):
     with pytest.raises(ArielError, match="no such file"):
         load(tmp_path / "absent.npz")

@@ -71,6 +71,7 @@ def build_ari(options: AriOptions, board: Board, outdir: Path,
         memory = make_firmware(staging, compiled.info, target,
                                float_weights_hint(options.float_weights, float_bytes))
         described = metadata(compiled, target, command)
+        described["ari"]["stage_costs"] = given_costs(options, board, progress)
         described["stack"] = memory.stack.to_dict()
         keep_board_file(staging, board, described)
         if uart is not None:
@@ -124,6 +125,28 @@ def metadata(compiled: AriCompiled, board: Board, command: str) -> dict:
             "calibration": options.calibration,
         },
     }
+
+
+def given_costs(options: AriOptions, board: Board, progress: Callable[[str], None]
+                ) -> dict | None:
+    """The stage costs the options bring (a stages file's, estimated by `ariel optimize`) as
+    ariel.json keeps them, if they were estimated for this board; those for another board
+    would be wrong here, so they are dropped with a warning."""
+    costs = options.costs
+    if costs is None:
+        return None
+    if len(costs.cycles) != len(options.stages):
+        raise ArielError(f"{costs.source} gives costs for {len(costs.cycles)} stages and "
+                         f"{len(options.stages)} stages are built: give one per stage")
+    if costs.board != board.name:
+        progress(f"warning: the stage costs in {costs.source} were estimated for {costs.board}, "
+                 f"not {board.name}: left out (`ariel calibrate` measures this build's)")
+        return None
+    energies = costs.energy_uj or (None,) * len(costs.cycles)
+    return {"board": costs.board, "source": costs.source,
+            "costs": [{"label": stage.label, "cycles": cycles, "energy_uj": energy}
+                      for stage, cycles, energy in zip(options.stages, costs.cycles, energies,
+                                                       strict=True)]}
 
 
 def stage_macs(compiled: AriCompiled, stage: int) -> int:

@@ -27,7 +27,8 @@ def write_optimized(request: OptimizeRequest, force: bool = False,
     command = current_command()
     with staged_output(request.output, force) as staging:
         optimized = optimize(request, staging, progress)
-        write_atomic(staging / STAGES_FILE, stages_toml(optimized, command))
+        write_atomic(staging / STAGES_FILE, stages_toml(optimized, command,
+                                                        request.board.name))
         write_atomic(staging / FRONT_JSON, json.dumps(to_dict(optimized), indent=2,
                                                       allow_nan=False) + "\n")
         write_atomic(staging / FRONT_HTML, format_html(optimized, f"{request.model.name} on "
@@ -43,12 +44,15 @@ def write_optimized(request: OptimizeRequest, force: bool = False,
             f"{folder / FRONT_JSON}, {folder / FRONT_HTML}"]
 
 
-def stages_toml(optimized: Optimized, command: str) -> str:
-    """The chosen configuration as a stages file beside the early-exit model."""
+def stages_toml(optimized: Optimized, command: str, board: str) -> str:
+    """The chosen configuration as a stages file beside the early-exit model, with each
+    stage's estimated cost on `board` (for `ariel simulate`'s summary of the build)."""
     point = optimized.result.chosen
     lines = [f"# chosen by `{_comment(command)}`",
              f"# {_describe(point.calibration, optimized.calibration_count, 'calibration')}",
-             "# build it with: ariel build --stages THIS_FILE --calib TRAIN -o FOLDER", ""]
+             "# build it with: ariel build --stages THIS_FILE --calib TRAIN -o FOLDER",
+             "# cycles and energy_uj: what each stage adds to an inference, estimated on the "
+             "board below", "", f"measured_on = {toml_string(board)}", ""]
     model = optimized.model.name
     for index, key in enumerate(point.stages):
         precision, _, output = key[len(model) + 1:].partition(":")
@@ -58,6 +62,10 @@ def stages_toml(optimized: Optimized, command: str) -> str:
             lines.append(f"output = {toml_string(output)}")
         if index < len(point.thresholds):
             lines.append(f"threshold = {point.thresholds[index]!r}")
+        cost = point.costs[index]
+        lines.append(f"cycles = {float(cost.cycles)!r}")
+        if cost.energy_uj is not None:
+            lines.append(f"energy_uj = {float(cost.energy_uj)!r}")
         lines.append("")
     return "\n".join(lines)
 

@@ -11,7 +11,13 @@ the same wrong inputs and more right ones, which then pay for fewer stages, and 
 stages see fewer inputs, so they answer wrongly no more often. Repeating this stage by stage
 never costs energy or agreement, so some optimum has every threshold at 0 or just above the
 margin of a wrong answer. For each stage that leaves one candidate per wrong answer it may
-still afford, and the error budget (1 - target) * N bounds the whole tree."""
+still afford, and the error budget (1 - target) * N bounds the whole tree.
+
+Ties. Lists often cost the same: a stage answering every input it sees (threshold 0) makes
+whatever follows it free, so an exit at 0 followed by the int8 final output costs what the
+same exit followed by the float model does. Among costs equal within rounding (sums taken in
+another order differ in the last bits), the search keeps the list with the fewest stages, then
+the fewest compiled models (each holds its own weights): less flash for the same answers."""
 
 from __future__ import annotations
 
@@ -88,6 +94,7 @@ class Point:
     thresholds: tuple[float, ...]
     calibration: Outcome
     heldout: Outcome | None = None
+    costs: tuple[Cost, ...] = ()  # what each stage adds when it runs after the ones before
 
 
 @dataclass
@@ -156,6 +163,21 @@ def evaluate(stages: list[Candidate], thresholds: tuple[float, ...], split: Spli
                    np.bincount(stage, minlength=len(stages)).tolist())
 
 
+TIE = 1e-9  # relative: expected costs closer than this are the same cost
+
+
+def below(value: float, limit: float) -> bool:
+    """`value` is lower than `limit` by more than rounding."""
+    if not np.isfinite(limit):
+        return value < limit
+    return value < limit - TIE * abs(limit)
+
+
+def footprint(stages: list[Candidate]) -> tuple[int, int]:
+    """What a list holds: its stages, then its compiled models; fewer is less flash."""
+    return len(stages), len({s.run for s in stages})
+
+
 def allowed_errors(target: float, count: int) -> int:
     """Disagreements the target leaves on `count` inputs."""
     return int(np.floor((1 - target) * count + 1e-9))
@@ -175,8 +197,10 @@ def search(configurations: list[list[Candidate]], calibration: Split, target: fl
     floor = max(target - 0.02, 0.95) if front_floor is None else min(front_floor, target)
     front_budget = max(budget, allowed_errors(floor, count))
     best = _Front(front_budget)
-    for index, stages in enumerate(configurations):
-        _search_one(index, stages, calibration, best, objective)
+    # Smallest lists first: a later list must cost less by more than rounding to replace one.
+    for index in sorted(range(len(configurations)),
+                        key=lambda i: footprint(configurations[i])):
+        _search_one(index, configurations[index], calibration, best, objective)
     if best.cost[: budget + 1].min() == np.inf:
         raise ArielError(f"no configuration reaches {100 * target:g}% agreement with the float "
                          f"model on the {count} calibration inputs; add a stage that agrees "
@@ -187,7 +211,8 @@ def search(configurations: list[list[Candidate]], calibration: Split, target: fl
         stages = configurations[config]
         points.append(Point(tuple(s.key for s in stages), thresholds,
                             evaluate(stages, thresholds, calibration),
-                            None if heldout is None else evaluate(stages, thresholds, heldout)))
+                            None if heldout is None else evaluate(stages, thresholds, heldout),
+                            tuple(stage_costs(stages))))
     reaching = [p for p in points if p.calibration.agreement >= target - 1e-12]
     chosen = min(reaching, key=lambda p: (_objective(p.calibration, objective),
                                           -p.calibration.agreement))
@@ -209,19 +234,20 @@ class _Front:
     def record(self, errors: int, cost: float, config: int, thresholds: tuple[float, ...]
                ) -> None:
         self.leaves += 1
-        if errors < len(self.cost) and cost < self.cost[errors]:
+        if errors < len(self.cost) and below(cost, self.cost[errors]):
             self.cost[errors] = cost
             self.found[errors] = (config, thresholds)
 
     def bound(self, errors: int) -> float:
-        """No leaf with at least `errors` disagreements is worth finding at or above this."""
+        """No leaf with at least `errors` disagreements is worth finding unless it costs
+        less than this by more than rounding."""
         return float(self.cost[: errors + 1].min()) if errors < len(self.cost) else -np.inf
 
     def frontier(self) -> list[int]:
         """Error counts whose cost beats every count below them: the Pareto front."""
         kept, least = [], np.inf
         for errors, cost in enumerate(self.cost):
-            if cost < least:
+            if below(cost, least):
                 kept.append(errors)
                 least = cost
         return kept
@@ -241,7 +267,7 @@ def _search_one(config: int, stages: list[Candidate], split: Split, best: _Front
 
     def visit(k: int, reaching: np.ndarray, errors: int, spent: float,
               thresholds: tuple[float, ...]) -> None:
-        if spent + len(reaching) * cumulative[k] >= best.bound(errors):
+        if not below(spent + len(reaching) * cumulative[k], best.bound(errors)):
             return
         if k == last:
             best.record(errors + int(wrong[k][reaching].sum()),

@@ -29,6 +29,27 @@ class Stage:
         return f"{self.model.stem}:{self.precision}{suffix}"
 
 
+@dataclass(frozen=True)
+class StageCosts:
+    """What each stage adds to an inference, estimated for one board before the build (by
+    `ariel optimize`, from the emulator): `ariel simulate`'s summary uses them when no
+    `ariel calibrate` measured the build itself."""
+
+    board: str  # the board they were estimated for; a build for another one drops them
+    cycles: tuple[float, ...]
+    energy_uj: tuple[float, ...] | None  # None: the board has no power figure
+    source: str  # where they come from, for the summary's note
+
+
+@dataclass
+class StageFile:
+    """A stages file's contents (`--stages FILE.toml`)."""
+
+    stages: list[Stage]
+    thresholds: list[float] | None
+    costs: StageCosts | None = None
+
+
 @dataclass
 class AriOptions:
     stages: list[Stage]
@@ -39,6 +60,7 @@ class AriOptions:
     thresholds: list[float] | None = None  # per stage but the last; None: set by calibrate
     float_weights: str = "fp32"
     input_shapes: dict = field(default_factory=dict)
+    costs: StageCosts | None = None  # per stage, estimated before the build
 
 
 def parse_stage(text: str) -> Stage:
@@ -58,9 +80,11 @@ def parse_stage(text: str) -> Stage:
     return Stage(Path(text[:at]), precision, output)
 
 
-def load_stage_file(path: Path) -> tuple[list[Stage], list[float] | None]:
+def load_stage_file(path: Path) -> StageFile:
     """The stages of a config file (`--stages FILE.toml`), cheapest first, and their
-    thresholds if it gives them:
+    thresholds and estimated costs if it gives them:
+
+        measured_on = "nucleo-l4r5zi"  # the board the stages' costs are for (with costs)
 
         [[stage]]
         model = "little.onnx"   # relative to the file
@@ -68,6 +92,8 @@ def load_stage_file(path: Path) -> tuple[list[Stage], list[float] | None]:
         threshold = 2.5         # every stage but the last, or none of them
         output = "ariel_exit1"  # optional: the graph output that answers (default: the
                                 # model's first)
+        cycles = 27912.5        # optional, every stage or none: what the stage adds to an
+        energy_uj = 18.14       # inference (energy only with the board's power figure)
 
         [[stage]]
         model = "big.onnx"
@@ -87,7 +113,7 @@ def load_stage_file(path: Path) -> tuple[list[Stage], list[float] | None]:
                          "precision, cheapest first)")
     stages, thresholds = [], []
     for index, entry in enumerate(entries):
-        unknown = set(entry) - {"model", "precision", "threshold", "output"}
+        unknown = set(entry) - {"model", "precision", "threshold", "output", *COST_KEYS}
         output = entry.get("output")
         if (unknown or "model" not in entry or entry.get("precision") not in PRECISIONS
                 or not (output is None or isinstance(output, str) and output)):
@@ -99,15 +125,45 @@ def load_stage_file(path: Path) -> tuple[list[Stage], list[float] | None]:
         stages.append(Stage(Path(path).parent / entry["model"], entry["precision"], output))
         if "threshold" in entry:
             thresholds.append((index, entry["threshold"]))
+    costs = _stage_costs(path, data, entries)
     if not thresholds:
-        return stages, None
+        return StageFile(stages, None, costs)
     if [i for i, _ in thresholds] != list(range(len(stages) - 1)):
         raise ArielError(f"--stages {path}: give a threshold for every stage but the last "
                          f"(stages 0 to {len(stages) - 2}), or for none")
     try:
-        return stages, [float(value) for _, value in thresholds]
+        return StageFile(stages, [float(value) for _, value in thresholds], costs)
     except (TypeError, ValueError):
         raise ArielError(f"--stages {path}: thresholds must be numbers") from None
+
+
+COST_KEYS = ("cycles", "energy_uj")
+
+
+def _stage_costs(path: Path, data: dict, entries: list[dict]) -> StageCosts | None:
+    """The stages' estimated costs: cycles for every stage or none, energy likewise, and the
+    board they were estimated for."""
+    given = {key: [entry.get(key) for entry in entries] for key in COST_KEYS}
+    if all(value is None for values in given.values() for value in values):
+        return None
+    board = data.get("measured_on")
+
+    def numbers(key: str) -> tuple[float, ...] | None:
+        values = given[key]
+        if all(value is None for value in values):
+            return None
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
+                   for v in values):
+            raise ArielError(f"--stages {path}: give {key} for every stage or for none, as "
+                             f"numbers >= 0 (what the stage adds to an inference)")
+        return tuple(float(value) for value in values)
+
+    cycles = numbers("cycles")
+    if cycles is None or not isinstance(board, str) or not board:
+        raise ArielError(f"--stages {path}: stage costs need cycles for every stage and, "
+                         "before the first [[stage]], measured_on = \"BOARD\" (the board "
+                         "they were estimated for)")
+    return StageCosts(board, cycles, numbers("energy_uj"), f"the stages file {Path(path).name}")
 
 
 def ari_stages(model: Path) -> list[Stage]:

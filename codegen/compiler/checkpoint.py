@@ -18,7 +18,9 @@ previous record, and the data it points to, intact. Three strategies:
 Commits come after every kernel unless the user declares an on-period (the shortest time
 the board runs between two cuts): then the commits are chosen to write the fewest bytes
 while no stretch of work between two commits, with its restore and its checkpoint, is longer
-than the on-period."""
+than the on-period. A layer longer than that on its own is split into bands of output rows
+with commits between them (codegen/compiler/tiles.py): a commit inside a layer saves the
+rows done since the last commit, and a resume there reads back the rows done so far."""
 
 from __future__ import annotations
 
@@ -30,7 +32,12 @@ from codegen.compiler.nvm import YEAR_HOURS, Nvm
 from codegen.compiler.ops import REGISTRY
 from codegen.compiler.ops.base import is_view_node
 from codegen.compiler.plan import ALIGNMENT, Buffer, MemoryPlan, _first_fit, _Placed, align
+from codegen.compiler.tiles import rows_of, split_rows, why_not_tiled
 from codegen.errors import ArielError
+
+# Where a run stands: (step, output rows of that step done); (b, 0) is the boundary before
+# step b, where no row of it is done.
+Position = tuple[int, int]
 
 STRATEGIES = ("live", "arena", "restart")
 RECORD_BYTES = 16  # sequence number, inference, commit index, check word
@@ -84,10 +91,17 @@ class CheckpointPlan:
     erase_bytes: int = 1  # the NVM's erase page (1: none)
     nvm_description: str = ""
     tag: int = 0
+    # commit index -> rows of step boundaries[i]'s output done there (0: none, the boundary)
+    rows_done: list[int] = field(default_factory=list)
+    # A layer split into bands: step -> its output rows' band edges (0, r1, ..., rows)
+    bands: dict[int, list[int]] = field(default_factory=dict)
+    band_commit: dict[tuple[int, int], int] = field(default_factory=dict)  # (step, rows) ->
 
     def to_dict(self) -> dict:
         return {"strategy": self.strategy, "commits": len(self.boundaries),
-                "boundaries": self.boundaries, "nvm_bytes": self.nvm_bytes,
+                "boundaries": self.boundaries, "rows_done": self.rows_done,
+                "bands": {str(k): v for k, v in self.bands.items()},
+                "nvm_bytes": self.nvm_bytes,
                 "saved_bytes": [sum(s.nbytes for s in spans) for spans in self.saves]}
 
 
@@ -104,12 +118,20 @@ def plan_checkpoints(graph: Graph, plan: MemoryPlan, power: PowerOptions) -> Che
     record_slot = align(RECORD_BYTES, unit)
     records = (0, record_slot)
     if power.strategy == "restart":
-        boundaries = [0]
+        positions = [(0, 0)]
     elif power.strategy == "arena" or power.on_period_cycles is None:
-        boundaries = [0] + [s + 1 for s in kernels]
+        positions = [(0, 0)] + [(s + 1, 0) for s in kernels]
     else:
-        boundaries = _chosen_boundaries(graph, plan, saved, kernels, power, record_slot)
-    kernel_commit = {b - 1: i for i, b in enumerate(boundaries) if i > 0}
+        positions = _chosen_positions(graph, plan, saved, kernels, power, unit)
+    boundaries = [s for s, _ in positions]
+    kernel_commit = {s - 1: i for i, (s, r) in enumerate(positions) if i > 0 and not r}
+    band_commit = {(s, r): i for i, (s, r) in enumerate(positions) if r}
+    bands: dict[int, list[int]] = {}
+    for s, r in positions:
+        if r:
+            bands.setdefault(s, [0]).append(r)
+    for s, edges in bands.items():
+        edges.append(rows_of(graph, s)[0])
     copies = None
     if power.strategy == "arena":
         copy = align(plan.arena_size, unit)
@@ -120,13 +142,16 @@ def plan_checkpoints(graph: Graph, plan: MemoryPlan, power: PowerOptions) -> Che
     elif power.strategy == "restart":
         saves, restores, nvm_bytes = [[]], [[]], 2 * record_slot
     else:
-        saves, restores, nvm_bytes = _live_spans(saved, boundaries, 2 * record_slot, unit)
+        saves, restores, nvm_bytes = _live_spans(saved, positions, 2 * record_slot, unit,
+                                                 _row_bytes(graph, bands))
     result = CheckpointPlan(power.strategy, boundaries, saves, restores, records, copies,
                             nvm_bytes, plan.arena_size, steps, kernel_commit,
                             nvm.page_bytes if nvm.erases else 1,
-                            f"{power.board}'s {nvm.describe()}")
+                            f"{power.board}'s {nvm.describe()}",
+                            rows_done=[r for _, r in positions], bands=bands,
+                            band_commit=band_commit)
     _check_fits(result, power)
-    result.tag = zlib.crc32(repr((result.strategy, result.boundaries, result.saves,
+    result.tag = zlib.crc32(repr((result.strategy, positions, result.saves,
                                   result.records, result.copies, result.arena_size)).encode())
     return result
 
@@ -157,19 +182,33 @@ def _saved_buffers(plan: MemoryPlan) -> list[Buffer]:
     return [b for b in plan.buffers.values() if b.name not in scratch]
 
 
-def _alive(buffer: Buffer, boundary: int) -> bool:
-    return buffer.first < boundary <= buffer.last
+def _alive(buffer: Buffer, at: Position) -> bool:
+    """Whether `buffer` holds what the run still needs at `at`: written before it and read
+    at or after it, or a banded layer's output partly written."""
+    step, rows = at
+    return buffer.first < step <= buffer.last or (rows > 0 and buffer.first == step)
 
 
-def _live_spans(buffers: list[Buffer], boundaries: list[int], start: int, unit: int
-                ) -> tuple[list[list[Span]], list[list[Span]], int]:
+def _row_bytes(graph: Graph, steps) -> dict[int, int]:
+    return {s: rows_of(graph, s)[1] for s in steps}
+
+
+def _done(buffer: Buffer, at: Position, row_bytes: dict[int, int]) -> int:
+    """The bytes of `buffer` written at `at` (a banded layer's output: its rows done)."""
+    step, rows = at
+    return rows * row_bytes[step] if rows and buffer.first == step else buffer.size
+
+
+def _live_spans(buffers: list[Buffer], positions: list[Position], start: int, unit: int,
+                row_bytes: dict[int, int]) -> tuple[list[list[Span]], list[list[Span]], int]:
     """The live strategy's writes and reads per commit, and the NVM they take. A buffer is
-    written at the first commit it is alive at, and its slot stays taken from the commit
-    before that one (while it is written, that commit's state must survive) to the last
-    commit it is alive at."""
+    written at the commits it is alive at, each writing what was made since the previous
+    one (all of it at once, but for a banded layer's output), and its slot stays taken from
+    the commit before its first write (while it is written, that commit's state must
+    survive) to the last commit it is alive at."""
     lifetimes = []
     for buffer in buffers:
-        alive = [i for i, b in enumerate(boundaries) if _alive(buffer, b)]
+        alive = [i for i, p in enumerate(positions) if _alive(buffer, p)]
         if alive:
             lifetimes.append((buffer, Buffer(buffer.name, align(buffer.size, unit),
                                              alive[0] - 1, alive[-1])))
@@ -177,13 +216,18 @@ def _live_spans(buffers: list[Buffer], boundaries: list[int], start: int, unit: 
     for _, slot in sorted(lifetimes, key=lambda p: (-p[1].size, p[1].first, p[1].name)):
         slot.offset = _first_fit(slot, placed.overlapping(slot), unit)
         placed.add(slot)
-    saves: list[list[Span]] = [[] for _ in boundaries]
-    restores: list[list[Span]] = [[] for _ in boundaries]
+    saves: list[list[Span]] = [[] for _ in positions]
+    restores: list[list[Span]] = [[] for _ in positions]
     for buffer, slot in sorted(lifetimes, key=lambda p: p[0].offset):
-        span = Span(buffer.offset, start + slot.offset, buffer.size, buffer.name)
-        saves[slot.first + 1].append(span)
+        nvm = start + slot.offset
+        before = 0
         for i in range(slot.first + 1, slot.last + 1):
-            restores[i].append(span)
+            done = _done(buffer, positions[i], row_bytes)
+            if done > before:
+                saves[i].append(Span(buffer.offset + before, nvm + before, done - before,
+                                     buffer.name))
+            restores[i].append(Span(buffer.offset, nvm, done, buffer.name))
+            before = done
     end = max((start + s.offset + s.size for _, s in lifetimes), default=start)
     return saves, restores, end
 
@@ -204,23 +248,49 @@ def write_cycles(nvm: Nvm, clock_hz: int, spans: list[Span], record_slot: int) -
     return round(nvm.write_seconds(nbytes, pages, len(spans) + 1) * clock_hz)
 
 
-def _chosen_boundaries(graph: Graph, plan: MemoryPlan, buffers: list[Buffer],
-                       kernels: list[int], power: PowerOptions, record_slot: int) -> list[int]:
+def _chosen_positions(graph: Graph, plan: MemoryPlan, buffers: list[Buffer],
+                      kernels: list[int], power: PowerOptions, unit: int) -> list[Position]:
     """The commits that write the fewest bytes while every stretch of work between two of
-    them fits the on-period (dynamic programming over the kernel boundaries)."""
-    candidates = [0] + [s + 1 for s in kernels]
+    them fits the on-period (dynamic programming over the kernel boundaries, and over the
+    output rows of each layer too long to fit on its own that can be split into bands)."""
     work = [0] * (len(graph.nodes) + 1)
     for step in range(len(graph.nodes)):
         work[step + 1] = work[step] + step_cycles(graph, step)
     nvm, clock, limit = power.nvm, power.clock_hz, power.on_period_cycles
+    banded: dict[int, int] = {}  # step -> its output rows, for the layers split into bands
 
-    def saves_between(a: int, b: int) -> list[Span]:
-        return [Span(x.offset, 0, x.size, x.name) for x in buffers
-                if _alive(x, b) and (x.first >= a or (a == 0 and x.first < 0))]
+    def at_work(at: Position) -> int:
+        step, rows = at
+        return work[step] + (step_cycles(graph, step) * rows // banded[step] if rows else 0)
 
-    def restore_cycles(b: int) -> int:
-        nbytes = sum(x.size for x in buffers if _alive(x, b))
+    def done(x: Buffer, at: Position) -> int:
+        return _done(x, at, row_bytes)
+
+    def saves_between(a: Position, b: Position) -> list[Span]:
+        spans = []
+        for x in buffers:
+            if _alive(x, b):
+                before = done(x, a) if _alive(x, a) and a != (0, 0) else 0
+                if done(x, b) > before:
+                    spans.append(Span(x.offset, 0, done(x, b) - before, x.name))
+        return spans
+
+    def restore_cycles(a: Position) -> int:
+        nbytes = sum(done(x, a) for x in buffers if _alive(x, a))
         return BOOT_CYCLES + nbytes  # a copy back at about a byte a cycle
+
+    def cost(a: Position, b: Position) -> int:
+        return (restore_cycles(a) + at_work(b) - at_work(a) +
+                write_cycles(nvm, clock, saves_between(a, b), 0))
+
+    candidates: list[Position] = [(0, 0)]
+    row_bytes: dict[int, int] = {}
+    for step in kernels:
+        if cost((step, 0), (step + 1, 0)) > limit and why_not_tiled(graph, plan, step) is None:
+            banded[step] = rows_of(graph, step)[0]
+            row_bytes[step] = rows_of(graph, step)[1]
+            candidates += [(step, r) for r in split_rows(graph, step, unit)]
+        candidates.append((step + 1, 0))
 
     best: dict[int, tuple[int, int]] = {0: (0, -1)}  # candidate index -> (bytes, previous)
     for j in range(1, len(candidates)):
@@ -228,19 +298,16 @@ def _chosen_boundaries(graph: Graph, plan: MemoryPlan, buffers: list[Buffer],
             if i not in best:
                 continue
             a, b = candidates[i], candidates[j]
-            spans = saves_between(a, b)
-            cost = (restore_cycles(a) + work[b] - work[a] +
-                    write_cycles(nvm, clock, spans, record_slot))
-            if cost > limit:
+            if cost(a, b) > limit:
                 continue
-            total = best[i][0] + sum(s.nbytes for s in spans)
+            total = best[i][0] + sum(s.nbytes for s in saves_between(a, b))
             if j not in best or total < best[j][0]:
                 best[j] = (total, i)
         if j not in best:
-            _too_short(graph, candidates[j] - 1, work, candidates, j, power,
-                       write_cycles(nvm, clock, saves_between(candidates[j - 1],
-                                                              candidates[j]), record_slot)
-                       + restore_cycles(candidates[j - 1]))
+            a, b = candidates[j - 1], candidates[j]
+            step = b[0] if b[1] else b[0] - 1
+            _too_short(graph, plan, step, a, b, at_work(b) - at_work(a), cost(a, b), power,
+                       step in banded)
     chosen, j = [], len(candidates) - 1
     while j >= 0:
         chosen.append(candidates[j])
@@ -248,18 +315,29 @@ def _chosen_boundaries(graph: Graph, plan: MemoryPlan, buffers: list[Buffer],
     return chosen[::-1]
 
 
-def _too_short(graph: Graph, step: int, work: list[int], candidates: list[int], j: int,
-               power: PowerOptions, checkpoint: int) -> None:
+def _too_short(graph: Graph, plan: MemoryPlan, step: int, a: Position, b: Position,
+               work: int, needed: int, power: PowerOptions, banded: bool) -> None:
+    """The error for an on-period shorter than the smallest unit of work from `a` to `b`,
+    which ends in the layer at `step`."""
     node = graph.nodes[step]
-    needed = work[candidates[j]] - work[candidates[j - 1]] + checkpoint
     source = power.on_period_source or f"--on-period-cycles {power.on_period_cycles:,}"
+    if banded:
+        first = a[1] if a[0] == step else 0
+        last = b[1] if b[0] == step else rows_of(graph, step)[0]
+        what = f" (rows {first}..{last} of its output)"
+        unit = (f"the smallest unit of work ariel makes of this layer is a band of {last - first} "
+                f"output rows (bands start where the rows done fill whole NVM write units and "
+                f"hold {rows_of(graph, step)[1]:,} B a row)")
+    else:
+        what = ""
+        unit = ("the smallest unit of work ariel makes is one layer, since "
+                f"{why_not_tiled(graph, plan, step)}")
     raise ArielError(
-        f"{source}: {node.op} '{node.name}' needs about "
-        f"{needed - checkpoint:,} cycles (static estimate) plus {checkpoint:,} to restore its "
-        f"inputs and checkpoint its output on {power.board}'s {power.nvm.describe()}, "
-        f"{needed:,} in all; the smallest unit of work ariel makes is one layer, so the "
-        f"on-period must be at least {needed:,} cycles ({needed / power.clock_hz * 1e3:.3g} "
-        "ms); give a larger capacitor or a longer on-period")
+        f"{source}: {node.op} '{node.name}'{what} needs about {work:,} cycles (static "
+        f"estimate) plus {needed - work:,} to restore its inputs and checkpoint its output on "
+        f"{power.board}'s {power.nvm.describe()}, {needed:,} in all; {unit}, so the on-period "
+        f"must be at least {needed:,} cycles ({needed / power.clock_hz * 1e3:.3g} ms); give a "
+        "larger capacitor or a longer on-period")
 
 
 def _check_fits(plan: CheckpointPlan, power: PowerOptions) -> None:

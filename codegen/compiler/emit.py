@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from itertools import pairwise
 
 import numpy as np
 
@@ -16,6 +17,7 @@ from codegen.compiler.ir import C_TYPES, Graph, Node
 from codegen.compiler.ops import REGISTRY
 from codegen.compiler.ops.base import Kernel, Names, is_view_node, kernel_params
 from codegen.compiler.plan import MemoryPlan
+from codegen.compiler.tiles import band, band_args
 from codegen.errors import ArielError
 
 # Weights may also be stored at half precision (emit_model's half_weights), which no tensor
@@ -128,9 +130,17 @@ def emit_model(graph: Graph, plan: MemoryPlan, prefix: str, header: str,
         body = _render(env, lowered[index], node, signature, ", ".join(p for _, p in params),
                        weights)
         fn = lowered[index].names.fn
+        calls = [{"fn": fn, "args": args,
+                  "commit": None if checkpoints is None else
+                  checkpoints.kernel_commit.get(index)}]
+        if checkpoints is not None and index in checkpoints.bands:
+            bands = _band_kernels(env, graph, plan, index, lowered[index], checkpoints,
+                                  signature, ", ".join(p for _, p in params), half_weights)
+            calls = [c for c, _ in bands]
+            body += "".join(f"\n\n{text}" for _, text in bands)
         kernels.append({"view": False, "index": index, "node": node, "op": node.op, "fn": fn,
                         "signature": signature, "args": args, "body": body,
-                        "macs": op.macs(node, graph)})
+                        "macs": op.macs(node, graph), "calls": calls})
 
     info = ModelInfo(
         prefix=prefix,
@@ -163,6 +173,37 @@ def emit_model(graph: Graph, plan: MemoryPlan, prefix: str, header: str,
         files[f"{prefix}_checkpoint.c"] = env.get_template("checkpoint.c.j2").render(
             header=header, prefix=prefix, **checkpoint_context(checkpoints))
     return files, info
+
+
+def _band_kernels(env, graph: Graph, plan: MemoryPlan, index: int, layer: _Lowered,
+                  checkpoints: CheckpointPlan, signature: str, params: str,
+                  half_weights: bool) -> list[tuple[dict, str]]:
+    """A layer split into bands of output rows (codegen/compiler/tiles.py): each band's
+    kernel, named after the layer's with its first row, reading the layer's constants (the
+    band's are the same arrays, checked here), and its call with the commit after it."""
+    node = graph.nodes[index]
+    edges = checkpoints.bands[index]
+    result = []
+    for r0, r1 in pairwise(edges):
+        part = band(graph, index, r0, r1)
+        kernel = REGISTRY[node.op].lower(part.node, part.graph, layer.names)
+        lowered = _stored(kernel, layer.names, node, half_weights)
+        same = (lowered.arrays.keys() == layer.arrays.keys() and
+                all(np.array_equal(lowered.arrays[k], layer.arrays[k]) for k in layer.arrays))
+        if not same or lowered.parts or kernel.context.get("block") != \
+                layer.kernel.context.get("block"):
+            raise ArielError(f"{node.op} '{node.name}': its output rows {r0}..{r1} lower to "
+                             "constants or working memory of their own, which banded layers do "
+                             "not support; build without --on-period-cycles, or with a longer "
+                             "one")
+        fn = f"{layer.names.fn}_rows{r0}"
+        text = _render(env, lowered, node, signature, params, [], fn=fn)
+        commit = (checkpoints.band_commit.get((index, r1)) if r1 < edges[-1] else
+                  checkpoints.kernel_commit.get(index))
+        result.append(({"fn": fn, "args": band_args(part, graph, plan, index,
+                                                    plan.scratch_offset(index)),
+                        "commit": commit}, text))
+    return result
 
 
 def _runs(prefix: str, kernels: list[dict], segments: list[int] | None,
@@ -227,8 +268,9 @@ def _stored(kernel: Kernel, names: Names, node: Node, half_weights: bool) -> _Lo
 
 
 def _render(env, lowered: _Lowered, node: Node, signature: str, params: str,
-            weights: list[WeightArray]) -> str:
-    """The C text of a lowered kernel (its parts first), its constants added to `weights`."""
+            weights: list[WeightArray], fn: str | None = None) -> str:
+    """The C text of a lowered kernel (its parts first), its constants added to `weights`;
+    `fn`: the function's name, where it is not the one its constants are named after."""
     names = lowered.names
     context = dict(lowered.kernel.context, half="h" if lowered.half else "")
     for key, array in lowered.arrays.items():
@@ -240,7 +282,7 @@ def _render(env, lowered: _Lowered, node: Node, signature: str, params: str,
                                    f"{node.op} '{node.name}': {key} {list(array.shape)}"))
         context[key] = symbol
     parts = [_render(env, part, node, signature, params, weights) for part in lowered.parts]
-    context.update(fn=names.fn, signature=signature, node_name=node.name, op=node.op,
+    context.update(fn=fn or names.fn, signature=signature, node_name=node.name, op=node.op,
                    parts=parts, args=params)
     return env.get_template(lowered.kernel.template).render(context)
 

@@ -40,6 +40,7 @@ class Nvm:
     write_ns_per_byte: float = 0.0  # internal FRAM/MRAM: a byte's write time
     spi_clock_hz: int = 0
     spi_command_bytes: int = 0  # opcode and address (and write enable) per write
+    spi_lines: int = 1  # data lines each clock carries a bit on: 1 SPI, 2 dual, 4 quad
     write_power_mw: float | None = None  # drawn by the memory while it writes
     note: str = ""
 
@@ -53,14 +54,19 @@ class Nvm:
         return self.origin + self.size
 
     def describe(self) -> str:
+        bus = {1: "SPI", 2: "dual SPI", 4: "quad SPI"}.get(self.spi_lines,
+                                                           f"{self.spi_lines}-line SPI")
         where = "internal" if self.interface == "internal" else \
-            f"on SPI at {self.spi_clock_hz / 1e6:g} MHz"
+            f"on {bus} at {self.spi_clock_hz / 1e6:g} MHz"
         return f"{self.kind} ({where}), {self.size:,} B"
 
     def write_seconds(self, nbytes: int, pages_erased: int = 0, writes: int = 1) -> float:
         """How long `writes` writes of `nbytes` in all take, erasing `pages_erased` pages."""
         if self.interface == "spi":
-            seconds = (nbytes + writes * self.spi_command_bytes) * 8 / self.spi_clock_hz
+            # Command, address and data alike go over every line (quad SPI's 4-4-4 mode):
+            # a byte takes 8 / lines clocks.
+            bits = (nbytes + writes * self.spi_command_bytes) * 8
+            seconds = bits / self.spi_lines / self.spi_clock_hz
         elif self.kind == "flash":
             units = -(-nbytes // self.program_bytes)
             seconds = units * self.program_us * 1e-6
@@ -87,6 +93,7 @@ def parse_nvm(table: dict) -> Nvm:
                write_ns_per_byte=number("write_ns_per_byte"),
                spi_clock_hz=int(table.get("spi_clock_hz", 0)),
                spi_command_bytes=int(table.get("spi_command_bytes", 0)),
+               spi_lines=int(table.get("spi_lines", 1)),
                write_power_mw=float(table["write_power_mw"]) if "write_power_mw" in table
                else None,
                note=str(table.get("note", "")))
@@ -105,6 +112,8 @@ def check_nvm_fields(table: dict) -> list[str]:
                         "time per byte")
     if interface == "internal" and "chip_origin" not in table:
         problems.append("nvm.chip_origin: missing; internal NVM has an address on the chip")
+    if "spi_lines" in table and interface != "spi":
+        problems.append("nvm.spi_lines: only an SPI memory has data lines; remove it")
     if interface == "spi" and "chip_origin" in table:
         problems.append("nvm.chip_origin: an SPI memory has no address on the chip; remove it")
     if kind == "flash" and interface == "spi":

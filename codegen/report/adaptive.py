@@ -1,6 +1,7 @@
 """What `ariel simulate` says about an adaptive build's run: how many inputs each stage (or
 exit) answered, how many escalated past the first, and what an inference cost on average and
-at worst, from the per-stage costs `ariel calibrate` measured on the emulator.
+at worst, from the per-stage costs `ariel calibrate` measured on the emulator (or, for a
+build made from `ariel optimize`'s stages file, those it estimated for the same board).
 
 An input answered at stage k ran stages 0..k, so its cost is the sum of their costs: each
 stage's recorded cost is what it adds (a whole model, or the increment of a segment of one)."""
@@ -55,10 +56,25 @@ def stage_labels(ari: dict) -> list[str]:
     return labels
 
 
-def recorded_costs(ari: dict) -> list[dict] | None:
-    """The stage costs `ariel calibrate` measured and kept in ariel.json, or None."""
-    result = ari.get("calibration_result") or {}
-    return result.get("stage_costs")
+CALIBRATED = ("stage costs measured by `ariel calibrate` in the emulator (kernels of each "
+              "stage; the dispatcher's margin test is not counted)")
+NO_COSTS = ("no stage costs in this build: its thresholds were given, not calibrated; "
+            "`ariel calibrate` measures them")
+
+
+def recorded_costs(ari: dict) -> tuple[list[dict], str] | None:
+    """The stage costs ariel.json keeps and where they come from: those `ariel calibrate`
+    measured on this build, else those its stages file brought (`ariel optimize`'s
+    estimates for the same board), else None."""
+    measured = (ari.get("calibration_result") or {}).get("stage_costs")
+    if measured is not None:
+        return measured, CALIBRATED
+    given = ari.get("stage_costs")
+    if given is not None:
+        return given["costs"], (f"stage costs from {given['source']}, estimated for "
+                                f"{given['board']} before the build, as `ariel optimize` "
+                                "writes them; `ariel calibrate` measures this build's own")
+    return None
 
 
 def summarize(ari: dict, answered_by: np.ndarray, clock_hz: int) -> AdaptiveSummary:
@@ -71,7 +87,8 @@ def summarize(ari: dict, answered_by: np.ndarray, clock_hz: int) -> AdaptiveSumm
                          f"{len(labels)} stages; rebuild the folder (`make -C FOLDER`)")
     count = len(stage)
     answered = np.bincount(stage, minlength=len(labels))
-    costs = recorded_costs(ari)
+    recorded = recorded_costs(ari)
+    costs, note = (None, NO_COSTS) if recorded is None else recorded
     if costs is not None and len(costs) != len(labels):
         raise ArielError(f"ariel.json records costs for {len(costs)} stages but the build "
                          f"has {len(labels)}; run `ariel calibrate` on it again")
@@ -86,10 +103,6 @@ def summarize(ari: dict, answered_by: np.ndarray, clock_hz: int) -> AdaptiveSumm
     cycles = _figures(to_answer, stage)
     time_ms = None if cycles is None else CostFigures(
         milliseconds(cycles.mean, clock_hz), milliseconds(cycles.worst, clock_hz))
-    note = ("stage costs measured by `ariel calibrate` in the emulator (kernels of each "
-            "stage; the dispatcher's margin test is not counted)" if costs is not None else
-            "no stage costs in this build: its thresholds were given, not calibrated; "
-            "`ariel calibrate` measures them")
     return AdaptiveSummary(count, rows, escalated, escalated / count if count else 0.0,
                            ari.get("thresholds"), cycles, time_ms,
                            _figures(energies, stage), note)

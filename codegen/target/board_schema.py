@@ -184,6 +184,8 @@ NVM = {
     "spi_clock_hz": Field("the SPI clock in Hz, a whole number above 0", _positive),
     "spi_command_bytes": Field("the bytes of command and address sent per write, a whole "
                                "number, 0 or more", lambda v: _is_int(v) and v >= 0),
+    "spi_lines": Field("the data lines a write uses, 1 (SPI), 2 (dual) or 4 (quad)",
+                       lambda v: _is_int(v) and v in (1, 2, 4)),
     "note": Field("text", lambda v: isinstance(v, str)),
 }
 # The dev-kit tables, checked by the parsers that read them (codegen/target/board_kit.py).

@@ -51,10 +51,10 @@ def test_stage_syntax_with_outputs(tmp_path):
     config.write_text('[[stage]]\nmodel = "ee.onnx"\nprecision = "int8"\n'
                       'output = "ariel_exit1"\nthreshold = 1.5\n\n'
                       '[[stage]]\nmodel = "ee.onnx"\nprecision = "float"\n')
-    stages, thresholds = load_stage_file(config)
-    assert [(s.output, s.precision) for s in stages] == [("ariel_exit1", "int8"),
-                                                         (None, "float")]
-    assert thresholds == [1.5]
+    loaded = load_stage_file(config)
+    assert [(s.output, s.precision) for s in loaded.stages] == [("ariel_exit1", "int8"),
+                                                                (None, "float")]
+    assert loaded.thresholds == [1.5] and loaded.costs is None
     config.write_text('[[stage]]\nmodel = "ee.onnx"\nprecision = "int8"\noutput = 3\n')
     with pytest.raises(ArielError, match="stage 0 needs model"):
         load_stage_file(config)

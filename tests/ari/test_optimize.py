@@ -134,6 +134,13 @@ def test_optimize_the_digits_cnn(digits_data, tmp_path):
     stages = tomllib.loads((out / "stages.toml").read_text())["stage"]
     assert [s.get("threshold") for s in stages[:-1]] == chosen["thresholds"]
     assert "threshold" not in stages[-1]
+    # Each stage's estimated cost, as the search added them up, for `ariel simulate`.
+    assert tomllib.loads((out / "stages.toml").read_text())["measured_on"] == "nucleo-l4r5zi"
+    assert [(s["cycles"], s["energy_uj"]) for s in stages] == [
+        (c["cycles"], c["energy_uj"]) for c in chosen["costs"]]
+    assert sum(c["cycles"] * n for c, n in zip(chosen["costs"], np.cumsum(
+        chosen["calibration"]["answered"][::-1])[::-1], strict=True)) / sum(
+        chosen["calibration"]["answered"]) == pytest.approx(chosen["calibration"]["cycles"])
     for name in ("digits_cnn_ee", "digits_cnn_ee_h16"):
         assert (out / f"{name}.onnx").is_file() and (out / f"{name}.exits.json").is_file()
     assert stages[0]["model"] in ("digits_cnn_ee.onnx", "digits_cnn_ee_h16.onnx")
@@ -190,24 +197,110 @@ def test_a_chosen_list_that_does_not_fit_the_board_is_an_error(tmp_path):
 
 def test_the_stages_file_loads_as_written_whatever_the_names(tmp_path):
     """Quotes, backslashes, control characters and characters beyond the BMP in a model's or
-    an output's name survive the stages file, and `ariel build --stages` reads it back."""
+    an output's name survive the stages file, and `ariel build --stages` reads it back, with
+    the stages' costs."""
     from codegen.ari.front import stages_toml
     from codegen.ari.optimize import Optimized
-    from codegen.ari.search import Outcome, Point, SearchResult
+    from codegen.ari.search import Cost, Outcome, Point, SearchResult
     from codegen.ari.spec import load_stage_file
 
     model = tmp_path / 'm "q" \\ 😀.onnx'
     output = 'exit\t"1"\\\n\x7f 😀'
     outcome = Outcome(1.0, None, 10.0, None, [3, 1])
-    point = Point((f"{model.name}:int8:{output}", f"{model.name}:float"), (0.25,), outcome)
+    point = Point((f"{model.name}:int8:{output}", f"{model.name}:float"), (0.25,), outcome,
+                  costs=(Cost(1234.5, 0.1 + 0.2), Cost(98765.0625, 64.2)))
     optimized = Optimized(model, {}, SearchResult(point, [point], 1, 1, 1.0), [], [], 1.0, 2,
                           20, 20)
     path = tmp_path / "stages.toml"
-    path.write_text(stages_toml(optimized, "ariel optimize 'a\nb' \x01"))
-    stages, thresholds = load_stage_file(path)
-    assert [(s.model, s.precision, s.output) for s in stages] == [
+    path.write_text(stages_toml(optimized, "ariel optimize 'a\nb' \x01", 'b"o\\ard'))
+    loaded = load_stage_file(path)
+    assert [(s.model, s.precision, s.output) for s in loaded.stages] == [
         (model, "int8", output), (model, "float", None)]
-    assert thresholds == [0.25]
+    assert loaded.thresholds == [0.25]
+    assert loaded.costs.board == 'b"o\\ard'
+    assert loaded.costs.cycles == (1234.5, 98765.0625)
+    assert loaded.costs.energy_uj == (0.1 + 0.2, 64.2)  # exactly: repr round-trips
+    without_power = Point(point.stages, point.thresholds, outcome,
+                          costs=(Cost(1.0, None), Cost(2.0, None)))
+    optimized.result = SearchResult(without_power, [without_power], 1, 1, 1.0)
+    path.write_text(stages_toml(optimized, "ariel optimize", "b"))
+    assert load_stage_file(path).costs.energy_uj is None
+
+
+@pytest.mark.parametrize("costs, top", [
+    (("cycles = 10.0", ""), 'measured_on = "b"'),  # one stage without cycles
+    (("cycles = 10.0", "cycles = -1.0"), 'measured_on = "b"'),
+    (("cycles = 10.0", 'cycles = "x"'), 'measured_on = "b"'),
+    (("cycles = 10.0\nenergy_uj = 1.0", "cycles = 20.0"), 'measured_on = "b"'),
+    (("energy_uj = 1.0", "energy_uj = 2.0"), 'measured_on = "b"'),  # energy, no cycles
+    (("cycles = 10.0", "cycles = 20.0"), ""),  # no board
+])
+def test_stage_costs_for_some_stages_or_without_a_board_are_refused(tmp_path, costs, top):
+    from codegen.ari.spec import load_stage_file
+    from codegen.errors import ArielError
+
+    path = tmp_path / "stages.toml"
+    path.write_text(f'{top}\n[[stage]]\nmodel = "a.onnx"\nprecision = "int8"\n'
+                    f'threshold = 1.0\n{costs[0]}\n[[stage]]\nmodel = "a.onnx"\n'
+                    f'precision = "float"\n{costs[1]}\n')
+    with pytest.raises(ArielError, match=r"--stages .*stages.toml: (give (cycles|energy_uj) "
+                                         r"for every stage or for none|stage costs need)"):
+        load_stage_file(path)
+
+
+def test_stage_costs_for_another_board_are_left_out_with_a_warning(tmp_path):
+    from codegen.ari.build import given_costs
+    from codegen.ari.spec import AriOptions, Stage, StageCosts
+    from codegen.target.boards import get_board
+
+    stages = [Stage(tmp_path / "ee.onnx", "int8", "ariel_exit1"),
+              Stage(tmp_path / "ee.onnx", "float")]
+    costs = StageCosts("nucleo-l4r5zi", (10.0, 20.0), (1.0, 2.0), "the stages file s.toml")
+    said = []
+    recorded = given_costs(AriOptions(stages, costs=costs), get_board("nucleo-l4r5zi"),
+                           said.append)
+    assert recorded["costs"] == [
+        {"label": "ee:int8:ariel_exit1", "cycles": 10.0, "energy_uj": 1.0},
+        {"label": "ee:float", "cycles": 20.0, "energy_uj": 2.0}] and not said
+    assert given_costs(AriOptions(stages, costs=costs), get_board("nucleo-g071rb"),
+                       said.append) is None
+    assert said == ["warning: the stage costs in the stages file s.toml were estimated for "
+                    "nucleo-l4r5zi, not nucleo-g071rb: left out (`ariel calibrate` measures "
+                    "this build's)"]
+
+
+@pytest.mark.qemu
+def test_simulate_summarizes_a_build_from_optimizes_stages_file(tmp_path):
+    """`ariel build --stages` on a stages file with costs, then `ariel simulate`: the mean
+    and worst cycles and energy are the file's costs added up over the stages each input
+    ran (the firmware's `stage` output), with no `ariel calibrate`."""
+    onnx.save(exits_model(), tmp_path / "ee.onnx")
+    x = np.random.default_rng(3).normal(size=(12, 1, 1, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    threshold = 0.6  # inside the int8 exit's margins on these inputs: both stages answer
+    (tmp_path / "stages.toml").write_text(
+        'measured_on = "nucleo-l4r5zi"\n'
+        '[[stage]]\nmodel = "ee.onnx"\nprecision = "int8"\noutput = "ariel_exit1"\n'
+        f'threshold = {threshold}\ncycles = 1000.0\nenergy_uj = 0.5\n'
+        '[[stage]]\nmodel = "ee.onnx"\nprecision = "float"\ncycles = 4000.0\n'
+        'energy_uj = 2.25\n')
+    code, output, err = run(["build", "--stages", tmp_path / "stages.toml", "--calib",
+                             tmp_path / "x.npy", "--board", "nucleo-l4r5zi", "-o",
+                             tmp_path / "out"])
+    assert code == 0, err
+    code, output, err = run(["simulate", tmp_path / "out", "--inputs", tmp_path / "x.npy",
+                             "--outputs", tmp_path / "y.npz", "--json", tmp_path / "r.json"])
+    assert code == 0, err
+    stage = np.load(tmp_path / "y.npz")["stage"].reshape(-1)
+    assert 0 < stage.mean() < 1, stage  # both stages answered some inputs
+    report = json.loads((tmp_path / "r.json").read_text())["adaptive"]
+    cycles = np.where(stage == 0, 1000.0, 5000.0)
+    energy = np.where(stage == 0, 0.5, 2.75)
+    assert report["cycles"] == {"mean": pytest.approx(cycles.mean()), "worst": 5000.0}
+    assert report["energy_uj"] == {"mean": pytest.approx(energy.mean()), "worst": 2.75}
+    assert f"energy per inference: mean {energy.mean():,.2f} uJ, worst 2.75 uJ" in output
+    assert "stage costs from the stages file stages.toml, estimated for nucleo-l4r5zi" in \
+        output
 
 
 def test_bad_head_sizes_are_refused_before_any_work(tmp_path):

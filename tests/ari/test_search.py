@@ -133,3 +133,44 @@ def test_a_target_no_configuration_reaches_is_an_error():
     int8, floats = candidates()
     with pytest.raises(ArielError, match="no configuration reaches 99.5% agreement"):
         search([[int8[0], floats[0]]], split, 0.995)
+
+
+@pytest.mark.parametrize("always_right", ["ee:int8:ariel_exit1", "ee:int8:ariel_exit2"])
+def test_among_equal_costs_the_fewest_stages_then_models_win(always_right):
+    """An exit right on every input can answer them all (threshold 0), and whatever follows
+    it is then free: many lists tie. Of the enumerated optima, the search keeps the one with
+    the fewest stages, then the fewest compiled models (here the int8 final output, not the
+    float model, after the exit)."""
+    split = problem(8, 10)
+    split.answers[always_right] = split.reference.copy()
+    configurations = chains(candidates())
+    result = search(configurations, split, 1.0)
+    found = brute_force(configurations, split, "energy_uj")
+    cost = min(c for a, c, _ in found if a == 1.0)
+    optimal = {tuple(keys) for a, c, keys in found if a == 1.0 and c <= cost * (1 + 1e-12)}
+    assert len(optimal) > 1  # a real tie
+    smallest = min(optimal, key=lambda keys: (len(keys), len({k.rsplit(":", 1)[0]
+                                                              if k.count(":") > 1 else k
+                                                              for k in keys})))
+    assert result.chosen.stages == smallest
+    assert result.chosen.calibration.energy_uj == pytest.approx(cost, rel=1e-12)
+    assert "ee:float" not in result.chosen.stages
+
+
+def test_a_cost_lower_only_by_rounding_does_not_buy_a_longer_list():
+    """0.1 + 0.2 is 0.30000000000000004: the shorter list, an ulp dearer, is kept."""
+    short = [Candidate("a:int8:e", "a:int8", 0, Cost(0.1, 0.1), Cost(0.2, 0.2)),
+             Candidate("a:int8", "a:int8", 1, Cost(5.0, 5.0), final=True)]
+    long = [Candidate("b:int8:e", "b:int8", 0, Cost(0.3, 0.3)),
+            Candidate("b:int8", "b:int8", 1, Cost(5.0, 5.0), final=True),
+            Candidate("b:float", "b:float", 1, Cost(9.0, 9.0), final=True)]
+    reference = np.arange(20) % 3
+    keys = [c.key for c in short + long]
+    split = Split({k: reference for k in keys},
+                  {k: np.ones(20, np.float32) for k in keys}, reference)
+    result = search([long, short], split, 1.0)  # the longer one is found first
+    assert result.chosen.stages == ("a:int8:e", "a:int8")
+    assert result.chosen.costs[0].cycles > 0.3  # dearer than the other, by rounding
+    # Cheaper by more than rounding, the longer list wins.
+    long[0] = Candidate("b:int8:e", "b:int8", 0, Cost(0.2999, 0.2999))
+    assert search([long, short], split, 1.0).chosen.stages == ("b:int8:e", "b:int8", "b:float")

@@ -143,7 +143,8 @@ def float_model() -> onnx.ModelProto:
 
 def int8_model() -> onnx.ModelProto:
     """A float model whose int8 kernels, after ONNX Runtime quantizes it, use every int8
-    template (the 12x12 Conv's receptive field is too large for the packed path)."""
+    template (the 12x12 Conv's receptive field is too large for the packed path; the Gemm of
+    one row packs its filters in pairs, that of four rows does not)."""
     rng = np.random.default_rng(1)
     value = helper.make_tensor_value_info
     node = helper.make_node
@@ -152,7 +153,8 @@ def int8_model() -> onnx.ModelProto:
     constants = [_constant(rng, "w1", (8, 8, 3, 3)), _constant(rng, "b1", (8,)),
                  _constant(rng, "wd", (8, 1, 3, 3)), _constant(rng, "wbig", (4, 8, 12, 12)),
                  _constant(rng, "wg", (4, 10)), _constant(rng, "bg", (10,)),
-                 _constant(rng, "lns", (5,)), _constant(rng, "lnb", (5,))]
+                 _constant(rng, "lns", (5,)), _constant(rng, "lnb", (5,)),
+                 _constant(rng, "wm", (5, 3))]
     nodes = [
         node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
         node("Conv", ["x", "wd"], ["d"], pads=[1, 1, 1, 1], group=8),
@@ -166,8 +168,9 @@ def int8_model() -> onnx.ModelProto:
         node("MatMul", ["f", "m"], ["mm"]),
         node("LayerNormalization", ["mm", "lns", "lnb"], ["ln"]),
         node("Softmax", ["g"], ["y"]),
+        node("Gemm", ["m", "wm"], ["gm"]),
     ]
-    return _model(nodes, inputs, ["y", "ln"], constants)
+    return _model(nodes, inputs, ["y", "ln", "gm"], constants)
 
 
 def small_model() -> onnx.ModelProto:
@@ -259,8 +262,8 @@ OPERATOR_TEMPLATES = {f"kernels/{name}.c.j2" for name in (
     "ml_tree_ensemble", "normalization_f32", "log_softmax_f32", "arg_extreme", "topk")}
 INT8_TEMPLATES = {f"kernels/{name}.c.j2" for name in (
     "binary_s8", "conv_direct_s8", "conv_dw_s8", "conv_s8", "dequantize_linear", "lookup_s8",
-    "matmul_packed_s8", "matmul_s8", "normalization_s8", "pool_average_s8", "quantize_linear",
-    "softmax_s8")}
+    "matmul_packed_s8", "matmul_pairs_s8", "matmul_s8", "normalization_s8", "pool_average_s8",
+    "quantize_linear", "softmax_s8")}
 FIRMWARE_TEMPLATES = {"firmware/Makefile.j2", "firmware/ariel_model.h.j2",
                       "firmware/linker.ld.j2", "firmware/ariel_test_data.c.j2",
                       "firmware/board_config.h.j2", "ari/ari.c.j2", "ari/ari.h.j2",

@@ -20,6 +20,8 @@ EXPECTED = {
                       (0x20000000, 640 * KIB), "mps2-an386", 5),
     "nucleo-l4r5zi-fram": ("cortex-m4", "fpv4-sp-d16", 120, (0x08000000, 2 * MIB),
                            (0x20000000, 640 * KIB), "mps2-an386", 5),
+    "nucleo-l4r5zi-qspi-fram": ("cortex-m4", "fpv4-sp-d16", 120, (0x08000000, 2 * MIB),
+                                (0x20000000, 640 * KIB), "mps2-an386", 5),
     "disco-f746ng": ("cortex-m7", "fpv5-sp-d16", 216, (0x08000000, 1 * MIB),
                      (0x20000000, 320 * KIB), "mps2-an500", 7),
     "nrf52840-dk": ("cortex-m4", "fpv4-sp-d16", 64, (0x00000000, 1 * MIB),

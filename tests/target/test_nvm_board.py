@@ -57,6 +57,18 @@ def test_fram_board_charges_the_spi_transfer():
     assert board.for_intermittent().flash == board.flash  # external: the flash stays whole
 
 
+def test_quad_spi_fram_board_sends_four_bits_a_clock():
+    nvm = get_board("nucleo-l4r5zi-qspi-fram").nvm
+    assert (nvm.spi_lines, nvm.spi_clock_hz, nvm.endurance_cycles) == (4, 60_000_000, 1e14)
+    # 1,000 bytes in two writes: (1000 + 2 x 5 command bytes) x 2 clocks at 60 MHz, an eighth
+    # of the single-line board's time for the same bytes
+    assert nvm.write_seconds(1000, writes=2) == pytest.approx(1010 * 2 / 60e6)
+    single = get_board("nucleo-l4r5zi-fram").nvm
+    assert single.write_seconds(1000, writes=2) == pytest.approx(
+        8 * nvm.write_seconds(1000, writes=2))
+    assert "quad SPI at 60 MHz" in nvm.describe()
+
+
 def test_boards_check_accepts_a_board_with_fram(tmp_path):
     path = _write(tmp_path, MY_BOARD + FRAM)
     result = CliRunner().invoke(main, ["boards", "--check", str(path)])
@@ -84,6 +96,9 @@ BAD_TABLES = {
     "endurance": ("endurance_cycles = 1e14", "endurance_cycles = -3", [
         "nvm.endurance_cycles: expected the erase/write cycles it endures, a number above 0, "
         "got -3"]),
+    "lines": ("spi_clock_hz = 20_000_000\n", "spi_clock_hz = 20_000_000\nspi_lines = 3\n", [
+        "nvm.spi_lines: expected the data lines a write uses, 1 (SPI), 2 (dual) or 4 (quad), "
+        "got 3"]),
     "page-on-fram": ("[nvm]\n", "[nvm]\npage_bytes = 4096\n", [
         "nvm.page_bytes: fram writes bytes in place; only flash has an erase page"]),
 }

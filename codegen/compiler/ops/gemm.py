@@ -5,7 +5,9 @@ through strides, whatever its memory order, so no copy is ever inserted for it.
 
 A constant B (without batch axes of its own) with an A whose k is contiguous takes the packed
 kernels: B packed in the order they read it (pack_pairs for int8, pack_blocks for float32),
-several rows and outputs per step as in conv.py. Everything else takes the strided kernel.
+several rows and outputs per step as in conv.py; with one row of A (each weight read once),
+int8 filters packed two to a halfword instead where they allow it (output_pairs.py).
+Everything else takes the strided kernel.
 
 The int8 kernels share their checks, packing, zero-point folding and output stage with
 conv.py; those live in inner_product.py."""
@@ -36,6 +38,7 @@ from codegen.compiler.ops.base import (
 )
 from codegen.compiler.ops.inner_product import (
     SCRATCH_BUDGET,
+    Folding,
     accumulator_bound,
     bias_reader,
     check_bound,
@@ -50,6 +53,7 @@ from codegen.compiler.ops.inner_product import (
     requantizer,
     wrap_notes,
 )
+from codegen.compiler.ops.output_pairs import OutputPairs, pack_output_pairs, widened_span
 from codegen.compiler.ops.strided import collapse
 from codegen.compiler.quant.output_stage import zero_point_of
 
@@ -57,6 +61,7 @@ TEMPLATE = "kernels/matmul_f32.c.j2"
 TEMPLATE_S8 = "kernels/matmul_s8.c.j2"
 TEMPLATE_S8_PACKED = "kernels/matmul_packed_s8.c.j2"
 TEMPLATE_F32_PACKED = "kernels/matmul_packed_f32.c.j2"
+TEMPLATE_S8_PAIRS = "kernels/matmul_pairs_s8.c.j2"
 
 
 @dataclass(frozen=True)
@@ -195,10 +200,14 @@ class MatrixProduct(OpDef):
         scratch_words = k4 if m > 1 else k4 // 2
         if 4 * scratch_words > SCRATCH_BUDGET:
             return None
+        folding = fold_zero_point(rows, start, zero_point_of(a))
+        if m == 1:
+            pairs = pack_output_pairs(rows, widened_span(folding.offset))
+            if pairs is not None:
+                return self.render_s8_pairs(node, graph, names, product, a, b, folding, pairs)
         out = graph.tensor(node.outputs[0])
         stage = product_stage(graph, node, a, b)
         requant = requantizer(stage, names)
-        folding = fold_zero_point(rows, start, zero_point_of(a))
         weights = {**{key: v for key, v in product.weights.items() if key != "b"},
                    **requant.weights, "b": packed}
         bias = bias_reader(folding, names, weights)
@@ -224,6 +233,46 @@ class MatrixProduct(OpDef):
                    "widened": folding.widened, "requantize": requant.call,
                    "notes": wrap_notes(notes)}
         return Kernel(TEMPLATE_S8_PACKED, context, weights)
+
+    def render_s8_pairs(self, node: Node, graph: Graph, names: Names, product: Product,
+                        a: Tensor, b: Tensor, folding: Folding, pairs: OutputPairs) -> Kernel:
+        """The int8 kernel for one row of A by a constant B whose filters pack two to a
+        halfword (output_pairs.py): each weight is read once, so the loop's cost per weight
+        is what counts; six outputs per step share each column word."""
+        n, k = product.n, product.k
+        out = graph.tensor(node.outputs[0])
+        stage = product_stage(graph, node, a, b)
+        requant = requantizer(stage, names)
+        weights = {**{key: v for key, v in product.weights.items() if key != "b"},
+                   **requant.weights, "b": pairs.packed}
+        bias = bias_reader(folding, names, weights)
+        bounds, loops, (a_batch, _, y_batch) = _batch_loops(product)
+        notes = [f"A {product.a.note}; {describe_quant(a)}; {folding.note}",
+                 f"B {list(b.shape)} constant, {describe_quant(b)}; filters packed two to a "
+                 f"halfword (256 w[n + 1] + w[n], output_pairs.py), {pairs.words} words per "
+                 f"pair (k padded to {pairs.k4}), three pairs interleaved word by word"
+                 + ("; the last filter alone" if pairs.single else ""),
+                 *product.notes,
+                 f"y {list(out.shape)} row-major, int8, {describe_quant(out)}, clamped to "
+                 f"[{stage.low}, {stage.high}]; {requant.note}",
+                 f"int32 accumulator, |acc| <= {self.accumulator_bound(node, graph)} "
+                 f"(checked at compile time); 256 |x . w[n + 1]| < 2^31 for every pair "
+                 f"(checked), so its sum may wrap",
+                 "path: one row, so each weight is read once (from flash) and the loop's "
+                 "instructions per weight word decide the cost: DSP (ARIEL_DSP): the row "
+                 f"widened to int16 pairs on the stack ({4 * pairs.words} bytes), then six "
+                 "outputs per step, each weight word giving four MACs for one load, one "
+                 "SXTB16 and two SMLAD (ariel_dot_3pairs_s8); plain C: the row read in "
+                 "place, one product at a time, w[n + 1] recovered from its byte"]
+        context = {"loops": bounds, "n": n, "k": k, "k4": pairs.k4, "words": pairs.words,
+                   "steps": pairs.steps, "tail": pairs.tail, "single": pairs.single,
+                   "a": product.a.array,
+                   "a_row": linear([*loops, "m"], [*a_batch, product.a.outer]),
+                   "y_row": linear([*loops, "m"], [*y_batch, n]),
+                   "b": names.weight("b"), "offset": folding.offset, "start": bias,
+                   "widened": folding.widened, "requantize": requant.call,
+                   "notes": wrap_notes(notes)}
+        return Kernel(TEMPLATE_S8_PAIRS, context, weights)
 
     def b_inner_axis(self, node: Node, b: Tensor) -> int:
         """The axis of B that the inner product runs along (k)."""

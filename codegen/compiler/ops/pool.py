@@ -235,6 +235,7 @@ class WindowPool(OpDef):
             "init": _literal(self.pooling.reduction.identity(np.dtype(x.dtype)), x.ctype),
             "fold": self.pooling.reduction.fold("out[c]", "xp[c]", x.ctype),
             "divisor": None, "summary": f"{self.pooling.summary} of the taps on the input",
+            **_max_words(self.pooling, x, win, inside),
         }
         weights: dict[str, np.ndarray] = {}
         if self.pooling.reduction.divides:
@@ -294,11 +295,29 @@ def _lower_average_s8(node: Node, graph: Graph, names: Names, win: Window, conte
     return Kernel("kernels/pool_average_s8.c.j2", context, weights)
 
 
+def _max_words(pooling: Pooling, x: Tensor, win: Window, inside: list[np.ndarray]) -> dict:
+    """The int8 MaxPool's DSP path: `words` channels (the most that are a multiple of four)
+    taken four at a time by ariel_max_s8x4, 0 where there is no such path; and, when every
+    window lies wholly in the input (`fixed`), its first tap's coordinates and each tap's
+    byte offset from it."""
+    channels = x.shape[1]
+    words = channels - channels % 4 if pooling is MAXIMUM and x.dtype == "int8" else 0
+    fixed = all(axis.all() for axis in inside)
+    offsets = [(ky * win.dilations[0] * win.in_hw[1] + kx * win.dilations[1]) * channels
+               for ky in range(win.kernel[0]) for kx in range(win.kernel[1])]
+    return {"words": words, "fixed": fixed, "offsets": offsets,
+            "iy0": _position(win, 0, "oy", "0"), "ix0": _position(win, 1, "ox", "0")}
+
+
 def _position(win: Window, axis: int, out: str, tap: str) -> str:
     """The C expression for the input coordinate of tap `tap` of output position `out`."""
-    terms = [_scaled(out, win.strides[axis]), _scaled(tap, win.dilations[axis])]
+    terms = [_scaled(out, win.strides[axis])]
     pad = win.pads[axis]
-    return f"{terms[0]} - {pad} + {terms[1]}" if pad else f"{terms[0]} + {terms[1]}"
+    if pad:
+        terms.append(f"- {pad}")
+    if tap != "0":
+        terms.append(f"+ {_scaled(tap, win.dilations[axis])}")
+    return " ".join(terms)
 
 
 def _scaled(name: str, factor: int) -> str:

@@ -93,9 +93,60 @@ def test_an_on_period_shorter_than_a_layer_says_what_it_needs():
                                          r"restore its inputs and checkpoint its output on "
                                          r"nucleo-l4r5zi-fram's fram \(on SPI at 30 MHz\), "
                                          r"524,288 B, [\d,]+ in all; the smallest unit of work "
-                                         r"ariel makes is one layer, so the on-period must be "
-                                         r"at least [\d,]+ cycles"):
+                                         r"ariel makes is one layer, since ariel splits only "
+                                         r"int8 2-D convolutions \(depthwise too\) into bands "
+                                         r"of output rows, not ariel.Relayout, so the on-period "
+                                         r"must be at least [\d,]+ cycles"):
         compiled("resnet8_cifar10", power(on_period_cycles=100_000))
+
+
+def int8(model: str, options: PowerOptions):
+    return compile_model(MODELS / f"{model}.onnx",
+                         Options(precision="int8", calibration="digits", power=options))
+
+
+def test_a_layer_longer_than_the_on_period_runs_in_bands_of_rows():
+    """The digits CNN's second convolution (about 80,000 cycles) under a 40,000-cycle
+    on-period: split into bands of output rows, a commit after each. Replayed byte by byte:
+    every resume reads back exactly the rows done so far, which the earlier commits saved,
+    and no commit's writes touch what the previous one's state needs."""
+    limit = 40_000
+    result = int8("digits_cnn", power(on_period_cycles=limit))
+    plan, graph = result.checkpoints, result.graph
+    assert plan.bands
+    for step, edges in plan.bands.items():
+        rows = graph.tensor(graph.nodes[step].outputs[0]).shape[2]
+        assert edges[0] == 0 and edges[-1] == rows and edges == sorted(set(edges))
+    holder: dict[int, tuple[str, int]] = {}  # NVM byte -> (tensor, byte of it) last written
+    for index, saves in enumerate(plan.saves):
+        needed = {s.nvm + k for s in plan.restores[index - 1] for k in range(s.nbytes)} \
+            if index else set()
+        for save in saves:
+            offsets = range(save.nvm, save.nvm + save.nbytes)
+            assert not needed.intersection(offsets), (index, save.name)
+            for k in offsets:
+                holder[k] = (save.name, save.arena + k - save.nvm)
+        for need in plan.restores[index]:
+            assert all(holder.get(need.nvm + k) == (need.name, need.arena + k)
+                       for k in range(need.nbytes)), (index, need.name)
+    for index, rows in enumerate(plan.rows_done):
+        if rows:  # a commit inside a layer reads back its output's rows done
+            step = plan.boundaries[index]
+            out = graph.tensor(graph.nodes[step].outputs[0])
+            spans = [s for s in plan.restores[index] if s.name == result.plan.storage[out.name]]
+            assert [s.nbytes for s in spans] == [rows * out.nbytes // out.shape[2]]
+    every = int8("digits_cnn", power()).checkpoints
+    assert not every.bands  # without an on-period, a commit after every layer
+
+
+def test_an_on_period_shorter_than_a_band_says_what_it_needs():
+    with pytest.raises(ArielError, match=r"--on-period-cycles 8,000: Conv '[^']+' \(rows "
+                                         r"\d+\.\.\d+ of its output\) needs about [\d,]+ cycles "
+                                         r"\(static estimate\) plus [\d,]+ to restore its inputs "
+                                         r"and checkpoint its output on .*; the smallest unit of "
+                                         r"work ariel makes of this layer is a band of 1 output "
+                                         r"rows .*, so the on-period must be at least [\d,]+"):
+        int8("digits_cnn", power(on_period_cycles=8_000))
 
 
 def test_nvm_too_small_for_two_arena_copies_is_refused():

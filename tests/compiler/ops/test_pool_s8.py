@@ -9,6 +9,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from codegen.compiler.reference import run_graph
+from tests.compiler.ops.test_conv_s8 import emulated_dsp
 from tests.compiler.ops.test_quantize import (
     assert_integer_only,
     calibration,
@@ -17,7 +19,7 @@ from tests.compiler.ops.test_quantize import (
     minmax_params,
     with_qdq,
 )
-from tests.support import compile_onnx_int8, run_reference, single_node_model
+from tests.support import compile_onnx_int8, host_model, run_reference, single_node_model
 
 # name: (op, input shape, attributes)
 AVERAGE_CASES = {
@@ -169,6 +171,41 @@ def test_maxima_stay_integer(case, tmp_path, record_property):
     assert_integer_only(compiled)
     agreement = check_int8(compiled, samples, tmp_path, qdq_model=model, max_lsb=0)
     record_property("agreement", agreement.summary)
+
+
+# MaxPool's DSP path: four channels per word (ariel_max_s8x4), windows wholly in the input
+# at fixed offsets or border windows that skip taps, and channel counts with a tail of one
+# to three channels taken one at a time.
+MAX_WORD_CASES = {
+    "2x2_stride2_16_channels": ((1, 16, 6, 8), dict(kernel_shape=[2, 2], strides=[2, 2])),
+    "3x3_stride1_tail_2": ((2, 6, 5, 5), dict(kernel_shape=[3, 3])),
+    "3x3_stride2_pad1_8_channels": ((1, 8, 7, 6), dict(kernel_shape=[3, 3], strides=[2, 2],
+                                                       pads=[1, 1, 1, 1])),
+    "ceil_mode_tail_1": ((1, 5, 7, 7), dict(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)),
+    "dilated_4_channels": ((1, 4, 7, 7), dict(kernel_shape=[2, 2], dilations=[2, 2])),
+    "1d_12_channels": ((1, 12, 9), dict(kernel_shape=[3], strides=[2])),
+}
+
+
+@pytest.mark.parametrize("case", MAX_WORD_CASES, ids=list(MAX_WORD_CASES))
+def test_max_pool_words(case, tmp_path):
+    """The host-built C, plain and with the DSP path on ariel_runtime.h's C twins of SSUB8
+    and SEL, equals the integer reference exactly, on inputs with every int8 value and many
+    equal neighbours (ties)."""
+    shape, attrs = MAX_WORD_CASES[case]
+    samples = samples_for(sum(map(ord, case)), shape, count=2)
+    model = qdq_one_node("MaxPool", samples, opset=17, same_params=True, **attrs)
+    compiled = compile_onnx_int8(model, io="int8")
+    assert kernel_ops(compiled) == ["MaxPool"]
+    assert "ariel_max_s8x4" in compiled.files["m.c"]
+    rng = np.random.default_rng(len(case))
+    inputs = [rng.integers(-128, 128, shape).astype(np.int8),
+              rng.choice(np.array([-128, -1, 0, 127], np.int8), shape)]
+    host, dsp = host_model(compiled, tmp_path), host_model(emulated_dsp(compiled), tmp_path)
+    for x in inputs:
+        want = run_graph(compiled.graph, [x])[0]
+        np.testing.assert_array_equal(host.run(x)[0], want)
+        np.testing.assert_array_equal(dsp.run(x)[0], want)
 
 
 def test_max_pool_quantized_by_onnxruntime(tmp_path, record_property):

@@ -26,7 +26,9 @@ from tests.compiler.ops.test_conv_s8 import CASES as CONV_CASES
 from tests.compiler.ops.test_conv_s8 import compile_conv, conv_model, quantize_input
 from tests.compiler.ops.test_conv_transpose_s8 import CASES as CONV_TRANSPOSE_CASES
 from tests.compiler.ops.test_conv_transpose_s8 import float_model
+from tests.compiler.ops.test_gemm_pairs_s8 import CASES, case_inputs, case_model
 from tests.compiler.ops.test_gemm_s8 import GEMM_CASES, HIGH, LOW, MATMUL_CASES, product_model
+from tests.compiler.ops.test_pool_s8 import MAX_WORD_CASES, qdq_one_node, samples_for
 from tests.support import compile_onnx_int8
 
 pytestmark = pytest.mark.qemu
@@ -125,6 +127,16 @@ def test_products_s8_dsp_path_in_qemu(label, tmp_path):
     check_on_cortex_m4(compiled, inputs, tmp_path, packed)
 
 
+@pytest.mark.parametrize("case", ["steps_and_two_pairs", "step_and_odd_filter_k_tail",
+                                  "wrapping_sums"])
+def test_one_row_pairs_dsp_path_in_qemu(case, tmp_path):
+    """Filters packed two to a halfword (ariel_dot_3pairs_s8's assembly and its C tail),
+    sums that wrap around 32 bits included."""
+    model, k = case_model(case)
+    compiled = compile_onnx_int8(model, None, io="int8")
+    check_on_cortex_m4(compiled, case_inputs(case, k), tmp_path)
+
+
 def test_plain_path_is_what_a_cortex_m0plus_compiles(tmp_path):
     """Without the DSP extension (Cortex-M0+, Armv6-M) the kernels compile to the plain
     path: the generated C of every kernel shape builds with the M0+ flags."""
@@ -137,6 +149,8 @@ def test_plain_path_is_what_a_cortex_m0plus_compiles(tmp_path):
     gemm = product_model(rng, "Gemm", **GEMM_CASES["k_tail_odd_n"])
     models["gemm"] = compile_onnx_int8(gemm, {"a": rng.uniform(LOW, HIGH, (8, 3, 10)).astype(
         np.float32)}, io="int8")
+    models["pairs"] = compile_onnx_int8(case_model("step_and_odd_filter_k_tail")[0], None,
+                                        io="int8")
     for label, compiled in models.items():
         folder = tmp_path / label
         folder.mkdir()
@@ -149,17 +163,44 @@ def test_plain_path_is_what_a_cortex_m0plus_compiles(tmp_path):
         assert not uses(folder / "m.o", "sxtb16")
 
 
-@pytest.mark.parametrize("case", ["3x3_pad1", "depthwise", "pointwise_1x1", "grouped"])
+@pytest.mark.parametrize("case", ["3x3_pad1", "depthwise", "pointwise_1x1", "grouped",
+                                  "steps_and_two_pairs"])
 def test_plain_path_on_a_cortex_m0plus_in_qemu(case, tmp_path):
     """The plain path run on an Armv6-M core (NUCLEO-G071RB's Cortex-M0+, emulated on QEMU's
-    micro:bit) equals the reference exactly."""
+    micro:bit) equals the reference exactly (a one-row product with its filters packed in
+    pairs among the cases)."""
     rng = np.random.default_rng(43)
-    model, shape = conv_model(rng, CONV_CASES[case])
-    compiled = compile_conv(model, shape, rng)
-    inputs = [[quantize_input(compiled, rng.uniform(-0.4, 1.2, shape).astype(np.float32))]
-              for _ in range(SAMPLES)]
+    if case in CASES:
+        model, k = case_model(case)
+        compiled = compile_onnx_int8(model, None, io="int8")
+        inputs = case_inputs(case, k)
+    else:
+        model, shape = conv_model(rng, CONV_CASES[case])
+        compiled = compile_conv(model, shape, rng)
+        inputs = [[quantize_input(compiled, rng.uniform(-0.4, 1.2, shape).astype(np.float32))]
+                  for _ in range(SAMPLES)]
     want = np.stack([run_graph(compiled.graph, sample)[0] for sample in inputs])
     elf = firmware(compiled, tmp_path / "m0", board="nucleo-g071rb")
     got = run_firmware(compiled, elf, inputs, tmp_path / "run", board="nucleo-g071rb")
     np.testing.assert_array_equal(got, want)
     assert not uses(elf, "sxtb16")
+
+
+@pytest.mark.parametrize("case", ["2x2_stride2_16_channels", "3x3_stride2_pad1_8_channels"])
+def test_max_pool_s8_words_in_qemu(case, tmp_path):
+    """MaxPool's four maxima per SSUB8 + SEL on the real instructions, and its plain path
+    (ARIEL_NO_DSP) on the same core, equal the reference exactly."""
+    shape, attrs = MAX_WORD_CASES[case]
+    samples = samples_for(7, shape, count=2)
+    compiled = compile_onnx_int8(qdq_one_node("MaxPool", samples, opset=17, same_params=True,
+                                              **attrs), io="int8")
+    rng = np.random.default_rng(44)
+    inputs = [[rng.integers(-128, 128, shape).astype(np.int8)] for _ in range(SAMPLES)]
+    want = np.stack([run_graph(compiled.graph, sample)[0] for sample in inputs])
+    dsp_elf = firmware(compiled, tmp_path / "dsp")
+    plain_elf = firmware(compiled, tmp_path / "plain", plain=True)
+    np.testing.assert_array_equal(run_firmware(compiled, dsp_elf, inputs, tmp_path / "a"), want)
+    np.testing.assert_array_equal(run_firmware(compiled, plain_elf, inputs, tmp_path / "b"),
+                                  want)
+    assert uses(dsp_elf, "ssub8") and uses(dsp_elf, "sel")
+    assert not uses(plain_elf, "ssub8")

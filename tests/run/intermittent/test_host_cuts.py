@@ -56,15 +56,18 @@ def _compile(folder: Path, compiled) -> Path:
 
 
 def cut_runs(tmp_path: Path, board: str, strategy: str, first: tuple[int, int, int],
-             every: int, count: int = 2) -> tuple[int, int, int]:
-    folder = tmp_path / f"{board}-{strategy}-{first[1]}-{first[2]}-{every}"
+             every: int, count: int = 2, on_period: int | None = None
+             ) -> tuple[int, int, int]:
+    folder = tmp_path / f"{board}-{strategy}-{first[1]}-{first[2]}-{every}-{on_period}"
     model = folder / "model"
     model.mkdir(parents=True)
     b = get_board(board)
-    power = PowerOptions(b.nvm, b.clock_hz, strategy, board=b.name)
+    power = PowerOptions(b.nvm, b.clock_hz, strategy, on_period, board=b.name)
     compiled = compile_model(MODELS / "digits_cnn.onnx",
                              Options(precision="int8", calibration="digits", io="int8",
                                      power=power))
+    if on_period is not None:  # the on-period is shorter than the second convolution
+        assert compiled.checkpoints.bands, "no layer split into bands"
     for name, text in compiled.files.items():
         (model / name).write_text(text)
     info = compiled.info
@@ -110,3 +113,12 @@ def test_repeated_cuts_still_finish(tmp_path, every):
     stores, cuts, boots = cut_runs(tmp_path, "nucleo-l4r5zi-fram", "live", (1, 10**9, 37),
                                    every)
     assert boots > 2 * cuts
+
+
+def test_a_cut_before_any_store_inside_a_layer_split_into_bands(tmp_path):
+    """An on-period shorter than the digits CNN's second convolution: it runs as bands of
+    output rows with a commit after each (each band saves its rows, a resume reads the rows
+    done back and runs the next band); a cut before every store still changes nothing."""
+    stores, cuts, boots = cut_runs(tmp_path, "nucleo-l4r5zi-fram", "live", (1, 10**9, 1), 0,
+                                   count=1, on_period=40_000)
+    assert cuts == stores and boots == 2 * cuts
