@@ -268,6 +268,24 @@ ARIEL_INLINE uint8_t ariel_saturate_u8(int32_t value) { return (uint8_t)__usat(v
 ARIEL_INLINE int32_t ariel_bottom16(int32_t word) { return (int16_t)(uint16_t)((uint32_t)word & 0xFFFFu); }
 ARIEL_INLINE int32_t ariel_top16(int32_t word) { return (int16_t)(uint16_t)((uint32_t)word >> 16); }
 
+/* The word of int16 pairs (bottom, top) SMLAD reads: bottom in bits 0-15, top in 16-31. */
+ARIEL_INLINE int32_t ariel_pair_s16(int32_t bottom, int32_t top)
+{
+    return (int32_t)(((uint32_t)bottom & 0xFFFFu) | ((uint32_t)top << 16));
+}
+
+/* acc plus the products of the bottom halves and of the top halves of x and w: one SMLAD on
+ * the DSP extension, two multiplies elsewhere (the same sum; codegen/compiler/ops/gemm.py's
+ * bound checks keep it within int32). */
+ARIEL_INLINE int32_t ariel_mac_pairs(int32_t x, int32_t w, int32_t acc)
+{
+#if ARIEL_DSP
+    return ariel_smlad(x, w, acc);
+#else
+    return acc + ariel_bottom16(x) * ariel_bottom16(w) + ariel_top16(x) * ariel_top16(w);
+#endif
+}
+
 /* Four int8 values as one 32-bit word (a single LDR; Armv7-M loads unaligned words). */
 ARIEL_INLINE int32_t ariel_load_s8x4(const int8_t *p)
 {
@@ -788,6 +806,21 @@ ARIEL_INLINE void ariel_dot_3pairs_s8(int32_t acc[6], const int32_t *col, const 
 }
 #endif /* ARIEL_DSP */
 
+/* 2 * n4 words of int16 pairs from n4 groups of four int8 values b0..b3: (b0, b2) then
+ * (b1, b3) (ariel_widen_s8's order at stride 2; codegen/compiler/ops/conv_pairs.py lays the
+ * weights out for it). */
+ARIEL_INLINE void ariel_widen_pairs_s8(int32_t *pairs, const int8_t *w, int32_t n4)
+{
+#if ARIEL_DSP
+    ariel_widen_s8(pairs, w, n4, 0, 2);
+#else
+    for (int32_t i = 0; i < n4; ++i) {
+        pairs[2 * i] = ariel_pair_s16(w[4 * i], w[4 * i + 2]);
+        pairs[2 * i + 1] = ariel_pair_s16(w[4 * i + 1], w[4 * i + 3]);
+    }
+#endif
+}
+
 /* -- int8 in plain C: the same packed weights, one multiply-accumulate at a time ----------
  * x is int8 (a row of the input, or a receptive field gathered into a buffer); the sums are
  * those of the DSP helpers, term for term. */
@@ -902,6 +935,106 @@ ARIEL_INLINE void ariel_dot_column_s8_c(int32_t *acc, int32_t filters, const int
 #include "ariel_products_f32.inc"
 #undef ARIEL_WEIGHT
 #undef ARIEL_PRODUCT
+
+/* Four output pixels by four filters with float weights and an ungrouped convolution's taps:
+ * ariel_dot_f32(acc, 4, 4, tap, taps, 0, w, k), faster. On a single-precision FPU (FPv4-SP,
+ * FPv5) the loops over taps and channels are assembly, with the accumulators in s0-s15 all
+ * along: each step loads two channels of each pixel with one VLDM (3 cycles for two values,
+ * where a VLDR costs 2 for one) and each channel's four weights with one VLDM (5 cycles),
+ * then takes every product with VMUL and adds it with VADD (1 cycle each on a Cortex-M4,
+ * where VMLA and VFMA take 3), the next product's VMUL placed before the previous sum's
+ * VADD so that no VADD waits on its VMUL: 32 MACs in 86 cycles (2.69 per MAC), where GCC's
+ * loop loads every value with a VLDR (3.25). Four channels per pass of the loop (3 cycles
+ * for the count); a tap's last two channels and its last odd one after it. Both paths add
+ * each output's products one by one in k order, each product rounded to float first (the
+ * build has no contraction), so they give the same bits. s16-s23 hold the pixels' two
+ * channels, s24-s27 the weights, s28 and s29 the products. Every core register the loop
+ * writes is early-clobber ("+&r"): else GCC may give an input of the same value (k = taps,
+ * nine channels under a 3x3 filter) the register of one the loop counts down. */
+#if defined(__ARM_FP) && (__ARM_FP & 4) && defined(__thumb2__) && !defined(ARIEL_NO_FPU_ASM)
+#define ARIEL_F32_PRODUCT(mul, sum, acc) \
+    "vmul.f32 " mul "\n\t" \
+    "vadd.f32 " acc ", " acc ", " sum "\n\t"
+/* The 16 products of one channel: u0..u3 the four pixels' inputs, s24..s27 the filters'. */
+#define ARIEL_F32_CHANNEL(u0, u1, u2, u3) \
+    "vmul.f32 s28, " u0 ", s24\n\t" \
+    ARIEL_F32_PRODUCT("s29, " u0 ", s25", "s28", "s0") \
+    ARIEL_F32_PRODUCT("s28, " u0 ", s26", "s29", "s1") \
+    ARIEL_F32_PRODUCT("s29, " u0 ", s27", "s28", "s2") \
+    ARIEL_F32_PRODUCT("s28, " u1 ", s24", "s29", "s3") \
+    ARIEL_F32_PRODUCT("s29, " u1 ", s25", "s28", "s4") \
+    ARIEL_F32_PRODUCT("s28, " u1 ", s26", "s29", "s5") \
+    ARIEL_F32_PRODUCT("s29, " u1 ", s27", "s28", "s6") \
+    ARIEL_F32_PRODUCT("s28, " u2 ", s24", "s29", "s7") \
+    ARIEL_F32_PRODUCT("s29, " u2 ", s25", "s28", "s8") \
+    ARIEL_F32_PRODUCT("s28, " u2 ", s26", "s29", "s9") \
+    ARIEL_F32_PRODUCT("s29, " u2 ", s27", "s28", "s10") \
+    ARIEL_F32_PRODUCT("s28, " u3 ", s24", "s29", "s11") \
+    ARIEL_F32_PRODUCT("s29, " u3 ", s25", "s28", "s12") \
+    ARIEL_F32_PRODUCT("s28, " u3 ", s26", "s29", "s13") \
+    ARIEL_F32_PRODUCT("s29, " u3 ", s27", "s28", "s14") \
+    "vadd.f32 s15, s15, s29\n\t"
+#define ARIEL_F32_TWO_CHANNELS \
+    "vldmia %[x0]!, {s16-s17}\n\t" \
+    "vldmia %[x1]!, {s18-s19}\n\t" \
+    "vldmia %[x2]!, {s20-s21}\n\t" \
+    "vldmia %[x3]!, {s22-s23}\n\t" \
+    "vldmia %[w]!, {s24-s27}\n\t" \
+    ARIEL_F32_CHANNEL("s16", "s18", "s20", "s22") \
+    "vldmia %[w]!, {s24-s27}\n\t" \
+    ARIEL_F32_CHANNEL("s17", "s19", "s21", "s23")
+#endif
+
+ARIEL_INLINE void ariel_dot_4x4_f32(float *acc, const float *const *tap, int32_t taps,
+                                    const float *w, int32_t k)
+{
+#if defined(ARIEL_F32_CHANNEL)
+    /* stride: bytes from one pixel's tap pointers to the next's. */
+    const float *x0, *x1, *x2, *x3;
+    int32_t count, stride = 4 * taps;
+    __asm__ volatile(
+        "vldmia %[acc], {s0-s15}\n\t"
+        "2:\n\t"
+        /* The tap's four pointers: tap[t], tap[taps + t], tap[2 taps + t], tap[3 taps + t]. */
+        "add %[x3], %[stride], %[stride], lsl #1\n\t"
+        "ldr %[x0], [%[tap]]\n\t"
+        "ldr %[x1], [%[tap], %[stride]]\n\t"
+        "ldr %[x2], [%[tap], %[stride], lsl #1]\n\t"
+        "ldr %[x3], [%[tap], %[x3]]\n\t"
+        "adds %[tap], %[tap], #4\n\t"
+        "lsrs %[count], %[k], #2\n\t"
+        "beq 4f\n\t"
+        "3:\n\t"
+        ARIEL_F32_TWO_CHANNELS ARIEL_F32_TWO_CHANNELS
+        "subs %[count], %[count], #1\n\t"
+        "bne 3b\n\t"
+        "4:\n\t"
+        /* k mod 4: bit 1 into the carry, bit 0 into the sign. */
+        "lsls %[count], %[k], #31\n\t"
+        "bcc 5f\n\t"
+        ARIEL_F32_TWO_CHANNELS
+        "5:\n\t"
+        "bpl 6f\n\t"
+        "vldmia %[x0]!, {s16}\n\t"
+        "vldmia %[x1]!, {s18}\n\t"
+        "vldmia %[x2]!, {s20}\n\t"
+        "vldmia %[x3]!, {s22}\n\t"
+        "vldmia %[w]!, {s24-s27}\n\t"
+        ARIEL_F32_CHANNEL("s16", "s18", "s20", "s22")
+        "6:\n\t"
+        "subs %[taps], %[taps], #1\n\t"
+        "bne 2b\n\t"
+        "vstmia %[acc], {s0-s15}"
+        : [tap] "+&r"(tap), [taps] "+&r"(taps), [w] "+&r"(w), [x0] "=&r"(x0), [x1] "=&r"(x1),
+          [x2] "=&r"(x2), [x3] "=&r"(x3), [count] "=&r"(count)
+        : [acc] "r"(acc), [stride] "r"(stride), [k] "r"(k)
+        : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12",
+          "s13", "s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24",
+          "s25", "s26", "s27", "s28", "s29", "cc", "memory");
+#else
+    ariel_dot_f32(acc, 4, 4, tap, taps, 0, w, k);
+#endif
+}
 
 /* -- float activations of the recurrent kernels --------------------------------------------
  * e^x, the logistic function and tanh in single precision without libm: newlib's expf and

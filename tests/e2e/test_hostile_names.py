@@ -144,13 +144,15 @@ def float_model() -> onnx.ModelProto:
 def int8_model() -> onnx.ModelProto:
     """A float model whose int8 kernels, after ONNX Runtime quantizes it, use every int8
     template (the 12x12 Conv's receptive field is too large for the packed path; the Gemm of
-    one row packs its filters in pairs, that of four rows does not)."""
+    one row packs its filters in pairs, that of four rows does not; the Conv on two channels
+    pairs its taps)."""
     rng = np.random.default_rng(1)
     value = helper.make_tensor_value_info
     node = helper.make_node
     inputs = [value("x", TensorProto.FLOAT, [1, 8, 6, 6]),
-              value("m", TensorProto.FLOAT, [4, 5])]
+              value("m", TensorProto.FLOAT, [4, 5]), value("z", TensorProto.FLOAT, [1, 2, 5, 5])]
     constants = [_constant(rng, "w1", (8, 8, 3, 3)), _constant(rng, "b1", (8,)),
+                 _constant(rng, "wp", (3, 2, 3, 3)),
                  _constant(rng, "wd", (8, 1, 3, 3)), _constant(rng, "wbig", (4, 8, 12, 12)),
                  _constant(rng, "wg", (4, 10)), _constant(rng, "bg", (10,)),
                  _constant(rng, "lns", (5,)), _constant(rng, "lnb", (5,)),
@@ -169,8 +171,9 @@ def int8_model() -> onnx.ModelProto:
         node("LayerNormalization", ["mm", "lns", "lnb"], ["ln"]),
         node("Softmax", ["g"], ["y"]),
         node("Gemm", ["m", "wm"], ["gm"]),
+        node("Conv", ["z", "wp"], ["cp"], pads=[1, 1, 1, 1]),
     ]
-    return _model(nodes, inputs, ["y", "ln", "gm"], constants)
+    return _model(nodes, inputs, ["y", "ln", "gm", "cp"], constants)
 
 
 def small_model() -> onnx.ModelProto:
@@ -261,9 +264,9 @@ OPERATOR_TEMPLATES = {f"kernels/{name}.c.j2" for name in (
     "ml_columns", "ml_normalizer", "ml_array_feature_extractor", "ml_linear", "ml_svm",
     "ml_tree_ensemble", "normalization_f32", "log_softmax_f32", "arg_extreme", "topk")}
 INT8_TEMPLATES = {f"kernels/{name}.c.j2" for name in (
-    "binary_s8", "conv_direct_s8", "conv_dw_s8", "conv_s8", "dequantize_linear", "lookup_s8",
-    "matmul_packed_s8", "matmul_pairs_s8", "matmul_s8", "normalization_s8", "pool_average_s8",
-    "quantize_linear", "softmax_s8")}
+    "binary_s8", "conv_direct_s8", "conv_dw_s8", "conv_pairs_s8", "conv_s8",
+    "dequantize_linear", "lookup_s8", "matmul_packed_s8", "matmul_pairs_s8", "matmul_s8",
+    "normalization_s8", "pool_average_s8", "quantize_linear", "softmax_s8")}
 FIRMWARE_TEMPLATES = {"firmware/Makefile.j2", "firmware/ariel_model.h.j2",
                       "firmware/linker.ld.j2", "firmware/ariel_test_data.c.j2",
                       "firmware/board_config.h.j2", "ari/ari.c.j2", "ari/ari.h.j2",
@@ -364,12 +367,14 @@ def test_int8_model_with_hostile_names(tmp_path, rendered):
     model, names = rename(plain)
     rng = np.random.default_rng(4)
     calibration = {"x": rng.normal(size=(8, 1, 8, 6, 6)).astype(np.float32),
-                   "m": rng.normal(size=(8, 4, 5)).astype(np.float32)}
+                   "m": rng.normal(size=(8, 4, 5)).astype(np.float32),
+                   "z": rng.normal(size=(8, 1, 2, 5, 5)).astype(np.float32)}
     compiled = compile_onnx_int8(model, {names[k]: v for k, v in calibration.items()},
                                  io="float")
     assert INT8_TEMPLATES <= rendered
     _check_host_build(compile_onnx_int8(plain, calibration, io="float"), compiled, names,
-                      [calibration["x"][0], calibration["m"][0]], tmp_path)
+                      [calibration["x"][0], calibration["m"][0], calibration["z"][0]],
+                      tmp_path)
 
 
 def test_early_exit_stages_with_hostile_names(tmp_path, rendered):

@@ -10,7 +10,7 @@ stage with gemm.py."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -31,6 +31,14 @@ from codegen.compiler.ops.base import (
     unsupported,
 )
 from codegen.compiler.ops.common_shift import common_shift
+from codegen.compiler.ops.conv_pairs import (
+    MOST_CHANNELS,
+    MOST_WORDS,
+    PairedTaps,
+    buffer_width,
+    flash_order,
+    pair_taps,
+)
 from codegen.compiler.ops.inner_product import (
     SCRATCH_BUDGET,
     accumulator_bound,
@@ -45,6 +53,7 @@ from codegen.compiler.ops.inner_product import (
     requantizer,
     wrap_notes,
 )
+from codegen.compiler.ops.quantize import c_add
 from codegen.compiler.ops.spatial import OutputGrid, Window, output_spatial, window
 from codegen.compiler.quant.output_stage import zero_point_of
 
@@ -78,8 +87,9 @@ class Conv(OpDef):
             check_bound(node, self.accumulator_bound(node, graph))
 
     def room(self, node: Node, graph: Graph) -> tuple[int, int, int] | None:
-        """RAM for the int8 filters widened, a pair of filters per unit (filters_in_ram)."""
-        return filters_in_ram(node, graph) if is_quantized(graph, node) else None
+        """RAM for the filters: int8 widened, a pair of filters per unit; float, four
+        (filters_in_ram)."""
+        return filters_in_ram(node, graph)
 
     def accumulator_bound(self, node: Node, graph: Graph) -> int:
         """Bound of the int32 accumulator (padded taps only make it smaller)."""
@@ -171,8 +181,10 @@ class Conv(OpDef):
         ocg = geometry["ocg"]
         weights["w"] = np.concatenate([pack_blocks(rows[g * ocg:(g + 1) * ocg])
                                        for g in range(geometry["group"])])
+        copied = filter_blocks(node, graph, 0, grid)[0] \
+            if node.room else 0
         context.update(k=taps * geometry["icg"], pixels=win.out_hw[0] * win.out_hw[1],
-                       quads=ocg // 4)
+                       quads=ocg // 4, copied=copied, room=node.room > 0)
         return Kernel("kernels/conv_f32.c.j2", context, weights, multiplicand="w")
 
     def lower_runtime_filters(self, node: Node, graph: Graph, names: Names,
@@ -254,6 +266,9 @@ class Conv(OpDef):
                           {**context, **depthwise_context(win, geometry, folding.offset),
                            "notes": wrap_notes(notes)},
                           weights)
+        plan = paired_plan(node, graph, grid)
+        if plan is not None:
+            return self.lower_pairs(node, plan, context, weights, notes)
         ocg = geometry["ocg"]
         groups = [pack_pairs(rows[g * ocg:(g + 1) * ocg]) for g in range(geometry["group"])]
         packed, k4 = np.concatenate([part for part, _ in groups]), groups[0][1]
@@ -270,7 +285,7 @@ class Conv(OpDef):
         weights["w"] = packed
         notes[1] += (f"; w packed per group as filter pairs interleaved four weights at a "
                      f"time, each filter's {k} OHWI weights padded to {k4}")
-        block, on_stack = filter_blocks(node, graph, k4, scratch, grid)
+        block, on_stack = filter_blocks(node, graph, scratch, grid)
         if block:
             blocks = -(-geometry["oc"] // block)
             notes[1] += (f"; on a DSP core copied to RAM {block} filters at a time ("
@@ -300,6 +315,52 @@ class Conv(OpDef):
                        # A row of taps is one run of kw * icg values when they are neighbours.
                        row_runs=geometry["dw"] == 1 and geometry["group"] == 1)
         return Kernel("kernels/conv_s8.c.j2", context, weights)
+
+    def lower_pairs(self, node: Node, plan: PairedPlan, context: dict,
+                    weights: dict[str, np.ndarray], notes: list[str]) -> Kernel:
+        """The kernel for 1-3 input channels (conv_pairs.py): taps paired into row buffers
+        built once per output row, filters widened into RAM once per inference."""
+        g = context
+        paired, width = plan.paired, plan.width
+        weights["w"] = flash_order(paired.weights)
+        nwords = len(paired.words)
+        filter_words = len(weights["w"]) // 2
+        on_stack = node.room < -(-g["oc"] // 2)
+        buffers = []
+        for b in paired.buffers:
+            lo = min(g["pad_left"], width)
+            hi = max(lo, min(width, g["iw"] + g["pad_left"] - b.shift))
+            buffers.append({
+                "describe": b.describe(),
+                "bottom_y": c_add(f"oy * {g['sh']}", b.rows[0] * g["dh"] - g["pad_top"]),
+                "top_y": c_add(f"oy * {g['sh']}", b.rows[1] * g["dh"] - g["pad_top"]),
+                "bottom_c": b.channels[0], "top_c": b.channels[1], "shift": b.shift,
+                "bottom_x": c_add("j", -g["pad_left"]), "top_x": c_add("ix", b.shift),
+                "bottom_j": c_add("j", -g["pad_left"]),
+                "top_j": c_add("j", b.shift - g["pad_left"]),
+                "lo": lo, "hi": hi,
+                "edges": [(a, z) for a, z in ((0, lo), (hi, width)) if z > a]})
+        notes[1] += (f"; w as {nwords} pairs of taps per filter (below), copied to "
+                     + ("the stack" if on_stack else "the room the arena has at this step")
+                     + f" and widened to int16 pairs once per inference ({4 * filter_words} "
+                     "bytes)")
+        kinds = "; ".join(f"buffer {k}: {b['describe']}" for k, b in enumerate(buffers))
+        notes.append(
+            f"path: taps paired across kernel positions ({g['ic']} input channel"
+            f"{'s' if g['ic'] > 1 else ''}, too few for runs of four): each output row first "
+            f"writes {len(buffers)} row buffer{'s' if len(buffers) > 1 else ''} of "
+            f"{width} int16 pairs ({kinds}), then each pixel's {nwords} words lie at fixed "
+            f"offsets from a pointer that moves {g['sw']} word{'s' if g['sw'] > 1 else ''} "
+            "per pixel: no receptive field is gathered. Two pixels by two filters per step, "
+            "every word unrolled; DSP (ARIEL_DSP): one SMLAD per word and pixel and filter; "
+            "plain C: the same sums, two multiplies per word.")
+        words = [(k * width + kx * g["dw"], i) for i, (k, kx) in enumerate(paired.words)]
+        context.update(
+            notes=wrap_notes(notes), buffers=buffers, width=width, words=words, nwords=nwords,
+            filter_words=filter_words, on_stack=on_stack,
+            pad16=g["zero_point"] + g["offset"],
+            plus_offset=c_add("", g["offset"]), unused_scratch=on_stack and node.room > 0)
+        return Kernel("kernels/conv_pairs_s8.c.j2", context, weights)
 
     def geometry_context(self, node: Node, x: Tensor, w: Tensor,
                          grid: OutputGrid | None = None) -> dict:
@@ -339,53 +400,106 @@ FEWEST_FILTERS_PER_BLOCK = 8
 FILTER_STACK_BUDGET = 6144
 
 
+@dataclass(frozen=True)
+class PairedPlan:
+    """An int8 Conv that takes the paired-taps kernel: its pairs and row buffers' width."""
+
+    paired: PairedTaps
+    width: int
+
+
+def paired_plan(node: Node, graph: Graph, grid: OutputGrid | None = None
+                ) -> PairedPlan | None:
+    """The paired-taps kernel's plan for an int8 Conv with constant filters, 1-3 input
+    channels and one group (conv_pairs.py), if its row buffers, the zero-point row and its
+    filters widened fit FILTER_STACK_BUDGET and its filters MOST_WORDS words; else None. A
+    ConvTranspose phase (`grid`) takes the general kernel."""
+    x, w = graph.tensor(node.inputs[0]), graph.tensor(node.inputs[1])
+    if (grid is not None or not w.is_const or x.rank not in (3, 4)
+            or attr(node, "group", 1) != 1 or x.shape[1] > MOST_CHANNELS):
+        return None
+    win = window(node, tuple(x.shape[2:]), tuple(attr(node, "kernel_shape", w.shape[2:])))
+    paired = pair_taps(_ohwi(w.data), win.dilations[1])
+    words = len(paired.words)
+    width = buffer_width(win.out_hw[1], win.strides[1], win.kernel[1], win.dilations[1])
+    filter_bytes = 4 * (w.shape[0] * words + (w.shape[0] * words) % 2)
+    stack = 4 * len(paired.buffers) * width + win.in_hw[1] * x.shape[1] + filter_bytes
+    # The DSP loop's loads take byte offsets of at most 4095 (LDR's immediate).
+    farthest = 4 * max(k * width + kx * win.dilations[1] for k, kx in paired.words)
+    if (words > MOST_WORDS or stack > FILTER_STACK_BUDGET
+            or farthest + 4 * win.strides[1] > 4095):
+        return None
+    return PairedPlan(paired, width)
+
+
 def filters_in_ram(node: Node, graph: Graph) -> tuple[int, int, int] | None:
-    """What an int8 Conv asks of the memory plan for its DSP path's filters in RAM (see
-    OpDef.room): bytes per pair of filters widened to int16, the pairs it has, the fewest
-    worth copying; None when it reads the int8 filters where they lie. The packed kernel
-    reads all its filters once per pair of output pixels; from flash, with wait states (5 at
-    120 MHz on NUCLEO-L4R5ZI, whose ART caches 256 B of data), each of those reads is slow,
-    and widening them at every read costs an SXTB16 per word. Copied in blocks of filters
-    that fit the room the plan has at the node's step, widened once per block, they cost
-    neither; only the receptive fields are widened again for every block. Taken for
-    ungrouped convolutions whose filters are read several times; depthwise kernels and the
-    plain large-field kernel read their filters where they lie, and so does the plain C
-    path (the room then goes unused: it was free)."""
+    """What a Conv asks of the memory plan for its filters in RAM (see OpDef.room): bytes
+    per unit of filters (int8: a pair widened to int16; float: four, as packed), the units
+    it has, the fewest worth copying; None when it reads its filters where they lie. The
+    packed kernels read all their filters once per pair (int8) or four (float) of output
+    pixels; from flash, with wait states (5 at 120 MHz on NUCLEO-L4R5ZI, whose ART caches
+    256 B of data), each of those reads is slow, and the int8 path would widen them at
+    every read with an SXTB16 per word. Copied in blocks of filters that fit the room the
+    plan has at the node's step (the int8 ones widened once per block), they cost neither;
+    only the receptive fields are widened (int8) or found (float) again for every block.
+    Taken for ungrouped convolutions whose filters are read several times; depthwise
+    kernels and the plain large-field kernel read their filters where they lie, and so does
+    the int8 plain C path (the room then goes unused: it was free)."""
     x, w = graph.tensor(node.inputs[0]), graph.tensor(node.inputs[1])
     if not w.is_const or x.rank not in (3, 4) or attr(node, "group", 1) != 1:
         return None
+    paired = paired_plan(node, graph)
+    if paired is not None:
+        # All the filters or none: 2 filters of that many words per pair.
+        pairs = -(-w.shape[0] // 2)
+        return 8 * len(paired.paired.words), pairs, pairs
     oc, icg = w.shape[:2]
     taps = int(np.prod(w.shape[2:]))
+    win = window(node, tuple(x.shape[2:]), tuple(attr(node, "kernel_shape", w.shape[2:])))
+    per = _filters_per_unit(node, graph)
+    if x.shape[0] * int(np.prod(win.out_hw)) // per < READS_FOR_A_COPY:
+        return None
+    units = -(-oc // per)
+    if per == 4:
+        return 16 * taps * icg, units, min(units, FEWEST_FILTERS_PER_BLOCK // per)
     k4 = -(-taps * icg // 4) * 4
     if 4 * k4 + (k4 if icg % 4 else 0) > SCRATCH_BUDGET:
         return None
-    win = window(node, tuple(x.shape[2:]), tuple(attr(node, "kernel_shape", w.shape[2:])))
-    if x.shape[0] * int(np.prod(win.out_hw)) // 2 < READS_FOR_A_COPY:
-        return None
-    pairs = -(-oc // 2)
-    return 4 * k4, pairs, min(pairs, FEWEST_FILTERS_PER_BLOCK // 2)
+    return 4 * k4, units, min(units, FEWEST_FILTERS_PER_BLOCK // per)
 
 
-def filter_blocks(node: Node, graph: Graph, k4: int, field_bytes: int,
+def _filters_per_unit(node: Node, graph: Graph) -> int:
+    """Filters per unit of room: a pair for the int8 kernels, four for the float ones (the
+    filters each step of their loops reads)."""
+    return 2 if is_quantized(graph, node) else 4
+
+
+def filter_blocks(node: Node, graph: Graph, field_bytes: int,
                   grid: OutputGrid | None) -> tuple[int, bool]:
-    """How many filters the DSP path copies to RAM at a time (0: none; filters_in_ram says
-    when), and whether into the stack. Into the room the plan granted (node.room pairs);
-    where it granted none, into what FILTER_STACK_BUDGET leaves beside the receptive
-    fields, if that holds FEWEST_FILTERS_PER_BLOCK (or all the filters). The blocks are made equal,
-    so that none is a small remainder that widens every receptive field for a few filters.
-    A ConvTranspose phase (`grid`) reads its filters where they lie."""
-    if grid is not None or filters_in_ram(node, graph) is None:
+    """How many filters the kernel copies to RAM at a time (0: none; filters_in_ram says
+    when), and whether into the stack. Into the room the plan granted (node.room units);
+    where it granted none, an int8 kernel copies them into what FILTER_STACK_BUDGET leaves
+    beside the receptive fields, if that holds FEWEST_FILTERS_PER_BLOCK (or all the
+    filters); a float one then reads them where they lie (they are twice the int8 ones'
+    size, and a float build may run on a core with little stack). The blocks are made
+    equal, so that none is a small remainder that finds every receptive field again for a
+    few filters. A ConvTranspose phase (`grid`) reads its filters where they lie."""
+    want = filters_in_ram(node, graph)
+    if grid is not None or want is None:
         return 0, False
+    per = _filters_per_unit(node, graph)
     oc = graph.tensor(node.inputs[1]).shape[0]
     on_stack = node.room == 0
-    most = 2 * node.room if node.room else (FILTER_STACK_BUDGET - field_bytes) // (4 * k4) * 2
+    if on_stack and per == 4:
+        return 0, False
+    most = per * node.room if node.room else (FILTER_STACK_BUDGET - field_bytes) // want[0] * per
     if on_stack and most < min(oc, FEWEST_FILTERS_PER_BLOCK):
         return 0, False
     if most >= oc:
         return oc, on_stack
     blocks = -(-oc // most)
     block = -(-oc // blocks)
-    return block + block % 2, on_stack
+    return -(-block // per) * per, on_stack
 
 
 def pack_depthwise(rows: np.ndarray) -> np.ndarray:

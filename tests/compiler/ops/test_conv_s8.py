@@ -127,6 +127,23 @@ CASES = {
     "odd_pixels_and_filters": dict(x=(1, 3, 5, 5), w=(5, 3, 3, 3), pads=[1, 1, 1, 1]),
     "depthwise_stride2": dict(x=(1, 8, 7, 7), w=(8, 1, 3, 3), group=8, strides=[2, 2],
                               pads=[0, 0, 1, 1]),
+    # 5 and 6 channels: receptive fields gathered, then widened (the general path's staging).
+    "staged_6ch_odd": dict(x=(1, 6, 5, 5), w=(5, 6, 3, 3), pads=[1, 1, 1, 1]),
+    "staged_5ch_stride2": dict(x=(1, 5, 7, 6), w=(4, 5, 3, 2), strides=[2, 2], pads=[1, 0, 1, 1]),
+    # 1-3 input channels: taps paired across kernel positions (conv_pairs.py), row buffers
+    # with padding at every edge, odd pixel and filter counts, strides, dilation, 1-D.
+    "pairs_1ch_3x3_pad1": dict(x=(1, 1, 7, 6), w=(5, 1, 3, 3), pads=[1, 1, 1, 1]),
+    "pairs_1ch_stride2_asym": dict(x=(1, 1, 9, 8), w=(4, 1, 4, 3), strides=[2, 2],
+                                   pads=[2, 0, 1, 2]),
+    "pairs_2ch_5x5_odd": dict(x=(1, 2, 7, 7), w=(3, 2, 5, 5), pads=[2, 2, 2, 2]),
+    "pairs_3ch_stride2_same": dict(x=(2, 3, 9, 9), w=(8, 3, 3, 3), strides=[2, 2],
+                                   auto_pad="SAME_UPPER"),
+    "pairs_3ch_dilation_1x2": dict(x=(1, 3, 6, 9), w=(6, 3, 2, 3), dilations=[1, 2],
+                                   pads=[0, 2, 1, 1]),
+    "pairs_1ch_kws_10x4": dict(x=(1, 1, 15, 10), w=(6, 1, 10, 4), strides=[2, 2],
+                               pads=[4, 1, 5, 1]),
+    "pairs_1d": dict(x=(1, 2, 13), w=(3, 2, 5), pads=[1, 3]),
+    "pairs_one_column": dict(x=(1, 3, 6, 1), w=(3, 3, 3, 1), pads=[1, 0, 1, 0]),
     # A receptive field of 1,152 values: too large to widen on the stack, so plain C only.
     "large_field_plain_only": dict(x=(1, 128, 4, 4), w=(3, 128, 3, 3), pads=[1, 1, 1, 1]),
 }
@@ -158,9 +175,29 @@ def test_conv_s8(case, tmp_path):
     compiled = compile_conv(model, shape, rng)
     assert int8_ops(compiled) == ["Conv"]
     assert compiled.graph.tensor(compiled.graph.inputs[0]).quant.zero_point != 0
+    spec = CASES[case]
+    paired = spec["x"][1] <= 3 and spec.get("group", 1) == 1
+    assert ("ariel_mac_pairs" in compiled.files["m.c"]) == paired
+    if case in ("pairs_1ch_3x3_pad1", "pairs_2ch_5x5_odd"):
+        # The filters widened into the room the plan grants, and onto the stack.
+        assert ("(int32_t *)scratch;" in compiled.files["m.c"]) == (case == "pairs_1ch_3x3_pad1")
     inputs = [[quantize_input(compiled, rng.uniform(-0.4, 1.2, shape).astype(np.float32))]
               for _ in range(4)]
     check_int8(compiled, inputs, tmp_path, f"Conv {case}")
+
+
+@pytest.mark.parametrize("low, high", [(0.0, 1.0), (-1.0, 1.0), (-3.0, -1.0)],
+                         ids=["zp_-128", "zp_near_0", "all_negative"])
+def test_conv_s8_pairs_zero_points(low, high, tmp_path):
+    """The paired-taps kernel (1-3 input channels) with the input's zero point at -128, near
+    0 and at the top: the padded taps read it and the bias folds it."""
+    rng = np.random.default_rng(16)
+    model, shape = conv_model(rng, dict(x=(1, 3, 6, 5), w=(4, 3, 3, 3), pads=[1, 1, 1, 1]))
+    compiled = compile_conv(model, shape, rng, low, high)
+    assert "ariel_mac_pairs" in compiled.files["m.c"]
+    inputs = [[quantize_input(compiled, rng.uniform(low, high, shape).astype(np.float32))]
+              for _ in range(3)]
+    check_int8(compiled, inputs, tmp_path, f"Conv pairs [{low}, {high})")
 
 
 def test_conv_s8_saturates_at_both_ends(tmp_path):

@@ -5,7 +5,8 @@ front of the one under test frees its large input before that one runs, which le
 room; the input's size sets how many filters fit, so the cases cover one block and several, odd
 filter counts (the last block's lone filter), odd pixel counts, strides, pads, a channel
 count that is not a multiple of four (receptive fields padded, an odd number of groups of
-four) and a zero point that is not 0. The host C (plain, and the DSP path on C twins)
+four) and a zero point that is not 0; and the paired-taps kernel of 1-3 input channels, which
+takes all its filters at once. The host C (plain, and the DSP path on C twins)
 equals ariel's integer reference bit for bit, and so does the firmware in QEMU on a
 Cortex-M4, where the DSP path's loop is assembly; the arena is the same with and without
 the room granted. Where the plan has no room (a convolution alone), the filters go to the
@@ -40,8 +41,8 @@ CASES = {
                                              blocks="several"),
     "odd_filters_several_blocks": dict(pooled=(1, 8, 12, 12), w=(73, 8, 3, 3),
                                        strides=[2, 2], pads=[1, 1, 1, 1], blocks="several"),
-    "three_channels_odd_groups": dict(pooled=(1, 3, 10, 10), w=(8, 3, 3, 3),
-                                      pads=[1, 1, 1, 1], blocks=1),
+    "seven_channels_odd_groups": dict(pooled=(1, 7, 10, 10), w=(8, 7, 2, 2),
+                                      pads=[1, 1, 0, 0], blocks=1),
     "strides_2x1_odd_pixels": dict(pooled=(1, 4, 9, 7), w=(7, 4, 3, 2), strides=[2, 1],
                                    pads=[1, 0, 1, 1], blocks=1),
 }
@@ -103,7 +104,7 @@ def test_filters_in_ram_are_bit_exact(case, tmp_path):
 
 @pytest.mark.qemu
 @pytest.mark.parametrize("case", ["3x3_pad1_odd_filters_one_block",
-                                  "odd_filters_several_blocks", "three_channels_odd_groups",
+                                  "odd_filters_several_blocks", "seven_channels_odd_groups",
                                   "strides_2x1_odd_pixels"])
 def test_filters_in_ram_on_a_cortex_m4(case, tmp_path):
     rng = np.random.default_rng(51)
@@ -114,6 +115,23 @@ def test_filters_in_ram_on_a_cortex_m4(case, tmp_path):
               for _ in range(3)]
     inputs.append([rng.choice(np.array([-128, 127], np.int8), shape)])
     check_on_cortex_m4(compiled, inputs, tmp_path)
+
+
+@pytest.mark.parametrize("filters", [8, 7])
+def test_paired_taps_filters_in_ram(filters, tmp_path):
+    """A convolution on three channels (the paired-taps kernel, conv_pairs.py) widens all its
+    filters at once into the room the plan grants it (test_conv_s8.py's cases have both
+    that and the stack)."""
+    rng = np.random.default_rng(52)
+    spec = dict(pooled=(1, 3, 10, 10), w=(filters, 3, 3, 3), pads=[1, 1, 1, 1])
+    model, shape = pool_then_conv(rng, spec)
+    compiled = compile_conv(model, shape, rng)
+    assert conv_node(compiled).room == -(-filters // 2)
+    text = compiled.files["m.c"]
+    assert "int32_t *filters = (int32_t *)scratch;" in text
+    inputs = [[quantize_input(compiled, rng.uniform(-0.4, 1.2, shape).astype(np.float32))]
+              for _ in range(3)]
+    check_int8(compiled, inputs, tmp_path, f"paired taps, filters in RAM ({filters})")
 
 
 # One convolution alone: the arena holds its input and output and has no room, so the

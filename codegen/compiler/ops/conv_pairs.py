@@ -1,0 +1,109 @@
+"""The int8 Conv path for few input channels (first layers: 1 to 3 channels): taps paired
+across kernel positions into rows of int16 pairs, so that no receptive field is gathered.
+
+With 1-3 input channels a pixel's taps are too few per position to fill SMLAD's pairs from one
+run of memory, and gathering and widening each receptive field costs more than its MACs. So
+the taps are paired at compile time, each pair a word that SMLAD multiplies by the pair of
+weights: two channels of one position, else one channel of two rows at one column
+(vertically), else of one row at two columns (horizontally), and a last odd tap with a zero
+weight. For each output row the kernel writes, once, one row buffer per kind of pair: word j
+of buffer (bottom row, top row, bottom channel, top channel, column shift) holds those two
+taps at input column j - pad_left (and j - pad_left + shift), the zero point where they fall
+in the padding. Pixel ox's word for a pair whose bottom tap is in kernel column kx is then
+word ox * stride_w + kx * dilation_w of its buffer: a fixed offset from a pointer that moves
+stride_w words per pixel, the same for every filter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Most words per filter the kernel unrolls (a 9x7 kernel on 2 channels); beyond, the
+# general path.
+MOST_WORDS = 64
+# Most channels this path takes: with four or more, the general path widens runs of four.
+MOST_CHANNELS = 3
+
+
+@dataclass(frozen=True)
+class PairRow:
+    """One buffer: bottom halves from kernel row `rows[0]`, channel `channels[0]`; top halves
+    from kernel row `rows[1]`, channel `channels[1]`, `shift` input columns to the right."""
+
+    rows: tuple[int, int]
+    channels: tuple[int, int]
+    shift: int
+
+    def describe(self) -> str:
+        same_row = self.rows[0] == self.rows[1]
+        if same_row and self.shift == 0:
+            return f"row {self.rows[0]}, channels {self.channels[0]} and {self.channels[1]}"
+        if same_row:
+            return (f"row {self.rows[0]}, channel {self.channels[0]}, columns kx and "
+                    f"kx + 1")
+        return f"rows {self.rows[0]} and {self.rows[1]}, channel {self.channels[0]}"
+
+
+@dataclass(frozen=True)
+class PairedTaps:
+    """Taps as words: word i is buffer `words[i][0]` at kernel column `words[i][1]`;
+    `weights[o, i]` is filter o's (bottom, top) weight pair for it."""
+
+    buffers: tuple[PairRow, ...]
+    words: tuple[tuple[int, int], ...]
+    weights: np.ndarray  # [oc, words, 2] int8
+
+
+def pair_taps(ohwi: np.ndarray, dilation_w: int) -> PairedTaps:
+    """Pair the taps of filters [oc, kh, kw, ic] (ic <= 3): channels 0 and 1 of each
+    position; the odd channel of rows (0, 1), (2, 3), ... at each column; in an odd last row,
+    columns (0, 1), (2, 3), ... and a last odd column with a zero top weight."""
+    oc, kh, kw, ic = ohwi.shape
+    buffers: list[PairRow] = []
+    words: list[tuple[int, int]] = []
+    pairs: list[tuple[tuple[int, int, int], tuple[int, int, int] | None]] = []
+
+    def add(buffer: PairRow, kx: int, bottom, top) -> None:
+        if buffer not in buffers:
+            buffers.append(buffer)
+        words.append((buffers.index(buffer), kx))
+        pairs.append((bottom, top))
+
+    for ky in range(kh):
+        if ic >= 2:
+            for kx in range(kw):
+                add(PairRow((ky, ky), (0, 1), 0), kx, (ky, kx, 0), (ky, kx, 1))
+    if ic % 2:
+        c = ic - 1
+        for ky in range(0, kh - 1, 2):
+            for kx in range(kw):
+                add(PairRow((ky, ky + 1), (c, c), 0), kx, (ky, kx, c), (ky + 1, kx, c))
+        if kh % 2:
+            row = PairRow((kh - 1, kh - 1), (c, c), dilation_w)
+            for kx in range(0, kw, 2):
+                top = (kh - 1, kx + 1, c) if kx + 1 < kw else None
+                add(row, kx, (kh - 1, kx, c), top)
+    weights = np.zeros((oc, len(words), 2), np.int8)
+    for i, (bottom, top) in enumerate(pairs):
+        weights[:, i, 0] = ohwi[:, bottom[0], bottom[1], bottom[2]]
+        if top is not None:
+            weights[:, i, 1] = ohwi[:, top[0], top[1], top[2]]
+    return PairedTaps(tuple(buffers), tuple(words), weights)
+
+
+def flash_order(weights: np.ndarray) -> np.ndarray:
+    """The weight pairs [oc, words, 2] as int8 bytes in the order ariel_widen_pairs_s8 reads
+    them: each two consecutive words (w0 = (a0, b0), w1 = (a1, b1)) of the filters laid end
+    to end as the bytes a0, a1, b0, b1 (SXTB16 widens bytes 0 and 2, and bytes 1 and 3 of the
+    word rotated by 8); a zero word after an odd count."""
+    flat = weights.reshape(-1, 2)
+    if len(flat) % 2:
+        flat = np.concatenate([flat, np.zeros((1, 2), np.int8)])
+    return np.ascontiguousarray(flat.reshape(-1, 2, 2).transpose(0, 2, 1)).reshape(-1)
+
+
+def buffer_width(out_w: int, stride_w: int, kernel_w: int, dilation_w: int) -> int:
+    """Words per row buffer: one for each input column a pixel's bottom taps reach, from the
+    first pixel's first to the last pixel's last."""
+    return (out_w - 1) * stride_w + (kernel_w - 1) * dilation_w + 1
