@@ -448,7 +448,7 @@ def filters_in_ram(node: Node, graph: Graph) -> tuple[int, int, int] | None:
     x, w = graph.tensor(node.inputs[0]), graph.tensor(node.inputs[1])
     if not w.is_const or x.rank not in (3, 4) or attr(node, "group", 1) != 1:
         return None
-    paired = paired_plan(node, graph)
+    paired = paired_plan(node, graph) if is_quantized(graph, node) else None
     if paired is not None:
         # All the filters or none: 2 filters of that many words per pair.
         pairs = -(-w.shape[0] // 2)

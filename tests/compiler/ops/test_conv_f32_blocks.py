@@ -67,11 +67,18 @@ def shrink_then_conv(rng: np.random.Generator, spec: dict):
     return model, shape
 
 
-def copied_blocks(compiled, oc: int) -> int:
-    """The blocks the kernel comment of Conv 'conv' states it copies (0: none)."""
+def copied_blocks(compiled, w_shape: tuple[int, ...]) -> int:
+    """The blocks the kernel comment of Conv 'conv' states it copies (0: none), checking
+    that the room the plan granted holds a block."""
     body = compiled.files["m.c"][compiled.files["m.c"].index("Conv 'conv'"):]
     found = re.search(r"Filters (\d+) at a time from flash", body)
-    return -(-oc // int(found.group(1))) if found else 0
+    if not found:
+        return 0
+    block = int(found.group(1))
+    plan = compiled.plan
+    step = next(i for i, node in enumerate(compiled.graph.nodes) if node.name == "conv")
+    assert plan.buffers[plan.scratch[step]].size >= 4 * block * int(np.prod(w_shape[1:]))
+    return -(-w_shape[0] // block)
 
 
 def host_outputs(compiled, inputs, folder):
@@ -98,7 +105,7 @@ def built(tmp_path_factory):
 def test_filter_blocks_match_onnx_reference(case, built):
     model, compiled, inputs, host = built[case]
     spec = CASES[case]
-    assert copied_blocks(compiled, spec["w"][0]) == spec["blocks"]
+    assert copied_blocks(compiled, spec["w"]) == spec["blocks"]
     for x, got in zip(inputs, host, strict=True):
         np.testing.assert_allclose(got, run_reference(model, [x])[0], rtol=1e-5, atol=1e-5)
 
