@@ -251,21 +251,25 @@ class Conv(OpDef):
                          f"one word per channel, an odd last tap two words (channels 0 and 2, "
                          f"1 and 3): {weights['w'].nbytes} bytes of flash, twice the int8 "
                          f"filters', so that no weight is widened at run time")
+            rows_of_words = depthwise_context(win, geometry, folding.offset)
+            copy = (f"into a copy of the whole input's four channels padded with the zero "
+                    f"point ({4 * rows_of_words['width'] * rows_of_words['height']} B of "
+                    f"stack, within {WHOLE_INPUT_BUDGET})" if rows_of_words["whole"] else
+                    f"into a ring of {rows_of_words['slots']} rows of words padded with the "
+                    f"zero point (the whole input would pass {WHOLE_INPUT_BUDGET} B of stack)")
             notes.append(
                 "path: depthwise, four channels of one pixel per step, every tap unrolled, "
                 "the four channels' weights read by every output pixel in turn "
                 "(in the flash's data cache). Each input row's four channels are copied "
-                "once into a ring of rows of words padded with the zero point, so that every "
-                "pixel, at the border or not, reads its taps at fixed offsets from one "
-                "pointer per filter row (no tap addresses per pixel, no border path). "
+                f"once {copy}, so that every pixel, at the border or not, reads its taps at "
+                "fixed offsets from one pointer per filter row (no tap addresses per pixel, "
+                "no border path). "
                 "DSP (ARIEL_DSP): two taps' input words packed by PKHBT/PKHTB so that SXTB16 "
                 "widens one channel's two taps into one word, and SMLAD takes both products "
                 "against the pre-widened weight pair (two MACs per instruction, no run-time "
                 "weight widening); plain C: the same sums one product at a time.")
             return Kernel("kernels/conv_dw_s8.c.j2",
-                          {**context, **depthwise_context(win, geometry, folding.offset),
-                           "notes": wrap_notes(notes)},
-                          weights)
+                          {**context, **rows_of_words, "notes": wrap_notes(notes)}, weights)
         plan = paired_plan(node, graph, grid)
         if plan is not None:
             return self.lower_pairs(node, plan, context, weights, notes)
@@ -519,6 +523,12 @@ def pack_depthwise(rows: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(paired).view(np.int32).reshape(-1)
 
 
+# Stack for a depthwise kernel's padded copy of four channels of its whole input (every
+# output row's taps then at fixed offsets from one pointer, no per-row ring bookkeeping);
+# larger inputs take a ring of rows instead.
+WHOLE_INPUT_BUDGET = 3072
+
+
 def depthwise_context(win: Window, geometry: dict, offset: int) -> dict:
     """What conv_dw_s8.c.j2 needs besides the geometry: the weight words per group, its rows
     of words (a ring of input rows as long as one output pixel's taps span, each row as wide
@@ -527,11 +537,15 @@ def depthwise_context(win: Window, geometry: dict, offset: int) -> dict:
     g = geometry
     taps = g["kh"] * g["kw"]
     rightmost = (win.out_hw[1] - 1) * g["sw"] - g["pad_left"] + (g["kw"] - 1) * g["dw"]
+    bottom = (win.out_hw[0] - 1) * g["sh"] - g["pad_top"] + (g["kh"] - 1) * g["dh"]
+    width, height = rightmost + g["pad_left"] + 1, bottom + g["pad_top"] + 1
     pair = f"{(offset & 0xFFFF) * 0x10001 - (1 << 32 if offset < 0 else 0)}"
     return {"taps": taps, "pairs": taps // 2, "odd": taps % 2,
             "words": 4 * (taps // 2) + 2 * (taps % 2),
             "slots": (g["kh"] - 1) * g["dh"] + 1,
-            "width": rightmost + g["pad_left"] + 1,
+            "width": width, "height": height,
+            "whole": 4 * width * height <= WHOLE_INPUT_BUDGET,
+            "copy_top": max(0, -g["pad_top"]), "copy_bottom": min(win.in_hw[0] - 1, bottom),
             "copy_from": max(0, -g["pad_left"]), "copy_to": min(win.in_hw[1] - 1, rightmost),
             "widen": (lambda v: f"ariel_sxtb16({v})") if offset == 0 else
                      (lambda v: f"ariel_sxtab16({pair}, {v})"),

@@ -1,8 +1,9 @@
 """The int8 depthwise kernel (conv_dw_s8.c.j2): hand-built depthwise QLinearConv models over
 filter sizes with an even and an odd tap count, strides, pads that leave no interior, no
 border or both, dilations, batches and input zero points from -128 to 127, including the path
-that subtracts the zero point from each input (when folding it into the bias could overflow).
-The host C, plain and with the DSP path on ariel_runtime.h's C twins of the instructions,
+that subtracts the zero point from each input (when folding it into the bias could overflow),
+and both ways the kernel copies its input (the whole input padded, or a ring of padded rows
+for larger inputs: odd widths, stride 2, dilation). The host C, plain and with the DSP path on ariel_runtime.h's C twins of the instructions,
 equals ariel's integer reference bit for bit and ONNX Runtime within one unit; a few shapes
 run on a Cortex-M4 in QEMU (the real SMLAD, PKHBT and PKHTB) and, on the plain path, on a
 Cortex-M0+."""
@@ -34,6 +35,10 @@ CASES = {
     "1x3_three_taps": ((1, 4, 6, 5), (1, 3), (1, 1), (0, 1, 0, 1), (1, 1), -1),
     "1d_kernel_3": ((1, 8, 12), (3,), (1,), (1, 1), (1,), 17),
     "64_channels": ((1, 64, 5, 4), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), -33),
+    # Inputs whose padded copy would pass WHOLE_INPUT_BUDGET: a ring of rows instead.
+    "ring_3x3_pad1_odd_width": ((1, 8, 30, 29), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 21),
+    "ring_3x3_stride2_pad_end": ((1, 4, 33, 31), (3, 3), (2, 2), (0, 0, 1, 1), (1, 1), -90),
+    "ring_3x3_dilated": ((1, 4, 29, 27), (3, 3), (1, 1), (2, 2, 2, 2), (2, 2), 64),
 }
 
 
@@ -93,6 +98,7 @@ def test_depthwise_s8(case, tmp_path):
     assert "ariel_pack_bottoms" in source and "ariel_smlad" in source
     assert "ariel_sxtab16" not in source  # the zero point folded into the bias
     assert "ariel_requantize_common" in source  # one shift, the channels' filters scaled
+    assert ("in a ring" in source) == case.startswith("ring")
     check_int8(compiled, samples(rng, CASES[case][0], 3), tmp_path, f"depthwise {case}",
                model=model)
 
@@ -133,7 +139,8 @@ def test_depthwise_s8_keeps_a_shift_per_channel_where_scaling_would_overflow(tmp
                    tmp_path, f"depthwise scales {spread} apart", model=model)
 
 
-QEMU_CASES = ["3x3_strides_2x1_asym", "5x5_pad2", "2x2_even_taps", "3x3_no_interior"]
+QEMU_CASES = ["3x3_strides_2x1_asym", "ring_3x3_stride2_pad_end", "5x5_pad2", "2x2_even_taps",
+              "3x3_no_interior"]
 
 
 @pytest.mark.qemu
