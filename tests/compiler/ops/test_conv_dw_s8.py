@@ -3,10 +3,10 @@ filter sizes with an even and an odd tap count, strides, pads that leave no inte
 border or both, dilations, batches and input zero points from -128 to 127, including the path
 that subtracts the zero point from each input (when folding it into the bias could overflow),
 and both ways the kernel copies its input (the whole input padded, or a ring of padded rows
-for larger inputs: odd widths, stride 2, dilation). The host C, plain and with the DSP path on ariel_runtime.h's C twins of the instructions,
-equals ariel's integer reference bit for bit and ONNX Runtime within one unit; a few shapes
-run on a Cortex-M4 in QEMU (the real SMLAD, PKHBT and PKHTB) and, on the plain path, on a
-Cortex-M0+."""
+for larger inputs: odd widths, stride 2, dilation). The host C, plain and with the DSP path
+on ariel_runtime.h's C twins of the instructions, equals ariel's integer reference bit for
+bit and ONNX Runtime within one unit; a few shapes run on a Cortex-M4 in QEMU (the real
+SMLAD, PKHBT and PKHTB) and, on the plain path, on a Cortex-M0+."""
 
 from __future__ import annotations
 
