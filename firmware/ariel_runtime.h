@@ -959,12 +959,15 @@ ARIEL_INLINE void ariel_dot_column_s8_c(int32_t *acc, int32_t filters, const int
     ARIEL_F32_CHANNEL("s16", "s18", "s20", "s22") \
     "vldmia %[w]!, {s24-s27}\n\t" \
     ARIEL_F32_CHANNEL("s17", "s19", "s21", "s23")
+#define ARIEL_F32_ASM 1
+#else
+#define ARIEL_F32_ASM 0
 #endif
 
 ARIEL_INLINE void ariel_dot_4x4_f32(float *acc, const float *const *tap, int32_t taps,
                                     const float *w, int32_t k)
 {
-#if defined(ARIEL_F32_CHANNEL)
+#if ARIEL_F32_ASM
     /* stride: bytes from one pixel's tap pointers to the next's. */
     const float *x0, *x1, *x2, *x3;
     int32_t count, stride = 4 * taps;

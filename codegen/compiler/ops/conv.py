@@ -180,10 +180,10 @@ class Conv(OpDef):
         ocg = geometry["ocg"]
         weights["w"] = np.concatenate([pack_blocks(rows[g * ocg:(g + 1) * ocg])
                                        for g in range(geometry["group"])])
-        copied = filter_blocks(node, graph, 0, grid)[0] \
-            if node.room else 0
+        # On the stack beside the filters: four pixels' tap pointers and the row of zeros.
+        copied, on_stack = filter_blocks(node, graph, 16 * taps + 4 * geometry["ic"], grid)
         context.update(k=taps * geometry["icg"], pixels=win.out_hw[0] * win.out_hw[1],
-                       quads=ocg // 4, copied=copied, room=node.room > 0)
+                       quads=ocg // 4, copied=copied, on_stack=on_stack, room=node.room > 0)
         return Kernel("kernels/conv_f32.c.j2", context, weights, multiplicand="w")
 
     def lower_runtime_filters(self, node: Node, graph: Graph, names: Names,
@@ -466,9 +466,9 @@ def filter_blocks(node: Node, graph: Graph, field_bytes: int,
     when), and whether into the stack. Into the room the plan granted (node.room units);
     where it granted none, an int8 kernel copies them into what FILTER_STACK_BUDGET leaves
     beside the receptive fields, if that holds FEWEST_FILTERS_PER_BLOCK (or all the
-    filters); a float one then reads them where they lie (they are twice the int8 ones'
-    size, and a float build may run on a core with little stack). The blocks are made
-    equal, so that none is a small remainder that finds every receptive field again for a
+    filters); so does a float one on a core with a single-precision FPU (elsewhere it
+    reads them where they lie, block by block: a core without one has little stack and
+    spends its time in software floating point). The blocks are made equal, so that none is a small remainder that finds every receptive field again for a
     few filters. A ConvTranspose phase (`grid`) reads its filters where they lie."""
     want = filters_in_ram(node, graph)
     if grid is not None or want is None:
@@ -476,8 +476,6 @@ def filter_blocks(node: Node, graph: Graph, field_bytes: int,
     per = _filters_per_unit(node, graph)
     oc = graph.tensor(node.inputs[1]).shape[0]
     on_stack = node.room == 0
-    if on_stack and per == 4:
-        return 0, False
     most = per * node.room if node.room else (FILTER_STACK_BUDGET - field_bytes) // want[0] * per
     if on_stack and most < min(oc, FEWEST_FILTERS_PER_BLOCK):
         return 0, False
