@@ -468,8 +468,9 @@ def filter_blocks(node: Node, graph: Graph, field_bytes: int,
     beside the receptive fields, if that holds FEWEST_FILTERS_PER_BLOCK (or all the
     filters); so does a float one on a core with a single-precision FPU (elsewhere it
     reads them where they lie, block by block: a core without one has little stack and
-    spends its time in software floating point). The blocks are made equal, so that none is a small remainder that finds every receptive field again for a
-    few filters. A ConvTranspose phase (`grid`) reads its filters where they lie."""
+    spends its time in software floating point). The blocks are made equal, so that none
+    is a small remainder that finds every receptive field again for a few filters. A
+    ConvTranspose phase (`grid`) reads its filters where they lie."""
     want = filters_in_ram(node, graph)
     if grid is not None or want is None:
         return 0, False
