@@ -328,6 +328,62 @@ ARIEL_INLINE int32_t ariel_requantize_hi(int32_t acc, int32_t multiplier, int32_
     return ariel_clamp_s8(((h >> shift33) + 1 + 2 * zero_point) >> 1, low, high);
 }
 
+/* The int8 Add or Sub of a and b (codegen/compiler/ops/binary.py, halves): the multipliers
+ * split at bit 16, their low halves (L_a, L_b) in `low_mults` and high halves in
+ * `high_mults` (bottom, top); y = clamp((H_a a + H_b b + high_start + ((L_a a + L_b b +
+ * low_start) >> 16)) >> shift), exactly the one rounding of the 64-bit sum. On a DSP core
+ * `ab` holds a and b (bottom, top) and each sum is one SMLAD; the add takes the shifted
+ * part as its operand, and the shift and the clamp to the int8 range are one SSAT. */
+#if ARIEL_DSP
+ARIEL_INLINE int32_t ariel_add_pair_s8(int32_t ab, int32_t low_mults, int32_t high_mults,
+                                       int32_t low_start, int32_t high_start, int32_t shift,
+                                       int32_t low, int32_t high)
+{
+    const int32_t part = ariel_smlad(ab, low_mults, low_start);
+    const int32_t sum = ariel_smlad(ab, high_mults, high_start) + (part >> 16);
+    return ariel_clamp_s8(sum >> shift, low, high);
+}
+#endif
+
+/* ariel_add_pair_s8 of two int8 values (plain C on cores without the DSP extension). */
+ARIEL_INLINE int32_t ariel_add_s8(int32_t a, int32_t b, int32_t low_mults, int32_t high_mults,
+                                  int32_t low_start, int32_t high_start, int32_t shift,
+                                  int32_t low, int32_t high)
+{
+#if ARIEL_DSP
+    return ariel_add_pair_s8(ariel_pack_bottoms(a, b), low_mults, high_mults, low_start,
+                             high_start, shift, low, high);
+#else
+    const int32_t part = ariel_bottom16(low_mults) * a + ariel_top16(low_mults) * b
+                         + low_start;
+    const int32_t sum = ariel_bottom16(high_mults) * a + ariel_top16(high_mults) * b
+                        + high_start + (part >> 16);
+    return ariel_clamp_s8(sum >> shift, low, high);
+#endif
+}
+
+#if ARIEL_DSP
+/* ariel_add_pair_s8 on four elements: a word of each input loaded once and widened by
+ * SXTB16 (elements 0 and 2, then 1 and 3 by its rotation), each element's pair packed by
+ * PKHBT or PKHTB, the four results stored as bytes. */
+ARIEL_INLINE void ariel_add4_s8(int8_t *y, const int8_t *a, const int8_t *b,
+                                int32_t low_mults, int32_t high_mults, int32_t low_start,
+                                int32_t high_start, int32_t shift, int32_t low, int32_t high)
+{
+    const int32_t wa = ariel_load_s8x4(a), wb = ariel_load_s8x4(b);
+    const int32_t even_a = ariel_sxtb16(wa), even_b = ariel_sxtb16(wb);
+    const int32_t odd_a = ariel_sxtb16_ror8(wa), odd_b = ariel_sxtb16_ror8(wb);
+    y[0] = (int8_t)ariel_add_pair_s8(ariel_pack_bottoms(even_a, even_b), low_mults,
+                                     high_mults, low_start, high_start, shift, low, high);
+    y[1] = (int8_t)ariel_add_pair_s8(ariel_pack_bottoms(odd_a, odd_b), low_mults,
+                                     high_mults, low_start, high_start, shift, low, high);
+    y[2] = (int8_t)ariel_add_pair_s8(ariel_pack_tops(even_a, even_b), low_mults,
+                                     high_mults, low_start, high_start, shift, low, high);
+    y[3] = (int8_t)ariel_add_pair_s8(ariel_pack_tops(odd_a, odd_b), low_mults,
+                                     high_mults, low_start, high_start, shift, low, high);
+}
+#endif
+
 #if ARIEL_DSP
 /* -- int8 on the DSP extension ------------------------------------------------------------
  * A column is a vector of int16 values stored as pairs in 32-bit words, each group of four
