@@ -4,6 +4,8 @@ power-cut emulator (codegen/run/emulate/machine.py).
     .venv/bin/python bench/intermittent.py [--cuts 1000] [--models digits_cnn,...]
         [--board nucleo-l4r5zi-fram] [--harvest-only | --cuts-only] [--update-readme]
 
+(`--board nucleo-l4r5zi --models digits_cnn --cuts-only` gives the internal-flash row.)
+
 Part 1: the digits CNN and the four MLPerf Tiny models in int8, built with `--power
 intermittent` (live checkpoints), each run once uninterrupted and then through --cuts power
 cuts at random instructions: runs of --per-run cuts each, at instructions drawn uniformly
@@ -88,9 +90,10 @@ def build_model(model: str, board_name: str, strategy: str, folder: Path):
 
 def cut_rows(models: list[str], board: str, cuts: int, per_run: int, folder: Path,
              publish) -> list[str]:
-    rows = ["| model | uninterrupted instructions | cuts (runs) | inside `ariel_nvm_write` "
-            "(torn) | power cycles | instructions in the cut power cycles | NVM bytes stored |"
-            " outputs | wall time |", "|---|---:|---:|---:|---:|---:|---:|---|---:|"]
+    rows = ["| model | board | uninterrupted instructions | cuts (runs) | inside "
+            "`ariel_nvm_write` (torn) | power cycles | instructions in the cut power cycles | "
+            "NVM bytes stored | outputs | wall time |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---|---:|"]
     for model in models:
         built, inputs = build_model(model, board, "live", folder)
         start = time.monotonic()
@@ -117,7 +120,8 @@ def cut_rows(models: list[str], board: str, cuts: int, per_run: int, folder: Pat
         wall = time.monotonic() - start
         outcome = "equal, bit for bit, in every run" if equal == runs else \
             f"DIFFERENT in {runs - equal} of {runs} runs"
-        rows.append(f"| {model} | {reference.instructions:,} | {made:,} ({runs}) | {torn:,} | "
+        rows.append(f"| {model} | {board} | {reference.instructions:,} | {made:,} ({runs}) | "
+                    f"{torn:,} | "
                     f"{cycles:,} | {instructions:,} | {stored:,} | {outcome} | {wall:.0f} s |")
         print(rows[-1], flush=True)
         publish(rows)
@@ -165,13 +169,17 @@ def harvest_rows(board: str, folder: Path) -> list[str]:
 
 
 def merged_rows(rows: list[str]) -> list[str]:
-    """The cuts table's rows: those given, then the README's rows of other models."""
+    """The cuts table's rows: those given, then the README's rows of other models or boards."""
     begin, end = MARKERS["cuts"]
     content = (ROOT / "README.md").read_text()
     old = content.split(begin, 1)[1].split(end, 1)[0] if begin in content else ""
-    given = {row.split("|")[1].strip() for row in rows[2:]}
+
+    def key(row: str) -> tuple[str, str]:
+        cells = [cell.strip() for cell in row.split("|")]
+        return cells[1], cells[2]
+    given = {key(row) for row in rows[2:]}
     kept = [line for line in old.splitlines() if line.startswith("| ")
-            and line.split("|")[1].strip() not in given | {"model"}]
+            and key(line) not in given and key(line)[0] != "model"]
     return [*rows, *kept]
 
 
@@ -200,9 +208,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ariel-intermittent-") as temporary:
         folder = Path(temporary)
         if not args.harvest_only:
-            title = (f"{args.cuts:,} power cuts per model at random instructions, "
+            title = (f"{args.cuts:,} power cuts per model and board at random instructions, "
                      f"{args.per_run} per run (seeds from {SEED}), int8, `--power "
-                     f"intermittent` (live checkpoints) on {args.board}, one input:")
+                     "intermittent` (live checkpoints), one input:")
 
             def publish(rows: list[str]) -> None:
                 if args.update_readme:  # rows of models not run this time are kept

@@ -381,6 +381,62 @@ ARIEL_INLINE int32_t ariel_requantize_hi(int32_t acc, int32_t multiplier, int32_
     return ariel_clamp_s8(((h >> shift33) + 1 + 2 * zero_point) >> 1, low, high);
 }
 
+/* The int8 Add or Sub of a and b (codegen/compiler/ops/binary.py, halves): the multipliers
+ * split at bit 16, their low halves (L_a, L_b) in `low_mults` and high halves in
+ * `high_mults` (bottom, top); y = clamp((H_a a + H_b b + high_start + ((L_a a + L_b b +
+ * low_start) >> 16)) >> shift), exactly the one rounding of the 64-bit sum. On a DSP core
+ * `ab` holds a and b (bottom, top) and each sum is one SMLAD; the add takes the shifted
+ * part as its operand, and the shift and the clamp to the int8 range are one SSAT. */
+#if ARIEL_DSP
+ARIEL_INLINE int32_t ariel_add_pair_s8(int32_t ab, int32_t low_mults, int32_t high_mults,
+                                       int32_t low_start, int32_t high_start, int32_t shift,
+                                       int32_t low, int32_t high)
+{
+    const int32_t part = ariel_smlad(ab, low_mults, low_start);
+    const int32_t sum = ariel_smlad(ab, high_mults, high_start) + (part >> 16);
+    return ariel_clamp_s8(sum >> shift, low, high);
+}
+#endif
+
+/* ariel_add_pair_s8 of two int8 values (plain C on cores without the DSP extension). */
+ARIEL_INLINE int32_t ariel_add_s8(int32_t a, int32_t b, int32_t low_mults, int32_t high_mults,
+                                  int32_t low_start, int32_t high_start, int32_t shift,
+                                  int32_t low, int32_t high)
+{
+#if ARIEL_DSP
+    return ariel_add_pair_s8(ariel_pack_bottoms(a, b), low_mults, high_mults, low_start,
+                             high_start, shift, low, high);
+#else
+    const int32_t part = ariel_bottom16(low_mults) * a + ariel_top16(low_mults) * b
+                         + low_start;
+    const int32_t sum = ariel_bottom16(high_mults) * a + ariel_top16(high_mults) * b
+                        + high_start + (part >> 16);
+    return ariel_clamp_s8(sum >> shift, low, high);
+#endif
+}
+
+#if ARIEL_DSP
+/* ariel_add_pair_s8 on four elements: a word of each input loaded once and widened by
+ * SXTB16 (elements 0 and 2, then 1 and 3 by its rotation), each element's pair packed by
+ * PKHBT or PKHTB, the four results stored as bytes. */
+ARIEL_INLINE void ariel_add4_s8(int8_t *y, const int8_t *a, const int8_t *b,
+                                int32_t low_mults, int32_t high_mults, int32_t low_start,
+                                int32_t high_start, int32_t shift, int32_t low, int32_t high)
+{
+    const int32_t wa = ariel_load_s8x4(a), wb = ariel_load_s8x4(b);
+    const int32_t even_a = ariel_sxtb16(wa), even_b = ariel_sxtb16(wb);
+    const int32_t odd_a = ariel_sxtb16_ror8(wa), odd_b = ariel_sxtb16_ror8(wb);
+    y[0] = (int8_t)ariel_add_pair_s8(ariel_pack_bottoms(even_a, even_b), low_mults,
+                                     high_mults, low_start, high_start, shift, low, high);
+    y[1] = (int8_t)ariel_add_pair_s8(ariel_pack_bottoms(odd_a, odd_b), low_mults,
+                                     high_mults, low_start, high_start, shift, low, high);
+    y[2] = (int8_t)ariel_add_pair_s8(ariel_pack_tops(even_a, even_b), low_mults,
+                                     high_mults, low_start, high_start, shift, low, high);
+    y[3] = (int8_t)ariel_add_pair_s8(ariel_pack_tops(odd_a, odd_b), low_mults,
+                                     high_mults, low_start, high_start, shift, low, high);
+}
+#endif
+
 #if ARIEL_DSP
 /* -- int8 on the DSP extension ------------------------------------------------------------
  * A column is a vector of int16 values stored as pairs in 32-bit words, each group of four
@@ -964,6 +1020,109 @@ ARIEL_INLINE void ariel_dot_column_s8_c(int32_t *acc, int32_t filters, const int
 #include "ariel_products_f32.inc"
 #undef ARIEL_WEIGHT
 #undef ARIEL_PRODUCT
+
+/* Four output pixels by four filters with float weights and an ungrouped convolution's taps:
+ * ariel_dot_f32(acc, 4, 4, tap, taps, 0, w, k), faster. On a single-precision FPU (FPv4-SP,
+ * FPv5) the loops over taps and channels are assembly, with the accumulators in s0-s15 all
+ * along: each step loads two channels of each pixel with one VLDM (3 cycles for two values,
+ * where a VLDR costs 2 for one) and each channel's four weights with one VLDM (5 cycles),
+ * then takes every product with VMUL and adds it with VADD (1 cycle each on a Cortex-M4,
+ * where VMLA and VFMA take 3), the next product's VMUL placed before the previous sum's
+ * VADD so that no VADD waits on its VMUL: 32 MACs in 86 cycles (2.69 per MAC), where GCC's
+ * loop loads every value with a VLDR (3.25). Four channels per pass of the loop (3 cycles
+ * for the count); a tap's last two channels and its last odd one after it. Both paths add
+ * each output's products one by one in k order, each product rounded to float first (the
+ * build has no contraction), so they give the same bits. s16-s23 hold the pixels' two
+ * channels, s24-s27 the weights, s28 and s29 the products. Every core register the loop
+ * writes is early-clobber ("+&r"): else GCC may give an input of the same value (k = taps,
+ * nine channels under a 3x3 filter) the register of one the loop counts down. */
+#if defined(__ARM_FP) && (__ARM_FP & 4) && defined(__thumb2__) && !defined(ARIEL_NO_FPU_ASM)
+#define ARIEL_F32_PRODUCT(mul, sum, acc) \
+    "vmul.f32 " mul "\n\t" \
+    "vadd.f32 " acc ", " acc ", " sum "\n\t"
+/* The 16 products of one channel: u0..u3 the four pixels' inputs, s24..s27 the filters'. */
+#define ARIEL_F32_CHANNEL(u0, u1, u2, u3) \
+    "vmul.f32 s28, " u0 ", s24\n\t" \
+    ARIEL_F32_PRODUCT("s29, " u0 ", s25", "s28", "s0") \
+    ARIEL_F32_PRODUCT("s28, " u0 ", s26", "s29", "s1") \
+    ARIEL_F32_PRODUCT("s29, " u0 ", s27", "s28", "s2") \
+    ARIEL_F32_PRODUCT("s28, " u1 ", s24", "s29", "s3") \
+    ARIEL_F32_PRODUCT("s29, " u1 ", s25", "s28", "s4") \
+    ARIEL_F32_PRODUCT("s28, " u1 ", s26", "s29", "s5") \
+    ARIEL_F32_PRODUCT("s29, " u1 ", s27", "s28", "s6") \
+    ARIEL_F32_PRODUCT("s28, " u2 ", s24", "s29", "s7") \
+    ARIEL_F32_PRODUCT("s29, " u2 ", s25", "s28", "s8") \
+    ARIEL_F32_PRODUCT("s28, " u2 ", s26", "s29", "s9") \
+    ARIEL_F32_PRODUCT("s29, " u2 ", s27", "s28", "s10") \
+    ARIEL_F32_PRODUCT("s28, " u3 ", s24", "s29", "s11") \
+    ARIEL_F32_PRODUCT("s29, " u3 ", s25", "s28", "s12") \
+    ARIEL_F32_PRODUCT("s28, " u3 ", s26", "s29", "s13") \
+    ARIEL_F32_PRODUCT("s29, " u3 ", s27", "s28", "s14") \
+    "vadd.f32 s15, s15, s29\n\t"
+#define ARIEL_F32_TWO_CHANNELS \
+    "vldmia %[x0]!, {s16-s17}\n\t" \
+    "vldmia %[x1]!, {s18-s19}\n\t" \
+    "vldmia %[x2]!, {s20-s21}\n\t" \
+    "vldmia %[x3]!, {s22-s23}\n\t" \
+    "vldmia %[w]!, {s24-s27}\n\t" \
+    ARIEL_F32_CHANNEL("s16", "s18", "s20", "s22") \
+    "vldmia %[w]!, {s24-s27}\n\t" \
+    ARIEL_F32_CHANNEL("s17", "s19", "s21", "s23")
+#define ARIEL_F32_ASM 1
+#else
+#define ARIEL_F32_ASM 0
+#endif
+
+ARIEL_INLINE void ariel_dot_4x4_f32(float *acc, const float *const *tap, int32_t taps,
+                                    const float *w, int32_t k)
+{
+#if ARIEL_F32_ASM
+    /* stride: bytes from one pixel's tap pointers to the next's. */
+    const float *x0, *x1, *x2, *x3;
+    int32_t count, stride = 4 * taps;
+    __asm__ volatile(
+        "vldmia %[acc], {s0-s15}\n\t"
+        "2:\n\t"
+        /* The tap's four pointers: tap[t], tap[taps + t], tap[2 taps + t], tap[3 taps + t]. */
+        "add %[x3], %[stride], %[stride], lsl #1\n\t"
+        "ldr %[x0], [%[tap]]\n\t"
+        "ldr %[x1], [%[tap], %[stride]]\n\t"
+        "ldr %[x2], [%[tap], %[stride], lsl #1]\n\t"
+        "ldr %[x3], [%[tap], %[x3]]\n\t"
+        "adds %[tap], %[tap], #4\n\t"
+        "lsrs %[count], %[k], #2\n\t"
+        "beq 4f\n\t"
+        "3:\n\t"
+        ARIEL_F32_TWO_CHANNELS ARIEL_F32_TWO_CHANNELS
+        "subs %[count], %[count], #1\n\t"
+        "bne 3b\n\t"
+        "4:\n\t"
+        /* k mod 4: bit 1 into the carry, bit 0 into the sign. */
+        "lsls %[count], %[k], #31\n\t"
+        "bcc 5f\n\t"
+        ARIEL_F32_TWO_CHANNELS
+        "5:\n\t"
+        "bpl 6f\n\t"
+        "vldmia %[x0]!, {s16}\n\t"
+        "vldmia %[x1]!, {s18}\n\t"
+        "vldmia %[x2]!, {s20}\n\t"
+        "vldmia %[x3]!, {s22}\n\t"
+        "vldmia %[w]!, {s24-s27}\n\t"
+        ARIEL_F32_CHANNEL("s16", "s18", "s20", "s22")
+        "6:\n\t"
+        "subs %[taps], %[taps], #1\n\t"
+        "bne 2b\n\t"
+        "vstmia %[acc], {s0-s15}"
+        : [tap] "+&r"(tap), [taps] "+&r"(taps), [w] "+&r"(w), [x0] "=&r"(x0), [x1] "=&r"(x1),
+          [x2] "=&r"(x2), [x3] "=&r"(x3), [count] "=&r"(count)
+        : [acc] "r"(acc), [stride] "r"(stride), [k] "r"(k)
+        : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12",
+          "s13", "s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24",
+          "s25", "s26", "s27", "s28", "s29", "cc", "memory");
+#else
+    ariel_dot_f32(acc, 4, 4, tap, taps, 0, w, k);
+#endif
+}
 
 /* -- float activations of the recurrent kernels --------------------------------------------
  * e^x, the logistic function and tanh in single precision without libm: newlib's expf and

@@ -49,8 +49,10 @@ def why_not_tiled(graph: Graph, plan: MemoryPlan, step: int) -> str | None:
     """Why the layer at `step` cannot be split into bands of output rows (None: it can)."""
     node = graph.nodes[step]
     if node.op not in TILED_OPS:
+        dense = ("; a dense layer would need its weights and output stage split by output "
+                 "features, which is not done yet" if node.op in ("Gemm", "MatMul") else "")
         return (f"ariel splits only int8 2-D convolutions (depthwise too) into bands of "
-                f"output rows, not {node.op}")
+                f"output rows, not {node.op}{dense}")
     if not is_quantized(graph, node):
         return "ariel splits only int8 convolutions into bands of output rows, and this one " \
                "is float (build with --precision int8)"

@@ -87,8 +87,9 @@ class Conv(OpDef):
             check_bound(node, self.accumulator_bound(node, graph))
 
     def room(self, node: Node, graph: Graph) -> tuple[int, int, int] | None:
-        """RAM for the int8 filters widened, a pair of filters per unit (filters_in_ram)."""
-        return filters_in_ram(node, graph) if is_quantized(graph, node) else None
+        """RAM for the filters: int8 widened, a pair of filters per unit; float, four
+        (filters_in_ram)."""
+        return filters_in_ram(node, graph)
 
     def accumulator_bound(self, node: Node, graph: Graph) -> int:
         """Bound of the int32 accumulator (padded taps only make it smaller)."""
@@ -180,8 +181,10 @@ class Conv(OpDef):
         ocg = geometry["ocg"]
         weights["w"] = np.concatenate([pack_blocks(rows[g * ocg:(g + 1) * ocg])
                                        for g in range(geometry["group"])])
+        # On the stack beside the filters: four pixels' tap pointers and the row of zeros.
+        copied, on_stack = filter_blocks(node, graph, 16 * taps + 4 * geometry["ic"], grid)
         context.update(k=taps * geometry["icg"], pixels=win.out_hw[0] * win.out_hw[1],
-                       quads=ocg // 4)
+                       quads=ocg // 4, copied=copied, on_stack=on_stack, room=node.room > 0)
         return Kernel("kernels/conv_f32.c.j2", context, weights, multiplicand="w")
 
     def lower_runtime_filters(self, node: Node, graph: Graph, names: Names,
@@ -269,7 +272,7 @@ class Conv(OpDef):
         weights["w"] = packed
         notes[1] += (f"; w packed per group as filter pairs interleaved four weights at a "
                      f"time, each filter's {k} OHWI weights padded to {k4}")
-        block, on_stack = filter_blocks(node, graph, k4, scratch, grid)
+        block, on_stack = filter_blocks(node, graph, scratch, grid)
         if block:
             blocks = -(-geometry["oc"] // block)
             notes[1] += (f"; on a DSP core copied to RAM {block} filters at a time ("
@@ -422,57 +425,72 @@ def paired_plan(node: Node, graph: Graph, grid: OutputGrid | None = None
 
 
 def filters_in_ram(node: Node, graph: Graph) -> tuple[int, int, int] | None:
-    """What an int8 Conv asks of the memory plan for its DSP path's filters in RAM (see
-    OpDef.room): bytes per pair of filters widened to int16, the pairs it has, the fewest
-    worth copying; None when it reads the int8 filters where they lie. The packed kernel
-    reads all its filters once per pair of output pixels; from flash, with wait states (5 at
-    120 MHz on NUCLEO-L4R5ZI, whose ART caches 256 B of data), each of those reads is slow,
-    and widening them at every read costs an SXTB16 per word. Copied in blocks of filters
-    that fit the room the plan has at the node's step, widened once per block, they cost
-    neither; only the receptive fields are widened again for every block. Taken for
-    ungrouped convolutions whose filters are read several times; depthwise kernels and the
-    plain large-field kernel read their filters where they lie, and so does the plain C
-    path (the room then goes unused: it was free)."""
+    """What a Conv asks of the memory plan for its filters in RAM (see OpDef.room): bytes
+    per unit of filters (int8: a pair widened to int16; float: four, as packed), the units
+    it has, the fewest worth copying; None when it reads its filters where they lie. The
+    packed kernels read all their filters once per pair (int8) or four (float) of output
+    pixels; from flash, with wait states (5 at 120 MHz on NUCLEO-L4R5ZI, whose ART caches
+    256 B of data), each of those reads is slow, and the int8 path would widen them at
+    every read with an SXTB16 per word. Copied in blocks of filters that fit the room the
+    plan has at the node's step (the int8 ones widened once per block), they cost neither;
+    only the receptive fields are widened (int8) or found (float) again for every block.
+    Taken for ungrouped convolutions whose filters are read several times; depthwise
+    kernels and the plain large-field kernel read their filters where they lie, and so does
+    the int8 plain C path (the room then goes unused: it was free)."""
     x, w = graph.tensor(node.inputs[0]), graph.tensor(node.inputs[1])
     if not w.is_const or x.rank not in (3, 4) or attr(node, "group", 1) != 1:
         return None
-    paired = paired_plan(node, graph)
+    paired = paired_plan(node, graph) if is_quantized(graph, node) else None
     if paired is not None:
         # All the filters or none: 2 filters of that many words per pair.
         pairs = -(-w.shape[0] // 2)
         return 8 * len(paired.paired.words), pairs, pairs
     oc, icg = w.shape[:2]
     taps = int(np.prod(w.shape[2:]))
+    win = window(node, tuple(x.shape[2:]), tuple(attr(node, "kernel_shape", w.shape[2:])))
+    per = _filters_per_unit(node, graph)
+    if x.shape[0] * int(np.prod(win.out_hw)) // per < READS_FOR_A_COPY:
+        return None
+    units = -(-oc // per)
+    if per == 4:
+        return 16 * taps * icg, units, min(units, FEWEST_FILTERS_PER_BLOCK // per)
     k4 = -(-taps * icg // 4) * 4
     if 4 * k4 + (k4 if icg % 4 else 0) > SCRATCH_BUDGET:
         return None
-    win = window(node, tuple(x.shape[2:]), tuple(attr(node, "kernel_shape", w.shape[2:])))
-    if x.shape[0] * int(np.prod(win.out_hw)) // 2 < READS_FOR_A_COPY:
-        return None
-    pairs = -(-oc // 2)
-    return 4 * k4, pairs, min(pairs, FEWEST_FILTERS_PER_BLOCK // 2)
+    return 4 * k4, units, min(units, FEWEST_FILTERS_PER_BLOCK // per)
 
 
-def filter_blocks(node: Node, graph: Graph, k4: int, field_bytes: int,
+def _filters_per_unit(node: Node, graph: Graph) -> int:
+    """Filters per unit of room: a pair for the int8 kernels, four for the float ones (the
+    filters each step of their loops reads)."""
+    return 2 if is_quantized(graph, node) else 4
+
+
+def filter_blocks(node: Node, graph: Graph, field_bytes: int,
                   grid: OutputGrid | None) -> tuple[int, bool]:
-    """How many filters the DSP path copies to RAM at a time (0: none; filters_in_ram says
-    when), and whether into the stack. Into the room the plan granted (node.room pairs);
-    where it granted none, into what FILTER_STACK_BUDGET leaves beside the receptive
-    fields, if that holds FEWEST_FILTERS_PER_BLOCK (or all the filters). The blocks are made equal,
-    so that none is a small remainder that widens every receptive field for a few filters.
-    A ConvTranspose phase (`grid`) reads its filters where they lie."""
-    if grid is not None or filters_in_ram(node, graph) is None:
+    """How many filters the kernel copies to RAM at a time (0: none; filters_in_ram says
+    when), and whether into the stack. Into the room the plan granted (node.room units);
+    where it granted none, an int8 kernel copies them into what FILTER_STACK_BUDGET leaves
+    beside the receptive fields, if that holds FEWEST_FILTERS_PER_BLOCK (or all the
+    filters); so does a float one on a core with a single-precision FPU (elsewhere it
+    reads them where they lie, block by block: a core without one has little stack and
+    spends its time in software floating point). The blocks are made equal, so that none
+    is a small remainder that finds every receptive field again for a few filters. A
+    ConvTranspose phase (`grid`) reads its filters where they lie."""
+    want = filters_in_ram(node, graph)
+    if grid is not None or want is None:
         return 0, False
+    per = _filters_per_unit(node, graph)
     oc = graph.tensor(node.inputs[1]).shape[0]
     on_stack = node.room == 0
-    most = 2 * node.room if node.room else (FILTER_STACK_BUDGET - field_bytes) // (4 * k4) * 2
+    most = per * node.room if node.room else (FILTER_STACK_BUDGET - field_bytes) // want[0] * per
     if on_stack and most < min(oc, FEWEST_FILTERS_PER_BLOCK):
         return 0, False
     if most >= oc:
         return oc, on_stack
     blocks = -(-oc // most)
     block = -(-oc // blocks)
-    return block + block % 2, on_stack
+    return -(-block // per) * per, on_stack
 
 
 def pack_depthwise(rows: np.ndarray) -> np.ndarray:

@@ -5,9 +5,10 @@ exactly and ONNX Runtime on the QDQ model within one step."""
 import numpy as np
 import pytest
 
-from codegen.compiler.ops.binary import Rescale, high_word
+from codegen.compiler.ops.binary import Rescale, halves, halves_apply, high_word
 from codegen.compiler.ops.quantize import dequantize, quantize
 from codegen.compiler.reference import run_graph
+from tests.compiler.ops.test_conv_s8 import emulated_dsp, host_model
 from tests.compiler.ops.test_quantize import (
     assert_integer_only,
     calibration,
@@ -157,6 +158,21 @@ def test_add_relu_fused(activation, same_params, tmp_path, record_property):
     assert np.max(np.abs(got - np.clip(exact, -128, 127))) <= 0.5 + 1e-6
 
 
+def random_rescales(rng, shift: int, count: int = 3):
+    """Rescales at `shift` with multipliers of both signs (Sub negates Mb), zero points at
+    the ends of the range and, half the time, a fused Relu's narrower clamp."""
+    for _ in range(count):
+        m_a, m_b = (int(m) for m in rng.integers(1 << 28, 1 << 31, 2))
+        m_b *= int(rng.choice([-1, 1]))
+        z_a, z_b, z_y = (int(z) for z in rng.choice([-128, -5, 0, 17, 127], 3))
+        low = int(rng.choice([-128, z_y]))
+        yield Rescale(m_a, m_b, -(m_a * z_a + m_b * z_b), shift, z_y, low, 127)
+
+
+EVERY_PAIR = tuple(v.astype(np.int64) for v in np.meshgrid(np.arange(-128, 128),
+                                                           np.arange(-128, 128)))
+
+
 def high_word_result(r: Rescale, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """What the kernel's high-word path computes, in Python integers (exact): the int64 sum,
     checked to stay within int64 at each step, its high word, the clamp."""
@@ -178,17 +194,10 @@ def high_word_result(r: Rescale, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("shift", [12, 20, 29, 30, 31, 32, 33, 36, 40])
 def test_high_word_path_equals_the_int64_expression(shift):
     """The Add's SMLAL form (binary.high_word) against Rescale.apply, the numpy twin, on
-    every pair of int8 inputs, for multipliers of both signs (Sub negates Mb), zero points
-    at the ends of the range and a fused Relu's narrower clamp."""
+    every pair of int8 inputs."""
     rng = np.random.default_rng(shift)
-    a, b = (v.astype(np.int64) for v in np.meshgrid(np.arange(-128, 128), np.arange(-128, 128)))
-    for _ in range(3):
-        m_a, m_b = (int(m) for m in rng.integers(1 << 28, 1 << 31, 2))
-        m_b *= int(rng.choice([-1, 1]))
-        z_a, z_b, z_y = (int(z) for z in rng.choice([-128, -5, 0, 17, 127], 3))
-        low = int(rng.choice([-128, z_y]))
-        r = Rescale(m_a, m_b, -(m_a * z_a + m_b * z_b), shift, z_y, low, 127)
-        np.testing.assert_array_equal(high_word_result(r, a, b), r.apply(a, b))
+    for r in random_rescales(rng, shift):
+        np.testing.assert_array_equal(high_word_result(r, *EVERY_PAIR), r.apply(*EVERY_PAIR))
 
 
 def test_high_word_path_is_refused_where_a_times_2_to_k_leaves_int32():
@@ -196,14 +205,84 @@ def test_high_word_path_is_refused_where_a_times_2_to_k_leaves_int32():
     assert high_word(Rescale(1 << 30, 1 << 30, 0, 8, 0, -128, 127)) is not None
 
 
+@pytest.mark.parametrize("shift", [17, 20, 29, 30, 31, 33, 36, 39])
+def test_halves_path_equals_the_int64_expression(shift):
+    """The Add's 32-bit form (binary.halves: multipliers split at bit 16, two SMLAD) against
+    Rescale.apply on every pair of int8 inputs."""
+    rng = np.random.default_rng(100 + shift)
+    for r in random_rescales(rng, shift):
+        assert halves(r) is not None
+        np.testing.assert_array_equal(halves_apply(r, *EVERY_PAIR), r.apply(*EVERY_PAIR))
+
+
+def test_halves_path_is_refused_where_its_numbers_do_not_fit():
+    assert halves(Rescale(1 << 30, 1 << 30, 0, 16, 0, -128, 127)) is None  # shift < 17
+    assert halves(Rescale(1 << 30, 1 << 30, 0, 48, 0, -128, 127)) is None  # shift > 47
+    # a multiplier whose high half rounds to 2^15, beyond int16
+    assert halves(Rescale((1 << 31) - 1, 1 << 30, 0, 31, 0, -128, 127)) is None
+    assert halves(Rescale((1 << 31) - (1 << 15) - 1, 1 << 30, 0, 31, 0, -128, 127)) is not None
+
+
 def test_add_with_a_shift_above_32(tmp_path):
-    """An output scale ten times the inputs': a shift of 34, so the kernel shifts the high
-    word right and adds the zero point after it."""
+    """An output scale ten times the inputs': a shift of 34, in 32-bit steps."""
     rng = np.random.default_rng(12)
     samples = [{"x": rng.uniform(-3, 1, SHAPE).astype(np.float32),
                 "b": rng.uniform(-1, 3, SHAPE).astype(np.float32)} for _ in range(6)]
     model = qdq_binary("Add", samples, (0.016, -3), (0.014, 9), (0.16, 4))
     compiled = compile_onnx_int8(model, io="int8")
     source = compiled.files["m.c"]
-    assert "(int32_t)(acc >> 32) >> 2) + 4" in source
+    assert "ariel_add4_s8(" in source and "acc >> 32" not in source
     check_int8(compiled, samples, tmp_path, qdq_model=model)
+
+
+def test_add_takes_the_high_word_path_where_halves_refuses(tmp_path):
+    """Input a's scale a few float32 steps below the output's: its multiplier is within 2^15
+    of 2^31, whose high half does not fit int16, so the kernel keeps the SMLAL form."""
+    rng = np.random.default_rng(14)
+    samples = [{"x": rng.uniform(-1, 1, SHAPE).astype(np.float32),
+                "b": rng.uniform(-1, 1, SHAPE).astype(np.float32)} for _ in range(4)]
+    y_scale = np.float32(0.016)
+    for _ in range(3):
+        y_scale = np.nextafter(y_scale, np.float32(1))
+    model = qdq_binary("Add", samples, (0.016, -3), (0.014, 9), (float(y_scale), 4))
+    compiled = compile_onnx_int8(model, io="int8")
+    source = compiled.files["m.c"]
+    assert "(int32_t)(acc >> 32)" in source and "ariel_add_s8" not in source
+    check_int8(compiled, samples, tmp_path, qdq_model=model)
+
+
+# name: (shape of x, shape of b): element counts that are not a multiple of four (the
+# four-at-a-time loop's tail, or nothing but the tail), and broadcast operands.
+DSP_CASES = {"tail_of_three": ((1, 3, 7), (1, 3, 7)), "three_elements": ((3,), (3,)),
+             "per_channel": ((1, 3, 2, 5), (1, 3, 1, 1)), "row": ((2, 5), (5,))}
+
+
+def dsp_case(case: str):
+    """An int8 Add of two inputs for DSP_CASES[case]: the model compiled (int8 I/O) and a
+    few int8 input lists, the extremes among them."""
+    x_shape, b_shape = DSP_CASES[case]
+    rng = np.random.default_rng(sum(map(ord, case)))
+    samples = [{"x": rng.uniform(-2, 1.5, x_shape).astype(np.float32),
+                "b": rng.uniform(-1, 3, b_shape).astype(np.float32)} for _ in range(4)]
+    model = single_node_model("Add", {"x": samples[0]["x"], "b": samples[0]["b"]}, opset=17)
+    compiled = compile_onnx_int8(model, calibration(samples), io="int8")
+    inputs = [[rng.integers(-128, 128, x_shape).astype(np.int8),
+               rng.integers(-128, 128, b_shape).astype(np.int8)] for _ in range(3)]
+    inputs += [[np.full(x_shape, v, np.int8), np.full(b_shape, w, np.int8)]
+               for v, w in ((127, 127), (-128, -128), (127, -128))]
+    return compiled, inputs
+
+
+@pytest.mark.parametrize("case", DSP_CASES, ids=list(DSP_CASES))
+def test_add_halves_on_the_dsp_twins(case, tmp_path):
+    """The host-built C, plain and with the DSP path on ariel_runtime.h's C twins of the
+    instructions (PKHBT, SXTB16, SMLAD), equals the integer reference exactly."""
+    compiled, inputs = dsp_case(case)
+    source = compiled.files["m.c"]
+    assert "ariel_add_s8(" in source
+    assert ("ariel_add4_s8(" in source) == (case == "tail_of_three")
+    plain, dsp = host_model(compiled, tmp_path), host_model(emulated_dsp(compiled), tmp_path)
+    for xs in inputs:
+        (want,) = run_graph(compiled.graph, xs)
+        np.testing.assert_array_equal(plain.run(*xs)[0], want)
+        np.testing.assert_array_equal(dsp.run(*xs)[0], want)

@@ -22,6 +22,8 @@ from codegen.run.simulate import read_outputs, write_inputs
 from codegen.target.boards import get_board
 from codegen.target.firmware import write_project
 from codegen.target.toolchain import run_make
+from tests.compiler.ops.test_binary_s8 import DSP_CASES as ADD_CASES
+from tests.compiler.ops.test_binary_s8 import dsp_case
 from tests.compiler.ops.test_conv_s8 import CASES as CONV_CASES
 from tests.compiler.ops.test_conv_s8 import compile_conv, conv_model, quantize_input
 from tests.compiler.ops.test_conv_transpose_s8 import CASES as CONV_TRANSPOSE_CASES
@@ -136,6 +138,15 @@ def test_one_row_pairs_dsp_path_in_qemu(case, tmp_path):
     model, k = case_model(case)
     compiled = compile_onnx_int8(model, None, io="int8")
     check_on_cortex_m4(compiled, case_inputs(case, k), tmp_path)
+
+
+@pytest.mark.parametrize("case", ADD_CASES)
+def test_add_s8_dsp_path_in_qemu(case, tmp_path):
+    """The int8 Add in 32-bit steps on the real PKHBT, SMLAD and SSAT: four elements at a time
+    (SXTB16 on words of each input) with a tail, or element by element where an input is
+    broadcast."""
+    compiled, inputs = dsp_case(case)
+    check_on_cortex_m4(compiled, inputs, tmp_path, case == "tail_of_three")
 
 
 def test_plain_path_is_what_a_cortex_m0plus_compiles(tmp_path):
