@@ -37,6 +37,7 @@ from codegen.compiler.ops.conv_pairs import (
     buffer_width,
     flash_order,
     pair_taps,
+    sxtb16_call,
 )
 from codegen.compiler.ops.inner_product import (
     SCRATCH_BUDGET,
@@ -325,6 +326,10 @@ class Conv(OpDef):
                 "bottom_j": c_add("j", -g["pad_left"]),
                 "top_j": c_add("j", b.shift - g["pad_left"]),
                 "lo": lo, "hi": hi,
+                # Channels 0 and 2 of three by one word load and SXTB16, where the word's
+                # fourth byte is still in the row.
+                "words_hi": (min(hi, g["iw"] - 1 + g["pad_left"])
+                             if b.channels == (0, 2) and b.rows[0] == b.rows[1] else lo),
                 "edges": [(a, z) for a, z in ((0, lo), (hi, width)) if z > a]})
         notes[1] += (f"; w as {nwords} pairs of taps per filter (below), copied to "
                      + ("the stack" if on_stack else "the room the arena has at this step")
@@ -345,7 +350,8 @@ class Conv(OpDef):
             notes=wrap_notes(notes), buffers=buffers, width=width, words=words, nwords=nwords,
             filter_words=filter_words, on_stack=on_stack,
             pad16=g["zero_point"] + g["offset"],
-            plus_offset=c_add("", g["offset"]), unused_scratch=on_stack and node.room > 0)
+            plus_offset=c_add("", g["offset"]), unused_scratch=on_stack and node.room > 0,
+            widen=sxtb16_call(g["offset"]))
         return Kernel("kernels/conv_pairs_s8.c.j2", context, weights)
 
     def geometry_context(self, node: Node, x: Tensor, w: Tensor,
