@@ -37,6 +37,7 @@ from codegen.compiler.ops.conv_pairs import (
     buffer_width,
     flash_order,
     pair_taps,
+    sxtb16_call,
 )
 from codegen.compiler.ops.inner_product import (
     SCRATCH_BUDGET,
@@ -180,10 +181,10 @@ class Conv(OpDef):
         ocg = geometry["ocg"]
         weights["w"] = np.concatenate([pack_blocks(rows[g * ocg:(g + 1) * ocg])
                                        for g in range(geometry["group"])])
-        copied = filter_blocks(node, graph, 0, grid)[0] \
-            if node.room else 0
+        # On the stack beside the filters: four pixels' tap pointers and the row of zeros.
+        copied, on_stack = filter_blocks(node, graph, 16 * taps + 4 * geometry["ic"], grid)
         context.update(k=taps * geometry["icg"], pixels=win.out_hw[0] * win.out_hw[1],
-                       quads=ocg // 4, copied=copied, room=node.room > 0)
+                       quads=ocg // 4, copied=copied, on_stack=on_stack, room=node.room > 0)
         return Kernel("kernels/conv_f32.c.j2", context, weights, multiplicand="w")
 
     def lower_runtime_filters(self, node: Node, graph: Graph, names: Names,
@@ -325,6 +326,10 @@ class Conv(OpDef):
                 "bottom_j": c_add("j", -g["pad_left"]),
                 "top_j": c_add("j", b.shift - g["pad_left"]),
                 "lo": lo, "hi": hi,
+                # Channels 0 and 2 of three by one word load and SXTB16, where the word's
+                # fourth byte is still in the row.
+                "words_hi": (min(hi, g["iw"] - 1 + g["pad_left"])
+                             if b.channels == (0, 2) and b.rows[0] == b.rows[1] else lo),
                 "edges": [(a, z) for a, z in ((0, lo), (hi, width)) if z > a]})
         notes[1] += (f"; w as {nwords} pairs of taps per filter (below), copied to "
                      + ("the stack" if on_stack else "the room the arena has at this step")
@@ -345,7 +350,8 @@ class Conv(OpDef):
             notes=wrap_notes(notes), buffers=buffers, width=width, words=words, nwords=nwords,
             filter_words=filter_words, on_stack=on_stack,
             pad16=g["zero_point"] + g["offset"],
-            plus_offset=c_add("", g["offset"]), unused_scratch=on_stack and node.room > 0)
+            plus_offset=c_add("", g["offset"]), unused_scratch=on_stack and node.room > 0,
+            widen=sxtb16_call(g["offset"]))
         return Kernel("kernels/conv_pairs_s8.c.j2", context, weights)
 
     def geometry_context(self, node: Node, x: Tensor, w: Tensor,
@@ -466,18 +472,17 @@ def filter_blocks(node: Node, graph: Graph, field_bytes: int,
     when), and whether into the stack. Into the room the plan granted (node.room units);
     where it granted none, an int8 kernel copies them into what FILTER_STACK_BUDGET leaves
     beside the receptive fields, if that holds FEWEST_FILTERS_PER_BLOCK (or all the
-    filters); a float one then reads them where they lie (they are twice the int8 ones'
-    size, and a float build may run on a core with little stack). The blocks are made
-    equal, so that none is a small remainder that finds every receptive field again for a
-    few filters. A ConvTranspose phase (`grid`) reads its filters where they lie."""
+    filters); so does a float one on a core with a single-precision FPU (elsewhere it
+    reads them where they lie, block by block: a core without one has little stack and
+    spends its time in software floating point). The blocks are made equal, so that none
+    is a small remainder that finds every receptive field again for a few filters. A
+    ConvTranspose phase (`grid`) reads its filters where they lie."""
     want = filters_in_ram(node, graph)
     if grid is not None or want is None:
         return 0, False
     per = _filters_per_unit(node, graph)
     oc = graph.tensor(node.inputs[1]).shape[0]
     on_stack = node.room == 0
-    if on_stack and per == 4:
-        return 0, False
     most = per * node.room if node.room else (FILTER_STACK_BUDGET - field_bytes) // want[0] * per
     if on_stack and most < min(oc, FEWEST_FILTERS_PER_BLOCK):
         return 0, False
