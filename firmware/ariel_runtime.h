@@ -234,7 +234,8 @@ ARIEL_INLINE int32_t ariel_rint_clamp(float q, int32_t low, int32_t high)
 #endif
 }
 
-#if defined(__ARM_FP) && (__ARM_FP & 4) && defined(__ARM_FEATURE_SAT)
+#if defined(__ARM_FP) && (__ARM_FP & 4) && defined(__ARM_FEATURE_SAT) && \
+    defined(__ARM_FEATURE_DSP)
 /* rint(x / scale) for an 8-bit output, exact within +-2^19 and otherwise only its sign kept
  * (NaN as negative), with a multiplication in place of the division (VDIV takes 14 cycles)
  * wherever both give the same integer. p = x * reciprocal4096, where reciprocal4096 is 4096
@@ -256,6 +257,54 @@ ARIEL_INLINE int32_t ariel_quantize_8bit(float x, float scale, float reciprocal4
     }
     return (fixed >> 12) + ((fixed >> 11) & 1);
 }
+/* ariel_quantize_8bit plus the zero point, times 4096, for a pass over many values that
+ * checks FPSCR's cumulative Invalid Operation flag (IOC, bit 0) after the last: VCVTR sets it
+ * for a NaN product (converted to 0 here) and for one beyond int32 (|x / scale| >= 2^19,
+ * saturated), and nothing else here can, so wherever the flag stays clear the result r has
+ * r >> 12 = ariel_quantize_8bit(x) + zero_point, within +-2^19 (SSAT with ASR #12 then
+ * saturates it in one instruction). QADD adds 4096 zero_point + 2048 to VCVTR's result,
+ * which rounds half up what >> 12 floors, and saturates instead of wrapping near +-2^31 (the
+ * 12 fraction bits are then 4095 or 0, which send it to the division). The division's
+ * result is confined to +-2^18 so that shifted it stays in int32: it saturates alike. */
+static __attribute__((noinline, cold, unused)) int32_t ariel_quantize_divided(float x,
+                                                                              float scale,
+                                                                              int32_t zero)
+{
+    return (ariel_rint_clamp(x / scale, -(1 << 18), 1 << 18) + zero) * 4096;
+}
+ARIEL_INLINE int32_t ariel_quantize_8bit_fixed(float x, float scale, float reciprocal4096,
+                                               int32_t zero, int32_t zero4096_half)
+{
+    const float product = x * reciprocal4096;
+    float converted;
+    int32_t fixed;
+    __asm__("vcvtr.s32.f32 %0, %1" : "=t"(converted) : "t"(product));
+    memcpy(&fixed, &converted, sizeof fixed);
+    int32_t sum;
+    __asm__("qadd %0, %1, %2" : "=r"(sum) : "r"(fixed), "r"(zero4096_half));
+    /* The fraction bits of `fixed` 2047 to 2049 are those of `sum` 4095, 0 and 1. */
+    if (__builtin_expect(((uint32_t)sum + 1u) << 20 < (3u << 20), 0)) {
+        return ariel_quantize_divided(x, scale, zero);
+    }
+    return sum;
+}
+/* FPSCR with IOC cleared, before such a pass; the value to restore after it. */
+ARIEL_INLINE uint32_t ariel_quantize_pass_begin(void)
+{
+    uint32_t fpscr;
+    __asm__ volatile("vmrs %0, fpscr" : "=r"(fpscr) : : "memory");
+    __asm__ volatile("vmsr fpscr, %0" : : "r"(fpscr & ~1u) : "memory");
+    return fpscr;
+}
+/* Whether the pass since ariel_quantize_pass_begin met a NaN or a value beyond int32 (then
+ * its results are not all exact), FPSCR restored to `saved` either way. */
+ARIEL_INLINE int32_t ariel_quantize_pass_invalid(uint32_t saved)
+{
+    uint32_t fpscr;
+    __asm__ volatile("vmrs %0, fpscr" : "=r"(fpscr) : : "memory");
+    __asm__ volatile("vmsr fpscr, %0" : : "r"(saved) : "memory");
+    return (int32_t)(fpscr & 1u);
+}
 ARIEL_INLINE int8_t ariel_saturate_s8(int32_t value) { return (int8_t)__ssat(value, 8); }
 ARIEL_INLINE uint8_t ariel_saturate_u8(int32_t value) { return (uint8_t)__usat(value, 8); }
 #define ARIEL_QUANTIZE_BY_RECIPROCAL 1
@@ -271,7 +320,11 @@ ARIEL_INLINE int32_t ariel_top16(int32_t word) { return (int16_t)(uint16_t)((uin
 /* The word of int16 pairs (bottom, top) SMLAD reads: bottom in bits 0-15, top in 16-31. */
 ARIEL_INLINE int32_t ariel_pair_s16(int32_t bottom, int32_t top)
 {
+#if defined(__ARM_FEATURE_DSP) && !defined(ARIEL_NO_DSP)
+    return ariel_pack_bottoms(bottom, top); /* one PKHBT, where GCC gives UXTH and ORR */
+#else
     return (int32_t)(((uint32_t)bottom & 0xFFFFu) | ((uint32_t)top << 16));
+#endif
 }
 
 /* acc plus the products of the bottom halves and of the top halves of x and w: one SMLAD on
@@ -326,6 +379,30 @@ ARIEL_INLINE int32_t ariel_requantize_hi(int32_t acc, int32_t multiplier, int32_
 {
     const int32_t h = (int32_t)(((int64_t)acc * multiplier) >> 32);
     return ariel_clamp_s8(((h >> shift33) + 1 + 2 * zero_point) >> 1, low, high);
+}
+
+/* add + the high word of acc * multiplier (floor of the product / 2^32): one SMMLA on a
+ * core with the DSP extension. */
+ARIEL_INLINE int32_t ariel_mulhi_add(int32_t acc, int32_t multiplier, int32_t add)
+{
+#if defined(__ARM_FEATURE_DSP)
+    int32_t result;
+    __asm__("smmla %0, %1, %2, %3" : "=r"(result) : "r"(acc), "r"(multiplier), "r"(add));
+    return result;
+#else
+    return (int32_t)(((int64_t)acc * multiplier) >> 32) + add;
+#endif
+}
+
+/* ariel_requantize_hi with one shift for every channel, the per-channel part of each shift
+ * moved into the filters and bias at compile time (codegen/compiler/ops/common_shift.py
+ * derives it): (high word of acc * multiplier + add) >> shift, confined to [low, high], where
+ * add = 2^(shift - 1) + zp 2^shift is the rounding and the zero point. With `shift` a
+ * constant, SMMLA and one SSAT (its ASR built in). */
+ARIEL_INLINE int32_t ariel_requantize_common(int32_t acc, int32_t multiplier, int32_t add,
+                                             int32_t shift, int32_t low, int32_t high)
+{
+    return ariel_clamp_s8(ariel_mulhi_add(acc, multiplier, add) >> shift, low, high);
 }
 
 /* The int8 Add or Sub of a and b (codegen/compiler/ops/binary.py, halves): the multipliers
@@ -1015,12 +1092,15 @@ ARIEL_INLINE void ariel_dot_column_s8_c(int32_t *acc, int32_t filters, const int
     ARIEL_F32_CHANNEL("s16", "s18", "s20", "s22") \
     "vldmia %[w]!, {s24-s27}\n\t" \
     ARIEL_F32_CHANNEL("s17", "s19", "s21", "s23")
+#define ARIEL_F32_ASM 1
+#else
+#define ARIEL_F32_ASM 0
 #endif
 
 ARIEL_INLINE void ariel_dot_4x4_f32(float *acc, const float *const *tap, int32_t taps,
                                     const float *w, int32_t k)
 {
-#if defined(ARIEL_F32_CHANNEL)
+#if ARIEL_F32_ASM
     /* stride: bytes from one pixel's tap pointers to the next's. */
     const float *x0, *x1, *x2, *x3;
     int32_t count, stride = 4 * taps;

@@ -190,8 +190,9 @@ def _band_kernels(env, graph: Graph, plan: MemoryPlan, index: int, layer: _Lower
         lowered = _stored(kernel, layer.names, node, half_weights)
         same = (lowered.arrays.keys() == layer.arrays.keys() and
                 all(np.array_equal(lowered.arrays[k], layer.arrays[k]) for k in layer.arrays))
-        if not same or lowered.parts or kernel.context.get("block") != \
-                layer.kernel.context.get("block"):
+        paths = [(k.template, k.context.get("block"), k.context.get("on_stack"))
+                 for k in (kernel, layer.kernel)]
+        if not same or lowered.parts or paths[0] != paths[1]:
             raise ArielError(f"{node.op} '{node.name}': its output rows {r0}..{r1} lower to "
                              "constants or working memory of their own, which banded layers do "
                              "not support; build without --on-period-cycles, or with a longer "

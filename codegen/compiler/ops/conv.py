@@ -10,7 +10,7 @@ stage with gemm.py."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from codegen.compiler.ops.base import (
     require_dtype,
     unsupported,
 )
+from codegen.compiler.ops.common_shift import common_shift
 from codegen.compiler.ops.conv_pairs import (
     MOST_CHANNELS,
     MOST_WORDS,
@@ -37,6 +38,7 @@ from codegen.compiler.ops.conv_pairs import (
     buffer_width,
     flash_order,
     pair_taps,
+    sxtb16_call,
 )
 from codegen.compiler.ops.inner_product import (
     SCRATCH_BUDGET,
@@ -180,10 +182,10 @@ class Conv(OpDef):
         ocg = geometry["ocg"]
         weights["w"] = np.concatenate([pack_blocks(rows[g * ocg:(g + 1) * ocg])
                                        for g in range(geometry["group"])])
-        copied = filter_blocks(node, graph, 0, grid)[0] \
-            if node.room else 0
+        # On the stack beside the filters: four pixels' tap pointers and the row of zeros.
+        copied, on_stack = filter_blocks(node, graph, 16 * taps + 4 * geometry["ic"], grid)
         context.update(k=taps * geometry["icg"], pixels=win.out_hw[0] * win.out_hw[1],
-                       quads=ocg // 4, copied=copied, room=node.room > 0)
+                       quads=ocg // 4, copied=copied, on_stack=on_stack, room=node.room > 0)
         return Kernel("kernels/conv_f32.c.j2", context, weights, multiplicand="w")
 
     def lower_runtime_filters(self, node: Node, graph: Graph, names: Names,
@@ -234,24 +236,41 @@ class Conv(OpDef):
         taps = geometry["kh"] * geometry["kw"]
         k = taps * geometry["icg"]
         if geometry["icg"] == 1 and geometry["ocg"] == 1 and geometry["ic"] % 4 == 0:
+            common = common_shift(stage, rows, folding)
+            if common is not None:
+                # One shift for every channel: filters and bias scaled per channel.
+                rows = rows.astype(np.int64) * common.scales[:, None]
+                folding = replace(folding, bias=folding.bias * common.scales)
+                requant = common.requantizer(stage, names)
+                weights = dict(requant.weights)
+                notes[2] = (f"y {describe_quant(out)}, clamped to [{stage.low}, {stage.high}]; "
+                            f"{requant.note}")
+                context.update(requantize=requant.call,
+                               start=bias_reader(folding, names, weights))
             weights["w"] = pack_depthwise(rows)
             notes[1] += (f"; w as int16 pairs, per four channels: each pair of taps (t, t + 1) "
                          f"one word per channel, an odd last tap two words (channels 0 and 2, "
                          f"1 and 3): {weights['w'].nbytes} bytes of flash, twice the int8 "
                          f"filters', so that no weight is widened at run time")
+            rows_of_words = depthwise_context(win, geometry, folding.offset)
+            copy = (f"into a copy of the whole input's four channels padded with the zero "
+                    f"point ({4 * rows_of_words['width'] * rows_of_words['height']} B of "
+                    f"stack, within {WHOLE_INPUT_BUDGET})" if rows_of_words["whole"] else
+                    f"into a ring of {rows_of_words['slots']} rows of words padded with the "
+                    f"zero point (the whole input would pass {WHOLE_INPUT_BUDGET} B of stack)")
             notes.append(
-                "path: depthwise, four channels of one pixel per step, every tap unrolled. "
+                "path: depthwise, four channels of one pixel per step, every tap unrolled, "
+                "the four channels' weights read by every output pixel in turn "
+                "(in the flash's data cache). Each input row's four channels are copied "
+                f"once {copy}, so that every pixel, at the border or not, reads its taps at "
+                "fixed offsets from one pointer per filter row (no tap addresses per pixel, "
+                "no border path). "
                 "DSP (ARIEL_DSP): two taps' input words packed by PKHBT/PKHTB so that SXTB16 "
                 "widens one channel's two taps into one word, and SMLAD takes both products "
                 "against the pre-widened weight pair (two MACs per instruction, no run-time "
-                "weight widening); plain C: the same sums one product at a time. Interior "
-                "pixels read each tap at a fixed offset from the first, four channels at a "
-                "time over all pixels; border pixels find their taps once for all channels, "
-                "padded taps reading a row of the zero point.")
+                "weight widening); plain C: the same sums one product at a time.")
             return Kernel("kernels/conv_dw_s8.c.j2",
-                          {**context, **depthwise_context(win, geometry, folding.offset),
-                           "notes": wrap_notes(notes)},
-                          weights)
+                          {**context, **rows_of_words, "notes": wrap_notes(notes)}, weights)
         plan = paired_plan(node, graph, grid)
         if plan is not None:
             return self.lower_pairs(node, plan, context, weights, notes)
@@ -325,6 +344,10 @@ class Conv(OpDef):
                 "bottom_j": c_add("j", -g["pad_left"]),
                 "top_j": c_add("j", b.shift - g["pad_left"]),
                 "lo": lo, "hi": hi,
+                # Channels 0 and 2 of three by one word load and SXTB16, where the word's
+                # fourth byte is still in the row.
+                "words_hi": (min(hi, g["iw"] - 1 + g["pad_left"])
+                             if b.channels == (0, 2) and b.rows[0] == b.rows[1] else lo),
                 "edges": [(a, z) for a, z in ((0, lo), (hi, width)) if z > a]})
         notes[1] += (f"; w as {nwords} pairs of taps per filter (below), copied to "
                      + ("the stack" if on_stack else "the room the arena has at this step")
@@ -345,7 +368,8 @@ class Conv(OpDef):
             notes=wrap_notes(notes), buffers=buffers, width=width, words=words, nwords=nwords,
             filter_words=filter_words, on_stack=on_stack,
             pad16=g["zero_point"] + g["offset"],
-            plus_offset=c_add("", g["offset"]), unused_scratch=on_stack and node.room > 0)
+            plus_offset=c_add("", g["offset"]), unused_scratch=on_stack and node.room > 0,
+            widen=sxtb16_call(g["offset"]))
         return Kernel("kernels/conv_pairs_s8.c.j2", context, weights)
 
     def geometry_context(self, node: Node, x: Tensor, w: Tensor,
@@ -466,18 +490,17 @@ def filter_blocks(node: Node, graph: Graph, field_bytes: int,
     when), and whether into the stack. Into the room the plan granted (node.room units);
     where it granted none, an int8 kernel copies them into what FILTER_STACK_BUDGET leaves
     beside the receptive fields, if that holds FEWEST_FILTERS_PER_BLOCK (or all the
-    filters); a float one then reads them where they lie (they are twice the int8 ones'
-    size, and a float build may run on a core with little stack). The blocks are made
-    equal, so that none is a small remainder that finds every receptive field again for a
-    few filters. A ConvTranspose phase (`grid`) reads its filters where they lie."""
+    filters); so does a float one on a core with a single-precision FPU (elsewhere it
+    reads them where they lie, block by block: a core without one has little stack and
+    spends its time in software floating point). The blocks are made equal, so that none
+    is a small remainder that finds every receptive field again for a few filters. A
+    ConvTranspose phase (`grid`) reads its filters where they lie."""
     want = filters_in_ram(node, graph)
     if grid is not None or want is None:
         return 0, False
     per = _filters_per_unit(node, graph)
     oc = graph.tensor(node.inputs[1]).shape[0]
     on_stack = node.room == 0
-    if on_stack and per == 4:
-        return 0, False
     most = per * node.room if node.room else (FILTER_STACK_BUDGET - field_bytes) // want[0] * per
     if on_stack and most < min(oc, FEWEST_FILTERS_PER_BLOCK):
         return 0, False
@@ -505,39 +528,35 @@ def pack_depthwise(rows: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(paired).view(np.int32).reshape(-1)
 
 
+# Stack for a depthwise kernel's padded copy of four channels of its whole input (every
+# output row's taps then at fixed offsets from one pointer, no per-row ring bookkeeping);
+# larger inputs take a ring of rows instead.
+WHOLE_INPUT_BUDGET = 3072
+
+
 def depthwise_context(win: Window, geometry: dict, offset: int) -> dict:
-    """What conv_dw_s8.c.j2 needs besides the geometry: the weight words per group, the
-    interior's output rows and columns (pixels whose taps all lie in the input) and each
-    tap's byte offset there from the first, whether any pixel is on the border, and the
-    widening (with the input offset added when the zero point is not folded)."""
-    (ih, iw), (oh, ow) = win.in_hw, win.out_hw
+    """What conv_dw_s8.c.j2 needs besides the geometry: the weight words per group, its rows
+    of words (a ring of input rows as long as one output pixel's taps span, each row as wide
+    as the columns the taps read, padding included) and the widening (with the input offset
+    added when the zero point is not folded)."""
     g = geometry
-    oy_lo, oy_hi = _inside(ih, oh, g["kh"], g["sh"], g["dh"], g["pad_top"])
-    ox_lo, ox_hi = _inside(iw, ow, g["kw"], g["sw"], g["dw"], g["pad_left"])
-    interior = oy_lo <= oy_hi and ox_lo <= ox_hi
-    border = not interior or (oy_lo, oy_hi, ox_lo, ox_hi) != (0, oh - 1, 0, ow - 1)
     taps = g["kh"] * g["kw"]
-    offsets = [(ky * g["dh"] * iw + kx * g["dw"]) * g["ic"]
-               for ky in range(g["kh"]) for kx in range(g["kw"])]
+    rightmost = (win.out_hw[1] - 1) * g["sw"] - g["pad_left"] + (g["kw"] - 1) * g["dw"]
+    bottom = (win.out_hw[0] - 1) * g["sh"] - g["pad_top"] + (g["kh"] - 1) * g["dh"]
+    width, height = rightmost + g["pad_left"] + 1, bottom + g["pad_top"] + 1
     pair = f"{(offset & 0xFFFF) * 0x10001 - (1 << 32 if offset < 0 else 0)}"
     return {"taps": taps, "pairs": taps // 2, "odd": taps % 2,
             "words": 4 * (taps // 2) + 2 * (taps % 2),
-            "interior": interior, "border": border, "padded": border,
-            "oy_lo": oy_lo, "oy_hi": oy_hi, "ox_lo": ox_lo, "ox_hi": ox_hi,
-            "interior_addr": [f"src + {o}" if o else "src" for o in offsets],
-            "border_addr": [f"tap[{t}] + c" for t in range(taps)],
+            "slots": (g["kh"] - 1) * g["dh"] + 1,
+            "width": width, "height": height,
+            "whole": 4 * width * height <= WHOLE_INPUT_BUDGET,
+            "copy_top": max(0, -g["pad_top"]), "copy_bottom": min(win.in_hw[0] - 1, bottom),
+            "copy_from": max(0, -g["pad_left"]), "copy_to": min(win.in_hw[1] - 1, rightmost),
             "widen": (lambda v: f"ariel_sxtb16({v})") if offset == 0 else
                      (lambda v: f"ariel_sxtab16({pair}, {v})"),
             "widen_odd": (lambda v: f"ariel_sxtb16_ror8({v})") if offset == 0 else
                          (lambda v: f"ariel_sxtab16_ror8({pair}, {v})"),
             "plus_offset": f" + {offset}" if offset > 0 else (f" - {-offset}" if offset else "")}
-
-
-def _inside(size: int, out: int, k: int, stride: int, dilation: int, pad: int
-            ) -> tuple[int, int]:
-    """The first and last output index along one axis whose taps all lie in the input."""
-    return (max(0, -(-pad // stride)),
-            min(out - 1, (size - 1 - (k - 1) * dilation + pad) // stride))
 
 
 def reads_padding(win: Window) -> bool:

@@ -57,8 +57,9 @@ class PairedTaps:
 
 def pair_taps(ohwi: np.ndarray, dilation_w: int) -> PairedTaps:
     """Pair the taps of filters [oc, kh, kw, ic] (ic <= 3): channels 0 and 1 of each
-    position; the odd channel of rows (0, 1), (2, 3), ... at each column; in an odd last row,
-    columns (0, 1), (2, 3), ... and a last odd column with a zero top weight."""
+    position (0 and 2 of three); the channel left (1 of three, the one of one) of rows (0, 1),
+    (2, 3), ... at each column; in an odd last row, columns (0, 1), (2, 3), ... and a last odd
+    column with a zero top weight."""
     oc, kh, kw, ic = ohwi.shape
     buffers: list[PairRow] = []
     words: list[tuple[int, int]] = []
@@ -70,12 +71,13 @@ def pair_taps(ohwi: np.ndarray, dilation_w: int) -> PairedTaps:
         words.append((buffers.index(buffer), kx))
         pairs.append((bottom, top))
 
+    # Of three channels, 0 and 2: SXTB16 widens them from one word of the input row.
+    same, c = ((0, 2), 1) if ic == 3 else ((0, 1), 0)
     for ky in range(kh):
         if ic >= 2:
             for kx in range(kw):
-                add(PairRow((ky, ky), (0, 1), 0), kx, (ky, kx, 0), (ky, kx, 1))
+                add(PairRow((ky, ky), same, 0), kx, (ky, kx, same[0]), (ky, kx, same[1]))
     if ic % 2:
-        c = ic - 1
         for ky in range(0, kh - 1, 2):
             for kx in range(kw):
                 add(PairRow((ky, ky + 1), (c, c), 0), kx, (ky, kx, c), (ky + 1, kx, c))
@@ -107,3 +109,13 @@ def buffer_width(out_w: int, stride_w: int, kernel_w: int, dilation_w: int) -> i
     """Words per row buffer: one for each input column a pixel's bottom taps reach, from the
     first pixel's first to the last pixel's last."""
     return (out_w - 1) * stride_w + (kernel_w - 1) * dilation_w + 1
+
+
+def sxtb16_call(offset: int) -> str:
+    """The C call that widens bytes 0 and 2 of a word to an int16 pair, `offset` added to
+    each (SXTAB16 with the offset in both halves; SXTB16 for 0), its word argument left
+    open: the caller appends it and the closing parenthesis."""
+    if offset == 0:
+        return "ariel_sxtb16("
+    halves = ((offset & 0xFFFF) * 0x10001 + 2**31) % 2**32 - 2**31
+    return f"ariel_sxtab16({halves}, "

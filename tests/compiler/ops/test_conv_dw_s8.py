@@ -1,11 +1,12 @@
 """The int8 depthwise kernel (conv_dw_s8.c.j2): hand-built depthwise QLinearConv models over
 filter sizes with an even and an odd tap count, strides, pads that leave no interior, no
 border or both, dilations, batches and input zero points from -128 to 127, including the path
-that subtracts the zero point from each input (when folding it into the bias could overflow).
-The host C, plain and with the DSP path on ariel_runtime.h's C twins of the instructions,
-equals ariel's integer reference bit for bit and ONNX Runtime within one unit; a few shapes
-run on a Cortex-M4 in QEMU (the real SMLAD, PKHBT and PKHTB) and, on the plain path, on a
-Cortex-M0+."""
+that subtracts the zero point from each input (when folding it into the bias could overflow),
+and both ways the kernel copies its input (the whole input padded, or a ring of padded rows
+for larger inputs: odd widths, stride 2, dilation). The host C, plain and with the DSP path
+on ariel_runtime.h's C twins of the instructions, equals ariel's integer reference bit for
+bit and ONNX Runtime within one unit; a few shapes run on a Cortex-M4 in QEMU (the real
+SMLAD, PKHBT and PKHTB) and, on the plain path, on a Cortex-M0+."""
 
 from __future__ import annotations
 
@@ -34,6 +35,10 @@ CASES = {
     "1x3_three_taps": ((1, 4, 6, 5), (1, 3), (1, 1), (0, 1, 0, 1), (1, 1), -1),
     "1d_kernel_3": ((1, 8, 12), (3,), (1,), (1, 1), (1,), 17),
     "64_channels": ((1, 64, 5, 4), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), -33),
+    # Inputs whose padded copy would pass WHOLE_INPUT_BUDGET: a ring of rows instead.
+    "ring_3x3_pad1_odd_width": ((1, 8, 30, 29), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 21),
+    "ring_3x3_stride2_pad_end": ((1, 4, 33, 31), (3, 3), (2, 2), (0, 0, 1, 1), (1, 1), -90),
+    "ring_3x3_dilated": ((1, 4, 29, 27), (3, 3), (1, 1), (2, 2, 2, 2), (2, 2), 64),
 }
 
 
@@ -43,12 +48,13 @@ def output_size(size: int, k: int, stride: int, begin: int, end: int, dilation: 
 
 def depthwise_model(rng: np.random.Generator, x_shape: tuple, kernel: tuple, strides: tuple,
                     pads: tuple, dilations: tuple, x_zero_point: int,
-                    w: np.ndarray | None = None, bias: np.ndarray | None = None
-                    ) -> onnx.ModelProto:
+                    w: np.ndarray | None = None, bias: np.ndarray | None = None,
+                    w_scale: np.ndarray | None = None) -> onnx.ModelProto:
     """A hand-built depthwise QLinearConv: int8 input and output, per-channel int8 filters."""
     channels, spatial = x_shape[1], len(kernel)
     w = rng.integers(-127, 128, (channels, 1, *kernel)).astype(np.int8) if w is None else w
-    w_scale = rng.uniform(0.002, 0.01, channels).astype(np.float32)
+    if w_scale is None:
+        w_scale = rng.uniform(0.002, 0.01, channels).astype(np.float32)
     bias = rng.integers(-3000, 3000, channels).astype(np.int32) if bias is None else bias
     constants = {"x_scale": np.array(0.03, np.float32),
                  "x_zero_point": np.array(x_zero_point, np.int8),
@@ -91,6 +97,8 @@ def test_depthwise_s8(case, tmp_path):
     source = compiled.files["m.c"]
     assert "ariel_pack_bottoms" in source and "ariel_smlad" in source
     assert "ariel_sxtab16" not in source  # the zero point folded into the bias
+    assert "ariel_requantize_common" in source  # one shift, the channels' filters scaled
+    assert ("in a ring" in source) == case.startswith("ring")
     check_int8(compiled, samples(rng, CASES[case][0], 3), tmp_path, f"depthwise {case}",
                model=model)
 
@@ -113,7 +121,26 @@ def test_depthwise_s8_subtracts_the_zero_point_where_folding_could_overflow(tmp_
                model=model)
 
 
-QEMU_CASES = ["3x3_strides_2x1_asym", "5x5_pad2", "2x2_even_taps", "3x3_no_interior"]
+def test_depthwise_s8_keeps_a_shift_per_channel_where_scaling_would_overflow(tmp_path):
+    """Weight scales 2^9 apart: giving the channels one shift would scale the finer
+    channels' int8 weights (-128) by 2^9, beyond int16, so the output stage keeps a shift per
+    channel (ariel_requantize_hi); the scales in between (2^2 apart) take one shift."""
+    rng = np.random.default_rng(182)
+    x_shape, kernel = (1, 8, 5, 5), (3, 3)
+    for spread, common in ((2**9, False), (4.0, True)):
+        w_scale = np.array([0.0005, 0.0005 * spread] * 4, np.float32)
+        w = np.full((8, 1, *kernel), -128, np.int8)
+        model = depthwise_model(rng, x_shape, kernel, (1, 1), (1, 1, 1, 1), (1, 1), 5, w,
+                                w_scale=w_scale)
+        source = compile_onnx_int8(model, None, io="int8").files["m.c"]
+        assert ("ariel_requantize_common(" in source) == common
+        assert ("ariel_requantize_hi(" in source) != common
+        check_int8(compile_onnx_int8(model, None, io="int8"), samples(rng, x_shape, 2),
+                   tmp_path, f"depthwise scales {spread} apart", model=model)
+
+
+QEMU_CASES = ["3x3_strides_2x1_asym", "ring_3x3_stride2_pad_end", "5x5_pad2", "2x2_even_taps",
+              "3x3_no_interior"]
 
 
 @pytest.mark.qemu

@@ -7,9 +7,10 @@ convolution of stride 2 in front of the one under test frees its large input, wh
 the room; its size sets the blocks. The cases cover one block and several, filter counts
 that are not a multiple of four (the last block's lone filters), pixel counts that leave two
 or one pixel over, channel counts that leave two, one or three channels of a tap, strides
-and pads. The host C equals onnx.reference within the float tolerance; the firmware in QEMU
-on a Cortex-M4F equals the host C bit for bit (both add each output's products one by one
-in the same order) and uses the assembly."""
+and pads; a convolution alone (no room) copies its filters to the stack instead, on a core
+with a single-precision FPU. The host C equals onnx.reference within the float tolerance;
+the firmware in QEMU on a Cortex-M4F equals the host C bit for bit (both add each output's
+products one by one in the same order) and uses the assembly."""
 
 from __future__ import annotations
 
@@ -124,21 +125,36 @@ def test_assembly_equals_host_c_on_a_cortex_m4f(case, built, tmp_path):
     np.testing.assert_array_equal(got, host)
 
 
+# A convolution alone: the arena holds its input and output and has no room, so on a core
+# with a single-precision FPU the filters go to the stack, as many as the stack budget
+# leaves beside the tap pointers and the row of zeros (elsewhere, the host included, they
+# are read where they lie, block by block). Nine channels under a 3x3 filter: the
+# assembly's channel count equals its tap count (GCC gave both one register before they
+# were marked early-clobber).
+STACK_CASES = {
+    "nine_channels_one_block": (dict(x=(1, 9, 6, 7), w=(10, 9, 3, 3), pads=[1, 0, 1, 1]), 1),
+    "five_blocks": (dict(x=(1, 16, 5, 6), w=(40, 16, 3, 3), pads=[1, 1, 1, 1]), 5),
+}
+
+
 @pytest.mark.qemu
-def test_filters_in_flash_on_a_cortex_m4f(tmp_path):
-    """A convolution alone: the arena has no room, the filters are read where they lie.
-    Nine channels under a 3x3 filter: the assembly's channel count equals its tap count
-    (GCC gave both one register before they were marked early-clobber)."""
+@pytest.mark.parametrize("case", STACK_CASES, ids=list(STACK_CASES))
+def test_filters_on_the_stack_on_a_cortex_m4f(case, tmp_path):
     rng = np.random.default_rng(61)
-    x = random_array(rng, (1, 9, 6, 7))
-    model = single_node_model("Conv", {"x": x}, {"w": random_array(rng, (10, 9, 3, 3)),
-                                                 "b": random_array(rng, (10,))},
-                              pads=[1, 0, 1, 1])
-    compiled = compile_onnx(model)
-    assert "Filters" not in compiled.files["m.c"] and not compiled.plan.room
+    spec, blocks = STACK_CASES[case]
+    x = random_array(rng, spec["x"])
+    model = single_node_model("Conv", {"x": x}, {"w": random_array(rng, spec["w"]),
+                                                 "b": random_array(rng, spec["w"][:1])},
+                              pads=spec["pads"])
+    compiled = compile_onnx(model, "m")
+    assert not compiled.plan.room
+    found = re.search(r"Filters (\d+) at a time from flash into the stack",
+                      compiled.files["m.c"])
+    assert found and -(-spec["w"][0] // int(found.group(1))) == blocks
     inputs = [x, random_array(rng, x.shape)]
     host = host_outputs(compiled, inputs, tmp_path / "host")
+    for v, got in zip(inputs, host, strict=True):
+        np.testing.assert_allclose(got, run_reference(model, [v])[0], rtol=1e-5, atol=1e-5)
     got = run_firmware(compiled, firmware(compiled, tmp_path / "fw"), [[v] for v in inputs],
                        tmp_path / "run")
     np.testing.assert_array_equal(got, host)
-    np.testing.assert_allclose(got[0], run_reference(model, [x])[0], rtol=1e-5, atol=1e-5)

@@ -441,10 +441,17 @@ def test_quantize_linear_on_the_cores(board, dtype, scale, zero_point, tmp_path)
                                "zero_point": np.array(zero_point, dtype)}, opset=21)
     compiled = compile_onnx(model)
     elf = firmware(compiled, tmp_path / "build", board=board)
-    got = run_firmware(compiled, elf, [[x]], tmp_path / "run", board=board)[0]
-    np.testing.assert_array_equal(got, run_graph(compiled.graph, [x])[0])
-    number = ~np.isnan(x)
-    np.testing.assert_array_equal(got[number], ort_session(model).run(None, {"x": x})[0][number])
+    # The same values with the NaN, the infinities and those beyond 2^18 steps set to 0:
+    # on the Cortex-M4F, an input its fast pass takes alone (FPSCR's IOC flag stays clear);
+    # the first, with them, is redone the exact way.
+    tame = np.where(np.isfinite(x) & (np.abs(x / np.float32(scale)) < 2**18), x,
+                    np.float32(0))
+    for k, sample in enumerate([x, tame]):
+        got = run_firmware(compiled, elf, [[sample]], tmp_path / f"run{k}", board=board)[0]
+        np.testing.assert_array_equal(got, run_graph(compiled.graph, [sample])[0])
+        number = ~np.isnan(sample)
+        np.testing.assert_array_equal(got[number],
+                                      ort_session(model).run(None, {"x": sample})[0][number])
     assert uses(elf, "vcvtr.s32.f32") == (board == "mps2-an386")
     assert uses(elf, "vmul.f32") == (board == "mps2-an386" and dtype != np.int16)
 
