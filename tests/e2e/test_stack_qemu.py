@@ -129,7 +129,10 @@ def test_a_stack_forced_too_small_fails_every_run_naming_the_stack(large_arena, 
         with pytest.raises(FirmwareError) as error:
             run()
         message = str(error.value)
-        assert "the stack overflowed: the run used all 4,096 B of stack" in message
+        # The overrun either leaves the run to finish over a worn-out paint or corrupts
+        # memory the kernel reads and faults first; both must say it was the stack.
+        assert re.search(r"the stack overflowed: the run used all 4,096 B of stack|"
+                         r"stack overflow likely", message), message
         assert "deepest kernel n01_conv" in message
         assert "\n" not in message
 

@@ -136,7 +136,7 @@ def test_an_instruction_limit_stops_exactly_there(builds):
     hook = machine.uc.hook_add(unicorn.UC_HOOK_CODE, lambda uc, pc, size, _: executed.append(pc))
     machine.run(counting=False)
     machine.uc.hook_del(hook)
-    assert whole.instructions - len(executed) > 1_000  # so there are skipped ones to pass
+    assert whole.instructions - len(executed) > 20  # so there are skipped ones to pass
     limits = [1, 2, 17, 1_000, 12_345, 60_001, 300_000, whole.instructions - 1]
     for limit in limits:
         machine.power_up(None)
