@@ -205,12 +205,8 @@ class MatrixProduct(OpDef):
             pairs = pack_output_pairs(rows, widened_span(folding.offset))
             if pairs is not None:
                 return self.render_s8_pairs(node, graph, names, product, a, b, folding, pairs)
-        out = graph.tensor(node.outputs[0])
-        stage = product_stage(graph, node, a, b)
-        requant = requantizer(stage, names)
-        weights = {**{key: v for key, v in product.weights.items() if key != "b"},
-                   **requant.weights, "b": packed}
-        bias = bias_reader(folding, names, weights)
+        out, stage, requant, weights, bias = _s8_output_stage(node, graph, names, product, a,
+                                                              b, folding, packed)
         bounds, loops, (a_batch, _, y_batch) = _batch_loops(product)
         notes = [f"A {product.a.note}; {describe_quant(a)}; {folding.note}",
                  f"B {list(b.shape)} constant, {describe_quant(b)}; packed as filter pairs "
@@ -240,12 +236,9 @@ class MatrixProduct(OpDef):
         halfword (output_pairs.py): each weight is read once, so the loop's cost per weight
         is what counts; six outputs per step share each column word."""
         n, k = product.n, product.k
-        out = graph.tensor(node.outputs[0])
-        stage = product_stage(graph, node, a, b)
-        requant = requantizer(stage, names)
-        weights = {**{key: v for key, v in product.weights.items() if key != "b"},
-                   **requant.weights, "b": pairs.packed}
-        bias = bias_reader(folding, names, weights)
+        out, stage, requant, weights, bias = _s8_output_stage(node, graph, names, product, a,
+                                                              b, folding,
+                                                              pairs.packed)
         bounds, loops, (a_batch, _, y_batch) = _batch_loops(product)
         notes = [f"A {product.a.note}; {describe_quant(a)}; {folding.note}",
                  f"B {list(b.shape)} constant, {describe_quant(b)}; filters packed two to a "
@@ -591,3 +584,15 @@ def _foldable(tensor: Tensor, alpha: float) -> bool:
     overflow = np.isinf(scaled) & np.isfinite(data)
     underflow = (data != 0) & (np.abs(scaled) < np.finfo(np.float32).tiny)
     return not (overflow.any() or underflow.any())
+
+
+def _s8_output_stage(node: Node, graph: Graph, names: Names, product: Product, a: Tensor,
+                     b: Tensor, folding: Folding, packed):
+    """What both int8 kernels of a constant B share: the output tensor, its requantization,
+    the weights (B as the kernel packs it, beside the requantizer's tables) and the bias."""
+    out = graph.tensor(node.outputs[0])
+    stage = product_stage(graph, node, a, b)
+    requant = requantizer(stage, names)
+    weights = {**{key: v for key, v in product.weights.items() if key != "b"},
+               **requant.weights, "b": packed}
+    return out, stage, requant, weights, bias_reader(folding, names, weights)
