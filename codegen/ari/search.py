@@ -119,16 +119,20 @@ def stage_costs(stages: list[Candidate]) -> list[Cost]:
     return costs
 
 
-def chains(runs: list[list[Candidate]], max_stages: int = 5) -> list[list[Candidate]]:
+def chains(runs: list[list[Candidate]], max_stages: int = 5,
+           ends: set[str] | None = None) -> list[list[Candidate]]:
     """Every stage list taking, from each run in the given order (cheapest first), any of its
-    candidates in backbone order, and ending in a model's final output."""
+    candidates in backbone order, and ending in a model's final output: one of the runs
+    `ends` names, when given (a little network may open a list, never close it, so that
+    every list keeps the model it was asked to stand in for)."""
     found: list[list[Candidate]] = [[]]
     for run in runs:
         ordered = sorted(run, key=lambda c: c.depth)
         found = [head + [c for bit, c in enumerate(ordered) if mask >> bit & 1]
                  for head in found for mask in range(1 << len(ordered))]
     return [stages for stages in found
-            if stages and stages[-1].final and len(stages) <= max_stages]
+            if stages and stages[-1].final and len(stages) <= max_stages
+            and (ends is None or stages[-1].run in ends)]
 
 
 def above(margin: float) -> float:

@@ -3,10 +3,11 @@ channels-last: input NHWC, output NHWC, constant filters re-laid at compile time
 packed in the order the kernels read them: see pack_pairs and pack_blocks in gemm.py).
 
 Each output pixel's taps are an inner product with each filter: float32 four pixels by four
-filters per step, int8 two by two on the DSP extension (two MACs per SMLAD) or in plain C
-elsewhere; depthwise convolutions of a multiple of four channels have a kernel of their own.
-The int8 kernels follow codegen/compiler/quant and share their checks, zero-point folding and output
-stage with gemm.py."""
+filters per step (a filter three wide at stride 1 along the row: four neighbouring pixels of a
+row, which share their input columns, see shares_columns), int8 two by two on the DSP
+extension (two MACs per SMLAD) or in plain C elsewhere; depthwise convolutions of a multiple
+of four channels have a kernel of their own. The int8 kernels follow codegen/compiler/quant
+and share their checks, zero-point folding and output stage with gemm.py."""
 
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ from codegen.compiler.ops.conv_pairs import (
     pair_taps,
     sxtb16_call,
 )
+from codegen.compiler.ops.depthwise_rows import describe as describe_rows
+from codegen.compiler.ops.depthwise_rows import pack_rows_filters, rows_path
 from codegen.compiler.ops.inner_product import (
     SCRATCH_BUDGET,
     accumulator_bound,
@@ -180,12 +183,19 @@ class Conv(OpDef):
                           {**context, "pixels": win.out_hw[0] * win.out_hw[1]}, weights,
                           multiplicand="w")
         ocg = geometry["ocg"]
+        row3 = grid is None and shares_columns(win, geometry["group"])
+        if row3:
+            # The kernel walks each filter row channel by channel, its three taps innermost.
+            rows = np.ascontiguousarray(rows.reshape(
+                w.shape[0], geometry["kh"], 3, geometry["icg"]).transpose(0, 1, 3, 2)
+            ).reshape(w.shape[0], -1)
         weights["w"] = np.concatenate([pack_blocks(rows[g * ocg:(g + 1) * ocg])
                                        for g in range(geometry["group"])])
         # On the stack beside the filters: four pixels' tap pointers and the row of zeros.
         copied, on_stack = filter_blocks(node, graph, 16 * taps + 4 * geometry["ic"], grid)
         context.update(k=taps * geometry["icg"], pixels=win.out_hw[0] * win.out_hw[1],
-                       quads=ocg // 4, copied=copied, on_stack=on_stack, room=node.room > 0)
+                       quads=ocg // 4, copied=copied, on_stack=on_stack, room=node.room > 0,
+                       row3=row3)
         return Kernel("kernels/conv_f32.c.j2", context, weights, multiplicand="w")
 
     def lower_runtime_filters(self, node: Node, graph: Graph, names: Names,
@@ -247,6 +257,15 @@ class Conv(OpDef):
                             f"{requant.note}")
                 context.update(requantize=requant.call,
                                start=bias_reader(folding, names, weights))
+            rows_plan = rows_path(win, geometry)
+            if rows_plan is not None:
+                weights["w"] = pack_rows_filters(rows, geometry["kh"])
+                notes[1] += (f"; w as int16 pairs, per channel and filter row (w0, w1) then "
+                             f"(w1, w2): {weights['w'].nbytes} bytes of flash, so that no "
+                             f"weight is widened or packed at run time")
+                notes.append(describe_rows(rows_plan, geometry["sw"]))
+                return Kernel("kernels/conv_dw_rows_s8.c.j2",
+                              {**context, **rows_plan, "notes": wrap_notes(notes)}, weights)
             weights["w"] = pack_depthwise(rows)
             notes[1] += (f"; w as int16 pairs, per four channels: each pair of taps (t, t + 1) "
                          f"one word per channel, an odd last tap two words (channels 0 and 2, "
@@ -583,6 +602,15 @@ def depthwise_context(win: Window, geometry: dict, offset: int) -> dict:
             "widen_odd": (lambda v: f"ariel_sxtb16_ror8({v})") if offset == 0 else
                          (lambda v: f"ariel_sxtab16_ror8({pair}, {v})"),
             "plus_offset": f" + {offset}" if offset > 0 else (f" - {-offset}" if offset else "")}
+
+
+def shares_columns(win: Window, group: int) -> bool:
+    """True when the float kernel takes four neighbouring output pixels of a row at a time
+    with their inputs shared (ariel_row3_4x4_f32): one group, a filter three wide read at
+    stride 1 and dilation 1 along the row (the four pixels' twelve taps then read six input
+    columns), and a row of at least four output pixels."""
+    return (group == 1 and win.kernel[1] == 3 and win.strides[1] == 1
+            and win.dilations[1] == 1 and win.out_hw[1] >= 4)
 
 
 def reads_padding(win: Window) -> bool:

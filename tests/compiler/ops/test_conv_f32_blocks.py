@@ -2,7 +2,10 @@
 assembly. Where the memory plan leaves room at the convolution's step (OpDef.room), the
 kernel copies its packed filters there, four at a time or more, in equal blocks; on a
 single-precision FPU, four pixels by four filters run in ariel_dot_4x4_f32's assembly loop
-(two channels per VLDM, a tap's last two and last odd channel after the loop). A 1x1
+(two channels per VLDM, a tap's last two and last odd channel after the loop), or, for a
+filter three wide at stride 1 along the row, in ariel_row3_4x4_f32's (four neighbouring
+pixels of a row read six input columns per filter row; rows outside the input skipped, the
+pixels left in a row and the lone filters in C, in the same order). A 1x1
 convolution of stride 2 in front of the one under test frees its large input, which leaves
 the room; its size sets the blocks. The cases cover one block and several, filter counts
 that are not a multiple of four (the last block's lone filters), pixel counts that leave two
@@ -46,6 +49,12 @@ CASES = {
     "1x1_six_channels": dict(pooled=(1, 6, 5, 5), w=(13, 6, 1, 1), blocks=1),
     "strides_2x1_five_channels": dict(pooled=(1, 5, 9, 7), w=(7, 5, 3, 2), strides=[2, 1],
                                       pads=[1, 0, 1, 1], blocks=1),
+    # Three wide at stride 1 along the row: ariel_row3_4x4_f32 (the cases above with such a
+    # filter take it too: two or three pixels over, odd channel counts, lone filters).
+    "row3_stride2x1_dilated_rows_three_over": dict(pooled=(1, 4, 9, 9), w=(5, 4, 3, 3),
+                                                   strides=[2, 1], dilations=[2, 1], blocks=1),
+    "row3_filter_rows_outside_one_over": dict(pooled=(1, 6, 4, 5), w=(8, 6, 3, 3),
+                                              pads=[2, 1, 2, 1], blocks=1),
 }
 
 
@@ -53,7 +62,7 @@ def shrink_then_conv(rng: np.random.Generator, spec: dict):
     """A 1x1 Conv of stride 2, then the Conv under test (with a fused Relu)."""
     n, c, h, w = spec["pooled"]
     shape = (n, c, 2 * h, 2 * w)
-    attrs = {key: spec[key] for key in ("pads", "strides") if key in spec}
+    attrs = {key: spec[key] for key in ("pads", "strides", "dilations") if key in spec}
     nodes = [helper.make_node("Conv", ["x", "shrink"], ["pooled"], name="shrink",
                               strides=[2, 2]),
              helper.make_node("Conv", ["pooled", "w", "b"], ["c"], name="conv", **attrs),
@@ -111,16 +120,25 @@ def test_filter_blocks_match_onnx_reference(case, built):
         np.testing.assert_allclose(got, run_reference(model, [x])[0], rtol=1e-5, atol=1e-5)
 
 
+# What each assembly step's loop loads, as objdump shows it: the taps path two channels of
+# a pixel, the row path the weights of two taps.
+LOOP_LOADS = {"ariel_dot_4x4_f32(": "{s16-s17}", "ariel_row3_4x4_f32(": "{s22-s29}"}
+
+
 @pytest.mark.qemu
 @pytest.mark.parametrize("case", ["stride2_asym_pads_several_blocks",
                                   "seven_channels_odd_pixels_several_blocks",
-                                  "three_channels_two_pixels_over", "1x1_six_channels"])
+                                  "three_channels_two_pixels_over", "1x1_six_channels",
+                                  "row3_stride2x1_dilated_rows_three_over",
+                                  "row3_filter_rows_outside_one_over"])
 def test_assembly_equals_host_c_on_a_cortex_m4f(case, built, tmp_path):
     _, compiled, inputs, host = built[case]
+    kernel = compiled.files["m.c"][compiled.files["m.c"].index("Conv 'conv'"):]
+    step = next(call for call in LOOP_LOADS if call in kernel)
     elf = firmware(compiled, tmp_path / "fw")
     text = subprocess.run(["arm-none-eabi-objdump", "-d", str(elf)], capture_output=True,
                           text=True, check=True).stdout
-    assert "vldmia\t" in text and "{s16-s17}" in text  # the assembly loop is in
+    assert "vldmia\t" in text and LOOP_LOADS[step] in text  # the assembly loop is in
     got = run_firmware(compiled, elf, [[x] for x in inputs], tmp_path / "run")
     np.testing.assert_array_equal(got, host)
 
@@ -157,4 +175,25 @@ def test_filters_on_the_stack_on_a_cortex_m4f(case, tmp_path):
         np.testing.assert_allclose(got, run_reference(model, [v])[0], rtol=1e-5, atol=1e-5)
     got = run_firmware(compiled, firmware(compiled, tmp_path / "fw"), [[v] for v in inputs],
                        tmp_path / "run")
+    np.testing.assert_array_equal(got, host)
+
+
+# The row path on the other cores: the Cortex-M7's FPU (FPv5, single precision) runs the
+# same assembly, the Cortex-M0+ (no FPU) the C; both equal the host C bit for bit.
+@pytest.mark.qemu
+@pytest.mark.parametrize("board", ["disco-f746ng", "nucleo-g071rb"])
+def test_row_path_on_a_cortex_m7_and_m0plus(board, tmp_path):
+    rng = np.random.default_rng(62)
+    x = random_array(rng, (1, 7, 6, 9))
+    model = single_node_model("Conv", {"x": x}, {"w": random_array(rng, (10, 7, 3, 3)),
+                                                 "b": random_array(rng, (10,))},
+                              pads=[1, 1, 0, 1])
+    compiled = compile_onnx(model, "m")
+    assert "ariel_row3_4x4_f32(" in compiled.files["m.c"]
+    inputs = [x, random_array(rng, x.shape)]
+    host = host_outputs(compiled, inputs, tmp_path / "host")
+    for v, got in zip(inputs, host, strict=True):
+        np.testing.assert_allclose(got, run_reference(model, [v])[0], rtol=1e-5, atol=1e-5)
+    elf = firmware(compiled, tmp_path / "fw", board=board)
+    got = run_firmware(compiled, elf, [[v] for v in inputs], tmp_path / "run", board=board)
     np.testing.assert_array_equal(got, host)
