@@ -339,12 +339,56 @@ ARIEL_INLINE int32_t ariel_mac_pairs(int32_t x, int32_t w, int32_t acc)
 #endif
 }
 
+/* acc plus the bottom half of x times the top half of w (SMLABT), and acc plus the top half
+ * of x times the bottom half of w (SMLATB): one product of a word of int16 pairs. */
+ARIEL_INLINE int32_t ariel_mac_bottom_top(int32_t x, int32_t w, int32_t acc)
+{
+#if defined(__ARM_FEATURE_DSP) && !defined(ARIEL_NO_DSP)
+    return __smlabt(x, w, acc);
+#else
+    return acc + ariel_bottom16(x) * ariel_top16(w);
+#endif
+}
+ARIEL_INLINE int32_t ariel_mac_top_bottom(int32_t x, int32_t w, int32_t acc)
+{
+#if defined(__ARM_FEATURE_DSP) && !defined(ARIEL_NO_DSP)
+    return __smlatb(x, w, acc);
+#else
+    return acc + ariel_top16(x) * ariel_bottom16(w);
+#endif
+}
+
 /* Four int8 values as one 32-bit word (a single LDR; Armv7-M loads unaligned words). */
 ARIEL_INLINE int32_t ariel_load_s8x4(const int8_t *p)
 {
     int32_t word;
     memcpy(&word, p, sizeof word);
     return word;
+}
+
+/* Two pixels' words of four int8 channels, a and b, as four words of int16 pairs, one per
+ * channel j at to[j * stride]: (a's channel j + offset, b's channel j + offset), offset being
+ * minus the input's zero point, or 0 where it is folded into the bias. On the DSP extension
+ * two SXTB16 (or SXTAB16) per word and one PKHBT or PKHTB per channel. */
+ARIEL_INLINE void ariel_pair_channels_s8x4(int32_t a, int32_t b, int32_t offset, int32_t *to,
+                                           int32_t stride)
+{
+#if ARIEL_DSP
+    const int32_t offset2 = (int32_t)(((uint32_t)offset & 0xFFFFu) * 0x10001u);
+    const int32_t a02 = offset == 0 ? ariel_sxtb16(a) : ariel_sxtab16(offset2, a);
+    const int32_t b02 = offset == 0 ? ariel_sxtb16(b) : ariel_sxtab16(offset2, b);
+    const int32_t a13 = offset == 0 ? ariel_sxtb16_ror8(a) : ariel_sxtab16_ror8(offset2, a);
+    const int32_t b13 = offset == 0 ? ariel_sxtb16_ror8(b) : ariel_sxtab16_ror8(offset2, b);
+    to[0] = ariel_pack_bottoms(a02, b02);
+    to[stride] = ariel_pack_bottoms(a13, b13);
+    to[2 * stride] = ariel_pack_tops(a02, b02);
+    to[3 * stride] = ariel_pack_tops(a13, b13);
+#else
+    for (int32_t j = 0; j < 4; ++j) {
+        to[j * stride] = ariel_pair_s16((int8_t)(uint8_t)((uint32_t)a >> (8 * j)) + offset,
+                                        (int8_t)(uint8_t)((uint32_t)b >> (8 * j)) + offset);
+    }
+#endif
 }
 
 /* value clamped to [low, high] (within the int8 range): SSAT where the core has it. */

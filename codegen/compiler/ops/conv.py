@@ -41,6 +41,8 @@ from codegen.compiler.ops.conv_pairs import (
     pair_taps,
     sxtb16_call,
 )
+from codegen.compiler.ops.depthwise_rows import describe as describe_rows
+from codegen.compiler.ops.depthwise_rows import pack_rows_filters, rows_path
 from codegen.compiler.ops.inner_product import (
     SCRATCH_BUDGET,
     accumulator_bound,
@@ -255,6 +257,15 @@ class Conv(OpDef):
                             f"{requant.note}")
                 context.update(requantize=requant.call,
                                start=bias_reader(folding, names, weights))
+            rows_plan = rows_path(win, geometry)
+            if rows_plan is not None:
+                weights["w"] = pack_rows_filters(rows, geometry["kh"])
+                notes[1] += (f"; w as int16 pairs, per channel and filter row (w0, w1) then "
+                             f"(w1, w2): {weights['w'].nbytes} bytes of flash, so that no "
+                             f"weight is widened or packed at run time")
+                notes.append(describe_rows(rows_plan, geometry["sw"]))
+                return Kernel("kernels/conv_dw_rows_s8.c.j2",
+                              {**context, **rows_plan, "notes": wrap_notes(notes)}, weights)
             weights["w"] = pack_depthwise(rows)
             notes[1] += (f"; w as int16 pairs, per four channels: each pair of taps (t, t + 1) "
                          f"one word per channel, an odd last tap two words (channels 0 and 2, "
