@@ -272,7 +272,7 @@ def _readme_parts() -> tuple[str, str, str]:
 
 def replace_rows(rows: list[dict], prefix: str, boards: list[str]) -> None:
     """Replace, in the README's table, the rows of `boards` whose experiments begin with
-    `prefix` (table lines and notes) by `rows`, where the first of them stood."""
+    `prefix` (table lines and notes) by `rows`, where they stood."""
     before, table, after = _readme_parts()
     fresh = markdown(rows).split("\n")
     fresh_lines = [line for line in fresh if line.startswith("| ")][1:]  # past the header
@@ -286,14 +286,18 @@ def replace_rows(rows: list[dict], prefix: str, boards: list[str]) -> None:
 
 
 def _splice(lines: list[str], fresh: list[str], start: str, board: str) -> list[str]:
-    """`lines` with those beginning `start` and holding `board` replaced by the `fresh` ones
-    holding `board`, where the first stale one stood."""
+    """`lines` with those beginning `start` and holding `board` replaced, one for one in
+    order, by the `fresh` ones holding `board` (the script makes rows in the table's order)."""
     stale = [i for i, line in enumerate(lines) if line.startswith(start) and board in line]
-    if not stale:
-        raise SystemExit(f"README.md's table has no line beginning '{start}' for "
-                         f"'{board.strip(' |:')}' to replace")
-    return lines[:stale[0]] + [line for line in fresh if board in line] + [
-        line for i, line in enumerate(lines) if i >= stale[0] and i not in stale]
+    new = [line for line in fresh if board in line]
+    if len(stale) != len(new):
+        raise SystemExit(f"README.md's table has {len(stale)} line(s) beginning '{start}' for "
+                         f"'{board.strip(' |:')}', the run made {len(new)}: run without "
+                         "--rows to write the whole table")
+    lines = list(lines)
+    for at, line in zip(stale, new, strict=True):
+        lines[at] = line
+    return lines
 
 
 def main() -> None:
