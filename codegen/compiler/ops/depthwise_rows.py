@@ -18,8 +18,8 @@ import numpy as np
 from codegen.compiler.ops.spatial import Window
 
 # Stack for the planes of four channels: the whole padded input where it fits, else a ring
-# of rows (twice a window's rows less one, so that every window lies in consecutive slots);
-# an input whose ring would pass it too takes the other depthwise kernel.
+# of as many rows as a window spans; an input whose ring would pass it too takes the other
+# depthwise kernel.
 PLANES_BUDGET = 3072
 
 
@@ -38,14 +38,20 @@ def rows_path(win: Window, geometry: dict) -> dict | None:
     window = (g["kh"] - 1) * g["dh"] + 1
     height = (win.out_hw[0] - 1) * g["sh"] + window
     whole = 16 * height * words <= PLANES_BUDGET
-    rows = height if whole else 2 * window - 1
+    rows = height if whole else window
     if 16 * rows * words > PLANES_BUDGET:
         return None
     iw, left = win.in_hw[1], g["pad_left"]
     # Words whose two columns both lie in the input: k from full_from to full_to - 1.
     full_from = max(0, -(-left // 2))
     full_to = min(words, max(full_from, (iw + left - 2) // 2 + 1))
+    # Filter row ky's plane row, in words from column 0 of the window's first row (whole)
+    # or of slot 0 (ring, for each slot the window's first row can take).
+    at_whole = [ky * g["dh"] * words for ky in range(g["kh"])]
+    at_ring = [[(first + ky * g["dh"]) % window * words for ky in range(g["kh"])]
+               for first in range(window)]
     return {"words": words, "window": window, "rows": rows, "whole": whole,
+            "at_whole": at_whole, "at_ring": at_ring,
             "plane": rows * words, "full_from": full_from, "full_to": full_to,
             "edge_left": full_from > 0, "edge_right": full_to < words}
 
