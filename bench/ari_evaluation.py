@@ -8,7 +8,9 @@ the accuracy of the first stage alone, of the last (float) stage alone and of th
 firmware, its agreement with the last stage, its escalation rate, and energy per inference:
 the stages' costs measured alone, and the adaptive firmware's own, profiled in QEMU over
 every reported input. The firmware's decisions are checked against the Python simulation of
-the dispatcher, input by input. --update-readme writes the table into README.md.
+the dispatcher, input by input. --update-readme writes the table into README.md; with
+--rows PREFIX only the experiments whose names begin with PREFIX run, and --update-readme
+replaces just their rows (table line and note, per board) in the README's table.
 
 The saving is taken on estimated cycles: the energy model gives every cycle the board's one
 power figure, so the energy saving is the same ratio, and boards without a power figure
@@ -235,29 +237,67 @@ def _row(name: str, board: str, measure) -> dict:
 _AUGMENTED: dict[Path, tuple[Path, ...]] = {}  # per data set's folder, its models with exits
 
 
-def early_exit_rows(board: str, folder: Path) -> list[dict]:
+def early_exit_rows(board: str, folder: Path, prefix: str = "") -> list[dict]:
     """Early exits alone and the optimized combination on every data set (the exits are
-    added once per data set, whatever the board)."""
+    added once per data set, whatever the board); only the rows whose names begin with
+    `prefix`."""
     rows = []
     for data in ee.data_sets(MODELS):
+        modes = [m for m in ee.MODES if ee.experiment_name(data, m).startswith(prefix)]
+        if not modes:
+            continue
         work = folder / data.model.stem
         if work not in _AUGMENTED:
             work.mkdir(parents=True, exist_ok=True)
             _AUGMENTED[work] = ee.augmented(data, work)
-        for mode in ee.MODES:
-            rows.append(_row(f"{data.name}, {mode}", board,
+        for mode in modes:
+            rows.append(_row(ee.experiment_name(data, mode), board,
                              partial(ee.run, data, _AUGMENTED[work], mode, board, work)))
     return rows
 
 
 def update_readme(text: str) -> None:
-    readme = ROOT / "README.md"
-    content = readme.read_text()
+    before, _, after = _readme_parts()
+    (ROOT / "README.md").write_text(f"{before}{BEGIN}\n{text}\n{END}{after}")
+
+
+def _readme_parts() -> tuple[str, str, str]:
+    content = (ROOT / "README.md").read_text()
     if BEGIN not in content or END not in content:
         raise SystemExit(f"README.md has no {BEGIN} ... {END} section to update")
     before, rest = content.split(BEGIN, 1)
-    after = rest.split(END, 1)[1]
-    readme.write_text(f"{before}{BEGIN}\n{text}\n{END}{after}")
+    table, after = rest.split(END, 1)
+    return before, table.strip("\n"), after
+
+
+def replace_rows(rows: list[dict], prefix: str, boards: list[str]) -> None:
+    """Replace, in the README's table, the rows of `boards` whose experiments begin with
+    `prefix` (table lines and notes) by `rows`, where they stood."""
+    before, table, after = _readme_parts()
+    fresh = markdown(rows).split("\n")
+    fresh_lines = [line for line in fresh if line.startswith("| ")][1:]  # past the header
+    fresh_notes = [line for line in fresh if line.startswith("- ")]
+    lines = table.split("\n")
+    for board in boards:
+        lines = _splice(lines, fresh_lines, f"| {prefix}", f" | {board} | ")
+        lines = _splice(lines, fresh_notes, f"- {prefix}", f" on {board}: ")
+    (ROOT / "README.md").write_text(f"{before}{BEGIN}\n" + "\n".join(lines)
+                                    + f"\n{END}{after}")
+
+
+def _splice(lines: list[str], fresh: list[str], start: str, board: str) -> list[str]:
+    """`lines` with those beginning `start` and holding `board` replaced, one for one in
+    order, by the `fresh` ones holding `board` (the script makes rows in the table's order)."""
+    stale = [i for i, line in enumerate(lines) if line.startswith(start) and board in line]
+    new = [line for line in fresh if board in line]
+    if len(stale) != len(new):
+        raise SystemExit(f"README.md's table has {len(stale)} line(s) beginning '{start}' for "
+                         f"'{board.strip(' |:')}', the run made {len(new)}: run without "
+                         "--rows to write the whole table")
+    lines = list(lines)
+    for at, line in zip(stale, new, strict=True):
+        lines[at] = line
+    return lines
 
 
 def main() -> None:
@@ -268,26 +308,34 @@ def main() -> None:
     parser.add_argument("--only", choices=["ari", "exits"],
                         help="only the ARI and cascade rows, or only the early-exit rows "
                              "(then without --update-readme)")
+    parser.add_argument("--rows", default="", metavar="PREFIX",
+                        help="only the experiments whose names begin with PREFIX; with "
+                             "--update-readme, only their rows are replaced")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args()
     if args.only and args.update_readme:
         parser.error("--update-readme writes the whole table: run without --only")
+    boards = args.boards or ["nucleo-l4r5zi", "nucleo-g071rb"]
     rows = []
     with tempfile.TemporaryDirectory(prefix="ariel-ee-eval-") as exits_folder:
-        for board in args.boards or ["nucleo-l4r5zi", "nucleo-g071rb"]:
+        for board in boards:
             if args.only != "exits":
                 for experiment in experiments():
+                    if not experiment.name.startswith(args.rows):
+                        continue
                     with tempfile.TemporaryDirectory(prefix="ariel-ari-eval-") as folder:
                         rows.append(_row(experiment.name, board,
                                          partial(run, experiment, board, Path(folder))))
             if args.only != "ari":
-                rows += early_exit_rows(board, Path(exits_folder))
+                rows += early_exit_rows(board, Path(exits_folder), args.rows)
     table = markdown(rows)
     print(table)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
-    if args.update_readme:
+    if args.update_readme and args.rows:
+        replace_rows(rows, args.rows, boards)
+    elif args.update_readme:
         update_readme(table)
     if not all(r.get("decisions_match_firmware", True) for r in rows):
         raise SystemExit("the firmware's decisions differ from the simulation")

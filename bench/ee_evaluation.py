@@ -2,7 +2,8 @@
 
 - "early exits alone": the float model with the exits `ariel augment` added, the stage list
   and thresholds `ariel optimize` chooses among float stages only;
-- "optimized": what `ariel optimize` chooses among int8 and float stages.
+- "optimized": what `ariel optimize` chooses among int8 and float stages, with the data
+  set's little network (if it has one) offered as a first stage (`--little`).
 
 Heads are trained on the training data; thresholds are chosen on the even held-out inputs
 (100% agreement with the float model there) and everything is reported on the odd ones: the
@@ -44,6 +45,7 @@ class DataSet:
     train: tuple[np.ndarray, np.ndarray]
     heldout: tuple[np.ndarray, np.ndarray]
     note: str
+    little: Path | None = None  # a smaller network for the same task, offered when optimized
 
 
 def data_sets(models: Path) -> list[DataSet]:
@@ -60,7 +62,8 @@ def data_sets(models: Path) -> list[DataSet]:
         DataSet("BasicMotions, big network", models / "basic_motions_big.onnx", (x_bm, y_bm),
                 (x_bm_test, y_bm_test),
                 "heads trained and int8 quantized on the 40 training recordings; thresholds "
-                "on the 20 even test recordings, reported on the 20 odd ones (one fold)"),
+                "on the 20 even test recordings, reported on the 20 odd ones (one fold)",
+                models / "basic_motions_little.onnx"),
         DataSet("GunPoint CNN", models / "gunpoint_cnn.onnx", (x_gp, y_gp),
                 (x_gp_test, y_gp_test),
                 "heads trained and int8 quantized on the 50 training series; thresholds on "
@@ -92,17 +95,29 @@ def augmented(data: DataSet, folder: Path) -> tuple[Path, ...]:
     return tuple(models)
 
 
+def offers_little(data: DataSet, mode: str) -> bool:
+    """Whether the row lets `ariel optimize` open a list with the data set's little network
+    (the optimized rows; the early-exit rows are the big network's exits alone)."""
+    return data.little is not None and "int8" in MODES[mode]
+
+
+def experiment_name(data: DataSet, mode: str) -> str:
+    return f"{data.name}{' and the little one' if offers_little(data, mode) else ''}, {mode}"
+
+
 def run(data: DataSet, models: tuple[Path, ...], mode: str, board: str, folder: Path
         ) -> dict:
     """One row: optimize, build the choice, measure it on the odd held-out inputs."""
+    little = (data.little,) if offers_little(data, mode) else ()
     request = OptimizeRequest(data.model, str(folder / "train.npz"),
                               str(folder / "held.npz"), get_board(board), folder / "unused",
-                              target=1.0, precisions=MODES[mode], augmented=models)
+                              target=1.0, precisions=MODES[mode], augmented=models,
+                              little=little)
     with tempfile.TemporaryDirectory(prefix="ariel-ee-eval-") as work:
         optimized = optimize(request, Path(work))
     chosen = optimized.result.chosen
     model = folder / optimized.model.name
-    stages = [stage_of(key, model) for key in chosen.stages]
+    stages = [stage_of(key, [model, *little]) for key in chosen.stages]
     build_ari(AriOptions(stages, calibration=str(folder / "train.npz"),
                          thresholds=list(chosen.thresholds)), get_board(board),
               folder / f"build-{len(MODES[mode])}-{board}")
@@ -125,7 +140,7 @@ def run(data: DataSet, models: tuple[Path, ...], mode: str, board: str, folder: 
     first_cost = first.prefix + first.head  # the first stage runs on every input
     first_answers = answers(scores[0], "top2")
     return {
-        "experiment": f"{data.name}, {mode}",
+        "experiment": experiment_name(data, mode),
         "board": board,
         "split": data.note,
         "inputs": len(y),

@@ -1093,6 +1093,12 @@ def augment(model: Path, data_spec: str | None, heldout_spec: str | None, exits_
 @click.option("--precisions", type=click.Choice(["int8,float", "int8", "float"]),
               default="int8,float", show_default=True,
               help="The precisions stages may run at (float alone: early exits without int8).")
+@click.option("--little", "littles", multiple=True, type=click.Path(path_type=Path),
+              metavar="LITTLE.onnx",
+              help="A smaller network trained for the same task and input, which a stage "
+                   "list may run first, as a big-little cascade does (repeatable, cheapest "
+                   "first; its exits too if an exits file is beside it). Lists still end in "
+                   "MODEL.")
 @click.option("--timeout", type=SECONDS, default=900.0, show_default=True,
               help="Seconds before a firmware run is stopped as hung.")
 @click.option("-o", "--output", "outdir", required=True, type=click.Path(path_type=Path),
@@ -1102,8 +1108,9 @@ def augment(model: Path, data_spec: str | None, heldout_spec: str | None, exits_
 @input_shape_option
 def optimize(model: Path, data_spec: str, heldout_spec: str, board_name: str | None,
              board_file: Path | None, target_agreement: float, exits_spec: str,
-             max_stages: int, hidden_spec: str, precisions: str, timeout: float,
-             outdir: Path, force: bool, input_shapes: tuple[str, ...]) -> None:
+             max_stages: int, hidden_spec: str, precisions: str, littles: tuple[Path, ...],
+             timeout: float, outdir: Path, force: bool, input_shapes: tuple[str, ...]
+             ) -> None:
     """Find the stage list (early exits, precisions, thresholds) with the least expected
     energy that agrees with the float model on the target share of held-out inputs."""
     from codegen.ari.front import write_optimized
@@ -1112,7 +1119,7 @@ def optimize(model: Path, data_spec: str, heldout_spec: str, board_name: str | N
     request = OptimizeRequest(model, data_spec, heldout_spec, _board(board_name, board_file),
                               outdir, target_agreement, exits_spec, max_stages, timeout,
                               parse_input_shapes(input_shapes), tuple(precisions.split(",")),
-                              _head_sizes(hidden_spec))
+                              _head_sizes(hidden_spec), little=littles)
     for line in write_optimized(request, force, progress):
         say(line)
 

@@ -45,7 +45,7 @@ def write_optimized(request: OptimizeRequest, force: bool = False,
 
 
 def stages_toml(optimized: Optimized, command: str, board: str) -> str:
-    """The chosen configuration as a stages file beside the early-exit model, with each
+    """The chosen configuration as a stages file beside the models it names, with each
     stage's estimated cost on `board` (for `ariel simulate`'s summary of the build)."""
     point = optimized.result.chosen
     lines = [f"# chosen by `{_comment(command)}`",
@@ -53,13 +53,11 @@ def stages_toml(optimized: Optimized, command: str, board: str) -> str:
              "# build it with: ariel build --stages THIS_FILE --calib TRAIN -o FOLDER",
              "# cycles and energy_uj: what each stage adds to an inference, estimated on the "
              "board below", "", f"measured_on = {toml_string(board)}", ""]
-    model = optimized.model.name
-    for index, key in enumerate(point.stages):
-        precision, _, output = key[len(model) + 1:].partition(":")
-        lines += ["[[stage]]", f"model = {toml_string(model)}",
-                  f"precision = {toml_string(precision)}"]
-        if output:
-            lines.append(f"output = {toml_string(output)}")
+    for index, stage in enumerate(optimized.stages()):
+        lines += ["[[stage]]", f"model = {toml_string(stage.model.name)}",
+                  f"precision = {toml_string(stage.precision)}"]
+        if stage.output:
+            lines.append(f"output = {toml_string(stage.output)}")
         if index < len(point.thresholds):
             lines.append(f"threshold = {point.thresholds[index]!r}")
         cost = point.costs[index]
@@ -95,6 +93,7 @@ def to_dict(optimized: Optimized) -> dict:
     result = optimized.result
     return {
         "model": optimized.model.name,
+        "little": [path.name for path in optimized.little],
         "target_agreement": result.target,
         "objective": result.objective,
         "calibration_inputs": optimized.calibration_count,

@@ -1,7 +1,8 @@
 """`ariel optimize`: from a trained model to the cheapest stage list that keeps its answers.
 
 1. Early exits: the model as `ariel augment` made it (an EE.exits.json beside it), or
-   augmented here on the training data.
+   augmented here on the training data. Smaller networks trained for the same task
+   (`--little`) may come first in a list, as a big-little cascade's little network does.
 2. Each precision's run: the early-exit model compiled with all its outputs and built for
    the board (a precision that does not fit is left out, and said so), profiled once in the
    emulator for every kernel's cycles (codegen/ari/exit_costs.py), and run on the held-out
@@ -62,6 +63,7 @@ class OptimizeRequest:
     precisions: tuple[str, ...] = PRECISIONS  # the runs stage lists may take stages from
     hidden: tuple[int, ...] = (0, 64)  # head sizes tried: units of a ReLU layer (0: none)
     augmented: tuple[Path, ...] = ()  # MODEL with exits already added, one file per head size
+    little: tuple[Path, ...] = ()  # smaller networks for the same task, cheapest first
 
 
 @dataclass
@@ -73,11 +75,12 @@ class RunData:
     candidates: list[Candidate]
     answers: dict[str, np.ndarray]
     margins: dict[str, np.ndarray]
+    classes: int = 0  # the width of its final output's scores
 
 
 @dataclass
 class Optimized:
-    model: Path  # the early-exit model the stages name
+    model: Path  # the early-exit model the stages end in
     sidecar: dict
     result: SearchResult
     runs: list[RunData]
@@ -86,6 +89,12 @@ class Optimized:
     emulator_runs: int
     calibration_count: int
     report_count: int
+    little: list[Path] = field(default_factory=list)  # copies beside the early-exit models
+
+    def stages(self) -> list[Stage]:
+        """The chosen list as the dispatcher's stages, each naming its model's file."""
+        models = [self.model, *self.little]
+        return [stage_of(key, models) for key in self.result.chosen.stages]
 
 
 def augmented_models(request: OptimizeRequest, folder: Path,
@@ -134,15 +143,18 @@ def optimize(request: OptimizeRequest, folder: Path,
                          f"calibrate the thresholds, and {100 * request.target:g}% agreement "
                          f"needs at least {needed} there (one disagreement in {needed}): give "
                          f"at least {2 * needed} held-out inputs or a lower target")
+    check_littles(request, held)
     models = augmented_models(request, folder, progress)
+    littles = little_models(request, [path for path, _ in models], folder)
+    little_paths = [path for path, _ in littles]
     inputs = next(iter(held.inputs.values()))
     runs, left_out, emulator_runs, reference = [], [], 0, None
     with tempfile.TemporaryDirectory(prefix="ariel-optimize-") as workdir:
-        for number, (model_path, sidecar) in enumerate(models):
+        for number, (model_path, sidecar) in enumerate([*littles, *models]):
             model = onnx.load(str(model_path))
             final = sidecar.get("final_output") or model.graph.output[0].name
             exits = [e["output"] for e in sidecar["exits"]]
-            if reference is None:
+            if reference is None and model_path not in little_paths:
                 reference = _reference(model, held, final)
             for precision in request.precisions:
                 try:
@@ -155,11 +167,17 @@ def optimize(request: OptimizeRequest, folder: Path,
                     continue
                 emulator_runs += 1
                 runs.append(run)
-    if not runs:
+    if all(run.model in little_paths for run in runs):
         raise DoesNotFitError(f"the early-exit model fits {request.board.name} at no "
                               "precision: " + "; ".join(left_out))
-    configurations = [stages for model_path, _ in models for stages in chains(
-        [run.candidates for run in runs if run.model == model_path], request.max_stages)]
+    _check_classes(runs, little_paths)
+    opening = [run.candidates for path in little_paths for run in runs if run.model == path]
+    configurations = []
+    for model_path, _ in models:
+        own = [run for run in runs if run.model == model_path]
+        configurations += chains([*opening, *(run.candidates for run in own)],
+                                 request.max_stages, {f"{model_path.name}:{run.precision}"
+                                                      for run in own})
 
     def split(part: np.ndarray) -> Split:
         every = [(k, run) for run in runs for k in run.answers]
@@ -172,10 +190,57 @@ def optimize(request: OptimizeRequest, folder: Path,
     result = search(configurations, split(calibration_part), request.target,
                     heldout=split(report_part))
     model_path, sidecar = next((path, sidecar) for path, sidecar in models
-                               if result.chosen.stages[0].startswith(f"{path.name}:"))
-    check_fits(result, model_path, request, progress)
-    return Optimized(model_path, sidecar, result, runs, left_out, time.monotonic() - start,
-                     emulator_runs, len(calibration_part), len(report_part))
+                               if result.chosen.stages[-1].startswith(f"{path.name}:"))
+    optimized = Optimized(model_path, sidecar, result, runs, left_out,
+                          time.monotonic() - start, emulator_runs, len(calibration_part),
+                          len(report_part), little_paths)
+    check_fits(result, optimized.stages(), request, progress)
+    optimized.wall_seconds = time.monotonic() - start
+    return optimized
+
+
+def check_littles(request: OptimizeRequest, held: CalibrationData) -> None:
+    """Every `--little` network takes the model's input (before any work is done)."""
+    shape = next(iter(held.inputs.values())).shape[1:]
+    for path in request.little:
+        if not path.is_file():
+            raise ArielError(f"--little {path}: no such file")
+        inputs = model_inputs(onnx.load(str(path)))
+        if len(inputs) != 1 or tuple(inputs[0][1]) != tuple(shape):
+            found = ", ".join(f"{name} {list(dims)}" for name, dims, _ in inputs)
+            raise ArielError(f"--little {path}: its input ({found}) is not the model's one "
+                             f"input of shape {list(shape)}; a stage list feeds every stage "
+                             "the same input")
+
+
+def little_models(request: OptimizeRequest, models: list[Path], folder: Path
+                  ) -> list[tuple[Path, dict]]:
+    """Each `--little` network copied into `folder` (the stages file names it there), with
+    its exits file when it has one: its exits are candidate stages too."""
+    names = {path.name for path in models}
+    littles = []
+    for path in request.little:
+        if path.name in names:
+            raise ArielError(f"--little {path}: its file name is already a stage's model's "
+                             f"({path.name}); stages name models by file name, so rename it")
+        names.add(path.name)
+        sidecar = read_sidecar(sidecar_path(path)) if sidecar_path(path).is_file() else \
+            {"exits": []}
+        shutil.copyfile(path, folder / path.name)
+        if sidecar["exits"]:
+            shutil.copyfile(sidecar_path(path), sidecar_path(folder / path.name))
+        littles.append((folder / path.name, sidecar))
+    return littles
+
+
+def _check_classes(runs: list[RunData], littles: list[Path]) -> None:
+    """A little network answers in the model's classes, or its answers mean nothing."""
+    want = next(run.classes for run in runs if run.model not in littles)
+    for run in runs:
+        if run.model in littles and run.classes != want:
+            raise ArielError(f"--little {run.model.name}: it scores {run.classes} classes "
+                             f"where the model scores {want}; give a network trained for "
+                             "the same classes")
 
 
 def _heldout(request: OptimizeRequest, model: onnx.ModelProto) -> CalibrationData:
@@ -234,7 +299,8 @@ def measure_run(model_path: Path, precision: str, exits: list[str], final: str,
                                                             strict=True)}
     return RunData(model_path, precision, candidates,
                    {k: answers(v, "top2") for k, v in by_key.items()},
-                   {k: margins(v, "top2") for k, v in by_key.items()})
+                   {k: margins(v, "top2") for k, v in by_key.items()},
+                   scores[names.index(final)].shape[1])
 
 
 def host_scores(compiled, workdir: Path, inputs: np.ndarray) -> list[np.ndarray]:
@@ -248,10 +314,9 @@ def host_scores(compiled, workdir: Path, inputs: np.ndarray) -> list[np.ndarray]
             for i in range(len(info.outputs))]
 
 
-def check_fits(result: SearchResult, model: Path, request: OptimizeRequest,
+def check_fits(result: SearchResult, stages: list[Stage], request: OptimizeRequest,
                progress: Callable[[str], None]) -> None:
     """Compile and link the chosen list for the board; a list that does not fit is an error."""
-    stages = [stage_of(key, model) for key in result.chosen.stages]
     progress("building the chosen stages for " + request.board.name + " to check they fit")
     options = AriOptions(stages, calibration=request.data,
                          thresholds=list(result.chosen.thresholds),
@@ -264,8 +329,11 @@ def check_fits(result: SearchResult, model: Path, request: OptimizeRequest,
                              f"fit {request.board.name}: {exc}") from None
 
 
-def stage_of(key: str, model: Path) -> Stage:
-    """The dispatcher's stage a candidate's key (MODEL:PRECISION[:OUTPUT]) names."""
+def stage_of(key: str, models: list[Path]) -> Stage:
+    """The dispatcher's stage a candidate's key (MODEL:PRECISION[:OUTPUT]) names, MODEL the
+    file name of one of `models` (the longest that fits, should one name begin another)."""
+    model = max((m for m in models if key.startswith(f"{m.name}:")),
+                key=lambda m: len(m.name))
     rest = key[len(model.name) + 1:]
     precision, _, output = rest.partition(":")
     return Stage(model, precision, output or None)

@@ -174,7 +174,7 @@ def test_optimize_the_digits_cnn(digits_data, tmp_path):
 def test_a_chosen_list_that_does_not_fit_the_board_is_an_error(tmp_path):
     from dataclasses import replace
 
-    from codegen.ari.optimize import OptimizeRequest, check_fits
+    from codegen.ari.optimize import OptimizeRequest, check_fits, stage_of
     from codegen.ari.search import Outcome, Point, SearchResult
     from codegen.target.boards import MemoryMap, Region, get_board
 
@@ -189,10 +189,11 @@ def test_a_chosen_list_that_does_not_fit_the_board_is_an_error(tmp_path):
     result = SearchResult(point, [point], 1, 1, 1.0)
     request = OptimizeRequest(tmp_path / "ee.onnx", str(tmp_path / "x.npy"), "unused", small,
                               tmp_path / "out")
-    check_fits(result, tmp_path / "ee.onnx", replace(request, board=board), print)
+    stages = [stage_of(key, [tmp_path / "ee.onnx"]) for key in point.stages]
+    check_fits(result, stages, replace(request, board=board), print)
     with pytest.raises(Exception, match=r"the chosen stages \(ee.onnx:int8:ariel_exit1, "
                                         r"ee.onnx:float\) do not fit nucleo-l4r5zi: "):
-        check_fits(result, tmp_path / "ee.onnx", request, print)
+        check_fits(result, stages, request, print)
 
 
 def test_the_stages_file_loads_as_written_whatever_the_names(tmp_path):
@@ -309,3 +310,18 @@ def test_bad_head_sizes_are_refused_before_any_work(tmp_path):
                             "--hidden", bad, "-o", tmp_path / "out"])
         assert code == 1 and "--hidden" in err and "whole numbers from 0 to 4096" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_little_network_with_another_input_is_refused_before_any_work(digits_data,
+                                                                        tmp_path):
+    little = data_dir("examples") / "models" / "basic_motions_little.onnx"  # [1, 6, 100]
+    code, _, err = run(["optimize", DIGITS, "--data", digits_data / "train.npz", "--heldout",
+                        digits_data / "held.npz", "--little", little, "-o", tmp_path / "out"])
+    assert code == 1
+    assert f"--little {little}: its input (input [1, 6, 100]) is not the model's one input " \
+        "of shape [1, 1, 8, 8]" in err
+    assert not (tmp_path / "out").exists()
+    code, _, err = run(["optimize", DIGITS, "--data", digits_data / "train.npz", "--heldout",
+                        digits_data / "held.npz", "--little", tmp_path / "none.onnx", "-o",
+                        tmp_path / "out"])
+    assert code == 1 and "none.onnx: no such file" in err

@@ -174,3 +174,53 @@ def test_a_cost_lower_only_by_rounding_does_not_buy_a_longer_list():
     # Cheaper by more than rounding, the longer list wins.
     long[0] = Candidate("b:int8:e", "b:int8", 0, Cost(0.2999, 0.2999))
     assert search([long, short], split, 1.0).chosen.stages == ("b:int8:e", "b:int8", "b:float")
+
+
+def little_problem(seed: int, count: int, little_right: float) -> tuple[list, Split]:
+    """A little network's final output at int8 and float opening the runs of `candidates`,
+    cheaper than the big model's first exit; its answers right with `little_right`."""
+    little = [[Candidate("little:int8", "little:int8", 0, Cost(40, 0.5), final=True)],
+              [Candidate("little:float", "little:float", 0, Cost(70, 0.6), final=True)]]
+    split = problem(seed, count)
+    rng = np.random.default_rng(seed + 100)
+    for key in ("little:int8", "little:float"):
+        ok = rng.random(count) < little_right
+        split.answers[key] = np.where(ok, split.reference, (split.reference + 1) % 3)
+        split.margins[key] = np.round(rng.random(count) * 4 + ok * 2, 1).astype(np.float32)
+    return [*little, *candidates()], split
+
+
+def test_lists_opened_by_a_little_network_end_in_the_big_model():
+    runs, _ = little_problem(9, 10, 0.9)
+    configurations = chains(runs, 8, ends={"ee:int8", "ee:float"})
+    assert len(configurations) == 4 * 12  # the little runs in or out, then the big lists
+    assert all(stages[-1].run in ("ee:int8", "ee:float") for stages in configurations)
+    assert [s.key for s in configurations[-1]][:2] == ["little:int8", "little:float"]
+    # Without `ends` a little network's final output could close a list: it replaces the
+    # model, which no list may do.
+    assert any(stages[-1].run.startswith("little") for stages in chains(runs))
+
+
+@pytest.mark.parametrize("seed,target,little_right", [(10, 1.0, 1.0), (11, 0.9, 0.8),
+                                                       (12, 0.8, 0.7)])
+def test_the_search_over_little_and_big_finds_the_enumerated_optimum(seed, target,
+                                                                     little_right):
+    """With the little network's lists among them, the search's optimum and front are those
+    of brute force; a little network right on every input opens the chosen list, at a
+    threshold of 0 (it answers everything, so the big model behind it costs nothing)."""
+    runs, split = little_problem(seed, 8, little_right)
+    configurations = chains(runs, 3, ends={"ee:int8", "ee:float"})  # brute force stays quick
+    result = search(configurations, split, target, front_floor=0.5)
+    found = brute_force(configurations, split, "energy_uj")
+    cost = min(c for a, c, _ in found if a >= target - 1e-12)
+    assert result.chosen.calibration.energy_uj == pytest.approx(cost, rel=1e-12)
+    assert result.chosen.calibration.agreement >= target
+    got = [(p.calibration.agreement, p.calibration.energy_uj) for p in result.front]
+    want = pareto(found, 0.5)
+    assert [a for a, _ in got] == pytest.approx([a for a, _ in want])
+    assert [c for _, c in got] == pytest.approx([c for _, c in want], rel=1e-12)
+    if little_right == 1.0:
+        # It ties with the little network then the float model, which holds more flash.
+        assert result.chosen.stages == ("little:int8", "ee:int8")
+        assert result.chosen.thresholds == (0.0,)
+        assert cost == pytest.approx(0.5)

@@ -145,7 +145,8 @@ def int8_model() -> onnx.ModelProto:
     """A float model whose int8 kernels, after ONNX Runtime quantizes it, use every int8
     template (the 12x12 Conv's receptive field is too large for the packed path; the Gemm of
     one row packs its filters in pairs, that of four rows does not; the Conv on two channels
-    pairs its taps)."""
+    pairs its taps; the dilated depthwise Conv takes the kernel of four channels per step, the
+    other the planes of int16 pairs)."""
     rng = np.random.default_rng(1)
     value = helper.make_tensor_value_info
     node = helper.make_node
@@ -160,7 +161,9 @@ def int8_model() -> onnx.ModelProto:
     nodes = [
         node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
         node("Conv", ["x", "wd"], ["d"], pads=[1, 1, 1, 1], group=8),
-        node("Add", ["c1", "d"], ["a"]),
+        node("Conv", ["x", "wd"], ["dd"], pads=[2, 2, 2, 2], dilations=[2, 2], group=8),
+        node("Add", ["c1", "d"], ["a0"]),
+        node("Add", ["a0", "dd"], ["a"]),
         node("Sigmoid", ["a"], ["s"]),
         node("Conv", ["s", "wbig"], ["big"], pads=[5, 5, 5, 5]),
         node("AveragePool", ["big"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
@@ -264,7 +267,7 @@ OPERATOR_TEMPLATES = {f"kernels/{name}.c.j2" for name in (
     "ml_columns", "ml_normalizer", "ml_array_feature_extractor", "ml_linear", "ml_svm",
     "ml_tree_ensemble", "normalization_f32", "log_softmax_f32", "arg_extreme", "topk")}
 INT8_TEMPLATES = {f"kernels/{name}.c.j2" for name in (
-    "binary_s8", "conv_direct_s8", "conv_dw_s8", "conv_pairs_s8", "conv_s8",
+    "binary_s8", "conv_direct_s8", "conv_dw_rows_s8", "conv_dw_s8", "conv_pairs_s8", "conv_s8",
     "dequantize_linear", "lookup_s8", "matmul_packed_s8", "matmul_pairs_s8", "matmul_s8",
     "normalization_s8", "pool_average_s8", "quantize_linear", "softmax_s8")}
 FIRMWARE_TEMPLATES = {"firmware/Makefile.j2", "firmware/ariel_model.h.j2",

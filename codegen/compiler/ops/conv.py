@@ -41,6 +41,8 @@ from codegen.compiler.ops.conv_pairs import (
     pair_taps,
     sxtb16_call,
 )
+from codegen.compiler.ops.depthwise_rows import describe as describe_rows
+from codegen.compiler.ops.depthwise_rows import pack_rows_filters, rows_path
 from codegen.compiler.ops.inner_product import (
     SCRATCH_BUDGET,
     accumulator_bound,
@@ -257,6 +259,15 @@ class Conv(OpDef):
                             f"{requant.note}")
                 context.update(requantize=requant.call,
                                start=bias_reader(folding, names, weights))
+            rows_plan = rows_path(win, geometry)
+            if rows_plan is not None:
+                weights["w"] = pack_rows_filters(rows, geometry["kh"])
+                notes[1] += (f"; w as int16 pairs, per channel and filter row (w0, w1) then "
+                             f"(w1, w2): {weights['w'].nbytes} bytes of flash, so that no "
+                             f"weight is widened or packed at run time")
+                notes.append(describe_rows(rows_plan, geometry["sw"]))
+                return Kernel("kernels/conv_dw_rows_s8.c.j2",
+                              {**context, **rows_plan, "notes": wrap_notes(notes)}, weights)
             weights["w"] = pack_depthwise(rows)
             notes[1] += (f"; w as int16 pairs, per four channels: each pair of taps (t, t + 1) "
                          f"one word per channel, an odd last tap two words (channels 0 and 2, "
@@ -300,7 +311,12 @@ class Conv(OpDef):
         weights["w"] = packed
         notes[1] += (f"; w packed per group as filter pairs interleaved four weights at a "
                      f"time, each filter's {k} OHWI weights padded to {k4}")
+        pixels = win.out_hw[0] * win.out_hw[1]
         block, on_stack = filter_blocks(node, graph, scratch, grid)
+        quads = block > 0 and four_pixels(node, graph, k4, staged, pixels, (block, on_stack),
+                                          grid)
+        if quads:
+            scratch += 4 * k4
         if block:
             blocks = -(-geometry["oc"] // block)
             notes[1] += (f"; on a DSP core copied to RAM {block} filters at a time ("
@@ -314,18 +330,24 @@ class Conv(OpDef):
                          "flash reads wait")
         in_place = (geometry["kh"] == geometry["kw"] == 1 and not any(win.pads)
                     and not staged)
+        tile = ("four pixels' fields widened to int16 pairs on the stack "
+                f"({scratch} bytes), then two filters by four pixels per step (each filter "
+                "word loaded once for four pixels: 12 loads per 16 SMLAD, where two by two "
+                "takes 8 per 8), the pixels the fours leave two by two and one"
+                if quads else
+                f"two pixels' fields widened to int16 pairs on the stack ({scratch} bytes), "
+                "then two filters by two pixels per step")
         notes.append(
             "path: inner products over each output pixel's receptive field (K = "
-            f"{k}). DSP (ARIEL_DSP): two pixels' fields widened to int16 pairs on the stack "
-            f"({scratch} bytes), then two filters by two pixels per step, two MACs per SMLAD; "
+            f"{k}). DSP (ARIEL_DSP): {tile}, two MACs per SMLAD; "
             + ("filters read as widened pairs, so the loop multiplies loaded words with no "
                "SXTB16; " if block else "") +
             "plain C: " + ("each pixel's input row read in place" if in_place else
                            "each pixel's field gathered as int8") +
             ", two filters per step. Padded taps read the zero point.")
-        context.update(block=block, on_stack=on_stack, k=k, k4=k4, staged=staged, in_place=in_place,
-                       pixels=win.out_hw[0] *
-                       win.out_hw[1], pad16=zero_point + folding.offset, notes=wrap_notes(notes),
+        context.update(block=block, on_stack=on_stack, k=k, k4=k4, staged=staged,
+                       in_place=in_place, quads=quads, pixels=pixels,
+                       pad16=zero_point + folding.offset, notes=wrap_notes(notes),
                        padded=reads_padding(win),
                        # A row of taps is one run of kw * icg values when they are neighbours.
                        row_runs=geometry["dw"] == 1 and geometry["group"] == 1)
@@ -450,6 +472,21 @@ def paired_plan(node: Node, graph: Graph, grid: OutputGrid | None = None
             or farthest + 4 * win.strides[1] > 4095):
         return None
     return PairedPlan(paired, width)
+
+
+def four_pixels(node: Node, graph: Graph, k4: int, staged: bool, pixels: int,
+                blocks: tuple[int, bool], grid: OutputGrid | None) -> bool:
+    """Whether an int8 kernel whose filters are in RAM (`blocks`: filter_blocks' answer for
+    two pixels' fields) takes its output pixels four at a time: where the fields of four
+    pixels (8 k4 bytes, and the int8 field a staged kernel gathers) fit SCRATCH_BUDGET, there
+    are four pixels to take, and the larger fields leave the filter blocks as they are (on
+    the stack they share FILTER_STACK_BUDGET with the fields: fewer filters per block would
+    widen every field once more)."""
+    fields = 8 * k4 + (k4 if staged else 0)
+    # Row-major output (no ConvTranspose phase): the kernel stores four pixels' outputs at
+    # fixed offsets from one pointer.
+    return (grid is None and fields <= SCRATCH_BUDGET and pixels >= 4
+            and filter_blocks(node, graph, fields, grid) == blocks)
 
 
 def filters_in_ram(node: Node, graph: Graph) -> tuple[int, int, int] | None:

@@ -1,9 +1,11 @@
-"""The int8 depthwise kernel (conv_dw_s8.c.j2): hand-built depthwise QLinearConv models over
+"""The int8 depthwise kernels (conv_dw_rows_s8.c.j2 for filter rows of three taps at column
+stride 1 or 2, conv_dw_s8.c.j2 for the others): hand-built depthwise QLinearConv models over
 filter sizes with an even and an odd tap count, strides, pads that leave no interior, no
 border or both, dilations, batches and input zero points from -128 to 127, including the path
 that subtracts the zero point from each input (when folding it into the bias could overflow),
 and both ways the kernel copies its input (the whole input padded, or a ring of padded rows
-for larger inputs: odd widths, stride 2, dilation). The host C, plain and with the DSP path
+for larger inputs: odd widths, whose last pixel the rows kernel takes alone, stride 2,
+dilation). The host C, plain and with the DSP path
 on ariel_runtime.h's C twins of the instructions, equals ariel's integer reference bit for
 bit and ONNX Runtime within one unit; a few shapes run on a Cortex-M4 in QEMU (the real
 SMLAD, PKHBT and PKHTB) and, on the plain path, on a Cortex-M0+."""
@@ -26,6 +28,7 @@ CASES = {
     "3x3_pad1": ((1, 8, 6, 5), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), -20),
     "3x3_stride2_pad_end": ((1, 12, 9, 8), (3, 3), (2, 2), (0, 0, 1, 1), (1, 1), 3),
     "3x3_stride2_pad_all": ((1, 4, 8, 7), (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), -128),
+    "3x3_stride2_odd_width": ((1, 8, 7, 9), (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), -100),
     "3x3_strides_2x1_asym": ((2, 8, 7, 6), (3, 3), (2, 1), (1, 0, 0, 2), (1, 1), 127),
     "3x3_no_interior": ((1, 4, 2, 2), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 0),
     "3x3_no_pad": ((1, 8, 5, 6), (3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 9),
@@ -76,11 +79,19 @@ def depthwise_model(rng: np.random.Generator, x_shape: tuple, kernel: tuple, str
     return model
 
 
+def kernel_of(case: str) -> str:
+    """The kernel a case takes: filter rows of three taps, undilated, at column stride 1 or 2
+    take the planes of int16 pairs (depthwise_rows.py), the others conv_dw_s8."""
+    _, kernel, strides, _, dilations, _ = CASES[case]
+    rows = kernel[-1] == 3 and dilations[-1] == 1 and strides[-1] in (1, 2)
+    return "conv_dw_rows_s8" if rows else "conv_dw_s8"
+
+
 def compile_case(rng: np.random.Generator, case: str):
     model = depthwise_model(rng, *CASES[case])
     compiled = compile_onnx_int8(model, None, io="int8")
     # (layout copies around it: the model's tensors are NCHW, the kernel's NHWC)
-    assert [k["kernel"] for k in compiled.info.kernels if k["op"] == "Conv"] == ["conv_dw_s8"]
+    assert [k["kernel"] for k in compiled.info.kernels if k["op"] == "Conv"] == [kernel_of(case)]
     return model, compiled
 
 
@@ -95,10 +106,14 @@ def test_depthwise_s8(case, tmp_path):
     rng = np.random.default_rng(180)
     model, compiled = compile_case(rng, case)
     source = compiled.files["m.c"]
-    assert "ariel_pack_bottoms" in source and "ariel_smlad" in source
-    assert "ariel_sxtab16" not in source  # the zero point folded into the bias
+    if kernel_of(case) == "conv_dw_rows_s8":
+        assert "ariel_pair_channels_s8x4" in source and "ariel_mac_pairs" in source
+        assert "ariel_pair_channels_s8x4(a, b, 0," in source  # the zero point folded
+    else:
+        assert "ariel_pack_bottoms" in source and "ariel_smlad" in source
+        assert "ariel_sxtab16" not in source  # the zero point folded into the bias
     assert "ariel_requantize_common" in source  # one shift, the channels' filters scaled
-    assert ("in a ring" in source) == case.startswith("ring")
+    assert ("a ring of" in source) == case.startswith("ring")
     check_int8(compiled, samples(rng, CASES[case][0], 3), tmp_path, f"depthwise {case}",
                model=model)
 
@@ -116,7 +131,9 @@ def test_depthwise_s8_subtracts_the_zero_point_where_folding_could_overflow(tmp_
     model = depthwise_model(rng, x_shape, kernel, (1, 1), (1, 1, 1, 1), (1, 1), -128, w, bias)
     compiled = compile_onnx_int8(model, None, io="int8")
     source = compiled.files["m.c"]
-    assert "subtracted from each input" in source and "ariel_sxtab16" in source
+    # (the planes' copy widens with SXTAB16, adding minus the zero point: 128)
+    assert "subtracted from each input" in source
+    assert "ariel_pair_channels_s8x4(a, b, 128," in source
     check_int8(compiled, samples(rng, x_shape, 2), tmp_path, "depthwise zero point subtracted",
                model=model)
 

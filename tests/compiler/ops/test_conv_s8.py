@@ -144,6 +144,11 @@ CASES = {
                                pads=[4, 1, 5, 1]),
     "pairs_1d": dict(x=(1, 2, 13), w=(3, 2, 5), pads=[1, 3]),
     "pairs_one_column": dict(x=(1, 3, 6, 1), w=(3, 3, 3, 1), pads=[1, 0, 1, 0]),
+    # Four pixels by two filters (filters in RAM): a stride-2 1x1 as ResNet's shortcuts, 15
+    # pixels (fours, a pair and one left), 5 groups of four channels (a pass of four and
+    # one), an odd filter; a padded 1x1 of 3 groups and 42 pixels (a pair left).
+    "pointwise_stride2_tails": dict(x=(1, 20, 9, 5), w=(7, 20, 1, 1), strides=[2, 2]),
+    "pointwise_pad_k12": dict(x=(1, 12, 6, 5), w=(6, 12, 1, 1), pads=[1, 0, 0, 1]),
     # A receptive field of 1,152 values: too large to widen on the stack, so plain C only.
     "large_field_plain_only": dict(x=(1, 128, 4, 4), w=(3, 128, 3, 3), pads=[1, 1, 1, 1]),
 }
@@ -177,7 +182,8 @@ def test_conv_s8(case, tmp_path):
     assert compiled.graph.tensor(compiled.graph.inputs[0]).quant.zero_point != 0
     spec = CASES[case]
     paired = spec["x"][1] <= 3 and spec.get("group", 1) == 1
-    assert ("ariel_mac_pairs" in compiled.files["m.c"]) == paired
+    assert (["conv_pairs_s8"] == [k["kernel"] for k in compiled.info.kernels
+                                  if k["op"] == "Conv"]) == paired
     if case in ("pairs_1ch_3x3_pad1", "pairs_2ch_5x5_odd"):
         # The filters widened into the room the plan grants, and onto the stack.
         assert ("(int32_t *)scratch;" in compiled.files["m.c"]) == (case == "pairs_1ch_3x3_pad1")

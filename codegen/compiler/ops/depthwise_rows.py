@@ -1,0 +1,79 @@
+"""The int8 depthwise kernel for filters three taps wide (conv_dw_rows_s8.c.j2): planes of
+int16 pairs, two output pixels per step, the filter in registers.
+
+Four channels' input rows are copied once into one plane per channel, widened to int16 and
+padded with the zero point: word k of a row holds padded columns 2k (bottom half) and
+2k + 1 (top). Two output pixels side by side then read each filter row's taps as two or three
+words with no packing: with stride 1, u = (x0, x1) and v = (x2, x3) give the left pixel
+x0 w0 + x1 w1 (SMLAD with f = (w0, w1)) + x2 w2 (SMLABT with g = (w1, w2)) and the right one
+x1 w0 (SMLATB with f) + x2 w1 + x3 w2 (SMLAD with g); with stride 2, t = (x4, x5) too, and
+the right pixel is v f + t's bottom half times g's top. One channel at a time, so the
+filter's 2 kh words stay in registers over a whole row of pixels: per pair of pixels and
+filter row, two or three loads and four multiplies for six MACs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from codegen.compiler.ops.spatial import Window
+
+# Stack for the planes of four channels: the whole padded input where it fits, else a ring
+# of as many rows as a window spans; an input whose ring would pass it too takes the other
+# depthwise kernel.
+PLANES_BUDGET = 3072
+
+
+def rows_path(win: Window, geometry: dict) -> dict | None:
+    """What conv_dw_rows_s8.c.j2 needs besides the geometry, or None where it does not
+    apply: a filter row of other than three taps, a dilated or wider-than-2 column stride,
+    or planes beyond PLANES_BUDGET even as a ring."""
+    g = geometry
+    if g["kw"] != 3 or g["dw"] != 1 or g["sw"] not in (1, 2):
+        return None
+    ow = win.out_hw[1]
+    # The last column a word load reads: stride 2's right pixel reads a third word, and a
+    # lone last pixel the second word's top half.
+    last = (ow - 1) * g["sw"] + 3
+    words = last // 2 + 1
+    window = (g["kh"] - 1) * g["dh"] + 1
+    height = (win.out_hw[0] - 1) * g["sh"] + window
+    whole = 16 * height * words <= PLANES_BUDGET
+    rows = height if whole else window
+    if 16 * rows * words > PLANES_BUDGET:
+        return None
+    iw, left = win.in_hw[1], g["pad_left"]
+    # Words whose two columns both lie in the input: k from full_from to full_to - 1.
+    full_from = max(0, -(-left // 2))
+    full_to = min(words, max(full_from, (iw + left - 2) // 2 + 1))
+    # Filter row ky's plane row, in words from column 0 of the window's first row (whole)
+    # or of slot 0 (ring, for each slot the window's first row can take).
+    at_whole = [ky * g["dh"] * words for ky in range(g["kh"])]
+    at_ring = [[(first + ky * g["dh"]) % window * words for ky in range(g["kh"])]
+               for first in range(window)]
+    return {"words": words, "window": window, "rows": rows, "whole": whole,
+            "at_whole": at_whole, "at_ring": at_ring,
+            "plane": rows * words, "full_from": full_from, "full_to": full_to,
+            "edge_left": full_from > 0, "edge_right": full_to < words}
+
+
+def pack_rows_filters(rows: np.ndarray, kh: int) -> np.ndarray:
+    """Depthwise filters [C, kh * 3] (int16 range) as int32 words, per channel and filter
+    row: f = (w0, w1), then g = (w1, w2), w0 in the bottom half."""
+    taps = rows.astype(np.int64).reshape(rows.shape[0], kh, 3).astype(np.int16)
+    pairs = np.stack([taps[:, :, 0:2], taps[:, :, 1:3]], axis=2)  # [C, kh, 2, 2]
+    return np.ascontiguousarray(pairs).view(np.int32).reshape(-1)
+
+
+def describe(path: dict, sw: int) -> str:
+    """The kernel's path line: what it does and why."""
+    copy = (f"the whole padded input ({16 * path['plane']} B of stack)" if path["whole"] else
+            f"a ring of {path['rows']} padded rows ({16 * path['plane']} B of stack; the "
+            f"whole input would pass {PLANES_BUDGET} B)")
+    loads = "two words" if sw == 1 else "three words"
+    return ("path: depthwise by rows of int16 planes, one channel at a time, two output "
+            f"pixels per step. Four channels' input is copied once into planes of int16 pairs "
+            f"({copy}; SXTB16 and PKHBT/PKHTB on the DSP extension), so that each filter row's "
+            f"taps of two neighbouring pixels are {loads} loaded as they are, no packing in "
+            "the loop; the channel's filter words stay in registers across its rows. Per "
+            "pixel pair and filter row: two SMLAD and two SMLABT/SMLATB for six MACs (two "
+            "multiplies each on a core without the DSP extension, the same sums).")
