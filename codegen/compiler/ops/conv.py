@@ -179,9 +179,11 @@ class Conv(OpDef):
         if geometry["icg"] == 1 and geometry["ocg"] == 1 and geometry["ic"] % 4 == 0:
             weights["w"] = np.ascontiguousarray(
                 rows.reshape(-1, 4, taps).transpose(0, 2, 1)).reshape(-1)
+            row3 = grid is None and shares_columns(win, 1)
             return Kernel("kernels/conv_dw_f32.c.j2",
-                          {**context, "pixels": win.out_hw[0] * win.out_hw[1]}, weights,
-                          multiplicand="w")
+                          {**context, "pixels": win.out_hw[0] * win.out_hw[1], "row3": row3,
+                           "chunk": depthwise_chunk(geometry["ic"], taps) if row3 else 0},
+                          weights, multiplicand="w")
         ocg = geometry["ocg"]
         row3 = grid is None and shares_columns(win, geometry["group"])
         if row3:
@@ -613,6 +615,20 @@ def shares_columns(win: Window, group: int) -> bool:
     columns), and a row of at least four output pixels."""
     return (group == 1 and win.kernel[1] == 3 and win.strides[1] == 1
             and win.dilations[1] == 1 and win.out_hw[1] >= 4)
+
+
+# Stack a float depthwise kernel's filters may take, copied from flash a chunk of channels at
+# a time on a core with a single-precision FPU (its steps read a chunk's filters for every
+# three output pixels; from flash, each read waits).
+DEPTHWISE_STACK_BUDGET = 4096
+
+
+def depthwise_chunk(channels: int, taps: int) -> int:
+    """Channels per chunk of a float depthwise kernel's filters copied to the stack: all of
+    them if they fit DEPTHWISE_STACK_BUDGET, else equal chunks of a multiple of four."""
+    most = DEPTHWISE_STACK_BUDGET // (4 * taps) // 4 * 4
+    chunks = -(-channels // most)
+    return -(-channels // chunks // 4) * 4 if chunks > 1 else channels
 
 
 def reads_padding(win: Window) -> bool:
