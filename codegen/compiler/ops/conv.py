@@ -395,10 +395,18 @@ class Conv(OpDef):
             "per pixel: no receptive field is gathered. Two pixels by two filters per step, "
             "every word unrolled; DSP (ARIEL_DSP): one SMLAD per word and pixel and filter; "
             "plain C: the same sums, two multiplies per word.")
+        # The row buffers' loops unrolled where the buffers are a large share of the work, one
+        # word written for every 32 MACs or fewer (VWW's 3x3, stride 2, 8 filters: one per
+        # 22); elsewhere the longer code costs more in instruction fetches than the loops'
+        # counts and branches save (ResNet-8's and KWS's first layers).
+        unroll_rows = 32 * len(buffers) * g["sw"] > nwords * 2 * g["oc"]
+        if unroll_rows:
+            notes[-1] += (" The row buffers' loops are unrolled four times: they write a "
+                          "word for every 32 MACs or fewer.")
         words = [(k * width + kx * g["dw"], i) for i, (k, kx) in enumerate(paired.words)]
         context.update(
             notes=wrap_notes(notes), buffers=buffers, width=width, words=words, nwords=nwords,
-            filter_words=filter_words, on_stack=on_stack,
+            filter_words=filter_words, on_stack=on_stack, unroll_rows=unroll_rows,
             pad16=g["zero_point"] + g["offset"],
             plus_offset=c_add("", g["offset"]), unused_scratch=on_stack and node.room > 0,
             widen=sxtb16_call(g["offset"]))
