@@ -479,15 +479,17 @@ def paired_plan(node: Node, graph: Graph, grid: OutputGrid | None = None
 def four_pixels(node: Node, graph: Graph, k4: int, staged: bool, pixels: int,
                 blocks: tuple[int, bool], grid: OutputGrid | None) -> bool:
     """Whether an int8 kernel whose filters are in RAM (`blocks`: filter_blocks' answer for
-    two pixels' fields) takes its output pixels four at a time: where the fields of four
-    pixels (8 k4 bytes, and the int8 field a staged kernel gathers) fit SCRATCH_BUDGET, there
-    are four pixels to take, and the larger fields leave the filter blocks as they are (on
-    the stack they share FILTER_STACK_BUDGET with the fields: fewer filters per block would
-    widen every field once more)."""
+    two pixels' fields) takes its output pixels four at a time: where there are four pixels
+    to take and the fields of four (8 k4 bytes, and the int8 field a staged kernel gathers)
+    fit FILTER_STACK_BUDGET, the stack any such kernel may take, and leave the filter blocks
+    as they are (filters on the stack share that budget with the fields: fewer filters per
+    block would widen every field once more). The fields may pass SCRATCH_BUDGET, two
+    pixels' budget: ResNet-8's 3x3 convolution of 64 channels widens 4,608 bytes of them,
+    beside its filters in the arena."""
     fields = 8 * k4 + (k4 if staged else 0)
     # Row-major output (no ConvTranspose phase): the kernel stores four pixels' outputs at
     # fixed offsets from one pointer.
-    return (grid is None and fields <= SCRATCH_BUDGET and pixels >= 4
+    return (grid is None and fields <= FILTER_STACK_BUDGET and pixels >= 4
             and filter_blocks(node, graph, fields, grid) == blocks)
 
 
