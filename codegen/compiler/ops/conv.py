@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from codegen.compiler.c import c_literal
 from codegen.compiler.ir import Graph, Node, Tensor, channels_last
 from codegen.compiler.ops.base import (
     FLOAT_TYPES,
@@ -182,7 +183,8 @@ class Conv(OpDef):
             row3 = grid is None and shares_columns(win, 1)
             return Kernel("kernels/conv_dw_f32.c.j2",
                           {**context, "pixels": win.out_hw[0] * win.out_hw[1], "row3": row3,
-                           "chunk": depthwise_chunk(geometry["ic"], taps) if row3 else 0},
+                           "chunk": depthwise_chunk(geometry["ic"], taps) if row3 else 0,
+                           **assembly_clamp(node.clamp)},
                           weights, multiplicand="w")
         ocg = geometry["ocg"]
         row3 = grid is None and shares_columns(win, geometry["group"])
@@ -477,15 +479,17 @@ def paired_plan(node: Node, graph: Graph, grid: OutputGrid | None = None
 def four_pixels(node: Node, graph: Graph, k4: int, staged: bool, pixels: int,
                 blocks: tuple[int, bool], grid: OutputGrid | None) -> bool:
     """Whether an int8 kernel whose filters are in RAM (`blocks`: filter_blocks' answer for
-    two pixels' fields) takes its output pixels four at a time: where the fields of four
-    pixels (8 k4 bytes, and the int8 field a staged kernel gathers) fit SCRATCH_BUDGET, there
-    are four pixels to take, and the larger fields leave the filter blocks as they are (on
-    the stack they share FILTER_STACK_BUDGET with the fields: fewer filters per block would
-    widen every field once more)."""
+    two pixels' fields) takes its output pixels four at a time: where there are four pixels
+    to take and the fields of four (8 k4 bytes, and the int8 field a staged kernel gathers)
+    fit FILTER_STACK_BUDGET, the stack any such kernel may take, and leave the filter blocks
+    as they are (filters on the stack share that budget with the fields: fewer filters per
+    block would widen every field once more). The fields may pass SCRATCH_BUDGET, two
+    pixels' budget: ResNet-8's 3x3 convolution of 64 channels widens 4,608 bytes of them,
+    beside its filters in the arena."""
     fields = 8 * k4 + (k4 if staged else 0)
     # Row-major output (no ConvTranspose phase): the kernel stores four pixels' outputs at
     # fixed offsets from one pointer.
-    return (grid is None and fields <= SCRATCH_BUDGET and pixels >= 4
+    return (grid is None and fields <= FILTER_STACK_BUDGET and pixels >= 4
             and filter_blocks(node, graph, fields, grid) == blocks)
 
 
@@ -627,6 +631,16 @@ def depthwise_chunk(channels: int, taps: int) -> int:
     most = DEPTHWISE_STACK_BUDGET // (4 * taps) // 4 * 4
     chunks = -(-channels // most)
     return -(-channels // chunks // 4) * 4 if chunks > 1 else channels
+
+
+def assembly_clamp(bounds: tuple[float, float] | None) -> dict:
+    """A fused clamp as the depthwise assembly takes it: which bounds apply (dw_clamp, bit 0
+    low, bit 1 high) and both as C literals (dw_bounds; 0 where unused)."""
+    low, high = bounds if bounds is not None else (-np.inf, np.inf)
+    flags = int(not np.isneginf(low)) | int(not np.isposinf(high)) << 1
+    return {"dw_clamp": flags,
+            "dw_bounds": [c_literal(v, "float") if flags & bit else "0.0f"
+                          for v, bit in ((low, 1), (high, 2))]}
 
 
 def reads_padding(win: Window) -> bool:
