@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from codegen.compiler.c import c_literal
 from codegen.compiler.ir import Graph, Node, Tensor, channels_last
 from codegen.compiler.ops.base import (
     FLOAT_TYPES,
@@ -182,7 +183,8 @@ class Conv(OpDef):
             row3 = grid is None and shares_columns(win, 1)
             return Kernel("kernels/conv_dw_f32.c.j2",
                           {**context, "pixels": win.out_hw[0] * win.out_hw[1], "row3": row3,
-                           "chunk": depthwise_chunk(geometry["ic"], taps) if row3 else 0},
+                           "chunk": depthwise_chunk(geometry["ic"], taps) if row3 else 0,
+                           **assembly_clamp(node.clamp)},
                           weights, multiplicand="w")
         ocg = geometry["ocg"]
         row3 = grid is None and shares_columns(win, geometry["group"])
@@ -637,6 +639,16 @@ def depthwise_chunk(channels: int, taps: int) -> int:
     most = DEPTHWISE_STACK_BUDGET // (4 * taps) // 4 * 4
     chunks = -(-channels // most)
     return -(-channels // chunks // 4) * 4 if chunks > 1 else channels
+
+
+def assembly_clamp(bounds: tuple[float, float] | None) -> dict:
+    """A fused clamp as the depthwise assembly takes it: which bounds apply (dw_clamp, bit 0
+    low, bit 1 high) and both as C literals (dw_bounds; 0 where unused)."""
+    low, high = bounds if bounds is not None else (-np.inf, np.inf)
+    flags = int(not np.isneginf(low)) | int(not np.isposinf(high)) << 1
+    return {"dw_clamp": flags,
+            "dw_bounds": [c_literal(v, "float") if flags & bit else "0.0f"
+                          for v, bit in ((low, 1), (high, 2))]}
 
 
 def reads_padding(win: Window) -> bool:

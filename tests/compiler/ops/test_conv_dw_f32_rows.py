@@ -14,20 +14,44 @@ import subprocess
 
 import numpy as np
 import pytest
+from onnx import helper, numpy_helper
 
 from tests.compiler.ops.test_conv_f32_blocks import host_outputs
 from tests.compiler.ops.test_s8_dsp_qemu import firmware, run_firmware
 from tests.support import compile_onnx, random_array, run_reference, single_node_model
 
 # x: the input (N, C, H, W); attrs: the Conv's; chunks: how many chunks of channels the
-# kernel copies its filters in.
+# kernel copies its filters in; then: a clamp fused into it (Relu: a low bound; Clip: both),
+# which the assembly applies.
 CASES = {
     "pads_one_pixel_over": dict(x=(1, 8, 5, 7), attrs=dict(pads=[1, 1, 1, 1]), chunks=1),
-    "rows_strided_dilated_two_over": dict(x=(1, 4, 9, 7),
-                                          attrs=dict(strides=[2, 1], dilations=[2, 1]),
-                                          chunks=1),
-    "two_chunks_of_channels": dict(x=(1, 116, 3, 4), attrs=dict(pads=[0, 1, 0, 1]), chunks=2),
+    "rows_strided_dilated_two_over_relu": dict(x=(1, 4, 9, 7),
+                                               attrs=dict(strides=[2, 1], dilations=[2, 1]),
+                                               chunks=1, then="Relu"),
+    "two_chunks_of_channels_clip": dict(x=(1, 116, 3, 4), attrs=dict(pads=[0, 1, 0, 1]),
+                                        chunks=2, then="Clip"),
 }
+
+
+def depthwise_model(rng: np.random.Generator, spec: dict):
+    """The depthwise Conv of `spec`, with a bias and the clamp it names."""
+    c = spec["x"][1]
+    conv = single_node_model("Conv", {"x": random_array(rng, spec["x"])},
+                             {"w": random_array(rng, (c, 1, 3, 3)),
+                              "b": random_array(rng, (c,))}, group=c, **spec["attrs"])
+    then = spec.get("then")
+    if then is None:
+        return conv
+    graph = conv.graph
+    out = graph.output[0].name
+    graph.node[0].output[0] = "conv"
+    inputs = ["conv"]
+    if then == "Clip":
+        graph.initializer.extend([numpy_helper.from_array(np.array(-0.1, np.float32), "lo"),
+                                  numpy_helper.from_array(np.array(0.2, np.float32), "hi")])
+        inputs += ["lo", "hi"]
+    graph.node.append(helper.make_node(then, inputs, [out]))
+    return conv
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +60,11 @@ def built(tmp_path_factory):
     rng = np.random.default_rng(63)
     cases = {}
     for case, spec in CASES.items():
+        model = depthwise_model(rng, spec)
         x = random_array(rng, spec["x"])
-        c = spec["x"][1]
-        model = single_node_model("Conv", {"x": x}, {"w": random_array(rng, (c, 1, 3, 3)),
-                                                     "b": random_array(rng, (c,))},
-                                  group=c, **spec["attrs"])
         compiled = compile_onnx(model, "m")
+        clamps = {None: "none", "Relu": "low", "Clip": "both"}[spec.get("then")]
+        assert f"({clamps} used)" in compiled.files["m.c"]
         inputs = [x, random_array(rng, x.shape)]
         host = host_outputs(compiled, inputs, tmp_path_factory.mktemp(case))
         cases[case] = (model, compiled, inputs, host)
