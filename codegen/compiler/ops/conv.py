@@ -42,7 +42,7 @@ from codegen.compiler.ops.conv_pairs import (
     sxtb16_call,
 )
 from codegen.compiler.ops.depthwise_rows import describe as describe_rows
-from codegen.compiler.ops.depthwise_rows import pack_rows_filters, rows_path
+from codegen.compiler.ops.depthwise_rows import oriented, pack_rows_filters, rows_path
 from codegen.compiler.ops.inner_product import (
     SCRATCH_BUDGET,
     accumulator_bound,
@@ -257,15 +257,27 @@ class Conv(OpDef):
                             f"{requant.note}")
                 context.update(requantize=requant.call,
                                start=bias_reader(folding, names, weights))
-            rows_plan = rows_path(win, geometry)
+            # The rows kernel walks the map by rows, or by columns where they are longer
+            # (fewer, longer rows: less set-up per row, fewer lone last pixels).
+            straight, turned = oriented(geometry, False), oriented(geometry, True)
+            ways = ((turned, straight) if grid is None and turned["ow"] > straight["ow"]
+                    else (straight,))
+            rows_plan, way = next(((plan, g) for g in ways if (plan := rows_path(g))),
+                                  (None, None))
             if rows_plan is not None:
-                weights["w"] = pack_rows_filters(rows, geometry["kh"])
-                notes[1] += (f"; w as int16 pairs, per channel and filter row (w0, w1) then "
+                weights["w"] = pack_rows_filters(rows, geometry["kh"], way["transposed"])
+                line = "column, the filter transposed" if way["transposed"] else "row"
+                notes[1] += (f"; w as int16 pairs, per channel and filter {line}: (w0, w1) then "
                              f"(w1, w2): {weights['w'].nbytes} bytes of flash, so that no "
                              f"weight is widened or packed at run time")
-                notes.append(describe_rows(rows_plan, geometry["sw"]))
+                notes.append(describe_rows(rows_plan, way))
+                g = geometry
+                header = (f"x [{g['n']},{g['ih']},{g['iw']},{g['ic']}] NHWC -> y [{g['n']},"
+                          f"{g['oh']},{g['ow']},{g['oc']}] NHWC, one filter of {g['kh']}x"
+                          f"{g['kw']} per channel")
                 return Kernel("kernels/conv_dw_rows_s8.c.j2",
-                              {**context, **rows_plan, "notes": wrap_notes(notes)}, weights)
+                              {**context, **way, **rows_plan, "header": header,
+                               "notes": wrap_notes(notes)}, weights)
             weights["w"] = pack_depthwise(rows)
             notes[1] += (f"; w as int16 pairs, per four channels: each pair of taps (t, t + 1) "
                          f"one word per channel, an odd last tap two words (channels 0 and 2, "
