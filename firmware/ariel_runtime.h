@@ -1369,6 +1369,156 @@ ARIEL_INLINE void ariel_row3_4x4_f32(float *acc, const float *const *col, int32_
 #endif
 }
 
+/* Where ariel_dw3_3x4_f32 starts its sums and puts its outputs. */
+typedef struct {
+    float *y;            /* the first pixel's first channel */
+    int32_t pixel_bytes; /* from one output pixel to the next */
+    const float *bias;   /* the four channels' biases: every sum starts there */
+    const float *bounds; /* low, high */
+    int32_t clamp;       /* bit 0: raise to low, bit 1: then cut to high */
+} ariel_dw3_out;
+
+/* Depthwise, a stride-1 three-wide filter: four channels of three neighbouring output pixels
+ * of a row, from their biases to their clamped outputs; ariel_dw3_f32(acc, 3, col, rows,
+ * bytes / 4, w) between. Per filter row, the twelve weights (three taps by four channels) in
+ * one VLDM (13 cycles) and each of the five columns' four channels in one (5 cycles), each
+ * column then multiplied into the pixels whose taps read it: 36 MACs for 72 cycles of VMUL
+ * and VADD (VMLA/VFMA: 3 cycles, the Cortex-M4 TRM, Arm DDI 0439B, Table 7-1) and about 50 of
+ * loads and pointers, where ariel_dw_f32 loads every tap of every pixel. The biases and the
+ * clamps stay in the FPU too (a clamp: VCMPE, VMRS, a conditional VMOV; "mi", not "lt", so
+ * that a NaN passes as it does C's v < low), the outputs leave by one VSTM per pixel. Same
+ * order and roundings as the C: each output adds its products in (row, kx) order. s0-s11 the
+ * sums (pixel by pixel), s12-s23 the weights, s24-s27 a column, s28 and s29 the products,
+ * s30 and s31 the bounds. `bytes`: the first channel's offset in bytes. */
+#if ARIEL_F32_ASM
+/* A column's four channels (s24-s27) times a tap's four weights into a pixel's sums; each
+ * VADD's product comes from the VMUL two instructions before it. */
+#define ARIEL_F32_DW_TAP(a0, a1, a2, a3, w0, w1, w2, w3) \
+    "vmul.f32 s28, s24, " w0 "\n\t" \
+    "vmul.f32 s29, s25, " w1 "\n\t" \
+    "vadd.f32 " a0 ", " a0 ", s28\n\t" \
+    "vmul.f32 s28, s26, " w2 "\n\t" \
+    "vadd.f32 " a1 ", " a1 ", s29\n\t" \
+    "vmul.f32 s29, s27, " w3 "\n\t" \
+    "vadd.f32 " a2 ", " a2 ", s28\n\t" \
+    "vadd.f32 " a3 ", " a3 ", s29\n\t"
+#define ARIEL_F32_DW_PIXEL0 "s0", "s1", "s2", "s3"
+#define ARIEL_F32_DW_PIXEL1 "s4", "s5", "s6", "s7"
+#define ARIEL_F32_DW_PIXEL2 "s8", "s9", "s10", "s11"
+#define ARIEL_F32_DW_TAP0 "s12", "s13", "s14", "s15"
+#define ARIEL_F32_DW_TAP1 "s16", "s17", "s18", "s19"
+#define ARIEL_F32_DW_TAP2 "s20", "s21", "s22", "s23"
+/* The arguments expand before the body is rescanned: ARIEL_F32_DW_TAP gets eight. */
+#define ARIEL_F32_DW(pixel, tap) ARIEL_F32_DW_TAP(pixel, tap)
+/* v = v < bound ? bound : v (cond "mi") or v > bound ? bound : v (cond "gt"). */
+#define ARIEL_F32_LIMIT(v, bound, cond) \
+    "vcmpe.f32 " v ", " bound "\n\t" \
+    "vmrs APSR_nzcv, fpscr\n\t" \
+    "it " cond "\n\t" \
+    "vmov" cond ".f32 " v ", " bound "\n\t"
+#define ARIEL_F32_LIMIT12(bound, cond) \
+    ARIEL_F32_LIMIT("s0", bound, cond) ARIEL_F32_LIMIT("s1", bound, cond) \
+    ARIEL_F32_LIMIT("s2", bound, cond) ARIEL_F32_LIMIT("s3", bound, cond) \
+    ARIEL_F32_LIMIT("s4", bound, cond) ARIEL_F32_LIMIT("s5", bound, cond) \
+    ARIEL_F32_LIMIT("s6", bound, cond) ARIEL_F32_LIMIT("s7", bound, cond) \
+    ARIEL_F32_LIMIT("s8", bound, cond) ARIEL_F32_LIMIT("s9", bound, cond) \
+    ARIEL_F32_LIMIT("s10", bound, cond) ARIEL_F32_LIMIT("s11", bound, cond)
+#endif
+
+ARIEL_INLINE void ariel_dw3_3x4_f32(const ariel_dw3_out *out, const float *const *col,
+                                    int32_t rows, int32_t bytes, const float *w)
+{
+#if ARIEL_F32_ASM
+    const float *x0, *x1, *x2, *x3, *x4;
+    __asm__ volatile(
+        "ldr %[x0], [%[out], #8]\n\t"
+        "vldmia %[x0], {s0-s3}\n\t"
+        "vmov.f32 s4, s0\n\t"
+        "vmov.f32 s5, s1\n\t"
+        "vmov.f32 s6, s2\n\t"
+        "vmov.f32 s7, s3\n\t"
+        "vmov.f32 s8, s0\n\t"
+        "vmov.f32 s9, s1\n\t"
+        "vmov.f32 s10, s2\n\t"
+        "vmov.f32 s11, s3\n\t"
+        "cmp %[rows], #0\n\t"
+        "beq 3f\n\t"
+        "2:\n\t"
+        "ldr %[x0], [%[col]]\n\t"
+        "ldr %[x1], [%[col], #4]\n\t"
+        "ldr %[x2], [%[col], #8]\n\t"
+        "ldr %[x3], [%[col], #12]\n\t"
+        "ldr %[x4], [%[col], #16]\n\t"
+        "adds %[col], %[col], #24\n\t"
+        "add %[x0], %[x0], %[bytes]\n\t"
+        "add %[x1], %[x1], %[bytes]\n\t"
+        "add %[x2], %[x2], %[bytes]\n\t"
+        "add %[x3], %[x3], %[bytes]\n\t"
+        "add %[x4], %[x4], %[bytes]\n\t"
+        "vldmia %[w]!, {s12-s23}\n\t"
+        "vldmia %[x0], {s24-s27}\n\t"
+        ARIEL_F32_DW(ARIEL_F32_DW_PIXEL0, ARIEL_F32_DW_TAP0)
+        "vldmia %[x1], {s24-s27}\n\t"
+        ARIEL_F32_DW(ARIEL_F32_DW_PIXEL0, ARIEL_F32_DW_TAP1)
+        ARIEL_F32_DW(ARIEL_F32_DW_PIXEL1, ARIEL_F32_DW_TAP0)
+        "vldmia %[x2], {s24-s27}\n\t"
+        ARIEL_F32_DW(ARIEL_F32_DW_PIXEL0, ARIEL_F32_DW_TAP2)
+        ARIEL_F32_DW(ARIEL_F32_DW_PIXEL1, ARIEL_F32_DW_TAP1)
+        ARIEL_F32_DW(ARIEL_F32_DW_PIXEL2, ARIEL_F32_DW_TAP0)
+        "vldmia %[x3], {s24-s27}\n\t"
+        ARIEL_F32_DW(ARIEL_F32_DW_PIXEL1, ARIEL_F32_DW_TAP2)
+        ARIEL_F32_DW(ARIEL_F32_DW_PIXEL2, ARIEL_F32_DW_TAP1)
+        "vldmia %[x4], {s24-s27}\n\t"
+        ARIEL_F32_DW(ARIEL_F32_DW_PIXEL2, ARIEL_F32_DW_TAP2)
+        "subs %[rows], %[rows], #1\n\t"
+        "bne 2b\n\t"
+        "3:\n\t"
+        "ldr %[x0], [%[out], #16]\n\t"
+        "ldr %[x1], [%[out], #12]\n\t"
+        "tst %[x0], #1\n\t"
+        "beq 4f\n\t"
+        "vldr s30, [%[x1]]\n\t"
+        ARIEL_F32_LIMIT12("s30", "mi")
+        "4:\n\t"
+        "tst %[x0], #2\n\t"
+        "beq 5f\n\t"
+        "vldr s31, [%[x1], #4]\n\t"
+        ARIEL_F32_LIMIT12("s31", "gt")
+        "5:\n\t"
+        "ldr %[x0], [%[out]]\n\t"
+        "ldr %[x1], [%[out], #4]\n\t"
+        "vstmia %[x0], {s0-s3}\n\t"
+        "add %[x0], %[x0], %[x1]\n\t"
+        "vstmia %[x0], {s4-s7}\n\t"
+        "add %[x0], %[x0], %[x1]\n\t"
+        "vstmia %[x0], {s8-s11}"
+        : [col] "+&r"(col), [rows] "+&r"(rows), [w] "+&r"(w), [x0] "=&r"(x0), [x1] "=&r"(x1),
+          [x2] "=&r"(x2), [x3] "=&r"(x3), [x4] "=&r"(x4)
+        : [out] "r"(out), [bytes] "r"(bytes)
+        : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12",
+          "s13", "s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24",
+          "s25", "s26", "s27", "s28", "s29", "s30", "s31", "cc", "memory");
+#else
+    float acc[12];
+    for (int32_t j = 0; j < 12; ++j) {
+        acc[j] = out->bias[j % 4];
+    }
+    ariel_dw3_f32(acc, 3, col, rows, bytes / 4, w);
+    for (int32_t p = 0; p < 3; ++p) {
+        for (int32_t j = 0; j < 4; ++j) {
+            float v = acc[4 * p + j];
+            if (out->clamp & 1) {
+                v = v < out->bounds[0] ? out->bounds[0] : v;
+            }
+            if (out->clamp & 2) {
+                v = v > out->bounds[1] ? out->bounds[1] : v;
+            }
+            out->y[p * (out->pixel_bytes / 4) + j] = v;
+        }
+    }
+#endif
+}
+
 /* -- float activations of the recurrent kernels --------------------------------------------
  * e^x, the logistic function and tanh in single precision without libm: newlib's expf and
  * tanhf take about 90 and 190 instructions on a Cortex-M4, and a recurrent layer calls them

@@ -17,7 +17,9 @@ Ties. Lists often cost the same: a stage answering every input it sees (threshol
 whatever follows it free, so an exit at 0 followed by the int8 final output costs what the
 same exit followed by the float model does. Among costs equal within rounding (sums taken in
 another order differ in the last bits), the search keeps the list with the fewest stages, then
-the fewest compiled models (each holds its own weights): less flash for the same answers."""
+the fewest compiled models (each holds its own weights), then the fewest of them in float (a
+little network at threshold 0 then the big model in int8, not in float): less flash for the
+same answers."""
 
 from __future__ import annotations
 
@@ -177,9 +179,11 @@ def below(value: float, limit: float) -> bool:
     return value < limit - TIE * abs(limit)
 
 
-def footprint(stages: list[Candidate]) -> tuple[int, int]:
-    """What a list holds: its stages, then its compiled models; fewer is less flash."""
-    return len(stages), len({s.run for s in stages})
+def footprint(stages: list[Candidate]) -> tuple[int, int, int]:
+    """What a list holds: its stages, then its compiled models, then those in float (whose
+    weights take four times an int8 model's flash); fewer is less flash."""
+    runs = {s.run for s in stages}
+    return len(stages), len(runs), sum(run.endswith(":float") for run in runs)
 
 
 def allowed_errors(target: float, count: int) -> int:

@@ -28,9 +28,12 @@ MAX_PREFIX = 64
 _NAMED_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
+@functools.cache
 def environment() -> jinja2.Environment:
     """The environment every template renders in. In C templates, values inside comments
-    and string literals are escaped for their place (c_context.py)."""
+    and string literals are escaped for their place (c_context.py). One per process, so a
+    template is compiled once (about 50 ms each) and not again for every model; the loader
+    still reloads a template whose file changed."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(data_dir("templates"))),
         undefined=jinja2.StrictUndefined,

@@ -10,12 +10,16 @@ map, so inputs and outputs do not cross the pipe."""
 
 from __future__ import annotations
 
+import atexit
+import functools
 import itertools
 import json
 import mmap
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -41,14 +45,32 @@ def build_host_library(files: dict[str, str], workdir: Path, name: str = "model"
     for filename, text in files.items():
         (workdir / filename).write_text(text)
     sources = sorted(str(workdir / f) for f in files if f.endswith(".c"))
-    sources += [str(data_dir("firmware") / f) for f in HOST_SOURCES]
     library = workdir / f"lib{name}.so"
-    command = ["gcc", *HOST_CFLAGS, f"-I{data_dir('firmware')}", f"-I{workdir}", *sources,
-               "-o", str(library), "-lm"]
-    result = subprocess.run(command, capture_output=True, text=True)
+    _gcc([*HOST_CFLAGS, f"-I{data_dir('firmware')}", f"-I{workdir}", *sources,
+          *_host_objects(), "-o", str(library), "-lm"])
+    return library
+
+
+@functools.cache
+def _host_objects() -> tuple[str, ...]:
+    """HOST_SOURCES compiled once per process: every host build links the same objects, and
+    a test session makes thousands of builds."""
+    folder = Path(tempfile.mkdtemp(prefix="ariel-host-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    flags = [flag for flag in HOST_CFLAGS if flag != "-shared"]
+    objects = []
+    for source in HOST_SOURCES:
+        target = folder / f"{Path(source).stem}.o"
+        _gcc([*flags, "-c", f"-I{data_dir('firmware')}", str(data_dir("firmware") / source),
+              "-o", str(target)])
+        objects.append(str(target))
+    return tuple(objects)
+
+
+def _gcc(arguments: list[str]) -> None:
+    result = subprocess.run(["gcc", *arguments], capture_output=True, text=True)
     if result.returncode != 0:
         raise ToolError("host compile failed", result.stderr)
-    return library
 
 
 class HostModel:

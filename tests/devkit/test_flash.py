@@ -84,12 +84,9 @@ def test_semihosting_build_on_its_own_map_is_not_flashed(tmp_path):
 WITH_PACK = [name for name in DEV_KITS if get_board(name).debug.pack]
 
 
-@pytest.mark.parametrize("name", WITH_PACK)
-def test_missing_pack_is_named_with_its_install_command(name, tmp_path):
-    out = tmp_path / "uart"
-    code, _, err = run(["build", MODELS / "digits_mlp.onnx", "--board", name, "--io", "uart",
-                        "-o", out])
-    assert code == 0, err
+@pytest.mark.parametrize("uart_build", WITH_PACK, indirect=True)
+def test_missing_pack_is_named_with_its_install_command(uart_build):
+    name, out = uart_build
     board = get_board(name)
     code, _, err = run(["flash", out])
     assert code == 1

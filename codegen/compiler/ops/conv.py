@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from codegen.compiler.c import c_literal
 from codegen.compiler.ir import Graph, Node, Tensor, channels_last
 from codegen.compiler.ops.base import (
     FLOAT_TYPES,
@@ -179,9 +180,12 @@ class Conv(OpDef):
         if geometry["icg"] == 1 and geometry["ocg"] == 1 and geometry["ic"] % 4 == 0:
             weights["w"] = np.ascontiguousarray(
                 rows.reshape(-1, 4, taps).transpose(0, 2, 1)).reshape(-1)
+            row3 = grid is None and shares_columns(win, 1)
             return Kernel("kernels/conv_dw_f32.c.j2",
-                          {**context, "pixels": win.out_hw[0] * win.out_hw[1]}, weights,
-                          multiplicand="w")
+                          {**context, "pixels": win.out_hw[0] * win.out_hw[1], "row3": row3,
+                           "chunk": depthwise_chunk(geometry["ic"], taps) if row3 else 0,
+                           **assembly_clamp(node.clamp)},
+                          weights, multiplicand="w")
         ocg = geometry["ocg"]
         row3 = grid is None and shares_columns(win, geometry["group"])
         if row3:
@@ -405,10 +409,18 @@ class Conv(OpDef):
             "per pixel: no receptive field is gathered. Two pixels by two filters per step, "
             "every word unrolled; DSP (ARIEL_DSP): one SMLAD per word and pixel and filter; "
             "plain C: the same sums, two multiplies per word.")
+        # The row buffers' loops unrolled where the buffers are a large share of the work, one
+        # word written for every 32 MACs or fewer (VWW's 3x3, stride 2, 8 filters: one per
+        # 22); elsewhere the longer code costs more in instruction fetches than the loops'
+        # counts and branches save (ResNet-8's and KWS's first layers).
+        unroll_rows = 32 * len(buffers) * g["sw"] > nwords * 2 * g["oc"]
+        if unroll_rows:
+            notes[-1] += (" The row buffers' loops are unrolled four times: they write a "
+                          "word for every 32 MACs or fewer.")
         words = [(k * width + kx * g["dw"], i) for i, (k, kx) in enumerate(paired.words)]
         context.update(
             notes=wrap_notes(notes), buffers=buffers, width=width, words=words, nwords=nwords,
-            filter_words=filter_words, on_stack=on_stack,
+            filter_words=filter_words, on_stack=on_stack, unroll_rows=unroll_rows,
             pad16=g["zero_point"] + g["offset"],
             plus_offset=c_add("", g["offset"]), unused_scratch=on_stack and node.room > 0,
             widen=sxtb16_call(g["offset"]))
@@ -487,15 +499,17 @@ def paired_plan(node: Node, graph: Graph, grid: OutputGrid | None = None
 def four_pixels(node: Node, graph: Graph, k4: int, staged: bool, pixels: int,
                 blocks: tuple[int, bool], grid: OutputGrid | None) -> bool:
     """Whether an int8 kernel whose filters are in RAM (`blocks`: filter_blocks' answer for
-    two pixels' fields) takes its output pixels four at a time: where the fields of four
-    pixels (8 k4 bytes, and the int8 field a staged kernel gathers) fit SCRATCH_BUDGET, there
-    are four pixels to take, and the larger fields leave the filter blocks as they are (on
-    the stack they share FILTER_STACK_BUDGET with the fields: fewer filters per block would
-    widen every field once more)."""
+    two pixels' fields) takes its output pixels four at a time: where there are four pixels
+    to take and the fields of four (8 k4 bytes, and the int8 field a staged kernel gathers)
+    fit FILTER_STACK_BUDGET, the stack any such kernel may take, and leave the filter blocks
+    as they are (filters on the stack share that budget with the fields: fewer filters per
+    block would widen every field once more). The fields may pass SCRATCH_BUDGET, two
+    pixels' budget: ResNet-8's 3x3 convolution of 64 channels widens 4,608 bytes of them,
+    beside its filters in the arena."""
     fields = 8 * k4 + (k4 if staged else 0)
     # Row-major output (no ConvTranspose phase): the kernel stores four pixels' outputs at
     # fixed offsets from one pointer.
-    return (grid is None and fields <= SCRATCH_BUDGET and pixels >= 4
+    return (grid is None and fields <= FILTER_STACK_BUDGET and pixels >= 4
             and filter_blocks(node, graph, fields, grid) == blocks)
 
 
@@ -623,6 +637,30 @@ def shares_columns(win: Window, group: int) -> bool:
     columns), and a row of at least four output pixels."""
     return (group == 1 and win.kernel[1] == 3 and win.strides[1] == 1
             and win.dilations[1] == 1 and win.out_hw[1] >= 4)
+
+
+# Stack a float depthwise kernel's filters may take, copied from flash a chunk of channels at
+# a time on a core with a single-precision FPU (its steps read a chunk's filters for every
+# three output pixels; from flash, each read waits).
+DEPTHWISE_STACK_BUDGET = 4096
+
+
+def depthwise_chunk(channels: int, taps: int) -> int:
+    """Channels per chunk of a float depthwise kernel's filters copied to the stack: all of
+    them if they fit DEPTHWISE_STACK_BUDGET, else equal chunks of a multiple of four."""
+    most = DEPTHWISE_STACK_BUDGET // (4 * taps) // 4 * 4
+    chunks = -(-channels // most)
+    return -(-channels // chunks // 4) * 4 if chunks > 1 else channels
+
+
+def assembly_clamp(bounds: tuple[float, float] | None) -> dict:
+    """A fused clamp as the depthwise assembly takes it: which bounds apply (dw_clamp, bit 0
+    low, bit 1 high) and both as C literals (dw_bounds; 0 where unused)."""
+    low, high = bounds if bounds is not None else (-np.inf, np.inf)
+    flags = int(not np.isneginf(low)) | int(not np.isposinf(high)) << 1
+    return {"dw_clamp": flags,
+            "dw_bounds": [c_literal(v, "float") if flags & bit else "0.0f"
+                          for v, bit in ((low, 1), (high, 2))]}
 
 
 def reads_padding(win: Window) -> bool:

@@ -45,6 +45,10 @@ CASES = {
                                       pads=[1, 1, 0, 0], blocks=1),
     "strides_2x1_odd_pixels": dict(pooled=(1, 4, 9, 7), w=(7, 4, 3, 2), strides=[2, 1],
                                    pads=[1, 0, 1, 1], blocks=1),
+    # Four pixels' fields of 576 values (4,608 bytes, over two pixels' budget) beside
+    # filters in the arena.
+    "wide_fields_four_pixels": dict(pooled=(1, 64, 4, 4), w=(6, 64, 3, 3), pads=[1, 1, 1, 1],
+                                    blocks=1),
 }
 
 
@@ -105,7 +109,7 @@ def test_filters_in_ram_are_bit_exact(case, tmp_path):
 @pytest.mark.qemu
 @pytest.mark.parametrize("case", ["3x3_pad1_odd_filters_one_block",
                                   "odd_filters_several_blocks", "seven_channels_odd_groups",
-                                  "strides_2x1_odd_pixels"])
+                                  "strides_2x1_odd_pixels", "wide_fields_four_pixels"])
 def test_filters_in_ram_on_a_cortex_m4(case, tmp_path):
     rng = np.random.default_rng(51)
     model, shape = pool_then_conv(rng, CASES[case])
