@@ -43,7 +43,7 @@ from codegen.compiler.ops.conv_pairs import (
     sxtb16_call,
 )
 from codegen.compiler.ops.depthwise_rows import describe as describe_rows
-from codegen.compiler.ops.depthwise_rows import pack_rows_filters, rows_path
+from codegen.compiler.ops.depthwise_rows import oriented, pack_rows_filters, rows_path
 from codegen.compiler.ops.inner_product import (
     SCRATCH_BUDGET,
     accumulator_bound,
@@ -262,15 +262,27 @@ class Conv(OpDef):
                             f"{requant.note}")
                 context.update(requantize=requant.call,
                                start=bias_reader(folding, names, weights))
-            rows_plan = rows_path(win, geometry)
+            # The rows kernel walks the map by rows, or by columns where they are longer
+            # (fewer, longer rows: less set-up per row, fewer lone last pixels).
+            straight, turned = oriented(geometry, False), oriented(geometry, True)
+            ways = ((turned, straight) if grid is None and turned["ow"] > straight["ow"]
+                    else (straight,))
+            rows_plan, way = next(((plan, g) for g in ways if (plan := rows_path(g))),
+                                  (None, None))
             if rows_plan is not None:
-                weights["w"] = pack_rows_filters(rows, geometry["kh"])
-                notes[1] += (f"; w as int16 pairs, per channel and filter row (w0, w1) then "
+                weights["w"] = pack_rows_filters(rows, geometry["kh"], way["transposed"])
+                line = "column, the filter transposed" if way["transposed"] else "row"
+                notes[1] += (f"; w as int16 pairs, per channel and filter {line}: (w0, w1) then "
                              f"(w1, w2): {weights['w'].nbytes} bytes of flash, so that no "
                              f"weight is widened or packed at run time")
-                notes.append(describe_rows(rows_plan, geometry["sw"]))
+                notes.append(describe_rows(rows_plan, way))
+                g = geometry
+                header = (f"x [{g['n']},{g['ih']},{g['iw']},{g['ic']}] NHWC -> y [{g['n']},"
+                          f"{g['oh']},{g['ow']},{g['oc']}] NHWC, one filter of {g['kh']}x"
+                          f"{g['kw']} per channel")
                 return Kernel("kernels/conv_dw_rows_s8.c.j2",
-                              {**context, **rows_plan, "notes": wrap_notes(notes)}, weights)
+                              {**context, **way, **rows_plan, "header": header,
+                               "notes": wrap_notes(notes)}, weights)
             weights["w"] = pack_depthwise(rows)
             notes[1] += (f"; w as int16 pairs, per four channels: each pair of taps (t, t + 1) "
                          f"one word per channel, an odd last tap two words (channels 0 and 2, "
@@ -398,10 +410,18 @@ class Conv(OpDef):
             "per pixel: no receptive field is gathered. Two pixels by two filters per step, "
             "every word unrolled; DSP (ARIEL_DSP): one SMLAD per word and pixel and filter; "
             "plain C: the same sums, two multiplies per word.")
+        # The row buffers' loops unrolled where the buffers are a large share of the work, one
+        # word written for every 32 MACs or fewer (VWW's 3x3, stride 2, 8 filters: one per
+        # 22); elsewhere the longer code costs more in instruction fetches than the loops'
+        # counts and branches save (ResNet-8's and KWS's first layers).
+        unroll_rows = 32 * len(buffers) * g["sw"] > nwords * 2 * g["oc"]
+        if unroll_rows:
+            notes[-1] += (" The row buffers' loops are unrolled four times: they write a "
+                          "word for every 32 MACs or fewer.")
         words = [(k * width + kx * g["dw"], i) for i, (k, kx) in enumerate(paired.words)]
         context.update(
             notes=wrap_notes(notes), buffers=buffers, width=width, words=words, nwords=nwords,
-            filter_words=filter_words, on_stack=on_stack,
+            filter_words=filter_words, on_stack=on_stack, unroll_rows=unroll_rows,
             pad16=g["zero_point"] + g["offset"],
             plus_offset=c_add("", g["offset"]), unused_scratch=on_stack and node.room > 0,
             widen=sxtb16_call(g["offset"]))

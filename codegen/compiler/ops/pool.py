@@ -9,7 +9,9 @@ on the padding is a real 0, so it adds nothing), and the sum is requantized with
 multiplier s_x / (s_y * count), count being the divisor ONNX uses (with or without the
 padding). Where windows at the borders count differently, each distinct (taps on the input,
 divisor) pair of a row and of a column is a class, and the few classes' offsets, multipliers
-and shifts are small tables indexed by output row and column; otherwise they are literals."""
+and shifts are small tables indexed by output row and column; otherwise they are literals.
+On a core with the DSP extension, windows of at most 256 taps sum four channels per tap with
+two SXTAB16 into 16-bit halves, which cannot overflow there: the same exact sums."""
 
 from __future__ import annotations
 
@@ -286,13 +288,27 @@ def _lower_average_s8(node: Node, graph: Graph, names: Names, win: Window, conte
         weights["col_class"] = classes.col_class.astype(np.uint8)
         terms.append(f"{names.weight('col_class')}[ox]")
     offset = values["offset"]
+    channels = x.shape[1]
+    words = channels - channels % 4 if _max_taps(win) <= MAX_HALF_TAPS else 0
     context.update(
+        words=words, max_taps=MAX_HALF_TAPS,
         class_index=" + ".join(terms) or None, classes=int(classes.offsets.size),
         acc=c_add("acc", offset) if isinstance(offset, int) else f"acc + {offset}",
         mult_value=values["mult"], shift_value=values["shift"], zero_point=s.zero_point,
         low=s.low, high=s.high,
         x_params=describe_quant(x), y_params=describe_quant(y))
     return Kernel("kernels/pool_average_s8.c.j2", context, weights)
+
+
+# The most int8 taps whose sum fits a signed 16-bit half: 256 * -128 = -32768 and
+# 256 * 127 = 32512. The DSP path sums four channels per tap into two words of such halves.
+MAX_HALF_TAPS = 256
+
+
+def _max_taps(win: Window) -> int:
+    """The most taps on the input any window has."""
+    rows, cols = (tap_inside(win, axis, False).sum(axis=1) for axis in (0, 1))
+    return int(rows.max() * cols.max())
 
 
 def _max_words(pooling: Pooling, x: Tensor, win: Window, inside: list[np.ndarray]) -> dict:

@@ -208,6 +208,55 @@ def test_max_pool_words(case, tmp_path):
         np.testing.assert_array_equal(dsp.run(x)[0], want)
 
 
+# AveragePool's DSP path: four channels per tap summed by two SXTAB16 into 16-bit halves,
+# windows wholly in the input or at borders that skip taps, tails of one to three channels,
+# input zero points at both ends of int8, and windows of 256 taps (the most whose sums fit a
+# half) against 272 (the plain path). name: (input shape, attributes, the samples' range)
+AVERAGE_WORD_CASES = {
+    "7x7_stride7_16_channels": ((1, 16, 14, 14), dict(kernel_shape=[7, 7], strides=[7, 7]),
+                                (-2.0, 3.0)),
+    "3x3_pad1_tail_2": ((1, 6, 7, 6), dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+                        (0.0, 3.0)),
+    "include_pad_stride2_tail_3": ((2, 7, 7, 7), dict(kernel_shape=[3, 3], strides=[2, 2],
+                                                      pads=[1, 1, 1, 1], count_include_pad=1),
+                                   (-3.0, 0.0)),
+    "ceil_mode_tail_1": ((1, 5, 7, 7), dict(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1),
+                         (-2.0, 3.0)),
+    "1d_8_channels": ((1, 8, 12), dict(kernel_shape=[3], strides=[2], pads=[1, 1]),
+                      (-1.0, 1.0)),
+    "256_taps": ((1, 4, 17, 16), dict(kernel_shape=[16, 16]), (-2.0, 3.0)),
+    "272_taps_plain": ((1, 4, 18, 17), dict(kernel_shape=[17, 16]), (-2.0, 3.0)),
+}
+
+
+def average_words_model(case: str):
+    shape, attrs, (low, high) = AVERAGE_WORD_CASES[case]
+    samples = samples_for(sum(map(ord, case)), shape, count=2, low=low, high=high)
+    return compile_onnx_int8(qdq_one_node("AveragePool", samples, **attrs), io="int8")
+
+
+def extreme_inputs(shape, seed: int) -> list[np.ndarray]:
+    """Every int8 value at random, and the whole input at each end of int8 (the largest
+    window sums, the ones that would overflow a half)."""
+    rng = np.random.default_rng(seed)
+    return [rng.integers(-128, 128, shape).astype(np.int8),
+            np.full(shape, -128, np.int8), np.full(shape, 127, np.int8)]
+
+
+@pytest.mark.parametrize("case", AVERAGE_WORD_CASES, ids=list(AVERAGE_WORD_CASES))
+def test_average_pool_words(case, tmp_path):
+    """The host-built C, plain and with the DSP path on ariel_runtime.h's C twins of
+    SXTAB16, equals the integer reference exactly."""
+    compiled = average_words_model(case)
+    assert kernel_ops(compiled) == ["AveragePool"]
+    assert ("ariel_sxtab16" in compiled.files["m.c"]) == (case != "272_taps_plain")
+    host, dsp = host_model(compiled, tmp_path), host_model(emulated_dsp(compiled), tmp_path)
+    for x in extreme_inputs(AVERAGE_WORD_CASES[case][0], len(case)):
+        want = run_graph(compiled.graph, [x])[0]
+        np.testing.assert_array_equal(host.run(x)[0], want)
+        np.testing.assert_array_equal(dsp.run(x)[0], want)
+
+
 def test_max_pool_quantized_by_onnxruntime(tmp_path, record_property):
     samples = with_half(samples_for(23, (1, 4, 8, 8)))
     model = add_before("MaxPool", (1, 4, 8, 8), kernel_shape=[2, 2], strides=[2, 2])

@@ -30,7 +30,14 @@ from tests.compiler.ops.test_conv_transpose_s8 import CASES as CONV_TRANSPOSE_CA
 from tests.compiler.ops.test_conv_transpose_s8 import float_model
 from tests.compiler.ops.test_gemm_pairs_s8 import CASES, case_inputs, case_model
 from tests.compiler.ops.test_gemm_s8 import GEMM_CASES, HIGH, LOW, MATMUL_CASES, product_model
-from tests.compiler.ops.test_pool_s8 import MAX_WORD_CASES, qdq_one_node, samples_for
+from tests.compiler.ops.test_pool_s8 import (
+    AVERAGE_WORD_CASES,
+    MAX_WORD_CASES,
+    average_words_model,
+    extreme_inputs,
+    qdq_one_node,
+    samples_for,
+)
 from tests.support import compile_onnx_int8
 
 pytestmark = pytest.mark.qemu
@@ -235,3 +242,13 @@ def test_max_pool_s8_words_in_qemu(case, tmp_path):
                                   want)
     assert uses(dsp_elf, "ssub8") and uses(dsp_elf, "sel")
     assert not uses(plain_elf, "ssub8")
+
+
+@pytest.mark.parametrize("case", ["7x7_stride7_16_channels", "include_pad_stride2_tail_3"])
+def test_average_pool_s8_words_in_qemu(case, tmp_path):
+    """AveragePool's four channels per tap by SXTAB16 on the real instructions, and its
+    plain path (ARIEL_NO_DSP) on the same core, equal the reference exactly, the window sums
+    at both ends of int8 included."""
+    compiled = average_words_model(case)
+    inputs = [[x] for x in extreme_inputs(AVERAGE_WORD_CASES[case][0], 45)]
+    check_on_cortex_m4(compiled, inputs, tmp_path)
