@@ -1423,33 +1423,86 @@ typedef struct {
     ARIEL_F32_LIMIT("s6", bound, cond) ARIEL_F32_LIMIT("s7", bound, cond) \
     ARIEL_F32_LIMIT("s8", bound, cond) ARIEL_F32_LIMIT("s9", bound, cond) \
     ARIEL_F32_LIMIT("s10", bound, cond) ARIEL_F32_LIMIT("s11", bound, cond)
+/* The steps' shared parts: the sums from the biases; then the clamps and the stores. */
+#define ARIEL_F32_DW3_START \
+    "ldr %[x0], [%[out], #8]\n\t" \
+    "vldmia %[x0], {s0-s3}\n\t" \
+    "vmov.f32 s4, s0\n\t" \
+    "vmov.f32 s5, s1\n\t" \
+    "vmov.f32 s6, s2\n\t" \
+    "vmov.f32 s7, s3\n\t" \
+    "vmov.f32 s8, s0\n\t" \
+    "vmov.f32 s9, s1\n\t" \
+    "vmov.f32 s10, s2\n\t" \
+    "vmov.f32 s11, s3\n\t" \
+    "cmp %[rows], #0\n\t" \
+    "beq 3f\n\t"
+#define ARIEL_F32_DW3_FINISH \
+    "3:\n\t" \
+    "ldr %[x0], [%[out], #16]\n\t" \
+    "ldr %[x1], [%[out], #12]\n\t" \
+    "tst %[x0], #1\n\t" \
+    "beq 4f\n\t" \
+    "vldr s30, [%[x1]]\n\t" \
+    ARIEL_F32_LIMIT12("s30", "mi") \
+    "4:\n\t" \
+    "tst %[x0], #2\n\t" \
+    "beq 5f\n\t" \
+    "vldr s31, [%[x1], #4]\n\t" \
+    ARIEL_F32_LIMIT12("s31", "gt") \
+    "5:\n\t" \
+    "ldr %[x0], [%[out]]\n\t" \
+    "ldr %[x1], [%[out], #4]\n\t" \
+    "vstmia %[x0], {s0-s3}\n\t" \
+    "add %[x0], %[x0], %[x1]\n\t" \
+    "vstmia %[x0], {s4-s7}\n\t" \
+    "add %[x0], %[x0], %[x1]\n\t" \
+    "vstmia %[x0], {s8-s11}"
+#define ARIEL_F32_DW3_CLOBBERS \
+    "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", \
+    "s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26", \
+    "s27", "s28", "s29", "s30", "s31", "cc", "memory"
+#else
+/* What the assembly does, in C: the sums from the biases, the products, the clamps. */
+ARIEL_INLINE void ariel_dw3_3x4_c(const ariel_dw3_out *out, int32_t slots, int32_t stride,
+                                  const float *const *col, int32_t rows, int32_t bytes,
+                                  const float *w)
+{
+    float acc[12];
+    for (int32_t j = 0; j < 12; ++j) {
+        acc[j] = out->bias[j % 4];
+    }
+    ariel_dw3_f32(acc, slots, stride, col, rows, bytes / 4, w);
+    for (int32_t p = 0; p < 3; ++p) {
+        for (int32_t j = 0; j < 4; ++j) {
+            float v = acc[4 * p + j];
+            if (out->clamp & 1) {
+                v = v < out->bounds[0] ? out->bounds[0] : v;
+            }
+            if (out->clamp & 2) {
+                v = v > out->bounds[1] ? out->bounds[1] : v;
+            }
+            out->y[p * (out->pixel_bytes / 4) + j] = v;
+        }
+    }
+}
 #endif
 
+/* Stride 1: pixel p's tap kx reads column p + kx (five columns, five pointers per row). */
 ARIEL_INLINE void ariel_dw3_3x4_f32(const ariel_dw3_out *out, const float *const *col,
                                     int32_t rows, int32_t bytes, const float *w)
 {
 #if ARIEL_F32_ASM
     const float *x0, *x1, *x2, *x3, *x4;
     __asm__ volatile(
-        "ldr %[x0], [%[out], #8]\n\t"
-        "vldmia %[x0], {s0-s3}\n\t"
-        "vmov.f32 s4, s0\n\t"
-        "vmov.f32 s5, s1\n\t"
-        "vmov.f32 s6, s2\n\t"
-        "vmov.f32 s7, s3\n\t"
-        "vmov.f32 s8, s0\n\t"
-        "vmov.f32 s9, s1\n\t"
-        "vmov.f32 s10, s2\n\t"
-        "vmov.f32 s11, s3\n\t"
-        "cmp %[rows], #0\n\t"
-        "beq 3f\n\t"
+        ARIEL_F32_DW3_START
         "2:\n\t"
         "ldr %[x0], [%[col]]\n\t"
         "ldr %[x1], [%[col], #4]\n\t"
         "ldr %[x2], [%[col], #8]\n\t"
         "ldr %[x3], [%[col], #12]\n\t"
         "ldr %[x4], [%[col], #16]\n\t"
-        "adds %[col], %[col], #24\n\t"
+        "adds %[col], %[col], #20\n\t"
         "add %[x0], %[x0], %[bytes]\n\t"
         "add %[x1], %[x1], %[bytes]\n\t"
         "add %[x2], %[x2], %[bytes]\n\t"
@@ -1472,50 +1525,67 @@ ARIEL_INLINE void ariel_dw3_3x4_f32(const ariel_dw3_out *out, const float *const
         ARIEL_F32_DW(ARIEL_F32_DW_PIXEL2, ARIEL_F32_DW_TAP2)
         "subs %[rows], %[rows], #1\n\t"
         "bne 2b\n\t"
-        "3:\n\t"
-        "ldr %[x0], [%[out], #16]\n\t"
-        "ldr %[x1], [%[out], #12]\n\t"
-        "tst %[x0], #1\n\t"
-        "beq 4f\n\t"
-        "vldr s30, [%[x1]]\n\t"
-        ARIEL_F32_LIMIT12("s30", "mi")
-        "4:\n\t"
-        "tst %[x0], #2\n\t"
-        "beq 5f\n\t"
-        "vldr s31, [%[x1], #4]\n\t"
-        ARIEL_F32_LIMIT12("s31", "gt")
-        "5:\n\t"
-        "ldr %[x0], [%[out]]\n\t"
-        "ldr %[x1], [%[out], #4]\n\t"
-        "vstmia %[x0], {s0-s3}\n\t"
-        "add %[x0], %[x0], %[x1]\n\t"
-        "vstmia %[x0], {s4-s7}\n\t"
-        "add %[x0], %[x0], %[x1]\n\t"
-        "vstmia %[x0], {s8-s11}"
+        ARIEL_F32_DW3_FINISH
         : [col] "+&r"(col), [rows] "+&r"(rows), [w] "+&r"(w), [x0] "=&r"(x0), [x1] "=&r"(x1),
           [x2] "=&r"(x2), [x3] "=&r"(x3), [x4] "=&r"(x4)
         : [out] "r"(out), [bytes] "r"(bytes)
-        : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12",
-          "s13", "s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24",
-          "s25", "s26", "s27", "s28", "s29", "s30", "s31", "cc", "memory");
+        : ARIEL_F32_DW3_CLOBBERS);
 #else
-    float acc[12];
-    for (int32_t j = 0; j < 12; ++j) {
-        acc[j] = out->bias[j % 4];
-    }
-    ariel_dw3_f32(acc, 3, col, rows, bytes / 4, w);
-    for (int32_t p = 0; p < 3; ++p) {
-        for (int32_t j = 0; j < 4; ++j) {
-            float v = acc[4 * p + j];
-            if (out->clamp & 1) {
-                v = v < out->bounds[0] ? out->bounds[0] : v;
-            }
-            if (out->clamp & 2) {
-                v = v > out->bounds[1] ? out->bounds[1] : v;
-            }
-            out->y[p * (out->pixel_bytes / 4) + j] = v;
-        }
-    }
+    ariel_dw3_3x4_c(out, 5, 1, col, rows, bytes, w);
+#endif
+}
+
+/* Stride 2: pixel p's tap kx reads column 2 p + kx (seven columns, seven pointers per row);
+ * 36 MACs for 72 cycles of products and about 64 of loads and pointers per filter row. */
+ARIEL_INLINE void ariel_dw3s2_3x4_f32(const ariel_dw3_out *out, const float *const *col,
+                                      int32_t rows, int32_t bytes, const float *w)
+{
+#if ARIEL_F32_ASM
+    const float *x0, *x1, *x2, *x3, *x4, *x5, *x6;
+    __asm__ volatile(
+        ARIEL_F32_DW3_START
+        "2:\n\t"
+        "ldr %[x0], [%[col]]\n\t"
+        "ldr %[x1], [%[col], #4]\n\t"
+        "ldr %[x2], [%[col], #8]\n\t"
+        "ldr %[x3], [%[col], #12]\n\t"
+        "ldr %[x4], [%[col], #16]\n\t"
+        "ldr %[x5], [%[col], #20]\n\t"
+        "ldr %[x6], [%[col], #24]\n\t"
+        "adds %[col], %[col], #28\n\t"
+        "add %[x0], %[x0], %[bytes]\n\t"
+        "add %[x1], %[x1], %[bytes]\n\t"
+        "add %[x2], %[x2], %[bytes]\n\t"
+        "add %[x3], %[x3], %[bytes]\n\t"
+        "add %[x4], %[x4], %[bytes]\n\t"
+        "add %[x5], %[x5], %[bytes]\n\t"
+        "add %[x6], %[x6], %[bytes]\n\t"
+        "vldmia %[w]!, {s12-s23}\n\t"
+        "vldmia %[x0], {s24-s27}\n\t"
+        ARIEL_F32_DW(ARIEL_F32_DW_PIXEL0, ARIEL_F32_DW_TAP0)
+        "vldmia %[x1], {s24-s27}\n\t"
+        ARIEL_F32_DW(ARIEL_F32_DW_PIXEL0, ARIEL_F32_DW_TAP1)
+        "vldmia %[x2], {s24-s27}\n\t"
+        ARIEL_F32_DW(ARIEL_F32_DW_PIXEL0, ARIEL_F32_DW_TAP2)
+        ARIEL_F32_DW(ARIEL_F32_DW_PIXEL1, ARIEL_F32_DW_TAP0)
+        "vldmia %[x3], {s24-s27}\n\t"
+        ARIEL_F32_DW(ARIEL_F32_DW_PIXEL1, ARIEL_F32_DW_TAP1)
+        "vldmia %[x4], {s24-s27}\n\t"
+        ARIEL_F32_DW(ARIEL_F32_DW_PIXEL1, ARIEL_F32_DW_TAP2)
+        ARIEL_F32_DW(ARIEL_F32_DW_PIXEL2, ARIEL_F32_DW_TAP0)
+        "vldmia %[x5], {s24-s27}\n\t"
+        ARIEL_F32_DW(ARIEL_F32_DW_PIXEL2, ARIEL_F32_DW_TAP1)
+        "vldmia %[x6], {s24-s27}\n\t"
+        ARIEL_F32_DW(ARIEL_F32_DW_PIXEL2, ARIEL_F32_DW_TAP2)
+        "subs %[rows], %[rows], #1\n\t"
+        "bne 2b\n\t"
+        ARIEL_F32_DW3_FINISH
+        : [col] "+&r"(col), [rows] "+&r"(rows), [w] "+&r"(w), [x0] "=&r"(x0), [x1] "=&r"(x1),
+          [x2] "=&r"(x2), [x3] "=&r"(x3), [x4] "=&r"(x4), [x5] "=&r"(x5), [x6] "=&r"(x6)
+        : [out] "r"(out), [bytes] "r"(bytes)
+        : ARIEL_F32_DW3_CLOBBERS);
+#else
+    ariel_dw3_3x4_c(out, 7, 2, col, rows, bytes, w);
 #endif
 }
 

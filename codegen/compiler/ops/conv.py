@@ -43,7 +43,7 @@ from codegen.compiler.ops.conv_pairs import (
     sxtb16_call,
 )
 from codegen.compiler.ops.depthwise_rows import describe as describe_rows
-from codegen.compiler.ops.depthwise_rows import pack_rows_filters, rows_path
+from codegen.compiler.ops.depthwise_rows import oriented, pack_rows_filters, rows_path
 from codegen.compiler.ops.inner_product import (
     SCRATCH_BUDGET,
     accumulator_bound,
@@ -180,14 +180,15 @@ class Conv(OpDef):
         if geometry["icg"] == 1 and geometry["ocg"] == 1 and geometry["ic"] % 4 == 0:
             weights["w"] = np.ascontiguousarray(
                 rows.reshape(-1, 4, taps).transpose(0, 2, 1)).reshape(-1)
-            row3 = grid is None and shares_columns(win, 1)
+            row3 = grid is None and shares_columns(win, 1, 3, (1, 2))
             return Kernel("kernels/conv_dw_f32.c.j2",
                           {**context, "pixels": win.out_hw[0] * win.out_hw[1], "row3": row3,
+                           "slots": 2 * win.strides[1] + 3,
                            "chunk": depthwise_chunk(geometry["ic"], taps) if row3 else 0,
                            **assembly_clamp(node.clamp)},
                           weights, multiplicand="w")
         ocg = geometry["ocg"]
-        row3 = grid is None and shares_columns(win, geometry["group"])
+        row3 = grid is None and shares_columns(win, geometry["group"], 4, (1,))
         if row3:
             # The kernel walks each filter row channel by channel, its three taps innermost.
             rows = np.ascontiguousarray(rows.reshape(
@@ -199,7 +200,7 @@ class Conv(OpDef):
         copied, on_stack = filter_blocks(node, graph, 16 * taps + 4 * geometry["ic"], grid)
         context.update(k=taps * geometry["icg"], pixels=win.out_hw[0] * win.out_hw[1],
                        quads=ocg // 4, copied=copied, on_stack=on_stack, room=node.room > 0,
-                       row3=row3)
+                       row3=row3, slots=6)
         return Kernel("kernels/conv_f32.c.j2", context, weights, multiplicand="w")
 
     def lower_runtime_filters(self, node: Node, graph: Graph, names: Names,
@@ -261,15 +262,27 @@ class Conv(OpDef):
                             f"{requant.note}")
                 context.update(requantize=requant.call,
                                start=bias_reader(folding, names, weights))
-            rows_plan = rows_path(win, geometry)
+            # The rows kernel walks the map by rows, or by columns where they are longer
+            # (fewer, longer rows: less set-up per row, fewer lone last pixels).
+            straight, turned = oriented(geometry, False), oriented(geometry, True)
+            ways = ((turned, straight) if grid is None and turned["ow"] > straight["ow"]
+                    else (straight,))
+            rows_plan, way = next(((plan, g) for g in ways if (plan := rows_path(g))),
+                                  (None, None))
             if rows_plan is not None:
-                weights["w"] = pack_rows_filters(rows, geometry["kh"])
-                notes[1] += (f"; w as int16 pairs, per channel and filter row (w0, w1) then "
+                weights["w"] = pack_rows_filters(rows, geometry["kh"], way["transposed"])
+                line = "column, the filter transposed" if way["transposed"] else "row"
+                notes[1] += (f"; w as int16 pairs, per channel and filter {line}: (w0, w1) then "
                              f"(w1, w2): {weights['w'].nbytes} bytes of flash, so that no "
                              f"weight is widened or packed at run time")
-                notes.append(describe_rows(rows_plan, geometry["sw"]))
+                notes.append(describe_rows(rows_plan, way))
+                g = geometry
+                header = (f"x [{g['n']},{g['ih']},{g['iw']},{g['ic']}] NHWC -> y [{g['n']},"
+                          f"{g['oh']},{g['ow']},{g['oc']}] NHWC, one filter of {g['kh']}x"
+                          f"{g['kw']} per channel")
                 return Kernel("kernels/conv_dw_rows_s8.c.j2",
-                              {**context, **rows_plan, "notes": wrap_notes(notes)}, weights)
+                              {**context, **way, **rows_plan, "header": header,
+                               "notes": wrap_notes(notes)}, weights)
             weights["w"] = pack_depthwise(rows)
             notes[1] += (f"; w as int16 pairs, per four channels: each pair of taps (t, t + 1) "
                          f"one word per channel, an odd last tap two words (channels 0 and 2, "
@@ -618,13 +631,15 @@ def depthwise_context(win: Window, geometry: dict, offset: int) -> dict:
             "plus_offset": f" + {offset}" if offset > 0 else (f" - {-offset}" if offset else "")}
 
 
-def shares_columns(win: Window, group: int) -> bool:
-    """True when the float kernel takes four neighbouring output pixels of a row at a time
-    with their inputs shared (ariel_row3_4x4_f32): one group, a filter three wide read at
-    stride 1 and dilation 1 along the row (the four pixels' twelve taps then read six input
-    columns), and a row of at least four output pixels."""
-    return (group == 1 and win.kernel[1] == 3 and win.strides[1] == 1
-            and win.dilations[1] == 1 and win.out_hw[1] >= 4)
+def shares_columns(win: Window, group: int, pixels: int, strides: tuple[int, ...]) -> bool:
+    """True when a float kernel takes `pixels` neighbouring output pixels of a row at a time
+    with their inputs shared (ariel_row3_4x4_f32: four, at stride 1; ariel_dw3_3x4_f32 and
+    ariel_dw3s2_3x4_f32: three, at stride 1 or 2): one group (or a depthwise convolution), a
+    filter three wide read at one of `strides` and dilation 1 along the row (at stride 1 the
+    taps of four pixels read six input columns, not twelve), and a row of at least `pixels`
+    output pixels."""
+    return (group == 1 and win.kernel[1] == 3 and win.strides[1] in strides
+            and win.dilations[1] == 1 and win.out_hw[1] >= pixels)
 
 
 # Stack a float depthwise kernel's filters may take, copied from flash a chunk of channels at

@@ -15,36 +15,56 @@ from __future__ import annotations
 
 import numpy as np
 
-from codegen.compiler.ops.spatial import Window
-
 # Stack for the planes of four channels: the whole padded input where it fits, else a ring
 # of as many rows as a window spans; an input whose ring would pass it too takes the other
 # depthwise kernel.
 PLANES_BUDGET = 3072
 
 
-def rows_path(win: Window, geometry: dict) -> dict | None:
-    """What conv_dw_rows_s8.c.j2 needs besides the geometry, or None where it does not
-    apply: a filter row of other than three taps, a dilated or wider-than-2 column stride,
-    or planes beyond PLANES_BUDGET even as a ring."""
-    g = geometry
+def oriented(geometry: dict, transposed: bool) -> dict:
+    """The geometry as the kernel walks it: rows of the input and output as they are, or,
+    transposed, their columns as rows (the filter transposed with them), with the strides
+    in bytes between input rows and columns (x_row, x_col) and between output pixels of a
+    row (out_step), and C for the start of output row `oy` (out_row)."""
+    g = dict(geometry)
+    ic, oc = g["ic"], g["oc"]
+    if not transposed:
+        return {**g, "x_row": g["iw"] * ic, "x_col": ic, "out_step": g["out_col_step"] * oc,
+                "out_row": lambda oy: f"{g['pixel_at'](oy, '0')} * {oc}", "transposed": False}
+    for a, b in (("ih", "iw"), ("oh", "ow"), ("kh", "kw"), ("sh", "sw"), ("dh", "dw"),
+                 ("pad_top", "pad_left")):
+        g[a], g[b] = geometry[b], geometry[a]
+    return {**g, "x_row": ic, "x_col": geometry["iw"] * ic, "out_step": geometry["ow"] * oc,
+            "out_row": lambda oy: f"{oy} * {oc}", "transposed": True}
+
+
+def rows_path(g: dict) -> dict | None:
+    """What conv_dw_rows_s8.c.j2 needs besides the geometry `g` (as oriented() gives it), or
+    None where it does not apply: a filter row of other than three taps, a dilated or
+    wider-than-2 column stride, or planes beyond PLANES_BUDGET even as a ring."""
     if g["kw"] != 3 or g["dw"] != 1 or g["sw"] not in (1, 2):
         return None
-    ow = win.out_hw[1]
+    ow = g["ow"]
     # The last column a word load reads: stride 2's right pixel reads a third word, and a
     # lone last pixel the second word's top half.
     last = (ow - 1) * g["sw"] + 3
     words = last // 2 + 1
     window = (g["kh"] - 1) * g["dh"] + 1
-    height = (win.out_hw[0] - 1) * g["sh"] + window
+    height = (g["oh"] - 1) * g["sh"] + window
     whole = 16 * height * words <= PLANES_BUDGET
     rows = height if whole else window
     if 16 * rows * words > PLANES_BUDGET:
         return None
-    iw, left = win.in_hw[1], g["pad_left"]
-    # Words whose two columns both lie in the input: k from full_from to full_to - 1.
+    iw, left = g["iw"], g["pad_left"]
+    # Words whose two columns both lie in the input: k from full_from to full_to - 1; the
+    # edge words, one column in the input: (k, a's input column or None, b's).
     full_from = max(0, -(-left // 2))
     full_to = min(words, max(full_from, (iw + left - 2) // 2 + 1))
+    inside = [[ix if 0 <= ix < iw else None for ix in (2 * k - left, 2 * k + 1 - left)]
+              for k in range(words)]
+    edges = [(k, a, b) for k, (a, b) in enumerate(inside)
+             if not full_from <= k < full_to and (a is not None or b is not None)]
+    holding = [k for k, (a, b) in enumerate(inside) if a is not None or b is not None]
     # Filter row ky's plane row, in words from column 0 of the window's first row (whole)
     # or of slot 0 (ring, for each slot the window's first row can take).
     at_whole = [ky * g["dh"] * words for ky in range(g["kh"])]
@@ -53,25 +73,37 @@ def rows_path(win: Window, geometry: dict) -> dict | None:
     return {"words": words, "window": window, "rows": rows, "whole": whole,
             "at_whole": at_whole, "at_ring": at_ring,
             "plane": rows * words, "full_from": full_from, "full_to": full_to,
-            "edge_left": full_from > 0, "edge_right": full_to < words}
+            "edges": edges, "zero_word": any(None in (a, b) for _, a, b in edges),
+            "first_word": holding[0], "end_word": holding[-1] + 1,
+            "copy_top": max(0, -g["pad_top"]),
+            "copy_bottom": min(g["ih"] - 1, height - 1 - g["pad_top"])}
 
 
-def pack_rows_filters(rows: np.ndarray, kh: int) -> np.ndarray:
-    """Depthwise filters [C, kh * 3] (int16 range) as int32 words, per channel and filter
-    row: f = (w0, w1), then g = (w1, w2), w0 in the bottom half."""
-    taps = rows.astype(np.int64).reshape(rows.shape[0], kh, 3).astype(np.int16)
+def pack_rows_filters(rows: np.ndarray, kh: int, transposed: bool) -> np.ndarray:
+    """Depthwise filters [C, kh * kw] (int16 range, kw 3, or kh 3 when transposed) as int32
+    words, per channel and filter row (column, transposed): f = (w0, w1), then
+    g = (w1, w2), w0 in the bottom half."""
+    taps = rows.astype(np.int64).reshape(rows.shape[0], kh, -1)
+    if transposed:
+        taps = taps.transpose(0, 2, 1)
+    taps = taps.astype(np.int16)
     pairs = np.stack([taps[:, :, 0:2], taps[:, :, 1:3]], axis=2)  # [C, kh, 2, 2]
     return np.ascontiguousarray(pairs).view(np.int32).reshape(-1)
 
 
-def describe(path: dict, sw: int) -> str:
+def describe(path: dict, way: dict) -> str:
     """The kernel's path line: what it does and why."""
+    sw = way["sw"]
     copy = (f"the whole padded input ({16 * path['plane']} B of stack)" if path["whole"] else
             f"a ring of {path['rows']} padded rows ({16 * path['plane']} B of stack; the "
             f"whole input would pass {PLANES_BUDGET} B)")
     loads = "two words" if sw == 1 else "three words"
+    turned = (" The map is walked by columns (its input and filter transposed as they are "
+              "copied and packed): they are longer than its rows, so fewer rows pay the set-up "
+              "and fewer end in a lone pixel." if way["transposed"] else "")
     return ("path: depthwise by rows of int16 planes, one channel at a time, two output "
-            f"pixels per step. Four channels' input is copied once into planes of int16 pairs "
+            f"pixels per step.{turned} Four channels' input is copied once into planes of "
+            "int16 pairs "
             f"({copy}; SXTB16 and PKHBT/PKHTB on the DSP extension), so that each filter row's "
             f"taps of two neighbouring pixels are {loads} loaded as they are, no packing in "
             "the loop; the channel's filter words stay in registers across its rows. Per "

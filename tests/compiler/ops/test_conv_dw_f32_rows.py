@@ -1,12 +1,13 @@
-"""float depthwise Conv, a filter three wide at stride 1 along the row: three neighbouring
-output pixels of a row by four channels per step (ariel_dw3_3x4_f32's assembly on a
-single-precision FPU, ariel_dw3_f32 elsewhere), the three pixels' taps reading five input
-columns per filter row; filter rows outside the input skipped, columns outside read as
-zeros; a row's last pixels by a step that ends at its last pixel (writing one or two again);
-the filters copied to the stack a chunk of channels at a time on a core with a
-single-precision FPU. The host C equals onnx.reference within the float tolerance; the
-firmware in QEMU equals the host C bit for bit (same order and roundings) on a Cortex-M4F,
-and on a Cortex-M7 and a Cortex-M0+ for one case."""
+"""float depthwise Conv, a filter three wide at stride 1 or 2 along the row: three
+neighbouring output pixels of a row by four channels per step (ariel_dw3_3x4_f32's and
+ariel_dw3s2_3x4_f32's assembly on a single-precision FPU, ariel_dw3_f32 elsewhere), the
+three pixels' taps reading five or seven input columns per filter row; filter rows outside
+the input skipped, columns outside read as zeros; a row's last pixels by a step that ends at
+its last pixel (writing one or two again); the filters copied to the stack a chunk of
+channels at a time on a core with a single-precision FPU; biases, clamps and stores in the
+assembly. The host C equals onnx.reference within the float tolerance; the firmware in QEMU
+equals the host C bit for bit (same order and roundings) on a Cortex-M4F, and on a
+Cortex-M7 (both strides) and a Cortex-M0+ for some cases."""
 
 from __future__ import annotations
 
@@ -30,6 +31,10 @@ CASES = {
                                                chunks=1, then="Relu"),
     "two_chunks_of_channels_clip": dict(x=(1, 116, 3, 4), attrs=dict(pads=[0, 1, 0, 1]),
                                         chunks=2, then="Clip"),
+    "stride2_pads_two_over_relu": dict(x=(1, 8, 7, 9), attrs=dict(strides=[2, 2],
+                                                                 pads=[1, 1, 1, 1]),
+                                       chunks=1, then="Relu"),
+    "rows_of_three_pixels": dict(x=(1, 4, 3, 5), attrs=dict(pads=[1, 0, 1, 0]), chunks=1),
 }
 
 
@@ -75,7 +80,8 @@ def built(tmp_path_factory):
 def test_row_path_matches_onnx_reference(case, built):
     model, compiled, inputs, host = built[case]
     source = compiled.files["m.c"]
-    assert "ariel_dw3_3x4_f32(" in source
+    stride = CASES[case]["attrs"].get("strides", [1, 1])[1]
+    assert f"ariel_dw3{'s2' if stride == 2 else ''}_3x4_f32(" in source
     chunk = int(source.split("The filters ")[1].split(" channels at a time")[0])
     assert -(-CASES[case]["x"][1] // chunk) == CASES[case]["chunks"]
     for x, got in zip(inputs, host, strict=True):
@@ -85,6 +91,7 @@ def test_row_path_matches_onnx_reference(case, built):
 @pytest.mark.qemu
 @pytest.mark.parametrize("case, board", [(case, "nucleo-l4r5zi") for case in CASES]
                          + [("pads_one_pixel_over", "disco-f746ng"),
+                            ("stride2_pads_two_over_relu", "disco-f746ng"),
                             ("pads_one_pixel_over", "nucleo-g071rb")])
 def test_firmware_equals_host_c(case, board, built, tmp_path):
     _, compiled, inputs, host = built[case]

@@ -29,6 +29,9 @@ CASES = {
     "3x3_stride2_pad_end": ((1, 12, 9, 8), (3, 3), (2, 2), (0, 0, 1, 1), (1, 1), 3),
     "3x3_stride2_pad_all": ((1, 4, 8, 7), (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), -128),
     "3x3_stride2_odd_width": ((1, 8, 7, 9), (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), -100),
+    # Taller than wide: the rows kernel walks the columns (the map transposed).
+    "3x3_tall_transposed": ((1, 8, 13, 4), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 50),
+    "3x3_tall_strides_2x1": ((2, 4, 12, 3), (3, 3), (2, 1), (1, 0, 0, 1), (1, 1), -77),
     "3x3_strides_2x1_asym": ((2, 8, 7, 6), (3, 3), (2, 1), (1, 0, 0, 2), (1, 1), 127),
     "3x3_no_interior": ((1, 4, 2, 2), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 0),
     "3x3_no_pad": ((1, 8, 5, 6), (3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 9),
@@ -81,10 +84,22 @@ def depthwise_model(rng: np.random.Generator, x_shape: tuple, kernel: tuple, str
 
 def kernel_of(case: str) -> str:
     """The kernel a case takes: filter rows of three taps, undilated, at column stride 1 or 2
-    take the planes of int16 pairs (depthwise_rows.py), the others conv_dw_s8."""
+    take the planes of int16 pairs (depthwise_rows.py), and so do such filter columns where
+    the output is taller than wide; the others conv_dw_s8."""
     _, kernel, strides, _, dilations, _ = CASES[case]
     rows = kernel[-1] == 3 and dilations[-1] == 1 and strides[-1] in (1, 2)
-    return "conv_dw_rows_s8" if rows else "conv_dw_s8"
+    return "conv_dw_rows_s8" if rows or transposed(case) else "conv_dw_s8"
+
+
+def transposed(case: str) -> bool:
+    """Whether the rows kernel walks the case's map by columns: filter columns of three
+    taps, undilated, at row stride 1 or 2, and more output rows than columns."""
+    shape, kernel, strides, pads, dilations, _ = CASES[case]
+    if len(kernel) != 2 or kernel[0] != 3 or dilations[0] != 1 or strides[0] not in (1, 2):
+        return False
+    out = [output_size(shape[2 + i], kernel[i], strides[i], pads[i], pads[2 + i], dilations[i])
+           for i in range(2)]
+    return out[0] > out[1]
 
 
 def compile_case(rng: np.random.Generator, case: str):
@@ -108,12 +123,13 @@ def test_depthwise_s8(case, tmp_path):
     source = compiled.files["m.c"]
     if kernel_of(case) == "conv_dw_rows_s8":
         assert "ariel_pair_channels_s8x4" in source and "ariel_mac_pairs" in source
-        assert "ariel_pair_channels_s8x4(a, b, 0," in source  # the zero point folded
+        assert ", 0, &to[" in source  # the zero point folded
     else:
         assert "ariel_pack_bottoms" in source and "ariel_smlad" in source
         assert "ariel_sxtab16" not in source  # the zero point folded into the bias
     assert "ariel_requantize_common" in source  # one shift, the channels' filters scaled
     assert ("a ring of" in source) == case.startswith("ring")
+    assert ("walked by columns" in source) == transposed(case)
     check_int8(compiled, samples(rng, CASES[case][0], 3), tmp_path, f"depthwise {case}",
                model=model)
 
@@ -133,7 +149,7 @@ def test_depthwise_s8_subtracts_the_zero_point_where_folding_could_overflow(tmp_
     source = compiled.files["m.c"]
     # (the planes' copy widens with SXTAB16, adding minus the zero point: 128)
     assert "subtracted from each input" in source
-    assert "ariel_pair_channels_s8x4(a, b, 128," in source
+    assert ", 128, &to[" in source
     check_int8(compiled, samples(rng, x_shape, 2), tmp_path, "depthwise zero point subtracted",
                model=model)
 
@@ -157,7 +173,7 @@ def test_depthwise_s8_keeps_a_shift_per_channel_where_scaling_would_overflow(tmp
 
 
 QEMU_CASES = ["3x3_strides_2x1_asym", "ring_3x3_stride2_pad_end", "5x5_pad2", "2x2_even_taps",
-              "3x3_no_interior"]
+              "3x3_no_interior", "3x3_stride2_odd_width", "3x3_tall_strides_2x1"]
 
 
 @pytest.mark.qemu
