@@ -343,6 +343,11 @@ class Conv(OpDef):
                             "of room the arena has at this step (it does not grow for them)")
                          + ": every pair of output pixels reads all the filters again, and "
                          "flash reads wait")
+        ram_tables = tables_in_ram(weights, names, scratch + (2 * block * k4 if on_stack else 0)
+                                   ) if block else []
+        if ram_tables:
+            notes[2] += ("; on a DSP core the tables are copied to the stack "
+                         f"({sum(4 * count for _, _, count in ram_tables)} bytes)")
         in_place = (geometry["kh"] == geometry["kw"] == 1 and not any(win.pads)
                     and not staged)
         tile = ("four pixels' fields widened to int16 pairs on the stack "
@@ -360,6 +365,9 @@ class Conv(OpDef):
             "plain C: " + ("each pixel's input row read in place" if in_place else
                            "each pixel's field gathered as int8") +
             ", two filters per step. Padded taps read the zero point.")
+        context.update(ram_tables=ram_tables,
+                       dsp_start=in_tables(context["start"], ram_tables),
+                       dsp_requantize=in_tables(context["requantize"], ram_tables))
         context.update(block=block, on_stack=on_stack, k=k, k4=k4, staged=staged,
                        in_place=in_place, quads=quads, pixels=pixels,
                        pad16=zero_point + folding.offset, notes=wrap_notes(notes),
@@ -512,6 +520,36 @@ def four_pixels(node: Node, graph: Graph, k4: int, staged: bool, pixels: int,
     # fixed offsets from one pointer.
     return (grid is None and fields <= FILTER_STACK_BUDGET and pixels >= 4
             and filter_blocks(node, graph, fields, grid) == blocks)
+
+
+# The per-channel tables an int8 kernel's steps read (folded bias, output stage), by key.
+TABLE_KEYS = ("bias", "rq", "mult", "shift")
+
+
+def tables_in_ram(weights: dict[str, np.ndarray], names: Names, stack: int
+                  ) -> list[tuple[str, str, int]]:
+    """The per-channel tables a kernel with its filters in RAM copies to the stack, as
+    (local array, constant array, count): all of them where they fit FILTER_STACK_BUDGET
+    beside the `stack` bytes the kernel already takes, else none. Each step reads two
+    channels' entries of each table, which the flash's 256-byte data cache does not keep
+    across a step's pass over every filter (KWS's 1x1 layers: 16 k of their 20 k cycles of
+    flash stalls)."""
+    tables = [(f"{key}_ram", names.weight(key), int(weights[key].size))
+              for key in TABLE_KEYS if key in weights]
+    if stack + sum(4 * count for _, _, count in tables) > FILTER_STACK_BUDGET:
+        return []
+    return tables
+
+
+def in_tables(call, tables: list[tuple[str, str, int]]):
+    """`call` (a kernel's C-writing bias reader or output stage) with its reads of the
+    constant tables turned into reads of their copies on the stack."""
+    def reading_copies(*args):
+        text = call(*args)
+        for local, source, _ in tables:
+            text = text.replace(f"{source}[", f"{local}[")
+        return text
+    return reading_copies
 
 
 def filters_in_ram(node: Node, graph: Graph) -> tuple[int, int, int] | None:
