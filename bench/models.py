@@ -9,10 +9,14 @@ kernel each layer took, with a Cortex-M7 and a Cortex-M0+ board's figures in the
 
     .venv/bin/python bench/models.py [--board nucleo-l4r5zi] [--also disco-f746ng,...]
         [--models resnet8_cifar10,...] [--precisions int8] [--layers] [--json results.json]
+        [--weights-in-ram]
 
 Instructions are exact counts from the emulator; cycles are estimates from the core's
 table-driven model. Inputs and calibration data are those of tests/e2e/test_int8_qemu.py.
-A model that does not fit a board's memory is shown as such in that board's columns."""
+A model that does not fit a board's memory is shown as such in that board's columns.
+--weights-in-ram builds every model with `ariel build --weights-in-ram` (weights copied to
+RAM at reset, read without flash wait states); its rows say so in the precision column
+("int8 ram")."""
 
 from __future__ import annotations
 
@@ -72,15 +76,18 @@ def layer_kind(graph: Graph, kernel: dict, precision: str) -> str:
     return f"{size} conv"
 
 
-def measure(model: str, precision: str, board_name: str, folder: Path) -> dict:
+def measure(model: str, precision: str, board_name: str, folder: Path,
+            weights_in_ram: bool = False) -> dict:
     calibration, tests = calibration_and_tests(model)
     path = ROOT / "examples" / "models" / f"{model}.onnx"
-    options = Options()
+    options = Options(weights_in_ram=weights_in_ram)
     if precision == "int8":
         np.save(folder / "calib.npy", calibration.astype(np.float32))
-        options = Options(precision="int8", calibration=str(folder / "calib.npy"))
+        options = Options(precision="int8", calibration=str(folder / "calib.npy"),
+                          weights_in_ram=weights_in_ram)
     out = folder / f"{model}-{precision}-{board_name}"
-    row = {"model": model, "precision": precision, "board": board_name}
+    row = {"model": model, "precision": precision, "board": board_name,
+           "weights_in_ram": weights_in_ram}
     try:
         result = build(path, get_board(board_name), out, options)
     except ArielError as error:
@@ -110,13 +117,16 @@ def main() -> None:
     parser.add_argument("--precisions", default="float,int8")
     parser.add_argument("--layers", action="store_true", help="print every layer too")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--weights-in-ram", action="store_true",
+                        help="build with the weights in RAM (rows labelled 'ram')")
     args = parser.parse_args()
     also = [name for name in args.also.split(",") if name and name != args.board]
     runs = []
     with tempfile.TemporaryDirectory(prefix="ariel-bench-") as folder:
         for model in args.models.split(","):
             for precision in args.precisions.split(","):
-                run = {board: measure(model, precision, board, Path(folder))
+                run = {board: measure(model, precision, board, Path(folder),
+                                      args.weights_in_ram)
                        for board in [args.board, *also]}
                 runs.append(run)
                 print_row(run, args.board, also, header=len(runs) == 1)
@@ -127,6 +137,11 @@ def main() -> None:
         print_layers(runs, args.board, also)
     if args.json:
         args.json.write_text(json.dumps(runs, indent=2) + "\n")
+
+
+def label(row: dict) -> str:
+    """The precision column: the precision, and "ram" for a build with its weights in RAM."""
+    return f"{row['precision']} ram" if row.get("weights_in_ram") else row["precision"]
 
 
 def per_mac(row: dict, key: str = "cycles") -> str:
@@ -157,11 +172,11 @@ def print_row(run: dict, board: str, also: list[str], header: bool) -> None:
               + "".join(f"{name[:13]:>15}" for name in also))
     row = run[board]
     if "error" in row:
-        print(f"{row['model']:<24}{row['precision']:<10} {row['error']}", flush=True)
+        print(f"{row['model']:<24}{label(row):<10} {row['error']}", flush=True)
         return
     cycles, ram = row["cycles"], row["ram_cycles"]
     flash = (f"{(cycles - ram) / cycles:>7.1%}" if row["flash_model"] else f"{'-':>7}")
-    print(f"{row['model']:<24}{row['precision']:<10}{row['macs']:>12,}"
+    print(f"{row['model']:<24}{label(row):<10}{row['macs']:>12,}"
           f"{row['instructions']:>15,.0f}{row['instructions'] / row['macs']:>10.2f}"
           + (f"{cycles:>15,.0f}{cycles / row['macs']:>9.2f}{ram / row['macs']:>9.2f}"
              f"{row['time_ms']:>10.2f}" if cycles is not None
@@ -212,7 +227,7 @@ def print_kinds(runs: list[dict], board: str, also: list[str]) -> None:
                                            else " open")
             other = "".join(f"{kind_rate(run[name], others[name].get(kind), macs):>15}"
                             for name in also)
-            print(f"{row['model']:<24}{row['precision']:<10}{kind:<16}{figures['layers']:>7}"
+            print(f"{row['model']:<24}{label(row):<10}{kind:<16}{figures['layers']:>7}"
                   f"{macs:>12,}{figures['cycles'] / row['cycles']:>8.1%}"
                   f"{rate(figures['cycles'], macs):>9}{rate(figures['ram_cycles'], macs):>9}"
                   f"{'' if goal is None else f'<={goal:.1f}' + met:>11}{other}  "
@@ -229,7 +244,7 @@ def print_layers(runs: list[dict], board: str, also: list[str]) -> None:
         others = {name: {layer["index"]: layer for layer in run[name].get("layers", [])}
                   for name in also}
         for layer in row["layers"]:
-            print(f"{row['model']:<24}{row['precision']:<10}{layer['index']:>4} "
+            print(f"{row['model']:<24}{label(row):<10}{layer['index']:>4} "
                   f"{layer['name'][:27]:<28}{layer['kind']:<16}{layer['kernel']:<20}"
                   f"{layer['macs']:>11,}{rate(layer['cycles'], layer['macs']):>9}"
                   + "".join(f"{layer_rate(others[name].get(layer['index'])):>15}"

@@ -97,7 +97,8 @@ def build(model: Path, board: Board, outdir: Path, options: Options | None = Non
         memory = make_firmware(staging, compiled.info, target,
                                float_weights_hint(options.float_weights,
                                                   compiled.info.weights_bytes)
-                               if options.precision == "float" else "")
+                               if options.precision == "float" else "",
+                               _weights_in_ram_hint(options, compiled.info.weights_bytes))
         metadata = _metadata(compiled, target, options, command, model)
         metadata["stack"] = memory.stack.to_dict()
         if compiled.checkpoints is not None:
@@ -130,6 +131,14 @@ def _quantization_report(model: Path, compiled: CompiledModel) -> QuantReport:
                                calibration.inputs if calibration else None)
 
 
+def _weights_in_ram_hint(options: Options, weights_bytes: int) -> str:
+    """What to try when a --weights-in-ram build overflows the RAM."""
+    if not options.weights_in_ram:
+        return ""
+    return (f"--weights-in-ram puts its {weights_bytes:,} B of weights in RAM too: build "
+            "without it to keep them in flash only; ")
+
+
 def _metadata(compiled: CompiledModel, board: Board, options: Options, command: str,
               model: Path) -> dict:
     return {
@@ -143,6 +152,7 @@ def _metadata(compiled: CompiledModel, board: Board, options: Options, command: 
         "memory_map": board.memory_map_dict(),
         "precision": options.precision,
         "float_weights": options.float_weights,
+        "weights_in_ram": options.weights_in_ram,
         "io": options.io,
         "elf": str(ELF_PATH),
         "notes": compiled.source.notes,

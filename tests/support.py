@@ -47,12 +47,14 @@ def _elem_type(value: np.ndarray) -> int:
     return helper.np_dtype_to_tensor_dtype(value.dtype)
 
 
-def compile_onnx(model: onnx.ModelProto, name: str = "m") -> CompiledModel:
+def compile_onnx(model: onnx.ModelProto, name: str = "m",
+                 weights_in_ram: bool = False) -> CompiledModel:
     model = onnx.ModelProto.FromString(model.SerializeToString())
     fix_input_shapes(model, {})
     drop_zipmaps(model)
     graph = to_graph(model, name)
-    return compile_graph(graph, ModelSource(f"{name}.onnx", "0" * 64, []), "tests")
+    return compile_graph(graph, ModelSource(f"{name}.onnx", "0" * 64, []), "tests",
+                         weights_in_ram=weights_in_ram)
 
 
 def compile_onnx_int8(model: onnx.ModelProto, calibration: dict[str, np.ndarray] | None = None,

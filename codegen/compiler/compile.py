@@ -52,6 +52,9 @@ class Options:
     # Run segment by segment, one per graph output in order, each with an entry of its own
     # (compiler/segments.py): the early exits of an adaptive build.
     segmented: bool = False
+    # --weights-in-ram: the constant arrays linked into .data, copied from flash at reset,
+    # so that the kernels read them without the flash's wait states (more RAM used)
+    weights_in_ram: bool = False
 
 
 @dataclass
@@ -90,7 +93,8 @@ def compile_model_proto(model: onnx.ModelProto, path: str | Path, options: Optio
             raise ArielError("--io int8 needs --precision int8")
         return compile_graph(to_graph(model, name, options.budget), source, command,
                              options.pin_inputs, half_weights=options.float_weights == "fp16",
-                             segmented=options.segmented, power=options.power)
+                             segmented=options.segmented, power=options.power,
+                             weights_in_ram=options.weights_in_ram)
     if options.float_weights != "fp32":
         raise ArielError("--float-weights fp16 stores a float model's weights at half "
                          "precision; an int8 model has none (use it with --precision float, "
@@ -128,7 +132,8 @@ def compile_int8(model: onnx.ModelProto, name: str, source: ModelSource, options
     if options.io == "int8":
         expose_int8_io(graph)
     compiled = compile_graph(graph, source, command, options.pin_inputs,
-                             segmented=options.segmented, power=options.power)
+                             segmented=options.segmented, power=options.power,
+                             weights_in_ram=options.weights_in_ram)
     compiled.quantized_model, compiled.calibration = quantized, calibration
     compiled.float_islands = float_islands(compiled.graph)
     return compiled
@@ -136,8 +141,8 @@ def compile_int8(model: onnx.ModelProto, name: str, source: ModelSource, options
 
 def compile_graph(graph: Graph, source: ModelSource, command: str | None = None,
                   pin_inputs: bool = False, half_weights: bool = False,
-                  segmented: bool = False, power: PowerOptions | None = None
-                  ) -> CompiledModel:
+                  segmented: bool = False, power: PowerOptions | None = None,
+                  weights_in_ram: bool = False) -> CompiledModel:
     run_pipeline(graph, PIPELINE)
     segments = order_by_outputs(graph) if segmented else None
     for node in graph.nodes:
@@ -149,7 +154,7 @@ def compile_graph(graph: Graph, source: ModelSource, command: str | None = None,
     prefix = c_identifier(graph.name)
     header = file_header(Path(source.path).name, source.sha256, command or current_command())
     files, info = emit_model(graph, plan, prefix, header, half_weights, segments,
-                             checkpoints)
+                             checkpoints, weights_in_ram)
     if half_weights:
         source.notes.append("float filters and matrices stored at half precision (IEEE "
                             "float16, rounded to nearest), widened to float as loaded")

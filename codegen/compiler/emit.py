@@ -23,6 +23,9 @@ from codegen.errors import ArielError
 # Weights may also be stored at half precision (emit_model's half_weights), which no tensor
 # of a graph holds.
 WEIGHT_C_TYPES = {**C_TYPES, "float16": "_Float16"}
+# The input section of a --weights-in-ram build's constant arrays: the firmware's linker
+# script (templates/firmware/linker.ld.j2) puts it in .data, in RAM with its image in flash.
+RAM_WEIGHTS_SECTION = ".ariel_ram_weights"
 
 
 @dataclass
@@ -98,14 +101,16 @@ class WeightArray:
 
 def emit_model(graph: Graph, plan: MemoryPlan, prefix: str, header: str,
                half_weights: bool = False, segments: list[int] | None = None,
-               checkpoints: CheckpointPlan | None = None
+               checkpoints: CheckpointPlan | None = None, weights_in_ram: bool = False
                ) -> tuple[dict[str, str], ModelInfo]:
     """Render the model's C files. Returns {file name: text} and the model's metadata.
     `half_weights`: the float kernels' multiplicands (filters, constant B) stored as IEEE
     half precision, in half the flash. `segments`: each node's segment, for a model run
     segment by segment (one entry per graph output, and <prefix>_run calling them all).
     `checkpoints`: an intermittent build's plan (a resumable run function and the
-    checkpoint tables beside the usual ones)."""
+    checkpoint tables beside the usual ones). `weights_in_ram`: the constant arrays placed in
+    the section the linker script puts in .data (RAM_WEIGHTS_SECTION), copied from flash at
+    reset."""
     env = environment()
     lowered = _lower_kernels(graph, prefix, half_weights)
     _check_memory(graph, plan, lowered)
@@ -160,6 +165,7 @@ def emit_model(graph: Graph, plan: MemoryPlan, prefix: str, header: str,
     )
     context = {"header": header, "prefix": prefix, "guard": prefix.upper(), "info": info,
                "kernels": kernels, "weights": weights,
+               "weights_section": RAM_WEIGHTS_SECTION if weights_in_ram else None,
                "io": _io_comments(graph, plan),
                "runs": _runs(prefix, kernels, segments, graph.outputs),
                "checkpoints": checkpoints}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from codegen import __version__
 from codegen.compiler.c import environment
-from codegen.compiler.emit import ModelInfo
+from codegen.compiler.emit import RAM_WEIGHTS_SECTION, ModelInfo
 from codegen.errors import DoesNotFitError
 from codegen.resources import data_dir
 from codegen.target.boards import Board
@@ -33,15 +33,17 @@ INTERMITTENT_SOURCES = [f"firmware/{f}" for f in
 ELF_PATH = Path("build") / "firmware.elf"
 
 
-def make_firmware(folder: Path, info: ModelInfo, board: Board, hint: str = "") -> MemoryUse:
+def make_firmware(folder: Path, info: ModelInfo, board: Board, hint: str = "",
+                  ram_hint: str = "") -> MemoryUse:
     """Build the ELF with the project's Makefile and read its memory use; a link that does
-    not fit says what the model needs and where to look (`hint`: what else could help).
+    not fit says what the model needs and where to look (`hint`: what else could help when
+    the flash overflows, `ram_hint` when the RAM does).
 
     The stack is sized from the code: after the first link, the deepest call chain (gcc's
     frame figures over the ELF's call graph, codegen/target/stack_depth.py) is compared with
     the board's stack, and where it needs more the linker script gets that much and the ELF
     is linked again; where the board's RAM cannot hold it, the build stops with the figures."""
-    _link(folder, info, board, board.stack_bytes, hint)
+    _link(folder, info, board, board.stack_bytes, hint, ram_hint)
     elf = folder / ELF_PATH
     need = analyse_stack(elf, stack_usage_files(folder / "build"), fpu=board.fpu != "none",
                          kernels=[k["fn"] for k in info.kernels])
@@ -53,18 +55,21 @@ def make_firmware(folder: Path, info: ModelInfo, board: Board, hint: str = "") -
             raise DoesNotFitError(_stack_does_not_fit(board, info, need, reserved, others),
                                   ("RAM",))
         (folder / "firmware" / "linker.ld").write_text(linker_script(board, reserved))
-        _link(folder, info, board, reserved, hint)
+        _link(folder, info, board, reserved, hint, ram_hint)
     memory = memory_use(elf, board)
     memory.stack = StackPlan(need, reserved, board.stack_bytes)
     return memory
 
 
-def _link(folder: Path, info: ModelInfo, board: Board, stack_bytes: int, hint: str) -> None:
+def _link(folder: Path, info: ModelInfo, board: Board, stack_bytes: int, hint: str,
+          ram_hint: str = "") -> None:
     try:
         run_make(folder)
     except DoesNotFitError as exc:
         if "FLASH" not in exc.regions:
             hint = ""  # the float weights live in flash: their storage cannot help RAM
+        if "RAM" in exc.regions:
+            hint += ram_hint
         raise DoesNotFitError(
             f"the firmware does not fit {board.name} (flash {board.flash.size:,} B, RAM "
             f"{board.ram.size:,} B): {exc}. The model needs {info.weights_bytes:,} B of "
@@ -93,8 +98,8 @@ def _stack_does_not_fit(board: Board, info: ModelInfo, need: StackNeed, reserved
 
 def linker_script(board: Board, stack_bytes: int) -> str:
     """The board's linker script with a stack of `stack_bytes`."""
-    return environment().get_template("firmware/linker.ld.j2").render(board=board,
-                                                                      stack_bytes=stack_bytes)
+    return environment().get_template("firmware/linker.ld.j2").render(
+        board=board, stack_bytes=stack_bytes, ram_weights_section=RAM_WEIGHTS_SECTION)
 
 
 def float_weights_hint(float_weights: str, float_bytes: int) -> str:

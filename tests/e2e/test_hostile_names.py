@@ -346,6 +346,10 @@ def test_float_model_with_hostile_names(tmp_path, rendered):
     assert FLOAT_TEMPLATES <= rendered
     _check_host_build(compile_onnx(plain), compiled, names, inputs, tmp_path,
                       want=_onnxruntime(model, inputs))
+    # --weights-in-ram: the same arrays with a section attribute
+    in_ram = compile_onnx(model, weights_in_ram=True)
+    assert "__attribute__((section(" in in_ram.files[f"{in_ram.info.prefix}_weights.c"]
+    _check_host_build(compile_onnx(plain), in_ram, names, inputs, tmp_path / "ram")
 
 
 def test_operators_model_with_hostile_names(tmp_path, rendered):
