@@ -6,9 +6,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from codegen.compiler.c import environment
 from codegen.resources import data_dir
 from codegen.target.boards import Board
+from codegen.target.firmware import linker_script
 
 CFLAGS = ["-std=c11", "-O2", "-g", "-Wall", "-Wextra", "-Werror", "-ffunction-sections",
           "-fdata-sections", "-DARIEL_PROFILE"]
@@ -22,7 +22,7 @@ def build_firmware(folder: Path, board: Board, main_c: str, hooks: bool = True,
     firmware = data_dir("firmware")
     (folder / "main.c").write_text(main_c)
     (folder / "linker.ld").write_text(
-        environment().get_template("firmware/linker.ld.j2").render(board=board))
+        linker_script(board, board.stack_bytes))
     sources = [folder / "main.c", firmware / "startup.c", firmware / "semihost.c",
                firmware / "console_numbers.c"]
     if hooks:

@@ -7,9 +7,9 @@ import pytest
 from click.testing import CliRunner
 
 from codegen.cli import main
-from codegen.compiler.c import environment
 from codegen.errors import ArielError
 from codegen.target.boards import Region, all_boards, get_board, load_board
+from codegen.target.firmware import linker_script
 
 KIB, MIB = 1024, 1024 * 1024
 DEV_KITS = ["nucleo-l4r5zi", "disco-f746ng", "nrf52840-dk"]
@@ -93,7 +93,7 @@ def test_emulated_chips_link_at_their_own_map(name):
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_linker_script_regions_are_the_boards(name):
     board = get_board(name)
-    script = environment().get_template("firmware/linker.ld.j2").render(board=board)
+    script = linker_script(board, board.stack_bytes)
     found = re.findall(r"(FLASH|RAM) \(\w+\)\s*: ORIGIN = (0x[0-9A-F]+), LENGTH = (\d+)", script)
     regions = {name: (int(origin, 16), int(size)) for name, origin, size in found}
     assert regions["FLASH"] == (board.flash.origin, board.chip.flash.size)

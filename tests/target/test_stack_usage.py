@@ -5,10 +5,10 @@ import subprocess
 
 import pytest
 
-from codegen.compiler.c import environment
 from codegen.resources import data_dir
 from codegen.run.emulate.qemu import run_qemu
 from codegen.target.boards import get_board
+from codegen.target.firmware import linker_script
 from codegen.target.stack_usage import StackUse, stack_high_water, stack_use
 
 
@@ -58,7 +58,7 @@ def _high_water(tmp_path, board, array_bytes: int) -> StackUse:
     firmware = data_dir("firmware")
     (folder / "main.c").write_text(FIRMWARE)
     (folder / "linker.ld").write_text(
-        environment().get_template("firmware/linker.ld.j2").render(board=board))
+        linker_script(board, board.stack_bytes))
     elf = folder / "firmware.elf"
     result = subprocess.run(
         ["arm-none-eabi-gcc", *board.arch_flags, "-std=c11", "-O2", "-Wall", "-Wextra",
