@@ -908,7 +908,9 @@ ARIEL_INLINE void ariel_dot_4x2_s16(int32_t acc[8], const int32_t *col, const in
 {
     int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
     int32_t a20 = acc[4], a21 = acc[5], a30 = acc[6], a31 = acc[7];
-#if defined(__ARM_FEATURE_DSP) && !defined(ARIEL_NO_DSP)
+    /* Unoptimized (-O0), GCC keeps R7 for the frame pointer and 13 registers are not the
+     * asm's 14: the C loop there. */
+#if defined(__ARM_FEATURE_DSP) && !defined(ARIEL_NO_DSP) && defined(__OPTIMIZE__)
     int32_t xa, xb, wa, wb;
     if (k4 & 2) {
         __asm__(ARIEL_DOT_4X2_S16_GROUP ARIEL_DOT_4X2_S16_GROUP
