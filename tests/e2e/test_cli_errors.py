@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
 from codegen.cli import main
+from codegen.resources import data_dir
 from tests.support import DAMAGED_NPZ, damaged_npz
 
 pytestmark = pytest.mark.qemu
@@ -382,3 +383,11 @@ def test_an_internal_error_exits_70_naming_itself_a_bug(monkeypatch):
     assert result.exit_code == 70
     assert result.stderr == ("internal error: ValueError: a planted bug (this is a bug in "
                              "ariel; rerun with ARIEL_DEBUG=1 for details)\n")
+
+
+def test_an_adaptive_build_refuses_weights_in_ram(tmp_path):
+    model = data_dir("examples") / "models" / "digits_cnn.onnx"
+    code, _, err = run(["build", model, "--precision", "ari",
+                        "--weights-in-ram", "-o", tmp_path / "out"])
+    assert_clean_error(code, err, "--weights-in-ram has no effect in an adaptive build")
+    assert not (tmp_path / "out").exists()
