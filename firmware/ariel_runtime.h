@@ -737,6 +737,24 @@ ARIEL_INLINE int32_t ariel_dot_1x1_s8(int32_t acc, const int32_t *col, const int
  * filters interleaves them group by group (filter 0's two words, then filter 1's). No
  * SXTB16 is left in the loops: every multiply's operands come straight from a load. */
 
+/* ariel_widen_s8 at stride 2 of `count` filters packed as codegen's pack_pairs lays them
+ * (pairs interleaved four weights at a time, an odd last filter alone, k4 weights each), each
+ * filter f's weights times 2^shifts[f]: the filters of a kernel whose channels share one
+ * output-stage shift (codegen/compiler/ops/common_shift.py, which checks that every scaled
+ * weight is an int16). Once per inference, so plain C. */
+ARIEL_INLINE void ariel_widen_scaled_s8(int32_t *dst, const int8_t *w, const int8_t *shifts,
+                                        int32_t count, int32_t k4)
+{
+    for (int32_t g = 0; g < count * (k4 >> 2); ++g) {
+        const int32_t pair = g / (k4 >> 1);
+        const int32_t f = 2 * pair + (2 * pair + 1 < count ? g % 2 : 0);
+        const int32_t scale = 1 << shifts[f];
+        const int8_t *v = &w[4 * g];
+        dst[2 * g] = ariel_pair_s16(v[0] * scale, v[2] * scale);
+        dst[2 * g + 1] = ariel_pair_s16(v[1] * scale, v[3] * scale);
+    }
+}
+
 /* One group of four of ariel_dot_2x2_s16's loop in assembly (operands named as there): six
  * loads in a row (7 cycles), four SMLAD, two loads, four SMLAD, the pointers advanced by
  * post-indexed loads placed last in each run so that no load waits on an address: 18

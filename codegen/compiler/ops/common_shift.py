@@ -35,8 +35,9 @@ class CommonShift:
     scales: np.ndarray  # int64, 2^j per channel
     shift: int  # T
 
-    def requantizer(self, stage: OutputStage, names: Names) -> Requantizer:
-        """The output stage as ariel_requantize_common calls: one multiplier per channel."""
+    def requantizer(self, stage: OutputStage, names: Names, key: str = "rq") -> Requantizer:
+        """The output stage as ariel_requantize_common calls: one multiplier per channel, in
+        the table `key` names."""
         multipliers = stage.multipliers.reshape(-1).astype(np.int64)
         add = (1 << (self.shift - 1)) + stage.zero_point * (1 << self.shift)
         tail = f"{add}, {self.shift}, {stage.low}, {stage.high})"
@@ -48,10 +49,10 @@ class CommonShift:
             m = int(multipliers[0])
             return Requantizer({}, lambda acc, c: (f"(int8_t)ariel_requantize_common({acc}, "
                                                    f"{m}, {tail}"), note)
-        return Requantizer({"rq": multipliers.astype(np.int32)},
+        return Requantizer({key: multipliers.astype(np.int32)},
                            lambda acc, c: (f"(int8_t)ariel_requantize_common({acc}, "
-                                           f"{names.weight('rq')}[{c_term(c)}], {tail}"),
-                           note + "; rq: the multiplier per channel")
+                                           f"{names.weight(key)}[{c_term(c)}], {tail}"),
+                           note + f"; {key}: the multiplier per channel")
 
 
 def common_shift(stage: OutputStage, rows: np.ndarray, folding: Folding

@@ -343,7 +343,28 @@ class Conv(OpDef):
                             "of room the arena has at this step (it does not grow for them)")
                          + ": every pair of output pixels reads all the filters again, and "
                          "flash reads wait")
-        ram_tables = tables_in_ram(weights, names, scratch + (2 * block * k4 if on_stack else 0)
+        dsp_start, dsp_requantize, dsp_tables = context["start"], context["requantize"], weights
+        common = common_shift(stage, rows, folding) if block else None
+        if common is not None:
+            # The filters are widened at run time anyway: widened scaled, each channel's
+            # accumulator needs the one shift, and the output stage is SMMLA and SSAT where
+            # ariel_requantize_hi takes four instructions.
+            dsp_tables = {}
+            dsp_start = bias_reader(replace(folding, bias=folding.bias * common.scales), names,
+                                    dsp_tables, "bias_dsp")
+            scaled = common.requantizer(stage, names, "rq_dsp")
+            dsp_requantize = scaled.call
+            dsp_tables.update(scaled.weights)
+            weights.update(dsp_tables)
+            weights["shifts_dsp"] = np.array([int(scale).bit_length() - 1
+                                              for scale in common.scales], np.int8)
+            notes[2] += (f"; on a DSP core output stage ariel_requantize_common: one shift "
+                         f"({common.shift}) for every channel, each filter widened times "
+                         f"2^shifts_dsp (up to 2^{int(weights['shifts_dsp'].max())}) and "
+                         f"its bias scaled at compile time (bias_dsp), rq_dsp: the "
+                         f"multiplier per channel")
+        ram_tables = tables_in_ram(dsp_tables, names,
+                                   scratch + (2 * block * k4 if on_stack else 0)
                                    ) if block else []
         if ram_tables:
             notes[2] += ("; on a DSP core the tables are copied to the stack "
@@ -366,8 +387,9 @@ class Conv(OpDef):
                            "each pixel's field gathered as int8") +
             ", two filters per step. Padded taps read the zero point.")
         context.update(ram_tables=ram_tables,
-                       dsp_start=in_tables(context["start"], ram_tables),
-                       dsp_requantize=in_tables(context["requantize"], ram_tables))
+                       dsp_start=in_tables(dsp_start, ram_tables),
+                       dsp_requantize=in_tables(dsp_requantize, ram_tables),
+                       shifts=names.weight("shifts_dsp") if common is not None else None)
         context.update(block=block, on_stack=on_stack, k=k, k4=k4, staged=staged,
                        in_place=in_place, quads=quads, pixels=pixels,
                        pad16=zero_point + folding.offset, notes=wrap_notes(notes),
@@ -523,7 +545,7 @@ def four_pixels(node: Node, graph: Graph, k4: int, staged: bool, pixels: int,
 
 
 # The per-channel tables an int8 kernel's steps read (folded bias, output stage), by key.
-TABLE_KEYS = ("bias", "rq", "mult", "shift")
+TABLE_KEYS = ("bias", "rq", "mult", "shift", "bias_dsp", "rq_dsp")
 
 
 def tables_in_ram(weights: dict[str, np.ndarray], names: Names, stack: int

@@ -249,13 +249,14 @@ def requantizer(stage: OutputStage, names: Names) -> Requantizer:
                        note)
 
 
-def bias_reader(folding: Folding, names: Names, weights: dict[str, np.ndarray]
-                ) -> Callable[[str], str]:
-    """C for the accumulator's start of channel `c`: the folded int32 bias array, or 0."""
+def bias_reader(folding: Folding, names: Names, weights: dict[str, np.ndarray],
+                key: str = "bias") -> Callable[[str], str]:
+    """C for the accumulator's start of channel `c`: the folded int32 bias array (added to
+    `weights` as `key`), or 0."""
     if not folding.bias.any():
         return lambda c: "0"
-    weights["bias"] = folding.bias.astype(np.int32)
-    name = names.weight("bias")
+    weights[key] = folding.bias.astype(np.int32)
+    name = names.weight(key)
     return lambda c: f"{name}[{c}]"
 
 

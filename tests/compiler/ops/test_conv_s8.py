@@ -6,6 +6,7 @@ the int8 Gemm and MatMul tests too."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -190,6 +191,24 @@ def test_conv_s8(case, tmp_path):
     inputs = [[quantize_input(compiled, rng.uniform(-0.4, 1.2, shape).astype(np.float32))]
               for _ in range(4)]
     check_int8(compiled, inputs, tmp_path, f"Conv {case}")
+
+
+def test_filters_widened_scaled_share_one_shift(tmp_path):
+    """A kernel with its filters in RAM and one output-stage shift for every channel widens
+    each filter times 2^j (j from shifts_dsp) and its DSP path ends in SMMLA and SSAT: here
+    5 filters (the odd last one widened alone, with j = 1), 9 pixels (a four, a two, a lone
+    one), K = 8; equal to the reference on the host, plain and with the DSP path emulated."""
+    rng = np.random.default_rng(40)
+    model, shape = conv_model(rng, CASES["pointwise_1x1"])
+    compiled = compile_conv(model, shape, rng)
+    assert "ariel_widen_scaled_s8(filters" in compiled.files["m.c"]
+    assert "ariel_requantize_common(" in compiled.files["m.c"]
+    shifts = re.search(r"_shifts_dsp\[5\] = \{([^}]*)\}", compiled.files["m_weights.c"])
+    assert [int(j) for j in shifts.group(1).split(",")] == [1, 1, 1, 0, 1]
+    inputs = [[quantize_input(compiled, rng.uniform(-0.4, 1.2, shape).astype(np.float32))]
+              for _ in range(3)]
+    inputs.append([rng.choice(np.array([-128, 127], np.int8), shape)])
+    check_int8(compiled, inputs, tmp_path, "Conv filters widened scaled")
 
 
 @pytest.mark.parametrize("low, high", [(0.0, 1.0), (-1.0, 1.0), (-3.0, -1.0)],
