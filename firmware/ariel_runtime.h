@@ -1045,7 +1045,9 @@ ARIEL_INLINE void ariel_dot_pairs_s8(int32_t *acc, const int32_t *col, const int
 ARIEL_INLINE void ariel_dot_3pairs_s8(int32_t acc[6], const int32_t *col, const int8_t *w,
                                       int32_t words)
 {
-#if defined(__ARM_FEATURE_DSP) && !defined(ARIEL_NO_DSP)
+    /* 13 registers: unoptimized (-O0, a user's debug build), GCC keeps R7 for the frame
+     * pointer and has too few left for the asm, so the C loop there. */
+#if defined(__ARM_FEATURE_DSP) && !defined(ARIEL_NO_DSP) && defined(__OPTIMIZE__)
     int32_t a0 = acc[0], a1 = acc[2], a2 = acc[4];
     int32_t b0 = a0, b1 = a1, b2 = a2;
     int32_t count = words, x, w0, w1, w2;
