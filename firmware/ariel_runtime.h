@@ -920,9 +920,10 @@ ARIEL_INLINE int32_t ariel_dot_1x1_s16(int32_t acc, const int32_t *col, const in
  * loaded once for four columns, each column word once for two filters. On a DSP core
  * assembly: the k4 % 4 groups first (two, then one, unrolled), then four groups per pass of
  * a loop that ends when the column pointer reaches its end, read from the stack (no register
- * is left for a count): 5 cycles per 128 MACs. */
-ARIEL_INLINE void ariel_dot_4x2_s16(int32_t acc[8], const int32_t *col, const int32_t *w,
-                                    int32_t k4)
+ * is left for a count): 5 cycles per 128 MACs. Returns w past the pair's filters, where the
+ * asm left it: a caller that steps on from there keeps no copy of w across the asm. */
+ARIEL_INLINE const int32_t *ariel_dot_4x2_s16(int32_t acc[8], const int32_t *col,
+                                              const int32_t *w, int32_t k4)
 {
     int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
     int32_t a20 = acc[4], a21 = acc[5], a30 = acc[6], a31 = acc[7];
@@ -975,6 +976,7 @@ ARIEL_INLINE void ariel_dot_4x2_s16(int32_t acc[8], const int32_t *col, const in
     acc[5] = a21;
     acc[6] = a30;
     acc[7] = a31;
+    return w;
 }
 
 /* -- int8 outputs in pairs that share a halfword ------------------------------------------
