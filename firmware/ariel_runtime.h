@@ -105,6 +105,8 @@ ARIEL_INLINE int32_t ariel_sxtab16(int32_t a, int32_t x) { return __sxtab16(a, x
 ARIEL_INLINE int32_t ariel_smlad(int32_t x, int32_t y, int32_t acc) { return __smlad(x, y, acc); }
 ARIEL_INLINE int32_t ariel_smlabb(int32_t x, int32_t y, int32_t acc) { return __smlabb(x, y, acc); }
 ARIEL_INLINE int32_t ariel_smlatt(int32_t x, int32_t y, int32_t acc) { return __smlatt(x, y, acc); }
+ARIEL_INLINE int32_t ariel_smlabt(int32_t x, int32_t y, int32_t acc) { return __smlabt(x, y, acc); }
+ARIEL_INLINE int32_t ariel_smlatb(int32_t x, int32_t y, int32_t acc) { return __smlatb(x, y, acc); }
 /* SXTB16 of x rotated right by 8 (bytes 1 and 3 widened) and SXTAB16 likewise: one
  * instruction each, the rotation being SXTB16's own operand (GCC 12 keeps a separate ROR
  * before the intrinsic). */
@@ -177,6 +179,14 @@ ARIEL_INLINE int32_t ariel_smlabb(int32_t x, int32_t y, int32_t acc)
 ARIEL_INLINE int32_t ariel_smlatt(int32_t x, int32_t y, int32_t acc)
 {
     return (int32_t)((uint32_t)acc + (uint32_t)(ariel_top(x) * ariel_top(y)));
+}
+ARIEL_INLINE int32_t ariel_smlabt(int32_t x, int32_t y, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(ariel_bottom(x) * ariel_top(y)));
+}
+ARIEL_INLINE int32_t ariel_smlatb(int32_t x, int32_t y, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(ariel_top(x) * ariel_bottom(y)));
 }
 ARIEL_INLINE int32_t ariel_sxtb16_ror8(int32_t x)
 {
@@ -343,16 +353,16 @@ ARIEL_INLINE int32_t ariel_mac_pairs(int32_t x, int32_t w, int32_t acc)
  * of x times the bottom half of w (SMLATB): one product of a word of int16 pairs. */
 ARIEL_INLINE int32_t ariel_mac_bottom_top(int32_t x, int32_t w, int32_t acc)
 {
-#if defined(__ARM_FEATURE_DSP) && !defined(ARIEL_NO_DSP)
-    return __smlabt(x, w, acc);
+#if ARIEL_DSP
+    return ariel_smlabt(x, w, acc);
 #else
     return acc + ariel_bottom16(x) * ariel_top16(w);
 #endif
 }
 ARIEL_INLINE int32_t ariel_mac_top_bottom(int32_t x, int32_t w, int32_t acc)
 {
-#if defined(__ARM_FEATURE_DSP) && !defined(ARIEL_NO_DSP)
-    return __smlatb(x, w, acc);
+#if ARIEL_DSP
+    return ariel_smlatb(x, w, acc);
 #else
     return acc + ariel_top16(x) * ariel_bottom16(w);
 #endif
