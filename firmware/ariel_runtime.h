@@ -1113,6 +1113,31 @@ ARIEL_INLINE void ariel_widen_pairs_s8(int32_t *pairs, const int8_t *w, int32_t 
 #endif
 }
 
+/* ariel_widen_pairs_s8 of `count` filters of `words` words each, filter f's weights times
+ * 2^shifts[f]: the paired-taps kernel's filters where its channels share one output-stage
+ * shift (codegen/compiler/ops/common_shift.py checks that every scaled weight is an int16).
+ * Word k is bytes k % 2 and 2 + k % 2 of the group of four bytes k / 2 (SXTB16 of the
+ * group's word, rotated by 8 for odd k). Once per inference. */
+ARIEL_INLINE void ariel_widen_pairs_scaled_s8(int32_t *pairs, const int8_t *w,
+                                              const int8_t *shifts, int32_t count,
+                                              int32_t words)
+{
+    int32_t k = 0;
+    for (int32_t f = 0; f < count; ++f) {
+        const int32_t scale = 1 << shifts[f];
+        for (int32_t i = 0; i < words; ++i, ++k) {
+#if ARIEL_DSP
+            const int32_t group = ariel_load_s8x4(&w[4 * (k >> 1)]);
+            const int32_t pair = k & 1 ? ariel_sxtb16_ror8(group) : ariel_sxtb16(group);
+            pairs[k] = ariel_pair_s16(ariel_bottom16(pair) * scale, ariel_top16(pair) * scale);
+#else
+            const int8_t *v = &w[4 * (k >> 1) + (k & 1)];
+            pairs[k] = ariel_pair_s16(v[0] * scale, v[2] * scale);
+#endif
+        }
+    }
+}
+
 /* -- int8 in plain C: the same packed weights, one multiply-accumulate at a time ----------
  * x is int8 (a row of the input, or a receptive field gathered into a buffer); the sums are
  * those of the DSP helpers, term for term. */
