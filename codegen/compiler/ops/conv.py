@@ -34,11 +34,13 @@ from codegen.compiler.ops.base import (
 )
 from codegen.compiler.ops.common_shift import common_shift
 from codegen.compiler.ops.conv_pairs import (
+    ICACHE_BYTES,
     MOST_CHANNELS,
     MOST_WORDS,
     PairedTaps,
     buffer_width,
     flash_order,
+    four_filters,
     pair_taps,
     sxtb16_call,
 )
@@ -455,9 +457,16 @@ class Conv(OpDef):
             f"writes {len(buffers)} row buffer{'s' if len(buffers) > 1 else ''} of "
             f"{width} int16 pairs ({kinds}), then each pixel's {nwords} words lie at fixed "
             f"offsets from a pointer that moves {g['sw']} word{'s' if g['sw'] > 1 else ''} "
-            "per pixel: no receptive field is gathered. Two pixels by two filters per step, "
-            "every word unrolled; DSP (ARIEL_DSP): one SMLAD per word and pixel and filter; "
-            "plain C: the same sums, two multiplies per word.")
+            "per pixel: no receptive field is gathered. Every word unrolled; DSP "
+            "(ARIEL_DSP): one SMLAD per word and pixel and filter, "
+            + ("two pixels by four filters per step (each pixel word loaded once for four "
+               "filters: 6 loads per 8 SMLAD, where two by two take 4 per 4; the step's code "
+               f"fits the {ICACHE_BYTES}-byte instruction cache), the filters the fours leave "
+               "two and one at a time" if four_filters(g["oc"], nwords) else
+               "two pixels by two filters per step"
+               + (f" (four filters' step would pass the {ICACHE_BYTES}-byte instruction "
+                  "cache)" if g["oc"] >= 4 else ""))
+            + "; plain C: two pixels by two filters, two multiplies per word.")
         # The row buffers' loops unrolled where the buffers are a large share of the work, one
         # word written for every 32 MACs or fewer (VWW's 3x3, stride 2, 8 filters: one per
         # 22); elsewhere the longer code costs more in instruction fetches than the loops'
@@ -470,6 +479,7 @@ class Conv(OpDef):
         context.update(
             notes=wrap_notes(notes), buffers=buffers, width=width, words=words, nwords=nwords,
             filter_words=filter_words, on_stack=on_stack, unroll_rows=unroll_rows,
+            quads=four_filters(g["oc"], nwords),
             pad16=g["zero_point"] + g["offset"],
             plus_offset=c_add("", g["offset"]), unused_scratch=on_stack and node.room > 0,
             widen=sxtb16_call(g["offset"]))

@@ -145,6 +145,9 @@ CASES = {
                                pads=[4, 1, 5, 1]),
     "pairs_1d": dict(x=(1, 2, 13), w=(3, 2, 5), pads=[1, 3]),
     "pairs_one_column": dict(x=(1, 3, 6, 1), w=(3, 3, 3, 1), pads=[1, 0, 1, 0]),
+    # Seven filters (a step of four, of two and of one on a DSP core) and 7 output columns
+    # (a pair of pixels left over and a lone last one).
+    "pairs_2ch_seven_filters": dict(x=(1, 2, 5, 7), w=(7, 2, 3, 3), pads=[1, 1, 1, 1]),
     # One filter a thousand times smaller than the others: its shift is 10 above theirs, so
     # scaling the others to share it would leave int16 and the kernel keeps one shift per
     # channel (ariel_requantize_hi); every other pairs case shares one.
@@ -158,6 +161,10 @@ CASES = {
     # A receptive field of 1,152 values: too large to widen on the stack, so plain C only.
     "large_field_plain_only": dict(x=(1, 128, 4, 4), w=(3, 128, 3, 3), pads=[1, 1, 1, 1]),
 }
+
+FOUR_FILTER_CASES = {"pairs_1ch_3x3_pad1", "pairs_1ch_stride2_asym", "pairs_3ch_stride2_same",
+                     "pairs_3ch_dilation_1x2", "pairs_2ch_seven_filters",
+                     "pairs_3ch_shift_per_channel"}
 
 
 def conv_model(rng: np.random.Generator, spec: dict) -> tuple[onnx.ModelProto, tuple]:
@@ -198,6 +205,9 @@ def test_conv_s8(case, tmp_path):
         shared = "ariel_widen_pairs_scaled_s8(filters" in compiled.files["m.c"]
         assert shared == ("ariel_requantize_common(" in compiled.files["m.c"])
         assert shared == (not spec.get("tiny_last", False))
+        # Four filters per step on a DSP core where there are four and the step's code fits
+        # the instruction cache (KWS's 10x4 filter of 20 words does not).
+        assert ("%[a13]" in compiled.files["m.c"]) == (case in FOUR_FILTER_CASES)
     if case in ("pairs_1ch_3x3_pad1", "pairs_2ch_5x5_odd"):
         # The filters widened into the room the plan grants, and onto the stack.
         assert ("(int32_t *)scratch;" in compiled.files["m.c"]) == (case == "pairs_1ch_3x3_pad1")
