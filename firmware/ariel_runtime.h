@@ -1165,6 +1165,48 @@ ARIEL_INLINE void ariel_widen_pairs_s8(int32_t *pairs, const int8_t *w, int32_t 
 #endif
 }
 
+/* Word `odd` (0 or 1) of the group of four int8 weights at `group` as ariel_widen_pairs_s8
+ * lays it (bytes odd and 2 + odd, SXTB16 of the word rotated by 8 * odd), times `scale`. */
+ARIEL_INLINE int32_t ariel_widen_pair_scaled(const int8_t *group, int32_t odd, int32_t scale)
+{
+#if ARIEL_DSP
+    const int32_t word = ariel_load_s8x4(group);
+    const int32_t pair = odd ? ariel_sxtb16_ror8(word) : ariel_sxtb16(word);
+    return ariel_pair_s16(ariel_bottom16(pair) * scale, ariel_top16(pair) * scale);
+#else
+    return ariel_pair_s16(group[odd] * scale, group[odd + 2] * scale);
+#endif
+}
+
+/* ariel_widen_pairs_s8 of `count` filters of `words` words each, filter f's weights times
+ * 2^shifts[f]: the paired-taps kernel's filters where its channels share one output-stage
+ * shift (codegen/compiler/ops/common_shift.py checks that every scaled weight is an int16).
+ * A filter that starts a group takes its whole groups two words at a time; a group split
+ * between two filters (an odd count of words) is taken word by word. Once per inference. */
+ARIEL_INLINE void ariel_widen_pairs_scaled_s8(int32_t *pairs, const int8_t *w,
+                                              const int8_t *shifts, int32_t count,
+                                              int32_t words)
+{
+    int32_t odd = 0; /* whether the next word is the second of w's group */
+    for (int32_t f = 0; f < count; ++f) {
+        const int32_t scale = 1 << shifts[f];
+        int32_t i = 0;
+        if (!odd) {
+            for (; i + 2 <= words; i += 2) {
+                pairs[0] = ariel_widen_pair_scaled(w, 0, scale);
+                pairs[1] = ariel_widen_pair_scaled(w, 1, scale);
+                pairs += 2;
+                w += 4;
+            }
+        }
+        for (; i < words; ++i) {
+            *pairs++ = ariel_widen_pair_scaled(w, odd, scale);
+            w += 4 * odd;
+            odd ^= 1;
+        }
+    }
+}
+
 /* -- int8 in plain C: the same packed weights, one multiply-accumulate at a time ----------
  * x is int8 (a row of the input, or a receptive field gathered into a buffer); the sums are
  * those of the DSP helpers, term for term. */

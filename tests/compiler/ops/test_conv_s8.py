@@ -145,6 +145,14 @@ CASES = {
                                pads=[4, 1, 5, 1]),
     "pairs_1d": dict(x=(1, 2, 13), w=(3, 2, 5), pads=[1, 3]),
     "pairs_one_column": dict(x=(1, 3, 6, 1), w=(3, 3, 3, 1), pads=[1, 0, 1, 0]),
+    # Seven filters (a step of four, of two and of one on a DSP core) and 7 output columns
+    # (a pair of pixels left over and a lone last one).
+    "pairs_2ch_seven_filters": dict(x=(1, 2, 5, 7), w=(7, 2, 3, 3), pads=[1, 1, 1, 1]),
+    # One filter a thousand times smaller than the others: its shift is 10 above theirs, so
+    # scaling the others to share it would leave int16 and the kernel keeps one shift per
+    # channel (ariel_requantize_hi); every other pairs case shares one.
+    "pairs_3ch_shift_per_channel": dict(x=(1, 3, 7, 7), w=(5, 3, 3, 3), strides=[2, 2],
+                                        pads=[1, 1, 1, 1], tiny_last=True),
     # Four pixels by two filters (filters in RAM): a stride-2 1x1 as ResNet's shortcuts, 15
     # pixels (fours, a pair and one left), 5 groups of four channels (a pass of four and
     # one), an odd filter; a padded 1x1 of 3 groups and 42 pixels (a pair left).
@@ -154,11 +162,17 @@ CASES = {
     "large_field_plain_only": dict(x=(1, 128, 4, 4), w=(3, 128, 3, 3), pads=[1, 1, 1, 1]),
 }
 
+FOUR_FILTER_CASES = {"pairs_1ch_3x3_pad1", "pairs_1ch_stride2_asym", "pairs_3ch_stride2_same",
+                     "pairs_3ch_dilation_1x2", "pairs_2ch_seven_filters",
+                     "pairs_3ch_shift_per_channel"}
+
 
 def conv_model(rng: np.random.Generator, spec: dict) -> tuple[onnx.ModelProto, tuple]:
     spec = dict(spec)
     x_shape, w_shape = spec.pop("x"), spec.pop("w")
     constants = {"w": rng.uniform(-1, 1, w_shape).astype(np.float32)}
+    if spec.pop("tiny_last", False):
+        constants["w"][-1] *= np.float32(1e-3)
     if spec.pop("bias", True):
         constants["b"] = rng.uniform(-0.5, 0.5, w_shape[:1]).astype(np.float32)
     model = single_node_model("Conv", {"x": np.zeros(x_shape, np.float32)}, constants,
@@ -185,6 +199,15 @@ def test_conv_s8(case, tmp_path):
     paired = spec["x"][1] <= 3 and spec.get("group", 1) == 1
     assert (["conv_pairs_s8"] == [k["kernel"] for k in compiled.info.kernels
                                   if k["op"] == "Conv"]) == paired
+    if paired:
+        # Every channel's filter scaled to share one output-stage shift, unless that would
+        # overflow.
+        shared = "ariel_widen_pairs_scaled_s8(filters" in compiled.files["m.c"]
+        assert shared == ("ariel_requantize_common(" in compiled.files["m.c"])
+        assert shared == (not spec.get("tiny_last", False))
+        # Four filters per step on a DSP core where there are four and the step's code fits
+        # the instruction cache (KWS's 10x4 filter of 20 words does not).
+        assert ("%[a13]" in compiled.files["m.c"]) == (case in FOUR_FILTER_CASES)
     if case in ("pairs_1ch_3x3_pad1", "pairs_2ch_5x5_odd"):
         # The filters widened into the room the plan grants, and onto the stack.
         assert ("(int32_t *)scratch;" in compiled.files["m.c"]) == (case == "pairs_1ch_3x3_pad1")
