@@ -41,6 +41,7 @@ from codegen.compiler.ops.conv_pairs import (
     buffer_width,
     flash_order,
     four_filters,
+    load_steps,
     pair_taps,
     sxtb16_call,
 )
@@ -478,6 +479,7 @@ class Conv(OpDef):
         words = [(k * width + kx * g["dw"], i) for i, (k, kx) in enumerate(paired.words)]
         context.update(
             notes=wrap_notes(notes), buffers=buffers, width=width, words=words, nwords=nwords,
+            loads=load_steps(words, g["sw"]),
             filter_words=filter_words, on_stack=on_stack, unroll_rows=unroll_rows,
             quads=four_filters(g["oc"], nwords),
             pad16=g["zero_point"] + g["offset"],

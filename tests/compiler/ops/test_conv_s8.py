@@ -17,6 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from codegen.compiler.compile import compile_graph
 from codegen.compiler.frontend import ModelSource, to_graph
+from codegen.compiler.ops.conv_pairs import load_steps
 from codegen.compiler.quant.lower import expose_int8_io, lower_quantized
 from codegen.compiler.quant.output_stage import clamp_range
 from codegen.compiler.reference import run_graph
@@ -370,3 +371,21 @@ def test_conv_s8_refuses_an_accumulator_that_could_overflow():
     model = qlinear_conv_model(rng, True, bias=np.full(6, 2**31 - 1000, np.int32))
     with pytest.raises(UnsupportedError, match="int32 accumulator could reach"):
         compile_onnx_int8(model, None, io="int8")
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_pairs_load_steps_load_each_word_once_per_pixel(stride):
+    """The paired kernel's assembly order (load_steps) covers every word once, and a word
+    marked reused is the second pixel's word of the step just before it, in the register
+    that step loaded it into: VWW's 3x3 words (three columns of four buffers, two of one)."""
+    words = [(97 * k + kx, 3 * k + kx) for k in range(4) for kx in range(3)]
+    words += [(388, 12), (390, 13)]
+    steps = load_steps(words, stride)
+    assert sorted((s.offset, s.index) for s in steps) == sorted(words)
+    for before, step in zip(steps, steps[1:], strict=False):
+        if step.reused:
+            assert step.offset == before.offset + stride and step.first == before.second
+            assert step.second == before.first
+    assert not steps[0].reused
+    reused = sum(s.reused for s in steps)
+    assert reused == {1: 8, 2: 5, 3: 0}[stride]
