@@ -48,7 +48,8 @@ CONV = ["3x3_pad1", "stride2_asym_pads", "strides_2x1", "dilation", "depthwise",
         "depthwise_multiplier", "grouped", "pointwise_1x1", "same_upper", "conv1d",
         "batch2_no_bias", "wide_16_channels", "odd_pixels_and_filters", "depthwise_stride2",
         "large_field_plain_only", "staged_6ch_odd", "pairs_1ch_stride2_asym",
-        "pairs_3ch_stride2_same", "pairs_2ch_5x5_odd", "pointwise_stride2_tails",
+        "pairs_3ch_stride2_same", "pairs_2ch_5x5_odd", "pairs_3ch_shift_per_channel",
+        "pairs_2ch_seven_filters", "pointwise_stride2_tails",
         "pointwise_pad_k12"]
 PRODUCTS = {f"Gemm {case}": ("Gemm", GEMM_CASES[case]) for case in
             ["transB_bias", "one_row_64_inputs", "one_long_row", "k_tail_odd_n",
