@@ -350,6 +350,40 @@ ARIEL_INLINE int32_t ariel_quantize_4_fixed16(const float **x, float reciprocal6
     v[3] = d;
     return suspect;
 }
+/* DequantizeLinear's step on FPU cores: the four 8-bit values of `word` as floats at *y on
+ * (y is advanced past them), y[k] = (x[k] - zero point) * scale bit for bit as the plain
+ * loop computes it. SXTAB or UXTAB (`extend`) adds each byte, extended, to -zero point: an
+ * integer within +-255, which VCVT converts exactly (as the plain loop's float subtraction
+ * of two such integers is exact), so VMUL rounds once, as there. Two VMOVs carry the four
+ * to S registers, one VSTM stores them. */
+#define ARIEL_DEQUANTIZE_4(name, extend)                                                      \
+    ARIEL_INLINE void name(uint32_t word, int32_t negative_zero, float scale, float **y)     \
+    {                                                                                         \
+        float *out = *y;                                                                      \
+        int32_t a, b, c, d;                                                                   \
+        __asm__(extend " %[a], %[z], %[w]\n\t"                                                \
+                extend " %[b], %[z], %[w], ror #8\n\t"                                        \
+                extend " %[c], %[z], %[w], ror #16\n\t"                                       \
+                extend " %[d], %[z], %[w], ror #24\n\t"                                       \
+                "vmov s0, s1, %[a], %[b]\n\t"                                                 \
+                "vmov s2, s3, %[c], %[d]\n\t"                                                 \
+                "vcvt.f32.s32 s0, s0\n\t"                                                     \
+                "vcvt.f32.s32 s1, s1\n\t"                                                     \
+                "vcvt.f32.s32 s2, s2\n\t"                                                     \
+                "vcvt.f32.s32 s3, s3\n\t"                                                     \
+                "vmul.f32 s0, s0, %[s]\n\t"                                                   \
+                "vmul.f32 s1, s1, %[s]\n\t"                                                   \
+                "vmul.f32 s2, s2, %[s]\n\t"                                                   \
+                "vmul.f32 s3, s3, %[s]\n\t"                                                   \
+                "vstmia %[y]!, {s0-s3}"                                                       \
+                : [a] "=&r"(a), [b] "=&r"(b), [c] "=&r"(c), [d] "=&r"(d), [y] "+r"(out),    \
+                  "=m"(*(float(*)[4])out)                                                     \
+                : [w] "r"(word), [z] "r"(negative_zero), [s] "t"(scale)                       \
+                : "s0", "s1", "s2", "s3");                                                    \
+        *y = out;                                                                             \
+    }
+ARIEL_DEQUANTIZE_4(ariel_dequantize_4_s8, "sxtab")
+ARIEL_DEQUANTIZE_4(ariel_dequantize_4_u8, "uxtab")
 /* FPSCR with IOC cleared, before such a pass; the value to restore after it. */
 ARIEL_INLINE uint32_t ariel_quantize_pass_begin(void)
 {

@@ -496,6 +496,28 @@ def test_quantize_linear_writing_nhwc_on_the_cortex_m4(shape, tmp_path):
     assert uses(elf, "vldmia") and uses(elf, "vcvtr.s32.f32")
 
 
+@pytest.mark.qemu
+@pytest.mark.parametrize("dtype,scale,zero_point", [
+    (np.int8, 0.0392, -17), (np.int8, 0.245209292, 127), (np.uint8, 1e-3, 200)])
+def test_dequantize_linear_on_the_cortex_m4(dtype, scale, zero_point, tmp_path):
+    """On the Cortex-M4F an 8-bit DequantizeLinear takes four values per step (a word load,
+    SXTAB or UXTAB against -zero point, VCVT, VMUL, VSTM): every value of the type, in a
+    tensor of 259 (64 groups and 3 left over), equals the reference and ONNX bit for bit."""
+    from tests.compiler.ops.test_s8_dsp_qemu import firmware, run_firmware, uses
+
+    info = np.iinfo(dtype)
+    q = np.resize(np.arange(info.min, info.max + 1, dtype=dtype)[::-1], (1, 259))
+    model = single_node_model("DequantizeLinear", {"q": q},
+                              {"scale": np.array(scale, np.float32),
+                               "zero_point": np.array(zero_point, dtype)}, opset=21)
+    compiled = compile_onnx(model)
+    elf = firmware(compiled, tmp_path / "build")
+    got = run_firmware(compiled, elf, [[q]], tmp_path / "run")[0]
+    np.testing.assert_array_equal(got, run_graph(compiled.graph, [q])[0])
+    np.testing.assert_array_equal(got, run_reference(model, [q])[0])
+    assert uses(elf, "sxtab" if dtype == np.int8 else "uxtab") and uses(elf, "vstmia")
+
+
 def test_relayout_of_the_quantized_input_is_folded(tmp_path):
     """A float NCHW input quantized for a channels-last Conv: the QuantizeLinear writes NHWC
     itself (no Relayout kernel runs before the Conv), and the output still equals the integer
