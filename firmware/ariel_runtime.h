@@ -989,6 +989,76 @@ ARIEL_INLINE const int32_t *ariel_dot_4x2_s16(int32_t acc[8], const int32_t *col
     return w;
 }
 
+/* ARIEL_DOT_4X2_S16_GROUP's first group with the accumulators' starts read first: the pair's
+ * two starts (filter 0's, filter 1's) loaded by one LDRD into a00 and a01, then every other
+ * accumulator made by its first SMLAD, which adds to a00 or a01 before those take their own
+ * (pixel 0 last): no copies of the starts, no accumulator an input. */
+#define ARIEL_DOT_4X2_S16_FIRST \
+    "ldrd %[a00], %[a01], [%[w]], #8\n\t" \
+    "ldr %[xb], [%[col], #8]\n\t" \
+    "ldr %[xa], [%[col], #16]\n\t" \
+    "ldr %[wb], [%[w], #8]\n\t" \
+    "ldr %[wa], [%[w]], #16\n\t" \
+    "smlad %[a10], %[xb], %[wa], %[a00]\n\t" \
+    "smlad %[a11], %[xb], %[wb], %[a01]\n\t" \
+    "smlad %[a20], %[xa], %[wa], %[a00]\n\t" \
+    "smlad %[a21], %[xa], %[wb], %[a01]\n\t" \
+    "ldr %[xa], [%[col], #24]\n\t" \
+    "ldr %[xb], [%[col]], #32\n\t" \
+    "smlad %[a30], %[xa], %[wa], %[a00]\n\t" \
+    "smlad %[a31], %[xa], %[wb], %[a01]\n\t" \
+    "smlad %[a00], %[xb], %[wa], %[a00]\n\t" \
+    "smlad %[a01], %[xb], %[wb], %[a01]\n\t" \
+    "ldr %[wa], [%[w], #-12]\n\t" \
+    "ldr %[wb], [%[w], #-4]\n\t" \
+    "ldr %[xa], [%[col], #-28]\n\t" \
+    "ldr %[xb], [%[col], #-20]\n\t" \
+    "smlad %[a00], %[xa], %[wa], %[a00]\n\t" \
+    "smlad %[a01], %[xa], %[wb], %[a01]\n\t" \
+    "smlad %[a10], %[xb], %[wa], %[a10]\n\t" \
+    "smlad %[a11], %[xb], %[wb], %[a11]\n\t" \
+    "ldr %[xa], [%[col], #-12]\n\t" \
+    "ldr %[xb], [%[col], #-4]\n\t" \
+    "smlad %[a20], %[xa], %[wa], %[a20]\n\t" \
+    "smlad %[a21], %[xa], %[wb], %[a21]\n\t" \
+    "smlad %[a30], %[xb], %[wa], %[a30]\n\t" \
+    "smlad %[a31], %[xb], %[wb], %[a31]\n\t"
+
+/* ariel_dot_4x2_s16 for a pair laid as codegen/compiler/ops/filter_steps.py lays it in RAM:
+ * the two filters' starts (w[0], w[1]) then their widened words; acc[2 r + c] is set to
+ * filter c's start plus column r . filter c (k4 >= 1). Returns w past the filters. On a DSP
+ * core the first group is ARIEL_DOT_4X2_S16_FIRST, which reads the starts itself: a caller
+ * that set acc from w would spend an LDRD and six copies on it (every register is the
+ * asm's, so the starts cannot wait in registers of their own). */
+ARIEL_INLINE const int32_t *ariel_dot_4x2_s16_from(int32_t acc[8], const int32_t *col,
+                                                   const int32_t *w, int32_t k4)
+{
+#if defined(__ARM_FEATURE_DSP) && !defined(ARIEL_NO_DSP) && defined(__OPTIMIZE__)
+    int32_t a00, a01, a10, a11, a20, a21, a30, a31, xa, xb, wa, wb;
+    __asm__(ARIEL_DOT_4X2_S16_FIRST
+            : [a00] "=&r"(a00), [a01] "=&r"(a01), [a10] "=&r"(a10), [a11] "=&r"(a11),
+              [a20] "=&r"(a20), [a21] "=&r"(a21), [a30] "=&r"(a30), [a31] "=&r"(a31),
+              [col] "+r"(col), [w] "+r"(w),
+              [xa] "=&r"(xa), [xb] "=&r"(xb), [wa] "=&r"(wa), [wb] "=&r"(wb)
+            : : "memory");
+    acc[0] = a00;
+    acc[1] = a01;
+    acc[2] = a10;
+    acc[3] = a11;
+    acc[4] = a20;
+    acc[5] = a21;
+    acc[6] = a30;
+    acc[7] = a31;
+    return ariel_dot_4x2_s16(acc, col, w, k4 - 1);
+#else
+    for (int32_t r = 0; r < 4; ++r) {
+        acc[2 * r] = w[0];
+        acc[2 * r + 1] = w[1];
+    }
+    return ariel_dot_4x2_s16(acc, col, w + 2, k4);
+#endif
+}
+
 /* -- int8 outputs in pairs that share a halfword ------------------------------------------
  * One row of A against constant filters read once each (a dense layer's weights, streamed
  * from flash): two filters a and b share each int16 halfword of the packed stream, which

@@ -201,7 +201,7 @@ def test_filters_widened_scaled_share_one_shift(tmp_path):
     rng = np.random.default_rng(40)
     model, shape = conv_model(rng, CASES["pointwise_1x1"])
     compiled = compile_conv(model, shape, rng)
-    assert "ariel_widen_scaled_s8(filters" in compiled.files["m.c"]
+    assert "ariel_widen_scaled_s8(pair + 2" in compiled.files["m.c"]
     assert "ariel_requantize_common(" in compiled.files["m.c"]
     shifts = re.search(r"_shifts_dsp\[5\] = \{([^}]*)\}", compiled.files["m_weights.c"])
     assert [int(j) for j in shifts.group(1).split(",")] == [1, 1, 1, 0, 1]
