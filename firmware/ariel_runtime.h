@@ -298,6 +298,58 @@ ARIEL_INLINE int32_t ariel_quantize_8bit_fixed(float x, float scale, float recip
     }
     return sum;
 }
+/* The fast pass's step: four floats from *x on (x is advanced past them), each as
+ * f = rint(x * reciprocal65536) (one VLDM, four VMULs, four VCVTRs), moved to the core two
+ * per VMOV, and v = f + offset by QADD, offset = 65536 zero point + 32768 +
+ * ARIEL_QUANTIZE_WINDOW. reciprocal65536 is 65536 times 1 / scale rounded to float, so f is
+ * 16 times ariel_quantize_8bit's product: for |x / scale| < 512 within 6 units of 2^-16 of
+ * 65536 times the rounded quotient x / scale, 6.5 after VCVTR. So where the low half of v is
+ * at least 2 ARIEL_QUANTIZE_WINDOW (32 units), the quotient plus 1/2 lies at least 16 - 6.5
+ * units from an integer, and v >> 16 = rint(x / scale) + zero point exactly (beyond 512 both
+ * saturate an 8-bit output alike; QADD saturates instead of wrapping; beyond 2^15 VCVTR
+ * saturates and raises IOC, which the pass checks). Where the low half is below 32, the rare
+ * case, the step returns nonzero and its caller redoes the four the exact way. The four
+ * tests are one chain of CMPs in an IT block: `limit` (65536 * 32 - 1) against v << 16, the
+ * first v << 16 at most `limit` leaving the carry set. */
+#define ARIEL_QUANTIZE_WINDOW 16
+ARIEL_INLINE int32_t ariel_quantize_4_fixed16(const float **x, float reciprocal65536,
+                                              int32_t offset, int32_t v[4])
+{
+    const float *p = *x;
+    const int32_t limit = ARIEL_QUANTIZE_WINDOW * 2 * 65536 - 1;
+    int32_t a, b, c, d, suspect;
+    __asm__("vldmia %[p]!, {s0-s3}\n\t"
+            "vmul.f32 s0, s0, %[r]\n\t"
+            "vmul.f32 s1, s1, %[r]\n\t"
+            "vmul.f32 s2, s2, %[r]\n\t"
+            "vmul.f32 s3, s3, %[r]\n\t"
+            "vcvtr.s32.f32 s0, s0\n\t"
+            "vcvtr.s32.f32 s1, s1\n\t"
+            "vcvtr.s32.f32 s2, s2\n\t"
+            "vcvtr.s32.f32 s3, s3\n\t"
+            "vmov %[a], %[b], s0, s1\n\t"
+            "vmov %[c], %[d], s2, s3\n\t"
+            "qadd %[a], %[a], %[o]\n\t"
+            "qadd %[b], %[b], %[o]\n\t"
+            "qadd %[c], %[c], %[o]\n\t"
+            "qadd %[d], %[d], %[o]\n\t"
+            "cmp %[k], %[a], lsl #16\n\t"
+            "ittt lo\n\t"
+            "cmplo %[k], %[b], lsl #16\n\t"
+            "cmplo %[k], %[c], lsl #16\n\t"
+            "cmplo %[k], %[d], lsl #16"
+            : [a] "=&r"(a), [b] "=&r"(b), [c] "=&r"(c), [d] "=&r"(d), [p] "+r"(p),
+              "=@cchs"(suspect)
+            : [r] "t"(reciprocal65536), [o] "r"(offset), [k] "r"(limit),
+              "m"(*(const float(*)[4])p)
+            : "s0", "s1", "s2", "s3");
+    *x = p;
+    v[0] = a;
+    v[1] = b;
+    v[2] = c;
+    v[3] = d;
+    return suspect;
+}
 /* FPSCR with IOC cleared, before such a pass; the value to restore after it. */
 ARIEL_INLINE uint32_t ariel_quantize_pass_begin(void)
 {
