@@ -350,6 +350,40 @@ ARIEL_INLINE int32_t ariel_quantize_4_fixed16(const float **x, float reciprocal6
     v[3] = d;
     return suspect;
 }
+/* DequantizeLinear's step on FPU cores: the four 8-bit values of `word` as floats at *y on
+ * (y is advanced past them), y[k] = (x[k] - zero point) * scale bit for bit as the plain
+ * loop computes it. SXTAB or UXTAB (`extend`) adds each byte, extended, to -zero point: an
+ * integer within +-255, which VCVT converts exactly (as the plain loop's float subtraction
+ * of two such integers is exact), so VMUL rounds once, as there. Two VMOVs carry the four
+ * to S registers, one VSTM stores them. */
+#define ARIEL_DEQUANTIZE_4(name, extend)                                                      \
+    ARIEL_INLINE void name(uint32_t word, int32_t negative_zero, float scale, float **y)     \
+    {                                                                                         \
+        float *out = *y;                                                                      \
+        int32_t a, b, c, d;                                                                   \
+        __asm__(extend " %[a], %[z], %[w]\n\t"                                                \
+                extend " %[b], %[z], %[w], ror #8\n\t"                                        \
+                extend " %[c], %[z], %[w], ror #16\n\t"                                       \
+                extend " %[d], %[z], %[w], ror #24\n\t"                                       \
+                "vmov s0, s1, %[a], %[b]\n\t"                                                 \
+                "vmov s2, s3, %[c], %[d]\n\t"                                                 \
+                "vcvt.f32.s32 s0, s0\n\t"                                                     \
+                "vcvt.f32.s32 s1, s1\n\t"                                                     \
+                "vcvt.f32.s32 s2, s2\n\t"                                                     \
+                "vcvt.f32.s32 s3, s3\n\t"                                                     \
+                "vmul.f32 s0, s0, %[s]\n\t"                                                   \
+                "vmul.f32 s1, s1, %[s]\n\t"                                                   \
+                "vmul.f32 s2, s2, %[s]\n\t"                                                   \
+                "vmul.f32 s3, s3, %[s]\n\t"                                                   \
+                "vstmia %[y]!, {s0-s3}"                                                       \
+                : [a] "=&r"(a), [b] "=&r"(b), [c] "=&r"(c), [d] "=&r"(d), [y] "+r"(out),    \
+                  "=m"(*(float(*)[4])out)                                                     \
+                : [w] "r"(word), [z] "r"(negative_zero), [s] "t"(scale)                       \
+                : "s0", "s1", "s2", "s3");                                                    \
+        *y = out;                                                                             \
+    }
+ARIEL_DEQUANTIZE_4(ariel_dequantize_4_s8, "sxtab")
+ARIEL_DEQUANTIZE_4(ariel_dequantize_4_u8, "uxtab")
 /* FPSCR with IOC cleared, before such a pass; the value to restore after it. */
 ARIEL_INLINE uint32_t ariel_quantize_pass_begin(void)
 {
@@ -1229,8 +1263,10 @@ ARIEL_INLINE const int32_t *ariel_dot_4x2_s16_from(int32_t acc[8], const int32_t
 /* One column word against three pairs' weight words (in the asm of ariel_dot_3pairs_s8;
  * operands named there): the column word and the three weight words loaded in a row (5
  * cycles, the pointers advanced by post-indexed loads that no later load's address in the
- * run depends on), then per pair SMLAD on the raw word, SXTB16 in place, SMLAD: 14 cycles
- * per 12 MACs on a Cortex-M4. */
+ * run depends on), then per pair SMLAD on the raw word and SXTB16 in place, then the three
+ * SMLAD on the extended words: 14 cycles per 12 MACs on a Cortex-M4, where the order of
+ * the arithmetic does not matter. On a Cortex-M7 it does: each SXTB16 (which cannot issue
+ * second) is followed by a multiply that does not read it, so the two issue together. */
 #define ARIEL_DOT_3PAIRS_WORD \
     "ldr %[x], [%[col]], #4\n\t" \
     "ldr %[w2], [%[w], #8]\n\t" \
@@ -1238,20 +1274,21 @@ ARIEL_INLINE const int32_t *ariel_dot_4x2_s16_from(int32_t acc[8], const int32_t
     "ldr %[w0], [%[w]], #12\n\t" \
     "smlad %[b0], %[x], %[w0], %[b0]\n\t" \
     "sxtb16 %[w0], %[w0]\n\t" \
-    "smlad %[a0], %[x], %[w0], %[a0]\n\t" \
     "smlad %[b1], %[x], %[w1], %[b1]\n\t" \
     "sxtb16 %[w1], %[w1]\n\t" \
-    "smlad %[a1], %[x], %[w1], %[a1]\n\t" \
     "smlad %[b2], %[x], %[w2], %[b2]\n\t" \
     "sxtb16 %[w2], %[w2]\n\t" \
+    "smlad %[a0], %[x], %[w0], %[a0]\n\t" \
+    "smlad %[a1], %[x], %[w1], %[a1]\n\t" \
     "smlad %[a2], %[x], %[w2], %[a2]\n\t"
 
 /* acc[2 p] and acc[2 p + 1] += column . filters a and b of pair p, for `pairs` (1 to 3)
  * pairs over `words` column words (a row widened at stride 2), their weight words
  * interleaved word by word (pair 0's, pair 1's, pair 2's for column word 0, then for word
- * 1, ...), read once in that order. */
-ARIEL_INLINE void ariel_dot_pairs_s8(int32_t *acc, const int32_t *col, const int8_t *w,
-                                     int32_t words, int32_t pairs)
+ * 1, ...), read once in that order. In plain C: the twin of the assembly below and of
+ * ariel_dot_3pairs_s8's. */
+ARIEL_INLINE void ariel_dot_pairs_s8_twin(int32_t *acc, const int32_t *col, const int8_t *w,
+                                          int32_t words, int32_t pairs)
 {
     int32_t low[3] = {0, 0, 0}, both[3] = {0, 0, 0};
     for (int32_t p = 0; p < pairs; ++p) {
@@ -1271,6 +1308,82 @@ ARIEL_INLINE void ariel_dot_pairs_s8(int32_t *acc, const int32_t *col, const int
         acc[2 * p] = low[p];
         acc[2 * p + 1] += (int32_t)((uint32_t)both[p] - (uint32_t)low[p]) >> 8;
     }
+}
+
+/* Two column words against one pair's weight words (in the asm of ariel_dot_pairs_s8's
+ * one-pair loop): both column words and both weight words loaded in a row (5 cycles), then
+ * per word SMLAD on the raw word, SXTB16 in place, SMLAD: 11 cycles per 8 MACs on a
+ * Cortex-M4, where GCC's loop of the C twin takes 18. Each SXTB16 is followed by a multiply
+ * that does not read it, so that a Cortex-M7 issues the two together. */
+#define ARIEL_DOT_1PAIR_2WORDS \
+    "ldr %[x1], [%[col], #4]\n\t" \
+    "ldr %[w1], [%[w], #4]\n\t" \
+    "ldr %[x0], [%[col]], #8\n\t" \
+    "ldr %[w0], [%[w]], #8\n\t" \
+    "smlad %[b0], %[x0], %[w0], %[b0]\n\t" \
+    "sxtb16 %[w0], %[w0]\n\t" \
+    "smlad %[b0], %[x1], %[w1], %[b0]\n\t" \
+    "sxtb16 %[w1], %[w1]\n\t" \
+    "smlad %[a0], %[x0], %[w0], %[a0]\n\t" \
+    "smlad %[a0], %[x1], %[w1], %[a0]\n\t"
+
+/* One column word against two pairs' weight words (the asm of ariel_dot_pairs_s8's two-pair
+ * loop): 4 cycles of loads and 6 of arithmetic per 8 MACs on a Cortex-M4; ordered as above
+ * for a Cortex-M7's dual issue. */
+#define ARIEL_DOT_2PAIRS_WORD \
+    "ldr %[x0], [%[col]], #4\n\t" \
+    "ldr %[w1], [%[w], #4]\n\t" \
+    "ldr %[w0], [%[w]], #8\n\t" \
+    "smlad %[b0], %[x0], %[w0], %[b0]\n\t" \
+    "sxtb16 %[w0], %[w0]\n\t" \
+    "smlad %[b1], %[x0], %[w1], %[b1]\n\t" \
+    "sxtb16 %[w1], %[w1]\n\t" \
+    "smlad %[a0], %[x0], %[w0], %[a0]\n\t" \
+    "smlad %[a1], %[x0], %[w1], %[a1]\n\t"
+
+/* ariel_dot_pairs_s8_twin for the one or two pairs a kernel has left after its steps of
+ * three (ariel_dot_3pairs_s8), in assembly on a DSP core: two column words per pass (words
+ * is even: rows are padded to groups of four). */
+ARIEL_INLINE void ariel_dot_pairs_s8(int32_t *acc, const int32_t *col, const int8_t *w,
+                                     int32_t words, int32_t pairs)
+{
+#if defined(__ARM_FEATURE_DSP) && !defined(ARIEL_NO_DSP) && defined(__OPTIMIZE__)
+    if (pairs <= 2 && words > 0) {
+        int32_t a0 = acc[0], a1 = pairs == 2 ? acc[2] : 0;
+        int32_t b0 = a0, b1 = a1;
+        int32_t count = words, x0, w0, w1;
+        if (pairs == 1) {
+            int32_t x1;
+            __asm__(".p2align 2\n"
+                    "1:\n\t"
+                    ARIEL_DOT_1PAIR_2WORDS
+                    "subs %[count], %[count], #2\n\t"
+                    "bne 1b"
+                    : [a0] "+r"(a0), [b0] "+r"(b0), [col] "+r"(col), [w] "+r"(w),
+                      [count] "+r"(count), [x0] "=&r"(x0), [x1] "=&r"(x1), [w0] "=&r"(w0),
+                      [w1] "=&r"(w1)
+                    :
+                    : "cc", "memory");
+        } else {
+            __asm__(".p2align 2\n"
+                    "1:\n\t"
+                    ARIEL_DOT_2PAIRS_WORD ARIEL_DOT_2PAIRS_WORD
+                    "subs %[count], %[count], #2\n\t"
+                    "bne 1b"
+                    : [a0] "+r"(a0), [a1] "+r"(a1), [b0] "+r"(b0), [b1] "+r"(b1),
+                      [col] "+r"(col), [w] "+r"(w), [count] "+r"(count), [x0] "=&r"(x0),
+                      [w0] "=&r"(w0), [w1] "=&r"(w1)
+                    :
+                    : "cc", "memory");
+            acc[3] += (int32_t)((uint32_t)b1 - (uint32_t)a1) >> 8;
+            acc[2] = a1;
+        }
+        acc[1] += (int32_t)((uint32_t)b0 - (uint32_t)a0) >> 8;
+        acc[0] = a0;
+        return;
+    }
+#endif
+    ariel_dot_pairs_s8_twin(acc, col, w, words, pairs);
 }
 
 /* ariel_dot_pairs_s8 for three pairs (six outputs), the kernels' main step. On a DSP core
@@ -1317,7 +1430,7 @@ ARIEL_INLINE void ariel_dot_3pairs_s8(int32_t acc[6], const int32_t *col, const 
     acc[2] = a1;
     acc[4] = a2;
 #else
-    ariel_dot_pairs_s8(acc, col, w, words, 3);
+    ariel_dot_pairs_s8_twin(acc, col, w, words, 3);
 #endif
 }
 #endif /* ARIEL_DSP */
@@ -1335,6 +1448,48 @@ ARIEL_INLINE void ariel_widen_pairs_s8(int32_t *pairs, const int8_t *w, int32_t 
         pairs[2 * i + 1] = ariel_pair_s16(w[4 * i + 1], w[4 * i + 3]);
     }
 #endif
+}
+
+/* Word `odd` (0 or 1) of the group of four int8 weights at `group` as ariel_widen_pairs_s8
+ * lays it (bytes odd and 2 + odd, SXTB16 of the word rotated by 8 * odd), times `scale`. */
+ARIEL_INLINE int32_t ariel_widen_pair_scaled(const int8_t *group, int32_t odd, int32_t scale)
+{
+#if ARIEL_DSP
+    const int32_t word = ariel_load_s8x4(group);
+    const int32_t pair = odd ? ariel_sxtb16_ror8(word) : ariel_sxtb16(word);
+    return ariel_pair_s16(ariel_bottom16(pair) * scale, ariel_top16(pair) * scale);
+#else
+    return ariel_pair_s16(group[odd] * scale, group[odd + 2] * scale);
+#endif
+}
+
+/* ariel_widen_pairs_s8 of `count` filters of `words` words each, filter f's weights times
+ * 2^shifts[f]: the paired-taps kernel's filters where its channels share one output-stage
+ * shift (codegen/compiler/ops/common_shift.py checks that every scaled weight is an int16).
+ * A filter that starts a group takes its whole groups two words at a time; a group split
+ * between two filters (an odd count of words) is taken word by word. Once per inference. */
+ARIEL_INLINE void ariel_widen_pairs_scaled_s8(int32_t *pairs, const int8_t *w,
+                                              const int8_t *shifts, int32_t count,
+                                              int32_t words)
+{
+    int32_t odd = 0; /* whether the next word is the second of w's group */
+    for (int32_t f = 0; f < count; ++f) {
+        const int32_t scale = 1 << shifts[f];
+        int32_t i = 0;
+        if (!odd) {
+            for (; i + 2 <= words; i += 2) {
+                pairs[0] = ariel_widen_pair_scaled(w, 0, scale);
+                pairs[1] = ariel_widen_pair_scaled(w, 1, scale);
+                pairs += 2;
+                w += 4;
+            }
+        }
+        for (; i < words; ++i) {
+            *pairs++ = ariel_widen_pair_scaled(w, odd, scale);
+            w += 4 * odd;
+            odd ^= 1;
+        }
+    }
 }
 
 /* -- int8 in plain C: the same packed weights, one multiply-accumulate at a time ----------

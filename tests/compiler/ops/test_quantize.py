@@ -13,7 +13,7 @@ import onnxruntime
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from codegen.compiler.ops.quantize import dequantize, quantize
+from codegen.compiler.ops.quantize import Runs, contiguous_runs, dequantize, quantize
 from codegen.compiler.reference import run_graph
 from codegen.errors import UnsupportedError
 from tests.support import (
@@ -494,6 +494,42 @@ def test_quantize_linear_writing_nhwc_on_the_cortex_m4(shape, tmp_path):
         want = run_graph(compiled.graph, [sample])[0]
         np.testing.assert_array_equal(got[k], want.reshape(got[k].shape))
     assert uses(elf, "vldmia") and uses(elf, "vcvtr.s32.f32")
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("dtype,scale,zero_point", [
+    (np.int8, 0.0392, -17), (np.int8, 0.245209292, 127), (np.uint8, 1e-3, 200)])
+def test_dequantize_linear_on_the_cortex_m4(dtype, scale, zero_point, tmp_path):
+    """On the Cortex-M4F an 8-bit DequantizeLinear takes four values per step (a word load,
+    SXTAB or UXTAB against -zero point, VCVT, VMUL, VSTM): every value of the type, in a
+    tensor of 259 (64 groups and 3 left over), equals the reference and ONNX bit for bit."""
+    from tests.compiler.ops.test_s8_dsp_qemu import firmware, run_firmware, uses
+
+    info = np.iinfo(dtype)
+    q = np.resize(np.arange(info.min, info.max + 1, dtype=dtype)[::-1], (1, 259))
+    model = single_node_model("DequantizeLinear", {"q": q},
+                              {"scale": np.array(scale, np.float32),
+                               "zero_point": np.array(zero_point, dtype)}, opset=21)
+    compiled = compile_onnx(model)
+    elf = firmware(compiled, tmp_path / "build")
+    got = run_firmware(compiled, elf, [[q]], tmp_path / "run")[0]
+    np.testing.assert_array_equal(got, run_graph(compiled.graph, [q])[0])
+    np.testing.assert_array_equal(got, run_reference(model, [q])[0])
+    assert uses(elf, "sxtab" if dtype == np.int8 else "uxtab") and uses(elf, "vstmia")
+
+
+@pytest.mark.parametrize("bounds,in_strides,out_strides,want", [
+    # VWW's input: NCHW floats to NHWC int8, a run per channel plane, a channel count apart.
+    ([9216, 3], [1, 9216], [3, 1], Runs([3], [9216], [1], 2304, 0, 3)),
+    ([640], [1], [1], Runs([], [], [], 160, 0, 1)),
+    ([35, 3], [1, 35], [3, 1], Runs([3], [35], [1], 8, 3, 3)),
+    ([3, 35], [1, 3], [35, 1], None),  # runs of 3: the scalar pass
+    ([4, 5], [7, 20], [5, 1], None),  # no contiguous input
+])
+def test_contiguous_runs(bounds, in_strides, out_strides, want):
+    """The fast pass's plan: the loop whose input stride is 1 becomes the run, the others
+    stay around it with both strides, in the output's order."""
+    assert contiguous_runs(bounds, in_strides, out_strides) == want
 
 
 def test_relayout_of_the_quantized_input_is_folded(tmp_path):
