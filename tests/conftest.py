@@ -28,6 +28,15 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def pytest_configure(config):
+    """pytest-xdist workers build ONNX's node cases once between them, in the run's temporary
+    folder (the parent of each worker's own)."""
+    if hasattr(config, "workerinput") and config.option.basetemp:
+        from tests.conformance.node_cases import share_between_workers
+
+        share_between_workers(Path(config.option.basetemp).parent)
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         for marker, tools in TOOLS.items():
