@@ -20,16 +20,26 @@ def share_between_workers(folder: Path) -> None:
     _shared = folder
 
 
-def once_per_run(name: str, make: Callable[[Path], None]) -> Path | None:
-    """Under pytest-xdist, the path `name` in the run's shared folder, made by `make(path)`
-    in the first worker to ask (the others wait on a lock until it is made; if `make`
-    fails, the next worker tries again). Without xdist, None: the caller makes its own."""
+def sharing() -> bool:
+    """True in a pytest-xdist worker, whose run has a shared folder."""
+    return _shared is not None
+
+
+def once_per_run(name: str, make: Callable[[Path], None], wait: bool = True) -> Path | None:
+    """Under pytest-xdist, the path `name` (relative) in the run's shared folder, made by
+    `make(path)` in the first worker to ask. The others wait on a lock until it is made (if
+    `make` fails, the next worker tries again), or with wait=False get None at once while
+    another worker is making it. Without xdist, None: the caller makes its own."""
     if _shared is None:
         return None
     target = _shared / name
-    made = _shared / f"{name}.made"
-    with open(_shared / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    made = target.with_name(f"{target.name}.made")
+    with open(target.with_name(f"{target.name}.lock"), "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None
         if not made.exists():
             make(target)
             made.touch()
