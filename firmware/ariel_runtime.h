@@ -298,6 +298,92 @@ ARIEL_INLINE int32_t ariel_quantize_8bit_fixed(float x, float scale, float recip
     }
     return sum;
 }
+/* The fast pass's step: four floats from *x on (x is advanced past them), each as
+ * f = rint(x * reciprocal65536) (one VLDM, four VMULs, four VCVTRs), moved to the core two
+ * per VMOV, and v = f + offset by QADD, offset = 65536 zero point + 32768 +
+ * ARIEL_QUANTIZE_WINDOW. reciprocal65536 is 65536 times 1 / scale rounded to float, so f is
+ * 16 times ariel_quantize_8bit's product: for |x / scale| < 512 within 6 units of 2^-16 of
+ * 65536 times the rounded quotient x / scale, 6.5 after VCVTR. So where the low half of v is
+ * at least 2 ARIEL_QUANTIZE_WINDOW (32 units), the quotient plus 1/2 lies at least 16 - 6.5
+ * units from an integer, and v >> 16 = rint(x / scale) + zero point exactly (beyond 512 both
+ * saturate an 8-bit output alike; QADD saturates instead of wrapping; beyond 2^15 VCVTR
+ * saturates and raises IOC, which the pass checks). Where the low half is below 32, the rare
+ * case, the step returns nonzero and its caller redoes the four the exact way. The four
+ * tests are one chain of CMPs in an IT block: `limit` (65536 * 32 - 1) against v << 16, the
+ * first v << 16 at most `limit` leaving the carry set. */
+#define ARIEL_QUANTIZE_WINDOW 16
+ARIEL_INLINE int32_t ariel_quantize_4_fixed16(const float **x, float reciprocal65536,
+                                              int32_t offset, int32_t v[4])
+{
+    const float *p = *x;
+    const int32_t limit = ARIEL_QUANTIZE_WINDOW * 2 * 65536 - 1;
+    int32_t a, b, c, d, suspect;
+    __asm__("vldmia %[p]!, {s0-s3}\n\t"
+            "vmul.f32 s0, s0, %[r]\n\t"
+            "vmul.f32 s1, s1, %[r]\n\t"
+            "vmul.f32 s2, s2, %[r]\n\t"
+            "vmul.f32 s3, s3, %[r]\n\t"
+            "vcvtr.s32.f32 s0, s0\n\t"
+            "vcvtr.s32.f32 s1, s1\n\t"
+            "vcvtr.s32.f32 s2, s2\n\t"
+            "vcvtr.s32.f32 s3, s3\n\t"
+            "vmov %[a], %[b], s0, s1\n\t"
+            "vmov %[c], %[d], s2, s3\n\t"
+            "qadd %[a], %[a], %[o]\n\t"
+            "qadd %[b], %[b], %[o]\n\t"
+            "qadd %[c], %[c], %[o]\n\t"
+            "qadd %[d], %[d], %[o]\n\t"
+            "cmp %[k], %[a], lsl #16\n\t"
+            "ittt lo\n\t"
+            "cmplo %[k], %[b], lsl #16\n\t"
+            "cmplo %[k], %[c], lsl #16\n\t"
+            "cmplo %[k], %[d], lsl #16"
+            : [a] "=&r"(a), [b] "=&r"(b), [c] "=&r"(c), [d] "=&r"(d), [p] "+r"(p),
+              "=@cchs"(suspect)
+            : [r] "t"(reciprocal65536), [o] "r"(offset), [k] "r"(limit),
+              "m"(*(const float(*)[4])p)
+            : "s0", "s1", "s2", "s3");
+    *x = p;
+    v[0] = a;
+    v[1] = b;
+    v[2] = c;
+    v[3] = d;
+    return suspect;
+}
+/* DequantizeLinear's step on FPU cores: the four 8-bit values of `word` as floats at *y on
+ * (y is advanced past them), y[k] = (x[k] - zero point) * scale bit for bit as the plain
+ * loop computes it. SXTAB or UXTAB (`extend`) adds each byte, extended, to -zero point: an
+ * integer within +-255, which VCVT converts exactly (as the plain loop's float subtraction
+ * of two such integers is exact), so VMUL rounds once, as there. Two VMOVs carry the four
+ * to S registers, one VSTM stores them. */
+#define ARIEL_DEQUANTIZE_4(name, extend)                                                      \
+    ARIEL_INLINE void name(uint32_t word, int32_t negative_zero, float scale, float **y)     \
+    {                                                                                         \
+        float *out = *y;                                                                      \
+        int32_t a, b, c, d;                                                                   \
+        __asm__(extend " %[a], %[z], %[w]\n\t"                                                \
+                extend " %[b], %[z], %[w], ror #8\n\t"                                        \
+                extend " %[c], %[z], %[w], ror #16\n\t"                                       \
+                extend " %[d], %[z], %[w], ror #24\n\t"                                       \
+                "vmov s0, s1, %[a], %[b]\n\t"                                                 \
+                "vmov s2, s3, %[c], %[d]\n\t"                                                 \
+                "vcvt.f32.s32 s0, s0\n\t"                                                     \
+                "vcvt.f32.s32 s1, s1\n\t"                                                     \
+                "vcvt.f32.s32 s2, s2\n\t"                                                     \
+                "vcvt.f32.s32 s3, s3\n\t"                                                     \
+                "vmul.f32 s0, s0, %[s]\n\t"                                                   \
+                "vmul.f32 s1, s1, %[s]\n\t"                                                   \
+                "vmul.f32 s2, s2, %[s]\n\t"                                                   \
+                "vmul.f32 s3, s3, %[s]\n\t"                                                   \
+                "vstmia %[y]!, {s0-s3}"                                                       \
+                : [a] "=&r"(a), [b] "=&r"(b), [c] "=&r"(c), [d] "=&r"(d), [y] "+r"(out),    \
+                  "=m"(*(float(*)[4])out)                                                     \
+                : [w] "r"(word), [z] "r"(negative_zero), [s] "t"(scale)                       \
+                : "s0", "s1", "s2", "s3");                                                    \
+        *y = out;                                                                             \
+    }
+ARIEL_DEQUANTIZE_4(ariel_dequantize_4_s8, "sxtab")
+ARIEL_DEQUANTIZE_4(ariel_dequantize_4_u8, "uxtab")
 /* FPSCR with IOC cleared, before such a pass; the value to restore after it. */
 ARIEL_INLINE uint32_t ariel_quantize_pass_begin(void)
 {
@@ -1025,9 +1111,10 @@ ARIEL_INLINE const int32_t *ariel_dot_4x2_s16(int32_t acc[8], const int32_t *col
 /* acc[2 p] and acc[2 p + 1] += column . filters a and b of pair p, for `pairs` (1 to 3)
  * pairs over `words` column words (a row widened at stride 2), their weight words
  * interleaved word by word (pair 0's, pair 1's, pair 2's for column word 0, then for word
- * 1, ...), read once in that order. */
-ARIEL_INLINE void ariel_dot_pairs_s8(int32_t *acc, const int32_t *col, const int8_t *w,
-                                     int32_t words, int32_t pairs)
+ * 1, ...), read once in that order. In plain C: the twin of the assembly below and of
+ * ariel_dot_3pairs_s8's. */
+ARIEL_INLINE void ariel_dot_pairs_s8_twin(int32_t *acc, const int32_t *col, const int8_t *w,
+                                          int32_t words, int32_t pairs)
 {
     int32_t low[3] = {0, 0, 0}, both[3] = {0, 0, 0};
     for (int32_t p = 0; p < pairs; ++p) {
@@ -1047,6 +1134,82 @@ ARIEL_INLINE void ariel_dot_pairs_s8(int32_t *acc, const int32_t *col, const int
         acc[2 * p] = low[p];
         acc[2 * p + 1] += (int32_t)((uint32_t)both[p] - (uint32_t)low[p]) >> 8;
     }
+}
+
+/* Two column words against one pair's weight words (in the asm of ariel_dot_pairs_s8's
+ * one-pair loop): both column words and both weight words loaded in a row (5 cycles), then
+ * per word SMLAD on the raw word, SXTB16 in place, SMLAD: 11 cycles per 8 MACs on a
+ * Cortex-M4, where GCC's loop of the C twin takes 18. Each SXTB16 is followed by a multiply
+ * that does not read it, so that a Cortex-M7 issues the two together. */
+#define ARIEL_DOT_1PAIR_2WORDS \
+    "ldr %[x1], [%[col], #4]\n\t" \
+    "ldr %[w1], [%[w], #4]\n\t" \
+    "ldr %[x0], [%[col]], #8\n\t" \
+    "ldr %[w0], [%[w]], #8\n\t" \
+    "smlad %[b0], %[x0], %[w0], %[b0]\n\t" \
+    "sxtb16 %[w0], %[w0]\n\t" \
+    "smlad %[b0], %[x1], %[w1], %[b0]\n\t" \
+    "sxtb16 %[w1], %[w1]\n\t" \
+    "smlad %[a0], %[x0], %[w0], %[a0]\n\t" \
+    "smlad %[a0], %[x1], %[w1], %[a0]\n\t"
+
+/* One column word against two pairs' weight words (the asm of ariel_dot_pairs_s8's two-pair
+ * loop): 4 cycles of loads and 6 of arithmetic per 8 MACs on a Cortex-M4; ordered as above
+ * for a Cortex-M7's dual issue. */
+#define ARIEL_DOT_2PAIRS_WORD \
+    "ldr %[x0], [%[col]], #4\n\t" \
+    "ldr %[w1], [%[w], #4]\n\t" \
+    "ldr %[w0], [%[w]], #8\n\t" \
+    "smlad %[b0], %[x0], %[w0], %[b0]\n\t" \
+    "sxtb16 %[w0], %[w0]\n\t" \
+    "smlad %[b1], %[x0], %[w1], %[b1]\n\t" \
+    "sxtb16 %[w1], %[w1]\n\t" \
+    "smlad %[a0], %[x0], %[w0], %[a0]\n\t" \
+    "smlad %[a1], %[x0], %[w1], %[a1]\n\t"
+
+/* ariel_dot_pairs_s8_twin for the one or two pairs a kernel has left after its steps of
+ * three (ariel_dot_3pairs_s8), in assembly on a DSP core: two column words per pass (words
+ * is even: rows are padded to groups of four). */
+ARIEL_INLINE void ariel_dot_pairs_s8(int32_t *acc, const int32_t *col, const int8_t *w,
+                                     int32_t words, int32_t pairs)
+{
+#if defined(__ARM_FEATURE_DSP) && !defined(ARIEL_NO_DSP) && defined(__OPTIMIZE__)
+    if (pairs <= 2 && words > 0) {
+        int32_t a0 = acc[0], a1 = pairs == 2 ? acc[2] : 0;
+        int32_t b0 = a0, b1 = a1;
+        int32_t count = words, x0, w0, w1;
+        if (pairs == 1) {
+            int32_t x1;
+            __asm__(".p2align 2\n"
+                    "1:\n\t"
+                    ARIEL_DOT_1PAIR_2WORDS
+                    "subs %[count], %[count], #2\n\t"
+                    "bne 1b"
+                    : [a0] "+r"(a0), [b0] "+r"(b0), [col] "+r"(col), [w] "+r"(w),
+                      [count] "+r"(count), [x0] "=&r"(x0), [x1] "=&r"(x1), [w0] "=&r"(w0),
+                      [w1] "=&r"(w1)
+                    :
+                    : "cc", "memory");
+        } else {
+            __asm__(".p2align 2\n"
+                    "1:\n\t"
+                    ARIEL_DOT_2PAIRS_WORD ARIEL_DOT_2PAIRS_WORD
+                    "subs %[count], %[count], #2\n\t"
+                    "bne 1b"
+                    : [a0] "+r"(a0), [a1] "+r"(a1), [b0] "+r"(b0), [b1] "+r"(b1),
+                      [col] "+r"(col), [w] "+r"(w), [count] "+r"(count), [x0] "=&r"(x0),
+                      [w0] "=&r"(w0), [w1] "=&r"(w1)
+                    :
+                    : "cc", "memory");
+            acc[3] += (int32_t)((uint32_t)b1 - (uint32_t)a1) >> 8;
+            acc[2] = a1;
+        }
+        acc[1] += (int32_t)((uint32_t)b0 - (uint32_t)a0) >> 8;
+        acc[0] = a0;
+        return;
+    }
+#endif
+    ariel_dot_pairs_s8_twin(acc, col, w, words, pairs);
 }
 
 /* ariel_dot_pairs_s8 for three pairs (six outputs), the kernels' main step. On a DSP core
@@ -1093,7 +1256,7 @@ ARIEL_INLINE void ariel_dot_3pairs_s8(int32_t acc[6], const int32_t *col, const 
     acc[2] = a1;
     acc[4] = a2;
 #else
-    ariel_dot_pairs_s8(acc, col, w, words, 3);
+    ariel_dot_pairs_s8_twin(acc, col, w, words, 3);
 #endif
 }
 #endif /* ARIEL_DSP */
@@ -1111,6 +1274,48 @@ ARIEL_INLINE void ariel_widen_pairs_s8(int32_t *pairs, const int8_t *w, int32_t 
         pairs[2 * i + 1] = ariel_pair_s16(w[4 * i + 1], w[4 * i + 3]);
     }
 #endif
+}
+
+/* Word `odd` (0 or 1) of the group of four int8 weights at `group` as ariel_widen_pairs_s8
+ * lays it (bytes odd and 2 + odd, SXTB16 of the word rotated by 8 * odd), times `scale`. */
+ARIEL_INLINE int32_t ariel_widen_pair_scaled(const int8_t *group, int32_t odd, int32_t scale)
+{
+#if ARIEL_DSP
+    const int32_t word = ariel_load_s8x4(group);
+    const int32_t pair = odd ? ariel_sxtb16_ror8(word) : ariel_sxtb16(word);
+    return ariel_pair_s16(ariel_bottom16(pair) * scale, ariel_top16(pair) * scale);
+#else
+    return ariel_pair_s16(group[odd] * scale, group[odd + 2] * scale);
+#endif
+}
+
+/* ariel_widen_pairs_s8 of `count` filters of `words` words each, filter f's weights times
+ * 2^shifts[f]: the paired-taps kernel's filters where its channels share one output-stage
+ * shift (codegen/compiler/ops/common_shift.py checks that every scaled weight is an int16).
+ * A filter that starts a group takes its whole groups two words at a time; a group split
+ * between two filters (an odd count of words) is taken word by word. Once per inference. */
+ARIEL_INLINE void ariel_widen_pairs_scaled_s8(int32_t *pairs, const int8_t *w,
+                                              const int8_t *shifts, int32_t count,
+                                              int32_t words)
+{
+    int32_t odd = 0; /* whether the next word is the second of w's group */
+    for (int32_t f = 0; f < count; ++f) {
+        const int32_t scale = 1 << shifts[f];
+        int32_t i = 0;
+        if (!odd) {
+            for (; i + 2 <= words; i += 2) {
+                pairs[0] = ariel_widen_pair_scaled(w, 0, scale);
+                pairs[1] = ariel_widen_pair_scaled(w, 1, scale);
+                pairs += 2;
+                w += 4;
+            }
+        }
+        for (; i < words; ++i) {
+            *pairs++ = ariel_widen_pair_scaled(w, odd, scale);
+            w += 4 * odd;
+            odd ^= 1;
+        }
+    }
 }
 
 /* -- int8 in plain C: the same packed weights, one multiply-accumulate at a time ----------

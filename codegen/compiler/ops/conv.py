@@ -34,11 +34,14 @@ from codegen.compiler.ops.base import (
 )
 from codegen.compiler.ops.common_shift import common_shift
 from codegen.compiler.ops.conv_pairs import (
+    ICACHE_BYTES,
     MOST_CHANNELS,
     MOST_WORDS,
     PairedTaps,
     buffer_width,
     flash_order,
+    four_filters,
+    load_steps,
     pair_taps,
     sxtb16_call,
 )
@@ -46,6 +49,7 @@ from codegen.compiler.ops.depthwise_rows import describe as describe_rows
 from codegen.compiler.ops.depthwise_rows import oriented, pack_rows_filters, rows_path
 from codegen.compiler.ops.inner_product import (
     SCRATCH_BUDGET,
+    Folding,
     accumulator_bound,
     bias_reader,
     check_bound,
@@ -60,7 +64,7 @@ from codegen.compiler.ops.inner_product import (
 )
 from codegen.compiler.ops.quantize import c_add
 from codegen.compiler.ops.spatial import OutputGrid, Window, output_spatial, window
-from codegen.compiler.quant.output_stage import zero_point_of
+from codegen.compiler.quant.output_stage import OutputStage, zero_point_of
 
 
 @register("Conv")
@@ -309,7 +313,7 @@ class Conv(OpDef):
                           {**context, **rows_of_words, "notes": wrap_notes(notes)}, weights)
         plan = paired_plan(node, graph, grid)
         if plan is not None:
-            return self.lower_pairs(node, plan, context, weights, notes)
+            return self.lower_pairs(node, plan, context, notes, stage, folding, names)
         ocg = geometry["ocg"]
         groups = [pack_pairs(rows[g * ocg:(g + 1) * ocg]) for g in range(geometry["group"])]
         packed, k4 = np.concatenate([part for part, _ in groups]), groups[0][1]
@@ -398,12 +402,29 @@ class Conv(OpDef):
                        row_runs=geometry["dw"] == 1 and geometry["group"] == 1)
         return Kernel("kernels/conv_s8.c.j2", context, weights)
 
-    def lower_pairs(self, node: Node, plan: PairedPlan, context: dict,
-                    weights: dict[str, np.ndarray], notes: list[str]) -> Kernel:
+    def lower_pairs(self, node: Node, plan: PairedPlan, context: dict, notes: list[str],
+                    stage: OutputStage, folding: Folding, names: Names) -> Kernel:
         """The kernel for 1-3 input channels (conv_pairs.py): taps paired into row buffers
-        built once per output row, filters widened into RAM once per inference."""
+        built once per output row, filters widened into RAM once per inference. Widened,
+        each filter can be scaled by a power of two so that every channel's accumulator
+        takes one output-stage shift (common_shift.py), on every core."""
         g = context
         paired, width = plan.paired, plan.width
+        weights: dict[str, np.ndarray] = {}
+        requant = requantizer(stage, names)
+        common = common_shift(stage, paired.weights.reshape(len(paired.weights), -1), folding)
+        if common is not None:
+            # SMMLA and SSAT per output where ariel_requantize_hi takes about 15 cycles:
+            # about a third of a cycle per MAC of a 3x3 on three channels.
+            notes[2] = notes[2].removesuffix(requant.note)
+            folding = replace(folding, bias=folding.bias * common.scales)
+            requant = common.requantizer(stage, names)
+            notes[2] += requant.note
+            weights["shifts"] = np.array([int(scale).bit_length() - 1
+                                          for scale in common.scales], np.int8)
+        weights.update(requant.weights)
+        context.update(requantize=requant.call, start=bias_reader(folding, names, weights),
+                       shifts=names.weight("shifts") if common is not None else None)
         weights["w"] = flash_order(paired.weights)
         nwords = len(paired.words)
         filter_words = len(weights["w"]) // 2
@@ -437,9 +458,16 @@ class Conv(OpDef):
             f"writes {len(buffers)} row buffer{'s' if len(buffers) > 1 else ''} of "
             f"{width} int16 pairs ({kinds}), then each pixel's {nwords} words lie at fixed "
             f"offsets from a pointer that moves {g['sw']} word{'s' if g['sw'] > 1 else ''} "
-            "per pixel: no receptive field is gathered. Two pixels by two filters per step, "
-            "every word unrolled; DSP (ARIEL_DSP): one SMLAD per word and pixel and filter; "
-            "plain C: the same sums, two multiplies per word.")
+            "per pixel: no receptive field is gathered. Every word unrolled; DSP "
+            "(ARIEL_DSP): one SMLAD per word and pixel and filter, "
+            + ("two pixels by four filters per step (each pixel word loaded once for four "
+               "filters: 6 loads per 8 SMLAD, where two by two take 4 per 4; the step's code "
+               f"fits the {ICACHE_BYTES}-byte instruction cache), the filters the fours leave "
+               "two and one at a time" if four_filters(g["oc"], nwords) else
+               "two pixels by two filters per step"
+               + (f" (four filters' step would pass the {ICACHE_BYTES}-byte instruction "
+                  "cache)" if g["oc"] >= 4 else ""))
+            + "; plain C: two pixels by two filters, two multiplies per word.")
         # The row buffers' loops unrolled where the buffers are a large share of the work, one
         # word written for every 32 MACs or fewer (VWW's 3x3, stride 2, 8 filters: one per
         # 22); elsewhere the longer code costs more in instruction fetches than the loops'
@@ -451,7 +479,9 @@ class Conv(OpDef):
         words = [(k * width + kx * g["dw"], i) for i, (k, kx) in enumerate(paired.words)]
         context.update(
             notes=wrap_notes(notes), buffers=buffers, width=width, words=words, nwords=nwords,
+            loads=load_steps(words, g["sw"]),
             filter_words=filter_words, on_stack=on_stack, unroll_rows=unroll_rows,
+            quads=four_filters(g["oc"], nwords),
             pad16=g["zero_point"] + g["offset"],
             plus_offset=c_add("", g["offset"]), unused_scratch=on_stack and node.room > 0,
             widen=sxtb16_call(g["offset"]))

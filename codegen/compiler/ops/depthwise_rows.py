@@ -15,10 +15,20 @@ from __future__ import annotations
 
 import numpy as np
 
-# Stack for the planes of four channels: the whole padded input where it fits, else a ring
-# of as many rows as a window spans; an input whose ring would pass it too takes the other
-# depthwise kernel.
-PLANES_BUDGET = 3072
+# Stack for the planes of four channels: the whole padded input where it fits, else bands of
+# as many output rows as fit; an input whose window's rows alone would pass it takes the
+# other depthwise kernel. The same 6 KiB as conv.py's FILTER_STACK_BUDGET (the DSP boards
+# reserve 8 KiB of stack; a build whose deepest chain needs more reserves more, where the
+# RAM has it). Bands replace a ring of as many rows as a window spans, which cost each
+# channel its filter loads and a switch on the ring's phase per output row: VWW's layers on
+# 24x24x32 inputs (5.3 KiB and 5.1 KiB whole) went from 2.56 to 2.34 and 4.14 to 3.83
+# cycles/MAC (Cortex-M4, flash model) taken whole instead of through the ring.
+PLANES_BUDGET = 6144
+# Output rows of at most this many pixel pairs take them one after the other, unrolled (a
+# small map's rows pay no loop set-up, count or branch per pair); longer rows loop. Measured
+# on VWW (Cortex-M4, flash model): its rows of 3 pairs went from 2.67 to 2.46 cycles/MAC
+# unrolled, its rows of 6 pairs from 2.42 to 2.81 (more code, worse register allocation).
+UNROLLED_PAIRS = 4
 
 
 def oriented(geometry: dict, transposed: bool) -> dict:
@@ -41,7 +51,7 @@ def oriented(geometry: dict, transposed: bool) -> dict:
 def rows_path(g: dict) -> dict | None:
     """What conv_dw_rows_s8.c.j2 needs besides the geometry `g` (as oriented() gives it), or
     None where it does not apply: a filter row of other than three taps, a dilated or
-    wider-than-2 column stride, or planes beyond PLANES_BUDGET even as a ring."""
+    wider-than-2 column stride, or planes beyond PLANES_BUDGET even for one output row."""
     if g["kw"] != 3 or g["dw"] != 1 or g["sw"] not in (1, 2):
         return None
     ow = g["ow"]
@@ -50,11 +60,17 @@ def rows_path(g: dict) -> dict | None:
     last = (ow - 1) * g["sw"] + 3
     words = last // 2 + 1
     window = (g["kh"] - 1) * g["dh"] + 1
-    height = (g["oh"] - 1) * g["sh"] + window
+    oh, sh = g["oh"], g["sh"]
+    height = (oh - 1) * sh + window
     whole = 16 * height * words <= PLANES_BUDGET
-    rows = height if whole else window
-    if 16 * rows * words > PLANES_BUDGET:
+    # Else bands of output rows, as even as their count allows, each copying the padded rows
+    # its windows span into the planes' rows from 0 (those the bands share, copied again).
+    fit = PLANES_BUDGET // (16 * words)
+    if not whole and fit < window:
         return None
+    bands = 1 if whole else -(-oh // ((fit - window) // sh + 1))
+    band = -(-oh // bands)
+    rows = (band - 1) * sh + window
     iw, left = g["iw"], g["pad_left"]
     # Words whose two columns both lie in the input: k from full_from to full_to - 1; the
     # edge words, one column in the input: (k, a's input column or None, b's).
@@ -65,13 +81,10 @@ def rows_path(g: dict) -> dict | None:
     edges = [(k, a, b) for k, (a, b) in enumerate(inside)
              if not full_from <= k < full_to and (a is not None or b is not None)]
     holding = [k for k, (a, b) in enumerate(inside) if a is not None or b is not None]
-    # Filter row ky's plane row, in words from column 0 of the window's first row (whole)
-    # or of slot 0 (ring, for each slot the window's first row can take).
-    at_whole = [ky * g["dh"] * words for ky in range(g["kh"])]
-    at_ring = [[(first + ky * g["dh"]) % window * words for ky in range(g["kh"])]
-               for first in range(window)]
-    return {"words": words, "window": window, "rows": rows, "whole": whole,
-            "at_whole": at_whole, "at_ring": at_ring,
+    # Filter row ky's plane row, in words from column 0 of the window's first row.
+    at_rows = [ky * g["dh"] * words for ky in range(g["kh"])]
+    return {"words": words, "window": window, "rows": rows, "whole": whole, "band": band,
+            "bands": bands, "at_rows": at_rows, "unrolled": ow // 2 <= UNROLLED_PAIRS,
             "plane": rows * words, "full_from": full_from, "full_to": full_to,
             "edges": edges, "zero_word": any(None in (a, b) for _, a, b in edges),
             "first_word": holding[0], "end_word": holding[-1] + 1,
@@ -95,9 +108,18 @@ def describe(path: dict, way: dict) -> str:
     """The kernel's path line: what it does and why."""
     sw = way["sw"]
     copy = (f"the whole padded input ({16 * path['plane']} B of stack)" if path["whole"] else
-            f"a ring of {path['rows']} padded rows ({16 * path['plane']} B of stack; the "
-            f"whole input would pass {PLANES_BUDGET} B)")
+            f"in {path['bands']} bands of up to {path['band']} output rows, each copying "
+            f"the {path['rows']} padded rows its windows span ({16 * path['plane']} B of "
+            f"stack; the whole input would pass {PLANES_BUDGET} B; the rows two bands share "
+            "copied for each; a channel's filter loaded once per band)")
     loads = "two words" if sw == 1 else "three words"
+    pairs = way["ow"] // 2
+    plural = "" if pairs == 1 else "s"
+    walk = (f" Its output rows, of {pairs} pixel pair{plural}, are unrolled (rows of at most "
+            f"{UNROLLED_PAIRS} pairs: no loop count or branch per pair, constant offsets)."
+            if path["unrolled"] else
+            f" Its output rows, of {pairs} pixel pairs, loop over them (rows of at most "
+            f"{UNROLLED_PAIRS} pairs are unrolled; longer ones unrolled measured slower).")
     turned = (" The map is walked by columns (its input and filter transposed as they are "
               "copied and packed): they are longer than its rows, so fewer rows pay the set-up "
               "and fewer end in a lone pixel." if way["transposed"] else "")
@@ -108,4 +130,4 @@ def describe(path: dict, way: dict) -> str:
             f"taps of two neighbouring pixels are {loads} loaded as they are, no packing in "
             "the loop; the channel's filter words stay in registers across its rows. Per "
             "pixel pair and filter row: two SMLAD and two SMLABT/SMLATB for six MACs (two "
-            "multiplies each on a core without the DSP extension, the same sums).")
+            "multiplies each on a core without the DSP extension, the same sums)." + walk)

@@ -255,7 +255,9 @@ class MatrixProduct(OpDef):
                  "instructions per weight word decide the cost: DSP (ARIEL_DSP): the row "
                  f"widened to int16 pairs on the stack ({4 * pairs.words} bytes), then six "
                  "outputs per step, each weight word giving four MACs for one load, one "
-                 "SXTB16 and two SMLAD (ariel_dot_3pairs_s8); plain C: the row read in "
+                 "SXTB16 and two SMLAD (ariel_dot_3pairs_s8; the one or two pairs left "
+                 "after the steps in assembly too, ariel_dot_pairs_s8), filter b of each "
+                 "pair given its bias after the loop; plain C: the row read in "
                  "place, one product at a time, w[n + 1] recovered from its byte"]
         context = {"loops": bounds, "n": n, "k": k, "k4": pairs.k4, "words": pairs.words,
                    "steps": pairs.steps, "tail": pairs.tail, "single": pairs.single,

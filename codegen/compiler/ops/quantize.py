@@ -119,17 +119,50 @@ def _runtime_values(inputs: tuple, params: Affine) -> tuple:
     return scale, zero_point
 
 
-def reciprocal4096(scale: float | None) -> np.float32 | None:
-    """4096 / scale as the 8-bit quantize kernel multiplies by it (ariel_quantize_8bit): 4096
-    times 1 / scale rounded to float32, exactly (a power of two), or None where that is not
-    a normal float or the scale is only known at run time."""
+def scaled_reciprocal(scale: float | None, factor: int) -> np.float32 | None:
+    """factor / scale as the 8-bit quantize kernel multiplies by it (ariel_quantize_8bit with
+    4096, ariel_quantize_4_fixed16 with 65536): `factor` (a power of two) times 1 / scale
+    rounded to float32, exactly, or None where that is not a normal float or the scale is
+    only known at run time."""
     if scale is None:
         return None
     with np.errstate(over="ignore", divide="ignore"):
-        value = (np.float32(1) / np.float32(scale)) * np.float32(4096)
+        value = (np.float32(1) / np.float32(scale)) * np.float32(factor)
     if not np.isfinite(value) or abs(value) < np.finfo(np.float32).tiny:
         return None
     return value
+
+
+@dataclass(frozen=True)
+class Runs:
+    """The fast pass of an 8-bit QuantizeLinear walks the input in runs of contiguous floats,
+    four at a time (one VLDM), each run written at a fixed step of the output: the loops
+    around the runs (`outer`, with the input's and the output's strides along them), how
+    many groups of four and how many single values (the tail) a run holds, and the output
+    step between its values (1 in the same memory order, the channel count where the
+    kernel also turns NCHW into NHWC)."""
+
+    outer: list[int]
+    outer_in: list[int]
+    outer_out: list[int]
+    groups: int
+    tail: int
+    step: int
+
+
+def contiguous_runs(bounds: list[int], in_strides: list[int],
+                    out_strides: list[int]) -> Runs | None:
+    """The runs of the loop nest (bounds and strides in the output's memory order) along its
+    loop whose input stride is 1, or None where no run holds four values."""
+    if 1 not in in_strides:
+        return None
+    inner = in_strides.index(1)
+    if bounds[inner] < 4:
+        return None
+    others = [k for k in range(len(bounds)) if k != inner]
+    return Runs([bounds[k] for k in others], [in_strides[k] for k in others],
+                [out_strides[k] for k in others], bounds[inner] // 4, bounds[inner] % 4,
+                out_strides[inner])
 
 
 class QuantLinear(OpDef):
@@ -226,8 +259,12 @@ class QuantizeLinear(QuantLinear):
                        low=int(info.min), high=int(info.max), bounds=bounds,
                        in_strides=in_strides, out_strides=out_strides,
                        in_order=list(x.memory_order), out_order=list(y.memory_order))
-        reciprocal = reciprocal4096(params.scale) if info.bits == 8 else None
+        reciprocal = scaled_reciprocal(params.scale, 4096) if info.bits == 8 else None
         context["reciprocal4096"] = None if reciprocal is None else c_float(reciprocal)
+        fast = scaled_reciprocal(params.scale, 65536) if reciprocal is not None else None
+        runs = None if fast is None else contiguous_runs(bounds, in_strides, out_strides)
+        context["reciprocal65536"] = None if runs is None else c_float(fast)
+        context["runs"] = runs
         return Kernel("kernels/quantize_linear.c.j2", context)
 
 
@@ -263,5 +300,8 @@ class DequantizeLinear(QuantLinear):
     def lower(self, node: Node, graph: Graph, names: Names) -> Kernel:
         x = graph.tensor(node.inputs[0])
         _, context = self.parameters(node, graph)
-        context.update(size=x.size, shape=list(x.shape), in_dtype=x.dtype)
+        context.update(size=x.size, shape=list(x.shape), in_dtype=x.dtype, in_ctype=x.ctype)
+        # 8-bit values go four at a time (ariel_dequantize_4) where the FPU allows.
+        eight_bit = np.dtype(x.dtype).itemsize == 1
+        context.update(groups=x.size // 4 if eight_bit else 0, tail=x.size % 4)
         return Kernel("kernels/dequantize_linear.c.j2", context)

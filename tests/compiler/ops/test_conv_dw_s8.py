@@ -3,12 +3,13 @@ stride 1 or 2, conv_dw_s8.c.j2 for the others): hand-built depthwise QLinearConv
 filter sizes with an even and an odd tap count, strides, pads that leave no interior, no
 border or both, dilations, batches and input zero points from -128 to 127, including the path
 that subtracts the zero point from each input (when folding it into the bias could overflow),
-and both ways the kernel copies its input (the whole input padded, or a ring of padded rows
+and both ways the kernel copies its input (the whole input padded, or bands of output rows
 for larger inputs: odd widths, whose last pixel the rows kernel takes alone, stride 2,
-dilation). The host C, plain and with the DSP path
-on ariel_runtime.h's C twins of the instructions, equals ariel's integer reference bit for
-bit and ONNX Runtime within one unit; a few shapes run on a Cortex-M4 in QEMU (the real
-SMLAD, PKHBT and PKHTB) and, on the plain path, on a Cortex-M0+."""
+dilation), and output rows both unrolled and looped over their pixel pairs. The host C, plain
+and with the DSP path on ariel_runtime.h's C twins of the instructions, equals ariel's
+integer reference bit for bit and ONNX Runtime within one unit; a few shapes run on a
+Cortex-M4 in QEMU (the real SMLAD, PKHBT and PKHTB) and, on the plain path, on a
+Cortex-M0+."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from codegen.compiler.ops.depthwise_rows import UNROLLED_PAIRS
 from codegen.compiler.reference import run_graph
 from tests.compiler.ops.test_conv_s8 import check_int8
 from tests.compiler.ops.test_s8_dsp_qemu import check_on_cortex_m4, firmware, run_firmware, uses
@@ -41,10 +43,18 @@ CASES = {
     "1x3_three_taps": ((1, 4, 6, 5), (1, 3), (1, 1), (0, 1, 0, 1), (1, 1), -1),
     "1d_kernel_3": ((1, 8, 12), (3,), (1,), (1, 1), (1,), 17),
     "64_channels": ((1, 64, 5, 4), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), -33),
-    # Inputs whose padded copy would pass WHOLE_INPUT_BUDGET: a ring of rows instead.
-    "ring_3x3_pad1_odd_width": ((1, 8, 30, 29), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 21),
-    "ring_3x3_stride2_pad_end": ((1, 4, 33, 31), (3, 3), (2, 2), (0, 0, 1, 1), (1, 1), -90),
+    # Inputs whose padded copy would pass the budgets: the rows kernel takes bands of output
+    # rows (two even ones; three at stride 2, the last shorter, with a padding row), the
+    # other kernel (dilated) a ring of rows.
+    "band_3x3_pad1_odd_width": ((1, 8, 30, 29), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 21),
+    "band_3x3_stride2_pad_end": ((1, 4, 33, 31), (3, 3), (2, 2), (0, 0, 1, 1), (1, 1), -90),
+    "band_3x3_stride2_three": ((1, 4, 45, 40), (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), -41),
     "ring_3x3_dilated": ((1, 4, 29, 27), (3, 3), (1, 1), (2, 2, 2, 2), (2, 2), 64),
+    # Rows of more than UNROLLED_PAIRS pixel pairs, which loop over their pairs (the shorter
+    # ones above are unrolled): stride 2 with an odd width and a channel tail of 4 past 8,
+    # stride 1 with an even width and 12 channels.
+    "loop_3x3_stride2_odd_width": ((1, 12, 6, 21), (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), -3),
+    "loop_3x3_pad1_even_width": ((1, 12, 4, 18), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 101),
 }
 
 
@@ -102,6 +112,16 @@ def transposed(case: str) -> bool:
     return out[0] > out[1]
 
 
+def unrolled(case: str) -> bool:
+    """Whether the rows kernel unrolls the case's output rows: at most UNROLLED_PAIRS pixel
+    pairs along the way it walks the map."""
+    shape, kernel, strides, pads, dilations, _ = CASES[case]
+    spatial = len(kernel)
+    out = [output_size(shape[2 + i], kernel[i], strides[i], pads[i], pads[spatial + i],
+                       dilations[i]) for i in range(spatial)]
+    return (out[0] if transposed(case) else out[-1]) // 2 <= UNROLLED_PAIRS
+
+
 def compile_case(rng: np.random.Generator, case: str):
     model = depthwise_model(rng, *CASES[case])
     compiled = compile_onnx_int8(model, None, io="int8")
@@ -121,14 +141,20 @@ def test_depthwise_s8(case, tmp_path):
     rng = np.random.default_rng(180)
     model, compiled = compile_case(rng, case)
     source = compiled.files["m.c"]
+    words = " ".join(source.replace("\n *", " ").split())  # the comments' lines joined
     if kernel_of(case) == "conv_dw_rows_s8":
         assert "ariel_pair_channels_s8x4" in source and "ariel_mac_pairs" in source
         assert ", 0, &to[" in source  # the zero point folded
+        assert ("are unrolled (rows of" in words) == unrolled(case)
+        assert ("for (int32_t count = " in source) != unrolled(case)
     else:
         assert "ariel_pack_bottoms" in source and "ariel_smlad" in source
         assert "ariel_sxtab16" not in source  # the zero point folded into the bias
     assert "ariel_requantize_common" in source  # one shift, the channels' filters scaled
-    assert ("a ring of" in source) == case.startswith("ring")
+    assert (" bands of up to " in source) == case.startswith("band")
+    assert ("a ring of" in words) == case.startswith("ring")
+    if case == "band_3x3_stride2_three":
+        assert "in 3 bands of up to 7 output rows" in words  # (walked by columns)
     assert ("walked by columns" in source) == transposed(case)
     check_int8(compiled, samples(rng, CASES[case][0], 3), tmp_path, f"depthwise {case}",
                model=model)
@@ -172,8 +198,9 @@ def test_depthwise_s8_keeps_a_shift_per_channel_where_scaling_would_overflow(tmp
                    tmp_path, f"depthwise scales {spread} apart", model=model)
 
 
-QEMU_CASES = ["3x3_strides_2x1_asym", "ring_3x3_stride2_pad_end", "5x5_pad2", "2x2_even_taps",
-              "3x3_no_interior", "3x3_stride2_odd_width", "3x3_tall_strides_2x1"]
+QEMU_CASES = ["3x3_strides_2x1_asym", "band_3x3_stride2_three", "5x5_pad2", "2x2_even_taps",
+              "3x3_no_interior", "3x3_stride2_odd_width", "3x3_tall_strides_2x1",
+              "loop_3x3_stride2_odd_width", "3x3_pad1"]
 
 
 @pytest.mark.qemu

@@ -17,6 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from codegen.compiler.compile import compile_graph
 from codegen.compiler.frontend import ModelSource, to_graph
+from codegen.compiler.ops.conv_pairs import load_steps
 from codegen.compiler.quant.lower import expose_int8_io, lower_quantized
 from codegen.compiler.quant.output_stage import clamp_range
 from codegen.compiler.reference import run_graph
@@ -145,6 +146,14 @@ CASES = {
                                pads=[4, 1, 5, 1]),
     "pairs_1d": dict(x=(1, 2, 13), w=(3, 2, 5), pads=[1, 3]),
     "pairs_one_column": dict(x=(1, 3, 6, 1), w=(3, 3, 3, 1), pads=[1, 0, 1, 0]),
+    # Seven filters (a step of four, of two and of one on a DSP core) and 7 output columns
+    # (a pair of pixels left over and a lone last one).
+    "pairs_2ch_seven_filters": dict(x=(1, 2, 5, 7), w=(7, 2, 3, 3), pads=[1, 1, 1, 1]),
+    # One filter a thousand times smaller than the others: its shift is 10 above theirs, so
+    # scaling the others to share it would leave int16 and the kernel keeps one shift per
+    # channel (ariel_requantize_hi); every other pairs case shares one.
+    "pairs_3ch_shift_per_channel": dict(x=(1, 3, 7, 7), w=(5, 3, 3, 3), strides=[2, 2],
+                                        pads=[1, 1, 1, 1], tiny_last=True),
     # Four pixels by two filters (filters in RAM): a stride-2 1x1 as ResNet's shortcuts, 15
     # pixels (fours, a pair and one left), 5 groups of four channels (a pass of four and
     # one), an odd filter; a padded 1x1 of 3 groups and 42 pixels (a pair left).
@@ -154,11 +163,17 @@ CASES = {
     "large_field_plain_only": dict(x=(1, 128, 4, 4), w=(3, 128, 3, 3), pads=[1, 1, 1, 1]),
 }
 
+FOUR_FILTER_CASES = {"pairs_1ch_3x3_pad1", "pairs_1ch_stride2_asym", "pairs_3ch_stride2_same",
+                     "pairs_3ch_dilation_1x2", "pairs_2ch_seven_filters",
+                     "pairs_3ch_shift_per_channel"}
+
 
 def conv_model(rng: np.random.Generator, spec: dict) -> tuple[onnx.ModelProto, tuple]:
     spec = dict(spec)
     x_shape, w_shape = spec.pop("x"), spec.pop("w")
     constants = {"w": rng.uniform(-1, 1, w_shape).astype(np.float32)}
+    if spec.pop("tiny_last", False):
+        constants["w"][-1] *= np.float32(1e-3)
     if spec.pop("bias", True):
         constants["b"] = rng.uniform(-0.5, 0.5, w_shape[:1]).astype(np.float32)
     model = single_node_model("Conv", {"x": np.zeros(x_shape, np.float32)}, constants,
@@ -185,6 +200,15 @@ def test_conv_s8(case, tmp_path):
     paired = spec["x"][1] <= 3 and spec.get("group", 1) == 1
     assert (["conv_pairs_s8"] == [k["kernel"] for k in compiled.info.kernels
                                   if k["op"] == "Conv"]) == paired
+    if paired:
+        # Every channel's filter scaled to share one output-stage shift, unless that would
+        # overflow.
+        shared = "ariel_widen_pairs_scaled_s8(filters" in compiled.files["m.c"]
+        assert shared == ("ariel_requantize_common(" in compiled.files["m.c"])
+        assert shared == (not spec.get("tiny_last", False))
+        # Four filters per step on a DSP core where there are four and the step's code fits
+        # the instruction cache (KWS's 10x4 filter of 20 words does not).
+        assert ("%[a13]" in compiled.files["m.c"]) == (case in FOUR_FILTER_CASES)
     if case in ("pairs_1ch_3x3_pad1", "pairs_2ch_5x5_odd"):
         # The filters widened into the room the plan grants, and onto the stack.
         assert ("(int32_t *)scratch;" in compiled.files["m.c"]) == (case == "pairs_1ch_3x3_pad1")
@@ -347,3 +371,21 @@ def test_conv_s8_refuses_an_accumulator_that_could_overflow():
     model = qlinear_conv_model(rng, True, bias=np.full(6, 2**31 - 1000, np.int32))
     with pytest.raises(UnsupportedError, match="int32 accumulator could reach"):
         compile_onnx_int8(model, None, io="int8")
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_pairs_load_steps_load_each_word_once_per_pixel(stride):
+    """The paired kernel's assembly order (load_steps) covers every word once, and a word
+    marked reused is the second pixel's word of the step just before it, in the register
+    that step loaded it into: VWW's 3x3 words (three columns of four buffers, two of one)."""
+    words = [(97 * k + kx, 3 * k + kx) for k in range(4) for kx in range(3)]
+    words += [(388, 12), (390, 13)]
+    steps = load_steps(words, stride)
+    assert sorted((s.offset, s.index) for s in steps) == sorted(words)
+    for before, step in zip(steps, steps[1:], strict=False):
+        if step.reused:
+            assert step.offset == before.offset + stride and step.first == before.second
+            assert step.second == before.first
+    assert not steps[0].reused
+    reused = sum(s.reused for s in steps)
+    assert reused == {1: 8, 2: 5, 3: 0}[stride]

@@ -107,6 +107,9 @@ CASES = {
     "two_pairs_and_odd_filter": ((12, 5), 0, 0.3),
     "steps_and_two_pairs": ((40, 16), 100, 0.8),
     "k_below_four": ((3, 6), 5, 0.1),
+    # The asm tails (ariel_dot_pairs_s8): one pair after steps, k padded, an odd last filter.
+    "step_one_pair_and_odd_filter": ((13, 9), -128, 0.3),
+    "one_pair_k_tail": ((6, 2), 127, 0.2),
     "wrapping_sums": (heavy_filters(), 0, 40.0),
 }
 

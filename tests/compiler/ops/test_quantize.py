@@ -422,20 +422,16 @@ def test_kernel_zoo_on_host(tmp_path):
 @pytest.mark.parametrize("dtype,scale,zero_point", [
     (np.int8, 0.0392, -17), (np.uint8, 0.125, 128), (np.int16, 0.001, 100)])
 def test_quantize_linear_on_the_cores(board, dtype, scale, zero_point, tmp_path):
-    """On the Cortex-M4F the kernel multiplies by 4096 / scale for 8-bit outputs (dividing
-    only where that cannot tell the integer), rounds with VCVTR and saturates in integers;
+    """On the Cortex-M4F the kernel multiplies by 65536 / scale for 8-bit outputs, four
+    values at a time (5431 of them: 1357 groups and 3 left over, done one at a time by
+    4096 / scale), dividing only where that cannot tell the integer, rounds with VCVTR and
+    saturates in integers;
     on the Cortex-M0+ (no FPU) it divides, confines in float and rounds by adding
     1.5 * 2^23: both equal the reference bit for bit on ties and near-ties, saturation
     edges, infinities and NaN, and ONNX Runtime where x is a number."""
     from tests.compiler.ops.test_s8_dsp_qemu import firmware, run_firmware, uses
 
-    # Edges, then quotients at and around every half-integer of the range, a few units of
-    # 2^-14 apart: where the Cortex-M4F's multiplication cannot tell the integer and
-    # divides, and just outside that window, where it must not need to.
-    edges = edge_values(scale, zero_point, dtype).reshape(-1)
-    halves = np.arange(-300, 300) + 0.5
-    near = (halves[:, None] + np.arange(-4, 5) * 2.0 ** -14).reshape(-1)
-    x = np.concatenate([edges, near * scale, [np.nan]]).astype(np.float32)[None]
+    x = tie_values(scale, zero_point, dtype, 5431)[None]
     model = single_node_model("QuantizeLinear", {"x": x},
                               {"scale": np.array(scale, np.float32),
                                "zero_point": np.array(zero_point, dtype)}, opset=21)
@@ -454,6 +450,72 @@ def test_quantize_linear_on_the_cores(board, dtype, scale, zero_point, tmp_path)
                                       ort_session(model).run(None, {"x": sample})[0][number])
     assert uses(elf, "vcvtr.s32.f32") == (board == "mps2-an386")
     assert uses(elf, "vmul.f32") == (board == "mps2-an386" and dtype != np.int16)
+
+
+def tie_values(scale: float, zero_point: int, dtype, size: int) -> np.ndarray:
+    """The first `size` of: the edges, then quotients at and around half-integers of the
+    range, a few units of 2^-14 apart (where the Cortex-M4F's multiplication cannot tell the
+    integer and divides, and just outside that window, where it must not need to); the last
+    value a NaN."""
+    edges = edge_values(scale, zero_point, dtype).reshape(-1)
+    halves = np.arange(-300, 300) + 0.5
+    near = (halves[:, None] + np.arange(-4, 5) * 2.0 ** -14).reshape(-1) * scale
+    body = np.concatenate([edges, np.resize(near, max(size - edges.size - 1, 0))])
+    return np.append(body[:size - 1], np.nan).astype(np.float32)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("shape", [(1, 3, 41, 49), (1, 2, 1, 3)])
+def test_quantize_linear_writing_nhwc_on_the_cortex_m4(shape, tmp_path):
+    """The int8 build's input QuantizeLinear turning an NCHW float input into NHWC, as VWW's
+    and ResNet-8's does. On the Cortex-M4F its fast pass reads each channel four floats at a
+    time (a run of 2009: 502 groups and one left over; a run of 3: no group) and writes them
+    a channel count apart. A 1x1 Conv with identity weights and the input's own scales passes
+    the quantized values through, so the output equals the reference bit for bit only where
+    the quantization does: on ties, near-ties, saturation edges, infinities and NaN, and on
+    the same values without those the fast pass cannot take (then it runs alone)."""
+    from tests.compiler.ops.test_s8_dsp_qemu import firmware, run_firmware, uses
+
+    scale, zero_point = 0.0392, -17
+    channels = shape[1]
+    w = np.eye(channels, dtype=np.float32).reshape(channels, channels, 1, 1)
+    model = single_node_model("Conv", {"x": np.zeros(shape, np.float32)}, {"w": w})
+    qdq = with_qdq(model, {"x": (scale, zero_point), "w": (1.0, 0), "y0": (scale, zero_point)})
+    compiled = compile_onnx_int8(qdq, io="float")
+    assert kernel_ops(compiled)[:2] == ["QuantizeLinear", "Conv"]
+    assert compiled.graph.tensor(compiled.graph.nodes[0].outputs[0]).memory_order == (0, 2, 3, 1)
+    elf = firmware(compiled, tmp_path / "build")
+    x = tie_values(scale, zero_point, np.int8, int(np.prod(shape))).reshape(shape)
+    tame = np.where(np.isfinite(x) & (np.abs(x / np.float32(scale)) < 2**14), x,
+                    np.float32(0))
+    samples = [[x], [tame]]
+    got = run_firmware(compiled, elf, samples, tmp_path / "run")
+    for k, (sample,) in enumerate(samples):
+        want = run_graph(compiled.graph, [sample])[0]
+        np.testing.assert_array_equal(got[k], want.reshape(got[k].shape))
+    assert uses(elf, "vldmia") and uses(elf, "vcvtr.s32.f32")
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("dtype,scale,zero_point", [
+    (np.int8, 0.0392, -17), (np.int8, 0.245209292, 127), (np.uint8, 1e-3, 200)])
+def test_dequantize_linear_on_the_cortex_m4(dtype, scale, zero_point, tmp_path):
+    """On the Cortex-M4F an 8-bit DequantizeLinear takes four values per step (a word load,
+    SXTAB or UXTAB against -zero point, VCVT, VMUL, VSTM): every value of the type, in a
+    tensor of 259 (64 groups and 3 left over), equals the reference and ONNX bit for bit."""
+    from tests.compiler.ops.test_s8_dsp_qemu import firmware, run_firmware, uses
+
+    info = np.iinfo(dtype)
+    q = np.resize(np.arange(info.min, info.max + 1, dtype=dtype)[::-1], (1, 259))
+    model = single_node_model("DequantizeLinear", {"q": q},
+                              {"scale": np.array(scale, np.float32),
+                               "zero_point": np.array(zero_point, dtype)}, opset=21)
+    compiled = compile_onnx(model)
+    elf = firmware(compiled, tmp_path / "build")
+    got = run_firmware(compiled, elf, [[q]], tmp_path / "run")[0]
+    np.testing.assert_array_equal(got, run_graph(compiled.graph, [q])[0])
+    np.testing.assert_array_equal(got, run_reference(model, [q])[0])
+    assert uses(elf, "sxtab" if dtype == np.int8 else "uxtab") and uses(elf, "vstmia")
 
 
 def test_relayout_of_the_quantized_input_is_folded(tmp_path):

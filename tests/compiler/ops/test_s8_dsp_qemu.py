@@ -48,7 +48,8 @@ CONV = ["3x3_pad1", "stride2_asym_pads", "strides_2x1", "dilation", "depthwise",
         "depthwise_multiplier", "grouped", "pointwise_1x1", "same_upper", "conv1d",
         "batch2_no_bias", "wide_16_channels", "odd_pixels_and_filters", "depthwise_stride2",
         "large_field_plain_only", "staged_6ch_odd", "pairs_1ch_stride2_asym",
-        "pairs_3ch_stride2_same", "pairs_2ch_5x5_odd", "pointwise_stride2_tails",
+        "pairs_3ch_stride2_same", "pairs_2ch_5x5_odd", "pairs_3ch_shift_per_channel",
+        "pairs_2ch_seven_filters", "pointwise_stride2_tails",
         "pointwise_pad_k12"]
 PRODUCTS = {f"Gemm {case}": ("Gemm", GEMM_CASES[case]) for case in
             ["transB_bias", "one_row_64_inputs", "one_long_row", "k_tail_odd_n",
@@ -120,7 +121,8 @@ def test_conv_s8_dsp_path_in_qemu(case, tmp_path):
 
 
 TRANSPOSE = ["k3_s2_p1_op1", "depthwise_8"]
-ONE_ROW = ["steps_and_two_pairs", "step_and_odd_filter_k_tail", "wrapping_sums"]
+ONE_ROW = ["steps_and_two_pairs", "step_and_odd_filter_k_tail", "wrapping_sums",
+           "step_one_pair_and_odd_filter", "one_pair_k_tail"]
 
 
 def test_every_plain_case_is_a_case():
@@ -157,8 +159,9 @@ def test_products_s8_dsp_path_in_qemu(label, tmp_path):
 
 @pytest.mark.parametrize("case", ONE_ROW)
 def test_one_row_pairs_dsp_path_in_qemu(case, tmp_path):
-    """Filters packed two to a halfword (ariel_dot_3pairs_s8's assembly and its C tail),
-    sums that wrap around 32 bits included."""
+    """Filters packed two to a halfword (ariel_dot_3pairs_s8's assembly and the one- and
+    two-pair assembly of ariel_dot_pairs_s8 after it), sums that wrap around 32 bits
+    included."""
     model, k = case_model(case)
     compiled = compile_onnx_int8(model, None, io="int8")
     check_on_cortex_m4(compiled, case_inputs(case, k), tmp_path,
