@@ -1091,8 +1091,10 @@ ARIEL_INLINE const int32_t *ariel_dot_4x2_s16(int32_t acc[8], const int32_t *col
 /* One column word against three pairs' weight words (in the asm of ariel_dot_3pairs_s8;
  * operands named there): the column word and the three weight words loaded in a row (5
  * cycles, the pointers advanced by post-indexed loads that no later load's address in the
- * run depends on), then per pair SMLAD on the raw word, SXTB16 in place, SMLAD: 14 cycles
- * per 12 MACs on a Cortex-M4. */
+ * run depends on), then per pair SMLAD on the raw word and SXTB16 in place, then the three
+ * SMLAD on the extended words: 14 cycles per 12 MACs on a Cortex-M4, where the order of
+ * the arithmetic does not matter. On a Cortex-M7 it does: each SXTB16 (which cannot issue
+ * second) is followed by a multiply that does not read it, so the two issue together. */
 #define ARIEL_DOT_3PAIRS_WORD \
     "ldr %[x], [%[col]], #4\n\t" \
     "ldr %[w2], [%[w], #8]\n\t" \
@@ -1100,12 +1102,12 @@ ARIEL_INLINE const int32_t *ariel_dot_4x2_s16(int32_t acc[8], const int32_t *col
     "ldr %[w0], [%[w]], #12\n\t" \
     "smlad %[b0], %[x], %[w0], %[b0]\n\t" \
     "sxtb16 %[w0], %[w0]\n\t" \
-    "smlad %[a0], %[x], %[w0], %[a0]\n\t" \
     "smlad %[b1], %[x], %[w1], %[b1]\n\t" \
     "sxtb16 %[w1], %[w1]\n\t" \
-    "smlad %[a1], %[x], %[w1], %[a1]\n\t" \
     "smlad %[b2], %[x], %[w2], %[b2]\n\t" \
     "sxtb16 %[w2], %[w2]\n\t" \
+    "smlad %[a0], %[x], %[w0], %[a0]\n\t" \
+    "smlad %[a1], %[x], %[w1], %[a1]\n\t" \
     "smlad %[a2], %[x], %[w2], %[a2]\n\t"
 
 /* acc[2 p] and acc[2 p + 1] += column . filters a and b of pair p, for `pairs` (1 to 3)

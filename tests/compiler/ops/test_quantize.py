@@ -13,7 +13,7 @@ import onnxruntime
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from codegen.compiler.ops.quantize import dequantize, quantize
+from codegen.compiler.ops.quantize import Runs, contiguous_runs, dequantize, quantize
 from codegen.compiler.reference import run_graph
 from codegen.errors import UnsupportedError
 from tests.support import (
@@ -516,6 +516,20 @@ def test_dequantize_linear_on_the_cortex_m4(dtype, scale, zero_point, tmp_path):
     np.testing.assert_array_equal(got, run_graph(compiled.graph, [q])[0])
     np.testing.assert_array_equal(got, run_reference(model, [q])[0])
     assert uses(elf, "sxtab" if dtype == np.int8 else "uxtab") and uses(elf, "vstmia")
+
+
+@pytest.mark.parametrize("bounds,in_strides,out_strides,want", [
+    # VWW's input: NCHW floats to NHWC int8, a run per channel plane, a channel count apart.
+    ([9216, 3], [1, 9216], [3, 1], Runs([3], [9216], [1], 2304, 0, 3)),
+    ([640], [1], [1], Runs([], [], [], 160, 0, 1)),
+    ([35, 3], [1, 35], [3, 1], Runs([3], [35], [1], 8, 3, 3)),
+    ([3, 35], [1, 3], [35, 1], None),  # runs of 3: the scalar pass
+    ([4, 5], [7, 20], [5, 1], None),  # no contiguous input
+])
+def test_contiguous_runs(bounds, in_strides, out_strides, want):
+    """The fast pass's plan: the loop whose input stride is 1 becomes the run, the others
+    stay around it with both strides, in the output's order."""
+    assert contiguous_runs(bounds, in_strides, out_strides) == want
 
 
 def test_relayout_of_the_quantized_input_is_folded(tmp_path):
