@@ -1034,13 +1034,27 @@ ARIEL_INLINE const int32_t *ariel_dot_4x2_s16(int32_t acc[8], const int32_t *col
     if (k4 & 1) {
         __asm__(ARIEL_DOT_4X2_S16_GROUP : ARIEL_DOT_4X2_S16_OPERANDS : : "memory");
     }
-    /* The end as a pointer, not a count: every register is the asm's, so whatever lives
-     * across it waits on the stack, and a pointer compared there costs no store. */
+    /* The passes in one asm statement (between separate statements, one per pass, GCC moved
+     * accumulators and pointers from register to register: two or three MOVs a pass). No
+     * register is left for the end pointer: it comes in xa, waits pushed on the stack (SP
+     * moved by 8, keeping its alignment, and restored: no operand is addressed from SP) and
+     * is loaded into xa, which the pass no longer needs, to compare: 5 cycles a pass. */
     const int32_t *const end = col + 8 * (k4 & ~3);
-    while (col != end) {
-        __asm__(ARIEL_DOT_4X2_S16_GROUP ARIEL_DOT_4X2_S16_GROUP
+    if (col != end) {
+        xa = (int32_t)(intptr_t)end;
+        __asm__("str %[xa], [sp, #-8]!\n\t"
+                "1:\n\t"
                 ARIEL_DOT_4X2_S16_GROUP ARIEL_DOT_4X2_S16_GROUP
-                : ARIEL_DOT_4X2_S16_OPERANDS : : "memory");
+                ARIEL_DOT_4X2_S16_GROUP ARIEL_DOT_4X2_S16_GROUP
+                "ldr %[xa], [sp]\n\t"
+                "cmp %[col], %[xa]\n\t"
+                "bne 1b\n\t"
+                "add sp, sp, #8"
+                : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
+                  [a20] "+r"(a20), [a21] "+r"(a21), [a30] "+r"(a30), [a31] "+r"(a31),
+                  [col] "+r"(col), [w] "+r"(w),
+                  [xa] "+r"(xa), [xb] "=&r"(xb), [wa] "=&r"(wa), [wb] "=&r"(wb)
+                : : "cc", "memory");
     }
 #else
     for (int32_t i = 0; i < k4; ++i) {
@@ -1073,6 +1087,164 @@ ARIEL_INLINE const int32_t *ariel_dot_4x2_s16(int32_t acc[8], const int32_t *col
     acc[6] = a30;
     acc[7] = a31;
     return w;
+}
+
+/* One group of four of ariel_dot_3x2_s16's loop in assembly (operands named as there): three
+ * columns (interleaved group by group, 6 words a group) against one pair of widened filters,
+ * in two runs of five loads (6 cycles each on a Cortex-M4: the post-indexed load placed last
+ * for each base, the later loads at negative offsets), each followed by six SMLAD that use
+ * every value loaded: 24 cycles per 24 MACs, as ariel_dot_4x2_s16's 32 per 32. Thirteen
+ * registers: the six accumulators, both pointers and five data. */
+#define ARIEL_DOT_3X2_S16_GROUP \
+    "ldr %[wb], [%[w], #8]\n\t" \
+    "ldr %[xb], [%[col], #8]\n\t" \
+    "ldr %[xc], [%[col], #16]\n\t" \
+    "ldr %[wa], [%[w]], #16\n\t" \
+    "ldr %[xa], [%[col]], #24\n\t" \
+    "smlad %[a00], %[xa], %[wa], %[a00]\n\t" \
+    "smlad %[a01], %[xa], %[wb], %[a01]\n\t" \
+    "smlad %[a10], %[xb], %[wa], %[a10]\n\t" \
+    "smlad %[a11], %[xb], %[wb], %[a11]\n\t" \
+    "smlad %[a20], %[xc], %[wa], %[a20]\n\t" \
+    "smlad %[a21], %[xc], %[wb], %[a21]\n\t" \
+    "ldr %[wa], [%[w], #-12]\n\t" \
+    "ldr %[wb], [%[w], #-4]\n\t" \
+    "ldr %[xa], [%[col], #-20]\n\t" \
+    "ldr %[xb], [%[col], #-12]\n\t" \
+    "ldr %[xc], [%[col], #-4]\n\t" \
+    "smlad %[a00], %[xa], %[wa], %[a00]\n\t" \
+    "smlad %[a01], %[xa], %[wb], %[a01]\n\t" \
+    "smlad %[a10], %[xb], %[wa], %[a10]\n\t" \
+    "smlad %[a11], %[xb], %[wb], %[a11]\n\t" \
+    "smlad %[a20], %[xc], %[wa], %[a20]\n\t" \
+    "smlad %[a21], %[xc], %[wb], %[a21]\n\t"
+
+/* The operands of ARIEL_DOT_3X2_S16_GROUP's asm statements. */
+#define ARIEL_DOT_3X2_S16_OPERANDS \
+    [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), \
+    [a20] "+r"(a20), [a21] "+r"(a21), [col] "+r"(col), [w] "+r"(w), \
+    [xa] "=&r"(xa), [xb] "=&r"(xb), [xc] "=&r"(xc), [wa] "=&r"(wa), [wb] "=&r"(wb)
+
+/* acc[2 r + c] += column r . filter c over k4 groups of four, for three columns interleaved
+ * group by group (6 words per group) and a pair of widened filters: ariel_dot_4x2_s16 for the
+ * pixels a kernel's fours leave (three, or nine as three threes), each filter word loaded
+ * once for the three where a lone pixel would load it for one. The same structure: the
+ * k4 % 4 groups unrolled first, then passes of four. Returns w past the pair's filters. */
+ARIEL_INLINE const int32_t *ariel_dot_3x2_s16(int32_t acc[6], const int32_t *col,
+                                              const int32_t *w, int32_t k4)
+{
+    int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
+    int32_t a20 = acc[4], a21 = acc[5];
+#if defined(__ARM_FEATURE_DSP) && !defined(ARIEL_NO_DSP) && defined(__OPTIMIZE__)
+    int32_t xa, xb, xc, wa, wb;
+    if (k4 & 2) {
+        __asm__(ARIEL_DOT_3X2_S16_GROUP ARIEL_DOT_3X2_S16_GROUP
+                : ARIEL_DOT_3X2_S16_OPERANDS : : "memory");
+    }
+    if (k4 & 1) {
+        __asm__(ARIEL_DOT_3X2_S16_GROUP : ARIEL_DOT_3X2_S16_OPERANDS : : "memory");
+    }
+    const int32_t *const end = col + 6 * (k4 & ~3);
+    while (col != end) {
+        __asm__(ARIEL_DOT_3X2_S16_GROUP ARIEL_DOT_3X2_S16_GROUP
+                ARIEL_DOT_3X2_S16_GROUP ARIEL_DOT_3X2_S16_GROUP
+                : ARIEL_DOT_3X2_S16_OPERANDS : : "memory");
+    }
+#else
+    for (int32_t i = 0; i < k4; ++i) {
+        a00 = ariel_smlad(col[0], w[0], a00);
+        a00 = ariel_smlad(col[1], w[1], a00);
+        a01 = ariel_smlad(col[0], w[2], a01);
+        a01 = ariel_smlad(col[1], w[3], a01);
+        a10 = ariel_smlad(col[2], w[0], a10);
+        a10 = ariel_smlad(col[3], w[1], a10);
+        a11 = ariel_smlad(col[2], w[2], a11);
+        a11 = ariel_smlad(col[3], w[3], a11);
+        a20 = ariel_smlad(col[4], w[0], a20);
+        a20 = ariel_smlad(col[5], w[1], a20);
+        a21 = ariel_smlad(col[4], w[2], a21);
+        a21 = ariel_smlad(col[5], w[3], a21);
+        col += 6;
+        w += 4;
+    }
+#endif
+    acc[0] = a00;
+    acc[1] = a01;
+    acc[2] = a10;
+    acc[3] = a11;
+    acc[4] = a20;
+    acc[5] = a21;
+    return w;
+}
+
+/* ARIEL_DOT_4X2_S16_GROUP's first group with the accumulators' starts read first: the pair's
+ * two starts (filter 0's, filter 1's) loaded by one LDRD into a00 and a01, then every other
+ * accumulator made by its first SMLAD, which adds to a00 or a01 before those take their own
+ * (pixel 0 last): no copies of the starts, no accumulator an input. */
+#define ARIEL_DOT_4X2_S16_FIRST \
+    "ldrd %[a00], %[a01], [%[w]], #8\n\t" \
+    "ldr %[xb], [%[col], #8]\n\t" \
+    "ldr %[xa], [%[col], #16]\n\t" \
+    "ldr %[wb], [%[w], #8]\n\t" \
+    "ldr %[wa], [%[w]], #16\n\t" \
+    "smlad %[a10], %[xb], %[wa], %[a00]\n\t" \
+    "smlad %[a11], %[xb], %[wb], %[a01]\n\t" \
+    "smlad %[a20], %[xa], %[wa], %[a00]\n\t" \
+    "smlad %[a21], %[xa], %[wb], %[a01]\n\t" \
+    "ldr %[xa], [%[col], #24]\n\t" \
+    "ldr %[xb], [%[col]], #32\n\t" \
+    "smlad %[a30], %[xa], %[wa], %[a00]\n\t" \
+    "smlad %[a31], %[xa], %[wb], %[a01]\n\t" \
+    "smlad %[a00], %[xb], %[wa], %[a00]\n\t" \
+    "smlad %[a01], %[xb], %[wb], %[a01]\n\t" \
+    "ldr %[wa], [%[w], #-12]\n\t" \
+    "ldr %[wb], [%[w], #-4]\n\t" \
+    "ldr %[xa], [%[col], #-28]\n\t" \
+    "ldr %[xb], [%[col], #-20]\n\t" \
+    "smlad %[a00], %[xa], %[wa], %[a00]\n\t" \
+    "smlad %[a01], %[xa], %[wb], %[a01]\n\t" \
+    "smlad %[a10], %[xb], %[wa], %[a10]\n\t" \
+    "smlad %[a11], %[xb], %[wb], %[a11]\n\t" \
+    "ldr %[xa], [%[col], #-12]\n\t" \
+    "ldr %[xb], [%[col], #-4]\n\t" \
+    "smlad %[a20], %[xa], %[wa], %[a20]\n\t" \
+    "smlad %[a21], %[xa], %[wb], %[a21]\n\t" \
+    "smlad %[a30], %[xb], %[wa], %[a30]\n\t" \
+    "smlad %[a31], %[xb], %[wb], %[a31]\n\t"
+
+/* ariel_dot_4x2_s16 for a pair laid as codegen/compiler/ops/filter_steps.py lays it in RAM:
+ * the two filters' starts (w[0], w[1]) then their widened words; acc[2 r + c] is set to
+ * filter c's start plus column r . filter c (k4 >= 1). Returns w past the filters. On a DSP
+ * core the first group is ARIEL_DOT_4X2_S16_FIRST, which reads the starts itself: a caller
+ * that set acc from w would spend an LDRD and six copies on it (every register is the
+ * asm's, so the starts cannot wait in registers of their own). */
+ARIEL_INLINE const int32_t *ariel_dot_4x2_s16_from(int32_t acc[8], const int32_t *col,
+                                                   const int32_t *w, int32_t k4)
+{
+#if defined(__ARM_FEATURE_DSP) && !defined(ARIEL_NO_DSP) && defined(__OPTIMIZE__)
+    int32_t a00, a01, a10, a11, a20, a21, a30, a31, xa, xb, wa, wb;
+    __asm__(ARIEL_DOT_4X2_S16_FIRST
+            : [a00] "=&r"(a00), [a01] "=&r"(a01), [a10] "=&r"(a10), [a11] "=&r"(a11),
+              [a20] "=&r"(a20), [a21] "=&r"(a21), [a30] "=&r"(a30), [a31] "=&r"(a31),
+              [col] "+r"(col), [w] "+r"(w),
+              [xa] "=&r"(xa), [xb] "=&r"(xb), [wa] "=&r"(wa), [wb] "=&r"(wb)
+            : : "memory");
+    acc[0] = a00;
+    acc[1] = a01;
+    acc[2] = a10;
+    acc[3] = a11;
+    acc[4] = a20;
+    acc[5] = a21;
+    acc[6] = a30;
+    acc[7] = a31;
+    return ariel_dot_4x2_s16(acc, col, w, k4 - 1);
+#else
+    for (int32_t r = 0; r < 4; ++r) {
+        acc[2 * r] = w[0];
+        acc[2 * r + 1] = w[1];
+    }
+    return ariel_dot_4x2_s16(acc, col, w + 2, k4);
+#endif
 }
 
 /* -- int8 outputs in pairs that share a halfword ------------------------------------------

@@ -5,6 +5,7 @@ a skip, whatever its reason, is reported as a failure that quotes it."""
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -26,6 +27,35 @@ if _BIN not in os.environ.get("PATH", "").split(os.pathsep):
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_configure(config):
+    """pytest-xdist workers make what tests/per_run.py makes once per run in the run's
+    temporary folder (the parent of each worker's own)."""
+    if hasattr(config, "workerinput") and config.option.basetemp:
+        from tests.per_run import share_between_workers
+
+        share_between_workers(Path(config.option.basetemp).parent)
+
+
+@pytest.fixture(scope="session")
+def ariel_wheel(tmp_path_factory) -> Path:
+    """ariel's wheel as `pip wheel` builds it from this checkout: made once per test run
+    (several seconds of pip), for the tests that read what it carries."""
+    from codegen.resources import data_dir
+    from tests.per_run import once_per_run
+
+    def make(folder: Path) -> None:
+        result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
+                                 "-w", str(folder), str(data_dir("templates").parent)],
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+
+    folder = once_per_run("wheel", make)
+    if folder is None:
+        folder = tmp_path_factory.mktemp("wheel")
+        make(folder)
+    return next(folder.glob("ariel-*.whl"))
 
 
 def pytest_collection_modifyitems(config, items):

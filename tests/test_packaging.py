@@ -1,27 +1,13 @@
 """A non-editable install carries everything ariel reads at run time: the C templates,
 firmware sources, board files, Renode templates and the example models and data."""
 
-import subprocess
-import sys
 import zipfile
-
-import pytest
 
 from codegen.resources import data_dir
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("wheel")
-    root = data_dir("templates").parent
-    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
-                             "-w", str(folder), str(root)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    return next(folder.glob("ariel-*.whl"))
-
-
-def test_wheel_carries_the_data_folders(wheel):
-    names = set(zipfile.ZipFile(wheel).namelist())
+def test_wheel_carries_the_data_folders(ariel_wheel):
+    names = set(zipfile.ZipFile(ariel_wheel).namelist())
     for folder in ("templates", "firmware", "boards", "renode", "examples"):
         source = data_dir(folder)
         for path in source.rglob("*"):
@@ -30,7 +16,7 @@ def test_wheel_carries_the_data_folders(wheel):
                 assert f"codegen/_data/{relative}" in names, relative
 
 
-def test_wheel_has_the_console_script(wheel):
-    archive = zipfile.ZipFile(wheel)
+def test_wheel_has_the_console_script(ariel_wheel):
+    archive = zipfile.ZipFile(ariel_wheel)
     entry_points = next(n for n in archive.namelist() if n.endswith("entry_points.txt"))
     assert "ariel = codegen.cli:main" in archive.read(entry_points).decode()

@@ -68,7 +68,10 @@ def _host_objects() -> tuple[str, ...]:
 
 
 def _gcc(arguments: list[str]) -> None:
-    result = subprocess.run(["gcc", *arguments], capture_output=True, text=True)
+    # -pipe: cc1's assembly reaches the assembler through a pipe, not a temporary file. The
+    # libraries are byte for byte the same, and gcc takes about 7% less CPU (60 ONNX node
+    # cases built both ways), which thousands of builds in a test session add up.
+    result = subprocess.run(["gcc", "-pipe", *arguments], capture_output=True, text=True)
     if result.returncode != 0:
         raise ToolError("host compile failed", result.stderr)
 

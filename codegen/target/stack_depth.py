@@ -52,6 +52,10 @@ class Function:
     end: int
     frame: int = 0
     frame_from: str = "prologue"  # "gcc" (-fstack-usage) or "prologue" (read from the code)
+    # Stores that push (SP pre-decremented) in the body, after the prologue: inline
+    # assembly's (ariel_dot_4x2_s16 pushes its end pointer for the length of its loop), which
+    # gcc's figure leaves out; gcc's own frames grow by PUSH, STMDB and SUB.
+    body_pushed: int = 0
     dynamic: bool = False  # the frame grows at run time by an amount the code does not bound
     calls: set[int] = field(default_factory=set)  # callee start addresses
     tail_calls: set[int] = field(default_factory=set)
@@ -382,6 +386,7 @@ def _instructions(code: bytes, base: int, ranges: list[tuple[int, int]]):
 def _scan(function: Function, code: bytes, ranges, program: _Program, sections) -> None:
     """Calls and the prologue's frame of one function."""
     literals: dict[int, int] = {}  # register -> value loaded from a literal pool
+    prologue = True
     for insn in _instructions(code, function.start, ranges):
         ident, ops = insn.id, insn.operands
         target = ops[0].imm if ops and ops[0].type == arm.ARM_OP_IMM else None
@@ -405,7 +410,11 @@ def _scan(function: Function, code: bytes, ranges, program: _Program, sections) 
             if value is not None:
                 literals[ops[0].reg] = value
                 continue
-        function.frame += _pushed(insn)
+        pushed = _pushed(insn)
+        function.frame += pushed
+        prologue = prologue and pushed > 0
+        if not prologue and insn.id in (arm.ARM_INS_STR, arm.ARM_INS_STRD):
+            function.body_pushed += pushed
         if _grows_by_register(insn):
             function.dynamic = True
         for register in insn.regs_access()[1]:
@@ -466,7 +475,8 @@ def _apply_su(functions: dict[int, Function], frames: dict[tuple[str, str], tupl
         if len(candidates) != 1:
             continue
         path, size, kind = candidates[0]
-        function.source, function.frame, function.frame_from = path, size, "gcc"
+        function.source, function.frame, function.frame_from = (
+            path, size + function.body_pushed, "gcc")
         function.dynamic = kind == "dynamic"
 
 

@@ -15,7 +15,6 @@ input frozen into an initializer, and must pass numerically."""
 from __future__ import annotations
 
 import re
-import warnings
 
 import numpy as np
 import onnx
@@ -26,6 +25,7 @@ from codegen.compiler.ops import REGISTRY
 from codegen.compiler.quant.lower import QOPERATORS
 from codegen.errors import UnsupportedError
 from codegen.run.hostrun import HostModel, build_host_library
+from tests.conformance.node_cases import all_cases
 from tests.support import compile_onnx, compile_onnx_int8
 
 # Cases rejected on purpose, with the reason. Data-type rejections are found automatically.
@@ -114,16 +114,6 @@ SHAPE_INPUTS = {"Reshape": (1,), "Squeeze": (1,), "Unsqueeze": (1,),
                 "LSTM": (1, 2, 3, 4, 7), "GRU": (1, 2, 3, 4), "RNN": (1, 2, 3, 4)}
 
 
-def _all_cases():
-    """Every node case of the installed onnx (built once: building them runs their
-    reference computations, which takes most of a minute)."""
-    from onnx.backend.test.case.node import collect_testcases
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return collect_testcases()
-
-
 def _registered(node: onnx.NodeProto) -> bool:
     """True for a node of an operator ariel implements, in the domain it implements it in."""
     domain = "" if node.domain == "ai.onnx" else node.domain
@@ -132,7 +122,7 @@ def _registered(node: onnx.NodeProto) -> bool:
     return node.op_type in REGISTRY and REGISTRY[node.op_type].domain == domain
 
 
-ALL_CASES = _all_cases()
+ALL_CASES = all_cases()  # built once per test run (node_cases.py)
 CASES = [c for c in ALL_CASES if all(_registered(n) for n in c.model.graph.node)]
 QCASES = [c for c in ALL_CASES if {n.op_type for n in c.model.graph.node} & set(QOPERATORS)]
 

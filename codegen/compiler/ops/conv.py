@@ -47,6 +47,7 @@ from codegen.compiler.ops.conv_pairs import (
 )
 from codegen.compiler.ops.depthwise_rows import describe as describe_rows
 from codegen.compiler.ops.depthwise_rows import oriented, pack_rows_filters, rows_path
+from codegen.compiler.ops.filter_steps import MOST_STAGE_WORDS, pair_steps
 from codegen.compiler.ops.inner_product import (
     SCRATCH_BUDGET,
     Folding,
@@ -336,49 +337,63 @@ class Conv(OpDef):
                                           grid)
         if quads:
             scratch += 4 * k4
-        if block:
-            blocks = -(-geometry["oc"] // block)
-            notes[1] += (f"; on a DSP core copied to RAM {block} filters at a time ("
-                         + ("all at once" if blocks == 1 else f"{blocks} blocks, each "
-                            f"receptive field widened once per block") +
-                         f") and widened to int16 pairs in SXTB16's order, into "
-                         f"{2 * block * k4} bytes "
-                         + ("of stack (the arena has no room at this step)" if on_stack else
-                            "of room the arena has at this step (it does not grow for them)")
-                         + ": every pair of output pixels reads all the filters again, and "
-                         "flash reads wait")
-        dsp_start, dsp_requantize, dsp_tables = context["start"], context["requantize"], weights
+        dsp_starts, dsp_requantize, dsp_stage = folding.bias, requant.call, requant.weights
         common = common_shift(stage, rows, folding) if block else None
         if common is not None:
             # The filters are widened at run time anyway: widened scaled, each channel's
             # accumulator needs the one shift, and the output stage is SMMLA and SSAT where
             # ariel_requantize_hi takes four instructions.
-            dsp_tables = {}
-            dsp_start = bias_reader(replace(folding, bias=folding.bias * common.scales), names,
-                                    dsp_tables, "bias_dsp")
+            dsp_starts = folding.bias * common.scales
             scaled = common.requantizer(stage, names, "rq_dsp")
-            dsp_requantize = scaled.call
-            dsp_tables.update(scaled.weights)
-            weights.update(dsp_tables)
+            dsp_requantize, dsp_stage = scaled.call, scaled.weights
             weights["shifts_dsp"] = np.array([int(scale).bit_length() - 1
                                               for scale in common.scales], np.int8)
             notes[2] += (f"; on a DSP core output stage ariel_requantize_common: one shift "
                          f"({common.shift}) for every channel, each filter widened times "
                          f"2^shifts_dsp (up to 2^{int(weights['shifts_dsp'].max())}) and "
-                         f"its bias scaled at compile time (bias_dsp), rq_dsp: the "
-                         f"multiplier per channel")
-        ram_tables = tables_in_ram(dsp_tables, names,
-                                   scratch + (2 * block * k4 if on_stack else 0)
-                                   ) if block else []
-        if ram_tables:
-            notes[2] += ("; on a DSP core the tables are copied to the stack "
-                         f"({sum(4 * count for _, _, count in ram_tables)} bytes)")
+                         f"its bias scaled at compile time, rq_dsp: the multiplier per "
+                         f"channel")
+        steps = pair_steps(dsp_starts, dsp_stage, names) if block else None
+        beside = 0
+        if block:
+            beside = steps_beside(node, geometry["oc"], block, on_stack, steps.unit(k4),
+                                  k4, scratch)
+            if beside:
+                block = beside
+            unit = steps.unit(k4) if beside else k4
+            blocks = -(-geometry["oc"] // block)
+            weights["steps_dsp"] = steps.table.reshape(-1)
+            notes[1] += (f"; on a DSP core copied to RAM {block} filters at a time ("
+                         + ("all at once" if blocks == 1 else f"{blocks} blocks, each "
+                            f"receptive field widened once per block") +
+                         f") and widened to int16 pairs in SXTB16's order, into "
+                         f"{4 * -(-block // 2) * unit} bytes "
+                         + ("of stack (the arena has no room at this step)" if on_stack else
+                            "of room the arena has at this step (it does not grow for them)")
+                         + ": every pair of output pixels reads all the filters again, and "
+                         "flash reads wait. "
+                         + ("Each pair of filters there lies between its two accumulator "
+                            f"starts and its output-stage entries (steps_dsp: {2 + steps.stage}"
+                            " words per pair, filter_steps.py), one pointer walking all that a "
+                            "step reads" if beside else
+                            "Each pair's accumulator starts and output-stage entries are read "
+                            f"from steps_dsp ({2 + steps.stage} words per pair, "
+                            "filter_steps.py) where it lies: beside the filters they would "
+                            "take more blocks"))
         in_place = (geometry["kh"] == geometry["kw"] == 1 and not any(win.pads)
                     and not staged)
+        steps_of = pixel_steps(pixels, quads)
+        left = ("; the pixels the fours leave: " + ", ".join(
+            part for part in (f"{steps_of['threes']} step{'s' if steps_of['threes'] > 1 else ''}"
+                              " of three" if steps_of["threes"] else "",
+                              "two by two" if steps_of["pair_end"] > steps_of["pair_start"]
+                              else "",
+                              "one alone" if steps_of["lone"] else "") if part)
+                if steps_of["quad_end"] < pixels else "")
         tile = ("four pixels' fields widened to int16 pairs on the stack "
                 f"({scratch} bytes), then two filters by four pixels per step (each filter "
                 "word loaded once for four pixels: 12 loads per 16 SMLAD, where two by two "
-                "takes 8 per 8), the pixels the fours leave two by two and one"
+                "takes 8 per 8)" + left
                 if quads else
                 f"two pixels' fields widened to int16 pairs on the stack ({scratch} bytes), "
                 "then two filters by two pixels per step")
@@ -390,9 +405,12 @@ class Conv(OpDef):
             "plain C: " + ("each pixel's input row read in place" if in_place else
                            "each pixel's field gathered as int8") +
             ", two filters per step. Padded taps read the zero point.")
-        context.update(ram_tables=ram_tables,
-                       dsp_start=in_tables(dsp_start, ram_tables),
-                       dsp_requantize=in_tables(dsp_requantize, ram_tables),
+        context.update(steps=names.weight("steps_dsp") if block else None,
+                       unit=unit if block else 0, beside=bool(beside),
+                       stage_words=steps.stage if block else 0,
+                       dsp_requantize=steps.reading(dsp_requantize) if block else None,
+                       stage_words_from=steps.declare if block else None,
+                       starts_in_asm=starts_in_asm(k4 // 4), **steps_of,
                        shifts=names.weight("shifts_dsp") if common is not None else None)
         context.update(block=block, on_stack=on_stack, k=k, k4=k4, staged=staged,
                        in_place=in_place, quads=quads, pixels=pixels,
@@ -577,34 +595,51 @@ def four_pixels(node: Node, graph: Graph, k4: int, staged: bool, pixels: int,
             and filter_blocks(node, graph, fields, grid) == blocks)
 
 
-# The per-channel tables an int8 kernel's steps read (folded bias, output stage), by key.
-TABLE_KEYS = ("bias", "rq", "mult", "shift", "bias_dsp", "rq_dsp")
+def steps_beside(node: Node, oc: int, block: int, on_stack: bool, unit: int, k4: int,
+                 fields: int) -> int:
+    """Filters per block where each pair lies between its starts and output-stage entries
+    (`unit` words a pair, filter_steps.py), if they take no more blocks than the `block`
+    filters of k4 words each that the same RAM holds without them; else 0 (the kernel then
+    reads the starts and entries from flash, by a second pointer)."""
+    words = (FILTER_STACK_BUDGET - fields) // 4 if on_stack else node.room * k4
+    most = 2 * (words // unit) if words >= unit else 0
+    if most == 0:
+        return 0
+    if most >= oc:
+        return oc
+    if -(-oc // most) > -(-oc // block):
+        return 0
+    blocks = -(-oc // most)
+    per_block = -(-oc // blocks)
+    return per_block + per_block % 2
 
 
-def tables_in_ram(weights: dict[str, np.ndarray], names: Names, stack: int
-                  ) -> list[tuple[str, str, int]]:
-    """The per-channel tables a kernel with its filters in RAM copies to the stack, as
-    (local array, constant array, count): all of them where they fit FILTER_STACK_BUDGET
-    beside the `stack` bytes the kernel already takes, else none. Each step reads two
-    channels' entries of each table, which the flash's 256-byte data cache does not keep
-    across a step's pass over every filter (KWS's 1x1 layers: 16 k of their 20 k cycles of
-    flash stalls)."""
-    tables = [(f"{key}_ram", names.weight(key), int(weights[key].size))
-              for key in TABLE_KEYS if key in weights]
-    if stack + sum(4 * count for _, _, count in tables) > FILTER_STACK_BUDGET:
-        return []
-    return tables
+def pixel_steps(pixels: int, quads: bool) -> dict:
+    """How an int8 kernel with its filters in RAM takes its output pixels: four at a time up
+    to quad_end (if `quads`), then `threes` steps of three (ariel_dot_3x2_s16: one where
+    three are left, three where five are, as in VWW's 3x3 maps of nine pixels, which
+    otherwise left a pixel alone to read every filter for itself), pairs from pair_start to
+    pair_end, and the last pixel alone if `lone`."""
+    if not quads:
+        return {"quad_end": 0, "threes": 0, "pair_start": 0,
+                "pair_end": pixels - pixels % 2, "lone": pixels % 2}
+    threes = {3: 1, 1: 3 if pixels >= 9 else 0}.get(pixels % 4, 0)
+    quad_end = (pixels - 3 * threes) // 4 * 4
+    pair_start = quad_end + 3 * threes
+    left = pixels - pair_start
+    return {"quad_end": quad_end, "threes": threes, "pair_start": pair_start,
+            "pair_end": pair_start + left - left % 2, "lone": left % 2}
 
 
-def in_tables(call, tables: list[tuple[str, str, int]]):
-    """`call` (a kernel's C-writing bias reader or output stage) with its reads of the
-    constant tables turned into reads of their copies on the stack."""
-    def reading_copies(*args):
-        text = call(*args)
-        for local, source, _ in tables:
-            text = text.replace(f"{source}[", f"{local}[")
-        return text
-    return reading_copies
+def starts_in_asm(groups: int) -> bool:
+    """Whether the four-pixel step reads its starts in its assembly (ariel_dot_4x2_s16_from)
+    for `groups` groups of four weights: where that unrolls no more groups than
+    ariel_dot_4x2_s16 alone (its first group unrolled, then the rest: one, two or three
+    groups, and passes of four; ariel_dot_4x2_s16 unrolls k4 % 4 groups and a pass). More
+    code would pass the flash's 1 KiB instruction cache on NUCLEO-L4R5ZI (VWW's 1x1 layers of
+    32 and 64 groups cost 1.4 times more), and the starts save about 8 cycles a step, which
+    matter only where the step is short."""
+    return groups % 4 != 0 or groups == 4
 
 
 def filters_in_ram(node: Node, graph: Graph) -> tuple[int, int, int] | None:
@@ -640,7 +675,10 @@ def filters_in_ram(node: Node, graph: Graph) -> tuple[int, int, int] | None:
     k4 = -(-taps * icg // 4) * 4
     if 4 * k4 + (k4 if icg % 4 else 0) > SCRATCH_BUDGET:
         return None
-    return 4 * k4, units, min(units, FEWEST_FILTERS_PER_BLOCK // per)
+    # Units enough for each pair's accumulator starts and output-stage entries beside it too
+    # (filter_steps.py), where the plan has the room.
+    extra = -(-units * (2 + MOST_STAGE_WORDS) // k4)
+    return 4 * k4, units + extra, min(units, FEWEST_FILTERS_PER_BLOCK // per)
 
 
 def _filters_per_unit(node: Node, graph: Graph) -> int:

@@ -159,6 +159,16 @@ CASES = {
     # one), an odd filter; a padded 1x1 of 3 groups and 42 pixels (a pair left).
     "pointwise_stride2_tails": dict(x=(1, 20, 9, 5), w=(7, 20, 1, 1), strides=[2, 2]),
     "pointwise_pad_k12": dict(x=(1, 12, 6, 5), w=(6, 12, 1, 1), pads=[1, 0, 0, 1]),
+    # Pixels three at a time (ariel_dot_3x2_s16): nine (three threes, VWW's 3x3 maps), 9 groups
+    # of four channels (a group and two passes), an odd filter; 15 padded pixels (three fours
+    # and a three) of 10 channels (fields gathered, then widened; 3 groups).
+    "pointwise_nine_pixels_threes": dict(x=(1, 36, 3, 3), w=(11, 36, 1, 1)),
+    "pointwise_pad_fours_and_three": dict(x=(1, 10, 4, 2), w=(6, 10, 1, 1), pads=[1, 0, 0, 1]),
+    # Filters on the stack whose starts and output-stage entries would take a second block
+    # beside them, so read from flash by a pointer of their own: 37 filters by nine pixels
+    # (three threes), and 39, whose fields leave room for two pixels' only (pairs, one alone).
+    "pointwise_steps_apart_threes": dict(x=(1, 72, 3, 3), w=(37, 72, 1, 1)),
+    "pointwise_steps_apart_pairs": dict(x=(1, 72, 3, 3), w=(39, 72, 1, 1), bias=False),
     # A receptive field of 1,152 values: too large to widen on the stack, so plain C only.
     "large_field_plain_only": dict(x=(1, 128, 4, 4), w=(3, 128, 3, 3), pads=[1, 1, 1, 1]),
 }
@@ -221,12 +231,12 @@ def test_conv_s8(case, tmp_path):
 def test_filters_widened_scaled_share_one_shift(tmp_path):
     """A kernel with its filters in RAM and one output-stage shift for every channel widens
     each filter times 2^j (j from shifts_dsp) and its DSP path ends in SMMLA and SSAT: here
-    5 filters (the odd last one widened alone, with j = 1), 9 pixels (a four, a two, a lone
-    one), K = 8; equal to the reference on the host, plain and with the DSP path emulated."""
+    5 filters (the odd last one widened alone, with j = 1), 9 pixels (three steps of three),
+    K = 8; equal to the reference on the host, plain and with the DSP path emulated."""
     rng = np.random.default_rng(40)
     model, shape = conv_model(rng, CASES["pointwise_1x1"])
     compiled = compile_conv(model, shape, rng)
-    assert "ariel_widen_scaled_s8(filters" in compiled.files["m.c"]
+    assert "ariel_widen_scaled_s8(pair + 2" in compiled.files["m.c"]
     assert "ariel_requantize_common(" in compiled.files["m.c"]
     shifts = re.search(r"_shifts_dsp\[5\] = \{([^}]*)\}", compiled.files["m_weights.c"])
     assert [int(j) for j in shifts.group(1).split(",")] == [1, 1, 1, 0, 1]

@@ -50,7 +50,8 @@ CONV = ["3x3_pad1", "stride2_asym_pads", "strides_2x1", "dilation", "depthwise",
         "large_field_plain_only", "staged_6ch_odd", "pairs_1ch_stride2_asym",
         "pairs_3ch_stride2_same", "pairs_2ch_5x5_odd", "pairs_3ch_shift_per_channel",
         "pairs_2ch_seven_filters", "pointwise_stride2_tails",
-        "pointwise_pad_k12"]
+        "pointwise_pad_k12", "pointwise_nine_pixels_threes", "pointwise_pad_fours_and_three",
+        "pointwise_steps_apart_threes", "pointwise_steps_apart_pairs"]
 PRODUCTS = {f"Gemm {case}": ("Gemm", GEMM_CASES[case]) for case in
             ["transB_bias", "one_row_64_inputs", "one_long_row", "k_tail_odd_n",
              "run_time_B_bias", "transA_transB"]}
