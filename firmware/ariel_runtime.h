@@ -1247,6 +1247,84 @@ ARIEL_INLINE const int32_t *ariel_dot_4x2_s16_from(int32_t acc[8], const int32_t
 #endif
 }
 
+/* One output of ariel_requantize_common in assembly (operands named as in the functions below):
+ * SMMLA adds the rounding and zero point to the high word of the product, SSAT shifts and
+ * clamps to [-128, 127], STRB stores at out + offset (text: a number or an operand). */
+#define ARIEL_STORE_COMMON(acc, mult, offset) \
+    "smmla %[" #acc "], %[" #acc "], %[" #mult "], %[add]\n\t" \
+    "ssat %[" #acc "], #8, %[" #acc "], asr #%c[shift]\n\t" \
+    "strb %[" #acc "], [%[out], #" offset "]\n\t"
+
+/* Whether ariel_store_4x2_common and ariel_store_3x2_common take their assembly: a DSP core,
+ * optimized (the offsets and shift must be constants once inlined), the full int8 range
+ * (SSAT's alone) and every offset within STRB's immediate (`last`: the last pixel's index). */
+#define ARIEL_STORE_COMMON_ASM(shift, low, high, oc, last) \
+    (__builtin_constant_p(shift) && __builtin_constant_p(oc) && (low) == -128 && (high) == 127 \
+     && (shift) >= 1 && (shift) <= 31 && (last) * (oc) < 4095)
+
+/* out[r * oc + c] = ariel_requantize_common(acc[2 r + c], c ? m1 : m0, add, shift, low,
+ * high) for four pixels r by two filters c: the output stage of a step of
+ * ariel_dot_4x2_s16's. On a DSP core one asm statement (volatile: its work is the stores, its
+ * outputs go unused) of eight SMMLA, SSAT and STRB, the multipliers and out in registers for
+ * all eight (left to it, GCC loaded add from the literal pool twice and copied accumulators
+ * between registers: 36 instructions where these are 24). */
+ARIEL_INLINE void ariel_store_4x2_common(int8_t *out, const int32_t acc[8], int32_t m0,
+                                         int32_t m1, int32_t add, int32_t shift, int32_t low,
+                                         int32_t high, int32_t oc)
+{
+#if defined(__ARM_FEATURE_DSP) && !defined(ARIEL_NO_DSP) && defined(__OPTIMIZE__)
+    if (ARIEL_STORE_COMMON_ASM(shift, low, high, oc, 3)) {
+        int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
+        int32_t a20 = acc[4], a21 = acc[5], a30 = acc[6], a31 = acc[7];
+        __asm__ volatile(ARIEL_STORE_COMMON(a00, m0, "0") ARIEL_STORE_COMMON(a01, m1, "1")
+                ARIEL_STORE_COMMON(a10, m0, "%c[o10]") ARIEL_STORE_COMMON(a11, m1, "%c[o11]")
+                ARIEL_STORE_COMMON(a20, m0, "%c[o20]") ARIEL_STORE_COMMON(a21, m1, "%c[o21]")
+                ARIEL_STORE_COMMON(a30, m0, "%c[o30]") ARIEL_STORE_COMMON(a31, m1, "%c[o31]")
+                : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
+                  [a20] "+r"(a20), [a21] "+r"(a21), [a30] "+r"(a30), [a31] "+r"(a31)
+                : [out] "r"(out), [m0] "r"(m0), [m1] "r"(m1), [add] "r"(add),
+                  [shift] "n"(shift), [o10] "n"(oc),
+                  [o11] "n"(oc + 1), [o20] "n"(2 * oc), [o21] "n"(2 * oc + 1),
+                  [o30] "n"(3 * oc), [o31] "n"(3 * oc + 1)
+                : "memory");
+        return;
+    }
+#endif
+    for (int32_t r = 0; r < 4; ++r) {
+        out[r * oc] = (int8_t)ariel_requantize_common(acc[2 * r], m0, add, shift, low, high);
+        out[r * oc + 1] = (int8_t)ariel_requantize_common(acc[2 * r + 1], m1, add, shift, low,
+                                                          high);
+    }
+}
+
+/* ariel_store_4x2_common for three pixels: the output stage of a step of ariel_dot_3x2_s16's. */
+ARIEL_INLINE void ariel_store_3x2_common(int8_t *out, const int32_t acc[6], int32_t m0,
+                                         int32_t m1, int32_t add, int32_t shift, int32_t low,
+                                         int32_t high, int32_t oc)
+{
+#if defined(__ARM_FEATURE_DSP) && !defined(ARIEL_NO_DSP) && defined(__OPTIMIZE__)
+    if (ARIEL_STORE_COMMON_ASM(shift, low, high, oc, 2)) {
+        int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
+        int32_t a20 = acc[4], a21 = acc[5];
+        __asm__ volatile(ARIEL_STORE_COMMON(a00, m0, "0") ARIEL_STORE_COMMON(a01, m1, "1")
+                ARIEL_STORE_COMMON(a10, m0, "%c[o10]") ARIEL_STORE_COMMON(a11, m1, "%c[o11]")
+                ARIEL_STORE_COMMON(a20, m0, "%c[o20]") ARIEL_STORE_COMMON(a21, m1, "%c[o21]")
+                : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
+                  [a20] "+r"(a20), [a21] "+r"(a21)
+                : [out] "r"(out), [m0] "r"(m0), [m1] "r"(m1), [add] "r"(add),
+                  [shift] "n"(shift), [o10] "n"(oc),
+                  [o11] "n"(oc + 1), [o20] "n"(2 * oc), [o21] "n"(2 * oc + 1)
+                : "memory");
+        return;
+    }
+#endif
+    for (int32_t r = 0; r < 3; ++r) {
+        out[r * oc] = (int8_t)ariel_requantize_common(acc[2 * r], m0, add, shift, low, high);
+        out[r * oc + 1] = (int8_t)ariel_requantize_common(acc[2 * r + 1], m1, add, shift, low,
+                                                          high);
+    }
+}
+
 /* -- int8 outputs in pairs that share a halfword ------------------------------------------
  * One row of A against constant filters read once each (a dense layer's weights, streamed
  * from flash): two filters a and b share each int16 halfword of the packed stream, which

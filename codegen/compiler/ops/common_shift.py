@@ -39,8 +39,7 @@ class CommonShift:
         """The output stage as ariel_requantize_common calls: one multiplier per channel, in
         the table `key` names."""
         multipliers = stage.multipliers.reshape(-1).astype(np.int64)
-        add = (1 << (self.shift - 1)) + stage.zero_point * (1 << self.shift)
-        tail = f"{add}, {self.shift}, {stage.low}, {stage.high})"
+        tail = self.tail(stage) + ")"
         note = (f"output stage ariel_requantize_common: one shift ({self.shift}) for every "
                 f"channel, each channel's filter and bias scaled by 2^(shift - 1 - its shift "
                 f"- 33) at compile time (up to 2^{int(self.scales.max()).bit_length() - 1}), "
@@ -53,6 +52,18 @@ class CommonShift:
                            lambda acc, c: (f"(int8_t)ariel_requantize_common({acc}, "
                                            f"{names.weight(key)}[{c_term(c)}], {tail}"),
                            note + f"; {key}: the multiplier per channel")
+
+    def tail(self, stage: OutputStage) -> str:
+        """ariel_requantize_common's arguments after the multiplier: add, shift, low, high."""
+        add = (1 << (self.shift - 1)) + stage.zero_point * (1 << self.shift)
+        return f"{add}, {self.shift}, {stage.low}, {stage.high}"
+
+    def multiplier(self, stage: OutputStage, names: Names, key: str = "rq_dsp"):
+        """C for channel c's multiplier (c a C expression), as requantizer's call reads it."""
+        multipliers = stage.multipliers.reshape(-1)
+        if multipliers.size == 1:
+            return lambda c: str(int(multipliers[0]))
+        return lambda c: f"{names.weight(key)}[{c_term(c)}]"
 
 
 def common_shift(stage: OutputStage, rows: np.ndarray, folding: Folding

@@ -354,6 +354,14 @@ class Conv(OpDef):
                          f"its bias scaled at compile time, rq_dsp: the multiplier per "
                          f"channel")
         steps = pair_steps(dsp_starts, dsp_stage, names) if block else None
+        # The steps of four and three pixels store through ariel_store_4x2_common /
+        # ariel_store_3x2_common (one asm statement for the step's outputs), their multipliers
+        # read as the output stage reads them.
+        common_store = None
+        if common is not None:
+            multiplier = steps.reading(common.multiplier(stage, names))
+            common_store = {"m0": multiplier("0"), "m1": multiplier("1"),
+                            "tail": f"{common.tail(stage)}, {geometry['oc']}"}
         beside = 0
         if block:
             beside = steps_beside(node, geometry["oc"], block, on_stack, steps.unit(k4),
@@ -411,6 +419,7 @@ class Conv(OpDef):
                        dsp_requantize=steps.reading(dsp_requantize) if block else None,
                        stage_words_from=steps.declare if block else None,
                        starts_in_asm=starts_in_asm(k4 // 4), **steps_of,
+                       common_store=common_store,
                        shifts=names.weight("shifts_dsp") if common is not None else None)
         context.update(block=block, on_stack=on_stack, k=k, k4=k4, staged=staged,
                        in_place=in_place, quads=quads, pixels=pixels,
