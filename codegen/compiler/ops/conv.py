@@ -355,14 +355,6 @@ class Conv(OpDef):
                          f"its bias scaled at compile time, rq_dsp: the multiplier per "
                          f"channel")
         steps = pair_steps(dsp_starts, dsp_stage, names) if block else None
-        # The steps of four and three pixels store through ariel_store_4x2_common /
-        # ariel_store_3x2_common (one asm statement for the step's outputs), their multipliers
-        # read as the output stage reads them.
-        common_store = None
-        if common is not None:
-            multiplier = steps.reading(common.multiplier(stage, names))
-            common_store = {"m0": multiplier("0"), "m1": multiplier("1"),
-                            "tail": f"{common.tail(stage)}, {geometry['oc']}"}
         beside = 0
         if block:
             beside = steps_beside(node, geometry["oc"], block, on_stack, steps.unit(k4),
@@ -389,6 +381,18 @@ class Conv(OpDef):
                             f"from steps_dsp ({2 + steps.stage} words per pair, "
                             "filter_steps.py) where it lies: beside the filters they would "
                             "take more blocks"))
+        # The steps of four and three pixels store through ariel_store_4x2_common /
+        # ariel_store_3x2_common (one asm statement for the step's outputs), their multipliers
+        # read as the output stage reads them. Only where ariel_dot_4x2_s16_from reads the
+        # starts (a short K loop): there it saved (VWW's 1x1 layers of 8 and 16 channels, 1.97
+        # -> 1.84 and 1.49 -> 1.47 cycles per MAC); after the longer loops GCC moved registers
+        # around it, and KWS's 1x1 layers (64 channels) went 1.29 -> 1.30, VWW's of 32 1.35 ->
+        # 1.36 (bench/models.py, NUCLEO-L4R5ZI).
+        common_store = None
+        if common is not None and beside and starts_in_asm(k4 // 4):
+            multiplier = steps.reading(common.multiplier(stage, names))
+            common_store = {"m0": multiplier("0"), "m1": multiplier("1"),
+                            "tail": f"{common.tail(stage)}, {geometry['oc']}"}
         in_place = (geometry["kh"] == geometry["kw"] == 1 and not any(win.pads)
                     and not staged)
         steps_of = pixel_steps(pixels, quads)
