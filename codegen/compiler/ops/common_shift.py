@@ -35,11 +35,16 @@ class CommonShift:
     scales: np.ndarray  # int64, 2^j per channel
     shift: int  # T
 
+    def add(self, stage: OutputStage) -> int:
+        """What the stage adds to the high word before its shift: 2^(shift - 1), the
+        rounding, and zp 2^shift, the zero point."""
+        return (1 << (self.shift - 1)) + stage.zero_point * (1 << self.shift)
+
     def requantizer(self, stage: OutputStage, names: Names, key: str = "rq") -> Requantizer:
         """The output stage as ariel_requantize_common calls: one multiplier per channel, in
         the table `key` names."""
         multipliers = stage.multipliers.reshape(-1).astype(np.int64)
-        add = (1 << (self.shift - 1)) + stage.zero_point * (1 << self.shift)
+        add = self.add(stage)
         tail = f"{add}, {self.shift}, {stage.low}, {stage.high})"
         note = (f"output stage ariel_requantize_common: one shift ({self.shift}) for every "
                 f"channel, each channel's filter and bias scaled by 2^(shift - 1 - its shift "
