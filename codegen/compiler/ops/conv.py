@@ -142,17 +142,18 @@ class Conv(OpDef):
         oc, icg, kh, kw = w4.shape
         oh, ow = win.out_hw
         (sh, sw), (dh, dw) = win.strides, win.dilations
-        y = np.zeros((n, oc, oh, ow), x.dtype)
         ocg = oc // group
-        for g in range(group):
-            xg = xp[:, g * icg:(g + 1) * icg]
-            wg = w4[g * ocg:(g + 1) * ocg]
-            for ky in range(kh):
-                for kx in range(kw):
-                    patch = xg[:, :, ky * dh:ky * dh + sh * (oh - 1) + 1:sh,
-                               kx * dw:kx * dw + sw * (ow - 1) + 1:sw]
-                    y[:, g * ocg:(g + 1) * ocg] += np.einsum("nchw,oc->nohw", patch,
-                                                             wg[:, :, ky, kx])
+        # Every group at once (a depthwise layer has one per channel): x as (n, g, c, h, w),
+        # the filters as (g, o, c, kh, kw).
+        xg = xp.reshape(n, group, icg, *xp.shape[2:])
+        wg = w4.reshape(group, ocg, icg, kh, kw)
+        y = np.zeros((n, group, ocg, oh, ow), x.dtype)
+        for ky in range(kh):
+            for kx in range(kw):
+                patch = xg[..., ky * dh:ky * dh + sh * (oh - 1) + 1:sh,
+                           kx * dw:kx * dw + sw * (ow - 1) + 1:sw]
+                y += np.einsum("ngchw,goc->ngohw", patch, wg[..., ky, kx])
+        y = y.reshape(n, oc, oh, ow)
         return y.reshape((n, oc, *output_spatial(win, x.ndim - 2)))
 
     def layout(self, node: Node, graph: Graph):
