@@ -35,6 +35,11 @@ class CommonShift:
     scales: np.ndarray  # int64, 2^j per channel
     shift: int  # T
 
+    def add(self, stage: OutputStage) -> int:
+        """What the stage adds to the high word before its shift: 2^(shift - 1), the
+        rounding, and zp 2^shift, the zero point."""
+        return (1 << (self.shift - 1)) + stage.zero_point * (1 << self.shift)
+
     def requantizer(self, stage: OutputStage, names: Names, key: str = "rq") -> Requantizer:
         """The output stage as ariel_requantize_common calls: one multiplier per channel, in
         the table `key` names."""
@@ -55,8 +60,7 @@ class CommonShift:
 
     def tail(self, stage: OutputStage) -> str:
         """ariel_requantize_common's arguments after the multiplier: add, shift, low, high."""
-        add = (1 << (self.shift - 1)) + stage.zero_point * (1 << self.shift)
-        return f"{add}, {self.shift}, {stage.low}, {stage.high}"
+        return f"{self.add(stage)}, {self.shift}, {stage.low}, {stage.high}"
 
     def multiplier(self, stage: OutputStage, names: Names, key: str = "rq_dsp"):
         """C for channel c's multiplier (c a C expression), as requantizer's call reads it."""

@@ -455,7 +455,16 @@ class Conv(OpDef):
             weights["shifts"] = np.array([int(scale).bit_length() - 1
                                           for scale in common.scales], np.int8)
         weights.update(requant.weights)
+        # The four-filter step's output stage in assembly (SMMLA, SSAT, STRB per output)
+        # where it is the one shift and the full int8 range, with a table of multipliers:
+        # after the step's assembly GCC reloads the table's pointer for each output.
+        asm_stage = None
+        if (common is not None and "rq" in requant.weights
+                and (stage.low, stage.high) == (-128, 127) and 1 <= common.shift <= 31):
+            asm_stage = {"add": common.add(stage), "shift": common.shift,
+                         "table": names.weight("rq")}
         context.update(requantize=requant.call, start=bias_reader(folding, names, weights),
+                       asm_stage=asm_stage,
                        shifts=names.weight("shifts") if common is not None else None)
         weights["w"] = flash_order(paired.weights)
         nwords = len(paired.words)
