@@ -453,6 +453,15 @@ ARIEL_INLINE int32_t ariel_mac_top_bottom(int32_t x, int32_t w, int32_t acc)
     return acc + ariel_top16(x) * ariel_bottom16(w);
 #endif
 }
+/* acc plus the bottom halves of x and w multiplied (SMLABB). */
+ARIEL_INLINE int32_t ariel_mac_bottoms(int32_t x, int32_t w, int32_t acc)
+{
+#if ARIEL_DSP
+    return ariel_smlabb(x, w, acc);
+#else
+    return acc + ariel_bottom16(x) * ariel_bottom16(w);
+#endif
+}
 
 /* Four int8 values as one 32-bit word (a single LDR; Armv7-M loads unaligned words). */
 ARIEL_INLINE int32_t ariel_load_s8x4(const int8_t *p)

@@ -276,11 +276,14 @@ class Conv(OpDef):
             rows_plan, way = next(((plan, g) for g in ways if (plan := rows_path(g))),
                                   (None, None))
             if rows_plan is not None:
-                weights["w"] = pack_rows_filters(rows, geometry["kh"], way["transposed"])
+                weights["w"] = pack_rows_filters(rows, geometry["kh"], way["transposed"],
+                                                 way["sw"])
                 line = "column, the filter transposed" if way["transposed"] else "row"
-                notes[1] += (f"; w as int16 pairs, per channel and filter {line}: (w0, w1) then "
-                             f"(w1, w2): {weights['w'].nbytes} bytes of flash, so that no "
-                             f"weight is widened or packed at run time")
+                words = ("(w0, w1) then (w1, w2)" if way["sw"] == 1 else
+                         f"(w0, w1), then the {line}s' w2 two to a word")
+                notes[1] += (f"; w as int16 pairs, per channel and filter {line}: {words}: "
+                             f"{weights['w'].nbytes} bytes of flash, so that no weight is "
+                             f"widened or packed at run time")
                 notes.append(describe_rows(rows_plan, way))
                 g = geometry
                 header = (f"x [{g['n']},{g['ih']},{g['iw']},{g['ic']}] NHWC -> y [{g['n']},"

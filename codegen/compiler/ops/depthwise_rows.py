@@ -7,9 +7,10 @@ padded with the zero point: word k of a row holds padded columns 2k (bottom half
 words with no packing: with stride 1, u = (x0, x1) and v = (x2, x3) give the left pixel
 x0 w0 + x1 w1 (SMLAD with f = (w0, w1)) + x2 w2 (SMLABT with g = (w1, w2)) and the right one
 x1 w0 (SMLATB with f) + x2 w1 + x3 w2 (SMLAD with g); with stride 2, t = (x4, x5) too, and
-the right pixel is v f + t's bottom half times g's top. One channel at a time, so the
-filter's 2 kh words stay in registers over a whole row of pixels: per pair of pixels and
-filter row, two or three loads and four multiplies for six MACs."""
+the right pixel is v f + t's bottom half times w2, which two filter rows share a word for
+(filter_words). One channel at a time, so the filter's words stay in registers over a whole
+row of pixels: per pair of pixels and filter row, two or three loads and four multiplies for
+six MACs."""
 
 from __future__ import annotations
 
@@ -29,6 +30,12 @@ PLANES_BUDGET = 6144
 # on VWW (Cortex-M4, flash model): its rows of 3 pairs went from 2.67 to 2.46 cycles/MAC
 # unrolled, its rows of 6 pairs from 2.42 to 2.81 (more code, worse register allocation).
 UNROLLED_PAIRS = 4
+# Pixel pairs per pass of a longer row's loop, by column stride. Two with stride 2 halve the
+# loop's count, compare and end-pointer reload per pair, which its five filter words leave
+# room for: VWW's stride-2 layers on 48x48 and 24x24 inputs (rows of 12 and 6 pairs) went
+# from 3.63 to 3.34 and 3.46 cycles/MAC (Cortex-M4, flash model). With stride 1's six filter
+# words the same made its rows of 24 and 12 pairs slower (2.35 -> 2.53, 2.41 -> 2.51).
+PAIRS_PER_STEP = {1: 1, 2: 2}
 
 
 def oriented(geometry: dict, transposed: bool) -> dict:
@@ -83,7 +90,8 @@ def rows_path(g: dict) -> dict | None:
     holding = [k for k, (a, b) in enumerate(inside) if a is not None or b is not None]
     # Filter row ky's plane row, in words from column 0 of the window's first row.
     at_rows = [ky * g["dh"] * words for ky in range(g["kh"])]
-    return {"words": words, "window": window, "rows": rows, "whole": whole, "band": band,
+    return {"words": words, "window": window, "filter_words": filter_words(g["kh"], g["sw"]),
+            "per_step": PAIRS_PER_STEP[g["sw"]], "rows": rows, "whole": whole, "band": band,
             "bands": bands, "at_rows": at_rows, "unrolled": ow // 2 <= UNROLLED_PAIRS,
             "plane": rows * words, "full_from": full_from, "full_to": full_to,
             "edges": edges, "zero_word": any(None in (a, b) for _, a, b in edges),
@@ -92,16 +100,33 @@ def rows_path(g: dict) -> dict | None:
             "copy_bottom": min(g["ih"] - 1, height - 1 - g["pad_top"])}
 
 
-def pack_rows_filters(rows: np.ndarray, kh: int, transposed: bool) -> np.ndarray:
+def pack_rows_filters(rows: np.ndarray, kh: int, transposed: bool, sw: int) -> np.ndarray:
     """Depthwise filters [C, kh * kw] (int16 range, kw 3, or kh 3 when transposed) as int32
-    words, per channel and filter row (column, transposed): f = (w0, w1), then
-    g = (w1, w2), w0 in the bottom half."""
+    words per channel, as filter_words() lays them: w0 in the bottom half of each."""
     taps = rows.astype(np.int64).reshape(rows.shape[0], kh, -1)
     if transposed:
         taps = taps.transpose(0, 2, 1)
     taps = taps.astype(np.int16)
-    pairs = np.stack([taps[:, :, 0:2], taps[:, :, 1:3]], axis=2)  # [C, kh, 2, 2]
-    return np.ascontiguousarray(pairs).view(np.int32).reshape(-1)
+    channels, height = taps.shape[:2]
+    if sw == 1:
+        pairs = np.stack([taps[:, :, 0:2], taps[:, :, 1:3]], axis=2)  # [C, kh, 2, 2]
+        return np.ascontiguousarray(pairs).view(np.int32).reshape(-1)
+    # Stride 2: f = (w0, w1) per filter row, then the rows' w2 two to a word.
+    lasts = np.zeros((channels, height + height % 2), np.int16)
+    lasts[:, :height] = taps[:, :, 2]
+    words = np.concatenate([np.ascontiguousarray(taps[:, :, 0:2]).reshape(channels, -1),
+                            lasts], axis=1)
+    return np.ascontiguousarray(words).view(np.int32).reshape(-1)
+
+
+def filter_words(kh: int, sw: int) -> int:
+    """int32 words per channel of pack_rows_filters: with stride 1, f = (w0, w1) and
+    g = (w1, w2) per filter row (the right pixel's SMLAD takes all of g); with stride 2,
+    f per filter row, then (w2 of row 2i, w2 of row 2i + 1) per two rows, as the pixels
+    multiply w2 by one input column only (SMLABB/SMLABT): one register fewer for a filter
+    of three rows, which the loop over pixel pairs needs to hold the filter, the output
+    stage and its pointers without spilling."""
+    return 2 * kh if sw == 1 else kh + (kh + 1) // 2
 
 
 def describe(path: dict, way: dict) -> str:
@@ -113,13 +138,16 @@ def describe(path: dict, way: dict) -> str:
             f"stack; the whole input would pass {PLANES_BUDGET} B; the rows two bands share "
             "copied for each; a channel's filter loaded once per band)")
     loads = "two words" if sw == 1 else "three words"
+    singles = ("SMLABT/SMLATB" if sw == 1 else
+               "SMLABB/SMLABT, the third taps of two filter rows sharing a word")
     pairs = way["ow"] // 2
     plural = "" if pairs == 1 else "s"
     walk = (f" Its output rows, of {pairs} pixel pair{plural}, are unrolled (rows of at most "
             f"{UNROLLED_PAIRS} pairs: no loop count or branch per pair, constant offsets)."
             if path["unrolled"] else
-            f" Its output rows, of {pairs} pixel pairs, loop over them (rows of at most "
-            f"{UNROLLED_PAIRS} pairs are unrolled; longer ones unrolled measured slower).")
+            f" Its output rows, of {pairs} pixel pairs, loop over them, "
+            f"{path['per_step']} a pass (rows of at most {UNROLLED_PAIRS} pairs are unrolled; "
+            "longer ones unrolled measured slower).")
     turned = (" The map is walked by columns (its input and filter transposed as they are "
               "copied and packed): they are longer than its rows, so fewer rows pay the set-up "
               "and fewer end in a lone pixel." if way["transposed"] else "")
@@ -129,5 +157,5 @@ def describe(path: dict, way: dict) -> str:
             f"({copy}; SXTB16 and PKHBT/PKHTB on the DSP extension), so that each filter row's "
             f"taps of two neighbouring pixels are {loads} loaded as they are, no packing in "
             "the loop; the channel's filter words stay in registers across its rows. Per "
-            "pixel pair and filter row: two SMLAD and two SMLABT/SMLATB for six MACs (two "
+            f"pixel pair and filter row: two SMLAD and two {singles} for six MACs (two "
             "multiplies each on a core without the DSP extension, the same sums)." + walk)

@@ -55,6 +55,11 @@ CASES = {
     # stride 1 with an even width and 12 channels.
     "loop_3x3_stride2_odd_width": ((1, 12, 6, 21), (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), -3),
     "loop_3x3_pad1_even_width": ((1, 12, 4, 18), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 101),
+    # Stride 2 loops over two pairs a pass: rows of 6 pairs (no pair left over, no lone
+    # pixel), and, walked by columns, of 7 (one pair left over).
+    "loop_3x3_stride2_even_pairs": ((1, 8, 5, 24), (3, 3), (2, 2), (0, 0, 1, 1), (1, 1), 66),
+    "loop_3x3_stride2_tall_transposed": ((1, 4, 27, 6), (3, 3), (2, 2), (1, 1, 1, 1), (1, 1),
+                                         -12),
 }
 
 
@@ -122,6 +127,12 @@ def unrolled(case: str) -> bool:
     return (out[0] if transposed(case) else out[-1]) // 2 <= UNROLLED_PAIRS
 
 
+def walk_stride(case: str) -> int:
+    """The stride along the rows the rows kernel walks."""
+    strides = CASES[case][2]
+    return strides[0] if transposed(case) else strides[-1]
+
+
 def compile_case(rng: np.random.Generator, case: str):
     model = depthwise_model(rng, *CASES[case])
     compiled = compile_onnx_int8(model, None, io="int8")
@@ -147,6 +158,8 @@ def test_depthwise_s8(case, tmp_path):
         assert ", 0, &to[" in source  # the zero point folded
         assert ("are unrolled (rows of" in words) == unrolled(case)
         assert ("for (int32_t count = " in source) != unrolled(case)
+        # stride 2: the filter rows' third taps two to a word, taken by SMLABB and SMLABT
+        assert ("ariel_mac_bottoms(" in source) == (walk_stride(case) == 2)
     else:
         assert "ariel_pack_bottoms" in source and "ariel_smlad" in source
         assert "ariel_sxtab16" not in source  # the zero point folded into the bias
@@ -200,7 +213,7 @@ def test_depthwise_s8_keeps_a_shift_per_channel_where_scaling_would_overflow(tmp
 
 QEMU_CASES = ["3x3_strides_2x1_asym", "band_3x3_stride2_three", "5x5_pad2", "2x2_even_taps",
               "3x3_no_interior", "3x3_stride2_odd_width", "3x3_tall_strides_2x1",
-              "loop_3x3_stride2_odd_width", "3x3_pad1"]
+              "loop_3x3_stride2_odd_width", "loop_3x3_stride2_tall_transposed", "3x3_pad1"]
 
 
 @pytest.mark.qemu
