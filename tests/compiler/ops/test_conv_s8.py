@@ -149,6 +149,9 @@ CASES = {
     # Seven filters (a step of four, of two and of one on a DSP core) and 7 output columns
     # (a pair of pixels left over and a lone last one).
     "pairs_2ch_seven_filters": dict(x=(1, 2, 5, 7), w=(7, 2, 3, 3), pads=[1, 1, 1, 1]),
+    # Two output rows at a time on a DSP core (above: odd heights, the last row alone, and
+    # even ones) unless two rows' buffers would pass the stack budget: 500 columns.
+    "pairs_one_row_at_a_time": dict(x=(1, 1, 4, 500), w=(2, 1, 3, 3)),
     # One filter a thousand times smaller than the others: its shift is 10 above theirs, so
     # scaling the others to share it would leave int16 and the kernel keeps one shift per
     # channel (ariel_requantize_hi); every other pairs case shares one.
@@ -220,6 +223,10 @@ def test_conv_s8(case, tmp_path):
         # Four filters per step on a DSP core where there are four and the step's code fits
         # the instruction cache (KWS's 10x4 filter of 20 words does not).
         assert ("%[a13]" in compiled.files["m.c"]) == (case in FOUR_FILTER_CASES)
+        # Two rows at a time where there are two (not 1-D) and their buffers fit the stack
+        # budget.
+        assert ("ROWS_AT_ONCE" in compiled.files["m.c"]) == (
+            len(spec["x"]) == 4 and case != "pairs_one_row_at_a_time")
     if case in ("pairs_1ch_3x3_pad1", "pairs_2ch_5x5_odd"):
         # The filters widened into the room the plan grants, and onto the stack.
         assert ("(int32_t *)scratch;" in compiled.files["m.c"]) == (case == "pairs_1ch_3x3_pad1")
