@@ -465,20 +465,21 @@ def tie_values(scale: float, zero_point: int, dtype, size: int) -> np.ndarray:
 
 
 @pytest.mark.qemu
-@pytest.mark.parametrize("shape", [(1, 3, 41, 49), (1, 3, 1, 4), (1, 3, 2, 3), (1, 3, 1, 7),
-                                   (1, 2, 1, 3)])
+@pytest.mark.parametrize("shape", [(1, 3, 41, 49), (1, 3, 1, 4), (1, 3, 2, 3), (1, 3, 1, 8),
+                                   (1, 3, 3, 5), (1, 2, 1, 3)])
 def test_quantize_linear_writing_nhwc_on_the_cortex_m4(shape, tmp_path):
     """The int8 build's input QuantizeLinear turning an NCHW float input into NHWC, as VWW's
     and ResNet-8's does. On the Cortex-M4F its fast pass reads the three channels of an RGB
-    input four floats each at a time and writes the four pixels' twelve bytes as three words
-    (runs of 2009: 502 steps and one pixel left over; of 4: one step; of 6 and 7: one step
-    and two or three pixels left over, one value at a time); two channels' runs of 3 hold no
-    step. A 1x1 Conv with identity weights and the input's own scales passes the quantized
-    values through, so the output equals the reference bit for bit only where the
-    quantization does: on ties, near-ties, saturation edges, infinities and NaN (steps redone
+    input eight floats each at a time, then four, and writes the pixels' bytes as words
+    (runs of 2009: 251 steps of eight and one pixel left over; of 4: one step of four; of 6:
+    one of four and two pixels left over, one value at a time; of 8: one of eight; of 15:
+    one of each and three pixels left over); two channels' runs of 3 hold no step. A 1x1
+    Conv with identity weights and the input's own scales passes the quantized values
+    through, so the output equals the reference bit for bit only where the quantization
+    does: on ties, near-ties, saturation edges, infinities and NaN (steps redone
     the exact way), on the same values without those the fast pass cannot take (then it runs
     alone), and on values spread over the range and beyond it (steps the fast pass tells)
-    with a lone tie in each step (one compare of twelve must send it the exact way)."""
+    with a lone tie in each step (one compare of 24 must send it the exact way)."""
     from tests.compiler.ops.test_s8_dsp_qemu import firmware, run_firmware, uses
 
     scale, zero_point = 0.0392, -17
@@ -494,11 +495,13 @@ def test_quantize_linear_writing_nhwc_on_the_cortex_m4(shape, tmp_path):
     tame = np.where(np.isfinite(x) & (np.abs(x / np.float32(scale)) < 2**14), x,
                     np.float32(0))
     # Values spread over the range and beyond, with one tie (n + 1/2, n even, where rounding
-    # half up would be wrong) in each step of four pixels, at each of its twelve places in turn.
+    # half up would be wrong) in each step of eight pixels, in turn at each of the twelve
+    # places of its first four pixels and of its second four.
     spread = (np.random.default_rng(18).uniform(-200, 200, shape) * scale).astype(np.float32)
-    steps = np.arange(shape[2] * shape[3] // 4)
-    spread.reshape(channels, -1)[(steps // 4) % channels, 4 * steps + steps % 4] = (
-        (2 * (steps % 50) - 49.5) * scale)
+    eights = np.arange(shape[2] * shape[3] // 8)
+    place = eights // 2 % 12
+    spread.reshape(channels, -1)[place // 4 % channels, 8 * eights + 4 * (eights % 2)
+                                 + place % 4] = (2 * (eights % 50) - 49.5) * scale
     samples = [[x], [tame], [spread]]
     got = run_firmware(compiled, elf, samples, tmp_path / "run")
     for k, (sample,) in enumerate(samples):
