@@ -100,6 +100,7 @@ def measure(model: str, precision: str, board_name: str, folder: Path,
     layers = [{"index": layer.index, "name": layer.name, "op": layer.op,
                "kind": layer_kind(result.compiled.graph, kernels[layer.index], precision),
                "kernel": kernels[layer.index]["kernel"], "macs": layer.macs,
+               "skipped_macs": kernels[layer.index].get("skipped_macs", 0),
                "instructions": layer.instructions, "cycles": layer.cycles,
                "ram_cycles": layer.ram_cycles} for layer in report.layers]
     return {**row, "macs": report.total_macs, "instructions": report.total_instructions,
@@ -130,6 +131,7 @@ def main() -> None:
                        for board in [args.board, *also]}
                 runs.append(run)
                 print_row(run, args.board, also, header=len(runs) == 1)
+    print_skipped(runs, args.board)
     print()
     print_kinds(runs, args.board, also)
     if args.layers:
@@ -206,6 +208,21 @@ def rate(cycles: float | None, macs: int) -> str:
     if cycles is None:
         return "-"
     return f"{cycles / macs:.2f}" if macs else f"{cycles / 1e3:,.0f}k cyc"
+
+
+def print_skipped(runs: list[dict], board: str) -> None:
+    """Under the models' table, for each row whose kernels skip MACs (outputs known at
+    compile time, constant_channels.py): how many, and the cycles per MAC computed. The
+    tables' cycles per MAC count every MAC of the model, as the published figures do."""
+    for run in runs:
+        row = run[board]
+        skipped = sum(layer["skipped_macs"] for layer in row.get("layers", []))
+        if skipped and row.get("cycles") is not None:
+            computed = row["macs"] - skipped
+            print(f"  {row['model']} {label(row)}: {skipped:,} of its {row['macs']:,} MACs "
+                  f"({skipped / row['macs']:.1%}) are in output channels that are one value "
+                  f"whatever the input, not computed; {row['cycles'] / computed:.2f} cycles "
+                  f"per MAC computed", flush=True)
 
 
 def print_kinds(runs: list[dict], board: str, also: list[str]) -> None:

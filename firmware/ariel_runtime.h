@@ -350,6 +350,113 @@ ARIEL_INLINE int32_t ariel_quantize_4_fixed16(const float **x, float reciprocal6
     v[3] = d;
     return suspect;
 }
+/* ariel_quantize_4_fixed16 for three channel planes at once, where an int8 output interleaves
+ * them (NCHW floats to NHWC bytes, an RGB input): four or eight floats from each of *x0, *x1
+ * and *x2 (each advanced past them) become the bytes of four or eight pixels at y, a word
+ * store for four bytes where byte stores would take four. offset = 65536 (zero point + 128)
+ * + 32768 + ARIEL_QUANTIZE_WINDOW: v >> 16 is the output plus 128, exact on the same terms
+ * as there. PKHTB takes two values' upper halves into one register (bytes 0 and 2 of a word,
+ * or 1 and 3), USAT16 saturates both to 0..255 (their upper bytes zero), ORR with a shift of
+ * 8 packs the word and EOR takes 128 back off every byte. The near-half test is
+ * ariel_quantize_4_fixed16's, one chain of CMPs in IT blocks of four (nothing between them
+ * sets the flags); nonzero: the caller redoes the pixels the exact way (the words are stored
+ * either way). Eight pixels a step take one VLDM per plane and one branch where two steps
+ * of four take two. */
+#define ARIEL_QUANTIZE_MUL4(a, b, c, d)                                                       \
+    "vmul.f32 " a ", " a ", %[r]\n\tvmul.f32 " b ", " b ", %[r]\n\t"                         \
+    "vmul.f32 " c ", " c ", %[r]\n\tvmul.f32 " d ", " d ", %[r]\n\t"
+#define ARIEL_QUANTIZE_CVT4(a, b, c, d)                                                       \
+    "vcvtr.s32.f32 " a ", " a "\n\tvcvtr.s32.f32 " b ", " b "\n\t"                           \
+    "vcvtr.s32.f32 " c ", " c "\n\tvcvtr.s32.f32 " d ", " d "\n\t"
+/* The compare chain's start: the first step's CMP, or a later step's IT and CMPLO. */
+#define ARIEL_QUANTIZE_CHAIN_OPEN "cmp %[k], %[a], lsl #16\n\tittt lo\n\t"
+#define ARIEL_QUANTIZE_CHAIN_GO_ON "itttt lo\n\tcmplo %[k], %[a], lsl #16\n\t"
+/* Four pixels' twelve values in S registers, as pairs "sN, sN+1": pixels 0 and 1 of each
+ * channel (c0, c1, c2), then pixels 2 and 3 (c0n, c1n, c2n); the three words stored at y
+ * plus at0, at1, at2 bytes. */
+#define ARIEL_QUANTIZE_4X3_WORDS(open, c0, c1, c2, c0n, c1n, c2n, at0, at1, at2)             \
+    "vmov %[a], %[b], " c0 "\n\t"                                                             \
+    "vmov %[c], %[d], " c1 "\n\t"                                                             \
+    "vmov %[e], %[f], " c2 "\n\t"                                                             \
+    "qadd %[a], %[a], %[o]\n\tqadd %[b], %[b], %[o]\n\tqadd %[c], %[c], %[o]\n\t"            \
+    "qadd %[d], %[d], %[o]\n\tqadd %[e], %[e], %[o]\n\tqadd %[f], %[f], %[o]\n\t"            \
+    open                                                                                      \
+    "cmplo %[k], %[c], lsl #16\n\tcmplo %[k], %[e], lsl #16\n\tcmplo %[k], %[b], lsl #16\n\t" \
+    /* word 0: pixel 0's channels 0, 1, 2 and pixel 1's channel 0 */                          \
+    "pkhtb %[a], %[e], %[a], asr #16\n\tpkhtb %[c], %[b], %[c], asr #16\n\t"                 \
+    "usat16 %[a], #8, %[a]\n\tusat16 %[c], #8, %[c]\n\t"                                      \
+    "orr %[a], %[a], %[c], lsl #8\n\teor %[a], %[a], #0x80808080\n\t"                        \
+    "str %[a], [%[y], #" at0 "]\n\t"                                                          \
+    "vmov %[a], %[b], " c0n "\n\t"                                                            \
+    "vmov %[c], %[e], " c1n "\n\t"                                                            \
+    "qadd %[a], %[a], %[o]\n\tqadd %[b], %[b], %[o]\n\t"                                      \
+    "qadd %[c], %[c], %[o]\n\tqadd %[e], %[e], %[o]\n\t"                                      \
+    "itttt lo\n\tcmplo %[k], %[d], lsl #16\n\tcmplo %[k], %[f], lsl #16\n\t"                 \
+    "cmplo %[k], %[a], lsl #16\n\tcmplo %[k], %[c], lsl #16\n\t"                             \
+    /* word 1: pixel 1's channels 1, 2 and pixel 2's channels 0, 1 */                         \
+    "pkhtb %[d], %[a], %[d], asr #16\n\tpkhtb %[f], %[c], %[f], asr #16\n\t"                 \
+    "usat16 %[d], #8, %[d]\n\tusat16 %[f], #8, %[f]\n\t"                                      \
+    "orr %[d], %[d], %[f], lsl #8\n\teor %[d], %[d], #0x80808080\n\t"                        \
+    "str %[d], [%[y], #" at1 "]\n\t"                                                          \
+    "vmov %[a], %[c], " c2n "\n\t"                                                            \
+    "qadd %[a], %[a], %[o]\n\tqadd %[c], %[c], %[o]\n\t"                                      \
+    "itttt lo\n\tcmplo %[k], %[b], lsl #16\n\tcmplo %[k], %[e], lsl #16\n\t"                 \
+    "cmplo %[k], %[a], lsl #16\n\tcmplo %[k], %[c], lsl #16\n\t"                             \
+    /* word 2: pixel 2's channel 2 and pixel 3's channels 0, 1, 2 */                          \
+    "pkhtb %[a], %[e], %[a], asr #16\n\tpkhtb %[b], %[c], %[b], asr #16\n\t"                 \
+    "usat16 %[a], #8, %[a]\n\tusat16 %[b], #8, %[b]\n\t"                                      \
+    "orr %[a], %[a], %[b], lsl #8\n\teor %[a], %[a], #0x80808080\n\t"                        \
+    "str %[a], [%[y], #" at2 "]\n\t"
+/* The operands of both steps, `pixels` per plane. */
+#define ARIEL_QUANTIZE_PLANES_OPERANDS(pixels)                                                \
+    : [a] "=&r"(a), [b] "=&r"(b), [c] "=&r"(c), [d] "=&r"(d), [e] "=&r"(e), [f] "=&r"(f),   \
+      [p0] "+r"(p0), [p1] "+r"(p1), [p2] "+r"(p2), "=@cchs"(suspect),                        \
+      "=m"(*(int8_t(*)[3 * (pixels)])y)                                                      \
+    : [y] "r"(y), [r] "t"(reciprocal65536), [o] "r"(offset), [k] "r"(limit),                 \
+      "m"(*(const float(*)[pixels])p0), "m"(*(const float(*)[pixels])p1),                    \
+      "m"(*(const float(*)[pixels])p2)
+#define ARIEL_QUANTIZE_PLANES_STEP(name, pixels, code, ...)                                   \
+    ARIEL_INLINE int32_t name(const float **x0, const float **x1, const float **x2, int8_t *y, \
+                              float reciprocal65536, int32_t offset)                          \
+    {                                                                                         \
+        const float *p0 = *x0, *p1 = *x1, *p2 = *x2;                                          \
+        const int32_t limit = ARIEL_QUANTIZE_WINDOW * 2 * 65536 - 1;                          \
+        int32_t a, b, c, d, e, f, suspect;                                                    \
+        __asm__(code ARIEL_QUANTIZE_PLANES_OPERANDS(pixels) : __VA_ARGS__);                   \
+        *x0 = p0;                                                                             \
+        *x1 = p1;                                                                             \
+        *x2 = p2;                                                                             \
+        return suspect;                                                                       \
+    }
+ARIEL_QUANTIZE_PLANES_STEP(
+    ariel_quantize_4x3_fixed16, 4,
+    "vldmia %[p0]!, {s0-s3}\n\tvldmia %[p1]!, {s4-s7}\n\tvldmia %[p2]!, {s8-s11}\n\t"
+    ARIEL_QUANTIZE_MUL4("s0", "s1", "s2", "s3") ARIEL_QUANTIZE_MUL4("s4", "s5", "s6", "s7")
+    ARIEL_QUANTIZE_MUL4("s8", "s9", "s10", "s11")
+    ARIEL_QUANTIZE_CVT4("s0", "s1", "s2", "s3") ARIEL_QUANTIZE_CVT4("s4", "s5", "s6", "s7")
+    ARIEL_QUANTIZE_CVT4("s8", "s9", "s10", "s11")
+    ARIEL_QUANTIZE_4X3_WORDS(ARIEL_QUANTIZE_CHAIN_OPEN, "s0, s1", "s4, s5", "s8, s9",
+                             "s2, s3", "s6, s7", "s10, s11", "0", "4", "8"),
+    "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11")
+ARIEL_QUANTIZE_PLANES_STEP(
+    ariel_quantize_8x3_fixed16, 8,
+    "vldmia %[p0]!, {s0-s7}\n\tvldmia %[p1]!, {s8-s15}\n\tvldmia %[p2]!, {s16-s23}\n\t"
+    ARIEL_QUANTIZE_MUL4("s0", "s1", "s2", "s3") ARIEL_QUANTIZE_MUL4("s4", "s5", "s6", "s7")
+    ARIEL_QUANTIZE_MUL4("s8", "s9", "s10", "s11")
+    ARIEL_QUANTIZE_MUL4("s12", "s13", "s14", "s15")
+    ARIEL_QUANTIZE_MUL4("s16", "s17", "s18", "s19")
+    ARIEL_QUANTIZE_MUL4("s20", "s21", "s22", "s23")
+    ARIEL_QUANTIZE_CVT4("s0", "s1", "s2", "s3") ARIEL_QUANTIZE_CVT4("s4", "s5", "s6", "s7")
+    ARIEL_QUANTIZE_CVT4("s8", "s9", "s10", "s11")
+    ARIEL_QUANTIZE_CVT4("s12", "s13", "s14", "s15")
+    ARIEL_QUANTIZE_CVT4("s16", "s17", "s18", "s19")
+    ARIEL_QUANTIZE_CVT4("s20", "s21", "s22", "s23")
+    ARIEL_QUANTIZE_4X3_WORDS(ARIEL_QUANTIZE_CHAIN_OPEN, "s0, s1", "s8, s9", "s16, s17",
+                             "s2, s3", "s10, s11", "s18, s19", "0", "4", "8")
+    ARIEL_QUANTIZE_4X3_WORDS(ARIEL_QUANTIZE_CHAIN_GO_ON, "s4, s5", "s12, s13", "s20, s21",
+                             "s6, s7", "s14, s15", "s22, s23", "12", "16", "20"),
+    "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13",
+    "s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23")
 /* DequantizeLinear's step on FPU cores: the four 8-bit values of `word` as floats at *y on
  * (y is advanced past them), y[k] = (x[k] - zero point) * scale bit for bit as the plain
  * loop computes it. SXTAB or UXTAB (`extend`) adds each byte, extended, to -zero point: an

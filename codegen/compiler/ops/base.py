@@ -41,6 +41,9 @@ class Kernel:
     # `<fn>_<suffix>`) (a ConvTranspose's phases are Conv kernels). The template gets their
     # texts as `parts` and the argument list to pass them as `args`.
     parts: list[tuple[str, Kernel]] = field(default_factory=list)
+    # The node's MACs this kernel does not compute, their outputs known at compile time
+    # (constant_channels.py): benchmarks report them beside the model's MACs.
+    skipped_macs: int = 0
 
     def multiplicands(self) -> tuple[str, ...]:
         if self.multiplicand is None:

@@ -33,6 +33,7 @@ from codegen.compiler.ops.base import (
     unsupported,
 )
 from codegen.compiler.ops.common_shift import common_shift
+from codegen.compiler.ops.constant_channels import skipped_channels
 from codegen.compiler.ops.conv_pairs import (
     ICACHE_BYTES,
     MOST_CHANNELS,
@@ -243,10 +244,22 @@ class Conv(OpDef):
         win = self.geometry(node, x, w)
         geometry = self.geometry_context(node, x, w, grid)
         stage = product_stage(graph, node, x, w)
-        requant = requantizer(stage, names)
         zero_point = zero_point_of(x)
         rows = _ohwi(w.data).reshape(w.shape[0], -1)
         folding = fold_zero_point(rows, bias, zero_point)
+        depthwise = geometry["icg"] == 1 and geometry["ocg"] == 1 and geometry["ic"] % 4 == 0
+        plan = None if depthwise else paired_plan(node, graph, grid)
+        # Output channels that are one value whatever the input are not computed, in the
+        # kernels that write whole pixels' rows of channels (conv_s8, conv_direct_s8).
+        skipped = (skipped_channels(stage, rows, folding)
+                   if not depthwise and plan is None and grid is None
+                   and geometry["group"] == 1 else None)
+        if skipped is not None:
+            stage, rows = skipped.slice(stage, rows)
+            folding = fold_zero_point(rows, None if bias is None else bias[skipped.live],
+                                      zero_point)
+            geometry = {**geometry, "oc": skipped.live.size, "ocg": skipped.live.size}
+        requant = requantizer(stage, names)
         weights = dict(requant.weights)
         notes = [f"x {describe_quant(x)}; {folding.note}",
                  f"w {describe_quant(w)}",
@@ -255,13 +268,21 @@ class Conv(OpDef):
                  f"int32 accumulator, |acc| <= {self.accumulator_bound(node, graph)} "
                  f"(checked at compile time)",
                  win.describe()]
-        context = {**geometry, "notes": notes, "offset": folding.offset,
+        spread, skipped_macs = None, 0
+        if skipped is not None:
+            skipped_macs = (skipped.channels - skipped.live.size) * self.macs(node, graph) \
+                // skipped.channels
+            notes.insert(3, skipped.note())
+            weights.update(spread_from=skipped.sources(), spread_values=skipped.values)
+            spread = {"channels": skipped.channels, "sources": names.weight("spread_from"),
+                      "constants": names.weight("spread_values")}
+        context = {**geometry, "notes": notes, "offset": folding.offset, "spread": spread,
                    "widened": folding.widened,
                    "zero_point": zero_point, "requantize": requant.call,
                    "start": bias_reader(folding, names, weights), "w": names.weight("w")}
         taps = geometry["kh"] * geometry["kw"]
         k = taps * geometry["icg"]
-        if geometry["icg"] == 1 and geometry["ocg"] == 1 and geometry["ic"] % 4 == 0:
+        if depthwise:
             common = common_shift(stage, rows, folding)
             if common is not None:
                 # One shift for every channel: filters and bias scaled per channel.
@@ -321,7 +342,6 @@ class Conv(OpDef):
                 "weight widening); plain C: the same sums one product at a time.")
             return Kernel("kernels/conv_dw_s8.c.j2",
                           {**context, **rows_of_words, "notes": wrap_notes(notes)}, weights)
-        plan = paired_plan(node, graph, grid)
         if plan is not None:
             return self.lower_pairs(node, plan, context, notes, stage, folding, names)
         ocg = geometry["ocg"]
@@ -336,7 +356,7 @@ class Conv(OpDef):
                          f"would widen receptive fields of {k} values into {scratch} bytes of "
                          f"stack, over the {SCRATCH_BUDGET}-byte budget")
             return Kernel("kernels/conv_direct_s8.c.j2", {**context, "notes": wrap_notes(notes)},
-                          weights)
+                          weights, skipped_macs=skipped_macs)
         weights["w"] = packed
         notes[1] += (f"; w packed per group as filter pairs interleaved four weights at a "
                      f"time, each filter's {k} OHWI weights padded to {k4}")
@@ -440,7 +460,7 @@ class Conv(OpDef):
                        padded=reads_padding(win),
                        # A row of taps is one run of kw * icg values when they are neighbours.
                        row_runs=geometry["dw"] == 1 and geometry["group"] == 1)
-        return Kernel("kernels/conv_s8.c.j2", context, weights)
+        return Kernel("kernels/conv_s8.c.j2", context, weights, skipped_macs=skipped_macs)
 
     def lower_pairs(self, node: Node, plan: PairedPlan, context: dict, notes: list[str],
                     stage: OutputStage, folding: Folding, names: Names) -> Kernel:

@@ -140,7 +140,10 @@ class Runs:
     around the runs (`outer`, with the input's and the output's strides along them), how
     many groups of four and how many single values (the tail) a run holds, and the output
     step between its values (1 in the same memory order, the channel count where the
-    kernel also turns NCHW into NHWC)."""
+    kernel also turns NCHW into NHWC). Where that count is 3 (an RGB input) and the output
+    int8, the loop over the channels is taken out of `outer`: the pass reads the three
+    planes, `plane` floats apart, together, four pixels (twelve bytes, three words) a step
+    (ariel_quantize_4x3_fixed16); `planes` is 3 then, else 1."""
 
     outer: list[int]
     outer_in: list[int]
@@ -148,21 +151,29 @@ class Runs:
     groups: int
     tail: int
     step: int
+    planes: int = 1
+    plane: int = 0
 
 
-def contiguous_runs(bounds: list[int], in_strides: list[int],
-                    out_strides: list[int]) -> Runs | None:
+def contiguous_runs(bounds: list[int], in_strides: list[int], out_strides: list[int],
+                    interleave: bool = False) -> Runs | None:
     """The runs of the loop nest (bounds and strides in the output's memory order) along its
-    loop whose input stride is 1, or None where no run holds four values."""
+    loop whose input stride is 1, or None where no run holds four values; with `interleave`
+    (an int8 output), three channel planes written a pixel's bytes apart go together."""
     if 1 not in in_strides:
         return None
     inner = in_strides.index(1)
     if bounds[inner] < 4:
         return None
     others = [k for k in range(len(bounds)) if k != inner]
+    step = out_strides[inner]
+    channels = [k for k in others
+                if interleave and bounds[k] == step == 3 and out_strides[k] == 1]
+    planes, plane = (3, in_strides[channels[0]]) if channels else (1, 0)
+    others = [k for k in others if k not in channels[:1]]
     return Runs([bounds[k] for k in others], [in_strides[k] for k in others],
                 [out_strides[k] for k in others], bounds[inner] // 4, bounds[inner] % 4,
-                out_strides[inner])
+                step, planes, plane)
 
 
 class QuantLinear(OpDef):
@@ -262,7 +273,8 @@ class QuantizeLinear(QuantLinear):
         reciprocal = scaled_reciprocal(params.scale, 4096) if info.bits == 8 else None
         context["reciprocal4096"] = None if reciprocal is None else c_float(reciprocal)
         fast = scaled_reciprocal(params.scale, 65536) if reciprocal is not None else None
-        runs = None if fast is None else contiguous_runs(bounds, in_strides, out_strides)
+        runs = None if fast is None else contiguous_runs(bounds, in_strides, out_strides,
+                                                         interleave=y.dtype == "int8")
         context["reciprocal65536"] = None if runs is None else c_float(fast)
         context["runs"] = runs
         return Kernel("kernels/quantize_linear.c.j2", context)

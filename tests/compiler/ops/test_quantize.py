@@ -465,15 +465,21 @@ def tie_values(scale: float, zero_point: int, dtype, size: int) -> np.ndarray:
 
 
 @pytest.mark.qemu
-@pytest.mark.parametrize("shape", [(1, 3, 41, 49), (1, 2, 1, 3)])
+@pytest.mark.parametrize("shape", [(1, 3, 41, 49), (1, 3, 1, 4), (1, 3, 2, 3), (1, 3, 1, 8),
+                                   (1, 3, 3, 5), (1, 2, 1, 3)])
 def test_quantize_linear_writing_nhwc_on_the_cortex_m4(shape, tmp_path):
     """The int8 build's input QuantizeLinear turning an NCHW float input into NHWC, as VWW's
-    and ResNet-8's does. On the Cortex-M4F its fast pass reads each channel four floats at a
-    time (a run of 2009: 502 groups and one left over; a run of 3: no group) and writes them
-    a channel count apart. A 1x1 Conv with identity weights and the input's own scales passes
-    the quantized values through, so the output equals the reference bit for bit only where
-    the quantization does: on ties, near-ties, saturation edges, infinities and NaN, and on
-    the same values without those the fast pass cannot take (then it runs alone)."""
+    and ResNet-8's does. On the Cortex-M4F its fast pass reads the three channels of an RGB
+    input eight floats each at a time, then four, and writes the pixels' bytes as words
+    (runs of 2009: 251 steps of eight and one pixel left over; of 4: one step of four; of 6:
+    one of four and two pixels left over, one value at a time; of 8: one of eight; of 15:
+    one of each and three pixels left over); two channels' runs of 3 hold no step. A 1x1
+    Conv with identity weights and the input's own scales passes the quantized values
+    through, so the output equals the reference bit for bit only where the quantization
+    does: on ties, near-ties, saturation edges, infinities and NaN (steps redone
+    the exact way), on the same values without those the fast pass cannot take (then it runs
+    alone), and on values spread over the range and beyond it (steps the fast pass tells)
+    with a lone tie in each step (one compare of 24 must send it the exact way)."""
     from tests.compiler.ops.test_s8_dsp_qemu import firmware, run_firmware, uses
 
     scale, zero_point = 0.0392, -17
@@ -488,7 +494,15 @@ def test_quantize_linear_writing_nhwc_on_the_cortex_m4(shape, tmp_path):
     x = tie_values(scale, zero_point, np.int8, int(np.prod(shape))).reshape(shape)
     tame = np.where(np.isfinite(x) & (np.abs(x / np.float32(scale)) < 2**14), x,
                     np.float32(0))
-    samples = [[x], [tame]]
+    # Values spread over the range and beyond, with one tie (n + 1/2, n even, where rounding
+    # half up would be wrong) in each step of eight pixels, in turn at each of the twelve
+    # places of its first four pixels and of its second four.
+    spread = (np.random.default_rng(18).uniform(-200, 200, shape) * scale).astype(np.float32)
+    eights = np.arange(shape[2] * shape[3] // 8)
+    place = eights // 2 % 12
+    spread.reshape(channels, -1)[place // 4 % channels, 8 * eights + 4 * (eights % 2)
+                                 + place % 4] = (2 * (eights % 50) - 49.5) * scale
+    samples = [[x], [tame], [spread]]
     got = run_firmware(compiled, elf, samples, tmp_path / "run")
     for k, (sample,) in enumerate(samples):
         want = run_graph(compiled.graph, [sample])[0]
@@ -518,18 +532,23 @@ def test_dequantize_linear_on_the_cortex_m4(dtype, scale, zero_point, tmp_path):
     assert uses(elf, "sxtab" if dtype == np.int8 else "uxtab") and uses(elf, "vstmia")
 
 
-@pytest.mark.parametrize("bounds,in_strides,out_strides,want", [
-    # VWW's input: NCHW floats to NHWC int8, a run per channel plane, a channel count apart.
-    ([9216, 3], [1, 9216], [3, 1], Runs([3], [9216], [1], 2304, 0, 3)),
-    ([640], [1], [1], Runs([], [], [], 160, 0, 1)),
-    ([35, 3], [1, 35], [3, 1], Runs([3], [35], [1], 8, 3, 3)),
-    ([3, 35], [1, 3], [35, 1], None),  # runs of 3: the scalar pass
-    ([4, 5], [7, 20], [5, 1], None),  # no contiguous input
+@pytest.mark.parametrize("bounds,in_strides,out_strides,interleave,want", [
+    # VWW's input: NCHW floats to NHWC, a run per channel plane, a channel count apart; for
+    # an int8 output the three planes go together.
+    ([9216, 3], [1, 9216], [3, 1], False, Runs([3], [9216], [1], 2304, 0, 3)),
+    ([9216, 3], [1, 9216], [3, 1], True, Runs([], [], [], 2304, 0, 3, 3, 9216)),
+    ([2, 35, 3], [105, 1, 35], [105, 3, 1], True, Runs([2], [105], [105], 8, 3, 3, 3, 35)),
+    ([640], [1], [1], True, Runs([], [], [], 160, 0, 1)),
+    ([35, 3], [1, 35], [3, 1], False, Runs([3], [35], [1], 8, 3, 3)),
+    ([35, 2], [1, 35], [2, 1], True, Runs([2], [35], [1], 8, 3, 2)),  # two planes: apart
+    ([3, 35], [1, 3], [35, 1], True, None),  # runs of 3: the scalar pass
+    ([4, 5], [7, 20], [5, 1], True, None),  # no contiguous input
 ])
-def test_contiguous_runs(bounds, in_strides, out_strides, want):
+def test_contiguous_runs(bounds, in_strides, out_strides, interleave, want):
     """The fast pass's plan: the loop whose input stride is 1 becomes the run, the others
-    stay around it with both strides, in the output's order."""
-    assert contiguous_runs(bounds, in_strides, out_strides) == want
+    stay around it with both strides, in the output's order, but for three channels of an
+    int8 output that the pass writes together."""
+    assert contiguous_runs(bounds, in_strides, out_strides, interleave) == want
 
 
 def test_relayout_of_the_quantized_input_is_folded(tmp_path):

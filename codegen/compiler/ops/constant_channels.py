@@ -1,0 +1,96 @@
+"""Output channels of an int8 convolution whose result cannot depend on the input: found at
+compile time, not computed, their value written.
+
+Models trained with channels that died, or pruned by zeroing filters, keep them: VWW
+MobileNet's float filters in its last 1x1 layers are about 1e-30 in 1,030 of 1,568 output
+channels (234 of 256 in the last). Quantized, such a channel's weight scale is tiny and its
+int8 output is one value whatever the input, yet a kernel would spend the layer's full share
+of MACs on it.
+
+Whether a channel is constant is decided exactly: the accumulator is the bias plus products
+of the weights with inputs in a known range (int8, plus the kernel's offset), so it lies
+between two bounds, and the output stage is monotonic in the accumulator (for either sign of
+the multiplier). Where both bounds give the same output, every input gives it. The kernel then
+computes only the other channels, each pixel's outputs packed at the start of its row, and
+spreads them to their places afterwards with the constants between them (conv_s8.c.j2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from codegen.compiler.ops.inner_product import Folding
+from codegen.compiler.quant.fixedpoint import requantize
+from codegen.compiler.quant.output_stage import OutputStage
+
+# Skipped where the MACs saved per pixel (constant channels times the filter length) are at
+# least this many times the bytes the spreading writes per pixel (every channel, a few cycles
+# each), against one or two cycles per MAC saved.
+MACS_PER_SPREAD_BYTE = 16
+
+
+@dataclass(frozen=True)
+class ConstantChannels:
+    """The channels a kernel computes (`live`, in order) and every channel's constant output
+    (0 for the live ones)."""
+
+    live: np.ndarray  # int64 channel indices
+    values: np.ndarray  # int8 per channel
+
+    @property
+    def channels(self) -> int:
+        return self.values.size
+
+    def sources(self) -> np.ndarray:
+        """Per channel, its place among the computed ones, or -1 for a constant one: the
+        spreading's table."""
+        table = np.full(self.channels, -1, np.int16)
+        table[self.live] = np.arange(self.live.size)
+        return table
+
+    def slice(self, stage: OutputStage, rows: np.ndarray) -> tuple[OutputStage, np.ndarray]:
+        """The stage and filters ([N, K]) of the computed channels alone."""
+        if stage.multipliers.size > 1:
+            stage = replace(stage, multipliers=stage.multipliers.reshape(-1)[self.live],
+                            shifts=stage.shifts.reshape(-1)[self.live])
+        return stage, rows[self.live]
+
+    def note(self) -> str:
+        """The kernel comment's line on what is skipped and why."""
+        constant = np.setdiff1d(np.arange(self.channels), self.live)
+        listed = ", ".join(str(c) for c in constant[:8]) + (", ..." if constant.size > 8 else "")
+        return (f"{constant.size} of {self.channels} output channels ({listed}) give one output "
+                f"whatever the input (checked at compile time over the accumulator's range: "
+                f"their weight scales make every sum round to the same value), so they are not "
+                f"computed: the kernel computes the other {self.live.size}, packed at the start "
+                f"of each pixel's row, then spreads each row to its places with the constants "
+                f"between them (spread_from, spread_values)")
+
+
+def constant_outputs(stage: OutputStage, rows: np.ndarray, folding: Folding) -> np.ndarray:
+    """Per output channel (rows: [N, K] filters), its int8 output where it is the same for
+    every input, else -1000."""
+    weights = rows.astype(np.int64)
+    low_x, high_x = -128 + folding.offset, 127 + folding.offset
+    bias = folding.bias.astype(np.int64)
+    least = bias + np.minimum(weights * low_x, weights * high_x).sum(axis=1)
+    most = bias + np.maximum(weights * low_x, weights * high_x).sum(axis=1)
+    multipliers = np.broadcast_to(stage.multipliers.reshape(-1).astype(np.int64), bias.shape)
+    shifts = np.broadcast_to(stage.shifts.reshape(-1).astype(np.int64), bias.shape)
+    lows, highs = (requantize(bound, multipliers, shifts, stage.zero_point, stage.low,
+                              stage.high) for bound in (least, most))
+    return np.where(lows == highs, lows, -1000)
+
+
+def skipped_channels(stage: OutputStage, rows: np.ndarray, folding: Folding
+                     ) -> ConstantChannels | None:
+    """The layer's constant channels where skipping them pays (MACS_PER_SPREAD_BYTE), else
+    None; never every channel (a kernel with no filter is not worth a path of its own)."""
+    outputs = constant_outputs(stage, rows, folding)
+    constant = outputs != -1000
+    channels, k = rows.shape
+    if constant.all() or constant.sum() * k < MACS_PER_SPREAD_BYTE * channels:
+        return None
+    values = np.where(constant, outputs, 0).astype(np.int8)
+    return ConstantChannels(np.flatnonzero(~constant), values)
