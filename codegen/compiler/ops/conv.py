@@ -273,8 +273,8 @@ class Conv(OpDef):
             skipped_macs = (skipped.channels - skipped.live.size) * self.macs(node, graph) \
                 // skipped.channels
             notes.insert(3, skipped.note())
-            weights.update(spread_from=skipped.sources(), spread_values=skipped.values)
-            spread = {"channels": skipped.channels, "sources": names.weight("spread_from"),
+            weights.update(spread_to=skipped.places(), spread_values=skipped.values)
+            spread = {"channels": skipped.channels, "places": names.weight("spread_to"),
                       "constants": names.weight("spread_values")}
         context = {**geometry, "notes": notes, "offset": folding.offset, "spread": spread,
                    "widened": folding.widened,

@@ -77,7 +77,7 @@ def test_constant_channels_are_not_computed(case, tmp_path):
     skipped = len(dead) + len(low) + len(high)
     assert (f"{skipped} of {channels} output channels" in words
             and "so they are not computed" in words)
-    assert "spread_from" in source
+    assert "spread_to" in source
     outputs = check_int8(compiled, samples(rng, x_shape), tmp_path, f"constant channels {case}",
                          model=model)
     # (the skipped channels really are one value each, over every input tried)
@@ -90,7 +90,7 @@ def test_constant_channels_on_a_cortex_m4_in_qemu(tmp_path):
     x_shape, channels, kernel, pads, dead, low, high = CASES["3x3_two_images_odd_count"]
     model = conv_model(rng, x_shape, channels, kernel, pads, dead, low, high)
     compiled = compile_onnx_int8(model, None, io="int8")
-    assert "spread_from" in compiled.files["m.c"]
+    assert "spread_to" in compiled.files["m.c"]
     check_on_cortex_m4(compiled, samples(rng, x_shape)[:2], tmp_path)
 
 
