@@ -350,7 +350,8 @@ class Conv(OpDef):
         staged = geometry["icg"] % 4 != 0
         scratch = 4 * k4 + (k4 if staged else 0)
         if scratch > SCRATCH_BUDGET:
-            weights["w"] = _ohwi(w.data)
+            # (the filters of the channels computed: `rows`, one OHWI filter a row)
+            weights["w"] = rows.astype(np.int8).reshape(len(rows), *_ohwi(w.data).shape[1:])
             notes[1] += "; w OHWI"
             notes.append(f"path: plain C on every core, one output at a time: the DSP path "
                          f"would widen receptive fields of {k} values into {scratch} bytes of "

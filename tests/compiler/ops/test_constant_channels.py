@@ -2,9 +2,10 @@
 (constant_channels.py): hand-built QLinearConv models with dead filters (weight scales a
 million times below the others', their bias near int32's limit as converters leave them) and
 channels that saturate whatever the input, 1x1 and 3x3, one image and two, an odd count of
-computed channels. The host C, plain and with the DSP path on ariel_runtime.h's C twins,
-equals ariel's integer reference (which runs the model's own filters) bit for bit and ONNX
-Runtime within one unit; one shape runs on a Cortex-M4 in QEMU."""
+computed channels, filters long enough for the plain kernel. The host C, plain and with the
+DSP path on ariel_runtime.h's C twins, equals ariel's integer reference (which runs the
+model's own filters) bit for bit and ONNX Runtime within one unit; one shape runs on a
+Cortex-M4 in QEMU."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ CASES = {
     "1x1": ((1, 64, 5, 4), 24, (1, 1), (0, 0, 0, 0), [1, 2, 3, 7, 11, 12, 20, 23], [5], [6]),
     "3x3_two_images_odd_count": ((2, 16, 6, 5), 12, (3, 3), (1, 1, 1, 1),
                                  [0, 2, 3, 8, 9, 10], [11], []),
+    # Filters of 1,152 values: the plain kernel (conv_direct_s8) on every core.
+    "3x3_direct_long_filters": ((1, 128, 3, 3), 8, (3, 3), (1, 1, 1, 1), [1, 4, 6], [], [7]),
 }
 
 
@@ -78,6 +81,8 @@ def test_constant_channels_are_not_computed(case, tmp_path):
     assert (f"{skipped} of {channels} output channels" in words
             and "so they are not computed" in words)
     assert "spread_to" in source
+    assert ("conv_direct_s8" in [k["kernel"] for k in compiled.info.kernels]) == (
+        case == "3x3_direct_long_filters")
     outputs = check_int8(compiled, samples(rng, x_shape), tmp_path, f"constant channels {case}",
                          model=model)
     # (the skipped channels really are one value each, over every input tried)
