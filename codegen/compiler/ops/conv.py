@@ -38,13 +38,18 @@ from codegen.compiler.ops.conv_pairs import (
     ICACHE_BYTES,
     MOST_CHANNELS,
     MOST_WORDS,
+    BufferLayout,
     PairedTaps,
+    buffer_runs,
     buffer_width,
     flash_order,
     four_filters,
     load_steps,
+    one_row_layout,
     pair_taps,
+    slot_runs,
     sxtb16_call,
+    two_row_layout,
 )
 from codegen.compiler.ops.depthwise_rows import describe as describe_rows
 from codegen.compiler.ops.depthwise_rows import oriented, pack_rows_filters, rows_path
@@ -494,14 +499,26 @@ class Conv(OpDef):
         nwords = len(paired.words)
         filter_words = len(weights["w"]) // 2
         on_stack = node.room < -(-g["oc"] // 2)
-        buffers = []
-        for b in paired.buffers:
+        buffers = [{"describe": b.describe()} for b in paired.buffers]
+        layout = plan.layout
+        runs = []
+        for run in slot_runs(buffer_runs(paired.buffers), layout.slots):
+            b = paired.buffers[run.first]
             lo = min(g["pad_left"], width)
             hi = max(lo, min(width, g["iw"] + g["pad_left"] - b.shift))
-            buffers.append({
-                "describe": b.describe(),
-                "bottom_y": c_add(f"oy * {g['sh']}", b.rows[0] * g["dh"] - g["pad_top"]),
-                "top_y": c_add(f"oy * {g['sh']}", b.rows[1] * g["dh"] - g["pad_top"]),
+            # Buffer run.first + k, k from 0 to run.count, its rows k * run.step further on.
+            oy = f"oy * {g['sh']}" + (c_add(" + k", 0) if run.step * g["dh"] == 1 else
+                                      f" + k * {run.step * g['dh']}") * (run.count > 1)
+            runs.append({
+                "describe": "; ".join(item["describe"] for item in
+                                      buffers[run.first:run.first + run.count]),
+                "count": run.count, "slot": layout.slots[run.first] * width,
+                "slot_step": (layout.slots[run.first + 1] - layout.slots[run.first]) * width
+                if run.count > 1 else 0,
+                # The second row's first buffers of the shared run are the first row's last.
+                "reused": run.first == layout.shared,
+                "bottom_y": c_add(oy, b.rows[0] * g["dh"] - g["pad_top"]),
+                "top_y": c_add(oy, b.rows[1] * g["dh"] - g["pad_top"]),
                 "bottom_c": b.channels[0], "top_c": b.channels[1], "shift": b.shift,
                 "bottom_x": c_add("j", -g["pad_left"]), "top_x": c_add("ix", b.shift),
                 "bottom_j": c_add("j", -g["pad_left"]),
@@ -549,17 +566,28 @@ class Conv(OpDef):
                           "both rows' pixels, so that the code of each, which evict each other "
                           f"from a {ICACHE_BYTES}-byte instruction cache, runs twice in a row"
                           + (" (the last row alone)" if g["oh"] % 2 else "")
+                          + (f"; the second row's buffers lie {layout.apart * width} words "
+                             "after the first's, so that its first "
+                             f"{layout.reused} of buffers {layout.shared} on are the first "
+                             "row's last (the same input rows), built once"
+                             if layout.reused else "")
                           + "; plain C one at a time, where the second row's pointers would "
                           "cost registers.")
+        if any(run["count"] > 1 for run in runs):
+            notes[-1] += (" Buffers alike but for their rows are built by one loop, its code "
+                          "once.")
         elif g["oh"] >= 2:
             notes[-1] += (" One output row at a time: two rows' buffers would pass the "
                           f"{FILTER_STACK_BUDGET}-byte stack budget.")
-        words = [(k * width + kx * g["dw"], i) for i, (k, kx) in enumerate(paired.words)]
+        words = [(layout.slots[k] * width + kx * g["dw"], i)
+                 for i, (k, kx) in enumerate(paired.words)]
         context.update(
-            notes=wrap_notes(notes), buffers=buffers, width=width, words=words, nwords=nwords,
+            notes=wrap_notes(notes), buffers=buffers, runs=runs, width=width, words=words,
+            nwords=nwords,
             loads=load_steps(words, g["sw"]),
             filter_words=filter_words, on_stack=on_stack, unroll_rows=unroll_rows,
-            together=plan.together,
+            together=plan.together, apart=layout.apart * width, reused=layout.reused,
+            one_row_words=(max(layout.slots) + 1) * width, two_row_words=layout.total * width,
             quads=four_filters(g["oc"], nwords),
             pad16=g["zero_point"] + g["offset"],
             plus_offset=c_add("", g["offset"]), unused_scratch=on_stack and node.room > 0,
@@ -607,11 +635,13 @@ FILTER_STACK_BUDGET = 6144
 @dataclass(frozen=True)
 class PairedPlan:
     """An int8 Conv that takes the paired-taps kernel: its pairs, row buffers' width and
-    how many output rows' buffers it builds at a time (`together`, 1 or 2)."""
+    how many output rows' buffers it builds at a time (`together`, 1 or 2) and where they
+    lie."""
 
     paired: PairedTaps
     width: int
     together: int
+    layout: BufferLayout
 
 
 def paired_plan(node: Node, graph: Graph, grid: OutputGrid | None = None
@@ -629,21 +659,29 @@ def paired_plan(node: Node, graph: Graph, grid: OutputGrid | None = None
     words = len(paired.words)
     width = buffer_width(win.out_hw[1], win.strides[1], win.kernel[1], win.dilations[1])
     filter_bytes = 4 * (w.shape[0] * words + (w.shape[0] * words) % 2)
-    stack = 4 * len(paired.buffers) * width + win.in_hw[1] * x.shape[1] + filter_bytes
-    # The DSP loop's loads take byte offsets of at most 4095 (LDR's immediate).
-    farthest = 4 * max(k * width + kx * win.dilations[1] for k, kx in paired.words)
-    if (words > MOST_WORDS or stack > FILTER_STACK_BUDGET
-            or farthest + 4 * win.strides[1] > 4095):
-        return None
+    rest = win.in_hw[1] * x.shape[1] + filter_bytes
     # Two output rows' buffers at a time where their stack fits too: the code that builds
     # the buffers and the pixel loop's evict each other from NUCLEO-L4R5ZI's 1 KiB
     # instruction cache; run twice in a row each, they miss half as often (estimated cycles,
     # first layers: VWW 790,450 -> 767,182, ResNet-8 608,744 -> 599,201, KWS 523,985 ->
     # 515,020). The DSP path only (ARIEL_DSP in the kernel): on a Cortex-M0+ the second row's
-    # pointers cost registers, KWS's first layer 3.61 M -> 4.02 M cycles.
-    together = 2 if (win.out_hw[0] >= 2 and stack + 4 * len(paired.buffers) * width
-                     <= FILTER_STACK_BUDGET) else 1
-    return PairedPlan(paired, width, together)
+    # pointers cost registers, KWS's first layer 3.61 M -> 4.02 M cycles. The second row's
+    # buffers that hold the first row's input rows are laid over them (two_row_layout) and
+    # built once: VWW 767,182 -> 752,613 (one of ten buffers, with the buffers alike built
+    # by one loop), ResNet-8 599,201 -> 593,476 (two of ten), KWS 515,020 -> 511,568.
+    layout, together = one_row_layout(len(paired.buffers)), 1
+    if win.out_hw[0] >= 2:
+        two = two_row_layout(paired.buffers, win.strides[0], win.dilations[0])
+        if 4 * two.total * width + rest <= FILTER_STACK_BUDGET:
+            layout, together = two, 2
+    stack = 4 * (max(layout.slots) + 1) * width + rest
+    # The DSP loop's loads take byte offsets of at most 4095 (LDR's immediate).
+    farthest = 4 * max(layout.slots[k] * width + kx * win.dilations[1]
+                       for k, kx in paired.words)
+    if (words > MOST_WORDS or stack > FILTER_STACK_BUDGET
+            or farthest + 4 * win.strides[1] > 4095):
+        return None
+    return PairedPlan(paired, width, together, layout)
 
 
 def four_pixels(node: Node, graph: Graph, k4: int, staged: bool, pixels: int,

@@ -103,6 +103,99 @@ def pair_taps(ohwi: np.ndarray, dilation_w: int) -> PairedTaps:
     return PairedTaps(tuple(buffers), tuple(words), weights)
 
 
+@dataclass(frozen=True)
+class BufferRun:
+    """Buffers `first` to `first + count - 1`, alike but for their rows, each `step` kernel
+    rows below the one before: the kernel builds them by one loop, its code once."""
+
+    first: int
+    count: int
+    step: int
+
+
+def buffer_runs(buffers: tuple[PairRow, ...]) -> list[BufferRun]:
+    """The buffers in runs of consecutive ones that differ only in their rows, by the same
+    step (VWW's rows 0, 1 and 2 of channels 0 and 2; KWS's rows (0, 1), (2, 3) ... (8, 9)):
+    the code that builds them is the cache's to keep, and one loop over a run is a third of
+    three copies."""
+    runs: list[BufferRun] = []
+    for i, b in enumerate(buffers):
+        if runs:
+            run = runs[-1]
+            before = buffers[i - 1]
+            step = b.rows[0] - before.rows[0]
+            if (run.first + run.count == i and b.channels == before.channels
+                    and b.shift == before.shift and step > 0
+                    and b.rows[1] - b.rows[0] == before.rows[1] - before.rows[0]
+                    and (run.count == 1 or step == run.step)):
+                runs[-1] = BufferRun(run.first, run.count + 1, step)
+                continue
+        runs.append(BufferRun(i, 1, 0))
+    return runs
+
+
+@dataclass(frozen=True)
+class BufferLayout:
+    """Where the buffers lie, in buffer widths: the first row's buffer k at `slots[k]`, the
+    second row's (two rows at a time) `apart` further on. `shared`: the run whose first
+    `reused` buffers of the second row are the first row's last ones (input rows both read),
+    built once; None where no run is. `total`: the widths both rows take."""
+
+    slots: tuple[int, ...]
+    apart: int
+    total: int
+    shared: int | None = None  # the run's first buffer
+    reused: int = 0
+
+
+def one_row_layout(count: int) -> BufferLayout:
+    """The buffers side by side, a second row's after the first's: nothing shared."""
+    return BufferLayout(tuple(range(count)), count, 2 * count)
+
+
+def two_row_layout(buffers: tuple[PairRow, ...], stride_h: int, dilation_h: int
+                   ) -> BufferLayout:
+    """The layout for two output rows at a time where a run of buffers (buffer_runs) repeats
+    `stride_h` input rows further on: the second row's buffer k of the run is the first
+    row's k + m (m = stride_h over the run's step), so the run lies first, the second row's
+    m widths after the first's, and its first count - m buffers are the first row's last:
+    VWW's rows 0, 1, 2 (stride 2) share row 2, ResNet-8's (stride 1) rows 1 and 2. The
+    other buffers alternate between the rows, m widths each, so that the second row's lie
+    `m` widths after the first's too. Without such a run, one_row_layout."""
+    best = None
+    for run in buffer_runs(buffers):
+        rows = run.step * dilation_h
+        if run.count > 1 and stride_h % rows == 0 and stride_h // rows < run.count:
+            if best is None or run.count - stride_h // rows > best[2]:
+                best = (run, run.count - stride_h // rows)
+    if best is None:
+        return one_row_layout(len(buffers))
+    run, reused = best
+    apart = run.count - reused
+    slots = [0] * len(buffers)
+    others = [k for k in range(len(buffers)) if not run.first <= k < run.first + run.count]
+    for k in range(run.count):
+        slots[run.first + k] = k
+    for i, k in enumerate(others):
+        slots[k] = run.count + apart + i // apart * 2 * apart + i % apart
+    return BufferLayout(tuple(slots), apart, max(slots) + apart + 1, run.first, reused)
+
+
+def slot_runs(runs: list[BufferRun], slots: tuple[int, ...]) -> list[BufferRun]:
+    """The runs split where their buffers' slots stop being evenly spaced (the kernel's loop
+    over a run steps by one distance)."""
+    split: list[BufferRun] = []
+    for run in runs:
+        first = run.first
+        for k in range(run.first + 1, run.first + run.count + 1):
+            end = k == run.first + run.count
+            spacing = slots[first + 1] - slots[first] if k - first >= 2 else None
+            if end or (spacing is not None and slots[k] - slots[k - 1] != spacing):
+                split.append(BufferRun(first, k - first, run.step if k - first > 1 else 0))
+                first = k
+    return split
+
+
 def flash_order(weights: np.ndarray) -> np.ndarray:
     """The weight pairs [oc, words, 2] as int8 bytes in the order ariel_widen_pairs_s8 reads
     them: each two consecutive words (w0 = (a0, b0), w1 = (a1, b1)) of the filters laid end

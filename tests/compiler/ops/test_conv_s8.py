@@ -17,7 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from codegen.compiler.compile import compile_graph
 from codegen.compiler.frontend import ModelSource, to_graph
-from codegen.compiler.ops.conv_pairs import load_steps
+from codegen.compiler.ops.conv_pairs import load_steps, pair_taps, two_row_layout
 from codegen.compiler.quant.lower import expose_int8_io, lower_quantized
 from codegen.compiler.quant.output_stage import clamp_range
 from codegen.compiler.reference import run_graph
@@ -152,6 +152,15 @@ CASES = {
     # Two output rows at a time on a DSP core (above: odd heights, the last row alone, and
     # even ones) unless two rows' buffers would pass the stack budget: 500 columns.
     "pairs_one_row_at_a_time": dict(x=(1, 1, 4, 500), w=(2, 1, 3, 3)),
+    # Two rows whose buffers share a run (two_row_layout): 5x5 at stride 3 (rows 3 and 4 of
+    # the first row are rows 0 and 1 of the second; the other buffers in blocks of three),
+    # height dilated 2 at stride 2 (rows 1 and 2 are the next row's 0 and 1); none where the
+    # stride is no multiple of the run's step (rows (0, 1), (2, 3) at stride 3).
+    "pairs_3ch_5x5_stride3": dict(x=(1, 3, 17, 11), w=(4, 3, 5, 5), strides=[3, 3],
+                                  pads=[1, 1, 1, 1]),
+    "pairs_2ch_dilation_2x1": dict(x=(1, 2, 13, 6), w=(3, 2, 3, 3), strides=[2, 1],
+                                   dilations=[2, 1], pads=[0, 1, 0, 1]),
+    "pairs_1ch_stride3_no_share": dict(x=(1, 1, 12, 7), w=(3, 1, 4, 3), strides=[3, 1]),
     # One filter a thousand times smaller than the others: its shift is 10 above theirs, so
     # scaling the others to share it would leave int16 and the kernel keeps one shift per
     # channel (ariel_requantize_hi); every other pairs case shares one.
@@ -180,6 +189,12 @@ FOUR_FILTER_CASES = {"3x3_pad1", "strides_2x1", "conv1d", "odd_pixels_and_filter
                      "pairs_1ch_3x3_pad1", "pairs_1ch_stride2_asym", "pairs_3ch_stride2_same",
                      "pairs_3ch_dilation_1x2", "pairs_2ch_seven_filters",
                      "pairs_3ch_shift_per_channel"}
+
+# Whether the second of two rows takes some of its buffers from the first (two_row_layout).
+SHARED_BUFFERS = {"3x3_pad1": True, "pairs_3ch_stride2_same": True, "pairs_1ch_kws_10x4": True,
+                  "pairs_3ch_5x5_stride3": True, "pairs_2ch_dilation_2x1": True,
+                  "dilation": False, "pairs_1ch_3x3_pad1": False,
+                  "pairs_1ch_stride3_no_share": False}
 
 
 def conv_model(rng: np.random.Generator, spec: dict) -> tuple[onnx.ModelProto, tuple]:
@@ -227,6 +242,8 @@ def test_conv_s8(case, tmp_path):
         # budget.
         assert ("ROWS_AT_ONCE" in compiled.files["m.c"]) == (
             len(spec["x"]) == 4 and case != "pairs_one_row_at_a_time")
+        if case in SHARED_BUFFERS:
+            assert ("int32_t reused" in compiled.files["m.c"]) == SHARED_BUFFERS[case]
     if case in ("pairs_1ch_3x3_pad1", "pairs_2ch_5x5_odd"):
         # The filters widened into the room the plan grants, and onto the stack.
         assert ("(int32_t *)scratch;" in compiled.files["m.c"]) == (case == "pairs_1ch_3x3_pad1")
@@ -408,3 +425,29 @@ def test_pairs_load_steps_load_each_word_once_per_pixel(stride):
     assert not steps[0].reused
     reused = sum(s.reused for s in steps)
     assert reused == {1: 8, 2: 5, 3: 0}[stride]
+
+
+@pytest.mark.parametrize("ohwi, stride_h, dilation_h", [
+    ((8, 3, 3, 3), 2, 1), ((16, 3, 3, 3), 1, 1), ((6, 10, 4, 1), 2, 1), ((4, 5, 5, 3), 3, 1),
+    ((4, 5, 5, 2), 1, 1), ((4, 4, 3, 1), 3, 1), ((4, 3, 3, 2), 2, 2), ((4, 7, 3, 3), 1, 1),
+    ((4, 3, 3, 1), 1, 1)])
+def test_two_row_layout_shares_only_equal_buffers(ohwi, stride_h, dilation_h):
+    """The second row's buffers, `apart` widths on, land on none of the first row's, except
+    each of the `reused` that lands on the one holding the same input rows, channels and
+    shift; all of them within `total` widths."""
+    buffers = pair_taps(np.zeros(ohwi, np.int8), 1).buffers
+    layout = two_row_layout(buffers, stride_h, dilation_h)
+    first = {slot: k for k, slot in enumerate(layout.slots)}
+    assert len(first) == len(buffers)
+    landed = 0
+    for k, b in enumerate(buffers):
+        slot = layout.slots[k] + layout.apart
+        assert slot < layout.total
+        if slot in first:
+            a = buffers[first[slot]]
+            # Input rows oy * stride + row * dilation: the second row's are stride further.
+            assert [r * dilation_h + stride_h for r in b.rows] == [r * dilation_h
+                                                                   for r in a.rows]
+            assert (a.channels, a.shift) == (b.channels, b.shift)
+            landed += 1
+    assert landed == layout.reused
