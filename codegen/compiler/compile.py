@@ -155,10 +155,20 @@ def compile_graph(graph: Graph, source: ModelSource, command: str | None = None,
     header = file_header(Path(source.path).name, source.sha256, command or current_command())
     files, info = emit_model(graph, plan, prefix, header, half_weights, segments,
                              checkpoints, weights_in_ram)
+    source.notes.extend(skipped_notes(info.kernels))
     if half_weights:
         source.notes.append("float filters and matrices stored at half precision (IEEE "
                             "float16, rounded to nearest), widened to float as loaded")
     return CompiledModel(graph, plan, files, info, source, checkpoints=checkpoints)
+
+
+def skipped_notes(kernels: list[dict]) -> list[str]:
+    """A build note per kernel that leaves MACs out (constant_channels.py): the model holds
+    channels it could prune, and its MAC count overstates the work done."""
+    return [f"{k['op']} '{k['name']}': {k['skipped_macs']:,} of its {k['macs']:,} MACs not "
+            "computed: output channels that are one value whatever the input (listed in its "
+            "kernel's comment), their filters not stored" for k in kernels
+            if k.get("skipped_macs")]
 
 
 def model_inputs(model: onnx.ModelProto) -> list[tuple[str, tuple[int, ...], str]]:

@@ -84,6 +84,13 @@ def test_constant_channels_are_not_computed(case, tmp_path):
     assert (f"{skipped} of {channels} output channels" in words
             and "so they are not computed" in words)
     assert "spread_to" in source
+    # (the build's notes tell the user, with the count of MACs left out)
+    macs = np.prod(compiled.graph.tensor(compiled.graph.outputs[0]).shape) // channels \
+        * skipped * int(np.prod(kernel)) * x_shape[1]
+    assert [note for note in compiled.source.notes if "MACs not computed" in note] == [
+        f"Conv 'QLinearConv_0': {macs:,} of its {macs // skipped * channels:,} MACs not "
+        "computed: output channels that are one value whatever the input (listed in its "
+        "kernel's comment), their filters not stored"]
     assert ("conv_direct_s8" in [k["kernel"] for k in compiled.info.kernels]) == (
         case == "3x3_direct_long_filters")
     outputs = check_int8(compiled, samples(rng, x_shape), tmp_path, f"constant channels {case}",
