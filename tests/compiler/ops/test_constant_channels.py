@@ -34,18 +34,21 @@ CASES = {
 
 
 def conv_model(rng: np.random.Generator, x_shape: tuple, channels: int, kernel: tuple,
-               pads: tuple, dead: list[int], low: list[int], high: list[int]
-               ) -> onnx.ModelProto:
+               pads: tuple, dead: list[int], low: list[int], high: list[int],
+               x_zero_point: int = -5, dead_bias: int | None = None) -> onnx.ModelProto:
     """A QLinearConv with int8 filters over the full range; `dead` channels get weight
-    scales of 1e-9 and biases near +-2e9, `low`/`high` ones a bias that saturates them."""
+    scales of 1e-9 and biases near +-2e9 (or `dead_bias`, their weights then all 127),
+    `low`/`high` ones a bias that saturates them."""
     w = rng.integers(-127, 128, (channels, x_shape[1], *kernel)).astype(np.int8)
     w_scale = rng.uniform(0.002, 0.01, channels).astype(np.float32)
     bias = rng.integers(-3000, 3000, channels).astype(np.int32)
     w_scale[dead] = 1e-9
     bias[dead] = rng.choice([-2_000_000_000, 2_000_000_000], len(dead))
+    if dead_bias is not None:
+        w[dead], bias[dead] = 127, dead_bias
     bias[low], bias[high] = -1_500_000_000, 1_500_000_000
     constants = {"x_scale": np.array(0.03, np.float32),
-                 "x_zero_point": np.array(-5, np.int8),
+                 "x_zero_point": np.array(x_zero_point, np.int8),
                  "w": w, "w_scale": w_scale, "w_zero_point": np.zeros(channels, np.int8),
                  "y_scale": np.array(0.05, np.float32), "y_zero_point": np.array(-20, np.int8),
                  "b": bias}
@@ -97,6 +100,27 @@ def test_constant_channels_on_a_cortex_m4_in_qemu(tmp_path):
     compiled = compile_onnx_int8(model, None, io="int8")
     assert "spread_to" in compiled.files["m.c"]
     check_on_cortex_m4(compiled, samples(rng, x_shape)[:2], tmp_path)
+
+
+def test_constant_channels_with_the_zero_point_subtracted(tmp_path):
+    """Dead channels whose bias, with the input zero point (-128) folded in, could pass
+    int32: the whole layer would subtract the zero point from each input (an offset of 128),
+    so the constant channels are found over that range; the channels computed, without them,
+    take the zero point folded into their bias."""
+    rng = np.random.default_rng(193)
+    x_shape, k = (1, 64, 3, 4), 64
+    # b + 255 * 127 k stays within int32 (the accumulator bound), b + 256 * 127 k would not
+    # (folding's bound).
+    dead_bias = 2**31 - 1 - 255 * 127 * k - 4000
+    model = conv_model(rng, x_shape, 16, (1, 1), (0, 0, 0, 0), [2, 5, 9, 14], [], [],
+                       x_zero_point=-128, dead_bias=dead_bias)
+    compiled = compile_onnx_int8(model, None, io="int8")
+    source = compiled.files["m.c"]
+    words = " ".join(source.replace("\n *", " ").split())
+    assert "4 of 16 output channels (2, 5, 9, 14)" in words and "spread_to" in source
+    assert "zero point -128 folded into the bias" in words
+    check_int8(compiled, samples(rng, x_shape), tmp_path, "constant channels, offset",
+               model=model)
 
 
 def test_a_channel_is_constant_only_where_both_ends_of_its_range_agree():
