@@ -166,8 +166,9 @@ def two_row_layout(buffers: tuple[PairRow, ...], stride_h: int, dilation_h: int
     for run in buffer_runs(buffers):
         rows = run.step * dilation_h
         if run.count > 1 and stride_h % rows == 0 and stride_h // rows < run.count:
-            if best is None or run.count - stride_h // rows > best[2]:
-                best = (run, run.count - stride_h // rows)
+            reused = run.count - stride_h // rows
+            if best is None or reused > best[1]:
+                best = (run, reused)
     if best is None:
         return one_row_layout(len(buffers))
     run, reused = best

@@ -160,6 +160,10 @@ CASES = {
                                   pads=[1, 1, 1, 1]),
     "pairs_2ch_dilation_2x1": dict(x=(1, 2, 13, 6), w=(3, 2, 3, 3), strides=[2, 1],
                                    dilations=[2, 1], pads=[0, 1, 0, 1]),
+    # Two runs that could be shared (channels 0 and 2 of rows 0-4, channel 1's row pairs
+    # (0, 1), (2, 3)): the one that shares more (three buffers, not one).
+    "pairs_3ch_5x5_stride2_two_runs": dict(x=(1, 3, 12, 9), w=(4, 3, 5, 5), strides=[2, 2],
+                                           pads=[2, 2, 2, 2]),
     "pairs_1ch_stride3_no_share": dict(x=(1, 1, 12, 7), w=(3, 1, 4, 3), strides=[3, 1]),
     # One filter a thousand times smaller than the others: its shift is 10 above theirs, so
     # scaling the others to share it would leave int16 and the kernel keeps one shift per
@@ -430,7 +434,7 @@ def test_pairs_load_steps_load_each_word_once_per_pixel(stride):
 @pytest.mark.parametrize("ohwi, stride_h, dilation_h", [
     ((8, 3, 3, 3), 2, 1), ((16, 3, 3, 3), 1, 1), ((6, 10, 4, 1), 2, 1), ((4, 5, 5, 3), 3, 1),
     ((4, 5, 5, 2), 1, 1), ((4, 4, 3, 1), 3, 1), ((4, 3, 3, 2), 2, 2), ((4, 7, 3, 3), 1, 1),
-    ((4, 3, 3, 1), 1, 1)])
+    ((4, 3, 3, 1), 1, 1), ((4, 5, 5, 3), 2, 1), ((4, 5, 4, 1), 1, 1)])
 def test_two_row_layout_shares_only_equal_buffers(ohwi, stride_h, dilation_h):
     """The second row's buffers, `apart` widths on, land on none of the first row's, except
     each of the `reused` that lands on the one holding the same input rows, channels and
