@@ -989,6 +989,40 @@ ARIEL_INLINE void ariel_widen_scaled_s8(int32_t *dst, const int8_t *w, const int
     "smlad %[a01], %[x0o], %[wo], %[a01]\n\t" \
     "smlad %[a11], %[x1o], %[wo], %[a11]\n\t"
 
+/* acc[2 r + c] += column r . filter c over k4 groups of four, for `pixels` columns interleaved
+ * group by group (2 * pixels words per group) and a pair of widened filters (4 words per
+ * group): the plain path of ariel_dot_2x2_s16, ariel_dot_3x2_s16 and ariel_dot_4x2_s16
+ * (ARIEL_EMULATE_DSP on the host, and -O0 on a DSP core for the 4x2 and 3x2). `pixels` (2 to
+ * 4) is a constant where it is inlined; the pragmas unroll the pixel loops (without them
+ * -O2 keeps the loop and the accumulators on the stack), so the accumulators stay in
+ * registers and each count gets the code of the loop it replaced, written out for it.
+ * Returns w past the groups. */
+ARIEL_INLINE const int32_t *ariel_dot_nx2_s16_c(int32_t *acc, const int32_t *col,
+                                                const int32_t *w, int32_t k4, int32_t pixels)
+{
+    int32_t a[8];
+#pragma GCC unroll 8
+    for (int32_t j = 0; j < 2 * pixels; ++j) {
+        a[j] = acc[j];
+    }
+    for (int32_t i = 0; i < k4; ++i) {
+#pragma GCC unroll 4
+        for (int32_t r = 0; r < pixels; ++r) {
+            a[2 * r] = ariel_smlad(col[2 * r], w[0], a[2 * r]);
+            a[2 * r] = ariel_smlad(col[2 * r + 1], w[1], a[2 * r]);
+            a[2 * r + 1] = ariel_smlad(col[2 * r], w[2], a[2 * r + 1]);
+            a[2 * r + 1] = ariel_smlad(col[2 * r + 1], w[3], a[2 * r + 1]);
+        }
+        col += 2 * pixels;
+        w += 4;
+    }
+#pragma GCC unroll 8
+    for (int32_t j = 0; j < 2 * pixels; ++j) {
+        acc[j] = a[j];
+    }
+    return w;
+}
+
 /* acc[2 r + c] += column r . filter c over k4 groups of four, for a pair of columns and a
  * pair of widened filters: 16 MACs in 8 SMLAD and 8 loads per group, no SXTB16. On a DSP
  * core the loop is assembly, four groups per pass (ARIEL_DOT_2X2_S16_GROUP; 3 cycles per
@@ -996,8 +1030,8 @@ ARIEL_INLINE void ariel_widen_scaled_s8(int32_t *dst, const int8_t *w, const int
 ARIEL_INLINE void ariel_dot_2x2_s16(int32_t acc[4], const int32_t *col, const int32_t *w,
                                     int32_t k4)
 {
-    int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
 #if defined(__ARM_FEATURE_DSP) && !defined(ARIEL_NO_DSP)
+    int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
     int32_t passes = k4 >> 2;
     if (passes > 0) {
         int32_t x0e, x0o, x1e, x1o, we, wo;
@@ -1013,10 +1047,9 @@ ARIEL_INLINE void ariel_dot_2x2_s16(int32_t acc[4], const int32_t *col, const in
                 :
                 : "cc", "memory");
     }
+    /* The k4 % 4 groups left: this loop, not ariel_dot_nx2_s16_c, whose copies through acc
+     * cost GCC a register move and wider loads around the assembly. */
     for (int32_t i = 0; i < (k4 & 3); ++i) {
-#else
-    for (int32_t i = 0; i < k4; ++i) {
-#endif
         a00 = ariel_smlad(col[0], w[0], a00);
         a10 = ariel_smlad(col[2], w[0], a10);
         a00 = ariel_smlad(col[1], w[1], a00);
@@ -1032,6 +1065,9 @@ ARIEL_INLINE void ariel_dot_2x2_s16(int32_t acc[4], const int32_t *col, const in
     acc[1] = a01;
     acc[2] = a10;
     acc[3] = a11;
+#else
+    ariel_dot_nx2_s16_c(acc, col, w, k4, 2);
+#endif
 }
 
 /* acc[r] += column r . filter, for a pair of columns and one widened filter. */
@@ -1137,11 +1173,11 @@ ARIEL_INLINE int32_t ariel_dot_1x1_s16(int32_t acc, const int32_t *col, const in
 ARIEL_INLINE const int32_t *ariel_dot_4x2_s16(int32_t acc[8], const int32_t *col,
                                               const int32_t *w, int32_t k4)
 {
-    int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
-    int32_t a20 = acc[4], a21 = acc[5], a30 = acc[6], a31 = acc[7];
     /* Unoptimized (-O0), GCC keeps R7 for the frame pointer and 13 registers are not the
      * asm's 14: the C loop there. */
 #if defined(__ARM_FEATURE_DSP) && !defined(ARIEL_NO_DSP) && defined(__OPTIMIZE__)
+    int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
+    int32_t a20 = acc[4], a21 = acc[5], a30 = acc[6], a31 = acc[7];
     int32_t xa, xb, wa, wb;
     if (k4 & 2) {
         __asm__(ARIEL_DOT_4X2_S16_GROUP ARIEL_DOT_4X2_S16_GROUP
@@ -1172,28 +1208,6 @@ ARIEL_INLINE const int32_t *ariel_dot_4x2_s16(int32_t acc[8], const int32_t *col
                   [xa] "+r"(xa), [xb] "=&r"(xb), [wa] "=&r"(wa), [wb] "=&r"(wb)
                 : : "cc", "memory");
     }
-#else
-    for (int32_t i = 0; i < k4; ++i) {
-        a00 = ariel_smlad(col[0], w[0], a00);
-        a00 = ariel_smlad(col[1], w[1], a00);
-        a01 = ariel_smlad(col[0], w[2], a01);
-        a01 = ariel_smlad(col[1], w[3], a01);
-        a10 = ariel_smlad(col[2], w[0], a10);
-        a10 = ariel_smlad(col[3], w[1], a10);
-        a11 = ariel_smlad(col[2], w[2], a11);
-        a11 = ariel_smlad(col[3], w[3], a11);
-        a20 = ariel_smlad(col[4], w[0], a20);
-        a20 = ariel_smlad(col[5], w[1], a20);
-        a21 = ariel_smlad(col[4], w[2], a21);
-        a21 = ariel_smlad(col[5], w[3], a21);
-        a30 = ariel_smlad(col[6], w[0], a30);
-        a30 = ariel_smlad(col[7], w[1], a30);
-        a31 = ariel_smlad(col[6], w[2], a31);
-        a31 = ariel_smlad(col[7], w[3], a31);
-        col += 8;
-        w += 4;
-    }
-#endif
     acc[0] = a00;
     acc[1] = a01;
     acc[2] = a10;
@@ -1203,6 +1217,9 @@ ARIEL_INLINE const int32_t *ariel_dot_4x2_s16(int32_t acc[8], const int32_t *col
     acc[6] = a30;
     acc[7] = a31;
     return w;
+#else
+    return ariel_dot_nx2_s16_c(acc, col, w, k4, 4);
+#endif
 }
 
 /* One group of four of ariel_dot_3x2_s16's loop in assembly (operands named as there): three
@@ -1249,9 +1266,9 @@ ARIEL_INLINE const int32_t *ariel_dot_4x2_s16(int32_t acc[8], const int32_t *col
 ARIEL_INLINE const int32_t *ariel_dot_3x2_s16(int32_t acc[6], const int32_t *col,
                                               const int32_t *w, int32_t k4)
 {
+#if defined(__ARM_FEATURE_DSP) && !defined(ARIEL_NO_DSP) && defined(__OPTIMIZE__)
     int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
     int32_t a20 = acc[4], a21 = acc[5];
-#if defined(__ARM_FEATURE_DSP) && !defined(ARIEL_NO_DSP) && defined(__OPTIMIZE__)
     int32_t xa, xb, xc, wa, wb;
     if (k4 & 2) {
         __asm__(ARIEL_DOT_3X2_S16_GROUP ARIEL_DOT_3X2_S16_GROUP
@@ -1266,24 +1283,6 @@ ARIEL_INLINE const int32_t *ariel_dot_3x2_s16(int32_t acc[6], const int32_t *col
                 ARIEL_DOT_3X2_S16_GROUP ARIEL_DOT_3X2_S16_GROUP
                 : ARIEL_DOT_3X2_S16_OPERANDS : : "memory");
     }
-#else
-    for (int32_t i = 0; i < k4; ++i) {
-        a00 = ariel_smlad(col[0], w[0], a00);
-        a00 = ariel_smlad(col[1], w[1], a00);
-        a01 = ariel_smlad(col[0], w[2], a01);
-        a01 = ariel_smlad(col[1], w[3], a01);
-        a10 = ariel_smlad(col[2], w[0], a10);
-        a10 = ariel_smlad(col[3], w[1], a10);
-        a11 = ariel_smlad(col[2], w[2], a11);
-        a11 = ariel_smlad(col[3], w[3], a11);
-        a20 = ariel_smlad(col[4], w[0], a20);
-        a20 = ariel_smlad(col[5], w[1], a20);
-        a21 = ariel_smlad(col[4], w[2], a21);
-        a21 = ariel_smlad(col[5], w[3], a21);
-        col += 6;
-        w += 4;
-    }
-#endif
     acc[0] = a00;
     acc[1] = a01;
     acc[2] = a10;
@@ -1291,6 +1290,9 @@ ARIEL_INLINE const int32_t *ariel_dot_3x2_s16(int32_t acc[6], const int32_t *col
     acc[4] = a20;
     acc[5] = a21;
     return w;
+#else
+    return ariel_dot_nx2_s16_c(acc, col, w, k4, 3);
+#endif
 }
 
 /* ARIEL_DOT_4X2_S16_GROUP's first group with the accumulators' starts read first: the pair's
