@@ -12,7 +12,11 @@ of the weights with inputs in a known range (int8, plus the kernel's offset), so
 between two bounds, and the output stage is monotonic in the accumulator (for either sign of
 the multiplier). Where both bounds give the same output, every input gives it. The kernel then
 computes only the other channels, each pixel's outputs packed at the start of its row, and
-spreads them to their places afterwards with the constants between them (conv_s8.c.j2)."""
+spreads them to their places afterwards with the constants between them (conv_s8.c.j2).
+
+A dense layer (gemm.py, constant B) is the same with its output columns as the channels and
+each row of A, in every batch, as a pixel: dead neurons of pruned MLPs, filters left dead by
+converters."""
 
 from __future__ import annotations
 
@@ -56,15 +60,16 @@ class ConstantChannels:
                             shifts=stage.shifts.reshape(-1)[self.live])
         return stage, rows[self.live]
 
-    def note(self) -> str:
-        """The kernel comment's line on what is skipped and why."""
+    def note(self, channel: str = "channel", row: str = "pixel's row") -> str:
+        """The kernel comment's line on what is skipped and why (`channel` and `row` name an
+        output channel and a row of them: a conv's, or a dense layer's column and row)."""
         constant = np.setdiff1d(np.arange(self.channels), self.live)
         listed = ", ".join(str(c) for c in constant[:8]) + (", ..." if constant.size > 8 else "")
-        return (f"{constant.size} of {self.channels} output channels ({listed}) give one output "
+        return (f"{constant.size} of {self.channels} output {channel}s ({listed}) give one output "
                 f"whatever the input (checked at compile time over the accumulator's range: "
                 f"their weight scales make every sum round to the same value), so they are not "
                 f"computed: the kernel computes the other {self.live.size}, packed at the start "
-                f"of each pixel's row, then spreads each row to its places with the constants "
+                f"of each {row}, then spreads each row to its places with the constants "
                 f"between them (spread_to, spread_values)")
 
 
