@@ -6,8 +6,10 @@ through strides, whatever its memory order, so no copy is ever inserted for it.
 A constant B (without batch axes of its own) with an A whose k is contiguous takes the packed
 kernels: B packed in the order they read it (pack_pairs for int8, pack_blocks for float32),
 several rows and outputs per step as in conv.py; with one row of A (each weight read once),
-int8 filters packed two to a halfword instead where they allow it (output_pairs.py).
-Everything else takes the strided kernel.
+int8 filters packed two to a halfword instead where they allow it (output_pairs.py). Both
+int8 kernels leave out the columns of B whose output is one value whatever A
+(constant_channels.py) and spread their values in afterwards. Everything else takes the
+strided kernel.
 
 The int8 kernels share their checks, packing, zero-point folding and output stage with
 conv.py; those live in inner_product.py."""
@@ -15,7 +17,7 @@ conv.py; those live in inner_product.py."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -36,6 +38,7 @@ from codegen.compiler.ops.base import (
     require_dtype,
     unsupported,
 )
+from codegen.compiler.ops.constant_channels import ConstantChannels, skipped_channels
 from codegen.compiler.ops.inner_product import (
     SCRATCH_BUDGET,
     Folding,
@@ -55,7 +58,7 @@ from codegen.compiler.ops.inner_product import (
 )
 from codegen.compiler.ops.output_pairs import OutputPairs, pack_output_pairs, widened_span
 from codegen.compiler.ops.strided import collapse
-from codegen.compiler.quant.output_stage import zero_point_of
+from codegen.compiler.quant.output_stage import OutputStage, zero_point_of
 
 TEMPLATE = "kernels/matmul_f32.c.j2"
 TEMPLATE_S8 = "kernels/matmul_s8.c.j2"
@@ -194,19 +197,28 @@ class MatrixProduct(OpDef):
                 return None
             start = full[0]
         rows = product.weights["b"].reshape(n, k)
+        stage = product_stage(graph, node, a, b)
+        folding = fold_zero_point(rows, start, zero_point_of(a))
+        skipped = skipped_channels(stage, rows, folding)
+        if skipped is not None:
+            stage, rows = skipped.slice(stage, rows)
+            start = None if start is None else start[skipped.live]
+            folding = fold_zero_point(rows, start, zero_point_of(a))
+            product = replace(product, n=skipped.live.size)
+            n = product.n
         packed, k4 = pack_pairs(rows)
         # The DSP path widens two rows of A at a time into int16 pairs (k4 words), or the one
         # row there is (half that).
         scratch_words = k4 if m > 1 else k4 // 2
         if 4 * scratch_words > SCRATCH_BUDGET:
             return None
-        folding = fold_zero_point(rows, start, zero_point_of(a))
         if m == 1:
             pairs = pack_output_pairs(rows, widened_span(folding.offset))
             if pairs is not None:
-                return self.render_s8_pairs(node, graph, names, product, a, b, folding, pairs)
-        out, stage, requant, weights, bias = _s8_output_stage(node, graph, names, product, a,
-                                                              b, folding, packed)
+                return self.render_s8_pairs(node, graph, names, product, a, b, folding, pairs,
+                                            stage, skipped)
+        out, requant, weights, bias, spread = _s8_output_stage(node, graph, names, product,
+                                                               stage, folding, packed, skipped)
         bounds, loops, (a_batch, _, y_batch) = _batch_loops(product)
         notes = [f"A {product.a.note}; {describe_quant(a)}; {folding.note}",
                  f"B {list(b.shape)} constant, {describe_quant(b)}; packed as filter pairs "
@@ -220,6 +232,8 @@ class MatrixProduct(OpDef):
                  f"path: DSP (ARIEL_DSP): two rows of A widened to int16 pairs on the stack "
                  f"({4 * scratch_words} bytes), then two outputs of B by two rows per step, "
                  f"two MACs per SMLAD; plain C: each row read in place, two outputs per step"]
+        if skipped is not None:
+            notes.insert(-2, skipped.note("column", "row of y"))
         context = {"loops": bounds, "m": m, "n": n, "k": k, "k4": k4,
                    "scratch_words": scratch_words, "a": product.a.array,
                    "a_row": linear([*loops, "m"], [*a_batch, product.a.outer]),
@@ -227,18 +241,21 @@ class MatrixProduct(OpDef):
                    "y_row": linear([*loops, "m"], [*y_batch, n]),
                    "b": names.weight("b"), "offset": folding.offset, "start": bias,
                    "widened": folding.widened, "requantize": requant.call,
-                   "notes": wrap_notes(notes)}
-        return Kernel(TEMPLATE_S8_PACKED, context, weights)
+                   "spread": spread, "notes": wrap_notes(notes)}
+        return Kernel(TEMPLATE_S8_PACKED, context, weights,
+                      skipped_macs=_skipped_macs(self.macs(node, graph), skipped))
 
     def render_s8_pairs(self, node: Node, graph: Graph, names: Names, product: Product,
-                        a: Tensor, b: Tensor, folding: Folding, pairs: OutputPairs) -> Kernel:
+                        a: Tensor, b: Tensor, folding: Folding, pairs: OutputPairs,
+                        stage: OutputStage, skipped: ConstantChannels | None) -> Kernel:
         """The int8 kernel for one row of A by a constant B whose filters pack two to a
         halfword (output_pairs.py): each weight is read once, so the loop's cost per weight
-        is what counts; six outputs per step share each column word."""
+        is what counts; six outputs per step share each column word. `product`, `stage` and
+        `folding` are those of the columns computed (`skipped` names the others)."""
         n, k = product.n, product.k
-        out, stage, requant, weights, bias = _s8_output_stage(node, graph, names, product, a,
-                                                              b, folding,
-                                                              pairs.packed)
+        out, requant, weights, bias, spread = _s8_output_stage(node, graph, names, product,
+                                                               stage, folding, pairs.packed,
+                                                               skipped)
         bounds, loops, (a_batch, _, y_batch) = _batch_loops(product)
         notes = [f"A {product.a.note}; {describe_quant(a)}; {folding.note}",
                  f"B {list(b.shape)} constant, {describe_quant(b)}; filters packed two to a "
@@ -259,6 +276,8 @@ class MatrixProduct(OpDef):
                  "after the steps in assembly too, ariel_dot_pairs_s8), filter b of each "
                  "pair given its bias after the loop; plain C: the row read in "
                  "place, one product at a time, w[n + 1] recovered from its byte"]
+        if skipped is not None:
+            notes.insert(-2, skipped.note("column", "row of y"))
         context = {"loops": bounds, "n": n, "k": k, "k4": pairs.k4, "words": pairs.words,
                    "steps": pairs.steps, "tail": pairs.tail, "single": pairs.single,
                    "a": product.a.array,
@@ -266,8 +285,9 @@ class MatrixProduct(OpDef):
                    "y_row": linear([*loops, "m"], [*y_batch, n]),
                    "b": names.weight("b"), "offset": folding.offset, "start": bias,
                    "widened": folding.widened, "requantize": requant.call,
-                   "notes": wrap_notes(notes)}
-        return Kernel(TEMPLATE_S8_PAIRS, context, weights)
+                   "spread": spread, "notes": wrap_notes(notes)}
+        return Kernel(TEMPLATE_S8_PAIRS, context, weights,
+                      skipped_macs=_skipped_macs(self.macs(node, graph), skipped))
 
     def b_inner_axis(self, node: Node, b: Tensor) -> int:
         """The axis of B that the inner product runs along (k)."""
@@ -588,13 +608,29 @@ def _foldable(tensor: Tensor, alpha: float) -> bool:
     return not (overflow.any() or underflow.any())
 
 
-def _s8_output_stage(node: Node, graph: Graph, names: Names, product: Product, a: Tensor,
-                     b: Tensor, folding: Folding, packed):
+def _s8_output_stage(node: Node, graph: Graph, names: Names, product: Product,
+                     stage: OutputStage, folding: Folding, packed,
+                     skipped: ConstantChannels | None):
     """What both int8 kernels of a constant B share: the output tensor, its requantization,
-    the weights (B as the kernel packs it, beside the requantizer's tables) and the bias."""
+    the weights (B as the kernel packs it, beside the requantizer's tables, and the
+    spreading's tables where columns are skipped), the bias, and the spreading's template
+    values (None when every column is computed)."""
     out = graph.tensor(node.outputs[0])
-    stage = product_stage(graph, node, a, b)
     requant = requantizer(stage, names)
     weights = {**{key: v for key, v in product.weights.items() if key != "b"},
                **requant.weights, "b": packed}
-    return out, stage, requant, weights, bias_reader(folding, names, weights)
+    spread = None
+    if skipped is not None:
+        weights.update(spread_to=skipped.places(), spread_values=skipped.values)
+        # Every row of y, in every batch, is one "pixel" of the spreading, all one image.
+        spread = {"channels": skipped.channels, "outputs": out.size,
+                  "places": names.weight("spread_to"),
+                  "constants": names.weight("spread_values")}
+    return out, requant, weights, bias_reader(folding, names, weights), spread
+
+
+def _skipped_macs(macs: int, skipped: ConstantChannels | None) -> int:
+    """The MACs the constant columns would have cost (the kernel's share of `macs`)."""
+    if skipped is None:
+        return 0
+    return (skipped.channels - skipped.live.size) * macs // skipped.channels
