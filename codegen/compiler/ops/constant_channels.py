@@ -71,7 +71,7 @@ class ConstantChannels:
         listed = ", ".join(str(c) for c in constant[:8]) + (", ..." if constant.size > 8 else "")
         return (f"{constant.size} of {self.channels} output {channel}s ({listed}) give one output "
                 f"whatever the input (checked at compile time over the accumulator's range: "
-                f"their weight scales make every sum round to the same value), so they are not "
+                f"every sum rounds or saturates to the same value), so they are not "
                 f"computed: the kernel computes the other {self.live.size}, packed at the start "
                 f"of each {row}, then spreads each row to its places with the constants "
                 f"between them (spread_to, spread_values)")
