@@ -84,14 +84,16 @@ def test_constant_columns_are_not_computed(case, tmp_path):
     source = compiled.files["m.c"]
     words = " ".join(source.replace("\n *", " ").split())
     constant = sorted(dead + low + high)
-    listed = ", ".join(map(str, constant))
-    assert (f"{len(constant)} of {columns} output columns ({listed}) give one output" in words
+    # (an odd count left to compute takes the last constant column back: two at a time)
+    skipped = constant[:-1] if (columns - len(constant)) % 2 else constant
+    listed = ", ".join(map(str, skipped))
+    assert (f"{len(skipped)} of {columns} output columns ({listed}) give one output" in words
             and "so they are not computed" in words)
     assert "spread_to" in source
     # (the build's notes tell the user, with the count of MACs left out)
     macs = int(np.prod(a_shape)) * columns
     assert [note for note in compiled.source.notes if "MACs not computed" in note] == [
-        f"{op} '{op}_{3 if op == 'Gemm' else 2}': {macs // columns * len(constant):,} of its "
+        f"{op} '{op}_{3 if op == 'Gemm' else 2}': {macs // columns * len(skipped):,} of its "
         f"{macs:,} MACs not computed: output channels that are one value whatever the input "
         "(listed in its kernel's comment), their filters not stored"]
     outputs = check_int8(compiled, samples(rng, a_shape), tmp_path, f"constant columns {case}",
