@@ -44,6 +44,11 @@ CONV_CASES = {
     # 3x3 over 16 channels: four pixels with the filters in flash.
     "conv_3x3_16ch": ((1, 16, 6, 6), 8, (3, 3), 1, (1, 1), (1, 1, 1, 1), -2,
                       "conv_s8", ["ariel_dot_4x2_s16"]),
+    # Seven pixels, too few to copy the filters to RAM for: the filters read in place, two
+    # pixels by two filters, by one, one pixel alone.
+    "conv_1x1_filters_in_place": ((1, 12, 1, 7), 7, (1, 1), 1, (1, 1), (0, 0, 0, 0), 70,
+                                  "conv_s8", ["ariel_dot_2x2_s8", "ariel_dot_2x1_s8",
+                                              "ariel_dot_1x2_s8", "ariel_dot_1x1_s8"]),
     # Filters in flash apart from their output-stage entries, 39 by nine pixels: pixel
     # pairs, one pixel alone, an odd last filter.
     "conv_1x1_pairs": ((1, 72, 3, 3), 39, (1, 1), 1, (1, 1), (0, 0, 0, 0), 4,
@@ -106,10 +111,10 @@ def qlinear_conv_model(rng: np.random.Generator, x_shape: tuple, channels: int, 
 
 def near_zero_point(rng: np.random.Generator, shape: tuple, zero_point: int, k: int
                     ) -> list[list[np.ndarray]]:
-    """Two inputs uniform in zero point +- input_range(k)."""
+    """Three inputs uniform in zero point +- input_range(k)."""
     spread = input_range(k)
     return [[np.clip(zero_point + rng.integers(-spread, spread + 1, shape), -128, 127)
-             .astype(np.int8)] for _ in range(2)]
+             .astype(np.int8)] for _ in range(3)]
 
 
 def check_sensitive(compiled, inputs, tmp_path, label, model) -> None:
@@ -128,25 +133,28 @@ def test_conv_accumulators_to_the_unit(case, tmp_path):
                                zero_point)
     compiled = compile_onnx_int8(model, None, io="int8")
     assert [k["kernel"] for k in compiled.info.kernels if k["op"] == "Conv"] == [kernel_name]
-    for call in calls:
+    for call in calls:  # the steps it is there for
         assert call + "(" in compiled.files["m.c"]
     k = x_shape[1] // group * int(np.prod(kernel))
     check_sensitive(compiled, near_zero_point(rng, x_shape, zero_point, k), tmp_path,
                     f"accumulators {case}", model)
 
 
-# name: B's shape [K, N], A's zero point, the kernel. K and N as the pairs kernel splits
-# them: a step of six outputs, a pair, an odd last filter, K not a multiple of four.
+# name: A's rows M, B's shape [K, N], A's zero point, the kernel. K and N as the pairs
+# kernel splits them: a step of six outputs, a pair, an odd last filter, K not a multiple of
+# four; the packed kernel for one row (four outputs a step, a pair, one) and for three (two
+# rows by two outputs, by one; the last row alone).
 MATMUL_CASES = {
-    "matmul_pairs_steps_pair_odd": ((13, 9), -25, "matmul_pairs_s8"),
-    "matmul_pairs_two_pairs": ((40, 4), 50, "matmul_pairs_s8"),
-    "matmul_packed": ((10, 7), 8, "matmul_packed_s8"),
+    "matmul_pairs_steps_pair_odd": (1, (13, 9), -25, "matmul_pairs_s8"),
+    "matmul_pairs_two_pairs": (1, (40, 4), 50, "matmul_pairs_s8"),
+    "matmul_packed_row": (1, (10, 7), 8, "matmul_packed_s8"),
+    "matmul_packed_rows": (3, (10, 7), -60, "matmul_packed_s8"),
 }
 
 
-def qlinear_row_model(rng: np.random.Generator, k: int, n: int, zero_point: int,
-                      packed: bool) -> onnx.ModelProto:
-    """QLinearMatMul of an int8 row [1, K] by a constant int8 B [K, N] in -3..3, per column;
+def qlinear_matmul_model(rng: np.random.Generator, m: int, k: int, n: int, zero_point: int,
+                         packed: bool) -> onnx.ModelProto:
+    """QLinearMatMul of int8 rows [M, K] by a constant int8 B [K, N] in -3..3, per column;
     `packed` puts a -128 above a negative weight (the pairs' packing refuses it), with its
     column's scale lowered so that its outputs stay in range."""
     b = rng.integers(-3, 4, (k, n))
@@ -161,8 +169,8 @@ def qlinear_row_model(rng: np.random.Generator, k: int, n: int, zero_point: int,
                  "y_scale": np.array(y_scale, np.float32), "y_zero_point": np.array(-3, np.int8)}
     node = helper.make_node("QLinearMatMul", ["a", *constants], ["y"])
     graph = helper.make_graph(
-        [node], "row", [helper.make_tensor_value_info("a", TensorProto.INT8, (1, k))],
-        [helper.make_tensor_value_info("y", TensorProto.INT8, (1, n))],
+        [node], "rows", [helper.make_tensor_value_info("a", TensorProto.INT8, (m, k))],
+        [helper.make_tensor_value_info("y", TensorProto.INT8, (m, n))],
         [numpy_helper.from_array(v, key) for key, v in constants.items()])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
@@ -173,11 +181,11 @@ def qlinear_row_model(rng: np.random.Generator, k: int, n: int, zero_point: int,
 @pytest.mark.parametrize("case", MATMUL_CASES)
 def test_matmul_accumulators_to_the_unit(case, tmp_path):
     rng = np.random.default_rng(sum(map(ord, case)))
-    (k, n), zero_point, kernel_name = MATMUL_CASES[case]
-    model = qlinear_row_model(rng, k, n, zero_point, kernel_name == "matmul_packed_s8")
+    m, (k, n), zero_point, kernel_name = MATMUL_CASES[case]
+    model = qlinear_matmul_model(rng, m, k, n, zero_point, kernel_name == "matmul_packed_s8")
     compiled = compile_onnx_int8(model, None, io="int8")
     assert [kernel["kernel"] for kernel in compiled.info.kernels] == [kernel_name]
     spread = input_range(k)
-    inputs = [[np.clip(zero_point + rng.integers(-spread, spread + 1, (1, k)), -128, 127)
+    inputs = [[np.clip(zero_point + rng.integers(-spread, spread + 1, (m, k)), -128, 127)
                .astype(np.int8)] for _ in range(8)]
     check_sensitive(compiled, inputs, tmp_path, f"accumulators {case}", model)
