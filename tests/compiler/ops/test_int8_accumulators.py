@@ -18,6 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tests.compiler.ops.test_conv_dw_s8 import output_size
 from tests.compiler.ops.test_conv_s8 import check_int8
+from tests.compiler.ops.test_s8_dsp_qemu import check_on_cortex_m4
 from tests.support import compile_onnx_int8
 
 X_SCALE = 0.03
@@ -124,8 +125,8 @@ def check_sensitive(compiled, inputs, tmp_path, label, model) -> None:
     assert len(np.unique(outputs)) > 20  # a spread, not a constant
 
 
-@pytest.mark.parametrize("case", CONV_CASES)
-def test_conv_accumulators_to_the_unit(case, tmp_path):
+def conv_case(case: str):
+    """A conv case's model, its compiled form (the kernel and steps checked) and inputs."""
     rng = np.random.default_rng(sum(map(ord, case)))
     x_shape, channels, kernel, group, strides, pads, zero_point, kernel_name, calls = \
         CONV_CASES[case]
@@ -136,8 +137,13 @@ def test_conv_accumulators_to_the_unit(case, tmp_path):
     for call in calls:  # the steps it is there for
         assert call + "(" in compiled.files["m.c"]
     k = x_shape[1] // group * int(np.prod(kernel))
-    check_sensitive(compiled, near_zero_point(rng, x_shape, zero_point, k), tmp_path,
-                    f"accumulators {case}", model)
+    return model, compiled, near_zero_point(rng, x_shape, zero_point, k)
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv_accumulators_to_the_unit(case, tmp_path):
+    model, compiled, inputs = conv_case(case)
+    check_sensitive(compiled, inputs, tmp_path, f"accumulators {case}", model)
 
 
 # name: A's rows M, B's shape [K, N], A's zero point, the kernel. K and N as the pairs
@@ -178,8 +184,8 @@ def qlinear_matmul_model(rng: np.random.Generator, m: int, k: int, n: int, zero_
     return model
 
 
-@pytest.mark.parametrize("case", MATMUL_CASES)
-def test_matmul_accumulators_to_the_unit(case, tmp_path):
+def matmul_case(case: str):
+    """A matmul case's model, its compiled form (the kernel checked) and inputs."""
     rng = np.random.default_rng(sum(map(ord, case)))
     m, (k, n), zero_point, kernel_name = MATMUL_CASES[case]
     model = qlinear_matmul_model(rng, m, k, n, zero_point, kernel_name == "matmul_packed_s8")
@@ -188,4 +194,24 @@ def test_matmul_accumulators_to_the_unit(case, tmp_path):
     spread = input_range(k)
     inputs = [[np.clip(zero_point + rng.integers(-spread, spread + 1, (m, k)), -128, 127)
                .astype(np.int8)] for _ in range(8)]
+    return model, compiled, inputs
+
+
+@pytest.mark.parametrize("case", MATMUL_CASES)
+def test_matmul_accumulators_to_the_unit(case, tmp_path):
+    model, compiled, inputs = matmul_case(case)
     check_sensitive(compiled, inputs, tmp_path, f"accumulators {case}", model)
+
+
+# The assembly the host cannot run (real SMLAD and SMLABB/SMLABT, the four- and three-pixel
+# steps, the first layers' steps, the dense pairs' steps), to the unit on a Cortex-M4.
+QEMU_CASES = {"conv_1x1_fours_and_three": conv_case, "pairs_2ch_seven_filters": conv_case,
+              "depthwise_3x3_stride2_odd_width": conv_case,
+              "matmul_pairs_steps_pair_odd": matmul_case}
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("case", QEMU_CASES)
+def test_accumulators_to_the_unit_on_a_cortex_m4_in_qemu(case, tmp_path):
+    _, compiled, inputs = QEMU_CASES[case](case)
+    check_on_cortex_m4(compiled, inputs[:2], tmp_path, plain_too=False)
