@@ -1118,6 +1118,25 @@ ARIEL_INLINE int32_t ariel_dot_1x1_s16(int32_t acc, const int32_t *col, const in
     return acc;
 }
 
+/* The second half of a group of ARIEL_DOT_4X2_S16_GROUP (and ..._FIRST): the filters' second
+ * words, loaded with negative offsets from the pointers the first half advanced, against
+ * the four columns' second words, in two runs of loads each followed by four SMLAD. */
+#define ARIEL_DOT_4X2_S16_SECOND_HALF \
+    "ldr %[wa], [%[w], #-12]\n\t" \
+    "ldr %[wb], [%[w], #-4]\n\t" \
+    "ldr %[xa], [%[col], #-28]\n\t" \
+    "ldr %[xb], [%[col], #-20]\n\t" \
+    "smlad %[a00], %[xa], %[wa], %[a00]\n\t" \
+    "smlad %[a01], %[xa], %[wb], %[a01]\n\t" \
+    "smlad %[a10], %[xb], %[wa], %[a10]\n\t" \
+    "smlad %[a11], %[xb], %[wb], %[a11]\n\t" \
+    "ldr %[xa], [%[col], #-12]\n\t" \
+    "ldr %[xb], [%[col], #-4]\n\t" \
+    "smlad %[a20], %[xa], %[wa], %[a20]\n\t" \
+    "smlad %[a21], %[xa], %[wb], %[a21]\n\t" \
+    "smlad %[a30], %[xb], %[wa], %[a30]\n\t" \
+    "smlad %[a31], %[xb], %[wb], %[a31]\n\t"
+
 /* One group of four of ariel_dot_4x2_s16's loop in assembly (operands named as there): four
  * columns (their words interleaved group by group: column 0's two, column 1's, ...) against
  * one pair of widened filters, in four runs of loads, each followed by four SMLAD that use
@@ -1141,20 +1160,7 @@ ARIEL_INLINE int32_t ariel_dot_1x1_s16(int32_t acc, const int32_t *col, const in
     "smlad %[a21], %[xa], %[wb], %[a21]\n\t" \
     "smlad %[a30], %[xb], %[wa], %[a30]\n\t" \
     "smlad %[a31], %[xb], %[wb], %[a31]\n\t" \
-    "ldr %[wa], [%[w], #-12]\n\t" \
-    "ldr %[wb], [%[w], #-4]\n\t" \
-    "ldr %[xa], [%[col], #-28]\n\t" \
-    "ldr %[xb], [%[col], #-20]\n\t" \
-    "smlad %[a00], %[xa], %[wa], %[a00]\n\t" \
-    "smlad %[a01], %[xa], %[wb], %[a01]\n\t" \
-    "smlad %[a10], %[xb], %[wa], %[a10]\n\t" \
-    "smlad %[a11], %[xb], %[wb], %[a11]\n\t" \
-    "ldr %[xa], [%[col], #-12]\n\t" \
-    "ldr %[xb], [%[col], #-4]\n\t" \
-    "smlad %[a20], %[xa], %[wa], %[a20]\n\t" \
-    "smlad %[a21], %[xa], %[wb], %[a21]\n\t" \
-    "smlad %[a30], %[xb], %[wa], %[a30]\n\t" \
-    "smlad %[a31], %[xb], %[wb], %[a31]\n\t"
+    ARIEL_DOT_4X2_S16_SECOND_HALF
 
 /* The operands of ARIEL_DOT_4X2_S16_GROUP's asm statements. */
 #define ARIEL_DOT_4X2_S16_OPERANDS \
@@ -1315,20 +1321,7 @@ ARIEL_INLINE const int32_t *ariel_dot_3x2_s16(int32_t acc[6], const int32_t *col
     "smlad %[a31], %[xa], %[wb], %[a01]\n\t" \
     "smlad %[a00], %[xb], %[wa], %[a00]\n\t" \
     "smlad %[a01], %[xb], %[wb], %[a01]\n\t" \
-    "ldr %[wa], [%[w], #-12]\n\t" \
-    "ldr %[wb], [%[w], #-4]\n\t" \
-    "ldr %[xa], [%[col], #-28]\n\t" \
-    "ldr %[xb], [%[col], #-20]\n\t" \
-    "smlad %[a00], %[xa], %[wa], %[a00]\n\t" \
-    "smlad %[a01], %[xa], %[wb], %[a01]\n\t" \
-    "smlad %[a10], %[xb], %[wa], %[a10]\n\t" \
-    "smlad %[a11], %[xb], %[wb], %[a11]\n\t" \
-    "ldr %[xa], [%[col], #-12]\n\t" \
-    "ldr %[xb], [%[col], #-4]\n\t" \
-    "smlad %[a20], %[xa], %[wa], %[a20]\n\t" \
-    "smlad %[a21], %[xa], %[wb], %[a21]\n\t" \
-    "smlad %[a30], %[xb], %[wa], %[a30]\n\t" \
-    "smlad %[a31], %[xb], %[wb], %[a31]\n\t"
+    ARIEL_DOT_4X2_S16_SECOND_HALF
 
 /* ariel_dot_4x2_s16 for a pair laid as codegen/compiler/ops/filter_steps.py lays it in RAM:
  * the two filters' starts (w[0], w[1]) then their widened words; acc[2 r + c] is set to
