@@ -16,13 +16,12 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 from codegen.compiler.ops.depthwise_rows import UNROLLED_PAIRS
 from codegen.compiler.reference import run_graph
 from tests.compiler.ops.test_conv_s8 import check_int8
 from tests.compiler.ops.test_s8_dsp_qemu import check_on_cortex_m4, firmware, run_firmware, uses
-from tests.support import compile_onnx_int8
+from tests.support import compile_onnx_int8, single_node_model
 
 # name: input NCHW (or NCW), filter size, strides, pads (begins then ends), dilations,
 # the input's zero point.
@@ -72,7 +71,7 @@ def depthwise_model(rng: np.random.Generator, x_shape: tuple, kernel: tuple, str
                     w: np.ndarray | None = None, bias: np.ndarray | None = None,
                     w_scale: np.ndarray | None = None) -> onnx.ModelProto:
     """A hand-built depthwise QLinearConv: int8 input and output, per-channel int8 filters."""
-    channels, spatial = x_shape[1], len(kernel)
+    channels = x_shape[1]
     w = rng.integers(-127, 128, (channels, 1, *kernel)).astype(np.int8) if w is None else w
     if w_scale is None:
         w_scale = rng.uniform(0.002, 0.01, channels).astype(np.float32)
@@ -82,19 +81,9 @@ def depthwise_model(rng: np.random.Generator, x_shape: tuple, kernel: tuple, str
                  "w": w, "w_scale": w_scale, "w_zero_point": np.zeros(channels, np.int8),
                  "y_scale": np.array(0.07, np.float32), "y_zero_point": np.array(-7, np.int8),
                  "b": bias}
-    node = helper.make_node("QLinearConv", ["x", *constants], ["y"], group=channels,
-                            kernel_shape=list(kernel), strides=list(strides), pads=list(pads),
-                            dilations=list(dilations))
-    out = [output_size(x_shape[2 + i], kernel[i], strides[i], pads[i], pads[spatial + i],
-                       dilations[i]) for i in range(spatial)]
-    graph = helper.make_graph(
-        [node], "depthwise", [helper.make_tensor_value_info("x", TensorProto.INT8, x_shape)],
-        [helper.make_tensor_value_info("y", TensorProto.INT8, [x_shape[0], channels, *out])],
-        [numpy_helper.from_array(v, k) for k, v in constants.items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
+    return single_node_model("QLinearConv", {"x": np.zeros(x_shape, np.int8)}, constants,
+                             opset=13, group=channels, kernel_shape=list(kernel),
+                             strides=list(strides), pads=list(pads), dilations=list(dilations))
 
 
 def kernel_of(case: str) -> str:

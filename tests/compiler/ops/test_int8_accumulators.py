@@ -14,12 +14,10 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
-from tests.compiler.ops.test_conv_dw_s8 import output_size
 from tests.compiler.ops.test_conv_s8 import check_int8
 from tests.compiler.ops.test_s8_dsp_qemu import check_on_cortex_m4
-from tests.support import compile_onnx_int8
+from tests.support import compile_onnx_int8, single_node_model
 
 X_SCALE = 0.03
 # The output stage's real multiplier, x_scale * w_scale / y_scale, at the mean weight scale:
@@ -87,7 +85,6 @@ def input_range(k: int) -> int:
 def qlinear_conv_model(rng: np.random.Generator, x_shape: tuple, channels: int, kernel: tuple,
                        group: int, strides: tuple, pads: tuple, x_zero_point: int
                        ) -> onnx.ModelProto:
-    spatial = len(kernel)
     w = rng.integers(-3, 4, (channels, x_shape[1] // group, *kernel)).astype(np.int8)
     w_scale = rng.uniform(0.004, 0.008, channels).astype(np.float32)
     y_scale = X_SCALE * float(w_scale.mean()) / MULTIPLIER
@@ -96,18 +93,9 @@ def qlinear_conv_model(rng: np.random.Generator, x_shape: tuple, channels: int, 
                  "w": w, "w_scale": w_scale, "w_zero_point": np.zeros(channels, np.int8),
                  "y_scale": np.array(y_scale, np.float32), "y_zero_point": np.array(3, np.int8),
                  "b": rng.integers(-40, 41, channels).astype(np.int32)}
-    node = helper.make_node("QLinearConv", ["x", *constants], ["y"], group=group,
-                            kernel_shape=list(kernel), strides=list(strides), pads=list(pads))
-    out = [output_size(x_shape[2 + i], kernel[i], strides[i], pads[i], pads[spatial + i], 1)
-           for i in range(spatial)]
-    graph = helper.make_graph(
-        [node], "accumulators", [helper.make_tensor_value_info("x", TensorProto.INT8, x_shape)],
-        [helper.make_tensor_value_info("y", TensorProto.INT8, [x_shape[0], channels, *out])],
-        [numpy_helper.from_array(v, k) for k, v in constants.items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
+    return single_node_model("QLinearConv", {"x": np.zeros(x_shape, np.int8)}, constants,
+                             opset=13, group=group, kernel_shape=list(kernel),
+                             strides=list(strides), pads=list(pads))
 
 
 def near_zero_point(rng: np.random.Generator, shape: tuple, zero_point: int, k: int
@@ -173,15 +161,8 @@ def qlinear_matmul_model(rng: np.random.Generator, m: int, k: int, n: int, zero_
                  "a_zero_point": np.array(zero_point, np.int8), "b": b.astype(np.int8),
                  "b_scale": b_scale.astype(np.float32), "b_zero_point": np.zeros(n, np.int8),
                  "y_scale": np.array(y_scale, np.float32), "y_zero_point": np.array(-3, np.int8)}
-    node = helper.make_node("QLinearMatMul", ["a", *constants], ["y"])
-    graph = helper.make_graph(
-        [node], "rows", [helper.make_tensor_value_info("a", TensorProto.INT8, (m, k))],
-        [helper.make_tensor_value_info("y", TensorProto.INT8, (m, n))],
-        [numpy_helper.from_array(v, key) for key, v in constants.items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
+    return single_node_model("QLinearMatMul", {"a": np.zeros((m, k), np.int8)}, constants,
+                             opset=13)
 
 
 def matmul_case(case: str):
