@@ -24,7 +24,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from codegen.compiler.ops.inner_product import Folding
+from codegen.compiler.ops.base import Names
+from codegen.compiler.ops.inner_product import Folding, fold_zero_point
 from codegen.compiler.quant.fixedpoint import requantize
 from codegen.compiler.quant.output_stage import OutputStage
 
@@ -57,12 +58,28 @@ class ConstantChannels:
         spreading's table (uint8 where the channels allow)."""
         return self.live.astype(np.uint8 if self.channels <= 256 else np.int32)
 
-    def slice(self, stage: OutputStage, rows: np.ndarray) -> tuple[OutputStage, np.ndarray]:
-        """The stage and filters ([N, K]) of the computed channels alone."""
+    def slice(self, stage: OutputStage, rows: np.ndarray, bias: np.ndarray | None,
+              zero_point: int) -> tuple[OutputStage, np.ndarray, Folding]:
+        """The stage, filters ([N, K]) and folding of the computed channels alone (the
+        zero point folded into their bias again: without the others' it may fit where it did
+        not)."""
         if stage.multipliers.size > 1:
             stage = replace(stage, multipliers=stage.multipliers.reshape(-1)[self.live],
                             shifts=stage.shifts.reshape(-1)[self.live])
-        return stage, rows[self.live]
+        rows = rows[self.live]
+        bias = None if bias is None else bias[self.live]
+        return stage, rows, fold_zero_point(rows, bias, zero_point)
+
+    def spreading(self, names: Names) -> tuple[dict[str, np.ndarray], dict]:
+        """The spreading's tables (the kernel's weights spread_to and spread_values) and
+        the spread_channels macro's values (without `outputs`, which a dense kernel adds)."""
+        return ({"spread_to": self.places(), "spread_values": self.values},
+                {"channels": self.channels, "places": names.weight("spread_to"),
+                 "constants": names.weight("spread_values")})
+
+    def skipped_macs(self, macs: int) -> int:
+        """The share of a layer's `macs` that its constant channels would have cost."""
+        return (self.channels - self.live.size) * macs // self.channels
 
     def note(self, channel: str = "channel", row: str = "pixel's row") -> str:
         """The kernel comment's line on what is skipped and why (`channel` and `row` name an

@@ -255,9 +255,7 @@ class Conv(OpDef):
                    if not depthwise and plan is None and grid is None
                    and geometry["group"] == 1 else None)
         if skipped is not None:
-            stage, rows = skipped.slice(stage, rows)
-            folding = fold_zero_point(rows, None if bias is None else bias[skipped.live],
-                                      zero_point)
+            stage, rows, folding = skipped.slice(stage, rows, bias, zero_point)
             geometry = {**geometry, "oc": skipped.live.size, "ocg": skipped.live.size}
         requant = requantizer(stage, names)
         weights = dict(requant.weights)
@@ -270,12 +268,10 @@ class Conv(OpDef):
                  win.describe()]
         spread, skipped_macs = None, 0
         if skipped is not None:
-            skipped_macs = (skipped.channels - skipped.live.size) * self.macs(node, graph) \
-                // skipped.channels
+            skipped_macs = skipped.skipped_macs(self.macs(node, graph))
             notes.insert(3, skipped.note())
-            weights.update(spread_to=skipped.places(), spread_values=skipped.values)
-            spread = {"channels": skipped.channels, "places": names.weight("spread_to"),
-                      "constants": names.weight("spread_values")}
+            tables, spread = skipped.spreading(names)
+            weights.update(tables)
         context = {**geometry, "notes": notes, "offset": folding.offset, "spread": spread,
                    "widened": folding.widened,
                    "zero_point": zero_point, "requantize": requant.call,

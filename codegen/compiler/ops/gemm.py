@@ -201,9 +201,7 @@ class MatrixProduct(OpDef):
         folding = fold_zero_point(rows, start, zero_point_of(a))
         skipped = skipped_channels(stage, rows, folding)
         if skipped is not None:
-            stage, rows = skipped.slice(stage, rows)
-            start = None if start is None else start[skipped.live]
-            folding = fold_zero_point(rows, start, zero_point_of(a))
+            stage, rows, folding = skipped.slice(stage, rows, start, zero_point_of(a))
             product = replace(product, n=skipped.live.size)
             n = product.n
         packed, k4 = pack_pairs(rows)
@@ -243,7 +241,8 @@ class MatrixProduct(OpDef):
                    "widened": folding.widened, "requantize": requant.call,
                    "spread": spread, "notes": wrap_notes(notes)}
         return Kernel(TEMPLATE_S8_PACKED, context, weights,
-                      skipped_macs=_skipped_macs(self.macs(node, graph), skipped))
+                      skipped_macs=0 if skipped is None else skipped.skipped_macs(
+                          self.macs(node, graph)))
 
     def render_s8_pairs(self, node: Node, graph: Graph, names: Names, product: Product,
                         a: Tensor, b: Tensor, folding: Folding, pairs: OutputPairs,
@@ -287,7 +286,8 @@ class MatrixProduct(OpDef):
                    "widened": folding.widened, "requantize": requant.call,
                    "spread": spread, "notes": wrap_notes(notes)}
         return Kernel(TEMPLATE_S8_PAIRS, context, weights,
-                      skipped_macs=_skipped_macs(self.macs(node, graph), skipped))
+                      skipped_macs=0 if skipped is None else skipped.skipped_macs(
+                          self.macs(node, graph)))
 
     def b_inner_axis(self, node: Node, b: Tensor) -> int:
         """The axis of B that the inner product runs along (k)."""
@@ -621,16 +621,9 @@ def _s8_output_stage(node: Node, graph: Graph, names: Names, product: Product,
                **requant.weights, "b": packed}
     spread = None
     if skipped is not None:
-        weights.update(spread_to=skipped.places(), spread_values=skipped.values)
+        tables, spread = skipped.spreading(names)
+        weights.update(tables)
         # Every row of y, in every batch, is one "pixel" of the spreading, all one image.
-        spread = {"channels": skipped.channels, "outputs": out.size,
-                  "places": names.weight("spread_to"),
-                  "constants": names.weight("spread_values")}
+        spread["outputs"] = out.size
     return out, requant, weights, bias_reader(folding, names, weights), spread
 
-
-def _skipped_macs(macs: int, skipped: ConstantChannels | None) -> int:
-    """The MACs the constant columns would have cost (the kernel's share of `macs`)."""
-    if skipped is None:
-        return 0
-    return (skipped.channels - skipped.live.size) * macs // skipped.channels
