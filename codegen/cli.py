@@ -224,7 +224,8 @@ MODEL_OPTIONS = [
                       "float as it is loaded."),
     click.option("--calib", "calibration", metavar="DATA",
                  help="int8: calibration inputs (.npy, .npz with x and optional y) or a built-in "
-                      "data set (digits, toycar)."),
+                      "data set (digits, toycar). With an already quantized model they only "
+                      "inform kernel choices (dense layers that skip their row's zeros)."),
     click.option("--calib-method", type=click.Choice(["minmax", "entropy", "percentile"]),
                  default="minmax", show_default=True, help="int8: how ranges are calibrated."),
     click.option("--name", help="C name prefix for the model (default: from the file name)."),

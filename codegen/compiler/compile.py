@@ -126,6 +126,10 @@ def compile_int8(model: onnx.ModelProto, name: str, source: ModelSource, options
         model = quantized = quantize_float_model(model, calibration, options.method)
         source.notes.append(f"quantized with ONNX Runtime's quantize_static ({options.method}) "
                             f"on {calibration.count} samples from {calibration.source}")
+    elif calibration is None and options.calibration is not None:
+        # A quantized model needs no calibration; data given anyway still informs the
+        # kernels' choices (which dense layers list their row's zero words).
+        calibration = load_calibration(options.calibration, model_inputs(model))
     check_scheme(model)
     graph = to_graph(model, name, options.budget)
     lower_quantized(graph)
@@ -133,7 +137,7 @@ def compile_int8(model: onnx.ModelProto, name: str, source: ModelSource, options
         expose_int8_io(graph)
     compiled = compile_graph(graph, source, command, options.pin_inputs,
                              segmented=options.segmented, power=options.power,
-                             weights_in_ram=options.weights_in_ram)
+                             weights_in_ram=options.weights_in_ram, calibration=calibration)
     compiled.quantized_model, compiled.calibration = quantized, calibration
     compiled.float_islands = float_islands(compiled.graph)
     return compiled
@@ -142,8 +146,14 @@ def compile_int8(model: onnx.ModelProto, name: str, source: ModelSource, options
 def compile_graph(graph: Graph, source: ModelSource, command: str | None = None,
                   pin_inputs: bool = False, half_weights: bool = False,
                   segmented: bool = False, power: PowerOptions | None = None,
-                  weights_in_ram: bool = False) -> CompiledModel:
+                  weights_in_ram: bool = False, calibration=None) -> CompiledModel:
+    """Lower and emit `graph`; `calibration` (a CalibrationData, int8 builds) gives the
+    statistics of the rows that dense layers may list the nonzero words of."""
     run_pipeline(graph, PIPELINE)
+    if calibration is not None:
+        from codegen.compiler.quant.zero_rows import record_row_zeros
+
+        record_row_zeros(graph, calibration)
     segments = order_by_outputs(graph) if segmented else None
     for node in graph.nodes:
         source.notes.extend(REGISTRY[node.op].build_notes(node, graph))

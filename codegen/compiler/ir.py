@@ -61,6 +61,9 @@ class Tensor:
     buffer: str | None = None
     quant: QuantParams | None = None
     view_offset: int = 0
+    # Where calibration inputs put this int8 row at its zero point ([rows, K] bool), for the
+    # dense layers that may list its nonzero words (quant/zero_rows.py, ops/zero_words.py).
+    zeros: np.ndarray | None = None
 
     @property
     def is_const(self) -> bool:

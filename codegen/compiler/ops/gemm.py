@@ -58,6 +58,7 @@ from codegen.compiler.ops.inner_product import (
 )
 from codegen.compiler.ops.output_pairs import OutputPairs, pack_output_pairs, widened_span
 from codegen.compiler.ops.strided import collapse
+from codegen.compiler.ops.zero_words import LIST_BYTES_PER_WORD, ZeroWords, plan_zero_words
 from codegen.compiler.quant.output_stage import OutputStage, zero_point_of
 
 TEMPLATE = "kernels/matmul_f32.c.j2"
@@ -202,6 +203,7 @@ class MatrixProduct(OpDef):
         skipped = skipped_channels(stage, rows, folding)
         if skipped is not None:
             stage, rows, folding = skipped.slice(stage, rows, start, zero_point_of(a))
+            start = None if start is None else start[skipped.live]
             product = replace(product, n=skipped.live.size)
             n = product.n
         packed, k4 = pack_pairs(rows)
@@ -211,6 +213,10 @@ class MatrixProduct(OpDef):
         if 4 * scratch_words > SCRATCH_BUDGET:
             return None
         if m == 1:
+            listed = self.render_s8_listed(node, graph, names, product, a, b, rows, start,
+                                           stage, skipped)
+            if listed is not None:
+                return listed
             pairs = pack_output_pairs(rows, widened_span(folding.offset))
             if pairs is not None:
                 return self.render_s8_pairs(node, graph, names, product, a, b, folding, pairs,
@@ -244,13 +250,38 @@ class MatrixProduct(OpDef):
                       skipped_macs=0 if skipped is None else skipped.skipped_macs(
                           self.macs(node, graph)))
 
+    def render_s8_listed(self, node: Node, graph: Graph, names: Names, product: Product,
+                         a: Tensor, b: Tensor, rows: np.ndarray, start: np.ndarray | None,
+                         stage: OutputStage, skipped: ConstantChannels | None) -> Kernel | None:
+        """The pairs kernel over a list of the row's nonzero column words (zero_words.py),
+        where calibration saw the row zero often enough for the list to pay; None elsewhere.
+        The zero point is subtracted from each input (a zero word must be 0), not folded.
+        `rows` and `start` are the computed columns' filters and bias."""
+        if a.zeros is None or a.zeros.shape[1] != product.k:
+            return None
+        zero = plan_zero_words(a.zeros, product.n)
+        if zero is None:
+            return None
+        zero_point = zero_point_of(a)
+        pairs = pack_output_pairs(zero.filters(rows), widened_span(-zero_point))
+        if pairs is None or 4 * pairs.words + LIST_BYTES_PER_WORD * pairs.words > SCRATCH_BUDGET:
+            return None
+        bias = (np.zeros(len(rows), np.int64) if start is None
+                else start.astype(np.int64).reshape(-1))
+        folding = Folding(bias, -zero_point, f"the input's zero point {zero_point} subtracted "
+                          "from each input, so that a word of two zeros is 0")
+        return self.render_s8_pairs(node, graph, names, product, a, b, folding, pairs, stage,
+                                    skipped, zero)
+
     def render_s8_pairs(self, node: Node, graph: Graph, names: Names, product: Product,
                         a: Tensor, b: Tensor, folding: Folding, pairs: OutputPairs,
-                        stage: OutputStage, skipped: ConstantChannels | None) -> Kernel:
+                        stage: OutputStage, skipped: ConstantChannels | None,
+                        zero: ZeroWords | None = None) -> Kernel:
         """The int8 kernel for one row of A by a constant B whose filters pack two to a
         halfword (output_pairs.py): each weight is read once, so the loop's cost per weight
         is what counts; six outputs per step share each column word. `product`, `stage` and
-        `folding` are those of the columns computed (`skipped` names the others)."""
+        `folding` are those of the columns computed (`skipped` names the others); `zero`,
+        where given, pairs the row's inputs into words and lists the nonzero ones."""
         n, k = product.n, product.k
         out, requant, weights, bias, spread = _s8_output_stage(node, graph, names, product,
                                                                stage, folding, pairs.packed,
@@ -277,7 +308,12 @@ class MatrixProduct(OpDef):
                  "place, one product at a time, w[n + 1] recovered from its byte"]
         if skipped is not None:
             notes.insert(-2, skipped.note("column", "row of y"))
+        if zero is not None:
+            weights["sources"] = zero.source_words()
+            notes.insert(-1, zero.note())
         context = {"loops": bounds, "n": n, "k": k, "k4": pairs.k4, "words": pairs.words,
+                   "listed": zero is not None,
+                   "sources": names.weight("sources"), "limit": zero.limit if zero else 0,
                    "steps": pairs.steps, "tail": pairs.tail, "single": pairs.single,
                    "a": product.a.array,
                    "a_row": linear([*loops, "m"], [*a_batch, product.a.outer]),

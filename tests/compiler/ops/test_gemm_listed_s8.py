@@ -1,0 +1,114 @@
+"""One row of A (a ReLU's output, often at its zero point) times constant int8 filters, with
+the row's nonzero column words listed (zero_words.py, ariel_list_words_s8,
+ariel_dot_3pairs_listed_s8): how inputs are paired and ordered from the calibration rows;
+then QLinearMatMul models compiled with calibration rows whose host-built C (plain, and the
+DSP path on the C twins) and firmware on a Cortex-M4 in QEMU (the assembly, and the plain
+path on the same core) equal the integer reference exactly, on rows that list few words,
+rows that list none, and rows of no zero (which take the dense loop)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from codegen.compiler.ops.zero_words import plan_zero_words
+from tests.compiler.ops.test_conv_s8 import check_int8
+from tests.compiler.ops.test_gemm_pairs_s8 import qlinear_row_model
+from tests.support import compile_onnx_int8
+
+
+def test_inputs_zero_together_share_a_word():
+    rng = np.random.default_rng(0)
+    zeros = rng.random((40, 12)) < 0.5
+    zeros[:, 7] = zeros[:, 2]  # 2 and 7 are zero together, 4 and 9 likewise
+    zeros[:, 9] = zeros[:, 4]
+    zero = plan_zero_words(zeros, 60)
+    assert zero is not None
+    pairs = {tuple(sorted(map(int, pair))) for pair in zero.sources}
+    assert {(2, 7), (4, 9)} <= pairs
+    assert sorted(zero.sources.reshape(-1)) == list(range(12))  # each input once
+
+
+def test_words_most_often_zero_come_last_and_padding_reads_no_weight():
+    zeros = np.zeros((20, 10), bool)
+    zeros[:, 3] = zeros[:, 8] = True  # always zero: their word is left out every time
+    zeros[:10, 0] = zeros[:10, 5] = True
+    zero = plan_zero_words(zeros, 36)
+    assert zero is not None and zero.words == 6  # k padded to 12
+    assert tuple(sorted(map(int, zero.sources[-1]))) == (3, 8) or zero.padding.sum() == 2
+    rows = np.arange(1, 31).reshape(3, 10)
+    filters = zero.filters(rows)
+    assert filters.shape == (3, 12)
+    assert (filters[:, zero.padding] == 0).all()
+    # Every weight is kept once, at the position the pairing gives its input.
+    np.testing.assert_array_equal(np.sort(filters[:, ~zero.padding], axis=1), rows)
+    np.testing.assert_array_equal(filters[:, ~zero.padding], rows[:, zero.order[~zero.padding]])
+    assert 0 < zero.limit < zero.words
+
+
+def test_no_list_where_it_would_not_pay():
+    assert plan_zero_words(np.zeros((16, 64), bool), 64) is None  # no zero seen
+    assert plan_zero_words(np.ones((16, 64), bool), 4) is None  # no step of six outputs
+    assert plan_zero_words(np.ones((16, 64), bool), 64) is not None
+
+
+# name: (K, N, A's zero point, share of inputs at their zero point in the calibration rows);
+# K N at least zero_words.MIN_WEIGHT_BYTES, below which no statistics are gathered.
+CASES = {
+    "steps_and_a_pair": (128, 20, -128, 0.6),
+    "k_padded_odd_filter": (97, 27, -128, 0.5),
+    "two_pairs_left_zero_point_5": (64, 40, 5, 0.7),
+    "zero_point_0": (40, 54, 0, 0.6),
+}
+
+
+def case_rows(case: str, count: int, rng: np.random.Generator) -> np.ndarray:
+    """`count` int8 rows [1, K] at A's zero point where an input's own rate says, in groups
+    of inputs that tend to be zero together."""
+    k, _, zero_point, share = CASES[case]
+    rates = np.clip(rng.normal(share, 0.25, k), 0.0, 1.0)
+    groups = rng.integers(0, max(k // 3, 1), k)
+    rows = rng.integers(-128, 128, (count, k))
+    for row in rows:
+        draw = rng.random(groups.max() + 1)[groups]
+        row[draw < rates] = zero_point
+    return rows.reshape(count, 1, k).astype(np.int8)
+
+
+def compiled_case(case: str):
+    k, n, zero_point, _ = CASES[case]
+    rng = np.random.default_rng(sum(map(ord, case)))
+    model = qlinear_row_model(rng.integers(-127, 128, (k, n)), zero_point, 0.5)
+    compiled = compile_onnx_int8(model, {"a": case_rows(case, 32, rng)}, io="int8")
+    assert "ariel_dot_3pairs_listed_s8" in compiled.files["m.c"]
+    return model, compiled
+
+
+def case_inputs(case: str) -> list[list[np.ndarray]]:
+    """Rows like the calibration's (short lists), every input at the zero point (an empty
+    list), no input at it (the dense loop), and the extremes."""
+    k, _, zero_point, _ = CASES[case]
+    rng = np.random.default_rng(11)
+    rows = list(case_rows(case, 3, rng))
+    rows.append(np.full((1, k), zero_point))
+    busy = rng.integers(-128, 128, (1, k))
+    busy[busy == zero_point] = zero_point + (1 if zero_point < 127 else -1)
+    rows += [busy, np.full((1, k), -128), np.full((1, k), 127)]
+    return [[np.asarray(row, np.int8)] for row in rows]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_listed_rows_are_bit_exact(case, tmp_path):
+    model, compiled = compiled_case(case)
+    assert [kernel["kernel"] for kernel in compiled.info.kernels] == ["matmul_pairs_s8"]
+    check_int8(compiled, case_inputs(case), tmp_path, f"listed {case}", model=model)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("case", ["steps_and_a_pair", "k_padded_odd_filter"])
+def test_listed_rows_on_a_cortex_m4_in_qemu(case, tmp_path):
+    from tests.compiler.ops.test_s8_dsp_qemu import check_on_cortex_m4
+
+    _, compiled = compiled_case(case)
+    check_on_cortex_m4(compiled, case_inputs(case), tmp_path,
+                       plain_too=case == "k_padded_odd_filter")
