@@ -1662,49 +1662,67 @@ ARIEL_INLINE void ariel_dot_3pairs_listed_s8_twin(int32_t acc[6], const int32_t 
     }
 }
 
+/* How ariel_dot_3pairs_listed_s8 walks a list of `entries`: eight entries a pass, the first
+ * pass entered `jump` bytes into the loop (past the entries that make the passes come out
+ * even; plus one, the Thumb bit), computed once per row rather than per step. */
+typedef struct {
+    int32_t entries;
+    int32_t passes;
+    int32_t jump;
+} ariel_listed_t;
+
+/* The bytes of one entry of the loop below: 15 instructions, each forced to its 32-bit
+ * encoding (.w) so that a jump can count them. */
+#define ARIEL_LISTED_ENTRY_BYTES 60
+
+ARIEL_INLINE ariel_listed_t ariel_listed(int32_t entries)
+{
+    const ariel_listed_t listed = {entries, (entries + 7) >> 3,
+                                   ARIEL_LISTED_ENTRY_BYTES * ((8 - (entries & 7)) & 7) + 1};
+    return listed;
+}
+
 /* One entry of ariel_dot_3pairs_listed_s8's loop in assembly: the column word and the
  * distance loaded in a row (3 cycles), the weight pointer moved on by the distance (1), the
  * three weight words loaded in a row (4), then ARIEL_DOT_3PAIRS_MACS (9): 17 cycles per 12
  * MACs on a Cortex-M4 where the dense loop takes 14 (zero_words.py weighs the two). */
 #define ARIEL_DOT_3PAIRS_LISTED_ENTRY \
-    "ldr %[x], [%[list], #4]\n\t" \
-    "ldr %[w0], [%[list]], #8\n\t" \
-    "add %[w], %[w], %[w0]\n\t" \
-    "ldr %[w2], [%[w], #8]\n\t" \
-    "ldr %[w1], [%[w], #4]\n\t" \
-    "ldr %[w0], [%[w]]\n\t" \
+    "ldr.w %[x], [%[list], #4]\n\t" \
+    "ldr.w %[w0], [%[list]], #8\n\t" \
+    "add.w %[w], %[w], %[w0]\n\t" \
+    "ldr.w %[w2], [%[w], #8]\n\t" \
+    "ldr.w %[w1], [%[w], #4]\n\t" \
+    "ldr.w %[w0], [%[w]]\n\t" \
     ARIEL_DOT_3PAIRS_MACS
 
-/* ariel_dot_3pairs_s8 over the `entries` listed column words of `list` (the layout above),
- * `w` at the step's first weight word. On a DSP core the loop is assembly, four entries per
- * pass after the one, two or three that the count leaves (its low bits shifted out). */
+/* ariel_dot_3pairs_s8 over the listed column words of `list` (the layout above), `w` at the
+ * step's first weight word. On a DSP core the loop is assembly, eight entries a pass, the
+ * first entered by a jump part-way in (Duff's device): 3 cycles a step to enter and 4 a
+ * pass for the count and the branch back. */
 ARIEL_INLINE void ariel_dot_3pairs_listed_s8(int32_t acc[6], const int32_t *list,
-                                             const int8_t *w, int32_t entries)
+                                             const int8_t *w, ariel_listed_t listed)
 {
 #if defined(__ARM_FEATURE_DSP) && !defined(ARIEL_NO_DSP) && defined(__OPTIMIZE__)
+    if (listed.passes == 0) {
+        return;
+    }
     int32_t a0 = acc[0], a1 = acc[2], a2 = acc[4];
     int32_t b0 = a0, b1 = a1, b2 = a2;
-    int32_t count = entries, x, w0, w1, w2;
-    __asm__("lsrs %[count], %[count], #1\n\t"
-            "bcc 1f\n\t"
-            ARIEL_DOT_3PAIRS_LISTED_ENTRY
-            "1:\n\t"
-            "lsrs %[count], %[count], #1\n\t"
-            "bcc 2f\n\t"
-            ARIEL_DOT_3PAIRS_LISTED_ENTRY ARIEL_DOT_3PAIRS_LISTED_ENTRY
-            "2:\n\t"
-            "cmp %[count], #0\n\t"
-            "beq 4f\n\t"
+    int32_t count = listed.passes, x = listed.jump, w0, w1, w2;
+    __asm__("adr.w %[w0], 1f\n\t"
+            "add %[w0], %[w0], %[x]\n\t"
+            "bx %[w0]\n\t"
             ".p2align 2\n"
-            "3:\n\t"
+            "1:\n\t"
+            ARIEL_DOT_3PAIRS_LISTED_ENTRY ARIEL_DOT_3PAIRS_LISTED_ENTRY
+            ARIEL_DOT_3PAIRS_LISTED_ENTRY ARIEL_DOT_3PAIRS_LISTED_ENTRY
             ARIEL_DOT_3PAIRS_LISTED_ENTRY ARIEL_DOT_3PAIRS_LISTED_ENTRY
             ARIEL_DOT_3PAIRS_LISTED_ENTRY ARIEL_DOT_3PAIRS_LISTED_ENTRY
             "subs %[count], %[count], #1\n\t"
-            "bne 3b\n"
-            "4:"
+            "bne 1b"
             : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [b0] "+r"(b0), [b1] "+r"(b1),
               [b2] "+r"(b2), [list] "+r"(list), [w] "+r"(w), [count] "+r"(count),
-              [x] "=&r"(x), [w0] "=&r"(w0), [w1] "=&r"(w1), [w2] "=&r"(w2)
+              [x] "+&r"(x), [w0] "=&r"(w0), [w1] "=&r"(w1), [w2] "=&r"(w2)
             :
             : "cc", "memory");
     acc[1] += (int32_t)((uint32_t)b0 - (uint32_t)a0) >> 8;
@@ -1714,7 +1732,7 @@ ARIEL_INLINE void ariel_dot_3pairs_listed_s8(int32_t acc[6], const int32_t *list
     acc[2] = a1;
     acc[4] = a2;
 #else
-    ariel_dot_3pairs_listed_s8_twin(acc, list, w, entries);
+    ariel_dot_3pairs_listed_s8_twin(acc, list, w, listed.entries);
 #endif
 }
 

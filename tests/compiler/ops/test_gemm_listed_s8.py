@@ -85,11 +85,16 @@ def compiled_case(case: str):
 
 
 def case_inputs(case: str) -> list[list[np.ndarray]]:
-    """Rows like the calibration's (short lists), every input at the zero point (an empty
-    list), no input at it (the dense loop), and the extremes."""
+    """Rows like the calibration's (short lists), rows of 1 to 17 inputs off the zero point
+    (lists of every length modulo the loop's eight entries a pass), every input at the zero
+    point (an empty list), no input at it (the dense loop), and the extremes."""
     k, _, zero_point, _ = CASES[case]
     rng = np.random.default_rng(11)
     rows = list(case_rows(case, 3, rng))
+    for count in range(1, 18):
+        row = np.full((1, k), zero_point)
+        row[0, rng.choice(k, count, replace=False)] = np.where(zero_point < 0, 100, -100)
+        rows.append(row)
     rows.append(np.full((1, k), zero_point))
     busy = rng.integers(-128, 128, (1, k))
     busy[busy == zero_point] = zero_point + (1 if zero_point < 127 else -1)
