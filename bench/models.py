@@ -77,15 +77,15 @@ def layer_kind(graph: Graph, kernel: dict, precision: str) -> str:
 
 
 def measure(model: str, precision: str, board_name: str, folder: Path,
-            weights_in_ram: bool = False) -> dict:
+            weights_in_ram: bool = False, fixed_timing: bool = False) -> dict:
     calibration, tests = calibration_and_tests(model)
     path = ROOT / "examples" / "models" / f"{model}.onnx"
     options = Options(weights_in_ram=weights_in_ram)
     if precision == "int8":
         np.save(folder / "calib.npy", calibration.astype(np.float32))
         options = Options(precision="int8", calibration=str(folder / "calib.npy"),
-                          weights_in_ram=weights_in_ram)
-    out = folder / f"{model}-{precision}-{board_name}"
+                          weights_in_ram=weights_in_ram, fixed_timing=fixed_timing)
+    out = folder / f"{model}-{precision}-{board_name}{'-fixed' if fixed_timing else ''}"
     row = {"model": model, "precision": precision, "board": board_name,
            "weights_in_ram": weights_in_ram}
     try:
@@ -103,10 +103,19 @@ def measure(model: str, precision: str, board_name: str, folder: Path,
                "skipped_macs": kernels[layer.index].get("skipped_macs", 0),
                "instructions": layer.instructions, "cycles": layer.cycles,
                "ram_cycles": layer.ram_cycles} for layer in report.layers]
-    return {**row, "macs": report.total_macs, "instructions": report.total_instructions,
-            "cycles": report.total_cycles, "time_ms": report.time_ms,
-            "energy_uj": report.energy_uj, "ram_cycles": report.total_ram_cycles,
-            "flash_model": report.flash_model, "layers": layers}
+    row = {**row, "macs": report.total_macs, "instructions": report.total_instructions,
+           "cycles": report.total_cycles, "time_ms": report.time_ms,
+           "energy_uj": report.energy_uj, "ram_cycles": report.total_ram_cycles,
+           "flash_model": report.flash_model, "layers": layers}
+    if any(kernel.get("input_dependent") for kernel in built.info.kernels):
+        # The table's figure is the first test input's; the others and a build whose time
+        # is the same on every input show how far it moves.
+        row["cycles_per_input"] = [row["cycles"]] + [
+            run_profile(built, [sample.astype(np.float32).reshape(1, *shape)],
+                        timeout=1800).total_cycles for sample in tests[1:]]
+        fixed = measure(model, precision, board_name, folder, weights_in_ram, True)
+        row["fixed_timing_cycles"] = fixed.get("cycles")
+    return row
 
 
 def main() -> None:
@@ -132,6 +141,7 @@ def main() -> None:
                 runs.append(run)
                 print_row(run, args.board, also, header=len(runs) == 1)
     print_skipped(runs, args.board)
+    print_input_dependent(runs, args.board)
     print()
     print_kinds(runs, args.board, also)
     if args.layers:
@@ -223,6 +233,23 @@ def print_skipped(runs: list[dict], board: str) -> None:
                   f"({skipped / row['macs']:.1%}) are in output channels that are one value "
                   f"whatever the input, not computed; {row['cycles'] / computed:.2f} cycles "
                   f"per MAC computed", flush=True)
+
+
+def print_input_dependent(runs: list[dict], board: str) -> None:
+    """Under the models' table, for each row with kernels whose time depends on the input
+    (dense layers that skip zero inputs, zero_words.py): its cycles on every test input, and
+    those of the same model built with --fixed-timing."""
+    for run in runs:
+        row = run[board]
+        cycles = row.get("cycles_per_input")
+        if not cycles:
+            continue
+        fixed = row.get("fixed_timing_cycles")
+        print(f"  {row['model']} {label(row)}: its time depends on the input; over its "
+              f"{len(cycles)} test inputs {min(cycles):,.0f} to {max(cycles):,.0f} cycles "
+              f"(mean {np.mean(cycles):,.0f}; the table's figure is the first), "
+              + (f"{fixed:,.0f} built with --fixed-timing" if fixed else
+                 "the --fixed-timing build failed"), flush=True)
 
 
 def print_kinds(runs: list[dict], board: str, also: list[str]) -> None:

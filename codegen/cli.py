@@ -291,6 +291,10 @@ def _size(n: int) -> str:
 @click.option("--weights-in-ram", is_flag=True,
               help="Place the weights in RAM (copied from flash at reset): each is read "
                    "without the flash's wait states, at the cost of their size in RAM.")
+@click.option("--fixed-timing", is_flag=True,
+              help="int8: no kernel whose time depends on the input's values (dense layers "
+                   "that skip their row's zeros), so that every inference takes the same "
+                   "time (intermittent builds always are).")
 @click.option("--show-plan", is_flag=True, help="Print the arena plan as a timeline.")
 @click.option("--power", type=click.Choice(["continuous", "intermittent"]), default="continuous",
               show_default=True,
@@ -324,7 +328,8 @@ def build(model: Path | None, board_name: str | None, board_file: Path | None, o
           thresholds: str | None, threshold_data: str | None, target_agreement: float | None,
           float_weights: str, calibration: str | None, calib_method: str, io: tuple[str, ...],
           test_inputs: Path | None, name: str | None, input_shapes: tuple[str, ...],
-          weights_in_ram: bool, show_plan: bool, power: str, checkpoint_strategy: str,
+          weights_in_ram: bool, fixed_timing: bool, show_plan: bool, power: str,
+          checkpoint_strategy: str,
           on_period_cycles: int | None, build_harvest_power: float | None,
           capacitance: float, turn_on: float, brown_out: float,
           inferences_per_hour: float | None, force: bool) -> None:
@@ -349,7 +354,8 @@ def build(model: Path | None, board_name: str | None, board_file: Path | None, o
                          "ari, --stage) cannot keep checkpoints yet")
     io, uart = _io_modes(io, test_inputs)
     if precision == "ari" or stages or stage_file:
-        refuse_unused(ctx, "in an adaptive build (--precision ari, --stage)", "weights_in_ram")
+        refuse_unused(ctx, "in an adaptive build (--precision ari, --stage)", "weights_in_ram",
+                      "fixed_timing")
         _build_ari(model, board, outdir, stages, stage_file, margin, scores,
                    decision_threshold,
                    thresholds, threshold_data or calibration, target_agreement, calibration,
@@ -359,7 +365,7 @@ def build(model: Path | None, board_name: str | None, board_file: Path | None, o
         raise ArielError("give the MODEL to build (or --stage for an adaptive build)")
     options = Options(precision, calibration, calib_method, io,
                       parse_input_shapes(input_shapes), name, float_weights=float_weights,
-                      weights_in_ram=weights_in_ram,
+                      weights_in_ram=weights_in_ram, fixed_timing=fixed_timing,
                       power=_power_options(board, power, checkpoint_strategy, on_period_cycles,
                                            inferences_per_hour, build_harvest_power,
                                            (capacitance, turn_on, brown_out)))
@@ -478,6 +484,8 @@ def _refuse_unused_build_options(ctx: click.Context, precision: str, stages, sta
     if precision == "float":
         refuse_unused(ctx, "on a float build (calibration is for --precision int8)", "calibration",
                       "calib_method")
+        refuse_unused(ctx, "on a float build (its kernels' time never depends on the values)",
+                      "fixed_timing")
 
 
 def _io_modes(choices: tuple[str, ...], test_inputs: Path | None):

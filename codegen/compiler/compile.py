@@ -55,6 +55,10 @@ class Options:
     # --weights-in-ram: the constant arrays linked into .data, copied from flash at reset,
     # so that the kernels read them without the flash's wait states (more RAM used)
     weights_in_ram: bool = False
+    # --fixed-timing: no kernel whose time depends on the input's values (the dense layers
+    # that skip their row's zeros, ops/zero_words.py); also the case for --power intermittent,
+    # whose checkpoints bound each unit of work's cycles.
+    fixed_timing: bool = False
 
 
 @dataclass
@@ -137,7 +141,9 @@ def compile_int8(model: onnx.ModelProto, name: str, source: ModelSource, options
         expose_int8_io(graph)
     compiled = compile_graph(graph, source, command, options.pin_inputs,
                              segmented=options.segmented, power=options.power,
-                             weights_in_ram=options.weights_in_ram, calibration=calibration)
+                             weights_in_ram=options.weights_in_ram,
+                             calibration=None if options.fixed_timing or options.power
+                             else calibration)
     compiled.quantized_model, compiled.calibration = quantized, calibration
     compiled.float_islands = float_islands(compiled.graph)
     return compiled
@@ -166,6 +172,7 @@ def compile_graph(graph: Graph, source: ModelSource, command: str | None = None,
     files, info = emit_model(graph, plan, prefix, header, half_weights, segments,
                              checkpoints, weights_in_ram)
     source.notes.extend(skipped_notes(info.kernels))
+    source.notes.extend(input_dependent_notes(info.kernels))
     if half_weights:
         source.notes.append("float filters and matrices stored at half precision (IEEE "
                             "float16, rounded to nearest), widened to float as loaded")
@@ -179,6 +186,18 @@ def skipped_notes(kernels: list[dict]) -> list[str]:
             "computed: output channels that are one value whatever the input (listed in its "
             "kernel's comment), their filters not stored" for k in kernels
             if k.get("skipped_macs")]
+
+
+def input_dependent_notes(kernels: list[dict]) -> list[str]:
+    """One build note on the kernels whose time depends on the input's values, and what bounds
+    it: a profile's cycles are those of the inputs it ran, not of every input."""
+    varying = [k for k in kernels if k.get("input_dependent")]
+    if not varying:
+        return []
+    layers = ", ".join(f"{k['op']} '{k['name']}'" for k in varying)
+    return [f"the time of {len(varying)} layer{'s' if len(varying) > 1 else ''} depends on the "
+            f"input ({layers}): {varying[0]['input_dependent']}; build with --fixed-timing "
+            "for the same time on every input"]
 
 
 def model_inputs(model: onnx.ModelProto) -> list[tuple[str, tuple[int, ...], str]]:

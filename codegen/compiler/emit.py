@@ -157,6 +157,7 @@ def emit_model(graph: Graph, plan: MemoryPlan, prefix: str, header: str,
         kernels=[{"index": k["index"], "name": k["node"].name, "op": k["op"],
                   "fn": k["fn"], "macs": k["macs"],
                   "skipped_macs": lowered[k["index"]].kernel.skipped_macs,
+                  "input_dependent": lowered[k["index"]].kernel.input_dependent,
                   "kernel": _template_stem(lowered[k["index"]].kernel.template),
                   **({} if segments is None else {"segment": segments[k["index"]]})}
                  for k in kernels if not k["view"]],

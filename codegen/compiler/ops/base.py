@@ -44,6 +44,9 @@ class Kernel:
     # The node's MACs this kernel does not compute, their outputs known at compile time
     # (constant_channels.py): benchmarks report them beside the model's MACs.
     skipped_macs: int = 0
+    # Why this kernel's time depends on the input's values, and what bounds it (None: it
+    # does not); build notes and benchmarks report it.
+    input_dependent: str | None = None
 
     def multiplicands(self) -> tuple[str, ...]:
         if self.multiplicand is None:

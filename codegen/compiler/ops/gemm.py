@@ -323,7 +323,8 @@ class MatrixProduct(OpDef):
                    "spread": spread, "notes": wrap_notes(notes)}
         return Kernel(TEMPLATE_S8_PAIRS, context, weights,
                       skipped_macs=0 if skipped is None else skipped.skipped_macs(
-                          self.macs(node, graph)))
+                          self.macs(node, graph)),
+                      input_dependent=None if zero is None else zero.timing())
 
     def b_inner_axis(self, node: Node, b: Tensor) -> int:
         """The axis of B that the inner product runs along (k)."""

@@ -74,6 +74,11 @@ class ZeroWords:
         """Filters [N, K] as rows of K4 positions in this order (padding weights 0)."""
         return np.where(self.padding, 0, rows[:, self.order])
 
+    def timing(self) -> str:
+        """What the kernel's time depends on, for build notes."""
+        return ("dense layers that leave out the zero inputs of their row take longer on a "
+                "row with fewer zeros, at most their dense loop's time plus the list's making")
+
     def note(self) -> str:
         """The kernel comment's line on the list."""
         return (f"the row's column words listed where nonzero (inputs paired and ordered by "

@@ -11,7 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from codegen.compiler.compile import Options, compile_int8
+from codegen.compiler.frontend import ModelSource
 from codegen.compiler.ops.zero_words import plan_zero_words
+from codegen.compiler.quant.calibrate import CalibrationData
 from tests.compiler.ops.test_conv_s8 import check_int8
 from tests.compiler.ops.test_gemm_pairs_s8 import qlinear_row_model
 from tests.support import compile_onnx_int8
@@ -117,3 +120,21 @@ def test_listed_rows_on_a_cortex_m4_in_qemu(case, tmp_path):
     _, compiled = compiled_case(case)
     check_on_cortex_m4(compiled, case_inputs(case), tmp_path,
                        plain_too=case == "k_padded_odd_filter")
+
+
+def test_fixed_timing_builds_the_dense_loop_and_notes_say_why():
+    k, n, zero_point, _ = CASES["steps_and_a_pair"]
+    rng = np.random.default_rng(5)
+    model = qlinear_row_model(rng.integers(-127, 128, (k, n)), zero_point, 0.5)
+    data = CalibrationData({"a": case_rows("steps_and_a_pair", 32, rng)}, None, "tests")
+    notes = {}
+    for fixed in (False, True):
+        source = ModelSource("m.onnx", "0" * 64, [])
+        compiled = compile_int8(model, "m", source, Options(precision="int8", io="int8",
+                                                            fixed_timing=fixed), "tests", data)
+        listed = "ariel_dot_3pairs_listed_s8" in compiled.files["m.c"]
+        assert listed != fixed
+        assert bool(compiled.info.kernels[0]["input_dependent"]) == listed
+        notes[fixed] = [note for note in source.notes if "depends on the input" in note]
+    assert len(notes[False]) == 1 and "--fixed-timing" in notes[False][0]
+    assert notes[True] == []
