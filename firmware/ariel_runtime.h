@@ -1736,6 +1736,26 @@ ARIEL_INLINE void ariel_dot_3pairs_listed_s8(int32_t acc[6], const int32_t *list
 #endif
 }
 
+/* The nonzero words of a row widened in its pairing's order (its producer wrote it so),
+ * listed as ariel_list_words_s8 lists them; returns the entries. */
+ARIEL_INLINE int32_t ariel_list_nonzero(int32_t *list, const int32_t *col, int32_t words,
+                                        int32_t stride)
+{
+    int32_t *entry = list;
+    int32_t place = 0, last = 0;
+    for (int32_t j = 0; j < words; ++j) {
+        const int32_t x = col[j];
+        if (x != 0) {
+            entry[0] = place - last;
+            entry[1] = x;
+            entry += 2;
+            last = place;
+        }
+        place += stride;
+    }
+    return (int32_t)(entry - list) / 2;
+}
+
 /* A row's column words in zero_words.py's order, word j the inputs of `a` at the bottom
  * and top halves of sources[j], each plus `offset` (minus the zero point, so that a word of
  * two zeros is 0), all written to col (for the dense loops) and the nonzero ones listed (the

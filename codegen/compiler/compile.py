@@ -157,9 +157,10 @@ def compile_graph(graph: Graph, source: ModelSource, command: str | None = None,
     statistics of the rows that dense layers may list the nonzero words of."""
     run_pipeline(graph, PIPELINE)
     if calibration is not None:
-        from codegen.compiler.quant.zero_rows import record_row_zeros
+        from codegen.compiler.quant.zero_rows import order_producers, record_row_zeros
 
         record_row_zeros(graph, calibration)
+        order_producers(graph)
     segments = order_by_outputs(graph) if segmented else None
     for node in graph.nodes:
         source.notes.extend(REGISTRY[node.op].build_notes(node, graph))

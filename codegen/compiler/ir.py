@@ -64,6 +64,10 @@ class Tensor:
     # Where calibration inputs put this int8 row at its zero point ([rows, K] bool), for the
     # dense layers that may list its nonzero words (quant/zero_rows.py, ops/zero_words.py).
     zeros: np.ndarray | None = None
+    # Set where ariel stores this tensor's last axis in another order than the model's
+    # (quant/zero_rows.py's order_producers): position p holds the model's channel
+    # channel_order[p]. Reports that compare it with the model's tensor put it back.
+    channel_order: np.ndarray | None = None
 
     @property
     def is_const(self) -> bool:

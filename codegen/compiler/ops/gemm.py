@@ -259,7 +259,7 @@ class MatrixProduct(OpDef):
         `rows` and `start` are the computed columns' filters and bias."""
         if a.zeros is None or a.zeros.shape[1] != product.k:
             return None
-        zero = plan_zero_words(a.zeros, product.n)
+        zero = plan_zero_words(a.zeros, product.n, in_order=a.channel_order is not None)
         if zero is None:
             return None
         zero_point = zero_point_of(a)
@@ -309,10 +309,11 @@ class MatrixProduct(OpDef):
         if skipped is not None:
             notes.insert(-2, skipped.note("column", "row of y"))
         if zero is not None:
-            weights["sources"] = zero.source_words()
+            if not zero.in_order:
+                weights["sources"] = zero.source_words()
             notes.insert(-1, zero.note())
         context = {"loops": bounds, "n": n, "k": k, "k4": pairs.k4, "words": pairs.words,
-                   "listed": zero is not None,
+                   "listed": zero is not None, "gathered": zero is not None and not zero.in_order,
                    "sources": names.weight("sources"), "limit": zero.limit if zero else 0,
                    "steps": pairs.steps, "tail": pairs.tail, "single": pairs.single,
                    "a": product.a.array,

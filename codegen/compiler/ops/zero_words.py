@@ -65,6 +65,11 @@ class ZeroWords:
     def words(self) -> int:
         return len(self.sources)
 
+    @property
+    def in_order(self) -> bool:
+        """Whether the row lies in the pairing's order (no gather: the kernel widens it)."""
+        return bool((self.order == np.arange(len(self.order))).all())
+
     def source_words(self) -> np.ndarray:
         """The kernel's table: per word, its first input in the bottom half, its second in
         the top (ariel_list_words_s8)."""
@@ -88,9 +93,13 @@ class ZeroWords:
                 f"{self.limit} of the {self.words} words runs the dense loop instead")
 
 
-def plan_zero_words(zeros: np.ndarray, outputs: int) -> ZeroWords | None:
+def plan_zero_words(zeros: np.ndarray, outputs: int, in_order: bool = False
+                    ) -> ZeroWords | None:
     """The pairing of a row whose calibration rows were zero where `zeros` ([rows, K] bool)
-    says, for a layer of `outputs` filters; None when a list would not pay on them."""
+    says, for a layer of `outputs` filters; None when a list would not pay on them. With
+    `in_order`, the row already lies in its pairing's order (its producer writes it so,
+    quant/zero_rows.py's order_producers): word j pairs the inputs the kernel's widening puts
+    together, 4 (j // 2) + j % 2 and that plus 2."""
     k = zeros.shape[1]
     k4 = -(-k // 4) * 4
     steps = outputs // STEP_OUTPUTS
@@ -105,16 +114,20 @@ def plan_zero_words(zeros: np.ndarray, outputs: int) -> ZeroWords | None:
     # Padding positions count as always zero; the kernel reads the input most often zero
     # for them (their weights are 0, so only whether their word is listed depends on it).
     padded = np.concatenate([zeros, np.ones((len(zeros), k4 - k), bool)], axis=1)
-    pairs = pair_inputs(padded)
-    zero_words = padded[:, pairs[:, 0]] & padded[:, pairs[:, 1]]
-    pairs = pairs[np.argsort(zero_words.mean(axis=0), kind="stable")]  # least often zero first
+    word = np.arange(words)
+    first = 4 * (word // 2) + word % 2
+    if in_order:
+        pairs = np.stack([first, first + 2], axis=1)
+        zero_words = padded[:, pairs[:, 0]] & padded[:, pairs[:, 1]]
+    else:
+        pairs = pair_inputs(padded)
+        zero_words = padded[:, pairs[:, 0]] & padded[:, pairs[:, 1]]
+        pairs = pairs[np.argsort(zero_words.mean(axis=0), kind="stable")]  # least often zero first
     share = 1 - float(zero_words.mean())
     padding = pairs >= k
     sources = np.where(padding, int(np.argmax(zeros.mean(axis=0))), pairs)
     if not _pays(steps, words, share, dense, listed):
         return None
-    word = np.arange(words)
-    first = 4 * (word // 2) + word % 2
     order, positions_padded = np.empty(k4, np.int64), np.empty(k4, bool)
     order[first], order[first + 2] = sources[:, 0], sources[:, 1]
     positions_padded[first], positions_padded[first + 2] = padding[:, 0], padding[:, 1]

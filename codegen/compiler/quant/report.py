@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
-from codegen.compiler.ir import Graph
+from codegen.compiler.ir import Graph, Tensor
 from codegen.compiler.onnxrun import run_model
 from codegen.compiler.ops import REGISTRY
 from codegen.compiler.ops.base import is_view_node
@@ -94,7 +94,7 @@ def quantization_report(graph: Graph, float_model: onnx.ModelProto | None,
         origin = graph.origins.get(out.name)
         if floats is not None and origin is not None:
             float_name = _float_name(float_model, origin)
-            error = max(_relative_error(_dequantize(out, ours[i][out.name]),
+            error = max(_relative_error(_dequantize(out, model_order(out, ours[i][out.name])),
                                         floats[i][float_name]) for i in range(count))
         weights = [graph.tensor(n) for n in node.inputs[1:2] if n and graph.tensor(n).is_const
                    and graph.tensor(n).quant is not None]
@@ -134,12 +134,31 @@ def _compare_layers(graph: Graph, qdq_model: onnx.ModelProto, samples, count: in
                       else values.get(_onnx_name(n)) for n in node.inputs]
             if any(v is None for n, v in zip(node.inputs, inputs, strict=True) if n):
                 break
-            ours = REGISTRY[node.op].reference_s8(node, graph, *inputs)[0]
+            inputs = [v if not n or graph.tensor(n).is_const else ariel_order(graph.tensor(n), v)
+                      for n, v in zip(node.inputs, inputs, strict=True)]
+            ours = model_order(graph.tensor(node.outputs[0]),
+                               REGISTRY[node.op].reference_s8(node, graph, *inputs)[0])
             differences.append(np.abs(ours.astype(np.int32) -
                                       values[_onnx_name(node.outputs[0])].astype(np.int32)))
         if differences and len(differences) == len(theirs):
             flat = np.concatenate([d.reshape(-1) for d in differences])
             row.ort_identical, row.ort_max_lsb = float((flat == 0).mean()), int(flat.max())
+
+
+def model_order(tensor: Tensor, values: np.ndarray) -> np.ndarray:
+    """`values` of `tensor` as ariel stores them, put back in the model's channel order (a
+    dense layer's outputs may be stored in the order the next one reads them,
+    zero_rows.order_producers)."""
+    if tensor.channel_order is None:
+        return values
+    restored = np.empty_like(values)
+    restored[..., tensor.channel_order] = values
+    return restored
+
+
+def ariel_order(tensor: Tensor, values: np.ndarray) -> np.ndarray:
+    """The model's `values` of `tensor` in the order ariel stores them."""
+    return values if tensor.channel_order is None else values[..., tensor.channel_order]
 
 
 def _kernel_outputs(graph: Graph) -> list[str]:

@@ -6,11 +6,13 @@ whose weights are large enough to matter (zero_words.MIN_WEIGHT_BYTES) and only 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from codegen.compiler.ir import Graph, Node
 from codegen.compiler.ops import REGISTRY
-from codegen.compiler.ops.zero_words import MIN_WEIGHT_BYTES
+from codegen.compiler.ops.zero_words import MIN_WEIGHT_BYTES, plan_zero_words
 from codegen.compiler.quant.output_stage import zero_point_of
 from codegen.compiler.quant.report import quantize_inputs
 from codegen.compiler.reference import run_graph_values
@@ -26,14 +28,17 @@ def record_row_zeros(graph: Graph, calibration) -> None:
     """Set `zeros` ([rows, K] bool) on the row tensor of every dense layer that may list
     its zero words, from the calibration data (a CalibrationData)."""
     nodes = [node for node in graph.nodes if _listable(node, graph)]
-    if not nodes or any(name not in calibration.inputs for name in graph.inputs):
+    # A graph that takes its int8 tensors (--io int8) names its inputs after them; the data
+    # is keyed by the model's input names.
+    sources = [graph.origins.get(name, name) for name in graph.inputs]
+    if not nodes or any(name not in calibration.inputs for name in sources):
         return
     macs = sum(REGISTRY[node.op].macs(node, graph) for node in graph.nodes)
     count = min(calibration.count, SAMPLES, max(MIN_SAMPLES, REFERENCE_MACS // max(macs, 1)))
     masks: dict[str, list[np.ndarray]] = {node.inputs[0]: [] for node in nodes}
     for index in range(count):
-        sample = [np.asarray(calibration.inputs[name][index]).reshape(graph.tensor(name).shape)
-                  for name in graph.inputs]
+        sample = [np.asarray(calibration.inputs[source][index]).reshape(graph.tensor(name).shape)
+                  for name, source in zip(graph.inputs, sources, strict=True)]
         # Float data is quantized as the firmware's input stage would; int8 data (a model
         # read as int8) is taken as it is.
         quantized = quantize_inputs(graph, [value.astype(np.float32) for value in sample])
@@ -53,3 +58,69 @@ def _listable(node: Node, graph: Graph) -> bool:
     a, b = graph.tensor(node.inputs[0]), graph.tensor(node.inputs[1])
     return (a.dtype == "int8" and a.quant is not None and not a.is_const and b.is_const
             and b.size >= MIN_WEIGHT_BYTES and a.size // a.shape[-1] <= 4)
+
+
+def order_producers(graph: Graph) -> None:
+    """Where a dense layer that lists its row's zero words reads the output of another dense
+    layer and nothing else does, have the producer write its outputs in the order the
+    listing pairs them (its filters, bias and scales permuted at compile time): the consumer
+    then widens its row as it lies instead of gathering each input through a table. The
+    tensor's `channel_order` records the permutation; the consumer's weights follow it, so
+    the model's outputs are the same bit for bit."""
+    for node in graph.nodes:
+        row = graph.tensor(node.inputs[0]) if node.inputs else None
+        if row is None or row.zeros is None or row.channel_order is not None:
+            continue
+        producer = graph.producer(row.name)
+        k = row.shape[-1]
+        if (k % 4 or producer is None or not _permutable_product(producer, graph)
+                or not _permutable_product(node, graph) or row.name in graph.outputs
+                or row.buffer is not None or graph.consumers(row.name) != [node]
+                or any(t.buffer == row.name for t in graph.tensors.values())):
+            continue
+        zero = plan_zero_words(row.zeros, graph.tensor(node.outputs[0]).shape[-1])
+        if zero is None:
+            continue
+        order = zero.order
+        _permute_product(producer, graph, order, output_axis=True)
+        _permute_product(node, graph, order, output_axis=False)
+        row.zeros = row.zeros[:, order]
+        row.channel_order = order
+
+
+def _permutable_product(node: Node, graph: Graph) -> bool:
+    """A Gemm (A not transposed) or 2-D MatMul of a constant B that no other node reads, its
+    bias (if any) constant and read by it alone."""
+    if node.op not in ("Gemm", "MatMul") or (node.op == "Gemm" and node.attrs.get("transA")):
+        return False
+    b = graph.tensor(node.inputs[1])
+    if not b.is_const or b.rank != 2 or graph.consumers(b.name) != [node]:
+        return False
+    if len(node.inputs) > 2 and node.inputs[2]:
+        c = graph.tensor(node.inputs[2])
+        return c.is_const and graph.consumers(c.name) == [node]
+    return True
+
+
+def _permute_product(node: Node, graph: Graph, order: np.ndarray, output_axis: bool) -> None:
+    """Reorder a product's output channels (B's n axis, the bias and per-channel scales with
+    it) or its inputs (B's k axis) by `order`."""
+    b = graph.tensor(node.inputs[1])
+    n_axis = 0 if node.op == "Gemm" and node.attrs.get("transB") else 1
+    axis = n_axis if output_axis else 1 - n_axis
+    b.data = np.take(b.data, order, axis=axis)
+    if output_axis:
+        _permute_channels(b, order, axis)
+        if len(node.inputs) > 2 and node.inputs[2]:
+            c = graph.tensor(node.inputs[2])
+            if c.size == len(order):
+                c.data = np.take(c.data, order, axis=-1)
+                _permute_channels(c, order, c.rank - 1)
+
+
+def _permute_channels(tensor, order: np.ndarray, axis: int) -> None:
+    """A tensor's per-channel quantization along `axis`, reordered with its data."""
+    quant = tensor.quant
+    if quant is not None and np.size(quant.scale) > 1 and quant.axis in (axis, axis - tensor.rank):
+        tensor.quant = replace(quant, scale=np.asarray(quant.scale)[order],
+                               zero_point=np.asarray(quant.zero_point)[order])

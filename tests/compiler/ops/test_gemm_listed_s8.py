@@ -9,12 +9,15 @@ rows that list none, and rows of no zero (which take the dense loop)."""
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 from codegen.compiler.compile import Options, compile_int8
 from codegen.compiler.frontend import ModelSource
 from codegen.compiler.ops.zero_words import plan_zero_words
 from codegen.compiler.quant.calibrate import CalibrationData
+from codegen.compiler.quant.report import quantization_report, quantize_inputs
 from tests.compiler.ops.test_conv_s8 import check_int8
 from tests.compiler.ops.test_gemm_pairs_s8 import qlinear_row_model
 from tests.support import compile_onnx_int8
@@ -138,3 +141,57 @@ def test_fixed_timing_builds_the_dense_loop_and_notes_say_why():
         notes[fixed] = [note for note in source.notes if "depends on the input" in note]
     assert len(notes[False]) == 1 and "--fixed-timing" in notes[False][0]
     assert notes[True] == []
+
+
+def relu_mlp(rng: np.random.Generator) -> onnx.ModelProto:
+    """A float MLP, 64 -> 128 -> 96 -> 10 with ReLUs: its hidden rows half zeros."""
+    sizes = [64, 128, 96, 10]
+    nodes, constants, name = [], [], "x"
+    for index, (k, n) in enumerate(zip(sizes, sizes[1:], strict=False)):
+        w = rng.normal(0, 1 / np.sqrt(k), (k, n)).astype(np.float32)
+        b = rng.normal(-0.1, 0.3, n).astype(np.float32)
+        constants += [numpy_helper.from_array(w, f"w{index}"),
+                      numpy_helper.from_array(b, f"b{index}")]
+        nodes.append(helper.make_node("Gemm", [name, f"w{index}", f"b{index}"], [f"g{index}"]))
+        name = f"g{index}"
+        if index < len(sizes) - 2:
+            nodes.append(helper.make_node("Relu", [name], [f"r{index}"]))
+            name = f"r{index}"
+    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, (1, 64))], [helper.make_tensor_value_info(
+            name, TensorProto.FLOAT, (1, 10))], constants)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+def test_a_dense_producer_writes_the_order_its_consumer_lists(tmp_path):
+    """The first layer's outputs are stored in the order the second pairs them (no gather),
+    the model's outputs stay bit-exact, and the quantization report, which compares the
+    stored tensor with ONNX Runtime's, finds the same errors as a build that keeps the
+    model's order."""
+    rng = np.random.default_rng(8)
+    model = relu_mlp(rng)
+    samples = {"x": rng.normal(0, 1, (40, 1, 64)).astype(np.float32)}
+    data = CalibrationData(samples, None, "tests")
+    reports = {}
+    for fixed in (False, True):
+        compiled = compile_int8(model, "m", ModelSource("m.onnx", "0" * 64, []),
+                                Options(precision="int8", io="int8", fixed_timing=fixed),
+                                "tests", data)
+        ordered = [t for t in compiled.graph.tensors.values() if t.channel_order is not None]
+        assert len(ordered) == (0 if fixed else 1)
+        if not fixed:
+            assert "ariel_list_nonzero" in compiled.files["m.c"]
+            assert "ariel_list_words_s8(" not in compiled.files["m.c"]
+            rows = [[quantize_row(compiled, sample)] for sample in samples["x"][:6]]
+            rows.append([np.full((1, 64), 127, np.int8)])
+            check_int8(compiled, rows, tmp_path, "ordered producer")
+        report = quantization_report(compiled.graph, model, compiled.quantized_model, samples)
+        reports[fixed] = [(row.name, row.worst_error, row.ort_max_lsb) for row in report.layers]
+    assert reports[False] == reports[True]
+
+
+def quantize_row(compiled, x: np.ndarray) -> np.ndarray:
+    graph = compiled.graph
+    return quantize_inputs(graph, [x.reshape(graph.tensor(graph.inputs[0]).shape)])[0]
