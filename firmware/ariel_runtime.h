@@ -1580,6 +1580,19 @@ ARIEL_INLINE void ariel_dot_pairs_s8(int32_t *acc, const int32_t *col, const int
     ariel_dot_pairs_s8_twin(acc, col, w, words, pairs);
 }
 
+/* Three pairs' sums back into acc: filter a's (a0..a2, SXTB16's) as they are, filter b's
+ * the difference of the two sums shifted right by 8, added to what acc held. */
+ARIEL_INLINE void ariel_settle_3pairs(int32_t acc[6], int32_t a0, int32_t a1, int32_t a2,
+                                      int32_t b0, int32_t b1, int32_t b2)
+{
+    acc[1] += (int32_t)((uint32_t)b0 - (uint32_t)a0) >> 8;
+    acc[3] += (int32_t)((uint32_t)b1 - (uint32_t)a1) >> 8;
+    acc[5] += (int32_t)((uint32_t)b2 - (uint32_t)a2) >> 8;
+    acc[0] = a0;
+    acc[2] = a1;
+    acc[4] = a2;
+}
+
 /* ariel_dot_pairs_s8 for three pairs (six outputs), the kernels' main step. On a DSP core
  * the loop is assembly, eight column words per pass (ARIEL_DOT_3PAIRS_WORD; 3 cycles per
  * pass for the count and the branch back, the loop's first instruction word-aligned so that
@@ -1617,12 +1630,7 @@ ARIEL_INLINE void ariel_dot_3pairs_s8(int32_t acc[6], const int32_t *col, const 
               [x] "=&r"(x), [w0] "=&r"(w0), [w1] "=&r"(w1), [w2] "=&r"(w2)
             :
             : "cc", "memory");
-    acc[1] += (int32_t)((uint32_t)b0 - (uint32_t)a0) >> 8;
-    acc[3] += (int32_t)((uint32_t)b1 - (uint32_t)a1) >> 8;
-    acc[5] += (int32_t)((uint32_t)b2 - (uint32_t)a2) >> 8;
-    acc[0] = a0;
-    acc[2] = a1;
-    acc[4] = a2;
+    ariel_settle_3pairs(acc, a0, a1, a2, b0, b1, b2);
 #else
     ariel_dot_pairs_s8_twin(acc, col, w, words, 3);
 #endif
@@ -1637,28 +1645,15 @@ ARIEL_INLINE void ariel_dot_3pairs_s8(int32_t acc[6], const int32_t *col, const 
  * one's (three pairs' words per column word: 12 bytes apart), then the column word. The
  * words left out are neither multiplied nor read from flash. */
 
-/* ariel_dot_pairs_s8_twin for three pairs over `entries` listed column words: the twin of
- * the assembly below. */
+/* ariel_dot_pairs_s8_twin for three pairs over `entries` listed column words, one word at
+ * a time (each word's filter-b difference is exact on its own, so their sum is the same):
+ * the twin of the assembly below. */
 ARIEL_INLINE void ariel_dot_3pairs_listed_s8_twin(int32_t acc[6], const int32_t *list,
                                                   const int8_t *w, int32_t entries)
 {
-    int32_t low[3], both[3];
-    for (int32_t p = 0; p < 3; ++p) {
-        low[p] = acc[2 * p];
-        both[p] = acc[2 * p];
-    }
     for (int32_t i = 0; i < entries; ++i) {
         w += list[2 * i];
-        const int32_t x = list[2 * i + 1];
-        for (int32_t p = 0; p < 3; ++p) {
-            const int32_t word = ariel_load_s8x4(w + 4 * p);
-            both[p] = ariel_smlad(x, word, both[p]);
-            low[p] = ariel_smlad(x, ariel_sxtb16(word), low[p]);
-        }
-    }
-    for (int32_t p = 0; p < 3; ++p) {
-        acc[2 * p] = low[p];
-        acc[2 * p + 1] += (int32_t)((uint32_t)both[p] - (uint32_t)low[p]) >> 8;
+        ariel_dot_pairs_s8_twin(acc, &list[2 * i + 1], w, 1, 3);
     }
 }
 
@@ -1725,12 +1720,7 @@ ARIEL_INLINE void ariel_dot_3pairs_listed_s8(int32_t acc[6], const int32_t *list
               [x] "+&r"(x), [w0] "=&r"(w0), [w1] "=&r"(w1), [w2] "=&r"(w2)
             :
             : "cc", "memory");
-    acc[1] += (int32_t)((uint32_t)b0 - (uint32_t)a0) >> 8;
-    acc[3] += (int32_t)((uint32_t)b1 - (uint32_t)a1) >> 8;
-    acc[5] += (int32_t)((uint32_t)b2 - (uint32_t)a2) >> 8;
-    acc[0] = a0;
-    acc[2] = a1;
-    acc[4] = a2;
+    ariel_settle_3pairs(acc, a0, a1, a2, b0, b1, b2);
 #else
     ariel_dot_3pairs_listed_s8_twin(acc, list, w, listed.entries);
 #endif
