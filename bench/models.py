@@ -14,6 +14,9 @@ kernel each layer took, with a Cortex-M7 and a Cortex-M0+ board's figures in the
 Instructions are exact counts from the emulator; cycles are estimates from the core's
 table-driven model. Inputs and calibration data are those of tests/e2e/test_int8_qemu.py.
 A model that does not fit a board's memory is shown as such in that board's columns.
+The table's figures are those of the first test input; for a model whose kernels' time
+depends on the input (dense layers that skip zero inputs), a line under the table gives
+the range over every test input and the figure of a --fixed-timing build.
 --weights-in-ram builds every model with `ariel build --weights-in-ram` (weights copied to
 RAM at reset, read without flash wait states); its rows say so in the precision column
 ("int8 ram")."""
