@@ -8,9 +8,11 @@ nothing to any output. The kernel lists the nonzero words of each row once
 (ariel_dot_3pairs_listed_s8): the words left out are neither multiplied nor read from flash.
 
 Which inputs share a word, and in which order, is chosen here from the calibration data:
-inputs sorted by how often they were zero, least often first, paired neighbour with
-neighbour. Inputs that are zero together then share words, and the words most often left
+inputs paired greedily by how often both were zero together, the words then ordered least
+often zero first. Inputs that are zero together share words, and the words most often left
 out lie together at the end of each step's weights, so whole flash double words go unread.
+The kernel gathers its row into that order through a table, unless the row's producer
+writes it so (quant/zero_rows.py's order_producers; `in_order` here).
 
 A list costs more per word than the dense loop, and what it saves depends on the input, so
 each row decides at run time: a row with more than `limit` entries runs the dense loop over
@@ -25,9 +27,9 @@ import numpy as np
 
 # Cortex-M4 cycles per column word for a step of six outputs, RAM speed (ariel_runtime.h):
 # ariel_dot_3pairs_s8's loop, 14 a word and 3 per eight words for the count and branch;
-# ariel_dot_3pairs_listed_s8's, 17 an entry and 4 per four entries.
+# ariel_dot_3pairs_listed_s8's, 17 an entry and 4 per eight entries.
 DENSE_WORD_CYCLES = 14 + 3 / 8
-LISTED_ENTRY_CYCLES = 17 + 4 / 4
+LISTED_ENTRY_CYCLES = 17 + 4 / 8
 # Each column word's weights, 12 bytes, read from flash: 1.5 double words at the reference
 # board's 5 wait states (boards/nucleo-l4r5zi.toml). Both loops pay it per word they read;
 # it makes the list pay sooner, and a build with its weights in RAM lists a little too long.
