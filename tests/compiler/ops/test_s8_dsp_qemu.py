@@ -28,6 +28,7 @@ from tests.compiler.ops.test_conv_s8 import CASES as CONV_CASES
 from tests.compiler.ops.test_conv_s8 import compile_conv, conv_model, quantize_input
 from tests.compiler.ops.test_conv_transpose_s8 import CASES as CONV_TRANSPOSE_CASES
 from tests.compiler.ops.test_conv_transpose_s8 import float_model
+from tests.compiler.ops.test_gemm_listed_s8 import compiled_case
 from tests.compiler.ops.test_gemm_pairs_s8 import CASES, case_inputs, case_model
 from tests.compiler.ops.test_gemm_s8 import GEMM_CASES, HIGH, LOW, MATMUL_CASES, product_model
 from tests.compiler.ops.test_pool_s8 import (
@@ -193,6 +194,7 @@ def test_plain_path_is_what_a_cortex_m0plus_compiles(tmp_path):
         np.float32)}, io="int8")
     models["pairs"] = compile_onnx_int8(case_model("step_and_odd_filter_k_tail")[0], None,
                                         io="int8")
+    models["listed"] = compiled_case("k_padded_odd_filter")[1]
     for label, compiled in models.items():
         folder = tmp_path / label
         folder.mkdir()
