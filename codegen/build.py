@@ -72,7 +72,9 @@ def build(model: Path, board: Board, outdir: Path, options: Options | None = Non
                              "semihosting): on the board itself the NVM needs a flash-"
                              "controller or SPI driver, which ariel does not generate yet")
         board = board.for_intermittent()
-    options = replace(options, budget=board.budget)
+    options = replace(options, budget=board.budget,
+                      flash_wait_states=board.wait_states if board.wait_states is not None
+                      else options.flash_wait_states)
     check_output_folder(output_path(outdir), force)
     if uart is not None:
         require_console(board)

@@ -25,6 +25,7 @@ from codegen.compiler.frontend import (
 )
 from codegen.compiler.ir import Graph
 from codegen.compiler.ops import REGISTRY
+from codegen.compiler.ops.zero_words import REFERENCE_WAIT_STATES
 from codegen.compiler.passes import PIPELINE, run_pipeline
 from codegen.compiler.plan import MemoryPlan, plan_memory
 from codegen.compiler.segments import order_by_outputs
@@ -59,6 +60,9 @@ class Options:
     # that skip their row's zeros, ops/zero_words.py); also the case for --power intermittent,
     # whose checkpoints bound each unit of work's cycles.
     fixed_timing: bool = False
+    # The board's flash wait states (codegen/build.py sets them), which decide where reading
+    # fewer weights pays; where no board is known, the reference board's.
+    flash_wait_states: int = REFERENCE_WAIT_STATES
 
 
 @dataclass
@@ -143,7 +147,9 @@ def compile_int8(model: onnx.ModelProto, name: str, source: ModelSource, options
                              segmented=options.segmented, power=options.power,
                              weights_in_ram=options.weights_in_ram,
                              calibration=None if options.fixed_timing or options.power
-                             else calibration)
+                             else calibration,
+                             flash_wait_states=0 if options.weights_in_ram
+                             else options.flash_wait_states)
     compiled.quantized_model, compiled.calibration = quantized, calibration
     compiled.float_islands = float_islands(compiled.graph)
     return compiled
@@ -152,15 +158,17 @@ def compile_int8(model: onnx.ModelProto, name: str, source: ModelSource, options
 def compile_graph(graph: Graph, source: ModelSource, command: str | None = None,
                   pin_inputs: bool = False, half_weights: bool = False,
                   segmented: bool = False, power: PowerOptions | None = None,
-                  weights_in_ram: bool = False, calibration=None) -> CompiledModel:
+                  weights_in_ram: bool = False, calibration=None,
+                  flash_wait_states: int = REFERENCE_WAIT_STATES) -> CompiledModel:
     """Lower and emit `graph`; `calibration` (a CalibrationData, int8 builds) gives the
-    statistics of the rows that dense layers may list the nonzero words of."""
+    statistics of the rows that dense layers may list the nonzero words of, and
+    `flash_wait_states` what reading their weights costs (deciding where a list pays)."""
     run_pipeline(graph, PIPELINE)
     if calibration is not None:
-        from codegen.compiler.quant.zero_rows import order_producers, record_row_zeros
+        from codegen.compiler.quant.zero_rows import plan_listing, record_row_zeros
 
         record_row_zeros(graph, calibration)
-        order_producers(graph)
+        plan_listing(graph, flash_wait_states)
     segments = order_by_outputs(graph) if segmented else None
     for node in graph.nodes:
         source.notes.extend(REGISTRY[node.op].build_notes(node, graph))

@@ -65,7 +65,7 @@ class Tensor:
     # dense layers that may list its nonzero words (quant/zero_rows.py, ops/zero_words.py).
     zeros: np.ndarray | None = None
     # Set where ariel stores this tensor's last axis in another order than the model's
-    # (quant/zero_rows.py's order_producers): position p holds the model's channel
+    # (quant/zero_rows.py's plan_listing): position p holds the model's channel
     # channel_order[p]. Reports that compare it with the model's tensor put it back.
     channel_order: np.ndarray | None = None
 
@@ -148,6 +148,9 @@ class Node:
     output_slots: tuple[int, ...] = ()
     # Units of optional working memory the memory plan granted the kernel (OpDef.room).
     room: int = 0
+    # A dense layer that lists its row's nonzero words: how (an ops.zero_words.ZeroWords,
+    # chosen by quant/zero_rows.py's plan_listing); None where it reads every word.
+    listing: Any = None
 
 
 @dataclass

@@ -184,6 +184,12 @@ def report_from(build: Build, measured: Profile) -> ProfileReport:
         notes.append("an adaptive build: each input ran the stages up to the one that "
                      "answered it; a layer's figures are the mean over the inferences that "
                      "ran it, the totals the mean per inference")
+    varying = [str(k["index"]) for k in info.kernels if k.get("input_dependent")]
+    if varying:
+        notes.append(f"layer(s) {', '.join(varying)}: their time depends on the input (dense "
+                     "layers that leave out the zero inputs of their row), so these figures "
+                     "are those of the inputs run; a build with --fixed-timing takes the same "
+                     "time on every input")
     free = ram_free(build)
     chosen = weights_that_fit(rows, free) if simulated and free is not None else []
     return ProfileReport(

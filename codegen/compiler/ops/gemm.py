@@ -58,7 +58,7 @@ from codegen.compiler.ops.inner_product import (
 )
 from codegen.compiler.ops.output_pairs import OutputPairs, pack_output_pairs, widened_span
 from codegen.compiler.ops.strided import collapse
-from codegen.compiler.ops.zero_words import LIST_BYTES_PER_WORD, ZeroWords, plan_zero_words
+from codegen.compiler.ops.zero_words import LIST_BYTES_PER_WORD, ZeroWords
 from codegen.compiler.quant.output_stage import OutputStage, zero_point_of
 
 TEMPLATE = "kernels/matmul_f32.c.j2"
@@ -257,10 +257,8 @@ class MatrixProduct(OpDef):
         where calibration saw the row zero often enough for the list to pay; None elsewhere.
         The zero point is subtracted from each input (a zero word must be 0), not folded.
         `rows` and `start` are the computed columns' filters and bias."""
-        if a.zeros is None or a.zeros.shape[1] != product.k:
-            return None
-        zero = plan_zero_words(a.zeros, product.n, in_order=a.channel_order is not None)
-        if zero is None:
+        zero = node.listing
+        if zero is None or len(zero.order) != -(-product.k // 4) * 4:
             return None
         zero_point = zero_point_of(a)
         pairs = pack_output_pairs(zero.filters(rows), widened_span(-zero_point))

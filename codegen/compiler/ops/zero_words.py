@@ -12,7 +12,7 @@ inputs paired greedily by how often both were zero together, the words then orde
 often zero first. Inputs that are zero together share words, and the words most often left
 out lie together at the end of each step's weights, so whole flash double words go unread.
 The kernel gathers its row into that order through a table, unless the row's producer
-writes it so (quant/zero_rows.py's order_producers; `in_order` here).
+writes it so (quant/zero_rows.py's plan_listing; `in_order` here).
 
 A list costs more per word than the dense loop, and what it saves depends on the input, so
 each row decides at run time: a row with more than `limit` entries runs the dense loop over
@@ -30,13 +30,23 @@ import numpy as np
 # ariel_dot_3pairs_listed_s8's, 17 an entry and 4 per eight entries.
 DENSE_WORD_CYCLES = 14 + 3 / 8
 LISTED_ENTRY_CYCLES = 17 + 4 / 8
-# Each column word's weights, 12 bytes, read from flash: 1.5 double words at the reference
-# board's 5 wait states (boards/nucleo-l4r5zi.toml). Both loops pay it per word they read;
-# it makes the list pay sooner, and a build with its weights in RAM lists a little too long.
-FLASH_WORD_CYCLES = 1.5 * 5
-# ariel_list_words_s8 per column word, once per row (gathered, packed, tested, listed),
-# where the dense kernel's widening takes about 2.
-LIST_WORD_CYCLES = 16
+# Each column word's weights, 12 bytes, read from flash: 1.5 double words, each missing the
+# flash's data cache at the board's wait states. Both loops pay it per word they read, so it
+# makes the list pay sooner; a board with no wait states (or weights in RAM) pays nothing.
+DOUBLE_WORDS_PER_WORD = 1.5
+# The wait states assumed where no board is known (the reference board's, NUCLEO-L4R5ZI).
+REFERENCE_WAIT_STATES = 5
+# Making the list, per column word of the row: gathered through the table (loads of the
+# index pair and both inputs, the packing, the test and the entry) or scanned as it lies
+# (ariel_list_nonzero), against the dense kernel's widening alone, about 2; and per step of
+# six outputs, the list's extra (the jump into its loop, the test of the row, registers
+# moved around the call). Fitted so that the model agrees with the measured sign and about
+# the size of the difference on digits_mlp's first layer (32 words, 5 steps: the list 263
+# cycles dearer on mps2-an386, with no wait states, and about 200 cheaper on NUCLEO-L4R5ZI)
+# and on AD's layers.
+GATHER_WORD_CYCLES = 24
+SCAN_WORD_CYCLES = 8
+LISTED_STEP_CYCLES = 24
 PAIRS_PER_STEP = 3
 LIST_BYTES_PER_WORD = 8  # an entry: the distance and the column word, on the stack
 STEP_OUTPUTS = 2 * PAIRS_PER_STEP
@@ -95,12 +105,13 @@ class ZeroWords:
                 f"{self.limit} of the {self.words} words runs the dense loop instead")
 
 
-def plan_zero_words(zeros: np.ndarray, outputs: int, in_order: bool = False
-                    ) -> ZeroWords | None:
+def plan_zero_words(zeros: np.ndarray, outputs: int, wait_states: int = REFERENCE_WAIT_STATES,
+                    in_order: bool = False) -> ZeroWords | None:
     """The pairing of a row whose calibration rows were zero where `zeros` ([rows, K] bool)
-    says, for a layer of `outputs` filters; None when a list would not pay on them. With
+    says, for a layer of `outputs` filters whose weights are read at `wait_states` (the
+    board's flash; 0 in RAM); None when a list would not pay on them. With
     `in_order`, the row already lies in its pairing's order (its producer writes it so,
-    quant/zero_rows.py's order_producers): word j pairs the inputs the kernel's widening puts
+    quant/zero_rows.py's plan_listing): word j pairs the inputs the kernel's widening puts
     together, 4 (j // 2) + j % 2 and that plus 2."""
     k = zeros.shape[1]
     k4 = -(-k // 4) * 4
@@ -109,9 +120,11 @@ def plan_zero_words(zeros: np.ndarray, outputs: int, in_order: bool = False
         return None
     if k4 > 1 << 16:  # the kernel's table holds each input's index in 16 bits
         return None
-    dense, listed = DENSE_WORD_CYCLES + FLASH_WORD_CYCLES, LISTED_ENTRY_CYCLES + FLASH_WORD_CYCLES
+    flash = DOUBLE_WORDS_PER_WORD * wait_states
+    costs = Costs(DENSE_WORD_CYCLES + flash, LISTED_ENTRY_CYCLES + flash,
+                  SCAN_WORD_CYCLES if in_order else GATHER_WORD_CYCLES)
     words = k4 // 2
-    if not _pays(steps, words, 1 - float(zeros.mean()), dense, listed):
+    if not costs.pays(steps, words, 1 - float(zeros.mean())):
         return None  # no pairing leaves out more words than there are zero inputs
     # Padding positions count as always zero; the kernel reads the input most often zero
     # for them (their weights are 0, so only whether their word is listed depends on it).
@@ -128,17 +141,29 @@ def plan_zero_words(zeros: np.ndarray, outputs: int, in_order: bool = False
     share = 1 - float(zero_words.mean())
     padding = pairs >= k
     sources = np.where(padding, int(np.argmax(zeros.mean(axis=0))), pairs)
-    if not _pays(steps, words, share, dense, listed):
+    if not costs.pays(steps, words, share):
         return None
     order, positions_padded = np.empty(k4, np.int64), np.empty(k4, bool)
     order[first], order[first + 2] = sources[:, 0], sources[:, 1]
     positions_padded[first], positions_padded[first + 2] = padding[:, 0], padding[:, 1]
-    return ZeroWords(sources, order, positions_padded, int(words * dense / listed), share)
+    return ZeroWords(sources, order, positions_padded, int(words * costs.dense / costs.listed),
+                     share)
 
 
-def _pays(steps: int, words: int, share: float, dense: float, listed: float) -> bool:
-    """Whether listing `share` of the words saves more over the steps than the list costs."""
-    return steps * words * (dense - share * listed) > words * LIST_WORD_CYCLES
+@dataclass(frozen=True)
+class Costs:
+    """Cycles per column word of a step, dense and listed (weights' flash reads included),
+    and per column word of the row to make the list."""
+
+    dense: float
+    listed: float
+    making: float
+
+    def pays(self, steps: int, words: int, share: float) -> bool:
+        """Whether listing `share` of the words saves more over the steps than the list
+        costs to make and to enter."""
+        saved = steps * (words * (self.dense - share * self.listed) - LISTED_STEP_CYCLES)
+        return saved > words * self.making
 
 
 def pair_inputs(zeros: np.ndarray) -> np.ndarray:

@@ -148,7 +148,7 @@ def _compare_layers(graph: Graph, qdq_model: onnx.ModelProto, samples, count: in
 def model_order(tensor: Tensor, values: np.ndarray) -> np.ndarray:
     """`values` of `tensor` as ariel stores them, put back in the model's channel order (a
     dense layer's outputs may be stored in the order the next one reads them,
-    zero_rows.order_producers)."""
+    zero_rows.plan_listing)."""
     if tensor.channel_order is None:
         return values
     restored = np.empty_like(values)

@@ -60,32 +60,44 @@ def _listable(node: Node, graph: Graph) -> bool:
             and b.size >= MIN_WEIGHT_BYTES and a.size // a.shape[-1] <= 4)
 
 
-def order_producers(graph: Graph) -> None:
-    """Where a dense layer that lists its row's zero words reads the output of another dense
-    layer and nothing else does, have the producer write its outputs in the order the
-    listing pairs them (its filters, bias and scales permuted at compile time): the consumer
-    then widens its row as it lies instead of gathering each input through a table. The
-    tensor's `channel_order` records the permutation; the consumer's weights follow it, so
-    the model's outputs are the same bit for bit."""
+def plan_listing(graph: Graph, wait_states: int) -> None:
+    """Decide which dense layers list their row's nonzero words (`Node.listing`, from the
+    statistics record_row_zeros gathered and the board's flash `wait_states`), and where
+    such a layer reads the output of another dense layer and nothing else does, have the
+    producer write its outputs in the order the listing pairs them (its filters, bias and
+    scales permuted at compile time): the consumer then widens its row as it lies instead
+    of gathering each input through a table. The tensor's `channel_order` records the
+    permutation; the consumer's weights follow it, so the model's outputs are the same bit
+    for bit."""
     for node in graph.nodes:
         row = graph.tensor(node.inputs[0]) if node.inputs else None
-        if row is None or row.zeros is None or row.channel_order is not None:
+        if row is None or row.zeros is None or row.zeros.shape[1] != row.shape[-1]:
             continue
-        producer = graph.producer(row.name)
-        k = row.shape[-1]
-        if (k % 4 or producer is None or not _permutable_product(producer, graph)
-                or not _permutable_product(node, graph) or row.name in graph.outputs
-                or row.buffer is not None or graph.consumers(row.name) != [node]
-                or any(t.buffer == row.name for t in graph.tensors.values())):
+        outputs = graph.tensor(node.outputs[0]).shape[-1]
+        node.listing = plan_zero_words(row.zeros, outputs, wait_states)
+        if node.listing is None or not _reorderable(node, row, graph):
             continue
-        zero = plan_zero_words(row.zeros, graph.tensor(node.outputs[0]).shape[-1])
-        if zero is None:
+        order = node.listing.order
+        in_order = plan_zero_words(row.zeros[:, order], outputs, wait_states, in_order=True)
+        if in_order is None:
             continue
-        order = zero.order
-        _permute_product(producer, graph, order, output_axis=True)
+        _permute_product(graph.producer(row.name), graph, order, output_axis=True)
         _permute_product(node, graph, order, output_axis=False)
         row.zeros = row.zeros[:, order]
         row.channel_order = order
+        node.listing = in_order
+
+
+def _reorderable(node: Node, row, graph: Graph) -> bool:
+    """Whether `row`, `node`'s input, may be stored in another order: written by a dense
+    layer, read by `node` alone (no view of it either), not a graph output, and no padding
+    in the pairing (K a multiple of four)."""
+    producer = graph.producer(row.name)
+    return (row.shape[-1] % 4 == 0 and producer is not None
+            and _permutable_product(producer, graph) and _permutable_product(node, graph)
+            and row.name not in graph.outputs and row.buffer is None
+            and graph.consumers(row.name) == [node]
+            and not any(t.buffer == row.name for t in graph.tensors.values()))
 
 
 def _permutable_product(node: Node, graph: Graph) -> bool:
