@@ -887,6 +887,10 @@ def _ari_options(model: Path | None, stages: tuple[str, ...], stage_file: Path |
 @click.option("--static-arena", is_flag=True,
               help="The library defines the arena (<model>_arena) instead of taking the "
                    "caller's.")
+@click.option("--fixed-timing", is_flag=True,
+              help="int8: no kernel whose time depends on the input's values (dense layers "
+                   "that skip their row's zeros), so that every inference takes the same "
+                   "time.")
 @click.option("--force", is_flag=True,
               help="Export into OUTDIR though it is not ariel's, or though files ariel wrote "
                    "there were changed since: ariel's files are replaced, every other file is "
@@ -896,7 +900,8 @@ def export(model: Path | None, core: str | None, fpu: str | None, board_name: st
            stages: tuple[str, ...], stage_file: Path | None, margin: str, scores: str,
            decision_threshold: float, thresholds: str | None, float_weights: str,
            calibration: str | None, calib_method: str, name: str | None,
-           input_shapes: tuple[str, ...], io: str, static_arena: bool, force: bool) -> None:
+           input_shapes: tuple[str, ...], io: str, static_arena: bool, fixed_timing: bool,
+           force: bool) -> None:
     """Export MODEL as a C library for your own firmware (sources, one public header and
     the build files of --format) into OUTDIR."""
     from codegen.compiler.compile import Options
@@ -908,6 +913,8 @@ def export(model: Path | None, core: str | None, fpu: str | None, board_name: st
     target = export_target(core or (board.core if board else "cortex-m4"),
                            fpu or (board.fpu if board and not core else None))
     if precision == "ari" or stages or stage_file:
+        refuse_unused(click.get_current_context(), "in an adaptive export (--precision ari, "
+                      "--stage)", "fixed_timing")
         library = _export_ari(model, stages, stage_file, margin, scores, decision_threshold,
                               thresholds, calibration, parse_input_shapes(input_shapes),
                               float_weights, board, target, fmt, outdir, force,
@@ -915,9 +922,14 @@ def export(model: Path | None, core: str | None, fpu: str | None, board_name: st
     else:
         if model is None:
             raise ArielError("give the MODEL to export (or --stage for an adaptive build)")
+        from_board = {}
+        if board:
+            from_board["budget"] = board.budget
+            if board.wait_states is not None:
+                from_board["flash_wait_states"] = board.wait_states
         options = Options(precision, calibration, calib_method, io,
                           parse_input_shapes(input_shapes), name, float_weights=float_weights,
-                          **({"budget": board.budget} if board else {}))
+                          fixed_timing=fixed_timing, **from_board)
         library = export_model(model, options, target, fmt, outdir, force, progress,
                                static_arena)
     info = library.info

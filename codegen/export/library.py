@@ -88,6 +88,8 @@ def export_model(model: Path, options: Options, target: Target, fmt: str, outdir
     check_output_folder(output_path(outdir), force)
     progress(f"compiling {model} ({options.precision})")
     compiled = compile_model(model, options, current_command())
+    for note in compiled.source.notes:
+        progress(f"note: {note}")
     header = compiled.files[f"{compiled.info.prefix}.h"].split("*/\n", 1)[0] + "*/\n"
     return export_compiled(Exported(compiled.files, compiled.info, header, []), target, fmt,
                            outdir, force, progress, options.precision, static_arena)

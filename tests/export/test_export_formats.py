@@ -243,10 +243,24 @@ def test_adaptive_export_needs_its_thresholds(tmp_path):
 @pytest.mark.parametrize("args,message", [
     (["--core", "cortex-m0plus", "--fpu", "fpv4-sp-d16"], "a cortex-m0plus has none"),
     (["--board", "mps2-an386", "--board-file", "x.toml"], "not both"),
+    (["--fixed-timing"], "--fixed-timing has no effect on a float build"),
 ])
 def test_export_refuses_what_cannot_be(tmp_path, args, message):
     result = CliRunner().invoke(main, ["export", str(MODEL), *args, "-o", str(tmp_path / "o")])
     assert result.exit_code != 0 and message in result.output
+
+
+def test_export_lists_zero_words_unless_fixed_timing(tmp_path):
+    """digits_mlp's first layer reads the image's pixels, half of them 0: on a board whose
+    flash has wait states the int8 export lists its nonzero words, and builds the dense loop
+    with --fixed-timing."""
+    listed = {}
+    for extra in ([], ["--fixed-timing"]):
+        out = _export(tmp_path / str(len(extra)), "c", "--precision", "int8", "--calib",
+                      "digits", "--board", "nucleo-l4r5zi", *extra)
+        source = (out / "src" / f"{PREFIX}.c").read_text()
+        listed[bool(extra)] = "ariel_dot_3pairs_listed_s8" in source
+    assert listed == {False: True, True: False}
 
 
 def test_export_keeps_the_users_files(tmp_path):
