@@ -295,6 +295,12 @@ def _size(n: int) -> str:
               help="int8: no kernel whose time depends on the input's values (dense layers "
                    "that skip their row's zeros), so that every inference takes the same "
                    "time (intermittent builds always are).")
+@click.option("--tune", is_flag=True,
+              help="int8: where a layer has a choice of kernels (so far: whether a dense "
+                   "layer skips its row's zero inputs), measure both in the emulator on the "
+                   "calibration inputs and keep the faster, instead of ariel's cost model; "
+                   "the measurements are cached by layer signature ($ARIEL_TUNE_CACHE, by "
+                   "default ~/.cache/ariel/tune.json).")
 @click.option("--show-plan", is_flag=True, help="Print the arena plan as a timeline.")
 @click.option("--power", type=click.Choice(["continuous", "intermittent"]), default="continuous",
               show_default=True,
@@ -328,7 +334,7 @@ def build(model: Path | None, board_name: str | None, board_file: Path | None, o
           thresholds: str | None, threshold_data: str | None, target_agreement: float | None,
           float_weights: str, calibration: str | None, calib_method: str, io: tuple[str, ...],
           test_inputs: Path | None, name: str | None, input_shapes: tuple[str, ...],
-          weights_in_ram: bool, fixed_timing: bool, show_plan: bool, power: str,
+          weights_in_ram: bool, fixed_timing: bool, tune: bool, show_plan: bool, power: str,
           checkpoint_strategy: str,
           on_period_cycles: int | None, build_harvest_power: float | None,
           capacitance: float, turn_on: float, brown_out: float,
@@ -353,9 +359,12 @@ def build(model: Path | None, board_name: str | None, board_file: Path | None, o
         raise ArielError("--power intermittent builds one model; an adaptive build (--precision "
                          "ari, --stage) cannot keep checkpoints yet")
     io, uart = _io_modes(io, test_inputs)
+    if fixed_timing or power == "intermittent":
+        refuse_unused(ctx, "with --fixed-timing or --power intermittent (every dense layer "
+                      "reads every word: nothing to choose)", "tune")
     if precision == "ari" or stages or stage_file:
         refuse_unused(ctx, "in an adaptive build (--precision ari, --stage)", "weights_in_ram",
-                      "fixed_timing")
+                      "fixed_timing", "tune")
         _build_ari(model, board, outdir, stages, stage_file, margin, scores,
                    decision_threshold,
                    thresholds, threshold_data or calibration, target_agreement, calibration,
@@ -365,7 +374,7 @@ def build(model: Path | None, board_name: str | None, board_file: Path | None, o
         raise ArielError("give the MODEL to build (or --stage for an adaptive build)")
     options = Options(precision, calibration, calib_method, io,
                       parse_input_shapes(input_shapes), name, float_weights=float_weights,
-                      weights_in_ram=weights_in_ram, fixed_timing=fixed_timing,
+                      weights_in_ram=weights_in_ram, fixed_timing=fixed_timing, tune=tune,
                       power=_power_options(board, power, checkpoint_strategy, on_period_cycles,
                                            inferences_per_hour, build_harvest_power,
                                            (capacitance, turn_on, brown_out)))
@@ -486,6 +495,8 @@ def _refuse_unused_build_options(ctx: click.Context, precision: str, stages, sta
                       "calib_method")
         refuse_unused(ctx, "on a float build (its kernels' time never depends on the values)",
                       "fixed_timing")
+        refuse_unused(ctx, "on a float build (its choices of kernels are not measured yet)",
+                      "tune")
 
 
 def _io_modes(choices: tuple[str, ...], test_inputs: Path | None):

@@ -63,6 +63,11 @@ class Options:
     # The board's flash wait states (codegen/build.py sets them), which decide where reading
     # fewer weights pays; where no board is known, the reference board's.
     flash_wait_states: int = REFERENCE_WAIT_STATES
+    # --tune's measured choices (codegen/tune.py): node name -> whether the dense layer lists
+    # its row's nonzero words, overruling the cost model; "all" lists every layer that can.
+    listing_choices: dict[str, bool] | str | None = None
+    # --tune: measure those choices in the emulator (codegen/tune.py; codegen/build.py runs it)
+    tune: bool = False
 
 
 @dataclass
@@ -149,7 +154,8 @@ def compile_int8(model: onnx.ModelProto, name: str, source: ModelSource, options
                              calibration=None if options.fixed_timing or options.power
                              else calibration,
                              flash_wait_states=0 if options.weights_in_ram
-                             else options.flash_wait_states)
+                             else options.flash_wait_states,
+                             listing_choices=options.listing_choices)
     compiled.quantized_model, compiled.calibration = quantized, calibration
     compiled.float_islands = float_islands(compiled.graph)
     return compiled
@@ -159,7 +165,8 @@ def compile_graph(graph: Graph, source: ModelSource, command: str | None = None,
                   pin_inputs: bool = False, half_weights: bool = False,
                   segmented: bool = False, power: PowerOptions | None = None,
                   weights_in_ram: bool = False, calibration=None,
-                  flash_wait_states: int = REFERENCE_WAIT_STATES) -> CompiledModel:
+                  flash_wait_states: int = REFERENCE_WAIT_STATES,
+                  listing_choices: dict[str, bool] | str | None = None) -> CompiledModel:
     """Lower and emit `graph`; `calibration` (a CalibrationData, int8 builds) gives the
     statistics of the rows that dense layers may list the nonzero words of, and
     `flash_wait_states` what reading their weights costs (deciding where a list pays)."""
@@ -168,7 +175,9 @@ def compile_graph(graph: Graph, source: ModelSource, command: str | None = None,
         from codegen.compiler.quant.zero_rows import plan_listing, record_row_zeros
 
         record_row_zeros(graph, calibration)
-        plan_listing(graph, flash_wait_states)
+        if listing_choices == "all":
+            listing_choices = {node.name: True for node in graph.nodes}
+        plan_listing(graph, flash_wait_states, listing_choices)
     segments = order_by_outputs(graph) if segmented else None
     for node in graph.nodes:
         source.notes.extend(REGISTRY[node.op].build_notes(node, graph))

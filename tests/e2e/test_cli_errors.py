@@ -391,3 +391,16 @@ def test_an_adaptive_build_refuses_weights_in_ram(tmp_path):
                         "--weights-in-ram", "-o", tmp_path / "out"])
     assert_clean_error(code, err, "--weights-in-ram has no effect in an adaptive build")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--fixed-timing"], "--fixed-timing has no effect on a float build"),
+    (["--tune"], "--tune has no effect on a float build"),
+    (["--precision", "int8", "--calib", "digits", "--tune", "--fixed-timing"],
+     "--tune has no effect with --fixed-timing"),
+])
+def test_timing_options_refuse_builds_they_cannot_change(args, message, tmp_path):
+    model = data_dir("examples") / "models" / "digits_mlp.onnx"
+    code, _, err = run(["build", model, *args, "-o", tmp_path / "out"])
+    assert_clean_error(code, err, message)
+    assert not (tmp_path / "out").exists()

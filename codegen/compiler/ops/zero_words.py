@@ -106,13 +106,14 @@ class ZeroWords:
 
 
 def plan_zero_words(zeros: np.ndarray, outputs: int, wait_states: int = REFERENCE_WAIT_STATES,
-                    in_order: bool = False) -> ZeroWords | None:
+                    in_order: bool = False, decided: bool = False) -> ZeroWords | None:
     """The pairing of a row whose calibration rows were zero where `zeros` ([rows, K] bool)
     says, for a layer of `outputs` filters whose weights are read at `wait_states` (the
     board's flash; 0 in RAM); None when a list would not pay on them. With
     `in_order`, the row already lies in its pairing's order (its producer writes it so,
     quant/zero_rows.py's plan_listing): word j pairs the inputs the kernel's widening puts
-    together, 4 (j // 2) + j % 2 and that plus 2."""
+    together, 4 (j // 2) + j % 2 and that plus 2. `decided`: the list is wanted whatever the
+    cost model says (measured by --tune, codegen/tune.py), where a row has a step at all."""
     k = zeros.shape[1]
     k4 = -(-k // 4) * 4
     steps = outputs // STEP_OUTPUTS
@@ -124,7 +125,7 @@ def plan_zero_words(zeros: np.ndarray, outputs: int, wait_states: int = REFERENC
     costs = Costs(DENSE_WORD_CYCLES + flash, LISTED_ENTRY_CYCLES + flash,
                   SCAN_WORD_CYCLES if in_order else GATHER_WORD_CYCLES)
     words = k4 // 2
-    if not costs.pays(steps, words, 1 - float(zeros.mean())):
+    if not decided and not costs.pays(steps, words, 1 - float(zeros.mean())):
         return None  # no pairing leaves out more words than there are zero inputs
     # Padding positions count as always zero; the kernel reads the input most often zero
     # for them (their weights are 0, so only whether their word is listed depends on it).
@@ -141,7 +142,7 @@ def plan_zero_words(zeros: np.ndarray, outputs: int, wait_states: int = REFERENC
     share = 1 - float(zero_words.mean())
     padding = pairs >= k
     sources = np.where(padding, int(np.argmax(zeros.mean(axis=0))), pairs)
-    if not costs.pays(steps, words, share):
+    if not decided and not costs.pays(steps, words, share):
         return None
     order, positions_padded = np.empty(k4, np.int64), np.empty(k4, bool)
     order[first], order[first + 2] = sources[:, 0], sources[:, 1]

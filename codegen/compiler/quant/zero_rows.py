@@ -60,7 +60,8 @@ def _listable(node: Node, graph: Graph) -> bool:
             and b.size >= MIN_WEIGHT_BYTES and a.size // a.shape[-1] <= 4)
 
 
-def plan_listing(graph: Graph, wait_states: int) -> None:
+def plan_listing(graph: Graph, wait_states: int, choices: dict[str, bool] | None = None
+                 ) -> None:
     """Decide which dense layers list their row's nonzero words (`Node.listing`, from the
     statistics record_row_zeros gathered and the board's flash `wait_states`), and where
     such a layer reads the output of another dense layer and nothing else does, have the
@@ -68,17 +69,22 @@ def plan_listing(graph: Graph, wait_states: int) -> None:
     scales permuted at compile time): the consumer then widens its row as it lies instead
     of gathering each input through a table. The tensor's `channel_order` records the
     permutation; the consumer's weights follow it, so the model's outputs are the same bit
-    for bit."""
+    for bit. `choices` (node name: list or not, measured by --tune) overrule the cost model
+    where given."""
+    choices = choices or {}
     for node in graph.nodes:
         row = graph.tensor(node.inputs[0]) if node.inputs else None
-        if row is None or row.zeros is None or row.zeros.shape[1] != row.shape[-1]:
+        if (row is None or row.zeros is None or row.zeros.shape[1] != row.shape[-1]
+                or choices.get(node.name) is False):
             continue
         outputs = graph.tensor(node.outputs[0]).shape[-1]
-        node.listing = plan_zero_words(row.zeros, outputs, wait_states)
+        decided = bool(choices.get(node.name))
+        node.listing = plan_zero_words(row.zeros, outputs, wait_states, decided=decided)
         if node.listing is None or not _reorderable(node, row, graph):
             continue
         order = node.listing.order
-        in_order = plan_zero_words(row.zeros[:, order], outputs, wait_states, in_order=True)
+        in_order = plan_zero_words(row.zeros[:, order], outputs, wait_states, in_order=True,
+                                   decided=decided)
         if in_order is None:
             continue
         _permute_product(graph.producer(row.name), graph, order, output_axis=True)
