@@ -78,15 +78,9 @@ def build(model: Path, board: Board, outdir: Path, options: Options | None = Non
     check_output_folder(output_path(outdir), force)
     if uart is not None:
         require_console(board)
-    tuned = []
-    if options.tune:
-        from codegen.tune import tune
-
-        options, tuned = tune(model, board, replace(options, tune=False), progress)
     progress(f"compiling {model} ({options.precision})")
     command = current_command()
     compiled = compile_model(model, options, command)
-    compiled.source.notes.extend(tuned)
     float_info, quantization = None, None
     if options.precision == "int8":
         progress("measuring quantization against the float model")

@@ -374,12 +374,17 @@ def build(model: Path | None, board_name: str | None, board_file: Path | None, o
         raise ArielError("give the MODEL to build (or --stage for an adaptive build)")
     options = Options(precision, calibration, calib_method, io,
                       parse_input_shapes(input_shapes), name, float_weights=float_weights,
-                      weights_in_ram=weights_in_ram, fixed_timing=fixed_timing, tune=tune,
+                      weights_in_ram=weights_in_ram, fixed_timing=fixed_timing,
                       power=_power_options(board, power, checkpoint_strategy, on_period_cycles,
                                            inferences_per_hour, build_harvest_power,
                                            (capacitance, turn_on, brown_out)))
+    tuned = []
+    if tune:
+        from codegen.tune import tune as measure_choices
+
+        options, tuned = measure_choices(model, board, options, progress)
     result = run_build(model, board, outdir, options, progress, uart, force)
-    for note in result.compiled.source.notes:
+    for note in [*result.compiled.source.notes, *tuned]:
         progress(f"note: {note}")
     if options.power is not None:
         _say_checkpoints(result.compiled.checkpoints, options.power)

@@ -1,7 +1,8 @@
-"""`ariel build --tune`: where ariel has a choice of kernels for a layer, measure the
-candidates in the emulator on the calibration inputs instead of trusting the cost model, keep
-the faster per layer, and cache each measurement by the layer's signature so that a later
-build of the same layer on the same board does not run the emulator again.
+"""`ariel build --tune` (the command runs it before the build): where ariel has a choice of
+kernels for a layer, measure the candidates in the emulator on the calibration inputs instead
+of trusting the cost model, keep the faster per layer, and cache each measurement by the
+layer's signature so that a later build of the same layer on the same board does not run the
+emulator again.
 
 One choice so far: whether a dense layer lists the nonzero words of its row
 (codegen/compiler/ops/zero_words.py) or reads every word. The model is built twice, every

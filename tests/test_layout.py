@@ -10,10 +10,12 @@ import codegen
 PACKAGE = Path(codegen.__file__).parent
 # Lowest first; a module may import its own package and anything earlier in this list. The
 # top-level helpers come first. build.py (one model's firmware) sits below ari, whose adaptive
-# builds and `optimize` build single models too; cli.py sits above everything.
+# builds and `optimize` build single models too; tune.py (--tune) builds and profiles variants
+# of one model; cli.py sits above everything.
 LAYERS = ["codegen.errors", "codegen.terminal", "codegen.files", "codegen.resources",
           "codegen.arrays", "codegen.datasets", "codegen.compiler", "codegen.target",
-          "codegen.run", "codegen.devkit", "codegen.report", "codegen.build", "codegen.ari",
+          "codegen.run", "codegen.devkit", "codegen.report", "codegen.build", "codegen.tune",
+          "codegen.ari",
           "codegen.export", "codegen.cli"]
 
 

@@ -66,8 +66,6 @@ class Options:
     # --tune's measured choices (codegen/tune.py): node name -> whether the dense layer lists
     # its row's nonzero words, overruling the cost model; "all" lists every layer that can.
     listing_choices: dict[str, bool] | str | None = None
-    # --tune: measure those choices in the emulator (codegen/tune.py; codegen/build.py runs it)
-    tune: bool = False
 
 
 @dataclass

@@ -25,9 +25,10 @@ def test_tune_keeps_the_faster_kernel_and_caches_it(tmp_path, monkeypatch):
     rng = np.random.default_rng(8)
     onnx.save(relu_mlp(rng), tmp_path / "mlp.onnx")
     np.save(tmp_path / "calib.npy", rng.normal(0, 1, (40, 1, 64)).astype(np.float32))
-    options = Options(precision="int8", calibration=str(tmp_path / "calib.npy"), tune=True)
-    first = build(tmp_path / "mlp.onnx", get_board("mps2-an386"), tmp_path / "a", options)
-    notes = [note for note in first.compiled.source.notes if note.startswith("--tune")]
+    board = get_board("mps2-an386")
+    options = Options(precision="int8", calibration=str(tmp_path / "calib.npy"))
+    tuned, notes = tuning.tune(tmp_path / "mlp.onnx", board, options)
+    first = build(tmp_path / "mlp.onnx", board, tmp_path / "a", tuned)
     cache = json.loads((tmp_path / "tune.json").read_text())
     assert notes and len(cache) == len(notes) and all("(measured)" in n for n in notes)
     source = first.compiled.files["mlp.c"]
@@ -43,7 +44,7 @@ def test_tune_keeps_the_faster_kernel_and_caches_it(tmp_path, monkeypatch):
         raise AssertionError("a cached layer was measured again")
 
     monkeypatch.setattr(tuning, "_measure", no_emulator)
-    second = build(tmp_path / "mlp.onnx", get_board("mps2-an386"), tmp_path / "b", options)
-    assert [n for n in second.compiled.source.notes if n.startswith("--tune")] == \
-        [n.replace("(measured)", "(cached)") for n in notes]
+    again, cached = tuning.tune(tmp_path / "mlp.onnx", board, options)
+    assert cached == [n.replace("(measured)", "(cached)") for n in notes]
+    second = build(tmp_path / "mlp.onnx", board, tmp_path / "b", again)
     assert second.compiled.files["mlp.c"] == source
