@@ -233,6 +233,14 @@ MODEL_OPTIONS = [
 ]
 
 
+# build and export: the kernels' time the same on every input (Options.fixed_timing).
+FIXED_TIMING = click.option(
+    "--fixed-timing", is_flag=True,
+    help="int8: no kernel whose time depends on the input's values (dense layers that skip "
+         "their row's zeros), so that every inference takes the same time (intermittent "
+         "builds always do).")
+
+
 def model_options(command):
     for option in reversed(MODEL_OPTIONS):
         command = option(command)
@@ -291,10 +299,7 @@ def _size(n: int) -> str:
 @click.option("--weights-in-ram", is_flag=True,
               help="Place the weights in RAM (copied from flash at reset): each is read "
                    "without the flash's wait states, at the cost of their size in RAM.")
-@click.option("--fixed-timing", is_flag=True,
-              help="int8: no kernel whose time depends on the input's values (dense layers "
-                   "that skip their row's zeros), so that every inference takes the same "
-                   "time (intermittent builds always are).")
+@FIXED_TIMING
 @click.option("--tune", is_flag=True,
               help="int8: where a layer has a choice of kernels (so far: whether a dense "
                    "layer skips its row's zero inputs), measure both in the emulator on the "
@@ -903,10 +908,7 @@ def _ari_options(model: Path | None, stages: tuple[str, ...], stage_file: Path |
 @click.option("--static-arena", is_flag=True,
               help="The library defines the arena (<model>_arena) instead of taking the "
                    "caller's.")
-@click.option("--fixed-timing", is_flag=True,
-              help="int8: no kernel whose time depends on the input's values (dense layers "
-                   "that skip their row's zeros), so that every inference takes the same "
-                   "time.")
+@FIXED_TIMING
 @click.option("--force", is_flag=True,
               help="Export into OUTDIR though it is not ariel's, or though files ariel wrote "
                    "there were changed since: ariel's files are replaced, every other file is "

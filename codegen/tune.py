@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from codegen.compiler.compile import Options, compile_model, model_inputs
-from codegen.compiler.frontend import load_model
+from codegen.compiler.compile import Options, compile_model
+from codegen.compiler.quant.report import calibration_inputs
 from codegen.target.boards import Board
 
 SAMPLES = 4  # calibration inputs profiled per variant
@@ -67,7 +67,8 @@ def tune(model: Path, board: Board, options: Options,
     if missing:
         progress(f"--tune: measuring {len(missing)} layer(s) listed and dense in the "
                  f"emulator on {board.name}")
-        for name, measured in _measure(model, board, options, missing).items():
+        for name, measured in _measure(model, board, options, every.calibration,
+                                       every.graph, missing).items():
             cache[signatures[name]] = {"listed": measured.listed, "dense": measured.dense}
         _write(cache_path(), cache)
     choices, notes = {}, []
@@ -80,40 +81,26 @@ def tune(model: Path, board: Board, options: Options,
     return replace(options, listing_choices=choices), notes
 
 
-def _measure(model: Path, board: Board, options: Options,
+def _measure(model: Path, board: Board, options: Options, calibration, graph,
              names: set[str]) -> dict[str, Measured]:
     """Each of `names`' cycles per inference in a build listing every layer that can and in
-    one listing none, profiled on the calibration inputs."""
+    one listing none, profiled on up to SAMPLES calibration inputs (as `graph` takes them)."""
     from codegen.build import build
-    from codegen.compiler.quant.calibrate import load_calibration
     from codegen.run.profiling import run_profile
     from codegen.run.simulate import open_build
 
-    data = load_calibration(options.calibration, model_inputs(load_model(model)))
+    inputs = calibration_inputs(graph, calibration.inputs, SAMPLES)
     figures = {}
     with tempfile.TemporaryDirectory(prefix="ariel-tune-") as folder:
         for label, variant in (("listed", replace(options, listing_choices="all")),
                                ("dense", replace(options, fixed_timing=True))):
             build(model, board, Path(folder) / label, variant)
             built = open_build(Path(folder) / label)
-            report = run_profile(built, _inputs(built, data), timeout=1800)
+            report = run_profile(built, inputs, timeout=1800)
             names_of = {k["index"]: k["name"] for k in built.info.kernels}
             figures[label] = {names_of[row.index]: row.cycles if row.cycles is not None
                               else row.instructions for row in report.layers}
     return {name: Measured(figures["listed"][name], figures["dense"][name]) for name in names}
-
-
-def _inputs(built, data) -> list[np.ndarray]:
-    """Up to SAMPLES calibration inputs as the firmware reads them (quantized where it takes
-    int8 tensors)."""
-    arrays = []
-    for info, values in zip(built.info.inputs, data.inputs.values(), strict=True):
-        x = np.asarray(values[:SAMPLES], np.float32).reshape(-1, *info.shape)
-        if info.dtype == "int8":
-            x = np.clip(np.rint(x / np.float32(info.scale)) + info.zero_point, -128,
-                        127).astype(np.int8)
-        arrays.append(x)
-    return arrays
 
 
 def _signature(compiled, kernel: dict, board: Board, options: Options) -> str:

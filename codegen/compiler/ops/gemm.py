@@ -58,7 +58,7 @@ from codegen.compiler.ops.inner_product import (
 )
 from codegen.compiler.ops.output_pairs import OutputPairs, pack_output_pairs, widened_span
 from codegen.compiler.ops.strided import collapse
-from codegen.compiler.ops.zero_words import LIST_BYTES_PER_WORD, ZeroWords
+from codegen.compiler.ops.zero_words import INPUT_DEPENDENT, LIST_BYTES_PER_WORD, ZeroWords
 from codegen.compiler.quant.output_stage import OutputStage, zero_point_of
 
 TEMPLATE = "kernels/matmul_f32.c.j2"
@@ -323,7 +323,7 @@ class MatrixProduct(OpDef):
         return Kernel(TEMPLATE_S8_PAIRS, context, weights,
                       skipped_macs=0 if skipped is None else skipped.skipped_macs(
                           self.macs(node, graph)),
-                      input_dependent=None if zero is None else zero.timing())
+                      input_dependent=None if zero is None else INPUT_DEPENDENT)
 
     def b_inner_axis(self, node: Node, b: Tensor) -> int:
         """The axis of B that the inner product runs along (k)."""

@@ -53,6 +53,10 @@ STEP_OUTPUTS = 2 * PAIRS_PER_STEP
 # Below this, a layer's weights cost too little to read for a list to pay back its making,
 # and its calibration statistics are not gathered (codegen/compiler/quant/zero_rows.py).
 MIN_WEIGHT_BYTES = 2048
+# What a listing kernel's time depends on (Kernel.input_dependent, for build notes).
+INPUT_DEPENDENT = ("dense layers that leave out the zero inputs of their row take longer on a "
+                   "row with fewer zeros, at most their dense loop's time plus the list's "
+                   "making")
 # pair_inputs' greedy pairing sorts all K (K - 1) / 2 pairs: up to this K (half a million).
 GREEDY_INPUTS = 1024
 
@@ -90,11 +94,6 @@ class ZeroWords:
     def filters(self, rows: np.ndarray) -> np.ndarray:
         """Filters [N, K] as rows of K4 positions in this order (padding weights 0)."""
         return np.where(self.padding, 0, rows[:, self.order])
-
-    def timing(self) -> str:
-        """What the kernel's time depends on, for build notes."""
-        return ("dense layers that leave out the zero inputs of their row take longer on a "
-                "row with fewer zeros, at most their dense loop's time plus the list's making")
 
     def note(self) -> str:
         """The kernel comment's line on the list."""

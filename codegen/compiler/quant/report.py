@@ -70,6 +70,23 @@ def quantize_inputs(graph: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return result
 
 
+def calibration_inputs(graph: Graph, samples: dict[str, np.ndarray], count: int
+                       ) -> list[np.ndarray] | None:
+    """The first `count` of `samples` (model input name -> (N, ...)) as the graph takes
+    them, one array [count, *shape] per graph input, found under the model's name (a graph
+    that takes its int8 tensors names its inputs after them): float data quantized where the
+    graph takes int8, int8 data (a model read as int8) as it is. None when an input has no
+    data."""
+    names = [_float_input(graph, name) for name in graph.inputs]
+    if any(name not in samples for name in names):
+        return None
+    arrays = [np.asarray(samples[source][:count]).reshape(-1, *graph.tensor(name).shape)
+              for name, source in zip(graph.inputs, names, strict=True)]
+    quantized = quantize_inputs(graph, [array.astype(np.float32) for array in arrays])
+    return [array if array.dtype == np.int8 else scaled
+            for array, scaled in zip(arrays, quantized, strict=True)]
+
+
 def quantization_report(graph: Graph, float_model: onnx.ModelProto | None,
                         qdq_model: onnx.ModelProto | None,
                         samples: dict[str, np.ndarray] | None) -> QuantReport:
@@ -79,9 +96,10 @@ def quantization_report(graph: Graph, float_model: onnx.ModelProto | None,
         float_model = qdq_model = None
         samples = {}
     count = min(MAX_SAMPLES, len(next(iter(samples.values())))) if samples else 0
-    ours = [run_graph_values(graph, quantize_inputs(
-        graph, [samples[_float_input(graph, n)][i] for n in graph.inputs]))
-        for i in range(count)]
+    inputs = calibration_inputs(graph, samples, count) if count else None
+    if inputs is None:
+        count = 0
+    ours = [run_graph_values(graph, [x[i] for x in inputs]) for i in range(count)]
     wanted = {_float_name(float_model, graph.origins[t]) for t in _kernel_outputs(graph)
               if t in graph.origins} if float_model is not None else set()
     floats = _run_onnxruntime(float_model, samples, count, sorted(wanted)) if wanted else None

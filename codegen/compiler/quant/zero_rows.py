@@ -14,7 +14,7 @@ from codegen.compiler.ir import Graph, Node
 from codegen.compiler.ops import REGISTRY
 from codegen.compiler.ops.zero_words import MIN_WEIGHT_BYTES, plan_zero_words
 from codegen.compiler.quant.output_stage import zero_point_of
-from codegen.compiler.quant.report import quantize_inputs
+from codegen.compiler.quant.report import calibration_inputs
 from codegen.compiler.reference import run_graph_values
 
 SAMPLES = 32  # enough to rank the inputs by how often they are zero; each is a full run
@@ -28,22 +28,16 @@ def record_row_zeros(graph: Graph, calibration) -> None:
     """Set `zeros` ([rows, K] bool) on the row tensor of every dense layer that may list
     its zero words, from the calibration data (a CalibrationData)."""
     nodes = [node for node in graph.nodes if _listable(node, graph)]
-    # A graph that takes its int8 tensors (--io int8) names its inputs after them; the data
-    # is keyed by the model's input names.
-    sources = [graph.origins.get(name, name) for name in graph.inputs]
-    if not nodes or any(name not in calibration.inputs for name in sources):
+    if not nodes:
         return
     macs = sum(REGISTRY[node.op].macs(node, graph) for node in graph.nodes)
     count = min(calibration.count, SAMPLES, max(MIN_SAMPLES, REFERENCE_MACS // max(macs, 1)))
+    inputs = calibration_inputs(graph, calibration.inputs, count)
+    if inputs is None:
+        return
     masks: dict[str, list[np.ndarray]] = {node.inputs[0]: [] for node in nodes}
     for index in range(count):
-        sample = [np.asarray(calibration.inputs[source][index]).reshape(graph.tensor(name).shape)
-                  for name, source in zip(graph.inputs, sources, strict=True)]
-        # Float data is quantized as the firmware's input stage would; int8 data (a model
-        # read as int8) is taken as it is.
-        quantized = quantize_inputs(graph, [value.astype(np.float32) for value in sample])
-        values = run_graph_values(graph, [value if value.dtype == np.int8 else scaled
-                                          for value, scaled in zip(sample, quantized, strict=True)])
+        values = run_graph_values(graph, [x[index] for x in inputs])
         for name, seen in masks.items():
             row = graph.tensor(name)
             seen.append(values[name].reshape(-1, row.shape[-1]) == zero_point_of(row))
@@ -73,9 +67,10 @@ def plan_listing(graph: Graph, wait_states: int, choices: dict[str, bool] | None
     where given."""
     choices = choices or {}
     for node in graph.nodes:
-        row = graph.tensor(node.inputs[0]) if node.inputs else None
-        if (row is None or row.zeros is None or row.zeros.shape[1] != row.shape[-1]
-                or choices.get(node.name) is False):
+        if not _listable(node, graph) or choices.get(node.name) is False:
+            continue
+        row = graph.tensor(node.inputs[0])
+        if row.zeros is None or row.zeros.shape[1] != row.shape[-1]:
             continue
         outputs = graph.tensor(node.outputs[0]).shape[-1]
         decided = bool(choices.get(node.name))
